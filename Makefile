@@ -1,0 +1,104 @@
+# sluice — build, test, run, bench, fuzz.
+#
+#   make              build/sluice and build/sluice-mock (release, -O2)
+#   make test         everything under ASan+UBSan: unit, fuzz replay, integration
+#   make run          demo on 127.0.0.1:8080 (starts the mock without OPENAI_API_KEY)
+#   make bench        load scenarios in bench/
+#   make fuzz         libFuzzer targets (clang), FUZZ_SECONDS each
+#   make format-check clang-format over the tree
+
+CC      ?= cc
+PKGS    := libevent hiredis libcurl libxxhash yaml-0.1 libcjson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wformat=2 -Wno-format-nonliteral
+CSTD    := -std=c11 -D_GNU_SOURCE
+INC     := -Iinclude
+CFLAGS_REL  := $(CSTD) $(WARN) -O2 -g $(INC) $(PKG_CFLAGS)
+CFLAGS_TEST := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer \
+               -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -DSL_TEST_BUILD $(INC) $(PKG_CFLAGS)
+LDFLAGS_TEST := -fsanitize=address,undefined
+
+LIB_SRC  := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
+MOCK_SRC := $(shell find test/mock -name '*.c' | sort)
+UNIT_SRC := $(shell find test/unit -name 'test_*.c' | sort)
+FUZZ_SRC := $(shell find test/fuzz -name 'fuzz_*.c' | sort)
+
+REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o)
+TEST_OBJ := $(LIB_SRC:%.c=build/test/obj/%.o)
+UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/unit/%)
+FUZZ_REPLAY := $(FUZZ_SRC:test/fuzz/%.c=build/test/fuzz/%)
+FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=build/fuzz/%)
+
+.PHONY: all deps test run bench fuzz clean format format-check test-build
+all: build/sluice build/sluice-mock
+
+deps:
+	@./third_party/install.sh third_party/packages.txt
+
+build/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_REL) -MMD -MP -c $< -o $@
+
+build/test/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_TEST) -MMD -MP -c $< -o $@
+
+build/sluice: $(REL_OBJ) build/obj/src/main.o
+	$(CC) -o $@ $^ $(PKG_LIBS)
+
+build/sluice-mock: $(MOCK_SRC:%.c=build/obj/%.o)
+	$(CC) -o $@ $^ $(PKG_LIBS)
+
+build/test/sluice: $(TEST_OBJ) build/test/obj/src/main.o
+	$(CC) $(LDFLAGS_TEST) -o $@ $^ $(PKG_LIBS)
+
+build/test/sluice-mock: $(MOCK_SRC:%.c=build/test/obj/%.o)
+	$(CC) $(LDFLAGS_TEST) -o $@ $^ $(PKG_LIBS)
+
+build/test/unit/%: build/test/obj/test/unit/%.o $(TEST_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_TEST) -o $@ $^ $(PKG_LIBS)
+
+# Under gcc every fuzz target builds as a corpus replayer (test/fuzz/replay.c).
+build/test/fuzz/%: build/test/obj/test/fuzz/%.o build/test/obj/test/fuzz/replay.o $(TEST_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_TEST) -o $@ $^ $(PKG_LIBS)
+
+# Real libFuzzer builds (clang only).
+build/fuzz/%: test/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang $(CSTD) -O1 -g -fsanitize=fuzzer,address,undefined $(INC) $(PKG_CFLAGS) \
+	    -o $@ $< $(LIB_SRC) $(PKG_LIBS)
+
+test-build: all build/test/sluice build/test/sluice-mock $(UNIT_BIN) $(FUZZ_REPLAY)
+
+test: deps
+	@$(MAKE) --no-print-directory -j2 test-build
+	@./test/run.sh
+
+run: deps all
+	@./conf/run-demo.sh
+
+bench: deps all
+	@./third_party/install.sh third_party/bench-packages.txt
+	@./bench/run.sh
+
+FUZZ_SECONDS ?= 60
+fuzz: deps $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p test/fuzz/corpus/$$n; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 test/fuzz/corpus/$$n || exit 1; done
+
+FORMAT_FILES = $(shell find src include test -name '*.[ch]')
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

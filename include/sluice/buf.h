@@ -1,0 +1,33 @@
+/* buf.h — growable byte buffer with an optional bound, and JSON writing helpers.
+ *
+ * Owns: its heap storage (p). sl_buf_reset() keeps the capacity for reuse, so a
+ * long-lived buffer stops allocating once it has grown to its working size. */
+#ifndef SLUICE_BUF_H
+#define SLUICE_BUF_H
+
+#include "sluice/util.h"
+
+typedef struct sl_buf {
+    char *p;
+    size_t len;
+    size_t cap;
+    size_t max; /* 0: unbounded; appends beyond it fail with SL_ETOOBIG */
+} sl_buf;
+
+void sl_buf_init(sl_buf *b, size_t max);
+int sl_buf_reserve(sl_buf *b, size_t extra);
+int sl_buf_append(sl_buf *b, const void *p, size_t n);
+int sl_buf_append_c(sl_buf *b, const char *s);
+int sl_buf_append_str(sl_buf *b, sl_str s);
+int sl_buf_printf(sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal (quotes included, control bytes escaped). */
+int sl_buf_json_str(sl_buf *b, const char *s, size_t n);
+int sl_buf_json_cstr(sl_buf *b, const char *s); /* NULL writes null */
+/* Appends a double in the shortest form that round-trips ("%.17g" trimmed). */
+int sl_buf_json_num(sl_buf *b, double v);
+void sl_buf_consume(sl_buf *b, size_t n); /* drop n bytes from the front */
+void sl_buf_reset(sl_buf *b);
+void sl_buf_free(sl_buf *b);
+static inline sl_str sl_buf_str(const sl_buf *b) { return (sl_str){b->p, b->len}; }
+
+#endif

@@ -1,0 +1,65 @@
+/* util.h — the smallest shared vocabulary: slices, error codes, clocks.
+ *
+ * Owns nothing. Every other module may include it; it includes only libc. */
+#ifndef SLUICE_UTIL_H
+#define SLUICE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define SLUICE_VERSION "0.1.0"
+
+/* A borrowed byte slice; never owns its memory, never NUL-terminated by contract. */
+typedef struct sl_str {
+    const char *p;
+    size_t len;
+} sl_str;
+
+#define SL_STR(lit) ((sl_str){(lit), sizeof(lit) - 1})
+#define SL_STR_NULL ((sl_str){NULL, 0})
+
+static inline sl_str sl_str_c(const char *s) { return (sl_str){s, s ? strlen(s) : 0}; }
+static inline bool sl_str_eq(sl_str a, sl_str b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+static inline bool sl_str_eq_c(sl_str a, const char *b) { return sl_str_eq(a, sl_str_c(b)); }
+
+/* Internal functions return 0 or one of these (negative). */
+enum {
+    SL_OK = 0,
+    SL_ENOMEM = -1,
+    SL_EINVAL = -2,
+    SL_ETOOBIG = -3,
+    SL_EIO = -4,
+    SL_ETIMEDOUT = -5,
+    SL_ENOTFOUND = -6,
+    SL_EAGAIN = -7,
+};
+
+#define SL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define SL_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SL_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define SL_UNUSED(x) ((void)(x))
+
+/* Monotonic clock in microseconds / milliseconds (for timeouts, TTLs, latencies). */
+uint64_t sl_now_us(void);
+uint64_t sl_now_ms(void);
+/* Wall clock in milliseconds since the epoch (for logs and SLA times). */
+int64_t sl_wall_ms(void);
+/* Writes an RFC 3339 UTC timestamp with milliseconds ("2026-11-24T03:33:22.123Z"),
+ * NUL-terminated, into out (at least 25 bytes). Returns its length. */
+size_t sl_rfc3339_ms(int64_t wall_ms, char *out);
+
+/* Case-insensitive ASCII comparison of a slice with a C string. */
+bool sl_str_ieq_c(sl_str a, const char *b);
+
+/* Parses a size such as "64MiB", "512k", "1048576" into bytes. 0 or SL_EINVAL. */
+int sl_parse_size(const char *s, size_t *out);
+
+/* Fills out with n random bytes (getrandom, falling back to /dev/urandom). */
+void sl_random_bytes(void *out, size_t n);
+
+#endif

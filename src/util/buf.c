@@ -1,0 +1,147 @@
+/* buf.c — growable bounded byte buffer and JSON writing helpers; see buf.h. */
+#include "sluice/buf.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+void sl_buf_init(sl_buf *b, size_t max)
+{
+    b->p = NULL;
+    b->len = b->cap = 0;
+    b->max = max;
+}
+
+int sl_buf_reserve(sl_buf *b, size_t extra)
+{
+    if (extra > SIZE_MAX - b->len - 1)
+        return SL_ETOOBIG;
+    size_t need = b->len + extra;
+    if (b->max && need > b->max)
+        return SL_ETOOBIG;
+    if (need + 1 <= b->cap)
+        return SL_OK;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need + 1)
+        cap *= 2;
+    if (b->max && cap > b->max + 1)
+        cap = b->max + 1;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return SL_ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return SL_OK;
+}
+
+int sl_buf_append(sl_buf *b, const void *p, size_t n)
+{
+    int rc = sl_buf_reserve(b, n);
+    if (rc)
+        return rc;
+    if (n)
+        memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len] = '\0'; /* always terminated, for convenience of C callers */
+    return SL_OK;
+}
+
+int sl_buf_append_c(sl_buf *b, const char *s) { return sl_buf_append(b, s, strlen(s)); }
+int sl_buf_append_str(sl_buf *b, sl_str s) { return sl_buf_append(b, s.p, s.len); }
+
+int sl_buf_printf(sl_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return SL_EINVAL;
+    int rc = sl_buf_reserve(b, (size_t)n);
+    if (rc)
+        return rc;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return SL_OK;
+}
+
+int sl_buf_json_str(sl_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    int rc = sl_buf_reserve(b, n + 2);
+    if (rc)
+        return rc;
+    b->p[b->len++] = '"';
+    size_t run = 0; /* bytes copied verbatim in one go */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if ((rc = sl_buf_append(b, s + run, i - run)))
+            return rc;
+        run = i + 1;
+        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        size_t elen = 6;
+        switch (c) {
+        case '"': esc[1] = '"'; elen = 2; break;
+        case '\\': esc[1] = '\\'; elen = 2; break;
+        case '\n': esc[1] = 'n'; elen = 2; break;
+        case '\r': esc[1] = 'r'; elen = 2; break;
+        case '\t': esc[1] = 't'; elen = 2; break;
+        default: break;
+        }
+        if ((rc = sl_buf_append(b, esc, elen)))
+            return rc;
+    }
+    if ((rc = sl_buf_append(b, s + run, n - run)))
+        return rc;
+    return sl_buf_append(b, "\"", 1);
+}
+
+int sl_buf_json_cstr(sl_buf *b, const char *s)
+{
+    return s ? sl_buf_json_str(b, s, strlen(s)) : sl_buf_append(b, "null", 4);
+}
+
+int sl_buf_json_num(sl_buf *b, double v)
+{
+    if (!isfinite(v))
+        return sl_buf_append(b, "null", 4);
+    if (v == (double)(int64_t)v && fabs(v) < 1e15)
+        return sl_buf_printf(b, "%lld", (long long)v);
+    char tmp[32];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v)
+            break;
+    }
+    return sl_buf_append_c(b, tmp);
+}
+
+void sl_buf_consume(sl_buf *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+    } else {
+        memmove(b->p, b->p + n, b->len - n);
+        b->len -= n;
+    }
+    if (b->p)
+        b->p[b->len] = '\0';
+}
+
+void sl_buf_reset(sl_buf *b)
+{
+    b->len = 0;
+    if (b->p)
+        b->p[0] = '\0';
+}
+
+void sl_buf_free(sl_buf *b)
+{
+    free(b->p);
+    sl_buf_init(b, b->max);
+}

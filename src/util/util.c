@@ -1,0 +1,102 @@
+/* util.c — clocks, sizes, randomness: the few libc wrappers everyone needs. */
+#include "sluice/util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t sl_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t sl_now_ms(void) { return sl_now_us() / 1000u; }
+
+int64_t sl_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+size_t sl_rfc3339_ms(int64_t wall_ms, char *out)
+{
+    time_t secs = (time_t)(wall_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    int n = snprintf(out, 25, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(wall_ms % 1000));
+    return n > 0 ? (size_t)n : 0;
+}
+
+bool sl_str_ieq_c(sl_str a, const char *b)
+{
+    size_t n = strlen(b);
+    if (n != a.len)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (tolower((unsigned char)a.p[i]) != tolower((unsigned char)b[i]))
+            return false;
+    }
+    return true;
+}
+
+int sl_parse_size(const char *s, size_t *out)
+{
+    if (!s || !isdigit((unsigned char)*s))
+        return SL_EINVAL;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return SL_EINVAL;
+    while (*end == ' ')
+        end++;
+    unsigned long long mul = 1;
+    static const struct {
+        const char *suffix;
+        unsigned long long mul;
+    } units[] = {
+        {"", 1},           {"b", 1},           {"k", 1000},         {"kb", 1000},
+        {"kib", 1ull << 10}, {"m", 1000000},   {"mb", 1000000},     {"mib", 1ull << 20},
+        {"g", 1000000000}, {"gb", 1000000000}, {"gib", 1ull << 30},
+    };
+    bool found = false;
+    for (size_t i = 0; i < SL_ARRAY_LEN(units); i++) {
+        if (strcasecmp(end, units[i].suffix) == 0) {
+            mul = units[i].mul;
+            found = true;
+            break;
+        }
+    }
+    if (!found || (v && mul > UINT64_MAX / v))
+        return SL_EINVAL;
+    *out = (size_t)(v * mul);
+    return SL_OK;
+}
+
+void sl_random_bytes(void *out, size_t n)
+{
+    char *p = out;
+    while (n > 0) {
+        ssize_t got = getrandom(p, n, 0);
+        if (got <= 0) {
+            if (got < 0 && errno == EINTR)
+                continue;
+            /* getrandom cannot fail on Linux >= 3.17 for small n; keep going anyway. */
+            for (size_t i = 0; i < n; i++)
+                p[i] = (char)rand();
+            return;
+        }
+        p += got;
+        n -= (size_t)got;
+    }
+}
