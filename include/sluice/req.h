@@ -1,0 +1,144 @@
+/* req.h — one client request as it travels the pipeline.
+ *
+ * Owns: its arena (every per-request allocation), its pinned config reference,
+ * the response header list and the buffered response body. Stages share state
+ * only through the fields below; a stage never reaches into another stage's
+ * private data.
+ *
+ * Lifetime: created by the server (or a service, for internal calls), freed by
+ * sl_req_release() when the last reference is dropped. Async callbacks that may
+ * outlive the client (curl, hiredis, timers) hold a reference. Requests are
+ * pooled: the struct and its first arena block are reused, not freed. */
+#ifndef SLUICE_REQ_H
+#define SLUICE_REQ_H
+
+#include "sluice/arena.h"
+#include "sluice/buf.h"
+#include "sluice/cache_key.h"
+#include "sluice/config.h"
+#include "sluice/request.h"
+#include "sluice/sink.h"
+
+struct event_base;
+struct event;
+
+#define SL_REQ_MAGIC 0x534c5251u /* "SLRQ" */
+#define SL_REQ_MAX_HEADERS 24
+#define SL_REQ_ARENA_INLINE 8192
+
+typedef enum {
+    SL_CACHE_NONE = 0, /* not an LLM route, or the cache stage never ran */
+    SL_CACHE_MISS,
+    SL_CACHE_HIT,
+    SL_CACHE_COALESCED,
+    SL_CACHE_BYPASS,
+} sl_cache_outcome;
+
+typedef struct sl_header {
+    const char *name;
+    const char *value;
+} sl_header;
+
+typedef struct sl_req sl_req;
+
+struct sl_req {
+    uint32_t magic;
+    int refs;
+    sl_arena arena;
+    sl_config *conf;          /* pinned for the request's life */
+    struct event_base *base;
+    sl_req *pool_next;        /* free-list link while pooled */
+
+    /* identity and input */
+    char id[64];              /* x-request-id: the client's, else generated */
+    const char *method;       /* "GET", "POST", ... (static strings) */
+    const char *path;         /* path without query (arena) */
+    const char *query;        /* query string or NULL (arena) */
+    const char *auth_key;     /* the client's API key, never logged (arena) */
+    const char *cache_control;/* the client's Cache-Control header, or NULL */
+    long ttl_override_s;      /* x-sluice-cache-ttl, -1 absent */
+    sl_str body;              /* the client's bytes, as received */
+    bool is_llm;              /* an LLM route: the pipeline runs */
+    sl_llm_req llm;           /* parsed view (valid once the parse stage ran) */
+    const char *tenant;       /* "default" in open mode */
+
+    /* routing and upstream */
+    int provider_idx;         /* index into conf->providers, -1 none */
+    const char *provider;     /* name of the provider that answered */
+    const char *upstream_path;/* e.g. "/chat/completions" */
+    int retries;
+    char tried[128];          /* providers tried, comma-separated */
+
+    /* cache */
+    sl_cache_key key;
+    bool has_key;
+    sl_cache_outcome cache;
+    const char *cache_detail; /* "l1", "l2" or NULL */
+    const char *led_by;       /* coalesced: request id of the leader */
+
+    /* response */
+    sl_sink *sink;            /* where the answer goes */
+    int status;               /* final status (499: client closed) */
+    bool streaming;           /* the answer is SSE */
+    bool head_sent;           /* the sink got its head: no retry, no new status */
+    bool client_gone;
+    bool completed;           /* sl_req_complete ran */
+    sl_header headers[SL_REQ_MAX_HEADERS]; /* extra response headers */
+    int n_headers;
+    sl_buf body_out;          /* buffered plain answer (or error body) */
+    const char *content_type; /* plain answers; NULL: application/json */
+    const char *error;        /* short reason for the log, or NULL */
+
+    /* metering */
+    long prompt_tokens;
+    long completion_tokens;
+    bool usage_estimated;
+    double cost_usd;
+    double saved_usd;
+    size_t bytes_out;
+
+    /* timings (monotonic µs; 0 = not reached) */
+    uint64_t t_start;
+    uint64_t t_upstream_start;
+    uint64_t t_first_byte;    /* first byte from upstream */
+    uint64_t t_upstream_end;
+    uint64_t t_end;
+
+    /* pipeline position */
+    int stage;                /* next stage to run */
+    int reached;              /* stages [0, reached) ran their on_request */
+    struct event *resume_ev;  /* fires sl_pipeline_run from the loop */
+    void *stage_data[12];     /* private per-stage slot, indexed by stage position */
+    void (*on_release)(sl_req *r); /* owner's cleanup hook (server/service) */
+    void *owner;              /* the owner's object (evhttp request, service call) */
+};
+
+/* Takes a request from the pool (or allocates one); refs = 1, conf pinned. */
+sl_req *sl_req_new(struct event_base *base, sl_config *conf);
+void sl_req_ref(sl_req *r);
+/* Drops a reference; at zero the owner's hook runs and the request returns to the pool. */
+void sl_req_release(sl_req *r);
+/* Requests alive now (created and not yet released): what a drain waits for. */
+size_t sl_req_live(void);
+/* Frees the pool (at exit, for leak checkers). */
+void sl_req_pool_drain(void);
+
+/* Adds a response header; name and value must outlive the request (static or arena). */
+void sl_req_header(sl_req *r, const char *name, const char *value);
+const char *sl_req_header_get(const sl_req *r, const char *name);
+
+/* Renders the OpenAI error object into out. */
+int sl_error_json(sl_buf *out, const char *message, const char *type, const char *param,
+                  const char *code);
+/* Records an error answer on r (status, OpenAI-shaped body in body_out, r->error).
+ * When the head was already sent (a stream in progress), it becomes an SSE error
+ * event instead and the stream ends without [DONE]. */
+void sl_req_error(sl_req *r, int status, const char *type, const char *code,
+                  const char *param, const char *message);
+/* Shorthand for sl_http_error values from the parser. */
+void sl_req_error_from(sl_req *r, const sl_http_error *e);
+
+/* Generates a request id into out (at least 33 bytes). */
+void sl_req_make_id(char *out);
+
+#endif

@@ -1,0 +1,31 @@
+/* server.h — inbound HTTP: the listener, the route table, the client sink,
+ * drain and reload.
+ *
+ * Owns: the evhttp server and its listener, the current configuration
+ * (swapped atomically on reload; requests pin the one they started with), the
+ * draining flag. Routes are one table in server.c. */
+#ifndef SLUICE_SERVER_H
+#define SLUICE_SERVER_H
+
+#include "sluice/req.h"
+
+struct event_base;
+
+int sl_server_start(struct event_base *base, sl_config *conf);
+/* Installs a new configuration for new requests (the old one lives on in the
+ * requests that pinned it). Listen address changes need a restart. */
+void sl_server_swap_config(sl_config *conf);
+sl_config *sl_server_config(void);
+/* Stops accepting and turns readiness false. */
+void sl_server_begin_drain(void);
+bool sl_server_draining(void);
+void sl_server_stop(void);
+uint64_t sl_server_started_ms(void);
+
+/* Operational route handlers (ops.c): fill r (status, body_out) and complete it. */
+void sl_ops_live(sl_req *r);
+void sl_ops_ready(sl_req *r);
+void sl_ops_health(sl_req *r);
+void sl_ops_models(sl_req *r);
+
+#endif

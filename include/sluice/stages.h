@@ -1,0 +1,21 @@
+/* stages.h — every pipeline stage, one per file in src/stages/. */
+#ifndef SLUICE_STAGES_H
+#define SLUICE_STAGES_H
+
+#include "sluice/pipeline.h"
+
+extern const sl_stage sl_stage_parse; /* body -> validated sl_llm_req (400/413) */
+extern const sl_stage sl_stage_route; /* model -> provider (404 model_not_found) */
+extern const sl_stage sl_stage_proxy; /* the upstream call, plain or streamed */
+
+/* Private per-request slots of the stages (r->stage_data[...]). */
+enum { SL_SLOT_PROXY = 0, SL_SLOT_CACHE, SL_SLOT_COALESCE, SL_SLOT_LIMITS, SL_SLOT_AUTH };
+
+/* For stages that answer: complete the request and report SL_DONE. */
+static inline sl_step sl_stage_answer(sl_req *r)
+{
+    sl_pipeline_complete(r);
+    return SL_DONE;
+}
+
+#endif

@@ -1,0 +1,57 @@
+/* upstream.h — HTTP calls to providers: libcurl multi driven by the event loop.
+ *
+ * Owns: the curl multi handle, one persistent event per upstream socket, one
+ * timer, a pool of easy handles, and every sl_call until it is finished or
+ * cancelled. Knows nothing of requests or providers: the proxy stage adapts.
+ *
+ * Callback rules: on_status and on_data run inside curl callbacks — they must
+ * not start or cancel calls synchronously (sl_call_cancel is safe: it defers).
+ * on_done runs from the loop, exactly once per call that was not cancelled;
+ * after sl_call_cancel() returns no hook of that call runs again. */
+#ifndef SLUICE_UPSTREAM_H
+#define SLUICE_UPSTREAM_H
+
+#include "sluice/util.h"
+
+struct event_base;
+struct curl_slist;
+
+typedef struct sl_call sl_call;
+
+typedef struct sl_call_hooks {
+    /* the response head is complete: status and the headers below are known */
+    void (*on_status)(void *ud, sl_call *c, int status);
+    /* a piece of the body; return nonzero to abort the transfer */
+    int (*on_data)(void *ud, sl_call *c, const char *p, size_t n);
+    /* finished: rc 0 (complete), SL_ETIMEDOUT, SL_EIO (connect or transfer error),
+     * SL_ETOOBIG; detail says why (static string or the curl error text) */
+    void (*on_done)(void *ud, sl_call *c, int rc, const char *detail);
+} sl_call_hooks;
+
+typedef struct sl_call_opts {
+    const char *url;
+    const char *method;             /* NULL: POST when body, else GET */
+    struct curl_slist *headers;     /* owned by the call from sl_call_start on */
+    const char *body;               /* borrowed until on_done / cancel */
+    size_t body_len;
+    int connect_ms;
+    int first_byte_ms;              /* 0: none */
+    int idle_ms;                    /* longest silence once bytes flow; 0: none */
+    int total_ms;                   /* whole transfer; 0: none (streams) */
+} sl_call_opts;
+
+int sl_upstream_init(struct event_base *base, int max_inflight);
+void sl_upstream_shutdown(void);
+
+/* Starts a call. NULL when out of memory or over the in-flight bound (SL_EAGAIN
+ * in *err). */
+sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, int *err);
+void sl_call_cancel(sl_call *c);
+
+int sl_call_status(const sl_call *c);
+const char *sl_call_retry_after(const sl_call *c); /* header value or NULL */
+const char *sl_call_content_type(const sl_call *c);
+size_t sl_upstream_inflight(void);
+uint64_t sl_upstream_calls_total(void);
+
+#endif

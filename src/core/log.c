@@ -1,0 +1,132 @@
+/* log.c — stderr error log and the buffered, never-blocking access log. */
+#include "sluice/log.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <unistd.h>
+
+enum {
+    ACCESS_HIGH_WATER = 64 * 1024,   /* flush now past this */
+    ACCESS_MAX_BUFFERED = 8 << 20,   /* drop lines past this (reader stalled) */
+};
+
+static struct {
+    int fd;                 /* -1: off */
+    bool own_fd;
+    sl_buf buf;
+    size_t line_start;      /* offset of the line being written */
+    struct event *flush_ev; /* once per loop iteration */
+    bool flush_pending;
+    uint64_t dropped;
+} acc = {.fd = -1};
+
+void sl_log(const char *level, const char *fmt, ...)
+{
+    char ts[32];
+    sl_rfc3339_ms(sl_wall_ms(), ts);
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s [%s] sluice[%d]: %s\n", ts, level, (int)getpid(), line);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    SL_UNUSED(fd);
+    SL_UNUSED(what);
+    SL_UNUSED(arg);
+    acc.flush_pending = false;
+    sl_access_flush();
+}
+
+int sl_access_open(struct event_base *base, const char *target)
+{
+    sl_access_close();
+    if (!target || strcmp(target, "off") == 0)
+        return SL_OK;
+    if (strcmp(target, "stdout") == 0) {
+        acc.fd = STDOUT_FILENO;
+    } else if (strcmp(target, "stderr") == 0) {
+        acc.fd = STDERR_FILENO;
+    } else {
+        acc.fd = open(target, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (acc.fd < 0) {
+            sl_err("access log %s: %s", target, strerror(errno));
+            return SL_EIO;
+        }
+        acc.own_fd = true;
+    }
+    /* A pipe or terminal must never block the loop: buffer instead. */
+    if (!acc.own_fd) {
+        int fl = fcntl(acc.fd, F_GETFL);
+        if (fl >= 0)
+            fcntl(acc.fd, F_SETFL, fl | O_NONBLOCK);
+    }
+    sl_buf_init(&acc.buf, 0);
+    if (base)
+        acc.flush_ev = event_new(base, -1, 0, flush_cb, NULL);
+    return SL_OK;
+}
+
+sl_buf *sl_access_begin(void)
+{
+    if (acc.fd < 0)
+        return NULL;
+    acc.line_start = acc.buf.len;
+    return &acc.buf;
+}
+
+void sl_access_commit(void)
+{
+    if (acc.buf.len > ACCESS_MAX_BUFFERED) {
+        acc.buf.len = acc.line_start; /* the reader is stuck: drop, count */
+        acc.dropped++;
+        return;
+    }
+    sl_buf_append(&acc.buf, "\n", 1);
+    if (acc.buf.len >= ACCESS_HIGH_WATER || !acc.flush_ev) {
+        sl_access_flush();
+    } else if (!acc.flush_pending) {
+        acc.flush_pending = true;
+        event_active(acc.flush_ev, 0, 0);
+    }
+}
+
+void sl_access_flush(void)
+{
+    size_t off = 0;
+    while (off < acc.buf.len) {
+        ssize_t n = write(acc.fd, acc.buf.p + off, acc.buf.len - off);
+        if (n > 0) {
+            off += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            break; /* EAGAIN or error: keep the rest for the next flush */
+        }
+    }
+    sl_buf_consume(&acc.buf, off);
+}
+
+void sl_access_close(void)
+{
+    if (acc.fd >= 0) {
+        sl_access_flush();
+        if (acc.own_fd)
+            close(acc.fd);
+    }
+    if (acc.flush_ev)
+        event_free(acc.flush_ev);
+    sl_buf_free(&acc.buf);
+    acc.fd = -1;
+    acc.own_fd = false;
+    acc.flush_ev = NULL;
+    acc.flush_pending = false;
+}
+
+uint64_t sl_access_dropped(void) { return acc.dropped; }

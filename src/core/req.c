@@ -1,0 +1,161 @@
+/* req.c — request objects: pool, references, headers, error answers. */
+#include "sluice/req.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Pooled requests keep their struct and their first arena block. */
+typedef struct sl_req_slot {
+    sl_req req;
+    char arena_first[SL_REQ_ARENA_INLINE];
+} sl_req_slot;
+
+static sl_req *pool_head;
+static size_t pool_len;
+static size_t live;
+
+size_t sl_req_live(void) { return live; }
+enum { SL_REQ_POOL_MAX = 1024 };
+
+sl_req *sl_req_new(struct event_base *base, sl_config *conf)
+{
+    sl_req_slot *slot;
+    if (pool_head) {
+        slot = (sl_req_slot *)pool_head;
+        pool_head = pool_head->pool_next;
+        pool_len--;
+    } else {
+        slot = malloc(sizeof(*slot));
+        if (!slot)
+            return NULL;
+    }
+    sl_req *r = &slot->req;
+    memset(r, 0, sizeof(*r));
+    r->magic = SL_REQ_MAGIC;
+    live++;
+    r->refs = 1;
+    r->base = base;
+    r->conf = sl_config_ref(conf);
+    sl_arena_init(&r->arena, slot->arena_first, sizeof(slot->arena_first), 0);
+    sl_buf_init(&r->body_out, conf->server.max_response_bytes);
+    r->ttl_override_s = -1;
+    r->provider_idx = -1;
+    r->llm.max_tokens = -1;
+    r->tenant = "default";
+    r->t_start = sl_now_us();
+    return r;
+}
+
+void sl_req_ref(sl_req *r) { r->refs++; }
+
+void sl_req_release(sl_req *r)
+{
+    if (r->magic != SL_REQ_MAGIC) {
+        fprintf(stderr, "sl_req_release: bad magic %08x\n", r->magic);
+        abort();
+    }
+    if (--r->refs > 0)
+        return;
+    if (r->on_release)
+        r->on_release(r);
+    if (r->resume_ev)
+        event_free(r->resume_ev);
+    sl_buf_free(&r->body_out);
+    sl_arena_free(&r->arena);
+    sl_config_unref(r->conf);
+    r->magic = 0;
+    live--;
+    sl_req_slot *slot = (sl_req_slot *)r;
+    if (pool_len < SL_REQ_POOL_MAX) {
+        r->pool_next = pool_head;
+        pool_head = r;
+        pool_len++;
+    } else {
+        free(slot);
+    }
+}
+
+void sl_req_pool_drain(void)
+{
+    while (pool_head) {
+        sl_req *next = pool_head->pool_next;
+        free(pool_head);
+        pool_head = next;
+    }
+    pool_len = 0;
+}
+
+void sl_req_header(sl_req *r, const char *name, const char *value)
+{
+    for (int i = 0; i < r->n_headers; i++) {
+        if (strcasecmp(r->headers[i].name, name) == 0) {
+            r->headers[i].value = value;
+            return;
+        }
+    }
+    if (r->n_headers < SL_REQ_MAX_HEADERS)
+        r->headers[r->n_headers++] = (sl_header){name, value};
+}
+
+const char *sl_req_header_get(const sl_req *r, const char *name)
+{
+    for (int i = 0; i < r->n_headers; i++) {
+        if (strcasecmp(r->headers[i].name, name) == 0)
+            return r->headers[i].value;
+    }
+    return NULL;
+}
+
+int sl_error_json(sl_buf *out, const char *message, const char *type, const char *param,
+                  const char *code)
+{
+    int rc = sl_buf_append_c(out, "{\"error\":{\"message\":");
+    rc = rc ? rc : sl_buf_json_cstr(out, message ? message : "error");
+    rc = rc ? rc : sl_buf_append_c(out, ",\"type\":");
+    rc = rc ? rc : sl_buf_json_cstr(out, type ? type : "api_error");
+    rc = rc ? rc : sl_buf_append_c(out, ",\"param\":");
+    rc = rc ? rc : sl_buf_json_cstr(out, param);
+    rc = rc ? rc : sl_buf_append_c(out, ",\"code\":");
+    rc = rc ? rc : sl_buf_json_cstr(out, code);
+    rc = rc ? rc : sl_buf_append_c(out, "}}");
+    return rc;
+}
+
+void sl_req_error(sl_req *r, int status, const char *type, const char *code,
+                  const char *param, const char *message)
+{
+    r->error = message;
+    sl_buf_reset(&r->body_out);
+    r->body_out.max = 0; /* an error body is small and must always fit */
+    if (r->head_sent) {
+        /* Mid-stream: an SSE error event; the stream ends without [DONE]. */
+        sl_buf_append_c(&r->body_out, "data: ");
+        sl_error_json(&r->body_out, message, type, param, code);
+        sl_buf_append_c(&r->body_out, "\n\n");
+        return;
+    }
+    r->status = status;
+    r->streaming = false;
+    sl_error_json(&r->body_out, message, type, param, code);
+}
+
+void sl_req_error_from(sl_req *r, const sl_http_error *e)
+{
+    sl_req_error(r, e->status ? e->status : 400, e->type ? e->type : "invalid_request_error",
+                 e->code, e->param, e->message);
+}
+
+void sl_req_make_id(char *out)
+{
+    /* A random per-process prefix and a counter: unique, cheap, no syscall per request. */
+    static char prefix[17];
+    static uint64_t counter;
+    if (!prefix[0]) {
+        uint8_t raw[8];
+        sl_random_bytes(raw, sizeof raw);
+        for (int i = 0; i < 8; i++)
+            snprintf(prefix + 2 * i, 3, "%02x", raw[i]);
+    }
+    snprintf(out, 33, "%s%016llx", prefix, (unsigned long long)++counter);
+}

@@ -1,0 +1,176 @@
+/* main.c — sluice: arguments, startup banner, signals, the loop, shutdown.
+ *
+ *   sluice -c FILE       run with FILE (default conf/sluice.yaml)
+ *   sluice -t -c FILE    check FILE and exit: 0, or 1 with FILE:LINE: key: reason
+ *
+ * SIGTERM/SIGINT drain (a second one stops at once); SIGHUP reloads. */
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sluice/config.h"
+#include "sluice/log.h"
+#include "sluice/server.h"
+#include "sluice/upstream.h"
+
+static struct {
+    struct event_base *base;
+    const char *conf_path;
+    struct event *drain_timer; /* checks whether in-flight work is done */
+    uint64_t drain_deadline_ms;
+    int signals_seen;
+} app;
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: sluice [-c FILE] [-t] [-v]\n"
+                 "  -c FILE  configuration (default conf/sluice.yaml)\n"
+                 "  -t       check the configuration and exit\n"
+                 "  -v       print the version and exit\n");
+}
+
+static void banner(const sl_config *c)
+{
+    fprintf(stderr, "sluice %s listening on http://%s (pid %d)\n", SLUICE_VERSION, c->listen,
+            (int)getpid());
+    fprintf(stderr, "  state store: %s\n",
+            c->redis.url ? c->redis.url : "embedded (in-process, volatile: lost on restart)");
+    for (size_t i = 0; i < c->n_providers; i++) {
+        const sl_provider_conf *p = &c->providers[i];
+        fprintf(stderr, "  provider %s (%s) %s models:", p->name,
+                p->kind == SL_PROVIDER_ANTHROPIC ? "anthropic" : "openai", p->base_url);
+        for (size_t m = 0; m < p->n_models; m++)
+            fprintf(stderr, " %s", p->models[m]);
+        fputc('\n', stderr);
+    }
+    if (c->n_providers == 0)
+        fprintf(stderr, "  no providers configured: LLM routes answer 404\n");
+    fprintf(stderr, "  access log: %s\n", c->log.access ? c->log.access : "off");
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    SL_UNUSED(fd);
+    SL_UNUSED(what);
+    SL_UNUSED(arg);
+    if (sl_req_live() == 0 || sl_now_ms() >= app.drain_deadline_ms) {
+        if (sl_req_live())
+            sl_warn("drain deadline reached with %zu requests in flight", sl_req_live());
+        event_base_loopexit(app.base, NULL);
+        return;
+    }
+    struct timeval tv = {0, 20000};
+    evtimer_add(app.drain_timer, &tv);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    SL_UNUSED(what);
+    SL_UNUSED(arg);
+    if (++app.signals_seen > 1) {
+        sl_warn("second signal: stopping now");
+        event_base_loopbreak(app.base);
+        return;
+    }
+    const sl_config *c = sl_server_config();
+    sl_info("signal %d: draining (up to %d s, %zu in flight)", (int)sig, c->shutdown.drain_s,
+            sl_req_live());
+    sl_server_begin_drain();
+    app.drain_deadline_ms = sl_now_ms() + (uint64_t)c->shutdown.drain_s * 1000u;
+    app.drain_timer = evtimer_new(app.base, on_drain_tick, NULL);
+    on_drain_tick(-1, 0, NULL);
+}
+
+static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+    SL_UNUSED(sig);
+    SL_UNUSED(what);
+    SL_UNUSED(arg);
+    char err[1024];
+    sl_config *c = sl_config_load(app.conf_path, err, sizeof err);
+    if (!c) {
+        sl_err("reload refused, keeping the running configuration: %s", err);
+        return;
+    }
+    sl_server_swap_config(c);
+    sl_config_unref(c);
+    sl_info("reloaded %s", app.conf_path);
+}
+
+static int check_only(const char *path)
+{
+    char err[1024];
+    sl_config *c = sl_config_load(path, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "%s: configuration ok (%zu providers)\n", path, c->n_providers);
+    sl_config_unref(c);
+    return 0;
+}
+
+static int run(sl_config *c)
+{
+    app.base = event_base_new();
+    if (!app.base || sl_upstream_init(app.base, c->server.max_inflight) != SL_OK ||
+        sl_access_open(app.base, c->log.access) != SL_OK || sl_server_start(app.base, c) != SL_OK)
+        return 1;
+    struct event *sig[] = {
+        evsignal_new(app.base, SIGTERM, on_stop_signal, NULL),
+        evsignal_new(app.base, SIGINT, on_stop_signal, NULL),
+        evsignal_new(app.base, SIGHUP, on_reload_signal, NULL),
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(sig); i++)
+        evsignal_add(sig[i], NULL);
+    banner(c);
+    event_base_dispatch(app.base);
+
+    bool clean = sl_req_live() == 0;
+    for (size_t i = 0; i < SL_ARRAY_LEN(sig); i++)
+        event_free(sig[i]);
+    if (app.drain_timer)
+        event_free(app.drain_timer);
+    if (clean) { /* with requests still in flight, the OS reclaims the rest */
+        sl_server_stop();
+        sl_upstream_shutdown();
+        sl_access_close();
+        sl_req_pool_drain();
+        event_base_free(app.base);
+    } else {
+        sl_access_flush();
+    }
+    sl_info("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    bool test_only = false;
+    app.conf_path = "conf/sluice.yaml";
+    int opt;
+    while ((opt = getopt(argc, argv, "c:tvh")) != -1) {
+        switch (opt) {
+        case 'c': app.conf_path = optarg; break;
+        case 't': test_only = true; break;
+        case 'v': printf("sluice %s\n", SLUICE_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (test_only)
+        return check_only(app.conf_path);
+    char err[1024];
+    sl_config *c = sl_config_load(app.conf_path, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    int rc = run(c);
+    sl_config_unref(c);
+    return rc;
+}

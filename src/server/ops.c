@@ -1,0 +1,197 @@
+/* ops.c — operational routes: health, readiness, detail, and the model list. */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "sluice/json.h"
+#include "sluice/pipeline.h"
+#include "sluice/server.h"
+#include "sluice/upstream.h"
+
+static void answer_json(sl_req *r, int status, const char *body)
+{
+    r->status = status;
+    sl_buf_append_c(&r->body_out, body);
+    sl_pipeline_complete(r);
+}
+
+void sl_ops_live(sl_req *r) { answer_json(r, 200, "{\"status\":\"live\"}"); }
+
+void sl_ops_ready(sl_req *r)
+{
+    if (sl_server_draining())
+        answer_json(r, 503, "{\"status\":\"draining\"}");
+    else
+        answer_json(r, 200, "{\"status\":\"ready\"}");
+}
+
+void sl_ops_health(sl_req *r)
+{
+    const sl_config *c = r->conf;
+    sl_buf *b = &r->body_out;
+    sl_buf_printf(b, "{\"status\":\"%s\",\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%llu,",
+                  sl_server_draining() ? "draining" : "ok", SLUICE_VERSION, (int)getpid(),
+                  (unsigned long long)((sl_now_ms() - sl_server_started_ms()) / 1000));
+    sl_buf_printf(b, "\"inflight\":%zu,\"upstream_inflight\":%zu,", sl_req_live() - 1,
+                  sl_upstream_inflight());
+    sl_buf_append_c(b, "\"state_store\":");
+    sl_buf_json_cstr(b, c->redis.url ? c->redis.url : "embedded");
+    sl_buf_append_c(b, ",\"providers\":[");
+    for (size_t i = 0; i < c->n_providers; i++) {
+        const sl_provider_conf *p = &c->providers[i];
+        sl_buf_append_c(b, i ? ",{\"name\":" : "{\"name\":");
+        sl_buf_json_cstr(b, p->name);
+        sl_buf_printf(b, ",\"kind\":\"%s\",\"base_url\":",
+                      p->kind == SL_PROVIDER_ANTHROPIC ? "anthropic" : "openai");
+        sl_buf_json_cstr(b, p->base_url);
+        sl_buf_append_c(b, ",\"models\":[");
+        for (size_t m = 0; m < p->n_models; m++) {
+            if (m)
+                sl_buf_append_c(b, ",");
+            sl_buf_json_cstr(b, p->models[m]);
+        }
+        sl_buf_append_c(b, "]}");
+    }
+    sl_buf_append_c(b, "]}");
+    r->status = 200;
+    sl_pipeline_complete(r);
+}
+
+/* ---- GET /v1/models ------------------------------------------------------ *
+ * Explicit model names are listed as they are; a provider serving "*" is
+ * asked for its own list, all of them at once. */
+
+typedef struct models_fetch {
+    sl_req *r;
+    int pending;
+    sl_buf items;       /* comma-joined model objects */
+    struct fetch_one {
+        struct models_fetch *all;
+        const sl_provider_conf *p;
+        sl_buf body;
+    } one[];
+} models_fetch;
+
+static void add_model(sl_buf *items, sl_str id, const char *owner)
+{
+    if (items->len)
+        sl_buf_append_c(items, ",");
+    sl_buf_append_c(items, "{\"id\":");
+    sl_buf_json_str(items, id.p, id.len);
+    sl_buf_append_c(items, ",\"object\":\"model\",\"created\":0,\"owned_by\":");
+    sl_buf_json_cstr(items, owner);
+    sl_buf_append_c(items, "}");
+}
+
+static void models_finish(models_fetch *f)
+{
+    sl_req *r = f->r;
+    sl_buf_printf(&r->body_out, "{\"object\":\"list\",\"data\":[%s]}", f->items.p ? f->items.p : "");
+    r->status = 200;
+    sl_buf_free(&f->items);
+    free(f);
+    sl_pipeline_complete(r);
+    sl_req_release(r);
+}
+
+static void fetch_status(void *ud, sl_call *c, int status)
+{
+    SL_UNUSED(ud);
+    SL_UNUSED(c);
+    SL_UNUSED(status);
+}
+
+static int fetch_data(void *ud, sl_call *c, const char *p, size_t n)
+{
+    SL_UNUSED(c);
+    struct fetch_one *one = ud;
+    return sl_buf_append(&one->body, p, n) == SL_OK ? 0 : 1;
+}
+
+static void fetch_done(void *ud, sl_call *c, int rc, const char *detail)
+{
+    SL_UNUSED(detail);
+    struct fetch_one *one = ud;
+    models_fetch *f = one->all;
+    sl_json *root = NULL;
+    sl_json_error err;
+    if (rc == SL_OK && sl_call_status(c) == 200 &&
+        sl_json_parse(&f->r->arena, one->body.p, one->body.len, NULL, &root, &err) == SL_OK) {
+        const sl_json *data = sl_json_get(root, "data");
+        for (const sl_json *m = data && data->type == SL_JSON_ARRAY ? data->child : NULL; m; m = m->next) {
+            const sl_json *id = sl_json_get(m, "id");
+            if (id && id->type == SL_JSON_STRING)
+                add_model(&f->items, id->str, one->p->name);
+        }
+    }
+    sl_buf_free(&one->body);
+    if (--f->pending == 0)
+        models_finish(f);
+}
+
+static const sl_call_hooks fetch_hooks = {
+    .on_status = fetch_status, .on_data = fetch_data, .on_done = fetch_done};
+
+static bool serves_all(const sl_provider_conf *p)
+{
+    for (size_t m = 0; m < p->n_models; m++) {
+        if (strchr(p->models[m], '*'))
+            return true;
+    }
+    return false;
+}
+
+static void start_fetch(struct fetch_one *one, sl_req *r)
+{
+    const sl_provider_conf *p = one->p;
+    struct curl_slist *h = NULL;
+    char line[1024];
+    if (p->api_key && p->api_key[0]) {
+        if (p->kind == SL_PROVIDER_ANTHROPIC) {
+            snprintf(line, sizeof line, "x-api-key: %s", p->api_key);
+            h = curl_slist_append(h, line);
+            h = curl_slist_append(h, "anthropic-version: 2023-06-01");
+        } else {
+            snprintf(line, sizeof line, "Authorization: Bearer %s", p->api_key);
+            h = curl_slist_append(h, line);
+        }
+    }
+    sl_call_opts o = {
+        .url = sl_arena_printf(&r->arena, "%s/models", p->base_url),
+        .headers = h,
+        .connect_ms = r->conf->timeouts.connect_ms,
+        .first_byte_ms = r->conf->timeouts.first_byte_ms,
+        .total_ms = 10000,
+    };
+    int err;
+    if (!sl_call_start(&o, &fetch_hooks, one, &err))
+        fetch_done(one, NULL, SL_EIO, "could not start");
+}
+
+void sl_ops_models(sl_req *r)
+{
+    const sl_config *c = r->conf;
+    models_fetch *f = calloc(1, sizeof(*f) + c->n_providers * sizeof(f->one[0]));
+    if (!f) {
+        answer_json(r, 500, "{\"error\":{\"message\":\"out of memory\",\"type\":\"api_error\",\"param\":null,\"code\":null}}");
+        return;
+    }
+    f->r = r;
+    sl_req_ref(r);
+    f->pending = 1; /* held while starting, so an early finish cannot free f */
+    for (size_t i = 0; i < c->n_providers; i++) {
+        const sl_provider_conf *p = &c->providers[i];
+        if (serves_all(p)) {
+            f->one[i] = (struct fetch_one){.all = f, .p = p};
+            sl_buf_init(&f->one[i].body, 4 << 20);
+            f->pending++;
+            start_fetch(&f->one[i], r);
+            continue;
+        }
+        for (size_t m = 0; m < p->n_models; m++)
+            add_model(&f->items, sl_str_c(p->models[m]), p->name);
+    }
+    if (--f->pending == 0)
+        models_finish(f);
+}

@@ -1,0 +1,372 @@
+/* server.c — libevent's evhttp in front of the pipeline.
+ *
+ * One callback receives every request: it checks what evhttp 2.1 does not
+ * (duplicate Content-Length), builds an sl_req, looks the path up in the
+ * route table, and hands the request to the pipeline (LLM routes) or to an
+ * operational handler. Every answer leaves through the client sink below,
+ * which also notices a client that went away (close callback) and turns it
+ * into a pipeline abort. */
+#include "sluice/server.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "sluice/log.h"
+#include "sluice/pipeline.h"
+
+static struct {
+    struct event_base *base;
+    struct evhttp *http;
+    struct evconnlistener *listener;
+    struct evhttp_bound_socket *bound;
+    sl_config *conf;
+    bool draining;
+    uint64_t started_ms;
+    struct evbuffer *chunk; /* reused for every streamed chunk */
+} srv;
+
+enum { M_GET = 1, M_POST = 2 };
+
+typedef struct route {
+    const char *path;
+    unsigned methods;
+    bool llm;
+    sl_api api;
+    void (*handler)(sl_req *r);
+} route;
+
+static const route routes[] = {
+    {"/v1/chat/completions", M_POST, true, SL_API_CHAT, NULL},
+    {"/v1/completions", M_POST, true, SL_API_COMPLETIONS, NULL},
+    {"/v1/embeddings", M_POST, true, SL_API_EMBEDDINGS, NULL},
+    {"/v1/models", M_GET, false, 0, sl_ops_models},
+    {"/health/live", M_GET, false, 0, sl_ops_live},
+    {"/health/ready", M_GET, false, 0, sl_ops_ready},
+    {"/health", M_GET, false, 0, sl_ops_health},
+};
+
+/* ---- the client sink --------------------------------------------------- */
+
+static void add_common_headers(sl_req *r, struct evkeyvalq *out, bool sse)
+{
+    if (sse) {
+        evhttp_add_header(out, "Content-Type", "text/event-stream");
+        evhttp_add_header(out, "Cache-Control", "no-cache");
+    } else {
+        evhttp_add_header(out, "Content-Type", r->content_type ? r->content_type : "application/json");
+    }
+    evhttp_add_header(out, "x-request-id", r->id);
+    const char *cache = NULL;
+    switch (r->cache) {
+    case SL_CACHE_HIT: cache = "hit"; break;
+    case SL_CACHE_MISS: cache = "miss"; break;
+    case SL_CACHE_COALESCED: cache = "coalesced"; break;
+    case SL_CACHE_BYPASS: cache = "bypass"; break;
+    default: break;
+    }
+    if (cache)
+        evhttp_add_header(out, "x-sluice-cache", cache);
+    for (int i = 0; i < r->n_headers; i++)
+        evhttp_add_header(out, r->headers[i].name, r->headers[i].value);
+}
+
+static void http_head(sl_sink *s, sl_req *r, int status, bool sse)
+{
+    SL_UNUSED(s);
+    struct evhttp_request *req = r->owner;
+    if (r->client_gone)
+        return;
+    add_common_headers(r, evhttp_request_get_output_headers(req), sse);
+    if (sse)
+        evhttp_send_reply_start(req, status, NULL);
+}
+
+static void http_data(sl_sink *s, sl_req *r, const char *p, size_t n)
+{
+    SL_UNUSED(s);
+    struct evhttp_request *req = r->owner;
+    if (r->client_gone)
+        return;
+    if (r->streaming) {
+        evbuffer_add(srv.chunk, p, n);
+        evhttp_send_reply_chunk(req, srv.chunk);
+        evbuffer_drain(srv.chunk, evbuffer_get_length(srv.chunk));
+    } else {
+        evbuffer_add(evhttp_request_get_output_buffer(req), p, n);
+    }
+}
+
+static void http_end(sl_sink *s, sl_req *r)
+{
+    SL_UNUSED(s);
+    struct evhttp_request *req = r->owner;
+    r->owner = NULL;
+    if (!req)
+        return;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (evcon)
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    /* With the client gone the request is detached (no connection): these
+     * calls then only free it, which is what we want. */
+    if (r->streaming)
+        evhttp_send_reply_end(req);
+    else
+        evhttp_send_reply(req, r->status, NULL, NULL);
+}
+
+static const sl_sink_ops http_ops = {.head = http_head, .data = http_data, .end = http_end};
+static sl_sink http_sink = {.ops = &http_ops};
+
+static void on_client_close(struct evhttp_connection *evcon, void *arg)
+{
+    SL_UNUSED(evcon);
+    sl_req *r = arg;
+    if (!r || r->completed)
+        return;
+    sl_pipeline_abort(r);
+}
+
+/* ---- request intake ----------------------------------------------------- */
+
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    }
+    return "OTHER";
+}
+
+/* x-request-id is echoed in a header: accept only a safe, bounded token. */
+static bool valid_request_id(const char *v)
+{
+    size_t n = 0;
+    for (; v[n]; n++) {
+        unsigned char c = (unsigned char)v[n];
+        if (n >= 63 || c <= 0x20 || c >= 0x7f || c == '"' || c == '\\')
+            return false;
+    }
+    return n > 0;
+}
+
+/* evhttp takes the first of two Content-Length headers; we refuse the request. */
+static bool has_conflicting_headers(struct evkeyvalq *in)
+{
+    int n_cl = 0;
+    for (struct evkeyval *h = in->tqh_first; h; h = h->next.tqe_next) {
+        if (strcasecmp(h->key, "Content-Length") == 0)
+            n_cl++;
+    }
+    return n_cl > 1;
+}
+
+static void read_request_headers(sl_req *r, struct evkeyvalq *in)
+{
+    const char *rid = evhttp_find_header(in, "x-request-id");
+    if (rid && valid_request_id(rid))
+        snprintf(r->id, sizeof r->id, "%s", rid);
+    else
+        sl_req_make_id(r->id);
+    const char *auth = evhttp_find_header(in, "Authorization");
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
+        r->auth_key = sl_arena_strndup(&r->arena, auth + 7, strlen(auth + 7));
+    else if ((auth = evhttp_find_header(in, "x-api-key")))
+        r->auth_key = sl_arena_strndup(&r->arena, auth, strlen(auth));
+    const char *cc = evhttp_find_header(in, "Cache-Control");
+    if (cc)
+        r->cache_control = sl_arena_strndup(&r->arena, cc, strlen(cc));
+    const char *ttl = evhttp_find_header(in, "x-sluice-cache-ttl");
+    if (ttl) {
+        char *end;
+        long v = strtol(ttl, &end, 10);
+        if (end != ttl && *end == '\0' && v >= 0)
+            r->ttl_override_s = v;
+    }
+}
+
+static void split_uri(sl_req *r, const char *uri)
+{
+    const char *q = strchr(uri, '?');
+    size_t plen = q ? (size_t)(q - uri) : strlen(uri);
+    r->path = sl_arena_strndup(&r->arena, uri, plen);
+    r->query = q ? sl_arena_strndup(&r->arena, q + 1, strlen(q + 1)) : NULL;
+}
+
+static const route *find_route(const char *path, bool *path_known)
+{
+    *path_known = false;
+    for (size_t i = 0; i < SL_ARRAY_LEN(routes); i++) {
+        if (strcmp(routes[i].path, path) == 0) {
+            *path_known = true;
+            return &routes[i];
+        }
+    }
+    return NULL;
+}
+
+static void answer_error(sl_req *r, int status, const char *code, const char *msg)
+{
+    sl_req_error(r, status, "invalid_request_error", code, NULL, msg);
+    sl_pipeline_start(r); /* not an LLM request: completes at once, with a log line */
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    SL_UNUSED(arg);
+    sl_req *r = sl_req_new(srv.base, srv.conf);
+    if (!r) {
+        evhttp_send_error(req, 503, "out of memory");
+        return;
+    }
+    r->owner = req;
+    r->sink = &http_sink;
+    r->method = method_name(evhttp_request_get_command(req));
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    read_request_headers(r, in);
+    split_uri(r, evhttp_request_get_uri(req));
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (evcon)
+        evhttp_connection_set_closecb(evcon, on_client_close, r);
+
+    if (has_conflicting_headers(in)) {
+        answer_error(r, 400, "invalid_header", "conflicting Content-Length headers");
+        return;
+    }
+    bool known;
+    const route *rt = find_route(r->path, &known);
+    if (!rt) {
+        answer_error(r, 404, "unknown_url", sl_arena_printf(&r->arena, "Unknown request URL: %s %.200s",
+                                                             r->method, r->path));
+        return;
+    }
+    unsigned m = strcmp(r->method, "GET") == 0 ? M_GET : strcmp(r->method, "POST") == 0 ? M_POST : 0;
+    if (!(rt->methods & m)) {
+        sl_req_header(r, "Allow", rt->methods & M_POST ? "POST" : "GET");
+        answer_error(r, 405, "method_not_allowed",
+                     sl_arena_printf(&r->arena, "Method %s is not allowed on %s", r->method, r->path));
+        return;
+    }
+    if (rt->llm) {
+        struct evbuffer *body = evhttp_request_get_input_buffer(req);
+        size_t len = evbuffer_get_length(body);
+        r->body.p = len ? (const char *)evbuffer_pullup(body, -1) : "";
+        r->body.len = len;
+        r->is_llm = true;
+        r->llm.api = rt->api;
+        r->cache = SL_CACHE_BYPASS;
+        sl_pipeline_start(r);
+        return;
+    }
+    rt->handler(r);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static struct evconnlistener *make_listener(const sl_config *c)
+{
+    struct evutil_addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char port[16];
+    snprintf(port, sizeof port, "%d", c->listen_port);
+    int rc = evutil_getaddrinfo(c->listen_host, port, &hints, &ai);
+    if (rc != 0 || !ai) {
+        sl_err("listen %s: %s", c->listen, evutil_gai_strerror(rc));
+        return NULL;
+    }
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
+                     LEV_OPT_REUSEABLE_PORT;
+    struct evconnlistener *l =
+        evconnlistener_new_bind(srv.base, NULL, NULL, flags, 1024, ai->ai_addr, (int)ai->ai_addrlen);
+    if (!l)
+        sl_err("listen %s: %s", c->listen, strerror(errno));
+    evutil_freeaddrinfo(ai);
+    return l;
+}
+
+static void apply_limits(const sl_config *c)
+{
+    evhttp_set_max_body_size(srv.http, (ev_ssize_t)c->server.max_body_bytes);
+    evhttp_set_max_headers_size(srv.http, (ev_ssize_t)c->server.max_header_bytes);
+    evhttp_set_timeout(srv.http, c->server.idle_timeout_s);
+}
+
+int sl_server_start(struct event_base *base, sl_config *conf)
+{
+    srv.base = base;
+    srv.conf = sl_config_ref(conf);
+    srv.started_ms = sl_now_ms();
+    srv.http = evhttp_new(base);
+    srv.chunk = evbuffer_new();
+    if (!srv.http || !srv.chunk)
+        return SL_ENOMEM;
+    evhttp_set_allowed_methods(srv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_default_content_type(srv.http, "application/json");
+    evhttp_set_gencb(srv.http, on_request, NULL);
+    apply_limits(conf);
+    srv.listener = make_listener(conf);
+    if (!srv.listener)
+        return SL_EIO;
+    srv.bound = evhttp_bind_listener(srv.http, srv.listener);
+    return srv.bound ? SL_OK : SL_EIO;
+}
+
+void sl_server_swap_config(sl_config *conf)
+{
+    if (strcmp(conf->listen, srv.conf->listen) != 0)
+        sl_warn("reload: listen changed from %s to %s; a restart applies it", srv.conf->listen,
+                conf->listen);
+    sl_config *old = srv.conf;
+    srv.conf = sl_config_ref(conf);
+    apply_limits(conf);
+    sl_config_unref(old);
+}
+
+sl_config *sl_server_config(void) { return srv.conf; }
+bool sl_server_draining(void) { return srv.draining; }
+uint64_t sl_server_started_ms(void) { return srv.started_ms; }
+
+void sl_server_begin_drain(void)
+{
+    if (srv.draining)
+        return;
+    srv.draining = true;
+    if (srv.bound) {
+        evhttp_del_accept_socket(srv.http, srv.bound); /* frees the listener too */
+        srv.bound = NULL;
+        srv.listener = NULL;
+    }
+}
+
+void sl_server_stop(void)
+{
+    if (srv.http)
+        evhttp_free(srv.http);
+    if (srv.chunk)
+        evbuffer_free(srv.chunk);
+    srv.http = NULL;
+    srv.chunk = NULL;
+    if (srv.conf)
+        sl_config_unref(srv.conf);
+    srv.conf = NULL;
+}

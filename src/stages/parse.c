@@ -1,0 +1,18 @@
+/* parse.c — stage: the client's body becomes a validated sl_llm_req.
+ * Bad input ends here with a 400 naming the parameter; nothing goes upstream. */
+#include "sluice/stages.h"
+
+static sl_step parse_request(sl_req *r)
+{
+    sl_http_error e = {0};
+    if (sl_llm_req_parse(&r->arena, r->llm.api, r->body.p, r->body.len, &r->llm, &e) != SL_OK) {
+        sl_req_error_from(r, &e);
+        return sl_stage_answer(r);
+    }
+    return SL_NEXT;
+}
+
+const sl_stage sl_stage_parse = {
+    .name = "parse",
+    .on_request = parse_request,
+};

@@ -1,0 +1,127 @@
+/* pipeline.c — the request flow, as one table, and its three-line driver.
+ *
+ *   client ─► server: route, read body, request id
+ *          ─► parse ──► route ──► proxy ─────────────► provider
+ *   client ◄─ sink ◄── on_response hooks, reverse ◄─── answer
+ *                      (then one access-log line)
+ *
+ * Later stages (auth, limits, cache, coalesce, meter) slot into `stages[]`
+ * without touching the others: the order of that array is the whole story. */
+#include "sluice/pipeline.h"
+
+#include <event2/event.h>
+
+#include "sluice/access.h"
+#include "sluice/stages.h"
+
+static const sl_stage *const stages[] = {
+    &sl_stage_parse,
+    &sl_stage_route,
+    &sl_stage_proxy,
+};
+enum { N_STAGES = (int)SL_ARRAY_LEN(stages) };
+
+static void run(sl_req *r)
+{
+    while (r->stage < N_STAGES && !r->completed) {
+        if (r->client_gone) {
+            r->status = 499;
+            r->error = "client closed";
+            sl_pipeline_complete(r);
+            return;
+        }
+        const sl_stage *s = stages[r->stage++];
+        r->reached = r->stage;
+        if (s->on_request(r) != SL_NEXT)
+            return;
+    }
+    if (!r->completed) {
+        sl_req_error(r, 500, "api_error", "no_answer", NULL, "no stage produced an answer");
+        sl_pipeline_complete(r);
+    }
+}
+
+void sl_pipeline_start(sl_req *r)
+{
+    r->stage = 0;
+    r->reached = 0;
+    if (!r->is_llm) { /* operational routes answered by the server: no stages */
+        sl_pipeline_complete(r);
+        return;
+    }
+    run(r);
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    SL_UNUSED(fd);
+    SL_UNUSED(what);
+    sl_req *r = arg;
+    run(r);
+    sl_req_release(r); /* the reference taken by sl_pipeline_resume */
+}
+
+void sl_pipeline_resume(sl_req *r)
+{
+    if (!r->resume_ev) {
+        r->resume_ev = event_new(r->base, -1, 0, resume_cb, r);
+        if (!r->resume_ev) {
+            run(r); /* out of memory for an event: run inline rather than hang */
+            return;
+        }
+    }
+    sl_req_ref(r);
+    event_active(r->resume_ev, 0, 0);
+}
+
+void sl_pipeline_abort(sl_req *r)
+{
+    if (r->client_gone || r->completed)
+        return;
+    r->client_gone = true;
+    int at = r->stage - 1;
+    if (at >= 0 && at < N_STAGES && stages[at]->on_abort)
+        stages[at]->on_abort(r);
+    /* Stages without on_abort notice client_gone when they resume. */
+}
+
+void sl_pipeline_stream_head(sl_req *r, int status)
+{
+    if (r->head_sent)
+        return;
+    r->head_sent = true;
+    r->streaming = true;
+    r->status = status;
+    r->sink->ops->head(r->sink, r, status, true);
+}
+
+void sl_pipeline_stream_data(sl_req *r, const char *p, size_t n)
+{
+    r->bytes_out += n;
+    r->sink->ops->data(r->sink, r, p, n);
+}
+
+void sl_pipeline_complete(sl_req *r)
+{
+    if (r->completed)
+        return;
+    r->completed = true;
+    for (int i = r->reached - 1; i >= 0; i--) {
+        if (stages[i]->on_response)
+            stages[i]->on_response(r);
+    }
+    if (!r->head_sent) {
+        r->head_sent = true;
+        if (!r->status)
+            r->status = 500;
+        r->sink->ops->head(r->sink, r, r->status, r->streaming);
+    }
+    if (r->body_out.len) {
+        r->bytes_out += r->body_out.len;
+        r->sink->ops->data(r->sink, r, r->body_out.p, r->body_out.len);
+    }
+    r->t_end = sl_now_us();
+    r->sink->ops->end(r->sink, r);
+    sl_access_log_req(r);
+    sl_req_release(r);
+}

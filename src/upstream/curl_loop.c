@@ -1,0 +1,409 @@
+/* curl_loop.c — libcurl multi on the libevent loop; see upstream.h.
+ *
+ * The classic socket-action pattern: curl tells us which sockets to watch
+ * (socket_cb) and when to wake it (timer_cb); we tell curl what happened
+ * (curl_multi_socket_action) and then collect finished transfers
+ * (check_done). Our own per-call timer enforces first-byte and stream-idle
+ * timeouts, which CURLOPT_TIMEOUT_MS cannot express for streams. */
+#include "sluice/upstream.h"
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#include "sluice/log.h"
+
+struct sl_call {
+    CURL *easy;
+    const sl_call_hooks *hooks;
+    void *ud;
+    struct event *timer;      /* first-byte, then idle */
+    struct event *reap;       /* deferred cleanup after cancel */
+    struct curl_slist *headers; /* owned */
+    int first_byte_ms;
+    int idle_ms;
+    int status;
+    bool got_head;
+    bool in_multi;
+    bool cancelled;
+    bool finished;            /* on_done delivered (or about to be) */
+    char retry_after[64];
+    char content_type[96];
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static struct {
+    struct event_base *base;
+    CURLM *multi;
+    struct event *timer;
+    CURL *pool[64];
+    int n_pool;
+    size_t inflight;
+    size_t max_inflight;
+    int in_curl;              /* >0 while curl is on the stack: cancel must defer */
+    uint64_t calls_total;
+} up;
+
+typedef struct sock_ctx {
+    struct event *ev;
+} sock_ctx;
+
+static void check_done(void);
+
+/* ---- curl -> libevent ------------------------------------------------- */
+
+static void on_socket_event(evutil_socket_t fd, short what, void *arg)
+{
+    SL_UNUSED(arg);
+    int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    int running;
+    up.in_curl++;
+    curl_multi_socket_action(up.multi, fd, flags, &running);
+    up.in_curl--;
+    check_done();
+}
+
+static void on_multi_timer(evutil_socket_t fd, short what, void *arg)
+{
+    SL_UNUSED(fd);
+    SL_UNUSED(what);
+    SL_UNUSED(arg);
+    int running;
+    up.in_curl++;
+    curl_multi_socket_action(up.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    up.in_curl--;
+    check_done();
+}
+
+static int socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
+{
+    SL_UNUSED(e);
+    SL_UNUSED(userp);
+    sock_ctx *ctx = sockp;
+    if (what == CURL_POLL_REMOVE) {
+        if (ctx) {
+            event_free(ctx->ev);
+            free(ctx);
+            curl_multi_assign(up.multi, s, NULL);
+        }
+        return 0;
+    }
+    short kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
+                 (what & CURL_POLL_OUT ? EV_WRITE : 0);
+    if (!ctx) {
+        ctx = calloc(1, sizeof(*ctx));
+        if (!ctx)
+            return -1;
+        curl_multi_assign(up.multi, s, ctx);
+    } else {
+        event_free(ctx->ev);
+    }
+    ctx->ev = event_new(up.base, s, kind, on_socket_event, NULL);
+    event_add(ctx->ev, NULL);
+    return 0;
+}
+
+static int timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+    SL_UNUSED(m);
+    SL_UNUSED(userp);
+    if (timeout_ms < 0) {
+        evtimer_del(up.timer);
+        return 0;
+    }
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    evtimer_add(up.timer, &tv);
+    return 0;
+}
+
+/* ---- per-call plumbing ------------------------------------------------- */
+
+static void arm_timer(sl_call *c, int ms)
+{
+    if (ms <= 0) {
+        evtimer_del(c->timer);
+        return;
+    }
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(c->timer, &tv);
+}
+
+static void release_easy(CURL *e)
+{
+    if (up.n_pool < (int)SL_ARRAY_LEN(up.pool)) {
+        curl_easy_reset(e);
+        up.pool[up.n_pool++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
+}
+
+static void destroy(sl_call *c)
+{
+    if (c->in_multi) {
+        curl_multi_remove_handle(up.multi, c->easy); /* closes an unfinished connection */
+        c->in_multi = false;
+        up.inflight--;
+    }
+    release_easy(c->easy);
+    curl_slist_free_all(c->headers);
+    event_free(c->timer);
+    event_free(c->reap);
+    free(c);
+}
+
+static void finish(sl_call *c, int rc, const char *detail)
+{
+    if (c->finished)
+        return;
+    c->finished = true;
+    evtimer_del(c->timer);
+    if (c->in_multi) {
+        curl_multi_remove_handle(up.multi, c->easy);
+        c->in_multi = false;
+        up.inflight--;
+    }
+    if (!c->cancelled)
+        c->hooks->on_done(c->ud, c, rc, detail);
+    destroy(c);
+}
+
+static void on_call_timer(evutil_socket_t fd, short what, void *arg)
+{
+    SL_UNUSED(fd);
+    SL_UNUSED(what);
+    sl_call *c = arg;
+    finish(c, SL_ETIMEDOUT, c->got_head ? "upstream stream idle timeout" : "upstream first-byte timeout");
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    SL_UNUSED(fd);
+    SL_UNUSED(what);
+    sl_call *c = arg;
+    if (!c->finished) {
+        c->finished = true;
+        destroy(c);
+    }
+}
+
+static size_t header_cb(char *p, size_t size, size_t n, void *ud)
+{
+    sl_call *c = ud;
+    size_t len = size * n;
+    if (c->cancelled)
+        return 0;
+    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+        const char *sp = memchr(p, ' ', len);
+        c->status = sp ? atoi(sp + 1) : 0;
+        c->retry_after[0] = c->content_type[0] = '\0';
+        if (!c->got_head && c->idle_ms)
+            arm_timer(c, c->idle_ms); /* the first byte arrived */
+        else if (!c->got_head)
+            evtimer_del(c->timer);
+        return len;
+    }
+    if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
+        if (c->status >= 200 && !c->got_head) {
+            c->got_head = true;
+            c->hooks->on_status(c->ud, c, c->status);
+        }
+        return len;
+    }
+    static const struct {
+        const char *name;
+        size_t off;
+        size_t cap;
+    } keep[] = {
+        {"retry-after:", offsetof(sl_call, retry_after), sizeof(((sl_call *)0)->retry_after)},
+        {"content-type:", offsetof(sl_call, content_type), sizeof(((sl_call *)0)->content_type)},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(keep); i++) {
+        size_t nl = strlen(keep[i].name);
+        if (len > nl && strncasecmp(p, keep[i].name, nl) == 0) {
+            const char *v = p + nl, *end = p + len;
+            while (v < end && (*v == ' ' || *v == '\t'))
+                v++;
+            while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+                end--;
+            size_t vl = SL_MIN((size_t)(end - v), keep[i].cap - 1);
+            char *dst = (char *)c + keep[i].off;
+            memcpy(dst, v, vl);
+            dst[vl] = '\0';
+        }
+    }
+    return len;
+}
+
+static size_t write_cb(char *p, size_t size, size_t n, void *ud)
+{
+    sl_call *c = ud;
+    size_t len = size * n;
+    if (c->cancelled || c->finished)
+        return 0;
+    if (c->idle_ms)
+        arm_timer(c, c->idle_ms);
+    if (c->hooks->on_data(c->ud, c, p, len) != 0)
+        return 0; /* abort: curl ends the transfer with a write error */
+    return len;
+}
+
+static void check_done(void)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(up.multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        /* Copy before removal: msg is invalid afterwards. */
+        CURL *e = msg->easy_handle;
+        CURLcode res = msg->data.result;
+        sl_call *c = NULL;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&c);
+        if (!c)
+            continue;
+        if (c->cancelled) {
+            finish(c, SL_EIO, "cancelled");
+            continue;
+        }
+        if (res == CURLE_OK) {
+            if (!c->got_head) { /* e.g. a body-less answer: still report the status */
+                long code = 0;
+                curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+                c->status = (int)code;
+                c->got_head = true;
+                c->hooks->on_status(c->ud, c, c->status);
+            }
+            finish(c, SL_OK, NULL);
+        } else if (res == CURLE_OPERATION_TIMEDOUT) {
+            finish(c, SL_ETIMEDOUT, c->got_head ? "upstream total timeout" : "upstream connect timeout");
+        } else {
+            finish(c, SL_EIO, c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
+        }
+    }
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+int sl_upstream_init(struct event_base *base, int max_inflight)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return SL_EIO;
+    up.base = base;
+    up.max_inflight = max_inflight > 0 ? (size_t)max_inflight : 4096;
+    up.multi = curl_multi_init();
+    up.timer = evtimer_new(base, on_multi_timer, NULL);
+    if (!up.multi || !up.timer)
+        return SL_ENOMEM;
+    curl_multi_setopt(up.multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(up.multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(up.multi, CURLMOPT_MAXCONNECTS, 1024L);
+    return SL_OK;
+}
+
+void sl_upstream_shutdown(void)
+{
+    if (!up.multi)
+        return;
+    for (int i = 0; i < up.n_pool; i++)
+        curl_easy_cleanup(up.pool[i]);
+    up.n_pool = 0;
+    curl_multi_cleanup(up.multi);
+    event_free(up.timer);
+    up.multi = NULL;
+    curl_global_cleanup();
+}
+
+static CURL *take_easy(void)
+{
+    return up.n_pool > 0 ? up.pool[--up.n_pool] : curl_easy_init();
+}
+
+static void setup_easy(CURL *e, sl_call *c, const sl_call_opts *o)
+{
+    curl_easy_setopt(e, CURLOPT_URL, o->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, c);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* pass bodies through as sent */
+    if (o->connect_ms > 0)
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)o->connect_ms);
+    if (o->total_ms > 0)
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)o->total_ms);
+    if (o->body) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, o->body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+    }
+    if (o->method && strcmp(o->method, "POST") != 0 && strcmp(o->method, "GET") != 0)
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, o->method);
+}
+
+sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, int *err)
+{
+    *err = SL_OK;
+    if (up.inflight >= up.max_inflight) {
+        curl_slist_free_all(o->headers);
+        *err = SL_EAGAIN;
+        return NULL;
+    }
+    sl_call *c = calloc(1, sizeof(*c));
+    CURL *e = c ? take_easy() : NULL;
+    if (!e) {
+        curl_slist_free_all(o->headers);
+        free(c);
+        *err = SL_ENOMEM;
+        return NULL;
+    }
+    c->easy = e;
+    c->headers = o->headers;
+    c->hooks = h;
+    c->ud = ud;
+    c->first_byte_ms = o->first_byte_ms;
+    c->idle_ms = o->idle_ms;
+    c->timer = evtimer_new(up.base, on_call_timer, c);
+    c->reap = event_new(up.base, -1, 0, on_reap, c);
+    setup_easy(e, c, o);
+    if (!c->timer || !c->reap || curl_multi_add_handle(up.multi, e) != CURLM_OK) {
+        c->finished = true;
+        destroy(c);
+        *err = SL_ENOMEM;
+        return NULL;
+    }
+    c->in_multi = true;
+    up.inflight++;
+    up.calls_total++;
+    arm_timer(c, c->first_byte_ms);
+    return c;
+}
+
+void sl_call_cancel(sl_call *c)
+{
+    if (!c || c->cancelled)
+        return;
+    c->cancelled = true;
+    if (c->finished)
+        return;
+    if (up.in_curl) {
+        event_active(c->reap, 0, 0); /* never remove a handle on curl's stack */
+        return;
+    }
+    c->finished = true;
+    destroy(c);
+}
+
+int sl_call_status(const sl_call *c) { return c->status; }
+const char *sl_call_retry_after(const sl_call *c) { return c->retry_after[0] ? c->retry_after : NULL; }
+const char *sl_call_content_type(const sl_call *c) { return c->content_type[0] ? c->content_type : NULL; }
+size_t sl_upstream_inflight(void) { return up.inflight; }
+uint64_t sl_upstream_calls_total(void) { return up.calls_total; }
