@@ -1,0 +1,57 @@
+/* completion.h — one answer, two wire forms: SSE chunks <-> a complete object.
+ *
+ * The assembler watches a streamed chat.completion.chunk (or text_completion)
+ * answer pass by and builds the equivalent complete object: what the cache
+ * stores, so a streamed answer later serves a plain request. The replayer does
+ * the reverse: a stored complete object becomes a real SSE stream (role chunk,
+ * content chunks, finish chunk, usage chunk when asked, [DONE]).
+ *
+ * Owns: the assembler's buffers (freed by sl_asm_free). */
+#ifndef SLUICE_COMPLETION_H
+#define SLUICE_COMPLETION_H
+
+#include "sluice/buf.h"
+#include "sluice/json.h"
+
+#define SL_ASM_MAX_CHOICES 8
+#define SL_ASM_MAX_TOOLS 16
+
+typedef struct sl_asm_tool {
+    sl_buf id, name, args;
+} sl_asm_tool;
+
+typedef struct sl_asm_choice {
+    bool used;
+    sl_buf content;          /* chat: message.content; legacy: text */
+    sl_buf refusal;
+    char finish_reason[32];
+    int n_tools;
+    sl_asm_tool tools[SL_ASM_MAX_TOOLS];
+} sl_asm_choice;
+
+typedef struct sl_asm {
+    bool text_completion;    /* legacy completions */
+    bool failed;             /* something we cannot represent: do not store */
+    char id[128];
+    char model[128];
+    char fingerprint[128];
+    long long created;
+    bool have_usage;
+    long prompt_tokens, completion_tokens, total_tokens;
+    size_t max_bytes;        /* bound on the assembled content */
+    size_t bytes;
+    sl_asm_choice choices[SL_ASM_MAX_CHOICES];
+} sl_asm;
+
+void sl_asm_init(sl_asm *a, bool text_completion, size_t max_bytes);
+/* Feeds one SSE data payload (one chunk object; "[DONE]" is the caller's business). */
+void sl_asm_chunk(sl_asm *a, const char *data, size_t len);
+/* Writes the complete object. SL_EINVAL when the stream could not be assembled. */
+int sl_asm_result(const sl_asm *a, sl_buf *out);
+void sl_asm_free(sl_asm *a);
+
+/* Replays a complete chat.completion / text_completion (json) as SSE into out.
+ * include_usage adds the usage chunk. content is split into about `pieces` chunks. */
+int sl_replay_sse(const char *json, size_t len, bool include_usage, int pieces, sl_buf *out);
+
+#endif
