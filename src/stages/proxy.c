@@ -1,14 +1,26 @@
-/* proxy.c — stage: the upstream call to the routed provider.
+/* proxy.c — stage: the upstream call, with fallback, retries and breakers.
  *
- * Plain answers are collected (bounded by server.max_response_bytes), checked
- * to be JSON, metered from their `usage`, then written in one piece. Streams
- * are forwarded chunk by chunk as they arrive; an SSE parser watches them in
- * passing for `usage` and for the final [DONE], so a stream that stops early
- * is ended with an error event instead of looking complete. The client's
- * original bytes go upstream untouched. */
+ * An attempt goes to the next provider (in config order, wrapping) that
+ * serves the model and whose breaker admits it. A retriable failure before
+ * anything reached the client — connect error, first-byte timeout, 408, 429,
+ * 5xx — moves on to the next provider after a jittered exponential backoff
+ * (a provider's Retry-After wins when it fits in the time budget), up to
+ * retries.max extra attempts. Once a stream's head went out, nothing is retried.
+ *
+ * Plain answers are collected (bounded), checked to be a JSON object and
+ * metered from `usage`. Streams are forwarded chunk by chunk; an SSE parser
+ * watches them pass for `usage` and `[DONE]`, so a stream that stops early
+ * ends with an error event instead of looking complete. The client's original
+ * bytes go upstream untouched. */
 #include <curl/curl.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 
+#include "sluice/breaker.h"
 #include "sluice/json.h"
+#include "sluice/log.h"
 #include "sluice/sse.h"
 #include "sluice/stages.h"
 #include "sluice/upstream.h"
@@ -16,11 +28,18 @@
 typedef struct proxy_state {
     sl_req *r;
     sl_call *call;
+    sl_breaker_ticket ticket;
+    int cur;               /* provider index of the attempt in flight */
+    int next_from;         /* where the search for the next provider starts */
+    int attempts;
+    struct event *backoff; /* pending retry */
     sl_sse sse;
     bool sse_on;
-    bool stream_mode;  /* 200 + text/event-stream: forwarding chunks */
-    bool done_seen;    /* the upstream sent [DONE] */
+    bool stream_mode;      /* 200 + text/event-stream: forwarding chunks */
+    bool done_seen;        /* the upstream sent [DONE] */
 } proxy_state;
+
+static void attempt(proxy_state *st);
 
 static const char *upstream_path(sl_api api)
 {
@@ -51,6 +70,8 @@ static void take_usage(sl_req *r, const sl_json *root)
     }
 }
 
+/* ---- stream watching ------------------------------------------------------ */
+
 static int on_sse_event(void *ud, sl_str event, sl_str data)
 {
     SL_UNUSED(event);
@@ -59,11 +80,10 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
         st->done_seen = true;
         return 0;
     }
-    /* Only chunks that carry usage are worth a parse. */
-    if (!memmem(data.p, data.len, "\"usage\"", 7))
+    if (!memmem(data.p, data.len, "\"usage\"", 7)) /* only usage chunks are worth a parse */
         return 0;
-    sl_arena scratch;
     char first[4096];
+    sl_arena scratch;
     sl_arena_init(&scratch, first, sizeof first, 1 << 20);
     sl_json *root = NULL;
     sl_json_error err;
@@ -72,6 +92,8 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
     sl_arena_free(&scratch);
     return 0;
 }
+
+/* ---- call hooks ----------------------------------------------------------- */
 
 static void hook_status(void *ud, sl_call *c, int status)
 {
@@ -83,6 +105,7 @@ static void hook_status(void *ud, sl_call *c, int status)
         st->stream_mode = true;
         sl_sse_init(&st->sse, r->conf->server.max_response_bytes, on_sse_event, st);
         st->sse_on = true;
+        sl_req_header(r, "x-sluice-provider", r->provider);
         sl_pipeline_stream_head(r, 200);
     }
 }
@@ -101,6 +124,11 @@ static int hook_data(void *ud, sl_call *c, const char *p, size_t n)
     return sl_buf_append(&r->body_out, p, n) == SL_OK ? 0 : 1;
 }
 
+static bool retriable_status(int s)
+{
+    return s == 408 || s == 429 || s == 500 || s == 502 || s == 503 || s == 504;
+}
+
 /* A complete plain answer: pass it on if it is JSON, else 502. */
 static void finish_plain(sl_req *r, int status)
 {
@@ -116,13 +144,14 @@ static void finish_plain(sl_req *r, int status)
         }
         take_usage(r, root);
         r->status = 200;
+        r->error = NULL;
         return;
     }
     /* Upstream error: keep an OpenAI-shaped body as it is, wrap anything else. */
     const sl_json *e = is_json ? sl_json_get(root, "error") : NULL;
     if (e && e->type == SL_JSON_OBJECT) {
         r->status = status;
-        r->error = "upstream error";
+        r->error = sl_arena_printf(&r->arena, "provider answered %d", status);
         return;
     }
     const char *msg = sl_arena_printf(&r->arena, "the provider answered HTTP %d", status);
@@ -138,29 +167,95 @@ static void stream_failed(sl_req *r, int rc, const char *detail)
                  rc == SL_ETIMEDOUT ? "upstream_timeout" : "upstream_stream_error", NULL, msg);
 }
 
+/* Seconds or an HTTP date; -1 when absent or unreadable. */
+static long retry_after_ms(const char *v)
+{
+    if (!v)
+        return -1;
+    char *end;
+    long s = strtol(v, &end, 10);
+    if (end != v && *end == '\0')
+        return s < 0 ? -1 : s * 1000;
+    struct tm tm = {0};
+    if (!strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm))
+        return -1;
+    long d = (long)(timegm(&tm) - time(NULL));
+    return d < 0 ? 0 : d * 1000;
+}
+
+static void on_backoff(evutil_socket_t fd, short what, void *arg)
+{
+    SL_UNUSED(fd);
+    SL_UNUSED(what);
+    attempt(arg);
+}
+
+/* Schedules the next attempt, or returns false when the failure must stand. */
+static bool schedule_retry(proxy_state *st, const char *retry_after)
+{
+    sl_req *r = st->r;
+    const sl_config *cf = r->conf;
+    if (r->retries >= cf->retries.max)
+        return false;
+    long delay = retry_after_ms(retry_after);
+    long budget = cf->timeouts.total_ms - (long)((sl_now_us() - r->t_start) / 1000);
+    if (delay > budget)
+        return false; /* the client gets the 429 and its Retry-After */
+    if (delay < 0) {
+        uint64_t cap = (uint64_t)cf->retries.base_ms << SL_MIN(r->retries, 16);
+        uint64_t rnd;
+        sl_random_bytes(&rnd, sizeof rnd);
+        delay = cap ? (long)(rnd % (cap + 1)) : 0; /* full jitter */
+    }
+    r->retries++;
+    if (!st->backoff)
+        st->backoff = evtimer_new(r->base, on_backoff, st);
+    struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+    evtimer_add(st->backoff, &tv);
+    return true;
+}
+
 static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
 {
     proxy_state *st = ud;
     sl_req *r = st->r;
+    const sl_provider_conf *p = &r->conf->providers[st->cur];
+    int failures = p->breaker_failures >= 0 ? p->breaker_failures : r->conf->breaker.failures;
+    int cooldown = p->breaker_cooldown_s >= 0 ? p->breaker_cooldown_s : r->conf->breaker.cooldown_s;
     st->call = NULL;
     r->t_upstream_end = sl_now_us();
+    int status = rc == SL_OK ? sl_call_status(c) : 0;
+    bool failed = rc != SL_OK || retriable_status(status);
+    if (st->stream_mode && rc == SL_OK && !st->done_seen)
+        rc = SL_EIO, detail = "no [DONE] before the connection closed", failed = true;
+    sl_breaker_report(&st->ticket, !failed, failures, cooldown);
+
     if (st->stream_mode) {
-        if (rc == SL_OK && !st->done_seen)
-            rc = SL_EIO, detail = "no [DONE] before the connection closed";
         if (rc != SL_OK)
             stream_failed(r, rc, detail);
     } else if (rc == SL_OK) {
-        finish_plain(r, sl_call_status(c));
+        finish_plain(r, status);
     } else if (rc == SL_ETIMEDOUT) {
         sl_req_error(r, 504, "api_error", "upstream_timeout", NULL,
                      detail ? detail : "the provider did not answer in time");
     } else {
         const char *msg = sl_arena_printf(&r->arena, "the provider could not be reached: %s",
                                           detail ? detail : "error");
-        sl_req_error(r, rc == SL_ETOOBIG ? 502 : 502, "api_error", "upstream_unavailable", NULL, msg);
+        sl_req_error(r, 502, "api_error", "upstream_unavailable", NULL, msg);
+    }
+    bool before_client = !r->head_sent;
+    if (failed && before_client && !r->client_gone &&
+        schedule_retry(st, status == 429 || status == 503 ? sl_call_retry_after(c) : NULL)) {
+        st->next_from = st->cur + 1;
+        return; /* the reference stays with the pending retry */
+    }
+    if (status == 429 || status == 503) {
+        const char *ra = sl_call_retry_after(c);
+        if (ra)
+            sl_req_header(r, "Retry-After", sl_arena_strndup(&r->arena, ra, strlen(ra)));
     }
     sl_pipeline_complete(r);
-    sl_req_release(r); /* the call's reference */
+    sl_req_release(r); /* the attempt's reference */
 }
 
 static const sl_call_hooks proxy_hooks = {
@@ -168,6 +263,8 @@ static const sl_call_hooks proxy_hooks = {
     .on_data = hook_data,
     .on_done = hook_done,
 };
+
+/* ---- attempts --------------------------------------------------------------- */
 
 static struct curl_slist *build_headers(sl_req *r, const sl_provider_conf *p)
 {
@@ -189,21 +286,86 @@ static struct curl_slist *build_headers(sl_req *r, const sl_provider_conf *p)
     return curl_slist_append(h, idline);
 }
 
-static sl_step proxy_request(sl_req *r)
+static void note_tried(sl_req *r, const char *name)
 {
-    const sl_provider_conf *p = &r->conf->providers[r->provider_idx];
-    proxy_state *st = sl_arena_calloc(&r->arena, sizeof(*st));
-    if (!st) {
-        sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
-        return sl_stage_answer(r);
+    size_t used = strlen(r->tried);
+    if (used + strlen(name) + 2 < sizeof r->tried)
+        snprintf(r->tried + used, sizeof r->tried - used, "%s%s", used ? "," : "", name);
+}
+
+static bool serves(const sl_provider_conf *p, sl_str model)
+{
+    for (size_t m = 0; m < p->n_models; m++) {
+        if (sl_model_match(p->models[m], model))
+            return true;
     }
-    st->r = r;
-    r->stage_data[SL_SLOT_PROXY] = st;
-    r->provider = p->name;
-    r->upstream_path = upstream_path(r->llm.api);
-    snprintf(r->tried, sizeof r->tried, "%s", p->name);
-    sl_req_header(r, "x-sluice-provider", p->name);
+    return false;
+}
+
+/* The next provider serving the model that its breaker admits, or -1 with the
+ * shortest remaining cool-down in *wait_ms. */
+static int pick_provider(proxy_state *st, uint64_t *wait_ms)
+{
+    sl_req *r = st->r;
     const sl_config *cf = r->conf;
+    size_t n = cf->n_providers;
+    *wait_ms = UINT64_MAX;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = ((size_t)st->next_from + k) % n;
+        const sl_provider_conf *p = &cf->providers[i];
+        if (!serves(p, r->llm.model))
+            continue;
+        int cooldown = p->breaker_cooldown_s >= 0 ? p->breaker_cooldown_s : cf->breaker.cooldown_s;
+        uint64_t wait = 0;
+        if (sl_breaker_admit(p->name, cooldown, &st->ticket, &wait))
+            return (int)i;
+        *wait_ms = SL_MIN(*wait_ms, wait);
+    }
+    return -1;
+}
+
+static void fail_all_open(proxy_state *st, uint64_t wait_ms)
+{
+    sl_req *r = st->r;
+    if (st->attempts == 0 || !r->status) {
+        long secs = wait_ms == UINT64_MAX ? 1 : (long)((wait_ms + 999) / 1000);
+        sl_req_header(r, "Retry-After", sl_arena_printf(&r->arena, "%ld", secs ? secs : 1));
+        const char *msg = sl_arena_printf(&r->arena, "every provider for `%.*s` is unavailable (circuit open)",
+                                          (int)SL_MIN(r->llm.model.len, 200), r->llm.model.p);
+        sl_req_error(r, 503, "api_error", "providers_unavailable", NULL, msg);
+        r->error = "circuit open";
+    }
+    sl_pipeline_complete(r);
+    sl_req_release(r);
+}
+
+static void attempt(proxy_state *st)
+{
+    sl_req *r = st->r;
+    if (r->client_gone) {
+        r->status = 499;
+        r->error = "client closed";
+        sl_buf_reset(&r->body_out);
+        sl_pipeline_complete(r);
+        sl_req_release(r);
+        return;
+    }
+    uint64_t wait_ms;
+    int idx = pick_provider(st, &wait_ms);
+    if (idx < 0) {
+        fail_all_open(st, wait_ms);
+        return;
+    }
+    const sl_config *cf = r->conf;
+    const sl_provider_conf *p = &cf->providers[idx];
+    st->cur = idx;
+    st->attempts++;
+    r->provider_idx = idx;
+    r->provider = p->name;
+    note_tried(r, p->name);
+    sl_buf_reset(&r->body_out);
+    r->body_out.max = cf->server.max_response_bytes;
+    sl_req_header(r, "x-sluice-provider", p->name);
     sl_call_opts o = {
         .url = sl_arena_printf(&r->arena, "%s%s", p->base_url, r->upstream_path),
         .headers = build_headers(r, p),
@@ -215,19 +377,35 @@ static sl_step proxy_request(sl_req *r)
         .total_ms = r->llm.stream ? 0 : cf->timeouts.total_ms,
     };
     int err;
-    r->t_upstream_start = sl_now_us();
-    sl_req_ref(r); /* held by the call until on_done or abort */
+    if (!r->t_upstream_start)
+        r->t_upstream_start = sl_now_us();
     st->call = sl_call_start(&o, &proxy_hooks, st, &err);
     if (!st->call) {
-        sl_req_release(r);
+        sl_breaker_release(&st->ticket);
         if (err == SL_EAGAIN) {
             sl_req_header(r, "Retry-After", "1");
             sl_req_error(r, 503, "api_error", "overloaded", NULL, "too many upstream calls in flight");
         } else {
             sl_req_error(r, 500, "api_error", "internal_error", NULL, "could not start the upstream call");
         }
+        sl_pipeline_complete(r);
+        sl_req_release(r);
+    }
+}
+
+static sl_step proxy_request(sl_req *r)
+{
+    proxy_state *st = sl_arena_calloc(&r->arena, sizeof(*st));
+    if (!st) {
+        sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
         return sl_stage_answer(r);
     }
+    st->r = r;
+    st->next_from = r->provider_idx >= 0 ? r->provider_idx : 0;
+    r->stage_data[SL_SLOT_PROXY] = st;
+    r->upstream_path = upstream_path(r->llm.api);
+    sl_req_ref(r); /* held by the attempts until the answer is complete */
+    attempt(st);
     return SL_DONE;
 }
 
@@ -239,21 +417,32 @@ static void proxy_response(sl_req *r)
     if (st->sse_on)
         sl_sse_free(&st->sse);
     st->sse_on = false;
+    if (st->backoff)
+        event_free(st->backoff);
+    st->backoff = NULL;
 }
 
 static void proxy_abort(sl_req *r)
 {
     proxy_state *st = r->stage_data[SL_SLOT_PROXY];
-    if (!st || !st->call)
+    if (!st)
         return;
-    sl_call_cancel(st->call); /* closes the upstream connection: the provider stops */
-    st->call = NULL;
+    bool waiting = st->call || (st->backoff && evtimer_pending(st->backoff, NULL));
+    if (!waiting)
+        return;
+    if (st->call) {
+        sl_call_cancel(st->call); /* closes the upstream connection: the provider stops */
+        sl_breaker_release(&st->ticket);
+        st->call = NULL;
+    }
+    if (st->backoff)
+        evtimer_del(st->backoff);
     r->t_upstream_end = sl_now_us();
     r->status = 499;
     r->error = "client closed";
     sl_buf_reset(&r->body_out);
     sl_pipeline_complete(r);
-    sl_req_release(r); /* the call's reference */
+    sl_req_release(r); /* the attempts' reference */
 }
 
 const sl_stage sl_stage_proxy = {
