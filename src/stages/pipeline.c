@@ -16,6 +16,7 @@
 
 static const sl_stage *const stages[] = {
     &sl_stage_parse,
+    &sl_stage_meter,
     &sl_stage_route,
     &sl_stage_proxy,
 };
