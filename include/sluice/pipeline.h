@@ -33,6 +33,8 @@ void sl_pipeline_resume(sl_req *r);
 void sl_pipeline_complete(sl_req *r);
 /* The client is gone: tells the stage that holds the request, which completes it. */
 void sl_pipeline_abort(sl_req *r);
+/* The same, bypassing r->abort_guard (the last waiter of a flight left). */
+void sl_pipeline_abort_now(sl_req *r);
 
 /* Sends the head now (streams): marks head_sent. */
 void sl_pipeline_stream_head(sl_req *r, int status);

@@ -109,6 +109,9 @@ struct sl_req {
     int reached;              /* stages [0, reached) ran their on_request */
     struct event *resume_ev;  /* fires sl_pipeline_run from the loop */
     void *stage_data[12];     /* private per-stage slot, indexed by stage position */
+    /* Set by a stage that carries work for others (a coalescing leader): when
+     * it returns true, a client abort only detaches this client. */
+    bool (*abort_guard)(sl_req *r);
     void (*on_release)(sl_req *r); /* owner's cleanup hook (server/service) */
     void *owner;              /* the owner's object (evhttp request, service call) */
 };

@@ -80,6 +80,16 @@ void sl_pipeline_abort(sl_req *r)
     if (r->client_gone || r->completed)
         return;
     r->client_gone = true;
+    if (r->abort_guard && r->abort_guard(r))
+        return; /* others still wait on this request's work */
+    sl_pipeline_abort_now(r);
+}
+
+void sl_pipeline_abort_now(sl_req *r)
+{
+    if (r->completed)
+        return;
+    r->client_gone = true;
     int at = r->stage - 1;
     if (at >= 0 && at < N_STAGES && stages[at]->on_abort)
         stages[at]->on_abort(r);
