@@ -27,5 +27,6 @@ void sl_ops_live(sl_req *r);
 void sl_ops_ready(sl_req *r);
 void sl_ops_health(sl_req *r);
 void sl_ops_models(sl_req *r);
+void sl_ops_metrics(sl_req *r);
 
 #endif

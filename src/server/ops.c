@@ -4,7 +4,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "sluice/breaker.h"
 #include "sluice/json.h"
+#include "sluice/log.h"
+#include "sluice/metrics.h"
 #include "sluice/pipeline.h"
 #include "sluice/server.h"
 #include "sluice/upstream.h"
@@ -54,6 +57,21 @@ void sl_ops_health(sl_req *r)
         sl_buf_append_c(b, "]}");
     }
     sl_buf_append_c(b, "]}");
+    r->status = 200;
+    sl_pipeline_complete(r);
+}
+
+void sl_ops_metrics(sl_req *r)
+{
+    sl_metric_set(SL_M_INFLIGHT, (double)(sl_req_live() - 1), NULL);
+    sl_metric_set(SL_M_UPSTREAM_INFLIGHT, (double)sl_upstream_inflight(), NULL);
+    sl_metric_set(SL_M_ACCESS_DROPPED, (double)sl_access_dropped(), NULL);
+    for (size_t i = 0; i < r->conf->n_providers; i++) {
+        const char *name = r->conf->providers[i].name;
+        sl_metric_set(SL_M_BREAKER, (double)sl_breaker_state_of(name), &name);
+    }
+    sl_metrics_render(&r->body_out);
+    r->content_type = "text/plain; version=0.0.4; charset=utf-8";
     r->status = 200;
     sl_pipeline_complete(r);
 }

@@ -53,6 +53,7 @@ static const route routes[] = {
     {"/health/live", M_GET, false, 0, sl_ops_live},
     {"/health/ready", M_GET, false, 0, sl_ops_ready},
     {"/health", M_GET, false, 0, sl_ops_health},
+    {"/metrics", M_GET, false, 0, sl_ops_metrics},
 };
 
 /* ---- the client sink --------------------------------------------------- */

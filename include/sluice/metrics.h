@@ -1,0 +1,71 @@
+/* metrics.h — Prometheus metrics, declared once in a table.
+ *
+ * Owns: every series (in-process). Families are declared once in metrics.c's
+ * X-macro table: the enum, the names, the help text and the exposition all
+ * come from it. Labelled series live in a hash table keyed by the label
+ * values; tenants appear as a `tenant` label (never a key). */
+#ifndef SLUICE_METRICS_H
+#define SLUICE_METRICS_H
+
+#include "sluice/buf.h"
+
+struct sl_req;
+
+/* name, type, help, label names (comma-separated, "" for none) */
+#define SL_METRICS(X)                                                                            \
+    X(REQUESTS, "sluice_requests_total", "counter",                                              \
+      "Requests answered, by route, status, tenant, model, provider and cache outcome.",         \
+      "route,status,tenant,model,provider,cache")                                                \
+    X(REQUEST_SECONDS, "sluice_request_duration_seconds", "histogram",                           \
+      "Time from request to the end of the answer.", "route")                                    \
+    X(UPSTREAM_SECONDS, "sluice_upstream_duration_seconds", "histogram",                         \
+      "Time spent in upstream calls.", "provider")                                               \
+    X(TTFB_SECONDS, "sluice_upstream_ttfb_seconds", "histogram",                                 \
+      "Time to the first byte of the upstream answer.", "provider")                              \
+    X(TOKENS, "sluice_tokens_total", "counter", "Tokens metered, by direction.",                 \
+      "tenant,model,direction")                                                                  \
+    X(COST, "sluice_cost_usd_total", "counter", "Money spent on providers, in USD.",             \
+      "tenant,model")                                                                            \
+    X(SAVED, "sluice_saved_usd_total", "counter",                                                \
+      "Money saved by the cache and coalescing, in USD.", "tenant,model")                        \
+    X(RETRIES, "sluice_upstream_retries_total", "counter", "Extra upstream attempts.", "")       \
+    X(UNPRICED, "sluice_unpriced_requests_total", "counter",                                     \
+      "Answers metered at 0 because their model has no price.", "model")                         \
+    X(COALESCED, "sluice_coalesced_requests_total", "counter",                                   \
+      "Requests answered by joining an identical call in flight.", "")                           \
+    X(INFLIGHT, "sluice_inflight_requests", "gauge", "Requests being handled now.", "")          \
+    X(UPSTREAM_INFLIGHT, "sluice_upstream_inflight_calls", "gauge", "Upstream calls in flight.", "") \
+    X(CACHE_ENTRIES, "sluice_cache_entries", "gauge", "Entries in the in-process cache.", "")    \
+    X(CACHE_BYTES, "sluice_cache_bytes", "gauge", "Bytes held by the in-process cache.", "")     \
+    X(CACHE_LOOKUPS, "sluice_cache_lookups_total", "counter", "Cache lookups, by result.",       \
+      "result")                                                                                  \
+    X(BREAKER, "sluice_breaker_state", "gauge",                                                  \
+      "Circuit breaker state per provider: 0 closed, 1 open, 2 half-open.", "provider")          \
+    X(REDIS_UP, "sluice_redis_up", "gauge", "1 when the Redis state store is connected.", "")    \
+    X(ACCESS_DROPPED, "sluice_access_log_dropped_total", "counter",                              \
+      "Access-log lines dropped because the log reader stalled.", "")
+
+typedef enum {
+#define SL_METRIC_ENUM(id, name, type, help, labels) SL_M_##id,
+    SL_METRICS(SL_METRIC_ENUM)
+#undef SL_METRIC_ENUM
+        SL_M__COUNT
+} sl_metric;
+
+/* Adds v to the series of metric m with the given label values (as many as the
+ * family declares, in order). */
+void sl_metric_add(sl_metric m, double v, const char *const *labels);
+/* Sets a gauge. */
+void sl_metric_set(sl_metric m, double v, const char *const *labels);
+/* Records one observation in a histogram. */
+void sl_metric_observe(sl_metric m, double seconds, const char *const *labels);
+/* Everything a finished request contributes. */
+void sl_metrics_request(const struct sl_req *r);
+/* Renders the Prometheus text exposition. */
+void sl_metrics_render(sl_buf *out);
+void sl_metrics_free(void);
+/* A registered provider of gauges refreshed at scrape time. */
+typedef void (*sl_metrics_refresh_fn)(void);
+void sl_metrics_on_scrape(sl_metrics_refresh_fn fn);
+
+#endif
