@@ -61,6 +61,7 @@ struct sl_req {
     bool is_llm;              /* an LLM route: the pipeline runs */
     sl_llm_req llm;           /* parsed view (valid once the parse stage ran) */
     const char *tenant;       /* "default" in open mode */
+    const sl_key_conf *key_conf; /* the matched key (limits, budget), or NULL */
 
     /* routing and upstream */
     int provider_idx;         /* index into conf->providers, -1 none */

@@ -4,6 +4,7 @@
 
 #include "sluice/pipeline.h"
 
+extern const sl_stage sl_stage_auth;  /* key -> tenant (401) */
 extern const sl_stage sl_stage_parse; /* body -> validated sl_llm_req (400/413) */
 extern const sl_stage sl_stage_meter; /* usage x price -> cost (on the way back) */
 extern const sl_stage sl_stage_route;

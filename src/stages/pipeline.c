@@ -1,9 +1,9 @@
 /* pipeline.c — the request flow, as one table, and its three-line driver.
  *
  *   client ─► server: route, read body, request id
- *          ─► parse ──► route ──► proxy ─────────────► provider
- *   client ◄─ sink ◄── on_response hooks, reverse ◄─── answer
- *                      (then one access-log line)
+ *          ─► auth ─► parse ─► meter ─► route ─► coalesce ─► proxy ──► provider
+ *   client ◄─ sink ◄── on_response hooks, in reverse ◄───────────────── answer
+ *                      (meter prices it; then one access-log line)
  *
  * Later stages (auth, limits, cache, coalesce, meter) slot into `stages[]`
  * without touching the others: the order of that array is the whole story. */
@@ -16,9 +16,11 @@
 #include "sluice/stages.h"
 
 static const sl_stage *const stages[] = {
+    &sl_stage_auth,
     &sl_stage_parse,
     &sl_stage_meter,
     &sl_stage_route,
+    &sl_stage_coalesce,
     &sl_stage_proxy,
 };
 enum { N_STAGES = (int)SL_ARRAY_LEN(stages) };
