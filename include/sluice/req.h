@@ -76,6 +76,8 @@ struct sl_req {
     sl_cache_outcome cache;
     const char *cache_detail; /* "l1", "l2" or NULL */
     const char *led_by;       /* coalesced: request id of the leader */
+    bool want_assembled;      /* the cache wants a streamed answer as one object */
+    sl_buf assembled;         /* ... which the proxy builds here on a clean end */
 
     /* response */
     sl_sink *sink;            /* where the answer goes */

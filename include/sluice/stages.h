@@ -9,6 +9,7 @@ extern const sl_stage sl_stage_parse; /* body -> validated sl_llm_req (400/413) 
 extern const sl_stage sl_stage_limits; /* rpm, tpm, budget (429) */
 extern const sl_stage sl_stage_meter; /* usage x price -> cost (on the way back) */
 extern const sl_stage sl_stage_route;
+extern const sl_stage sl_stage_cache;    /* L1 + L2 lookup; store on the way back */
 extern const sl_stage sl_stage_coalesce; /* identical requests in flight share one call */ /* model -> provider (404 model_not_found) */
 extern const sl_stage sl_stage_proxy; /* the upstream call, plain or streamed */
 

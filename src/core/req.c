@@ -62,6 +62,7 @@ void sl_req_release(sl_req *r)
     if (r->resume_ev)
         event_free(r->resume_ev);
     sl_buf_free(&r->body_out);
+    sl_buf_free(&r->assembled);
     sl_arena_free(&r->arena);
     sl_config_unref(r->conf);
     r->magic = 0;

@@ -1,7 +1,7 @@
 /* pipeline.c — the request flow, as one table, and its three-line driver.
  *
  *   client ─► server: route, read body, request id
- *          ─► auth ─► parse ─► limits ─► meter ─► route ─► coalesce ─► proxy ─► provider
+ *          ─► auth ─► parse ─► limits ─► meter ─► route ─► cache ─► coalesce ─► proxy ─► provider
  *   client ◄─ sink ◄── on_response hooks, in reverse ◄───────────────── answer
  *                      (meter prices it; then one access-log line)
  *
@@ -21,6 +21,7 @@ static const sl_stage *const stages[] = {
     &sl_stage_limits,
     &sl_stage_meter,
     &sl_stage_route,
+    &sl_stage_cache,
     &sl_stage_coalesce,
     &sl_stage_proxy,
 };

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "sluice/breaker.h"
+#include "sluice/completion.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/sse.h"
@@ -37,6 +38,8 @@ typedef struct proxy_state {
     bool sse_on;
     bool stream_mode;      /* 200 + text/event-stream: forwarding chunks */
     bool done_seen;        /* the upstream sent [DONE] */
+    bool asm_on;
+    sl_asm assembler;      /* when the cache wants the stream as one object */
 } proxy_state;
 
 static void attempt(proxy_state *st);
@@ -80,6 +83,8 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
         st->done_seen = true;
         return 0;
     }
+    if (st->asm_on)
+        sl_asm_chunk(&st->assembler, data.p, data.len);
     if (!memmem(data.p, data.len, "\"usage\"", 7)) /* only usage chunks are worth a parse */
         return 0;
     char first[4096];
@@ -105,6 +110,10 @@ static void hook_status(void *ud, sl_call *c, int status)
         st->stream_mode = true;
         sl_sse_init(&st->sse, r->conf->server.max_response_bytes, on_sse_event, st);
         st->sse_on = true;
+        if (r->want_assembled) {
+            sl_asm_init(&st->assembler, r->llm.api == SL_API_COMPLETIONS, r->conf->server.max_response_bytes);
+            st->asm_on = true;
+        }
         sl_req_header(r, "x-sluice-provider", r->provider);
         sl_pipeline_stream_head(r, 200);
     }
@@ -233,6 +242,8 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
     if (st->stream_mode) {
         if (rc != SL_OK)
             stream_failed(r, rc, detail);
+        else if (st->asm_on && sl_asm_result(&st->assembler, &r->assembled) != SL_OK)
+            sl_buf_reset(&r->assembled);
     } else if (rc == SL_OK) {
         finish_plain(r, status);
     } else if (rc == SL_ETIMEDOUT) {
@@ -417,6 +428,9 @@ static void proxy_response(sl_req *r)
     if (st->sse_on)
         sl_sse_free(&st->sse);
     st->sse_on = false;
+    if (st->asm_on)
+        sl_asm_free(&st->assembler);
+    st->asm_on = false;
     if (st->backoff)
         event_free(st->backoff);
     st->backoff = NULL;
