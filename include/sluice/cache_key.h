@@ -1,0 +1,21 @@
+/* cache_key.h — the 128-bit identity of an LLM request, for cache and coalescing.
+ *
+ * XXH3-128 over: a format version, the scope (tenant, or "-" when shared),
+ * the API, and the canonical request (keys sorted, no whitespace, numbers by
+ * their source text) minus `stream`, `stream_options` and `user`, so that a
+ * streamed and a plain twin share one entry. */
+#ifndef SLUICE_CACHE_KEY_H
+#define SLUICE_CACHE_KEY_H
+
+#include "sluice/request.h"
+
+#define SL_CACHE_KEY_VERSION "v1"
+
+typedef struct sl_cache_key {
+    uint64_t hi, lo;
+} sl_cache_key;
+
+int sl_cache_key_compute(const sl_llm_req *r, sl_str scope, sl_cache_key *out);
+void sl_cache_key_hex(const sl_cache_key *k, char out[33]);
+
+#endif

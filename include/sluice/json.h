@@ -1,0 +1,60 @@
+/* json.h — a strict JSON parser that allocates only from an arena.
+ *
+ * Why not cJSON: every value keeps its exact source bytes (`raw`), so numbers
+ * are compared and hashed by their text (no 2^53 collisions) and sub-objects
+ * can be copied verbatim; invalid UTF-8, lone surrogates, duplicate keys,
+ * trailing garbage and excessive depth are refused; nothing is malloc'ed.
+ * Strings without escapes point into the source (zero copy).
+ *
+ * Owns nothing: the tree lives in the caller's arena, and `raw`/`str` may
+ * point into the source buffer, which must outlive the tree. */
+#ifndef SLUICE_JSON_H
+#define SLUICE_JSON_H
+
+#include "sluice/arena.h"
+#include "sluice/buf.h"
+
+typedef enum {
+    SL_JSON_NULL,
+    SL_JSON_FALSE,
+    SL_JSON_TRUE,
+    SL_JSON_NUMBER,
+    SL_JSON_STRING,
+    SL_JSON_ARRAY,
+    SL_JSON_OBJECT,
+} sl_json_type;
+
+typedef struct sl_json sl_json;
+struct sl_json {
+    sl_json_type type;
+    sl_str key;     /* decoded member name when the parent is an object */
+    sl_str raw;     /* exact source bytes of the value (strings with quotes) */
+    sl_str str;     /* decoded string (length-delimited: may hold NUL) */
+    double num;     /* numbers */
+    sl_json *child; /* first element or member */
+    sl_json *next;  /* next sibling */
+    size_t n;       /* number of elements or members */
+};
+
+typedef struct sl_json_error {
+    size_t offset;
+    const char *reason; /* static string */
+} sl_json_error;
+
+typedef struct sl_json_limits {
+    int max_depth;    /* default 64 */
+    size_t max_nodes; /* 0: unbounded */
+} sl_json_limits;
+
+int sl_json_parse(sl_arena *a, const char *p, size_t n, const sl_json_limits *lim, sl_json **out,
+                  sl_json_error *err);
+/* Member by name; NULL when absent or obj is not an object. */
+const sl_json *sl_json_get(const sl_json *obj, const char *key);
+/* Appends the canonical form of v: members sorted by key, no whitespace,
+ * strings re-escaped deterministically, numbers as their source text.
+ * skip_top, when set, drops top-level members it returns true for. */
+int sl_json_canonical(const sl_json *v, sl_buf *b, bool (*skip_top)(sl_str key));
+/* True when s is valid UTF-8 (no surrogates, no overlongs). */
+bool sl_utf8_valid(const char *s, size_t n);
+
+#endif

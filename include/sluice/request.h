@@ -1,0 +1,38 @@
+/* request.h — validation of LLM request bodies into a parsed view.
+ *
+ * Owns nothing: the view points into the caller's arena and body. Every
+ * refusal names the offending parameter the way OpenAI does (`param`). */
+#ifndef SLUICE_REQUEST_H
+#define SLUICE_REQUEST_H
+
+#include "sluice/json.h"
+
+typedef enum {
+    SL_API_CHAT = 0,
+    SL_API_COMPLETIONS,
+    SL_API_EMBEDDINGS,
+    SL_API_MESSAGES, /* Anthropic /v1/messages */
+} sl_api;
+
+typedef struct sl_llm_req {
+    sl_api api;
+    const sl_json *root;
+    sl_str model;
+    bool stream;
+    bool include_usage;  /* stream_options.include_usage */
+    long max_tokens;     /* max_tokens or max_completion_tokens; -1 absent */
+    size_t prompt_bytes; /* text bytes of messages / prompt / input */
+} sl_llm_req;
+
+typedef struct sl_http_error {
+    int status;
+    const char *type;    /* "invalid_request_error" */
+    const char *code;    /* "invalid_json", "missing_field", "invalid_type", "invalid_value" */
+    const char *param;   /* "messages[2].role", or NULL */
+    const char *message; /* static or arena */
+} sl_http_error;
+
+int sl_llm_req_parse(sl_arena *a, sl_api api, const char *body, size_t len, sl_llm_req *out,
+                     sl_http_error *err);
+
+#endif

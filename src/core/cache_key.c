@@ -1,0 +1,34 @@
+/* cache_key.c — canonical request hashing; see cache_key.h. */
+#include "sluice/cache_key.h"
+
+#include <stdio.h>
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+static bool excluded(sl_str key)
+{
+    return sl_str_eq_c(key, "stream") || sl_str_eq_c(key, "stream_options") ||
+           sl_str_eq_c(key, "user");
+}
+
+int sl_cache_key_compute(const sl_llm_req *r, sl_str scope, sl_cache_key *out)
+{
+    /* One scratch buffer reused by every request of the process: no
+     * allocation once it has grown to the working size. */
+    static sl_buf canon;
+    sl_buf_reset(&canon);
+    char prefix[64];
+    int n = snprintf(prefix, sizeof prefix, "%s|%d|", SL_CACHE_KEY_VERSION, (int)r->api);
+    if (sl_buf_append(&canon, prefix, (size_t)n) || sl_buf_append_str(&canon, scope) ||
+        sl_buf_append(&canon, "|", 1) || sl_json_canonical(r->root, &canon, excluded))
+        return SL_ENOMEM;
+    XXH128_hash_t h = XXH3_128bits(canon.p, canon.len);
+    out->hi = h.high64;
+    out->lo = h.low64;
+    return SL_OK;
+}
+
+void sl_cache_key_hex(const sl_cache_key *k, char out[33])
+{
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)k->hi, (unsigned long long)k->lo);
+}
