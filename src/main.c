@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sluice/cache.h"
 #include "sluice/config.h"
 #include "sluice/log.h"
 #include "sluice/server.h"
@@ -18,6 +19,8 @@
 
 static struct {
     struct event_base *base;
+    sl_l1 *l1;
+    sl_redis *redis;
     const char *conf_path;
     struct event *drain_timer; /* checks whether in-flight work is done */
     uint64_t drain_deadline_ms;
@@ -119,6 +122,11 @@ static int run(sl_config *c)
     if (!app.base || sl_upstream_init(app.base, c->server.max_inflight) != SL_OK ||
         sl_access_open(app.base, c->log.access) != SL_OK || sl_server_start(app.base, c) != SL_OK)
         return 1;
+    app.l1 = sl_l1_new(c->cache.l1_max_bytes);
+    if (c->redis.host)
+        app.redis = sl_redis_new(app.base, c->redis.host, c->redis.port, c->redis.password,
+                                 c->redis.db, c->redis.timeout_ms);
+    sl_cache_setup(app.l1, app.redis);
     struct event *sig[] = {
         evsignal_new(app.base, SIGTERM, on_stop_signal, NULL),
         evsignal_new(app.base, SIGINT, on_stop_signal, NULL),
@@ -136,6 +144,8 @@ static int run(sl_config *c)
         event_free(app.drain_timer);
     if (clean) { /* with requests still in flight, the OS reclaims the rest */
         sl_server_stop();
+        sl_redis_free(app.redis);
+        sl_l1_free(app.l1);
         sl_upstream_shutdown();
         sl_access_close();
         sl_req_pool_drain();

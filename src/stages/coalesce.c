@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "sluice/completion.h"
+#include "sluice/sse.h"
 #include "sluice/stages.h"
 
 typedef struct flight flight;
