@@ -508,7 +508,9 @@ static void handle_llm(struct evhttp_request *req, api kind, const char *path)
     j->prompt_tokens = (long)((bytes + 3) / 4);
     if (j->prompt_tokens < 1)
         j->prompt_tokens = 1;
-    unsigned long long h = fnv(body, len);
+    /* Derived from what the model is asked, not from transport options such as
+     * `stream`, so a streamed and a plain twin get the same answer. */
+    unsigned long long h = fnv(last, strlen(last)) ^ (fnv(j->model, strlen(j->model)) * 31) ^ (unsigned long long)bytes;
     char idbuf[64];
     snprintf(idbuf, sizeof idbuf, "%s-mock-%012llx", kind == API_MESSAGES ? "msg" : "chatcmpl", h & 0xffffffffffffull);
     j->id = strdup(idbuf);

@@ -1,0 +1,289 @@
+"""Issue 2: the gateway core, seen from a client."""
+import json, os, signal, subprocess, threading, time
+from harness import (Mock, Sluice, SLUICE_BIN, base_config, chat, post_json, request, send_raw,
+                     sse_events, stream)
+
+ERROR_KEYS = {"message", "type", "param", "code"}
+
+
+def setup(**over):
+    m = Mock()
+    s = Sluice(base_config(m, **over))
+    return m, s
+
+
+def assert_error(status, j, want_status, param=None, code=None):
+    assert status == want_status, "status %s, want %s: %s" % (status, want_status, j)
+    assert j and set(j["error"].keys()) >= ERROR_KEYS, j
+    if param is not None:
+        assert j["error"]["param"] == param, j
+    if code is not None:
+        assert j["error"]["code"] == code, j
+
+
+def test_plain_chat():
+    m, s = setup()
+    st, h, j, _ = post_json(s.url + "/v1/chat/completions", chat("hi there"))
+    assert st == 200, (st, j)
+    assert j["object"] == "chat.completion"
+    assert "hi there" in j["choices"][0]["message"]["content"]
+    assert j["usage"]["prompt_tokens"] > 0 and j["usage"]["completion_tokens"] > 0
+    assert h["x-sluice-provider"] == "mock"
+    assert h["content-type"].startswith("application/json")
+    assert len(h["x-request-id"]) >= 16
+    st, h, j, _ = post_json(s.url + "/v1/chat/completions", chat(), {"x-request-id": "my-req-42"})
+    assert h["x-request-id"] == "my-req-42"
+    s.stop()
+
+
+def test_streaming_chat_matches_plain():
+    m, s = setup()
+    _, _, plain, _ = post_json(s.url + "/v1/chat/completions", chat("stream me"))
+    st, h, events, _ = stream(s.url + "/v1/chat/completions", chat("stream me", stream=True))
+    assert st == 200 and h["content-type"].startswith("text/event-stream"), h
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == plain["choices"][0]["message"]["content"], (text, plain)
+    assert not any("usage" in c and c["usage"] for c in chunks)
+    st, h, events, _ = stream(s.url + "/v1/chat/completions",
+                              chat("stream me", stream=True, stream_options={"include_usage": True}))
+    last = json.loads(events[-2])
+    assert last["usage"]["completion_tokens"] > 0, last
+    s.stop()
+
+
+def test_completions_embeddings_models():
+    m, s = setup()
+    st, _, j, _ = post_json(s.url + "/v1/completions", {"model": "gpt-4o-mini", "prompt": "Say"})
+    assert st == 200 and j["object"] == "text_completion" and j["choices"][0]["text"], j
+    st, _, ev, _ = stream(s.url + "/v1/completions", {"model": "gpt-4o-mini", "prompt": "Say", "stream": True})
+    assert st == 200 and ev[-1] == "[DONE]"
+    st, _, j, _ = post_json(s.url + "/v1/embeddings", {"model": "text-embedding-3-small", "input": ["a", "b"]})
+    assert st == 200 and len(j["data"]) == 2 and len(j["data"][0]["embedding"]) == 8, j
+    st, _, body = request("GET", s.url + "/v1/models")
+    ids = [x["id"] for x in json.loads(body)["data"]]
+    assert st == 200 and "mock-gpt" in ids, ids
+    s.stop()
+
+
+def test_validation_errors():
+    m, s = setup(server={"max_body_bytes": "64KiB"})
+    u = s.url + "/v1/chat/completions"
+    st, _, j, _ = post_json(u, "{not json")
+    assert_error(st, j, 400, code="invalid_json")
+    st, _, j, _ = post_json(u, {"messages": [{"role": "user", "content": "x"}]})
+    assert_error(st, j, 400, param="model")
+    st, _, j, _ = post_json(u, {"model": "m", "messages": {}})
+    assert_error(st, j, 400, param="messages")
+    st, _, j, _ = post_json(u, chat(stream="yes"))
+    assert_error(st, j, 400, param="stream")
+    st, _, j, _ = post_json(u, chat(max_tokens="10"))
+    assert_error(st, j, 400, param="max_tokens")
+    st, _, j, _ = post_json(u, json.dumps(chat()) + " garbage")
+    assert_error(st, j, 400)
+    st, _, j, _ = post_json(u, '{"model":"a","model":"b","messages":[{"role":"user","content":"x"}]}')
+    assert_error(st, j, 400)
+    st, _, j, _ = post_json(u, chat("x" * 70000))
+    assert st == 413, st
+    st, _, j, _ = post_json(s.url + "/v1/nope", chat())
+    assert_error(st, j, 404)
+    st, _, body = request("GET", u)
+    assert_error(st, json.loads(body), 405)
+    assert m.stats()["requests"] == 0, "bad input must never reach the provider"
+    s.stop()
+
+
+def test_model_not_found():
+    m = Mock()
+    cfg = base_config(m)
+    cfg["providers"][0]["models"] = ["gpt-*"]
+    s = Sluice(cfg)
+    st, _, j, _ = post_json(s.url + "/v1/chat/completions", chat(model="llama"))
+    assert_error(st, j, 404, code="model_not_found")
+    s.stop()
+
+
+def test_upstream_errors_pass_through():
+    m, s = setup(retries={"max": 0, "base_ms": 1})
+    u = s.url + "/v1/chat/completions"
+    for status in (500, 429, 400):
+        m.config(status=status)
+        st, _, j, _ = post_json(u, chat("e%d" % status))
+        assert_error(st, j, status)
+    m.config(status=200, body="<html>oops</html>")
+    st, _, j, _ = post_json(u, chat("html"))
+    assert_error(st, j, 502)
+    s.stop()
+
+
+def test_connection_refused_502_and_timeout_504():
+    m = Mock()
+    cfg = base_config(m, retries={"max": 0, "base_ms": 1})
+    cfg["providers"][0]["base_url"] = "http://127.0.0.1:1/v1"
+    s = Sluice(cfg)
+    st, _, j, _ = post_json(s.url + "/v1/chat/completions", chat())
+    assert_error(st, j, 502)
+    s.stop()
+    m, s = setup(retries={"max": 0, "base_ms": 1},
+                 timeouts={"connect_ms": 500, "first_byte_ms": 300, "total_ms": 5000, "idle_ms": 1000})
+    m.config(delay_ms=2000)
+    t0 = time.time()
+    st, _, j, _ = post_json(s.url + "/v1/chat/completions", chat())
+    assert_error(st, j, 504)
+    assert time.time() - t0 < 1.5
+    s.stop()
+
+
+def test_stream_dropped_midway_ends_with_error_event():
+    m, s = setup(retries={"max": 0, "base_ms": 1})
+    m.config(stream_chunks=6, drop_after_chunks=2)
+    st, _, events, _ = stream(s.url + "/v1/chat/completions", chat("drop", stream=True))
+    assert st == 200
+    assert "[DONE]" not in events, events
+    assert "error" in json.loads(events[-1]), events[-1]
+    s.stop()
+
+
+def test_upstream_gets_provider_key_and_original_bytes():
+    m, s = setup()
+    body = '{"messages":[{"role":"user","content":"exact bytes"}],   "model":"gpt-4o-mini"}'
+    st, _, _, _ = post_json(s.url + "/v1/chat/completions", body, {"Authorization": "Bearer sk-client-secret"})
+    assert st == 200
+    last = m.last()
+    assert last["headers"]["authorization"] == "Bearer sk-upstream-secret", last["headers"]
+    assert last["body"] == body
+    s.stop()
+
+
+def test_access_log_fields_and_no_secrets():
+    m, s = setup()
+    post_json(s.url + "/v1/chat/completions", chat(), {"Authorization": "Bearer sk-client-secret", "x-request-id": "abc-1"})
+    stream(s.url + "/v1/chat/completions", chat(stream=True))
+    request("GET", s.url + "/health")
+    lines = s.wait_log(3)
+    assert len(lines) == 3, lines
+    fields = ["ts", "request_id", "method", "path", "status", "tenant", "model", "provider", "cache",
+              "stream", "latency_ms", "upstream_ms", "ttfb_ms", "prompt_tokens", "completion_tokens",
+              "cost_usd", "retries", "bytes_out", "error"]
+    for l in lines:
+        for f in fields:
+            assert f in l, (f, l)
+    assert lines[0]["request_id"] == "abc-1" and lines[0]["status"] == 200
+    assert lines[0]["cost_usd"] > 0 and lines[0]["prompt_tokens"] > 0
+    assert lines[1]["stream"] is True
+    s.stop()
+    raw = open(s.access_path).read() + s.stderr()
+    assert "sk-client-secret" not in raw and "sk-upstream-secret" not in raw
+
+
+def test_health_routes():
+    m, s = setup()
+    assert request("GET", s.url + "/health/live")[0] == 200
+    assert request("GET", s.url + "/health/ready")[0] == 200
+    st, _, body = request("GET", s.url + "/health")
+    j = json.loads(body)
+    for k in ("version", "uptime_s", "providers", "inflight", "state_store"):
+        assert k in j, j
+    assert j["state_store"] == "embedded"
+    s.stop()
+
+
+def test_sigterm_drains_stream():
+    m, s = setup()
+    m.config(stream_chunks=5, chunk_delay_ms=200)
+    result = {}
+
+    def client():
+        result["r"] = stream(s.url + "/v1/chat/completions", chat("long", stream=True))
+
+    t = threading.Thread(target=client)
+    t.start()
+    time.sleep(0.3)
+    s.signal(signal.SIGTERM)
+    time.sleep(0.1)
+    try:
+        st, _, _ = request("GET", s.url + "/health/ready", timeout=1)
+        assert st == 503
+    except OSError:
+        pass  # not accepting any more: also right
+    t.join(10)
+    st, _, events, _ = result["r"]
+    assert st == 200 and events[-1] == "[DONE]", events
+    assert s.proc.wait(10) == 0
+    s.stop()
+
+
+def test_sighup_reload():
+    m = Mock()
+    cfg = base_config(m)
+    cfg["providers"][0]["models"] = ["gpt-*"]
+    s = Sluice(cfg)
+    assert post_json(s.url + "/v1/chat/completions", chat(model="llama"))[0] == 404
+    cfg["providers"][0]["models"] = ["*"]
+    s.write_config(dict(cfg, listen="127.0.0.1:%d" % s.port, log={"access": s.access_path}))
+    s.signal(signal.SIGHUP)
+    time.sleep(0.3)
+    assert post_json(s.url + "/v1/chat/completions", chat(model="llama"))[0] == 200
+    s.write_config("providers: [ this is : broken")
+    s.signal(signal.SIGHUP)
+    time.sleep(0.3)
+    assert post_json(s.url + "/v1/chat/completions", chat(model="llama"))[0] == 200
+    assert "reload refused" in s.stderr()
+    s.stop()
+
+
+def test_config_check_flag(tmp=None):
+    m = Mock()
+    s = Sluice(base_config(m))
+    r = subprocess.run([SLUICE_BIN, "-t", "-c", s.conf_path], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    bad = s.conf_path + ".bad"
+    with open(bad, "w") as f:
+        f.write("listen: 127.0.0.1:1\ntimeouts:\n  connect_ms: -5\n")
+    r = subprocess.run([SLUICE_BIN, "-t", "-c", bad], capture_output=True)
+    assert r.returncode == 1 and (bad + ":3:").encode() in r.stderr, r.stderr
+    with open(bad, "w") as f:
+        f.write("listen: 127.0.0.1:1\nbogus_key: 1\n")
+    r = subprocess.run([SLUICE_BIN, "-t", "-c", bad], capture_output=True)
+    assert r.returncode == 1 and b"bogus_key" in r.stderr and b"unknown key" in r.stderr, r.stderr
+    s.stop()
+
+
+def _strip_volatile(raw):
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = [l for l in head.split(b"\r\n") if not l.lower().startswith((b"date:", b"x-request-id:"))]
+    return b"\r\n".join(lines), body
+
+
+def test_split_invariance():
+    m, s = setup()
+    body = json.dumps(chat("split")).encode()
+    reqs = [
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body),
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n{not json",
+        b"GET /v1/nothing HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n",
+    ]
+    for raw in reqs:
+        whole = _strip_volatile(send_raw(s.port, raw))
+        assert whole[0].startswith(b"HTTP/1.1 "), whole
+        step = max(1, len(raw) // 40)
+        for cut in range(1, len(raw), step):
+            got = _strip_volatile(send_raw(s.port, raw, chunks=[raw[:cut], raw[cut:]]))
+            assert got == whole, (cut, got, whole)
+        got = _strip_volatile(send_raw(s.port, raw, chunks=[raw[i:i + 1] for i in range(len(raw))]))
+        assert got == whole, ("bytewise", got, whole)
+    s.stop()
+
+
+def test_duplicate_content_length_refused():
+    m, s = setup()
+    body = json.dumps(chat()).encode()
+    raw = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body), len(body) + 1, body)
+    got = send_raw(s.port, raw, timeout=2)
+    assert got.startswith(b"HTTP/1.1 400"), got[:100]
+    assert m.stats()["requests"] == 0
+    s.stop()
