@@ -44,6 +44,7 @@ static int t_run(const char *file, const char *names, t_fn *fns, int n)
 {
     int failed = 0;
     char buf[4096];
+    setvbuf(stdout, NULL, _IOLBF, 0); /* a sanitizer exit must not eat our lines */
     snprintf(buf, sizeof buf, "%s", names);
     char *save = NULL, *tok = strtok_r(buf, ", ", &save);
     for (int i = 0; i < n; i++) {

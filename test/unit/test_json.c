@@ -1,0 +1,86 @@
+/* test_json.c — the strict parser and the canonical form. */
+#include "sluice/json.h"
+#include "t.h"
+
+static sl_arena A;
+
+static int parse(const char *s, sl_json **out)
+{
+    sl_json_error e;
+    return sl_json_parse(&A, s, strlen(s), NULL, out, &e);
+}
+
+T_TEST(parses_values)
+{
+    sl_json *v;
+    T_EQ_INT(parse(" {\"a\":[1,2.5,-3e2],\"b\":\"x\\ny\",\"c\":true,\"d\":null} ", &v), 0);
+    T_EQ_INT(v->type, SL_JSON_OBJECT);
+    T_EQ_INT(v->n, 4);
+    const sl_json *a = sl_json_get(v, "a");
+    T_EQ_INT(a->n, 3);
+    T_CHECK(a->child->next->num == 2.5);
+    T_CHECK(sl_str_eq_c(a->child->next->next->raw, "-3e2"));
+    T_CHECK(sl_str_eq_c(sl_json_get(v, "b")->str, "x\ny"));
+    T_EQ_INT(sl_json_get(v, "c")->type, SL_JSON_TRUE);
+    T_CHECK(sl_json_get(v, "zz") == NULL);
+}
+
+T_TEST(refuses_bad_input)
+{
+    static const char *const bad[] = {
+        "", "{", "{\"a\":1,}", "[1,]", "01", "1.", "+1", "NaN", "{\"a\":1} x", "\"\\ud800\"",
+        "\"\\udc00\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "\"\xf8\x88\x80\x80\x80\"", "\"a\x01\"",
+        "{\"a\":1,\"a\":2}", "\"\\x\"", "tru", "{1:2}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sl_json *v;
+        if (parse(bad[i], &v) == 0)
+            printf("  accepted: %s\n", bad[i]);
+        T_CHECK(parse(bad[i], &v) != 0);
+    }
+}
+
+T_TEST(unicode_escapes)
+{
+    sl_json *v;
+    T_EQ_INT(parse("\"\\u00e9\\ud83d\\ude00\\u0000z\"", &v), 0);
+    T_EQ_INT(v->str.len, 2 + 4 + 1 + 1);
+    T_CHECK(memcmp(v->str.p, "\xc3\xa9\xf0\x9f\x98\x80\0z", 8) == 0);
+}
+
+T_TEST(depth_bound)
+{
+    char deep[300];
+    memset(deep, '[', 200);
+    deep[200] = '\0';
+    sl_json *v;
+    T_CHECK(parse(deep, &v) != 0);
+    sl_json_limits lim = {.max_depth = 3};
+    sl_json_error e;
+    T_CHECK(sl_json_parse(&A, "[[[[1]]]]", 9, &lim, &v, &e) != 0);
+    T_EQ_INT(sl_json_parse(&A, "[[[1]]]", 7, &lim, &v, &e), 0);
+}
+
+static bool skip_b(sl_str k) { return sl_str_eq_c(k, "b"); }
+
+T_TEST(canonical_form)
+{
+    sl_json *x, *y;
+    T_EQ_INT(parse("{\"b\":1, \"a\" : {\"z\":[1, 2], \"y\":\"\\u0041\"}}", &x), 0);
+    T_EQ_INT(parse("{\"a\":{\"y\":\"A\",\"z\":[1,2]},\"b\":1}", &y), 0);
+    sl_buf b1, b2;
+    sl_buf_init(&b1, 0);
+    sl_buf_init(&b2, 0);
+    sl_json_canonical(x, &b1, NULL);
+    sl_json_canonical(y, &b2, NULL);
+    T_EQ_STR(b1.p, "{\"a\":{\"y\":\"A\",\"z\":[1,2]},\"b\":1}");
+    T_EQ_STR(b1.p, b2.p);
+    sl_buf_reset(&b1);
+    sl_json_canonical(x, &b1, skip_b);
+    T_EQ_STR(b1.p, "{\"a\":{\"y\":\"A\",\"z\":[1,2]}}");
+    sl_buf_free(&b1);
+    sl_buf_free(&b2);
+    sl_arena_free(&A);
+}
+
+T_MAIN("json", parses_values, refuses_bad_input, unicode_escapes, depth_bound, canonical_form)
