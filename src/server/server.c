@@ -107,18 +107,29 @@ static void http_data(sl_sink *s, sl_req *r, const char *p, size_t n)
     }
 }
 
+/* A detached request (its client left) is freed only with the sl_req: the
+ * request body, which r->llm points into, lives in its input buffer. */
+static void release_detached(sl_req *r)
+{
+    if (r->owner)
+        evhttp_request_free(r->owner);
+    r->owner = NULL;
+}
+
 static void http_end(sl_sink *s, sl_req *r)
 {
     SL_UNUSED(s);
     struct evhttp_request *req = r->owner;
-    r->owner = NULL;
     if (!req)
         return;
+    if (r->client_gone) {
+        r->on_release = release_detached;
+        return;
+    }
+    r->owner = NULL;
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     if (evcon)
         evhttp_connection_set_closecb(evcon, NULL, NULL);
-    /* With the client gone the request is detached (no connection): these
-     * calls then only free it, which is what we want. */
     if (r->streaming)
         evhttp_send_reply_end(req);
     else

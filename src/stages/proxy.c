@@ -39,6 +39,7 @@ typedef struct proxy_state {
     bool stream_mode;      /* 200 + text/event-stream: forwarding chunks */
     bool done_seen;        /* the upstream sent [DONE] */
     bool asm_on;
+    sl_str body;           /* what goes upstream: the client's bytes, or with usage asked */
     sl_asm assembler;      /* when the cache wants the stream as one object */
 } proxy_state;
 
@@ -75,27 +76,85 @@ static void take_usage(sl_req *r, const sl_json *root)
 
 /* ---- stream watching ------------------------------------------------------ */
 
-static int on_sse_event(void *ud, sl_str event, sl_str data)
+/* Writes one event to the client, framed as SSE. */
+static void forward_event(sl_req *r, sl_str event, sl_str data)
 {
-    SL_UNUSED(event);
-    proxy_state *st = ud;
-    if (data.len == 6 && memcmp(data.p, "[DONE]", 6) == 0) {
-        st->done_seen = true;
-        return 0;
+    static sl_buf frame; /* reused: no allocation per chunk once warm */
+    sl_buf_reset(&frame);
+    if (event.len) {
+        sl_buf_append_c(&frame, "event: ");
+        sl_buf_append_str(&frame, event);
+        sl_buf_append_c(&frame, "\n");
     }
-    if (st->asm_on)
-        sl_asm_chunk(&st->assembler, data.p, data.len);
+    sl_buf_append_c(&frame, "data: ");
+    sl_buf_append_str(&frame, data);
+    sl_buf_append_c(&frame, "\n\n");
+    sl_pipeline_stream_data(r, frame.p, frame.len);
+}
+
+/* Reads usage from a chunk that carries it; true when the chunk is the
+ * usage-only chunk (no choices) that sluice itself asked for. */
+static bool usage_chunk(sl_req *r, sl_str data)
+{
     if (!memmem(data.p, data.len, "\"usage\"", 7)) /* only usage chunks are worth a parse */
-        return 0;
+        return false;
     char first[4096];
     sl_arena scratch;
     sl_arena_init(&scratch, first, sizeof first, 1 << 20);
     sl_json *root = NULL;
     sl_json_error err;
-    if (sl_json_parse(&scratch, data.p, data.len, NULL, &root, &err) == SL_OK)
-        take_usage(st->r, root);
+    bool only_usage = false;
+    if (sl_json_parse(&scratch, data.p, data.len, NULL, &root, &err) == SL_OK) {
+        take_usage(r, root);
+        const sl_json *ch = sl_json_get(root, "choices");
+        only_usage = ch && ch->type == SL_JSON_ARRAY && ch->n == 0;
+    }
     sl_arena_free(&scratch);
+    return only_usage;
+}
+
+static int on_sse_event(void *ud, sl_str event, sl_str data)
+{
+    proxy_state *st = ud;
+    sl_req *r = st->r;
+    if (data.len == 6 && memcmp(data.p, "[DONE]", 6) == 0) {
+        st->done_seen = true;
+        forward_event(r, event, data);
+        return 0;
+    }
+    if (st->asm_on)
+        sl_asm_chunk(&st->assembler, data.p, data.len);
+    if (usage_chunk(r, data) && !r->llm.include_usage)
+        return 0; /* we asked for it for metering; the client did not */
+    forward_event(r, event, data);
     return 0;
+}
+
+/* For a stream, ask the provider for usage even when the client did not, so
+ * streams are metered exactly: the request is re-written with
+ * stream_options.include_usage = true (the only change), members copied as
+ * their original bytes. */
+static sl_str body_with_usage(sl_req *r)
+{
+    if (!r->llm.stream || r->llm.include_usage || r->llm.api == SL_API_EMBEDDINGS ||
+        r->llm.api == SL_API_MESSAGES || !r->llm.root)
+        return r->body;
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_buf_append_c(&b, "{");
+    for (const sl_json *m = r->llm.root->child; m; m = m->next) {
+        if (sl_str_eq_c(m->key, "stream_options"))
+            continue;
+        sl_buf_json_str(&b, m->key.p, m->key.len);
+        sl_buf_append_c(&b, ":");
+        sl_buf_append_str(&b, m->raw);
+        sl_buf_append_c(&b, ",");
+    }
+    sl_buf_append_c(&b, "\"stream_options\":{\"include_usage\":true}}");
+    char *copy = sl_arena_strndup(&r->arena, b.p, b.len);
+    sl_str out = copy ? (sl_str){copy, b.len} : r->body;
+    sl_buf_free(&b);
+    return out;
 }
 
 /* ---- call hooks ----------------------------------------------------------- */
@@ -125,10 +184,7 @@ static int hook_data(void *ud, sl_call *c, const char *p, size_t n)
     proxy_state *st = ud;
     sl_req *r = st->r;
     if (st->stream_mode) {
-        if (sl_sse_feed(&st->sse, p, n) == SL_ETOOBIG)
-            return 1;
-        sl_pipeline_stream_data(r, p, n);
-        return 0;
+        return sl_sse_feed(&st->sse, p, n) == SL_ETOOBIG ? 1 : 0; /* events go out one by one */
     }
     return sl_buf_append(&r->body_out, p, n) == SL_OK ? 0 : 1;
 }
@@ -380,8 +436,8 @@ static void attempt(proxy_state *st)
     sl_call_opts o = {
         .url = sl_arena_printf(&r->arena, "%s%s", p->base_url, r->upstream_path),
         .headers = build_headers(r, p),
-        .body = r->body.p,
-        .body_len = r->body.len,
+        .body = st->body.p,
+        .body_len = st->body.len,
         .connect_ms = cf->timeouts.connect_ms,
         .first_byte_ms = cf->timeouts.first_byte_ms,
         .idle_ms = r->llm.stream ? cf->timeouts.idle_ms : 0,
@@ -412,6 +468,7 @@ static sl_step proxy_request(sl_req *r)
         return sl_stage_answer(r);
     }
     st->r = r;
+    st->body = body_with_usage(r);
     st->next_from = r->provider_idx >= 0 ? r->provider_idx : 0;
     r->stage_data[SL_SLOT_PROXY] = st;
     r->upstream_path = upstream_path(r->llm.api);

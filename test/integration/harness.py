@@ -313,7 +313,7 @@ class Sluice:
         self.err.close()
         err = self.stderr()
         for mark in SANITIZER_MARKS:
-            assert mark not in err, "sanitizer report in sluice stderr:\n" + err[-4000:]
+            assert mark not in err, "sanitizer report in sluice stderr:\n" + err[err.find(mark) - 200:][:6000]
         assert rc == 0, "sluice exited %s:\n%s" % (rc, err[-2000:])
 
 

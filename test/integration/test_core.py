@@ -196,11 +196,16 @@ def test_sigterm_drains_stream():
     result = {}
 
     def client():
-        result["r"] = stream(s.url + "/v1/chat/completions", chat("long", stream=True))
+        try:
+            result["r"] = stream(s.url + "/v1/chat/completions", chat("long", stream=True))
+        except Exception as e:  # reported below with the assertion
+            result["r"] = (None, None, [repr(e)], None)
 
     t = threading.Thread(target=client)
     t.start()
-    time.sleep(0.3)
+    deadline = time.time() + 5
+    while m.stats()["inflight"] == 0 and time.time() < deadline:
+        time.sleep(0.02)
     s.signal(signal.SIGTERM)
     time.sleep(0.1)
     try:

@@ -1,0 +1,126 @@
+"""Issue 3: the response cache, L1 and Redis L2."""
+import json, threading, time
+from harness import Mock, Redis, Sluice, base_config, chat, post_json, stream
+
+
+def cfg(m, redis=None, **over):
+    c = base_config(m, cache={"enabled": True, "ttl_s": 60}, **over)
+    if redis:
+        c["redis"] = {"url": redis.url, "timeout_ms": 50}
+    return c
+
+
+def content_of_stream(events):
+    out = ""
+    for e in events[:-1]:
+        c = json.loads(e)
+        if c["choices"]:
+            out += c["choices"][0]["delta"].get("content") or ""
+    return out
+
+
+def test_hit_after_miss_l1():
+    m = Mock()
+    s = Sluice(cfg(m))
+    u = s.url + "/v1/chat/completions"
+    st, h, a, _ = post_json(u, chat("cache me"))
+    assert st == 200 and h["x-sluice-cache"] == "miss"
+    st, h, b, _ = post_json(u, json.dumps({"messages": [{"content": "cache me", "role": "user"}], "model": "gpt-4o-mini"}))
+    assert st == 200 and h["x-sluice-cache"] == "hit", h
+    assert "age" in h and h["x-sluice-cost-usd"] == "0.00000000"
+    assert a == b
+    assert m.stats()["requests"] == 1
+    log = s.wait_log(2)
+    assert log[1]["cache"] == "hit" and log[1]["saved_usd"] > 0 and log[1]["cost_usd"] == 0
+    s.stop()
+
+
+def test_stream_served_from_plain_entry_and_reverse():
+    m = Mock()
+    s = Sluice(cfg(m))
+    u = s.url + "/v1/chat/completions"
+    _, _, plain, _ = post_json(u, chat("twin one"))
+    st, h, ev, _ = stream(u, chat("twin one", stream=True, stream_options={"include_usage": True}))
+    assert h["x-sluice-cache"] == "hit" and ev[-1] == "[DONE]"
+    assert content_of_stream(ev) == plain["choices"][0]["message"]["content"]
+    assert "usage" in json.loads(ev[-2])
+    st, h, ev, _ = stream(u, chat("twin two", stream=True))
+    assert h["x-sluice-cache"] == "miss"
+    st, h, j, _ = post_json(u, chat("twin two"))
+    assert h["x-sluice-cache"] == "hit", h
+    assert j["choices"][0]["message"]["content"] == content_of_stream(ev)
+    assert j["object"] == "chat.completion" and j["usage"]["completion_tokens"] > 0
+    assert m.stats()["requests"] == 2
+    s.stop()
+
+
+def test_cache_control_and_ttl_header():
+    m = Mock()
+    s = Sluice(cfg(m))
+    u = s.url + "/v1/chat/completions"
+    assert post_json(u, chat("cc"), {"Cache-Control": "no-store"})[1]["x-sluice-cache"] == "bypass"
+    assert post_json(u, chat("cc"))[1]["x-sluice-cache"] == "miss"  # no-store stored nothing
+    assert post_json(u, chat("cc"), {"Cache-Control": "no-cache"})[1]["x-sluice-cache"] == "miss"
+    assert post_json(u, chat("cc"))[1]["x-sluice-cache"] == "hit"
+    assert m.stats()["requests"] == 3  # no-store, miss, no-cache: three calls
+    post_json(u, chat("short"), {"x-sluice-cache-ttl": "1"})
+    assert post_json(u, chat("short"))[1]["x-sluice-cache"] == "hit"
+    time.sleep(1.2)
+    assert post_json(u, chat("short"))[1]["x-sluice-cache"] == "miss"
+    s.stop()
+
+
+def test_errors_and_truncated_streams_not_cached():
+    m = Mock()
+    s = Sluice(cfg(m, retries={"max": 0, "base_ms": 1}))
+    u = s.url + "/v1/chat/completions"
+    m.config(status=500)
+    assert post_json(u, chat("err"))[0] == 500
+    m.config(status=200)
+    assert post_json(u, chat("err"))[1]["x-sluice-cache"] == "miss"
+    m.config(drop_after_chunks=2)
+    stream(u, chat("cut", stream=True))
+    m.config(drop_after_chunks=0)
+    assert post_json(u, chat("cut"))[1]["x-sluice-cache"] == "miss"
+    s.stop()
+
+
+def test_two_instances_share_redis():
+    m, r = Mock(), Redis()
+    a, b = Sluice(cfg(m, r)), Sluice(cfg(m, r))
+    time.sleep(0.3)
+    st, h, j1, _ = post_json(a.url + "/v1/chat/completions", chat("shared"))
+    assert h["x-sluice-cache"] == "miss"
+    time.sleep(0.1)
+    st, h, j2, _ = post_json(b.url + "/v1/chat/completions", chat("shared"))
+    assert h["x-sluice-cache"] == "hit", h
+    assert j1 == j2 and m.stats()["requests"] == 1
+    log = b.wait_log(1)
+    assert log[0]["cache_layer"] == "l2"
+    keys = r.cmd("KEYS", "sluice:c:*")
+    assert len(keys) == 1 and r.cmd("PTTL", keys[0]) > 0
+    a.stop(), b.stop()
+
+
+def test_redis_killed_and_hung_requests_still_fast():
+    m, r = Mock(), Redis()
+    s = Sluice(cfg(m, r))
+    time.sleep(0.3)
+    u = s.url + "/v1/chat/completions"
+    r.stop_signal()
+    for i in range(5):
+        t0 = time.time()
+        st, _, _, _ = post_json(u, chat("hung %d" % i))
+        assert st == 200 and time.time() - t0 < 0.5, time.time() - t0
+    r.cont_signal()
+    r.kill()
+    for i in range(5):
+        t0 = time.time()
+        st, _, _, _ = post_json(u, chat("dead %d" % i))
+        assert st == 200 and time.time() - t0 < 0.5
+    r.start()
+    time.sleep(1.5)  # reconnect with backoff
+    post_json(u, chat("back"))
+    time.sleep(0.1)
+    assert len(r.cmd("KEYS", "sluice:c:*")) >= 1, "L2 did not come back"
+    s.stop()

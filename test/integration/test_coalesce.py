@@ -1,0 +1,126 @@
+"""Issue 4: identical in-flight requests share one upstream call."""
+import json, socket, threading, time
+from harness import Mock, Sluice, base_config, chat, post_json, stream
+
+
+def run_parallel(n, fn):
+    out = [None] * n
+    ts = [threading.Thread(target=lambda i=i: out.__setitem__(i, fn(i))) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(20)
+    return out
+
+
+def test_fifty_plain_one_call():
+    m = Mock()
+    s = Sluice(base_config(m, cache={"enabled": True}))
+    m.config(delay_ms=400)
+    u = s.url + "/v1/chat/completions"
+    res = run_parallel(50, lambda i: post_json(u, chat("popular")))
+    assert all(r[0] == 200 for r in res)
+    assert len({json.dumps(r[2], sort_keys=True) for r in res}) == 1
+    caches = [r[1]["x-sluice-cache"] for r in res]
+    assert caches.count("coalesced") >= 45, caches
+    assert m.stats()["requests"] == 1
+    log = s.wait_log(50)
+    assert any(l["cache"] == "coalesced" and l["led_by"] for l in log)
+    s.stop()
+
+
+def test_streams_and_plain_twins_share_one_call():
+    m = Mock()
+    s = Sluice(base_config(m, cache={"enabled": True}))
+    m.config(delay_ms=300, stream_chunks=5, chunk_delay_ms=50)
+    u = s.url + "/v1/chat/completions"
+
+    def one(i):
+        if i % 2:
+            return ("s",) + stream(u, chat("twins", stream=True))
+        return ("p",) + post_json(u, chat("twins"))
+    res = run_parallel(10, one)
+    texts = set()
+    for r in res:
+        assert r[1] == 200, r
+        if r[0] == "s":
+            ev = r[3]
+            assert ev[-1] == "[DONE]"
+            texts.add("".join((json.loads(e)["choices"][0]["delta"].get("content") or "")
+                              for e in ev[:-1] if json.loads(e)["choices"]))
+        else:
+            texts.add(r[3]["choices"][0]["message"]["content"])
+    assert len(texts) == 1, texts
+    assert m.stats()["requests"] == 1
+    s.stop()
+
+
+def test_twenty_streams_one_call():
+    m = Mock()
+    s = Sluice(base_config(m, cache={"enabled": True}))
+    m.config(delay_ms=200, stream_chunks=8, chunk_delay_ms=30)
+    u = s.url + "/v1/chat/completions"
+    res = run_parallel(20, lambda i: stream(u, chat("storm", stream=True)))
+    assert all(r[0] == 200 and r[2][-1] == "[DONE]" for r in res)
+    assert len({tuple(r[2]) for r in res}) == 1
+    assert m.stats()["requests"] == 1
+    s.stop()
+
+
+def _open_stream(port, body):
+    s = socket.create_connection(("127.0.0.1", port))
+    data = json.dumps(body).encode()
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+    return s
+
+
+def test_leader_leaves_followers_complete():
+    m = Mock()
+    s = Sluice(base_config(m, cache={"enabled": True}))
+    m.config(delay_ms=100, stream_chunks=6, chunk_delay_ms=100)
+    leader = _open_stream(s.port, chat("leader", stream=True))
+    time.sleep(0.05)
+    res = {}
+    t = threading.Thread(target=lambda: res.setdefault("f", stream(s.url + "/v1/chat/completions", chat("leader", stream=True))))
+    t.start()
+    time.sleep(0.3)
+    leader.close()
+    t.join(10)
+    st, _, ev, _ = res["f"]
+    assert st == 200 and ev[-1] == "[DONE]", ev
+    assert m.stats()["disconnects"] == 0, "the upstream call was cut"
+    s.stop()
+
+
+def test_last_waiter_leaving_cancels_upstream():
+    m = Mock()
+    s = Sluice(base_config(m, cache={"enabled": True}))
+    m.config(delay_ms=100, stream_chunks=20, chunk_delay_ms=100)
+    a = _open_stream(s.port, chat("abandon", stream=True))
+    time.sleep(0.05)
+    b = _open_stream(s.port, chat("abandon", stream=True))
+    time.sleep(0.3)
+    a.close()
+    time.sleep(0.1)
+    b.close()
+    deadline = time.time() + 2
+    while time.time() < deadline and m.stats()["disconnects"] == 0:
+        time.sleep(0.05)
+    assert m.stats()["disconnects"] == 1 and m.stats()["requests"] == 1
+    log = s.wait_log(2)
+    assert all(l["status"] == 499 for l in log), log
+    s.stop()
+
+
+def test_error_reaches_every_waiter_and_is_not_cached():
+    m = Mock()
+    s = Sluice(base_config(m, cache={"enabled": True}, retries={"max": 0, "base_ms": 1}))
+    m.config(delay_ms=300, status=503)
+    u = s.url + "/v1/chat/completions"
+    res = run_parallel(8, lambda i: post_json(u, chat("fails")))
+    assert all(r[0] == 503 and "error" in r[2] for r in res), [r[0] for r in res]
+    assert m.stats()["requests"] == 1
+    m.config(status=200, delay_ms=0)
+    assert post_json(u, chat("fails"))[0] == 200
+    s.stop()
