@@ -117,6 +117,8 @@ struct sl_req {
     bool (*abort_guard)(sl_req *r);
     void (*on_release)(sl_req *r); /* owner's cleanup hook (server/service) */
     void *owner;              /* the owner's object (evhttp request, service call) */
+    struct event *client_watch; /* server: notices a client that hangs up while we wait */
+    bool detached;            /* server: evhttp detached the request from its connection */
 };
 
 /* Takes a request from the pool (or allocates one); refs = 1, conf pinned. */

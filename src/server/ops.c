@@ -48,6 +48,12 @@ void sl_ops_health(sl_req *r)
         sl_buf_printf(b, ",\"kind\":\"%s\",\"base_url\":",
                       p->kind == SL_PROVIDER_ANTHROPIC ? "anthropic" : "openai");
         sl_buf_json_cstr(b, p->base_url);
+        int failures;
+        uint64_t opened;
+        sl_breaker_stats(p->name, &failures, &opened);
+        sl_buf_printf(b, ",\"breaker\":\"%s\",\"consecutive_failures\":%d,\"times_opened\":%llu",
+                      sl_breaker_state_name(sl_breaker_state_of(p->name)), failures,
+                      (unsigned long long)opened);
         sl_buf_append_c(b, ",\"models\":[");
         for (size_t m = 0; m < p->n_models; m++) {
             if (m)

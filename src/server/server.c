@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -81,11 +82,18 @@ static void add_common_headers(sl_req *r, struct evkeyvalq *out, bool sse)
         evhttp_add_header(out, r->headers[i].name, r->headers[i].value);
 }
 
+static void stop_watch(sl_req *r)
+{
+    if (r->client_watch)
+        event_free(r->client_watch);
+    r->client_watch = NULL;
+}
+
 static void http_head(sl_sink *s, sl_req *r, int status, bool sse)
 {
     SL_UNUSED(s);
     struct evhttp_request *req = r->owner;
-    if (r->client_gone)
+    if (r->detached)
         return;
     add_common_headers(r, evhttp_request_get_output_headers(req), sse);
     if (sse)
@@ -96,7 +104,7 @@ static void http_data(sl_sink *s, sl_req *r, const char *p, size_t n)
 {
     SL_UNUSED(s);
     struct evhttp_request *req = r->owner;
-    if (r->client_gone)
+    if (r->detached)
         return;
     if (r->streaming) {
         evbuffer_add(srv.chunk, p, n);
@@ -111,6 +119,7 @@ static void http_data(sl_sink *s, sl_req *r, const char *p, size_t n)
  * request body, which r->llm points into, lives in its input buffer. */
 static void release_detached(sl_req *r)
 {
+    stop_watch(r);
     if (r->owner)
         evhttp_request_free(r->owner);
     r->owner = NULL;
@@ -120,9 +129,10 @@ static void http_end(sl_sink *s, sl_req *r)
 {
     SL_UNUSED(s);
     struct evhttp_request *req = r->owner;
+    stop_watch(r);
     if (!req)
         return;
-    if (r->client_gone) {
+    if (r->detached) {
         r->on_release = release_detached;
         return;
     }
@@ -145,7 +155,37 @@ static void on_client_close(struct evhttp_connection *evcon, void *arg)
     sl_req *r = arg;
     if (!r || r->completed)
         return;
+    r->detached = true; /* evhttp took the request off the connection */
+    stop_watch(r);
     sl_pipeline_abort(r);
+}
+
+/* evhttp 2.1 does not read from a connection while its request is being
+ * answered, so a client that hangs up while we wait for the provider goes
+ * unnoticed. We watch the socket ourselves: end of file (or an error) means
+ * the client left; bytes mean a pipelined request, which we leave to evhttp. */
+static void on_client_readable(evutil_socket_t fd, short what, void *arg)
+{
+    SL_UNUSED(what);
+    sl_req *r = arg;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+        return; /* one-shot: pipelined data stops the watch */
+    stop_watch(r);
+    if (!r->completed)
+        sl_pipeline_abort(r);
+}
+
+static void watch_client(sl_req *r, struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0)
+        return;
+    r->client_watch = event_new(srv.base, fd, EV_READ, on_client_readable, r);
+    if (r->client_watch)
+        event_add(r->client_watch, NULL);
 }
 
 /* ---- request intake ----------------------------------------------------- */
@@ -283,6 +323,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         r->is_llm = true;
         r->llm.api = rt->api;
         r->cache = SL_CACHE_BYPASS;
+        watch_client(r, evcon);
         sl_pipeline_start(r);
         return;
     }

@@ -7,7 +7,10 @@
  * GET /_mock/last (the last LLM request: path, headers, body). */
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <sys/socket.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -52,6 +55,8 @@ typedef struct job {
     char **words;
     int n_words, sent_chunks, chunks;
     struct event *timer;
+    struct event *watch; /* notices a client that hangs up while we delay */
+    bool streaming;
     cJSON *input; /* embeddings */
 } job;
 
@@ -67,6 +72,8 @@ static void job_free(job *j)
 {
     if (j->timer)
         event_free(j->timer);
+    if (j->watch)
+        event_free(j->watch);
     for (int i = 0; i < j->n_words; i++)
         free(j->words[i]);
     free(j->words);
@@ -81,8 +88,36 @@ static void on_close(struct evhttp_connection *c, void *arg)
 {
     (void)c;
     job *j = arg;
+    if (!j->gone)
+        m.disconnects++;
     j->gone = true;
-    m.disconnects++;
+}
+
+static void finish(job *j);
+
+/* evhttp does not read while a request is answered: peek at the socket to see
+ * a client that left during a delay or a stream. */
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    job *j = arg;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+        return;
+    if (!j->gone)
+        m.disconnects++;
+    j->gone = true;
+    if (j->timer)
+        evtimer_del(j->timer);
+    struct evhttp_connection *conn = evhttp_request_get_connection(j->req);
+    if (conn)
+        evhttp_connection_set_closecb(conn, NULL, NULL);
+    if (j->streaming)
+        evhttp_send_reply_end(j->req);
+    else
+        evhttp_send_reply(j->req, 500, NULL, NULL);
+    finish(j);
 }
 
 static void finish(job *j)
@@ -366,6 +401,7 @@ static void start_stream(job *j)
     evhttp_add_header(h, "Content-Type", "text/event-stream");
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_send_reply_start(j->req, 200, "OK");
+    j->streaming = true;
     j->chunks = m.k.stream_chunks > 0 ? m.k.stream_chunks : 1;
     if (j->kind == API_MESSAGES) {
         anthropic_event(j, "message_start", NULL, 0);
@@ -536,7 +572,13 @@ static void handle_llm(struct evhttp_request *req, api kind, const char *path)
         j->status = m.k.status;
     }
     m.inflight++;
-    evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_close, j);
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    evhttp_connection_set_closecb(conn, on_close, j);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
+    if (bev && bufferevent_getfd(bev) >= 0) {
+        j->watch = event_new(m.base, bufferevent_getfd(bev), EV_READ, on_readable, j);
+        event_add(j->watch, NULL);
+    }
     if (m.k.delay_ms > 0) {
         j->timer = evtimer_new(m.base, respond, j);
         struct timeval tv = {m.k.delay_ms / 1000, (m.k.delay_ms % 1000) * 1000};
