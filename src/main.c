@@ -14,6 +14,7 @@
 #include "sluice/cache.h"
 #include "sluice/config.h"
 #include "sluice/log.h"
+#include "sluice/stages.h"
 #include "sluice/server.h"
 #include "sluice/upstream.h"
 
@@ -127,6 +128,7 @@ static int run(sl_config *c)
         app.redis = sl_redis_new(app.base, c->redis.host, c->redis.port, c->redis.password,
                                  c->redis.db, c->redis.timeout_ms);
     sl_cache_setup(app.l1, app.redis);
+    sl_limits_setup(app.redis);
     struct event *sig[] = {
         evsignal_new(app.base, SIGTERM, on_stop_signal, NULL),
         evsignal_new(app.base, SIGINT, on_stop_signal, NULL),

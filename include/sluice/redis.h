@@ -6,6 +6,7 @@
  *   - returns SL_OK: the callback runs exactly once, later (never inside
  *     sl_redis_cmd), with the reply or with a NULL reply and SL_ETIMEDOUT /
  *     SL_EIO; a late reply after a timeout is swallowed;
+ *   - cb may be NULL (fire and forget);
  *   - returns SL_EAGAIN: Redis is down (or reconnecting): the callback never
  *     runs; the caller takes its degraded path at once, without waiting.
  * After repeated timeouts (a hung Redis) the connection is dropped and

@@ -13,6 +13,10 @@ extern const sl_stage sl_stage_cache;    /* L1 + L2 lookup; store on the way bac
 extern const sl_stage sl_stage_coalesce; /* identical requests in flight share one call */ /* model -> provider (404 model_not_found) */
 extern const sl_stage sl_stage_proxy; /* the upstream call, plain or streamed */
 
+struct sl_redis;
+/* Shares rate limits and budgets through Redis (NULL: in-process only). */
+void sl_limits_setup(struct sl_redis *redis);
+
 /* Cost in USD of the given usage at the configured price (meter.c). */
 double sl_meter_cost(const sl_config *c, sl_str model, long prompt, long completion, bool *priced);
 

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "sluice/log.h"
+#include "sluice/redis.h"
 #include "sluice/stages.h"
 
 enum { MAX_TENANTS = 1024, DEFAULT_COMPLETION_ESTIMATE = 256 };
@@ -32,14 +34,53 @@ typedef struct tenant_state {
     long period;            /* day or month number the spend belongs to */
 } tenant_state;
 
-typedef struct limits_ticket {
-    tenant_state *t;
-    long tokens_estimate;
-    int64_t cost_estimate_micro;
-} limits_ticket;
 
 static tenant_state tenants[MAX_TENANTS];
 static int n_tenants;
+static sl_redis *redis; /* NULL: in-process buckets only */
+
+void sl_limits_setup(sl_redis *r) { redis = r; }
+
+/* One atomic step for both buckets and the budget, shared by every instance.
+ * KEYS: rpm bucket, tpm bucket, spend counter. ARGV: rpm, tpm, tokens,
+ * budget micro-USD (0: none), cost estimate micro-USD, spend TTL seconds.
+ * Returns {allowed(1|0|-1 budget), rpm left, tpm left, wait ms}. */
+static const char *const LIMIT_SCRIPT =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local function take(key, per_min, need)\n"
+    "  if per_min <= 0 then return 1, -1, 0 end\n"
+    "  local b = redis.call('HMGET', key, 'tokens', 'at')\n"
+    "  local tokens = tonumber(b[1]) or per_min\n"
+    "  local at = tonumber(b[2]) or now\n"
+    "  tokens = math.min(per_min, tokens + (now - at) * per_min / 60000)\n"
+    "  local want = math.min(need, per_min)\n"
+    "  if tokens < want then\n"
+    "    return 0, tokens, math.ceil((want - tokens) * 60000 / per_min)\n"
+    "  end\n"
+    "  return 1, tokens, 0\n"
+    "end\n"
+    "local rpm, tpm, need = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local ok1, r1, w1 = take(KEYS[1], rpm, 1)\n"
+    "if ok1 == 0 then return {0, math.floor(r1), -1, w1} end\n"
+    "local ok2, r2, w2 = take(KEYS[2], tpm, need)\n"
+    "if ok2 == 0 then return {0, math.floor(r1), math.floor(r2), w2} end\n"
+    "local budget, est = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+    "if budget > 0 then\n"
+    "  local spent = tonumber(redis.call('GET', KEYS[3]) or '0')\n"
+    "  if spent >= budget or spent + est > budget then return {-1, 0, 0, 0} end\n"
+    "  redis.call('INCRBY', KEYS[3], est)\n"
+    "  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[6]))\n"
+    "end\n"
+    "if rpm > 0 then\n"
+    "  redis.call('HSET', KEYS[1], 'tokens', r1 - 1, 'at', now)\n"
+    "  redis.call('PEXPIRE', KEYS[1], 120000)\n"
+    "end\n"
+    "if tpm > 0 then\n"
+    "  redis.call('HSET', KEYS[2], 'tokens', r2 - need, 'at', now)\n"
+    "  redis.call('PEXPIRE', KEYS[2], 120000)\n"
+    "end\n"
+    "return {1, math.floor(r1 - 1), math.floor(r2 - need), 0}\n";
 
 static tenant_state *tenant_of(const char *name)
 {
@@ -119,59 +160,179 @@ static long estimate_tokens(const sl_req *r)
     return (long)(r->llm.prompt_bytes / 4) + 1 + completion;
 }
 
-static sl_step limits_request(sl_req *r)
+typedef struct limits_ticket {
+    sl_req *r;
+    tenant_state *t;     /* in-process mode */
+    bool shared;         /* admitted by Redis: settle there */
+    long tokens_estimate;
+    int64_t cost_estimate_micro;
+    char keys[3][160];   /* Redis keys: rpm, tpm, spend */
+} limits_ticket;
+
+static bool limited(const sl_key_conf *k)
+{
+    return k && (k->rpm > 0 || k->tpm > 0 || k->budget_usd > 0);
+}
+
+static int64_t estimate_cost_micro(const sl_req *r, long est)
+{
+    long completion = r->llm.max_tokens > 0 ? r->llm.max_tokens : DEFAULT_COMPLETION_ESTIMATE;
+    bool priced;
+    double usd = sl_meter_cost(r->conf, r->llm.model, est - completion, completion, &priced);
+    return (int64_t)llround(usd * 1e6);
+}
+
+/* In-process admission: the embedded mode, and the fallback when Redis is away. */
+static sl_step local_admit(sl_req *r, limits_ticket *tk)
 {
     const sl_key_conf *k = r->key_conf;
-    if (!k || (k->rpm <= 0 && k->tpm <= 0 && k->budget_usd <= 0))
-        return SL_NEXT;
     tenant_state *t = tenant_of(k->tenant);
     if (!t)
         return SL_NEXT;
     uint64_t now = sl_now_ms();
-    long est = estimate_tokens(r);
-    long rpm_wait = 0, tpm_wait = 0;
+    long est = tk->tokens_estimate;
     if (k->rpm > 0 && refill(&t->rpm, k->rpm, now) < 1.0) {
-        rpm_wait = wait_ms(&t->rpm, k->rpm, 1.0);
-        set_headers(r, k, t, rpm_wait, 0);
-        return refuse(r, rpm_wait, "rate_limit_exceeded",
+        long w = wait_ms(&t->rpm, k->rpm, 1.0);
+        set_headers(r, k, t, w, 0);
+        return refuse(r, w, "rate_limit_exceeded",
                       sl_arena_printf(&r->arena, "Rate limit reached for %s: %ld requests per minute.",
                                       k->tenant, k->rpm));
     }
     if (k->tpm > 0 && refill(&t->tpm, k->tpm, now) < (double)SL_MIN(est, k->tpm)) {
-        tpm_wait = wait_ms(&t->tpm, k->tpm, (double)SL_MIN(est, k->tpm));
-        set_headers(r, k, t, 0, tpm_wait);
-        return refuse(r, tpm_wait, "rate_limit_exceeded",
+        long w = wait_ms(&t->tpm, k->tpm, (double)SL_MIN(est, k->tpm));
+        set_headers(r, k, t, 0, w);
+        return refuse(r, w, "rate_limit_exceeded",
                       sl_arena_printf(&r->arena, "Rate limit reached for %s: %ld tokens per minute.",
                                       k->tenant, k->tpm));
     }
-    int64_t cost_est = 0;
     if (k->budget_usd > 0) {
         long period = period_now(k->budget_period);
         if (period != t->period) {
             t->period = period;
             t->spent_micro = 0;
         }
-        bool priced;
-        double usd = sl_meter_cost(r->conf, r->llm.model, est - (r->llm.max_tokens > 0 ? r->llm.max_tokens : DEFAULT_COMPLETION_ESTIMATE),
-                                   r->llm.max_tokens > 0 ? r->llm.max_tokens : DEFAULT_COMPLETION_ESTIMATE, &priced);
-        cost_est = (int64_t)llround(usd * 1e6);
         int64_t budget = (int64_t)llround(k->budget_usd * 1e6);
-        if (t->spent_micro + t->reserved_micro + cost_est > budget || t->spent_micro >= budget)
+        if (t->spent_micro >= budget || t->spent_micro + t->reserved_micro + tk->cost_estimate_micro > budget)
             return refuse(r, 3600 * 1000, "budget_exceeded",
                           sl_arena_printf(&r->arena, "Budget of $%.2f for %s is used up.", k->budget_usd, k->tenant));
-        t->reserved_micro += cost_est;
+        t->reserved_micro += tk->cost_estimate_micro;
     }
     if (k->rpm > 0)
         t->rpm.tokens -= 1.0;
     if (k->tpm > 0)
         t->tpm.tokens -= (double)est;
     set_headers(r, k, t, 0, 0);
-    limits_ticket *tk = sl_arena_calloc(&r->arena, sizeof(*tk));
-    if (tk) {
-        *tk = (limits_ticket){.t = t, .tokens_estimate = est, .cost_estimate_micro = cost_est};
-        r->stage_data[SL_SLOT_LIMITS] = tk;
-    }
+    tk->t = t;
+    r->stage_data[SL_SLOT_LIMITS] = tk;
     return SL_NEXT;
+}
+
+static void shared_headers(sl_req *r, const sl_key_conf *k, long rpm_left, long tpm_left, long wait)
+{
+    if (k->rpm > 0) {
+        sl_req_header(r, "x-ratelimit-limit-requests", sl_arena_printf(&r->arena, "%ld", k->rpm));
+        sl_req_header(r, "x-ratelimit-remaining-requests", sl_arena_printf(&r->arena, "%ld", SL_MAX(rpm_left, 0)));
+        sl_req_header(r, "x-ratelimit-reset-requests", sl_arena_printf(&r->arena, "%ldms", wait));
+    }
+    if (k->tpm > 0) {
+        sl_req_header(r, "x-ratelimit-limit-tokens", sl_arena_printf(&r->arena, "%ld", k->tpm));
+        sl_req_header(r, "x-ratelimit-remaining-tokens", sl_arena_printf(&r->arena, "%ld", SL_MAX(tpm_left, 0)));
+        sl_req_header(r, "x-ratelimit-reset-tokens", sl_arena_printf(&r->arena, "%ldms", wait));
+    }
+}
+
+static long reply_int(const redisReply *rep, size_t i)
+{
+    return i < rep->elements && rep->element[i]->type == REDIS_REPLY_INTEGER ? (long)rep->element[i]->integer : 0;
+}
+
+static void on_limit_reply(void *ud, const redisReply *rep, int status)
+{
+    limits_ticket *tk = ud;
+    sl_req *r = tk->r;
+    const sl_key_conf *k = r->key_conf;
+    sl_step step;
+    if (r->client_gone) {
+        step = SL_NEXT; /* the pipeline answers 499 */
+    } else if (status != SL_OK || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 4) {
+        static uint64_t last_log;
+        if (sl_now_ms() - last_log > 10000) {
+            last_log = sl_now_ms();
+            sl_warn("limits: Redis unavailable, using in-process buckets");
+        }
+        step = local_admit(r, tk);
+    } else {
+        long allowed = reply_int(rep, 0), wait = reply_int(rep, 3);
+        shared_headers(r, k, reply_int(rep, 1), reply_int(rep, 2), wait);
+        if (allowed == 1) {
+            tk->shared = true;
+            r->stage_data[SL_SLOT_LIMITS] = tk;
+            step = SL_NEXT;
+        } else if (allowed == -1) {
+            step = refuse(r, 3600 * 1000, "budget_exceeded",
+                          sl_arena_printf(&r->arena, "Budget of $%.2f for %s is used up.", k->budget_usd, k->tenant));
+        } else {
+            step = refuse(r, wait, "rate_limit_exceeded",
+                          sl_arena_printf(&r->arena, "Rate limit reached for %s.", k->tenant));
+        }
+    }
+    if (step == SL_NEXT)
+        sl_pipeline_resume(r);
+    sl_req_release(r); /* the script's reference */
+}
+
+static int shared_admit(sl_req *r, limits_ticket *tk)
+{
+    const sl_key_conf *k = r->key_conf;
+    long period = period_now(k->budget_period);
+    snprintf(tk->keys[0], sizeof tk->keys[0], "sluice:{t:%s}:rpm", k->tenant);
+    snprintf(tk->keys[1], sizeof tk->keys[1], "sluice:{t:%s}:tpm", k->tenant);
+    snprintf(tk->keys[2], sizeof tk->keys[2], "sluice:{t:%s}:spend:%d:%ld", k->tenant, (int)k->budget_period, period);
+    char a[6][32];
+    snprintf(a[0], 32, "%ld", k->rpm);
+    snprintf(a[1], 32, "%ld", k->tpm);
+    snprintf(a[2], 32, "%ld", tk->tokens_estimate);
+    snprintf(a[3], 32, "%lld", (long long)llround(k->budget_usd * 1e6));
+    snprintf(a[4], 32, "%lld", (long long)tk->cost_estimate_micro);
+    snprintf(a[5], 32, "%d", k->budget_period == SL_BUDGET_DAILY ? 2 * 86400 : 400 * 86400);
+    const char *argv[] = {tk->keys[0], tk->keys[1], tk->keys[2], a[0], a[1], a[2], a[3], a[4], a[5]};
+    sl_req_ref(r);
+    int rc = sl_redis_eval(redis, LIMIT_SCRIPT, 3, 9, argv, NULL, on_limit_reply, tk);
+    if (rc != SL_OK)
+        sl_req_release(r);
+    return rc;
+}
+
+static sl_step limits_request(sl_req *r)
+{
+    if (!limited(r->key_conf))
+        return SL_NEXT;
+    limits_ticket *tk = sl_arena_calloc(&r->arena, sizeof(*tk));
+    if (!tk)
+        return SL_NEXT;
+    tk->r = r;
+    tk->tokens_estimate = estimate_tokens(r);
+    if (r->key_conf->budget_usd > 0)
+        tk->cost_estimate_micro = estimate_cost_micro(r, tk->tokens_estimate);
+    if (redis && shared_admit(r, tk) == SL_OK)
+        return SL_WAIT;
+    return local_admit(r, tk); /* embedded, or Redis down: no wait */
+}
+
+static void settle_shared(limits_ticket *tk, long tokens_delta, int64_t spend_delta)
+{
+    const sl_key_conf *k = tk->r->key_conf;
+    char v[32];
+    if (k->tpm > 0 && tokens_delta) {
+        snprintf(v, sizeof v, "%ld", tokens_delta);
+        const char *argv[] = {"HINCRBYFLOAT", tk->keys[1], "tokens", v};
+        sl_redis_cmd(redis, NULL, NULL, 4, argv, NULL);
+    }
+    if (k->budget_usd > 0 && spend_delta) {
+        snprintf(v, sizeof v, "%lld", (long long)spend_delta);
+        const char *argv[] = {"INCRBY", tk->keys[2], v};
+        sl_redis_cmd(redis, NULL, NULL, 3, argv, NULL);
+    }
 }
 
 /* Settles the estimate with what the answer really used and cost. */
@@ -180,17 +341,21 @@ static void limits_response(sl_req *r)
     limits_ticket *tk = r->stage_data[SL_SLOT_LIMITS];
     if (!tk)
         return;
+    r->stage_data[SL_SLOT_LIMITS] = NULL;
     const sl_key_conf *k = r->key_conf;
-    tenant_state *t = tk->t;
-    if (k->tpm > 0) {
-        long used = r->prompt_tokens + r->completion_tokens;
-        t->tpm.tokens += (double)(tk->tokens_estimate - used);
+    long tokens_delta = tk->tokens_estimate - (r->prompt_tokens + r->completion_tokens);
+    int64_t spend_delta = (int64_t)llround(r->cost_usd * 1e6) - tk->cost_estimate_micro;
+    if (tk->shared) {
+        settle_shared(tk, tokens_delta, spend_delta);
+        return;
     }
+    tenant_state *t = tk->t;
+    if (k->tpm > 0)
+        t->tpm.tokens += (double)tokens_delta;
     if (k->budget_usd > 0) {
         t->reserved_micro -= tk->cost_estimate_micro;
         t->spent_micro += (int64_t)llround(r->cost_usd * 1e6);
     }
-    r->stage_data[SL_SLOT_LIMITS] = NULL;
 }
 
 const sl_stage sl_stage_limits = {

@@ -85,7 +85,8 @@ static void on_reply(redisAsyncContext *c, void *reply, void *priv)
         evtimer_del(pc->timer);
         if (reply)
             r->consecutive_timeouts = 0;
-        pc->cb(pc->ud, reply, reply ? SL_OK : SL_EIO);
+        if (pc->cb)
+            pc->cb(pc->ud, reply, reply ? SL_OK : SL_EIO);
     }
     maybe_free_cmd(pc);
 }
@@ -112,12 +113,14 @@ static void on_cmd_timer(evutil_socket_t fd, short what, void *arg)
         return;
     pc->answered = true;
     if (pc->fail_now) {
-        pc->cb(pc->ud, NULL, SL_EIO);
+        if (pc->cb)
+            pc->cb(pc->ud, NULL, SL_EIO);
         maybe_free_cmd(pc);
         return;
     }
     r->timeouts++;
-    pc->cb(pc->ud, NULL, SL_ETIMEDOUT);
+    if (pc->cb)
+        pc->cb(pc->ud, NULL, SL_ETIMEDOUT);
     bool hung = ++r->consecutive_timeouts >= HUNG_AFTER_TIMEOUTS;
     maybe_free_cmd(pc); /* frees only if hiredis is done with it too */
     if (hung)
