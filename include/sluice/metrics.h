@@ -29,6 +29,8 @@ struct sl_req;
     X(SAVED, "sluice_saved_usd_total", "counter",                                                \
       "Money saved by the cache and coalescing, in USD.", "tenant,model")                        \
     X(RETRIES, "sluice_upstream_retries_total", "counter", "Extra upstream attempts.", "")       \
+    X(FALLBACKS, "sluice_upstream_fallbacks_total", "counter",                                   \
+      "Answers that came from another provider than the first one tried.", "")                   \
     X(UNPRICED, "sluice_unpriced_requests_total", "counter",                                     \
       "Answers metered at 0 because their model has no price.", "model")                         \
     X(COALESCED, "sluice_coalesced_requests_total", "counter",                                   \

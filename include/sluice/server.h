@@ -28,5 +28,12 @@ void sl_ops_ready(sl_req *r);
 void sl_ops_health(sl_req *r);
 void sl_ops_models(sl_req *r);
 void sl_ops_metrics(sl_req *r);
+/* The stores' part of /health and /metrics (stores.c). */
+void sl_ops_health_stores(sl_buf *b);
+void sl_ops_metrics_stores(void);
+/* main hands the process's stores to the ops routes. */
+struct sl_l1;
+struct sl_redis;
+void sl_ops_set_stores(struct sl_l1 *l1, struct sl_redis *redis);
 
 #endif

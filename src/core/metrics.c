@@ -182,6 +182,8 @@ void sl_metrics_request(const sl_req *r)
         sl_metric_add(SL_M_SAVED, r->saved_usd, tm);
     if (r->retries)
         sl_metric_add(SL_M_RETRIES, r->retries, NULL);
+    if (r->retries && strchr(r->tried, ',') && r->status == 200)
+        sl_metric_add(SL_M_FALLBACKS, 1, NULL);
     if (r->cache == SL_CACHE_COALESCED)
         sl_metric_add(SL_M_COALESCED, 1, NULL);
 }

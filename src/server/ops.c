@@ -39,7 +39,8 @@ void sl_ops_health(sl_req *r)
     sl_buf_printf(b, "\"inflight\":%zu,\"upstream_inflight\":%zu,", sl_req_live() - 1,
                   sl_upstream_inflight());
     sl_buf_append_c(b, "\"state_store\":");
-    sl_buf_json_cstr(b, c->redis.url ? c->redis.url : "embedded");
+    sl_buf_json_cstr(b, c->redis.host ? "redis" : "embedded");
+    sl_ops_health_stores(b);
     sl_buf_append_c(b, ",\"providers\":[");
     for (size_t i = 0; i < c->n_providers; i++) {
         const sl_provider_conf *p = &c->providers[i];
@@ -72,6 +73,7 @@ void sl_ops_metrics(sl_req *r)
     sl_metric_set(SL_M_INFLIGHT, (double)(sl_req_live() - 1), NULL);
     sl_metric_set(SL_M_UPSTREAM_INFLIGHT, (double)sl_upstream_inflight(), NULL);
     sl_metric_set(SL_M_ACCESS_DROPPED, (double)sl_access_dropped(), NULL);
+    sl_ops_metrics_stores();
     for (size_t i = 0; i < r->conf->n_providers; i++) {
         const char *name = r->conf->providers[i].name;
         sl_metric_set(SL_M_BREAKER, (double)sl_breaker_state_of(name), &name);

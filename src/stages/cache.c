@@ -83,7 +83,7 @@ static void serve(sl_req *r, const char *entry, size_t len, const char *layer)
         r->status = 200;
         sl_buf_append(&r->body_out, json, jlen);
     }
-    sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){layer});
+    sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){layer[1] == '1' ? "hit_l1" : "hit_l2"});
     sl_pipeline_complete(r);
 }
 
@@ -139,8 +139,10 @@ static sl_step cache_request(sl_req *r)
         sl_l1_entry_unref(e);
         return SL_DONE;
     }
-    if (!cache.redis)
+    if (!cache.redis) {
+        sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
         return SL_NEXT;
+    }
     char key[64];
     key_text(&r->key, key);
     const char *argv[] = {"GET", key};
@@ -150,6 +152,7 @@ static sl_step cache_request(sl_req *r)
     if (sl_redis_cmd(cache.redis, on_l2_reply, st, 2, argv, argl) != SL_OK) {
         st->lookup_pending = false;
         sl_req_release(r);
+        sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
         return SL_NEXT; /* Redis down: a miss, no wait */
     }
     return SL_WAIT;
@@ -166,13 +169,6 @@ static bool entry_body(sl_req *r, sl_str *out)
         return false;
     *out = sl_buf_str(&r->assembled);
     return true;
-}
-
-static void on_l2_stored(void *ud, const redisReply *reply, int status)
-{
-    SL_UNUSED(ud);
-    SL_UNUSED(reply);
-    SL_UNUSED(status);
 }
 
 static void cache_response(sl_req *r)
@@ -199,7 +195,7 @@ static void cache_response(sl_req *r)
         snprintf(px, sizeof px, "%ld", ttl_s * 1000);
         const char *argv[] = {"SET", key, entry, "PX", px};
         size_t argl[] = {3, strlen(key), len, 2, strlen(px)};
-        sl_redis_cmd(cache.redis, on_l2_stored, NULL, 5, argv, argl);
+        sl_redis_cmd(cache.redis, NULL, NULL, 5, argv, argl); /* best effort */
     }
     free(entry);
 }

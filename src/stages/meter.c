@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "sluice/log.h"
+#include "sluice/metrics.h"
 #include "sluice/stages.h"
 
 static sl_step meter_request(sl_req *r)
@@ -45,8 +46,13 @@ static void meter_response(sl_req *r)
         return;
     bool priced;
     double cost = sl_meter_cost(r->conf, r->llm.model, r->prompt_tokens, r->completion_tokens, &priced);
-    if (!priced && (r->prompt_tokens || r->completion_tokens))
+    if (!priced && (r->prompt_tokens || r->completion_tokens)) {
         warn_unpriced(r->llm.model);
+        char model[128];
+        snprintf(model, sizeof model, "%.*s", (int)SL_MIN(r->llm.model.len, 127), r->llm.model.p);
+        const char *labels[] = {model};
+        sl_metric_add(SL_M_UNPRICED, 1, labels);
+    }
     if (r->cache == SL_CACHE_HIT || r->cache == SL_CACHE_COALESCED) {
         r->saved_usd = cost;
         r->cost_usd = 0.0;

@@ -39,6 +39,8 @@ typedef struct proxy_state {
     bool stream_mode;      /* 200 + text/event-stream: forwarding chunks */
     bool done_seen;        /* the upstream sent [DONE] */
     bool asm_on;
+    bool usage_seen;       /* the provider reported usage */
+    long chunks;           /* content chunks: about one token each, for estimates */
     sl_str body;           /* what goes upstream: the client's bytes, or with usage asked */
     sl_asm assembler;      /* when the cache wants the stream as one object */
 } proxy_state;
@@ -124,7 +126,11 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
     }
     if (st->asm_on)
         sl_asm_chunk(&st->assembler, data.p, data.len);
-    if (usage_chunk(r, data) && !r->llm.include_usage)
+    st->chunks++;
+    bool only_usage = usage_chunk(r, data);
+    if (r->prompt_tokens || r->completion_tokens)
+        st->usage_seen = true;
+    if (only_usage && !r->llm.include_usage)
         return 0; /* we asked for it for metering; the client did not */
     forward_event(r, event, data);
     return 0;
@@ -295,6 +301,12 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
         rc = SL_EIO, detail = "no [DONE] before the connection closed", failed = true;
     sl_breaker_report(&st->ticket, !failed, failures, cooldown);
 
+    if (st->stream_mode && !st->usage_seen) {
+        /* Cut short, or a provider that sends no usage: meter what passed. */
+        r->prompt_tokens = (long)(r->llm.prompt_bytes / 4) + 1;
+        r->completion_tokens = st->chunks;
+        r->usage_estimated = true;
+    }
     if (st->stream_mode) {
         if (rc != SL_OK)
             stream_failed(r, rc, detail);

@@ -124,3 +124,13 @@ def test_metrics_promtool_and_no_keys():
         r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
         assert r.returncode == 0, r.stdout + r.stderr
     s.stop()
+
+
+def test_cut_stream_metered_as_estimate():
+    m = Mock()
+    s = Sluice(base_config(m, retries={"max": 0, "base_ms": 1}))
+    m.config(stream_chunks=8, drop_after_chunks=3)
+    stream(s.url + "/v1/chat/completions", chat("cut short please", stream=True))
+    log = s.wait_log(1)[0]
+    assert log["usage_estimated"] is True and log["completion_tokens"] >= 3 and log["cost_usd"] > 0, log
+    s.stop()

@@ -1,0 +1,49 @@
+/* stores.c — what /health and /metrics say about the L1 cache and Redis. */
+#include "sluice/l1.h"
+#include "sluice/metrics.h"
+#include "sluice/redis.h"
+#include "sluice/server.h"
+#include "sluice/stages.h"
+
+static sl_l1 *l1;
+static sl_redis *redis;
+
+void sl_ops_set_stores(sl_l1 *cache, sl_redis *r)
+{
+    l1 = cache;
+    redis = r;
+}
+
+void sl_ops_health_stores(sl_buf *b)
+{
+    sl_l1_stats st = {0};
+    if (l1)
+        sl_l1_get_stats(l1, &st);
+    sl_buf_printf(b, ",\"cache\":{\"entries\":%zu,\"bytes\":%zu,\"max_bytes\":%zu,\"hits\":%llu,\"misses\":%llu,"
+                     "\"evictions\":%llu}",
+                  st.entries, st.bytes, st.max_bytes, (unsigned long long)st.hits,
+                  (unsigned long long)st.misses, (unsigned long long)st.evictions);
+    sl_buf_printf(b, ",\"coalescing\":{\"flights\":%zu,\"coalesced\":%llu}", sl_coalesce_flights(),
+                  (unsigned long long)sl_coalesce_count());
+    sl_buf_append_c(b, ",\"redis\":");
+    if (!redis) {
+        sl_buf_append_c(b, "null");
+        return;
+    }
+    sl_buf_printf(b, "{\"address\":");
+    sl_buf_json_cstr(b, sl_redis_describe(redis));
+    sl_buf_printf(b, ",\"state\":\"%s\",\"timeouts\":%llu,\"reconnects\":%llu}",
+                  sl_redis_state_name(sl_redis_get_state(redis)),
+                  (unsigned long long)sl_redis_timeouts(redis),
+                  (unsigned long long)sl_redis_reconnects(redis));
+}
+
+void sl_ops_metrics_stores(void)
+{
+    sl_l1_stats st = {0};
+    if (l1)
+        sl_l1_get_stats(l1, &st);
+    sl_metric_set(SL_M_CACHE_ENTRIES, (double)st.entries, NULL);
+    sl_metric_set(SL_M_CACHE_BYTES, (double)st.bytes, NULL);
+    sl_metric_set(SL_M_REDIS_UP, redis && sl_redis_get_state(redis) == SL_REDIS_UP, NULL);
+}
