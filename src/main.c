@@ -129,6 +129,7 @@ static int run(sl_config *c)
                                  c->redis.db, c->redis.timeout_ms);
     sl_cache_setup(app.l1, app.redis);
     sl_limits_setup(app.redis);
+    sl_coalesce_setup(app.redis);
     sl_ops_set_stores(app.l1, app.redis);
     struct event *sig[] = {
         evsignal_new(app.base, SIGTERM, on_stop_signal, NULL),

@@ -17,5 +17,8 @@ typedef struct sl_cache_key {
 
 int sl_cache_key_compute(const sl_llm_req *r, sl_str scope, sl_cache_key *out);
 void sl_cache_key_hex(const sl_cache_key *k, char out[33]);
+/* Redis key names; both share the hash tag {c:HEX} so scripts touching both
+ * would run on a Redis Cluster too. `what` is "v1" (the entry) or "lock". */
+void sl_cache_key_redis(const sl_cache_key *k, const char *what, char out[80]);
 
 #endif

@@ -32,3 +32,10 @@ void sl_cache_key_hex(const sl_cache_key *k, char out[33])
 {
     snprintf(out, 33, "%016llx%016llx", (unsigned long long)k->hi, (unsigned long long)k->lo);
 }
+
+void sl_cache_key_redis(const sl_cache_key *k, const char *what, char out[80])
+{
+    char hex[33];
+    sl_cache_key_hex(k, hex);
+    snprintf(out, 80, "sluice:{c:%s}:%s", hex, what);
+}

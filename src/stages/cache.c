@@ -34,6 +34,8 @@ void sl_cache_setup(sl_l1 *l1, sl_redis *redis)
     cache.redis = redis;
 }
 
+static void serve(sl_req *r, const char *entry, size_t len, const char *layer);
+
 typedef struct cache_state {
     sl_req *r;
     bool lookup_pending;   /* an L2 GET is out: its callback owns a reference */
@@ -45,21 +47,25 @@ static const char *route_scope(const sl_req *r)
     return r->conf->cache.shared ? "-" : r->tenant;
 }
 
-static void key_text(const sl_cache_key *k, char out[64])
+static void key_text(const sl_cache_key *k, char out[80])
 {
-    char hex[33];
-    sl_cache_key_hex(k, hex);
-    snprintf(out, 64, "sluice:c:%s:%s", SL_CACHE_KEY_VERSION, hex);
+    sl_cache_key_redis(k, SL_CACHE_KEY_VERSION, out);
 }
 
 /* Serves a stored entry (header + JSON) to the client. */
+void sl_cache_serve_entry(sl_req *r, const char *entry, size_t len, const char *layer)
+{
+    serve(r, entry, len, layer);
+}
+
 static void serve(sl_req *r, const char *entry, size_t len, const char *layer)
 {
     int64_t stored_at;
     memcpy(&stored_at, entry, ENTRY_HEADER);
     const char *json = entry + ENTRY_HEADER;
     size_t jlen = len - ENTRY_HEADER;
-    r->cache = SL_CACHE_HIT;
+    if (r->cache != SL_CACHE_COALESCED) /* coalescing across instances serves through here too */
+        r->cache = SL_CACHE_HIT;
     r->cache_detail = layer;
     int64_t age = (sl_wall_ms() - stored_at) / 1000;
     sl_req_header(r, "Age", sl_arena_printf(&r->arena, "%lld", (long long)(age > 0 ? age : 0)));
@@ -143,7 +149,7 @@ static sl_step cache_request(sl_req *r)
         sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
         return SL_NEXT;
     }
-    char key[64];
+    char key[80];
     key_text(&r->key, key);
     const char *argv[] = {"GET", key};
     size_t argl[] = {3, strlen(key)};
@@ -190,7 +196,7 @@ static void cache_response(sl_req *r)
     memcpy(entry + ENTRY_HEADER, body.p, body.len);
     sl_l1_put(cache.l1, (sl_l1_key){r->key.hi, r->key.lo}, entry, len, 0, (uint64_t)ttl_s * 1000u);
     if (cache.redis) {
-        char key[64], px[32];
+        char key[80], px[32];
         key_text(&r->key, key);
         snprintf(px, sizeof px, "%ld", ttl_s * 1000);
         const char *argv[] = {"SET", key, entry, "PX", px};

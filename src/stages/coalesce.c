@@ -11,10 +11,25 @@
  * A follower leaving only detaches itself. The leader's client leaving does
  * not cancel the call while followers wait (abort_guard); when the last waiter
  * is gone, the upstream call is cancelled. Bounds (waiters per flight, replay
- * bytes) send the excess upstream on its own. */
+ * bytes) send the excess upstream on its own.
+ *
+ * Across instances (with Redis) a flight's leader first takes a lock on the
+ * key (SET NX PX, random token). Holding it, it calls upstream; the cache
+ * stage stores the answer in L2, and only then (the flight's end, after every
+ * on_response hook queued its commands) the lock is released by a
+ * compare-and-delete script. A leader that finds the lock taken polls L2 and
+ * the lock together (MGET) every few ms: the entry appears -> it answers from
+ * it, as do its local followers; the lock vanishes without an entry (the
+ * holder died or failed) -> it takes the lock and calls upstream itself. No
+ * one waits longer than the lock TTL plus one call; Redis away -> local only. */
 #include <stdlib.h>
 
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+
 #include "sluice/completion.h"
+#include "sluice/redis.h"
 #include "sluice/sse.h"
 #include "sluice/stages.h"
 
@@ -45,7 +60,22 @@ struct flight {
     sl_asm assembler;         /* stream -> object, for plain followers */
     sl_sse sse_parser;
     bool asm_on;
+    /* across instances */
+    char lock_key[80];
+    char value_key[80];
+    char token[33];
+    bool lock_held;
+    struct event *poll_ev;
+    uint64_t wait_until_ms;
 };
+
+enum { POLL_MS = 20 };
+static sl_redis *redis;
+
+void sl_coalesce_setup(sl_redis *r) { redis = r; }
+
+static const char *const UNLOCK_SCRIPT =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 enum { N_BUCKETS = 4096 };
 static flight *buckets[N_BUCKETS];
@@ -179,6 +209,12 @@ static void fan_end(sl_sink *s, sl_req *r)
     f->closed = true;
     unlink_flight(f);
     flights_live--;
+    if (f->lock_held) { /* after the cache queued its SET: pollers find the entry */
+        const char *argv[] = {f->lock_key, f->token};
+        sl_redis_eval(redis, UNLOCK_SCRIPT, 1, 2, argv, NULL, NULL, NULL);
+    }
+    if (f->poll_ev)
+        event_free(f->poll_ev);
     f->leader_sink->ops->end(f->leader_sink, r);
     r->sink = f->leader_sink;
     r->abort_guard = NULL;
@@ -247,6 +283,112 @@ static sl_step join(sl_req *r, flight *f)
     return SL_DONE;
 }
 
+/* ---- across instances ------------------------------------------------------ */
+
+static int try_lock(flight *f);
+
+/* The leader's wait is over: go upstream (NEXT), or it was answered. */
+static void stop_waiting(flight *f, bool go_upstream)
+{
+    if (go_upstream)
+        sl_pipeline_resume(f->leader);
+}
+
+/* A leader whose own client left with nobody else waiting ends here. */
+static bool abandoned(flight *f)
+{
+    if (!f->leader->client_gone || f->n_members)
+        return false;
+    sl_pipeline_resume(f->leader); /* the pipeline answers 499 */
+    return true;
+}
+
+static void on_poll_reply(void *ud, const redisReply *rep, int status)
+{
+    flight *f = ud;
+    sl_req *r = f->leader;
+    if (abandoned(f)) {
+        sl_req_release(r);
+        return;
+    }
+    if (status != SL_OK || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+        stop_waiting(f, true); /* Redis trouble: call upstream ourselves */
+    } else if (rep->element[0]->type == REDIS_REPLY_STRING && rep->element[0]->len > SL_CACHE_ENTRY_HEADER) {
+        r->cache = SL_CACHE_COALESCED;
+        r->led_by = "another instance";
+        sl_cache_serve_entry(r, rep->element[0]->str, rep->element[0]->len, "l2");
+    } else if (rep->element[1]->type == REDIS_REPLY_NIL) {
+        if (try_lock(f) != SL_OK) /* the holder is gone: take over */
+            stop_waiting(f, true);
+    } else if (sl_now_ms() >= f->wait_until_ms) {
+        stop_waiting(f, true); /* waited long enough */
+    } else {
+        struct timeval tv = {0, POLL_MS * 1000};
+        evtimer_add(f->poll_ev, &tv);
+    }
+    sl_req_release(r);
+}
+
+static void on_poll_timer(evutil_socket_t fd, short what, void *arg)
+{
+    SL_UNUSED(fd);
+    SL_UNUSED(what);
+    flight *f = arg;
+    const char *argv[] = {"MGET", f->value_key, f->lock_key};
+    sl_req_ref(f->leader);
+    if (sl_redis_cmd(redis, on_poll_reply, f, 3, argv, NULL) != SL_OK) {
+        sl_req_release(f->leader);
+        if (!abandoned(f))
+            stop_waiting(f, true);
+    }
+}
+
+static void on_lock_reply(void *ud, const redisReply *rep, int status)
+{
+    flight *f = ud;
+    sl_req *r = f->leader;
+    if (abandoned(f)) {
+        sl_req_release(r);
+        return;
+    }
+    if (status == SL_OK && rep && rep->type == REDIS_REPLY_STATUS) {
+        f->lock_held = true; /* ours: call upstream */
+        stop_waiting(f, true);
+    } else if (status == SL_OK && rep && rep->type == REDIS_REPLY_NIL) {
+        if (!f->poll_ev)
+            f->poll_ev = evtimer_new(r->base, on_poll_timer, f);
+        struct timeval tv = {0, POLL_MS * 1000};
+        evtimer_add(f->poll_ev, &tv);
+    } else {
+        stop_waiting(f, true);
+    }
+    sl_req_release(r);
+}
+
+static int try_lock(flight *f)
+{
+    sl_req *r = f->leader;
+    const sl_config *c = r->conf;
+    int ttl = c->coalesce.lock_ttl_ms > 0 ? c->coalesce.lock_ttl_ms : c->timeouts.first_byte_ms;
+    if (!f->token[0]) {
+        uint8_t raw[16];
+        sl_random_bytes(raw, sizeof raw);
+        for (int i = 0; i < 16; i++)
+            snprintf(f->token + 2 * i, 3, "%02x", raw[i]);
+        sl_cache_key_redis(&f->key, "lock", f->lock_key);
+        sl_cache_key_redis(&f->key, SL_CACHE_KEY_VERSION, f->value_key);
+        f->wait_until_ms = sl_now_ms() + (uint64_t)ttl + (uint64_t)c->timeouts.first_byte_ms;
+    }
+    char px[16];
+    snprintf(px, sizeof px, "%d", ttl);
+    const char *argv[] = {"SET", f->lock_key, f->token, "NX", "PX", px};
+    sl_req_ref(r);
+    int rc = sl_redis_cmd(redis, on_lock_reply, f, 6, argv, NULL);
+    if (rc != SL_OK)
+        sl_req_release(r);
+    return rc;
+}
+
 static sl_step lead(sl_req *r)
 {
     flight *f = calloc(1, sizeof(*f));
@@ -265,7 +407,10 @@ static sl_step lead(sl_req *r)
     r->sink = &f->sink;
     r->abort_guard = leader_guard;
     r->stage_data[SL_SLOT_COALESCE] = f;
-    return SL_NEXT;
+    bool fresh_only = r->cache_control && strstr(r->cache_control, "no-cache");
+    if (!redis || fresh_only || try_lock(f) != SL_OK)
+        return SL_NEXT; /* local coalescing only */
+    return SL_WAIT;
 }
 
 static sl_step coalesce_request(sl_req *r)

@@ -298,7 +298,8 @@ static void eval_call_free(eval_call *ec)
 static void on_eval_plain(void *ud, const redisReply *reply, int status)
 {
     eval_call *ec = ud;
-    ec->cb(ec->ud, reply, status);
+    if (ec->cb)
+        ec->cb(ec->ud, reply, status);
     eval_call_free(ec);
 }
 
@@ -318,12 +319,14 @@ static void on_evalsha(void *ud, const redisReply *reply, int status)
         ec->argv[ec->argc] = NULL;
         if (sl_redis_cmd(ec->r, on_eval_plain, ec, ec->argc, (const char **)ec->argv, ec->argvlen) == SL_OK)
             return;
-        ec->cb(ec->ud, NULL, SL_EIO);
+        if (ec->cb)
+            ec->cb(ec->ud, NULL, SL_EIO);
         eval_call_free(ec);
         return;
     }
     free(ec->argv[ec->argc]);
-    ec->cb(ec->ud, reply, status);
+    if (ec->cb)
+        ec->cb(ec->ud, reply, status);
     eval_call_free(ec);
 }
 

@@ -124,3 +124,48 @@ def test_error_reaches_every_waiter_and_is_not_cached():
     m.config(status=200, delay_ms=0)
     assert post_json(u, chat("fails"))[0] == 200
     s.stop()
+
+
+def test_two_instances_one_call():
+    from harness import Redis
+    m, r = Mock(), Redis()
+    c = base_config(m, cache={"enabled": True}, redis={"url": r.url})
+    a, b = Sluice(c), Sluice(c)
+    time.sleep(0.3)
+    m.config(delay_ms=500)
+    res = run_parallel(40, lambda i: post_json((a if i % 2 else b).url + "/v1/chat/completions", chat("cross")))
+    assert all(x[0] == 200 for x in res), [x[0] for x in res]
+    assert len({json.dumps(x[2], sort_keys=True) for x in res}) == 1
+    assert m.stats()["requests"] == 1, m.stats()
+    a.stop(), b.stop()
+
+
+def test_lock_holder_killed_waiters_served():
+    from harness import Redis
+    m, r = Mock(), Redis()
+    c = base_config(m, cache={"enabled": True}, redis={"url": r.url})
+    a, b = Sluice(c), Sluice(c)
+    time.sleep(0.3)
+    m.config(delay_ms=800)
+    res = {}
+    ta = threading.Thread(target=lambda: res.setdefault("a", _try(lambda: post_json(a.url + "/v1/chat/completions", chat("holder")))))
+    ta.start()
+    time.sleep(0.2)  # a holds the lock now
+    tb = [threading.Thread(target=lambda i=i: res.setdefault("b%d" % i, post_json(b.url + "/v1/chat/completions", chat("holder"))))
+          for i in range(5)]
+    [t.start() for t in tb]
+    time.sleep(0.2)
+    a.proc.kill()
+    m.config(delay_ms=0)
+    [t.join(15) for t in tb]
+    for i in range(5):
+        assert res["b%d" % i][0] == 200, res["b%d" % i]
+    r.cmd("DEL", "x")
+    b.stop()
+
+
+def _try(fn):
+    try:
+        return fn()
+    except Exception as e:
+        return e
