@@ -17,8 +17,8 @@ typedef struct sl_arena {
     sl_arena_block *blocks; /* heap blocks, newest first (freed on reset) */
     char *first;            /* caller-provided first block, or NULL */
     size_t first_len;
-    size_t total;           /* bytes handed out since the last reset */
-    size_t limit;           /* 0: unbounded; else allocations beyond it fail */
+    size_t total; /* bytes handed out since the last reset */
+    size_t limit; /* 0: unbounded; else allocations beyond it fail */
 } sl_arena;
 
 void sl_arena_init(sl_arena *a, void *first, size_t first_len, size_t limit);

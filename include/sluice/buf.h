@@ -28,6 +28,9 @@ int sl_buf_json_num(sl_buf *b, double v);
 void sl_buf_consume(sl_buf *b, size_t n); /* drop n bytes from the front */
 void sl_buf_reset(sl_buf *b);
 void sl_buf_free(sl_buf *b);
-static inline sl_str sl_buf_str(const sl_buf *b) { return (sl_str){b->p, b->len}; }
+static inline sl_str sl_buf_str(const sl_buf *b)
+{
+    return (sl_str){b->p, b->len};
+}
 
 #endif

@@ -14,7 +14,7 @@
 #include "sluice/json.h"
 
 #define SL_ASM_MAX_CHOICES 8
-#define SL_ASM_MAX_TOOLS 16
+#define SL_ASM_MAX_TOOLS   16
 
 typedef struct sl_asm_tool {
     sl_buf id, name, args;
@@ -22,7 +22,7 @@ typedef struct sl_asm_tool {
 
 typedef struct sl_asm_choice {
     bool used;
-    sl_buf content;          /* chat: message.content; legacy: text */
+    sl_buf content; /* chat: message.content; legacy: text */
     sl_buf refusal;
     char finish_reason[32];
     int n_tools;
@@ -30,15 +30,15 @@ typedef struct sl_asm_choice {
 } sl_asm_choice;
 
 typedef struct sl_asm {
-    bool text_completion;    /* legacy completions */
-    bool failed;             /* something we cannot represent: do not store */
+    bool text_completion; /* legacy completions */
+    bool failed;          /* something we cannot represent: do not store */
     char id[128];
     char model[128];
     char fingerprint[128];
     long long created;
     bool have_usage;
     long prompt_tokens, completion_tokens, total_tokens;
-    size_t max_bytes;        /* bound on the assembled content */
+    size_t max_bytes; /* bound on the assembled content */
     size_t bytes;
     sl_asm_choice choices[SL_ASM_MAX_CHOICES];
 } sl_asm;

@@ -15,61 +15,61 @@ typedef enum { SL_BUDGET_TOTAL = 0, SL_BUDGET_MONTHLY, SL_BUDGET_DAILY } sl_budg
 typedef struct sl_provider_conf {
     char *name;
     sl_provider_kind kind;
-    char *base_url;          /* without trailing slash */
-    char *api_key;           /* may be NULL or empty */
-    char **models;           /* exact names, "*" or globs ("claude-*") */
+    char *base_url; /* without trailing slash */
+    char *api_key;  /* may be NULL or empty */
+    char **models;  /* exact names, "*" or globs ("claude-*") */
     size_t n_models;
-    int breaker_failures;    /* -1: use breaker.failures */
-    int breaker_cooldown_s;  /* -1: use breaker.cooldown_s */
+    int breaker_failures;   /* -1: use breaker.failures */
+    int breaker_cooldown_s; /* -1: use breaker.cooldown_s */
 } sl_provider_conf;
 
 typedef struct sl_key_conf {
     char *key;
     char *tenant;
-    long rpm;                /* 0: unlimited */
-    long tpm;                /* 0: unlimited */
-    double budget_usd;       /* 0: no budget */
+    long rpm;          /* 0: unlimited */
+    long tpm;          /* 0: unlimited */
+    double budget_usd; /* 0: no budget */
     sl_budget_period budget_period;
 } sl_key_conf;
 
 typedef struct sl_price_conf {
     char *model;
-    double input;            /* USD per 1M prompt tokens */
-    double output;           /* USD per 1M completion tokens */
-    double cached_input;     /* USD per 1M cached prompt tokens; <0: same as input */
+    double input;        /* USD per 1M prompt tokens */
+    double output;       /* USD per 1M completion tokens */
+    double cached_input; /* USD per 1M cached prompt tokens; <0: same as input */
 } sl_price_conf;
 
 typedef struct sl_sla_target {
     char *tier;
-    char *priority;          /* critical | high | medium | low */
-    int response_min;        /* 0: no target */
+    char *priority;   /* critical | high | medium | low */
+    int response_min; /* 0: no target */
     int resolution_min;
 } sl_sla_target;
 
 typedef struct sl_config {
-    char *path;              /* the file it came from */
-    int refs;                /* see sl_config_ref / sl_config_unref */
+    char *path; /* the file it came from */
+    int refs;   /* see sl_config_ref / sl_config_unref */
 
-    char *listen;            /* "host:port" as written */
+    char *listen; /* "host:port" as written */
     char *listen_host;
     int listen_port;
     int workers;
 
     struct {
-        char *url;           /* NULL: embedded in-process state */
+        char *url; /* NULL: embedded in-process state */
         char *host;
         int port;
         int db;
-        char *password;      /* NULL: no AUTH */
-        int timeout_ms;      /* per command; default 50 */
-        char **sentinels;    /* "host:port" */
+        char *password;   /* NULL: no AUTH */
+        int timeout_ms;   /* per command; default 50 */
+        char **sentinels; /* "host:port" */
         size_t n_sentinels;
         char *master_name;
-        int min_replica_acks;/* -1: default (1 with sentinels, 0 without) */
+        int min_replica_acks; /* -1: default (1 with sentinels, 0 without) */
     } redis;
 
     struct {
-        char *access;        /* "stdout", "stderr", "off" or a file path */
+        char *access; /* "stdout", "stderr", "off" or a file path */
     } log;
 
     sl_provider_conf *providers;
@@ -79,14 +79,14 @@ typedef struct sl_config {
         bool enabled;
         int ttl_s;
         size_t l1_max_bytes;
-        bool shared;         /* tenants share entries */
+        bool shared; /* tenants share entries */
     } cache;
 
     struct {
         bool enabled;
-        size_t max_waiters;       /* per flight */
-        size_t max_replay_bytes;  /* per flight */
-        int lock_ttl_ms;          /* cross-instance lock; 0: timeouts.first_byte_ms */
+        size_t max_waiters;      /* per flight */
+        size_t max_replay_bytes; /* per flight */
+        int lock_ttl_ms;         /* cross-instance lock; 0: timeouts.first_byte_ms */
     } coalesce;
 
     sl_key_conf *keys;
@@ -116,40 +116,40 @@ typedef struct sl_config {
         int cooldown_s;
     } breaker;
 
-    struct {                      /* inbound HTTP bounds (not in CONTRACT; ours) */
-        size_t max_body_bytes;    /* default 8 MiB */
-        size_t max_header_bytes;  /* default 16 KiB */
-        int header_timeout_s;     /* default 10 */
-        int idle_timeout_s;       /* keep-alive idle; default 60 */
-        int max_connections;      /* default 10000 */
-        int max_inflight;         /* upstream calls at once; default 4096 */
-        size_t max_response_bytes;/* upstream answer bound; default 32 MiB */
+    struct {                       /* inbound HTTP bounds (not in CONTRACT; ours) */
+        size_t max_body_bytes;     /* default 8 MiB */
+        size_t max_header_bytes;   /* default 16 KiB */
+        int header_timeout_s;      /* default 10 */
+        int idle_timeout_s;        /* keep-alive idle; default 60 */
+        int max_connections;       /* default 10000 */
+        int max_inflight;          /* upstream calls at once; default 4096 */
+        size_t max_response_bytes; /* upstream answer bound; default 32 MiB */
     } server;
 
     struct {
         int evaluate_every_s;
         double at_risk_ratio;
-        char *webhook;            /* NULL: no alerts delivered */
+        char *webhook; /* NULL: no alerts delivered */
         int retry_max;
         int retry_base_ms;
         sl_sla_target *targets;
         size_t n_targets;
         char **pause_statuses;
         size_t n_pause_statuses;
-        size_t max_batch;         /* tickets per POST; default 1000 */
+        size_t max_batch; /* tickets per POST; default 1000 */
     } sla;
 
     struct {
         char *model;
         char **products;
         size_t n_products;
-        char *kb;                 /* folder of markdown documents */
+        char *kb; /* folder of markdown documents */
         int top_k;
         size_t max_content_bytes; /* default 32 KiB */
     } triage;
 
     struct {
-        char *key;                /* guards /stats and /ui when keys are set */
+        char *key; /* guards /stats and /ui when keys are set */
     } admin;
 } sl_config;
 

@@ -15,7 +15,7 @@ struct event_base;
 void sl_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define sl_info(...) sl_log("info", __VA_ARGS__)
 #define sl_warn(...) sl_log("warn", __VA_ARGS__)
-#define sl_err(...) sl_log("error", __VA_ARGS__)
+#define sl_err(...)  sl_log("error", __VA_ARGS__)
 
 /* Opens the access log target ("stdout", "stderr", "off" or a path). */
 int sl_access_open(struct event_base *base, const char *target);

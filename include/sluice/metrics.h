@@ -12,39 +12,40 @@
 struct sl_req;
 
 /* name, type, help, label names (comma-separated, "" for none) */
-#define SL_METRICS(X)                                                                            \
-    X(REQUESTS, "sluice_requests_total", "counter",                                              \
-      "Requests answered, by route, status, tenant, model, provider and cache outcome.",         \
-      "route,status,tenant,model,provider,cache")                                                \
-    X(REQUEST_SECONDS, "sluice_request_duration_seconds", "histogram",                           \
-      "Time from request to the end of the answer.", "route")                                    \
-    X(UPSTREAM_SECONDS, "sluice_upstream_duration_seconds", "histogram",                         \
-      "Time spent in upstream calls.", "provider")                                               \
-    X(TTFB_SECONDS, "sluice_upstream_ttfb_seconds", "histogram",                                 \
-      "Time to the first byte of the upstream answer.", "provider")                              \
-    X(TOKENS, "sluice_tokens_total", "counter", "Tokens metered, by direction.",                 \
-      "tenant,model,direction")                                                                  \
-    X(COST, "sluice_cost_usd_total", "counter", "Money spent on providers, in USD.",             \
-      "tenant,model")                                                                            \
-    X(SAVED, "sluice_saved_usd_total", "counter",                                                \
-      "Money saved by the cache and coalescing, in USD.", "tenant,model")                        \
-    X(RETRIES, "sluice_upstream_retries_total", "counter", "Extra upstream attempts.", "")       \
-    X(FALLBACKS, "sluice_upstream_fallbacks_total", "counter",                                   \
-      "Answers that came from another provider than the first one tried.", "")                   \
-    X(UNPRICED, "sluice_unpriced_requests_total", "counter",                                     \
-      "Answers metered at 0 because their model has no price.", "model")                         \
-    X(COALESCED, "sluice_coalesced_requests_total", "counter",                                   \
-      "Requests answered by joining an identical call in flight.", "")                           \
-    X(INFLIGHT, "sluice_inflight_requests", "gauge", "Requests being handled now.", "")          \
-    X(UPSTREAM_INFLIGHT, "sluice_upstream_inflight_calls", "gauge", "Upstream calls in flight.", "") \
-    X(CACHE_ENTRIES, "sluice_cache_entries", "gauge", "Entries in the in-process cache.", "")    \
-    X(CACHE_BYTES, "sluice_cache_bytes", "gauge", "Bytes held by the in-process cache.", "")     \
-    X(CACHE_LOOKUPS, "sluice_cache_lookups_total", "counter", "Cache lookups, by result.",       \
-      "result")                                                                                  \
-    X(BREAKER, "sluice_breaker_state", "gauge",                                                  \
-      "Circuit breaker state per provider: 0 closed, 1 open, 2 half-open.", "provider")          \
-    X(REDIS_UP, "sluice_redis_up", "gauge", "1 when the Redis state store is connected.", "")    \
-    X(ACCESS_DROPPED, "sluice_access_log_dropped_total", "counter",                              \
+#define SL_METRICS(X)                                                                              \
+    X(REQUESTS, "sluice_requests_total", "counter",                                                \
+      "Requests answered, by route, status, tenant, model, provider and cache outcome.",           \
+      "route,status,tenant,model,provider,cache")                                                  \
+    X(REQUEST_SECONDS, "sluice_request_duration_seconds", "histogram",                             \
+      "Time from request to the end of the answer.", "route")                                      \
+    X(UPSTREAM_SECONDS, "sluice_upstream_duration_seconds", "histogram",                           \
+      "Time spent in upstream calls.", "provider")                                                 \
+    X(TTFB_SECONDS, "sluice_upstream_ttfb_seconds", "histogram",                                   \
+      "Time to the first byte of the upstream answer.", "provider")                                \
+    X(TOKENS, "sluice_tokens_total", "counter", "Tokens metered, by direction.",                   \
+      "tenant,model,direction")                                                                    \
+    X(COST, "sluice_cost_usd_total", "counter", "Money spent on providers, in USD.",               \
+      "tenant,model")                                                                              \
+    X(SAVED, "sluice_saved_usd_total", "counter",                                                  \
+      "Money saved by the cache and coalescing, in USD.", "tenant,model")                          \
+    X(RETRIES, "sluice_upstream_retries_total", "counter", "Extra upstream attempts.", "")         \
+    X(FALLBACKS, "sluice_upstream_fallbacks_total", "counter",                                     \
+      "Answers that came from another provider than the first one tried.", "")                     \
+    X(UNPRICED, "sluice_unpriced_requests_total", "counter",                                       \
+      "Answers metered at 0 because their model has no price.", "model")                           \
+    X(COALESCED, "sluice_coalesced_requests_total", "counter",                                     \
+      "Requests answered by joining an identical call in flight.", "")                             \
+    X(INFLIGHT, "sluice_inflight_requests", "gauge", "Requests being handled now.", "")            \
+    X(UPSTREAM_INFLIGHT, "sluice_upstream_inflight_calls", "gauge", "Upstream calls in flight.",   \
+      "")                                                                                          \
+    X(CACHE_ENTRIES, "sluice_cache_entries", "gauge", "Entries in the in-process cache.", "")      \
+    X(CACHE_BYTES, "sluice_cache_bytes", "gauge", "Bytes held by the in-process cache.", "")       \
+    X(CACHE_LOOKUPS, "sluice_cache_lookups_total", "counter", "Cache lookups, by result.",         \
+      "result")                                                                                    \
+    X(BREAKER, "sluice_breaker_state", "gauge",                                                    \
+      "Circuit breaker state per provider: 0 closed, 1 open, 2 half-open.", "provider")            \
+    X(REDIS_UP, "sluice_redis_up", "gauge", "1 when the Redis state store is connected.", "")      \
+    X(ACCESS_DROPPED, "sluice_access_log_dropped_total", "counter",                                \
       "Access-log lines dropped because the log reader stalled.", "")
 
 typedef enum {

@@ -22,8 +22,8 @@
 struct event_base;
 struct event;
 
-#define SL_REQ_MAGIC 0x534c5251u /* "SLRQ" */
-#define SL_REQ_MAX_HEADERS 24
+#define SL_REQ_MAGIC        0x534c5251u /* "SLRQ" */
+#define SL_REQ_MAX_HEADERS  24
 #define SL_REQ_ARENA_INLINE 8192
 
 typedef enum {
@@ -45,30 +45,30 @@ struct sl_req {
     uint32_t magic;
     int refs;
     sl_arena arena;
-    sl_config *conf;          /* pinned for the request's life */
+    sl_config *conf; /* pinned for the request's life */
     struct event_base *base;
-    sl_req *pool_next;        /* free-list link while pooled */
+    sl_req *pool_next; /* free-list link while pooled */
 
     /* identity and input */
-    char id[64];              /* x-request-id: the client's, else generated */
-    const char *method;       /* "GET", "POST", ... (static strings) */
-    const char *path;         /* path without query (arena) */
-    const char *query;        /* query string or NULL (arena) */
-    const char *auth_key;     /* the client's API key, never logged (arena) */
-    const char *cache_control;/* the client's Cache-Control header, or NULL */
-    long ttl_override_s;      /* x-sluice-cache-ttl, -1 absent */
-    sl_str body;              /* the client's bytes, as received */
-    bool is_llm;              /* an LLM route: the pipeline runs */
-    sl_llm_req llm;           /* parsed view (valid once the parse stage ran) */
-    const char *tenant;       /* "default" in open mode */
+    char id[64];                 /* x-request-id: the client's, else generated */
+    const char *method;          /* "GET", "POST", ... (static strings) */
+    const char *path;            /* path without query (arena) */
+    const char *query;           /* query string or NULL (arena) */
+    const char *auth_key;        /* the client's API key, never logged (arena) */
+    const char *cache_control;   /* the client's Cache-Control header, or NULL */
+    long ttl_override_s;         /* x-sluice-cache-ttl, -1 absent */
+    sl_str body;                 /* the client's bytes, as received */
+    bool is_llm;                 /* an LLM route: the pipeline runs */
+    sl_llm_req llm;              /* parsed view (valid once the parse stage ran) */
+    const char *tenant;          /* "default" in open mode */
     const sl_key_conf *key_conf; /* the matched key (limits, budget), or NULL */
 
     /* routing and upstream */
-    int provider_idx;         /* index into conf->providers, -1 none */
-    const char *provider;     /* name of the provider that answered */
-    const char *upstream_path;/* e.g. "/chat/completions" */
+    int provider_idx;          /* index into conf->providers, -1 none */
+    const char *provider;      /* name of the provider that answered */
+    const char *upstream_path; /* e.g. "/chat/completions" */
     int retries;
-    char tried[128];          /* providers tried, comma-separated */
+    char tried[128]; /* providers tried, comma-separated */
 
     /* cache */
     sl_cache_key key;
@@ -80,12 +80,12 @@ struct sl_req {
     sl_buf assembled;         /* ... which the proxy builds here on a clean end */
 
     /* response */
-    sl_sink *sink;            /* where the answer goes */
-    int status;               /* final status (499: client closed) */
-    bool streaming;           /* the answer is SSE */
-    bool head_sent;           /* the sink got its head: no retry, no new status */
+    sl_sink *sink;  /* where the answer goes */
+    int status;     /* final status (499: client closed) */
+    bool streaming; /* the answer is SSE */
+    bool head_sent; /* the sink got its head: no retry, no new status */
     bool client_gone;
-    bool completed;           /* sl_req_complete ran */
+    bool completed;                        /* sl_req_complete ran */
     sl_header headers[SL_REQ_MAX_HEADERS]; /* extra response headers */
     int n_headers;
     sl_buf body_out;          /* buffered plain answer (or error body) */
@@ -103,22 +103,22 @@ struct sl_req {
     /* timings (monotonic µs; 0 = not reached) */
     uint64_t t_start;
     uint64_t t_upstream_start;
-    uint64_t t_first_byte;    /* first byte from upstream */
+    uint64_t t_first_byte; /* first byte from upstream */
     uint64_t t_upstream_end;
     uint64_t t_end;
 
     /* pipeline position */
-    int stage;                /* next stage to run */
-    int reached;              /* stages [0, reached) ran their on_request */
-    struct event *resume_ev;  /* fires sl_pipeline_run from the loop */
-    void *stage_data[12];     /* private per-stage slot, indexed by stage position */
+    int stage;               /* next stage to run */
+    int reached;             /* stages [0, reached) ran their on_request */
+    struct event *resume_ev; /* fires sl_pipeline_run from the loop */
+    void *stage_data[12];    /* private per-stage slot, indexed by stage position */
     /* Set by a stage that carries work for others (a coalescing leader): when
      * it returns true, a client abort only detaches this client. */
     bool (*abort_guard)(sl_req *r);
     void (*on_release)(sl_req *r); /* owner's cleanup hook (server/service) */
-    void *owner;              /* the owner's object (evhttp request, service call) */
-    struct event *client_watch; /* server: notices a client that hangs up while we wait */
-    bool detached;            /* server: evhttp detached the request from its connection */
+    void *owner;                   /* the owner's object (evhttp request, service call) */
+    struct event *client_watch;    /* server: notices a client that hangs up while we wait */
+    bool detached;                 /* server: evhttp detached the request from its connection */
 };
 
 /* Takes a request from the pool (or allocates one); refs = 1, conf pinned. */
@@ -141,8 +141,8 @@ int sl_error_json(sl_buf *out, const char *message, const char *type, const char
 /* Records an error answer on r (status, OpenAI-shaped body in body_out, r->error).
  * When the head was already sent (a stream in progress), it becomes an SSE error
  * event instead and the stream ends without [DONE]. */
-void sl_req_error(sl_req *r, int status, const char *type, const char *code,
-                  const char *param, const char *message);
+void sl_req_error(sl_req *r, int status, const char *type, const char *code, const char *param,
+                  const char *message);
 /* Shorthand for sl_http_error values from the parser. */
 void sl_req_error_from(sl_req *r, const sl_http_error *e);
 

@@ -40,8 +40,7 @@ typedef struct sl_internal_sink {
     void *ud;
 } sl_internal_sink;
 
-void sl_internal_sink_init(sl_internal_sink *s, size_t max_bytes, sl_internal_done done,
-                           void *ud);
+void sl_internal_sink_init(sl_internal_sink *s, size_t max_bytes, sl_internal_done done, void *ud);
 void sl_internal_sink_free(sl_internal_sink *s);
 
 #endif

@@ -12,11 +12,11 @@
 typedef int (*sl_sse_cb)(void *ud, sl_str event, sl_str data);
 
 typedef struct sl_sse {
-    sl_buf line;   /* the line being assembled */
-    sl_buf data;   /* data of the event being assembled */
-    sl_buf event;  /* its event name */
+    sl_buf line;  /* the line being assembled */
+    sl_buf data;  /* data of the event being assembled */
+    sl_buf event; /* its event name */
     bool has_data;
-    bool last_cr;  /* the previous byte was \r: a following \n is not a new line */
+    bool last_cr; /* the previous byte was \r: a following \n is not a new line */
     size_t max;
     sl_sse_cb cb;
     void *ud;

@@ -30,14 +30,14 @@ typedef struct sl_call_hooks {
 
 typedef struct sl_call_opts {
     const char *url;
-    const char *method;             /* NULL: POST when body, else GET */
-    struct curl_slist *headers;     /* owned by the call from sl_call_start on */
-    const char *body;               /* borrowed until on_done / cancel */
+    const char *method;         /* NULL: POST when body, else GET */
+    struct curl_slist *headers; /* owned by the call from sl_call_start on */
+    const char *body;           /* borrowed until on_done / cancel */
     size_t body_len;
     int connect_ms;
-    int first_byte_ms;              /* 0: none */
-    int idle_ms;                    /* longest silence once bytes flow; 0: none */
-    int total_ms;                   /* whole transfer; 0: none (streams) */
+    int first_byte_ms; /* 0: none */
+    int idle_ms;       /* longest silence once bytes flow; 0: none */
+    int total_ms;      /* whole transfer; 0: none (streams) */
 } sl_call_opts;
 
 int sl_upstream_init(struct event_base *base, int max_inflight);

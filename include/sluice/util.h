@@ -20,12 +20,18 @@ typedef struct sl_str {
 #define SL_STR(lit) ((sl_str){(lit), sizeof(lit) - 1})
 #define SL_STR_NULL ((sl_str){NULL, 0})
 
-static inline sl_str sl_str_c(const char *s) { return (sl_str){s, s ? strlen(s) : 0}; }
+static inline sl_str sl_str_c(const char *s)
+{
+    return (sl_str){s, s ? strlen(s) : 0};
+}
 static inline bool sl_str_eq(sl_str a, sl_str b)
 {
     return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
 }
-static inline bool sl_str_eq_c(sl_str a, const char *b) { return sl_str_eq(a, sl_str_c(b)); }
+static inline bool sl_str_eq_c(sl_str a, const char *b)
+{
+    return sl_str_eq(a, sl_str_c(b));
+}
 
 /* Internal functions return 0 or one of these (negative). */
 enum {
@@ -40,9 +46,9 @@ enum {
 };
 
 #define SL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define SL_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define SL_MAX(a, b) ((a) > (b) ? (a) : (b))
-#define SL_UNUSED(x) ((void)(x))
+#define SL_MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define SL_MAX(a, b)    ((a) > (b) ? (a) : (b))
+#define SL_UNUSED(x)    ((void)(x))
 
 /* Monotonic clock in microseconds / milliseconds (for timeouts, TTLs, latencies). */
 uint64_t sl_now_us(void);

@@ -177,8 +177,9 @@ int sl_asm_result(const sl_asm *a, sl_buf *o)
     }
     sl_buf_append_c(o, "]");
     if (a->have_usage)
-        sl_buf_printf(o, ",\"usage\":{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,\"total_tokens\":%ld}",
-                      a->prompt_tokens, a->completion_tokens, a->total_tokens);
+        sl_buf_printf(
+            o, ",\"usage\":{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,\"total_tokens\":%ld}",
+            a->prompt_tokens, a->completion_tokens, a->total_tokens);
     if (a->fingerprint[0]) {
         sl_buf_append_c(o, ",\"system_fingerprint\":");
         sl_buf_json_cstr(o, a->fingerprint);
@@ -217,11 +218,15 @@ static void chunk_open(replay_ctx *x)
     sl_buf_append_str(o, x->id && x->id->type == SL_JSON_STRING ? x->id->raw : SL_STR("\"\""));
     sl_buf_printf(o, ",\"object\":\"%s\",\"created\":%lld,\"model\":",
                   x->text ? "text_completion" : "chat.completion.chunk", x->created);
-    sl_buf_append_str(o, x->model && x->model->type == SL_JSON_STRING ? x->model->raw : SL_STR("\"\""));
+    sl_buf_append_str(o, x->model && x->model->type == SL_JSON_STRING ? x->model->raw
+                                                                      : SL_STR("\"\""));
     sl_buf_append_c(o, ",\"choices\":[");
 }
 
-static void chunk_close(replay_ctx *x) { sl_buf_append_c(x->out, "]}\n\n"); }
+static void chunk_close(replay_ctx *x)
+{
+    sl_buf_append_c(x->out, "]}\n\n");
+}
 
 /* Length of a prefix of s no longer than want that ends on a UTF-8 boundary. */
 static size_t utf8_cut(const char *s, size_t len, size_t want)
@@ -266,8 +271,10 @@ static void replay_choice(replay_ctx *x, const sl_json *ch, int pieces)
     sl_str text = content && content->type == SL_JSON_STRING ? content->str : SL_STR("");
     if (!x->text) { /* the role chunk */
         chunk_open(x);
-        sl_buf_printf(x->out, "{\"index\":%d,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
-                              "\"logprobs\":null,\"finish_reason\":null}", index);
+        sl_buf_printf(x->out,
+                      "{\"index\":%d,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+                      "\"logprobs\":null,\"finish_reason\":null}",
+                      index);
         chunk_close(x);
     }
     size_t step = text.len / (size_t)(pieces > 0 ? pieces : 1) + 1;

@@ -34,7 +34,7 @@ typedef enum { F_STR, F_INT, F_BOOL, F_DOUBLE, F_SIZE, F_STRLIST, F_SPECIAL } ft
 typedef struct field {
     const char *name;
     ftype type;
-    size_t off;       /* offset in sl_config (or the row's struct) */
+    size_t off; /* offset in sl_config (or the row's struct) */
     double min, max;
     int (*special)(loader *L, yaml_node_t *n, const char *path);
 } field;
@@ -57,7 +57,10 @@ static int errf(loader *L, yaml_node_t *n, const char *path, const char *fmt, ..
     return SL_EINVAL;
 }
 
-static char *adup(loader *L, const char *s, size_t n) { return sl_arena_strndup(&L->h->arena, s, n); }
+static char *adup(loader *L, const char *s, size_t n)
+{
+    return sl_arena_strndup(&L->h->arena, s, n);
+}
 
 /* ${NAME} and ${NAME:-default} from the environment. */
 static int expand_env(loader *L, yaml_node_t *n, const char *path, const char *in, char **out)
@@ -136,7 +139,8 @@ static int as_int(loader *L, yaml_node_t *n, const char *path, double min, doubl
     return SL_OK;
 }
 
-static int as_double(loader *L, yaml_node_t *n, const char *path, double min, double max, double *out)
+static int as_double(loader *L, yaml_node_t *n, const char *path, double min, double max,
+                     double *out)
 {
     char *s, *end;
     if (scalar(L, n, path, &s))
@@ -210,7 +214,8 @@ static int set_field(loader *L, const field *f, void *base, yaml_node_t *n, cons
 }
 
 /* Walks a mapping, dispatching each key to its row in fields. */
-static int walk_map(loader *L, yaml_node_t *n, const char *path, const field *fields, size_t nf, void *base)
+static int walk_map(loader *L, yaml_node_t *n, const char *path, const field *fields, size_t nf,
+                    void *base)
 {
     if (n->type != YAML_MAPPING_NODE) {
         if (n->type == YAML_SCALAR_NODE && n->data.scalar.length == 0)
@@ -239,11 +244,12 @@ static int walk_map(loader *L, yaml_node_t *n, const char *path, const field *fi
 }
 
 #define OFF(member) offsetof(sl_config, member)
-#define NF(t) (sizeof(t) / sizeof((t)[0]))
+#define NF(t)       (sizeof(t) / sizeof((t)[0]))
 
 /* ---- special keys --------------------------------------------------------- */
 
-static int parse_hostport(loader *L, yaml_node_t *n, const char *path, const char *s, char **host, int *port)
+static int parse_hostport(loader *L, yaml_node_t *n, const char *path, const char *s, char **host,
+                          int *port)
 {
     const char *colon = strrchr(s, ':');
     if (!colon || colon == s)
@@ -502,11 +508,13 @@ static int sp_prices(loader *L, yaml_node_t *n, const char *path)
     c->n_prices = map_len(n);
     c->prices = sl_arena_calloc(&L->h->arena, (c->n_prices + 1) * sizeof(sl_price_conf));
     size_t i = 0;
-    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++, i++) {
+    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top;
+         pr++, i++) {
         yaml_node_t *k = yaml_document_get_node(&L->doc, pr->key);
         yaml_node_t *v = yaml_document_get_node(&L->doc, pr->value);
         char sub[256];
-        snprintf(sub, sizeof sub, "prices.%s", k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?");
+        snprintf(sub, sizeof sub, "prices.%s",
+                 k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?");
         if (scalar(L, k, path, &c->prices[i].model))
             return SL_EINVAL;
         c->prices[i].cached_input = -1;
@@ -518,7 +526,8 @@ static int sp_prices(loader *L, yaml_node_t *n, const char *path)
 
 static bool valid_priority(const char *p)
 {
-    return !strcmp(p, "critical") || !strcmp(p, "high") || !strcmp(p, "medium") || !strcmp(p, "low");
+    return !strcmp(p, "critical") || !strcmp(p, "high") || !strcmp(p, "medium") ||
+           !strcmp(p, "low");
 }
 
 static const field target_fields[] = {
@@ -542,7 +551,8 @@ static int sp_targets(loader *L, yaml_node_t *n, const char *path)
     for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
         yaml_node_t *tier = yaml_document_get_node(&L->doc, pr->key);
         yaml_node_t *v = yaml_document_get_node(&L->doc, pr->value);
-        for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top; q++) {
+        for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top;
+             q++) {
             yaml_node_t *pk = yaml_document_get_node(&L->doc, q->key);
             yaml_node_t *pv = yaml_document_get_node(&L->doc, q->value);
             sl_sla_target *t = &c->sla.targets[c->sla.n_targets++];
@@ -572,10 +582,10 @@ static int sp_sla_retry(loader *L, yaml_node_t *n, const char *path)
 
 /* ---- the tables ---------------------------------------------------------------- */
 
-#define SECTION(name, rows)                                                                      \
-    static int sp_##name(loader *L, yaml_node_t *n, const char *path)                            \
-    {                                                                                            \
-        return walk_map(L, n, path, rows, NF(rows), &L->h->c);                                   \
+#define SECTION(name, rows)                                                                        \
+    static int sp_##name(loader *L, yaml_node_t *n, const char *path)                              \
+    {                                                                                              \
+        return walk_map(L, n, path, rows, NF(rows), &L->h->c);                                     \
     }
 
 static const field redis_fields[] = {
@@ -743,7 +753,8 @@ static int check_whole(loader *L, yaml_node_t *root)
     return SL_OK;
 }
 
-sl_config *sl_config_load_string(const char *name, const char *yaml, size_t len, char *err, size_t errlen)
+sl_config *sl_config_load_string(const char *name, const char *yaml, size_t len, char *err,
+                                 size_t errlen)
 {
     holder *h = calloc(1, sizeof(*h));
     if (!h) {

@@ -9,12 +9,12 @@
 #include <unistd.h>
 
 enum {
-    ACCESS_HIGH_WATER = 64 * 1024,   /* flush now past this */
-    ACCESS_MAX_BUFFERED = 8 << 20,   /* drop lines past this (reader stalled) */
+    ACCESS_HIGH_WATER = 64 * 1024, /* flush now past this */
+    ACCESS_MAX_BUFFERED = 8 << 20, /* drop lines past this (reader stalled) */
 };
 
 static struct {
-    int fd;                 /* -1: off */
+    int fd; /* -1: off */
     bool own_fd;
     sl_buf buf;
     size_t line_start;      /* offset of the line being written */
@@ -129,4 +129,7 @@ void sl_access_close(void)
     acc.flush_pending = false;
 }
 
-uint64_t sl_access_dropped(void) { return acc.dropped; }
+uint64_t sl_access_dropped(void)
+{
+    return acc.dropped;
+}

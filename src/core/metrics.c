@@ -25,14 +25,14 @@ static const double bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 enum { N_BOUNDS = (int)SL_ARRAY_LEN(bounds), N_BUCKETS = 1024, MAX_SERIES = 20000 };
 
 typedef struct series {
-    struct series *next;      /* hash chain */
-    struct series *fam_next;  /* all series of one family, for rendering */
+    struct series *next;     /* hash chain */
+    struct series *fam_next; /* all series of one family, for rendering */
     sl_metric m;
     uint64_t hash;
-    double value;             /* counter/gauge value, histogram sum */
-    uint64_t count;           /* histogram */
+    double value;   /* counter/gauge value, histogram sum */
+    uint64_t count; /* histogram */
     uint64_t buckets[N_BOUNDS];
-    char labels[];            /* rendered `a="x",b="y"` */
+    char labels[]; /* rendered `a="x",b="y"` */
 } series;
 
 static series *table[N_BUCKETS];
@@ -153,7 +153,8 @@ void sl_metrics_request(const sl_req *r)
 {
     char status[8], model[128];
     snprintf(status, sizeof status, "%d", r->status);
-    snprintf(model, sizeof model, "%.*s", (int)SL_MIN(r->llm.model.len, 127), r->llm.model.p ? r->llm.model.p : "");
+    snprintf(model, sizeof model, "%.*s", (int)SL_MIN(r->llm.model.len, 127),
+             r->llm.model.p ? r->llm.model.p : "");
     const char *cache = sl_cache_outcome_name(r->cache);
     const char *tenant = r->is_llm ? r->tenant : "";
     const char *provider = r->provider ? r->provider : "";

@@ -15,7 +15,10 @@ static sl_req *pool_head;
 static size_t pool_len;
 static size_t live;
 
-size_t sl_req_live(void) { return live; }
+size_t sl_req_live(void)
+{
+    return live;
+}
 enum { SL_REQ_POOL_MAX = 1024 };
 
 sl_req *sl_req_new(struct event_base *base, sl_config *conf)
@@ -47,7 +50,10 @@ sl_req *sl_req_new(struct event_base *base, sl_config *conf)
     return r;
 }
 
-void sl_req_ref(sl_req *r) { r->refs++; }
+void sl_req_ref(sl_req *r)
+{
+    r->refs++;
+}
 
 void sl_req_release(sl_req *r)
 {
@@ -123,8 +129,8 @@ int sl_error_json(sl_buf *out, const char *message, const char *type, const char
     return rc;
 }
 
-void sl_req_error(sl_req *r, int status, const char *type, const char *code,
-                  const char *param, const char *message)
+void sl_req_error(sl_req *r, int status, const char *type, const char *code, const char *param,
+                  const char *message)
 {
     r->error = message;
     sl_buf_reset(&r->body_out);

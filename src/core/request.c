@@ -19,7 +19,8 @@ static int bad(sl_arena *a, sl_http_error *e, const char *code, const char *para
     return SL_EINVAL;
 }
 
-#define WRONG_TYPE(what) bad(a, e, "invalid_type", name, "Invalid type for '%s': expected %s.", what)
+#define WRONG_TYPE(what)                                                                           \
+    bad(a, e, "invalid_type", name, "Invalid type for '%s': expected %s.", what)
 #define BAD_VALUE(what) bad(a, e, "invalid_value", name, "Invalid value for '%s': %s.", what)
 
 static bool is_int(const sl_json *v)
@@ -48,8 +49,8 @@ static int check_number(sl_arena *a, sl_http_error *e, const sl_json *root, cons
     return SL_OK;
 }
 
-static int check_int(sl_arena *a, sl_http_error *e, const sl_json *root, const char *name, double lo,
-                     double hi, long *out)
+static int check_int(sl_arena *a, sl_http_error *e, const sl_json *root, const char *name,
+                     double lo, double hi, long *out)
 {
     const sl_json *v = sl_json_get(root, name);
     if (!v || v->type == SL_JSON_NULL)
@@ -69,7 +70,8 @@ static int check_type(sl_arena *a, sl_http_error *e, const sl_json *root, const 
     const sl_json *v = sl_json_get(root, name);
     if (!v || v->type == SL_JSON_NULL)
         return SL_OK;
-    bool ok = t == SL_JSON_TRUE ? (v->type == SL_JSON_TRUE || v->type == SL_JSON_FALSE) : v->type == t;
+    bool ok =
+        t == SL_JSON_TRUE ? (v->type == SL_JSON_TRUE || v->type == SL_JSON_FALSE) : v->type == t;
     return ok ? SL_OK : WRONG_TYPE(what);
 }
 
@@ -96,7 +98,8 @@ static size_t content_bytes(const sl_json *c)
     if (c->type == SL_JSON_STRING)
         return c->str.len;
     size_t n = 0;
-    for (const sl_json *part = c->type == SL_JSON_ARRAY ? c->child : NULL; part; part = part->next) {
+    for (const sl_json *part = c->type == SL_JSON_ARRAY ? c->child : NULL; part;
+         part = part->next) {
         const sl_json *t = sl_json_get(part, "text");
         if (t && t->type == SL_JSON_STRING)
             n += t->str.len;
@@ -108,7 +111,8 @@ static size_t content_bytes(const sl_json *c)
 
 static bool known_role(sl_str r)
 {
-    static const char *const roles[] = {"system", "user", "assistant", "tool", "function", "developer"};
+    static const char *const roles[] = {"system", "user",     "assistant",
+                                        "tool",   "function", "developer"};
     for (size_t i = 0; i < SL_ARRAY_LEN(roles); i++) {
         if (sl_str_eq_c(r, roles[i]))
             return true;
@@ -227,8 +231,9 @@ int sl_llm_req_parse(sl_arena *a, sl_api api, const char *body, size_t len, sl_l
         e->type = "invalid_request_error";
         e->code = "invalid_json";
         e->param = NULL;
-        e->message = sl_arena_printf(a, "We could not parse the JSON body of your request: %s at byte %zu.",
-                                     jerr.reason ? jerr.reason : "invalid JSON", jerr.offset);
+        e->message =
+            sl_arena_printf(a, "We could not parse the JSON body of your request: %s at byte %zu.",
+                            jerr.reason ? jerr.reason : "invalid JSON", jerr.offset);
         return SL_EINVAL;
     }
     if (root->type != SL_JSON_OBJECT) {

@@ -31,8 +31,7 @@ static const sl_sink_ops internal_ops = {
     .end = internal_end,
 };
 
-void sl_internal_sink_init(sl_internal_sink *s, size_t max_bytes, sl_internal_done done,
-                           void *ud)
+void sl_internal_sink_init(sl_internal_sink *s, size_t max_bytes, sl_internal_done done, void *ud)
 {
     s->base.ops = &internal_ops;
     sl_buf_init(&s->body, max_bytes);
@@ -42,4 +41,7 @@ void sl_internal_sink_init(sl_internal_sink *s, size_t max_bytes, sl_internal_do
     s->ud = ud;
 }
 
-void sl_internal_sink_free(sl_internal_sink *s) { sl_buf_free(&s->body); }
+void sl_internal_sink_free(sl_internal_sink *s)
+{
+    sl_buf_free(&s->body);
+}

@@ -82,7 +82,10 @@ int sl_sse_feed(sl_sse *s, const char *p, size_t n)
     return 0;
 }
 
-bool sl_sse_clean_end(const sl_sse *s) { return s->line.len == 0 && !s->has_data; }
+bool sl_sse_clean_end(const sl_sse *s)
+{
+    return s->line.len == 0 && !s->has_data;
+}
 
 void sl_sse_free(sl_sse *s)
 {

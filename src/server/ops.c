@@ -19,7 +19,10 @@ static void answer_json(sl_req *r, int status, const char *body)
     sl_pipeline_complete(r);
 }
 
-void sl_ops_live(sl_req *r) { answer_json(r, 200, "{\"status\":\"live\"}"); }
+void sl_ops_live(sl_req *r)
+{
+    answer_json(r, 200, "{\"status\":\"live\"}");
+}
 
 void sl_ops_ready(sl_req *r)
 {
@@ -91,7 +94,7 @@ void sl_ops_metrics(sl_req *r)
 typedef struct models_fetch {
     sl_req *r;
     int pending;
-    sl_buf items;       /* comma-joined model objects */
+    sl_buf items; /* comma-joined model objects */
     struct fetch_one {
         struct models_fetch *all;
         const sl_provider_conf *p;
@@ -113,7 +116,8 @@ static void add_model(sl_buf *items, sl_str id, const char *owner)
 static void models_finish(models_fetch *f)
 {
     sl_req *r = f->r;
-    sl_buf_printf(&r->body_out, "{\"object\":\"list\",\"data\":[%s]}", f->items.p ? f->items.p : "");
+    sl_buf_printf(&r->body_out, "{\"object\":\"list\",\"data\":[%s]}",
+                  f->items.p ? f->items.p : "");
     r->status = 200;
     sl_buf_free(&f->items);
     free(f);
@@ -145,7 +149,8 @@ static void fetch_done(void *ud, sl_call *c, int rc, const char *detail)
     if (rc == SL_OK && sl_call_status(c) == 200 &&
         sl_json_parse(&f->r->arena, one->body.p, one->body.len, NULL, &root, &err) == SL_OK) {
         const sl_json *data = sl_json_get(root, "data");
-        for (const sl_json *m = data && data->type == SL_JSON_ARRAY ? data->child : NULL; m; m = m->next) {
+        for (const sl_json *m = data && data->type == SL_JSON_ARRAY ? data->child : NULL; m;
+             m = m->next) {
             const sl_json *id = sl_json_get(m, "id");
             if (id && id->type == SL_JSON_STRING)
                 add_model(&f->items, id->str, one->p->name);
@@ -200,7 +205,9 @@ void sl_ops_models(sl_req *r)
     const sl_config *c = r->conf;
     models_fetch *f = calloc(1, sizeof(*f) + c->n_providers * sizeof(f->one[0]));
     if (!f) {
-        answer_json(r, 500, "{\"error\":{\"message\":\"out of memory\",\"type\":\"api_error\",\"param\":null,\"code\":null}}");
+        answer_json(r, 500,
+                    "{\"error\":{\"message\":\"out of "
+                    "memory\",\"type\":\"api_error\",\"param\":null,\"code\":null}}");
         return;
     }
     f->r = r;

@@ -65,7 +65,8 @@ static void add_common_headers(sl_req *r, struct evkeyvalq *out, bool sse)
         evhttp_add_header(out, "Content-Type", "text/event-stream");
         evhttp_add_header(out, "Cache-Control", "no-cache");
     } else {
-        evhttp_add_header(out, "Content-Type", r->content_type ? r->content_type : "application/json");
+        evhttp_add_header(out, "Content-Type",
+                          r->content_type ? r->content_type : "application/json");
     }
     evhttp_add_header(out, "x-request-id", r->id);
     const char *cache = NULL;
@@ -304,15 +305,19 @@ static void on_request(struct evhttp_request *req, void *arg)
     bool known;
     const route *rt = find_route(r->path, &known);
     if (!rt) {
-        answer_error(r, 404, "unknown_url", sl_arena_printf(&r->arena, "Unknown request URL: %s %.200s",
-                                                             r->method, r->path));
+        answer_error(
+            r, 404, "unknown_url",
+            sl_arena_printf(&r->arena, "Unknown request URL: %s %.200s", r->method, r->path));
         return;
     }
-    unsigned m = strcmp(r->method, "GET") == 0 ? M_GET : strcmp(r->method, "POST") == 0 ? M_POST : 0;
+    unsigned m = strcmp(r->method, "GET") == 0    ? M_GET
+                 : strcmp(r->method, "POST") == 0 ? M_POST
+                                                  : 0;
     if (!(rt->methods & m)) {
         sl_req_header(r, "Allow", rt->methods & M_POST ? "POST" : "GET");
-        answer_error(r, 405, "method_not_allowed",
-                     sl_arena_printf(&r->arena, "Method %s is not allowed on %s", r->method, r->path));
+        answer_error(
+            r, 405, "method_not_allowed",
+            sl_arena_printf(&r->arena, "Method %s is not allowed on %s", r->method, r->path));
         return;
     }
     if (rt->llm) {
@@ -345,10 +350,10 @@ static struct evconnlistener *make_listener(const sl_config *c)
         sl_err("listen %s: %s", c->listen, evutil_gai_strerror(rc));
         return NULL;
     }
-    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
-                     LEV_OPT_REUSEABLE_PORT;
-    struct evconnlistener *l =
-        evconnlistener_new_bind(srv.base, NULL, NULL, flags, 1024, ai->ai_addr, (int)ai->ai_addrlen);
+    unsigned flags =
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT;
+    struct evconnlistener *l = evconnlistener_new_bind(srv.base, NULL, NULL, flags, 1024,
+                                                       ai->ai_addr, (int)ai->ai_addrlen);
     if (!l)
         sl_err("listen %s: %s", c->listen, strerror(errno));
     evutil_freeaddrinfo(ai);
@@ -395,9 +400,18 @@ void sl_server_swap_config(sl_config *conf)
     sl_config_unref(old);
 }
 
-sl_config *sl_server_config(void) { return srv.conf; }
-bool sl_server_draining(void) { return srv.draining; }
-uint64_t sl_server_started_ms(void) { return srv.started_ms; }
+sl_config *sl_server_config(void)
+{
+    return srv.conf;
+}
+bool sl_server_draining(void)
+{
+    return srv.draining;
+}
+uint64_t sl_server_started_ms(void)
+{
+    return srv.started_ms;
+}
 
 void sl_server_begin_drain(void)
 {

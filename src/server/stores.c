@@ -19,10 +19,12 @@ void sl_ops_health_stores(sl_buf *b)
     sl_l1_stats st = {0};
     if (l1)
         sl_l1_get_stats(l1, &st);
-    sl_buf_printf(b, ",\"cache\":{\"entries\":%zu,\"bytes\":%zu,\"max_bytes\":%zu,\"hits\":%llu,\"misses\":%llu,"
-                     "\"evictions\":%llu}",
-                  st.entries, st.bytes, st.max_bytes, (unsigned long long)st.hits,
-                  (unsigned long long)st.misses, (unsigned long long)st.evictions);
+    sl_buf_printf(
+        b,
+        ",\"cache\":{\"entries\":%zu,\"bytes\":%zu,\"max_bytes\":%zu,\"hits\":%llu,\"misses\":%llu,"
+        "\"evictions\":%llu}",
+        st.entries, st.bytes, st.max_bytes, (unsigned long long)st.hits,
+        (unsigned long long)st.misses, (unsigned long long)st.evictions);
     sl_buf_printf(b, ",\"coalescing\":{\"flights\":%zu,\"coalesced\":%llu}", sl_coalesce_flights(),
                   (unsigned long long)sl_coalesce_count());
     sl_buf_append_c(b, ",\"redis\":");

@@ -15,9 +15,10 @@ static sl_step auth_request(sl_req *r)
     }
     const sl_key_conf *k = r->auth_key ? sl_config_key(c, sl_str_c(r->auth_key)) : NULL;
     if (!k) {
-        sl_req_error(r, 401, "invalid_request_error", "invalid_api_key", NULL,
-                     r->auth_key ? "Incorrect API key provided."
-                                 : "You didn't provide an API key. Send it as `Authorization: Bearer KEY`.");
+        sl_req_error(
+            r, 401, "invalid_request_error", "invalid_api_key", NULL,
+            r->auth_key ? "Incorrect API key provided."
+                        : "You didn't provide an API key. Send it as `Authorization: Bearer KEY`.");
         return sl_stage_answer(r);
     }
     r->tenant = k->tenant;

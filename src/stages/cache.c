@@ -38,8 +38,8 @@ static void serve(sl_req *r, const char *entry, size_t len, const char *layer);
 
 typedef struct cache_state {
     sl_req *r;
-    bool lookup_pending;   /* an L2 GET is out: its callback owns a reference */
-    bool store;            /* store the answer on the way back */
+    bool lookup_pending; /* an L2 GET is out: its callback owns a reference */
+    bool store;          /* store the answer on the way back */
 } cache_state;
 
 static const char *route_scope(const sl_req *r)
@@ -89,7 +89,8 @@ static void serve(sl_req *r, const char *entry, size_t len, const char *layer)
         r->status = 200;
         sl_buf_append(&r->body_out, json, jlen);
     }
-    sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){layer[1] == '1' ? "hit_l1" : "hit_l2"});
+    sl_metric_add(SL_M_CACHE_LOOKUPS, 1,
+                  (const char *const[]){layer[1] == '1' ? "hit_l1" : "hit_l2"});
     sl_pipeline_complete(r);
 }
 
@@ -100,7 +101,8 @@ static void on_l2_reply(void *ud, const redisReply *reply, int status)
     st->lookup_pending = false;
     if (r->client_gone) {
         sl_pipeline_resume(r); /* the pipeline notices and answers 499 */
-    } else if (status == SL_OK && reply && reply->type == REDIS_REPLY_STRING && reply->len > ENTRY_HEADER) {
+    } else if (status == SL_OK && reply && reply->type == REDIS_REPLY_STRING &&
+               reply->len > ENTRY_HEADER) {
         uint64_t ttl_ms = (uint64_t)r->conf->cache.ttl_s * 1000u;
         sl_l1_put(cache.l1, (sl_l1_key){r->key.hi, r->key.lo}, reply->str, reply->len, 0, ttl_ms);
         serve(r, reply->str, reply->len, "l2");

@@ -38,8 +38,8 @@ typedef struct flight flight;
 typedef struct member {
     sl_req *r;
     flight *f;
-    bool stream;         /* the follower asked for SSE */
-    bool live;           /* it is receiving the flight's chunks as they come */
+    bool stream; /* the follower asked for SSE */
+    bool live;   /* it is receiving the flight's chunks as they come */
     struct member *next;
     struct member *prev;
 } member;
@@ -48,16 +48,16 @@ struct flight {
     sl_cache_key key;
     struct flight *hnext;
     sl_req *leader;
-    sl_sink sink;             /* the fan-out sink installed on the leader */
-    sl_sink *leader_sink;     /* the leader's own client sink */
+    sl_sink sink;         /* the fan-out sink installed on the leader */
+    sl_sink *leader_sink; /* the leader's own client sink */
     member *members;
     size_t n_members;
-    bool sse;                 /* the leader's answer is a stream */
+    bool sse; /* the leader's answer is a stream */
     bool headed;
-    bool closed;              /* no more joins (replay overflow, ending) */
-    sl_buf replay;            /* SSE bytes so far, for late stream joiners */
-    sl_buf plain;             /* the plain body, for followers */
-    sl_asm assembler;         /* stream -> object, for plain followers */
+    bool closed;      /* no more joins (replay overflow, ending) */
+    sl_buf replay;    /* SSE bytes so far, for late stream joiners */
+    sl_buf plain;     /* the plain body, for followers */
+    sl_asm assembler; /* stream -> object, for plain followers */
     sl_sse sse_parser;
     bool asm_on;
     /* across instances */
@@ -72,7 +72,10 @@ struct flight {
 enum { POLL_MS = 20 };
 static sl_redis *redis;
 
-void sl_coalesce_setup(sl_redis *r) { redis = r; }
+void sl_coalesce_setup(sl_redis *r)
+{
+    redis = r;
+}
 
 static const char *const UNLOCK_SCRIPT =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
@@ -82,10 +85,19 @@ static flight *buckets[N_BUCKETS];
 static uint64_t coalesced_total;
 static size_t flights_live;
 
-uint64_t sl_coalesce_count(void) { return coalesced_total; }
-size_t sl_coalesce_flights(void) { return flights_live; }
+uint64_t sl_coalesce_count(void)
+{
+    return coalesced_total;
+}
+size_t sl_coalesce_flights(void)
+{
+    return flights_live;
+}
 
-static flight **bucket_of(const sl_cache_key *k) { return &buckets[k->lo % N_BUCKETS]; }
+static flight **bucket_of(const sl_cache_key *k)
+{
+    return &buckets[k->lo % N_BUCKETS];
+}
 
 static flight *find_flight(const sl_cache_key *k)
 {
@@ -136,7 +148,8 @@ static void fan_head(sl_sink *s, sl_req *r, int status, bool sse)
     f->leader_sink->ops->head(f->leader_sink, r, status, sse);
     if (!sse)
         return;
-    sl_asm_init(&f->assembler, r->llm.api == SL_API_COMPLETIONS, r->conf->server.max_response_bytes);
+    sl_asm_init(&f->assembler, r->llm.api == SL_API_COMPLETIONS,
+                r->conf->server.max_response_bytes);
     sl_sse_init(&f->sse_parser, r->conf->server.max_response_bytes, on_flight_event, f);
     f->asm_on = true;
     for (member *m = f->members; m; m = m->next) {
@@ -313,7 +326,8 @@ static void on_poll_reply(void *ud, const redisReply *rep, int status)
     }
     if (status != SL_OK || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
         stop_waiting(f, true); /* Redis trouble: call upstream ourselves */
-    } else if (rep->element[0]->type == REDIS_REPLY_STRING && rep->element[0]->len > SL_CACHE_ENTRY_HEADER) {
+    } else if (rep->element[0]->type == REDIS_REPLY_STRING &&
+               rep->element[0]->len > SL_CACHE_ENTRY_HEADER) {
         r->cache = SL_CACHE_COALESCED;
         r->led_by = "another instance";
         sl_cache_serve_entry(r, rep->element[0]->str, rep->element[0]->len, "l2");

@@ -23,7 +23,7 @@ enum { MAX_TENANTS = 1024, DEFAULT_COMPLETION_ESTIMATE = 256 };
 
 typedef struct bucket {
     double tokens;
-    uint64_t at_ms;  /* last refill */
+    uint64_t at_ms; /* last refill */
 } bucket;
 
 typedef struct tenant_state {
@@ -34,12 +34,14 @@ typedef struct tenant_state {
     long period;            /* day or month number the spend belongs to */
 } tenant_state;
 
-
 static tenant_state tenants[MAX_TENANTS];
 static int n_tenants;
 static sl_redis *redis; /* NULL: in-process buckets only */
 
-void sl_limits_setup(sl_redis *r) { redis = r; }
+void sl_limits_setup(sl_redis *r)
+{
+    redis = r;
+}
 
 /* One atomic step for both buckets and the budget, shared by every instance.
  * KEYS: rpm bucket, tpm bucket, spend counter. ARGV: rpm, tpm, tokens,
@@ -135,7 +137,8 @@ static void set_headers(sl_req *r, const sl_key_conf *k, const tenant_state *t, 
         sl_req_header(r, "x-ratelimit-limit-requests", sl_arena_printf(&r->arena, "%ld", k->rpm));
         sl_req_header(r, "x-ratelimit-remaining-requests",
                       sl_arena_printf(&r->arena, "%ld", (long)fmax(0, floor(t->rpm.tokens))));
-        sl_req_header(r, "x-ratelimit-reset-requests", sl_arena_printf(&r->arena, "%ldms", rpm_wait));
+        sl_req_header(r, "x-ratelimit-reset-requests",
+                      sl_arena_printf(&r->arena, "%ldms", rpm_wait));
     }
     if (k->tpm > 0) {
         sl_req_header(r, "x-ratelimit-limit-tokens", sl_arena_printf(&r->arena, "%ld", k->tpm));
@@ -148,7 +151,8 @@ static void set_headers(sl_req *r, const sl_key_conf *k, const tenant_state *t, 
 static sl_step refuse(sl_req *r, long retry_ms, const char *code, const char *msg)
 {
     sl_req_header(r, "Retry-After", sl_arena_printf(&r->arena, "%ld", (retry_ms + 999) / 1000));
-    sl_req_error(r, 429, code[0] == 'b' ? "insufficient_quota" : "rate_limit_error", code, NULL, msg);
+    sl_req_error(r, 429, code[0] == 'b' ? "insufficient_quota" : "rate_limit_error", code, NULL,
+                 msg);
     return sl_stage_answer(r);
 }
 
@@ -162,11 +166,11 @@ static long estimate_tokens(const sl_req *r)
 
 typedef struct limits_ticket {
     sl_req *r;
-    tenant_state *t;     /* in-process mode */
-    bool shared;         /* admitted by Redis: settle there */
+    tenant_state *t; /* in-process mode */
+    bool shared;     /* admitted by Redis: settle there */
     long tokens_estimate;
     int64_t cost_estimate_micro;
-    char keys[3][160];   /* Redis keys: rpm, tpm, spend */
+    char keys[3][160]; /* Redis keys: rpm, tpm, spend */
 } limits_ticket;
 
 static bool limited(const sl_key_conf *k)
@@ -195,14 +199,16 @@ static sl_step local_admit(sl_req *r, limits_ticket *tk)
         long w = wait_ms(&t->rpm, k->rpm, 1.0);
         set_headers(r, k, t, w, 0);
         return refuse(r, w, "rate_limit_exceeded",
-                      sl_arena_printf(&r->arena, "Rate limit reached for %s: %ld requests per minute.",
+                      sl_arena_printf(&r->arena,
+                                      "Rate limit reached for %s: %ld requests per minute.",
                                       k->tenant, k->rpm));
     }
     if (k->tpm > 0 && refill(&t->tpm, k->tpm, now) < (double)SL_MIN(est, k->tpm)) {
         long w = wait_ms(&t->tpm, k->tpm, (double)SL_MIN(est, k->tpm));
         set_headers(r, k, t, 0, w);
         return refuse(r, w, "rate_limit_exceeded",
-                      sl_arena_printf(&r->arena, "Rate limit reached for %s: %ld tokens per minute.",
+                      sl_arena_printf(&r->arena,
+                                      "Rate limit reached for %s: %ld tokens per minute.",
                                       k->tenant, k->tpm));
     }
     if (k->budget_usd > 0) {
@@ -212,9 +218,11 @@ static sl_step local_admit(sl_req *r, limits_ticket *tk)
             t->spent_micro = 0;
         }
         int64_t budget = (int64_t)llround(k->budget_usd * 1e6);
-        if (t->spent_micro >= budget || t->spent_micro + t->reserved_micro + tk->cost_estimate_micro > budget)
+        if (t->spent_micro >= budget ||
+            t->spent_micro + t->reserved_micro + tk->cost_estimate_micro > budget)
             return refuse(r, 3600 * 1000, "budget_exceeded",
-                          sl_arena_printf(&r->arena, "Budget of $%.2f for %s is used up.", k->budget_usd, k->tenant));
+                          sl_arena_printf(&r->arena, "Budget of $%.2f for %s is used up.",
+                                          k->budget_usd, k->tenant));
         t->reserved_micro += tk->cost_estimate_micro;
     }
     if (k->rpm > 0)
@@ -231,19 +239,23 @@ static void shared_headers(sl_req *r, const sl_key_conf *k, long rpm_left, long 
 {
     if (k->rpm > 0) {
         sl_req_header(r, "x-ratelimit-limit-requests", sl_arena_printf(&r->arena, "%ld", k->rpm));
-        sl_req_header(r, "x-ratelimit-remaining-requests", sl_arena_printf(&r->arena, "%ld", SL_MAX(rpm_left, 0)));
+        sl_req_header(r, "x-ratelimit-remaining-requests",
+                      sl_arena_printf(&r->arena, "%ld", SL_MAX(rpm_left, 0)));
         sl_req_header(r, "x-ratelimit-reset-requests", sl_arena_printf(&r->arena, "%ldms", wait));
     }
     if (k->tpm > 0) {
         sl_req_header(r, "x-ratelimit-limit-tokens", sl_arena_printf(&r->arena, "%ld", k->tpm));
-        sl_req_header(r, "x-ratelimit-remaining-tokens", sl_arena_printf(&r->arena, "%ld", SL_MAX(tpm_left, 0)));
+        sl_req_header(r, "x-ratelimit-remaining-tokens",
+                      sl_arena_printf(&r->arena, "%ld", SL_MAX(tpm_left, 0)));
         sl_req_header(r, "x-ratelimit-reset-tokens", sl_arena_printf(&r->arena, "%ldms", wait));
     }
 }
 
 static long reply_int(const redisReply *rep, size_t i)
 {
-    return i < rep->elements && rep->element[i]->type == REDIS_REPLY_INTEGER ? (long)rep->element[i]->integer : 0;
+    return i < rep->elements && rep->element[i]->type == REDIS_REPLY_INTEGER
+               ? (long)rep->element[i]->integer
+               : 0;
 }
 
 static void on_limit_reply(void *ud, const redisReply *rep, int status)
@@ -270,7 +282,8 @@ static void on_limit_reply(void *ud, const redisReply *rep, int status)
             step = SL_NEXT;
         } else if (allowed == -1) {
             step = refuse(r, 3600 * 1000, "budget_exceeded",
-                          sl_arena_printf(&r->arena, "Budget of $%.2f for %s is used up.", k->budget_usd, k->tenant));
+                          sl_arena_printf(&r->arena, "Budget of $%.2f for %s is used up.",
+                                          k->budget_usd, k->tenant));
         } else {
             step = refuse(r, wait, "rate_limit_exceeded",
                           sl_arena_printf(&r->arena, "Rate limit reached for %s.", k->tenant));
@@ -287,7 +300,8 @@ static int shared_admit(sl_req *r, limits_ticket *tk)
     long period = period_now(k->budget_period);
     snprintf(tk->keys[0], sizeof tk->keys[0], "sluice:{t:%s}:rpm", k->tenant);
     snprintf(tk->keys[1], sizeof tk->keys[1], "sluice:{t:%s}:tpm", k->tenant);
-    snprintf(tk->keys[2], sizeof tk->keys[2], "sluice:{t:%s}:spend:%d:%ld", k->tenant, (int)k->budget_period, period);
+    snprintf(tk->keys[2], sizeof tk->keys[2], "sluice:{t:%s}:spend:%d:%ld", k->tenant,
+             (int)k->budget_period, period);
     char a[6][32];
     snprintf(a[0], 32, "%ld", k->rpm);
     snprintf(a[1], 32, "%ld", k->tpm);
@@ -295,7 +309,8 @@ static int shared_admit(sl_req *r, limits_ticket *tk)
     snprintf(a[3], 32, "%lld", (long long)llround(k->budget_usd * 1e6));
     snprintf(a[4], 32, "%lld", (long long)tk->cost_estimate_micro);
     snprintf(a[5], 32, "%d", k->budget_period == SL_BUDGET_DAILY ? 2 * 86400 : 400 * 86400);
-    const char *argv[] = {tk->keys[0], tk->keys[1], tk->keys[2], a[0], a[1], a[2], a[3], a[4], a[5]};
+    const char *argv[] = {tk->keys[0], tk->keys[1], tk->keys[2], a[0], a[1],
+                          a[2],        a[3],        a[4],        a[5]};
     sl_req_ref(r);
     int rc = sl_redis_eval(redis, LIMIT_SCRIPT, 3, 9, argv, NULL, on_limit_reply, tk);
     if (rc != SL_OK)

@@ -45,7 +45,8 @@ static void meter_response(sl_req *r)
     if (r->status != 200 && r->status != 499)
         return;
     bool priced;
-    double cost = sl_meter_cost(r->conf, r->llm.model, r->prompt_tokens, r->completion_tokens, &priced);
+    double cost =
+        sl_meter_cost(r->conf, r->llm.model, r->prompt_tokens, r->completion_tokens, &priced);
     if (!priced && (r->prompt_tokens || r->completion_tokens)) {
         warn_unpriced(r->llm.model);
         char model[128];

@@ -16,14 +16,8 @@
 #include "sluice/stages.h"
 
 static const sl_stage *const stages[] = {
-    &sl_stage_auth,
-    &sl_stage_parse,
-    &sl_stage_limits,
-    &sl_stage_meter,
-    &sl_stage_route,
-    &sl_stage_cache,
-    &sl_stage_coalesce,
-    &sl_stage_proxy,
+    &sl_stage_auth,  &sl_stage_parse, &sl_stage_limits,   &sl_stage_meter,
+    &sl_stage_route, &sl_stage_cache, &sl_stage_coalesce, &sl_stage_proxy,
 };
 enum { N_STAGES = (int)SL_ARRAY_LEN(stages) };
 

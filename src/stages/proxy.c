@@ -30,19 +30,19 @@ typedef struct proxy_state {
     sl_req *r;
     sl_call *call;
     sl_breaker_ticket ticket;
-    int cur;               /* provider index of the attempt in flight */
-    int next_from;         /* where the search for the next provider starts */
+    int cur;       /* provider index of the attempt in flight */
+    int next_from; /* where the search for the next provider starts */
     int attempts;
     struct event *backoff; /* pending retry */
     sl_sse sse;
     bool sse_on;
-    bool stream_mode;      /* 200 + text/event-stream: forwarding chunks */
-    bool done_seen;        /* the upstream sent [DONE] */
+    bool stream_mode; /* 200 + text/event-stream: forwarding chunks */
+    bool done_seen;   /* the upstream sent [DONE] */
     bool asm_on;
-    bool usage_seen;       /* the provider reported usage */
-    long chunks;           /* content chunks: about one token each, for estimates */
-    sl_str body;           /* what goes upstream: the client's bytes, or with usage asked */
-    sl_asm assembler;      /* when the cache wants the stream as one object */
+    bool usage_seen;  /* the provider reported usage */
+    long chunks;      /* content chunks: about one token each, for estimates */
+    sl_str body;      /* what goes upstream: the client's bytes, or with usage asked */
+    sl_asm assembler; /* when the cache wants the stream as one object */
 } proxy_state;
 
 static void attempt(proxy_state *st);
@@ -176,7 +176,8 @@ static void hook_status(void *ud, sl_call *c, int status)
         sl_sse_init(&st->sse, r->conf->server.max_response_bytes, on_sse_event, st);
         st->sse_on = true;
         if (r->want_assembled) {
-            sl_asm_init(&st->assembler, r->llm.api == SL_API_COMPLETIONS, r->conf->server.max_response_bytes);
+            sl_asm_init(&st->assembler, r->llm.api == SL_API_COMPLETIONS,
+                        r->conf->server.max_response_bytes);
             st->asm_on = true;
         }
         sl_req_header(r, "x-sluice-provider", r->provider);
@@ -205,8 +206,9 @@ static void finish_plain(sl_req *r, int status)
 {
     sl_json *root = NULL;
     sl_json_error jerr;
-    bool is_json = sl_json_parse(&r->arena, r->body_out.p, r->body_out.len, NULL, &root, &jerr) == SL_OK &&
-                   root->type == SL_JSON_OBJECT;
+    bool is_json =
+        sl_json_parse(&r->arena, r->body_out.p, r->body_out.len, NULL, &root, &jerr) == SL_OK &&
+        root->type == SL_JSON_OBJECT;
     if (status == 200) {
         if (!is_json) {
             sl_req_error(r, 502, "api_error", "bad_upstream_response", NULL,
@@ -226,7 +228,9 @@ static void finish_plain(sl_req *r, int status)
         return;
     }
     const char *msg = sl_arena_printf(&r->arena, "the provider answered HTTP %d", status);
-    const char *type = status == 429 ? "rate_limit_error" : status >= 500 ? "api_error" : "invalid_request_error";
+    const char *type = status == 429   ? "rate_limit_error"
+                       : status >= 500 ? "api_error"
+                                       : "invalid_request_error";
     sl_req_error(r, status, type, "upstream_error", NULL, msg);
 }
 
@@ -409,8 +413,9 @@ static void fail_all_open(proxy_state *st, uint64_t wait_ms)
     if (st->attempts == 0 || !r->status) {
         long secs = wait_ms == UINT64_MAX ? 1 : (long)((wait_ms + 999) / 1000);
         sl_req_header(r, "Retry-After", sl_arena_printf(&r->arena, "%ld", secs ? secs : 1));
-        const char *msg = sl_arena_printf(&r->arena, "every provider for `%.*s` is unavailable (circuit open)",
-                                          (int)SL_MIN(r->llm.model.len, 200), r->llm.model.p);
+        const char *msg =
+            sl_arena_printf(&r->arena, "every provider for `%.*s` is unavailable (circuit open)",
+                            (int)SL_MIN(r->llm.model.len, 200), r->llm.model.p);
         sl_req_error(r, 503, "api_error", "providers_unavailable", NULL, msg);
         r->error = "circuit open";
     }
@@ -463,9 +468,11 @@ static void attempt(proxy_state *st)
         sl_breaker_release(&st->ticket);
         if (err == SL_EAGAIN) {
             sl_req_header(r, "Retry-After", "1");
-            sl_req_error(r, 503, "api_error", "overloaded", NULL, "too many upstream calls in flight");
+            sl_req_error(r, 503, "api_error", "overloaded", NULL,
+                         "too many upstream calls in flight");
         } else {
-            sl_req_error(r, 500, "api_error", "internal_error", NULL, "could not start the upstream call");
+            sl_req_error(r, 500, "api_error", "internal_error", NULL,
+                         "could not start the upstream call");
         }
         sl_pipeline_complete(r);
         sl_req_release(r);

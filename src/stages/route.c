@@ -5,8 +5,9 @@ static sl_step route_request(sl_req *r)
 {
     int idx = sl_config_provider_for(r->conf, r->llm.model, 0);
     if (idx < 0) {
-        const char *msg = sl_arena_printf(&r->arena, "The model `%.*s` does not exist or no provider serves it",
-                                          (int)SL_MIN(r->llm.model.len, 200), r->llm.model.p);
+        const char *msg =
+            sl_arena_printf(&r->arena, "The model `%.*s` does not exist or no provider serves it",
+                            (int)SL_MIN(r->llm.model.len, 200), r->llm.model.p);
         sl_req_error(r, 404, "invalid_request_error", "model_not_found", "model", msg);
         return sl_stage_answer(r);
     }

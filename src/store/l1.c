@@ -5,11 +5,11 @@
 
 struct sl_l1_entry {
     sl_l1_key key;
-    sl_l1_entry *hnext;          /* hash chain */
-    sl_l1_entry *prev, *next;    /* LRU list: head is most recent */
+    sl_l1_entry *hnext;       /* hash chain */
+    sl_l1_entry *prev, *next; /* LRU list: head is most recent */
     uint64_t expires_ms;
     uint32_t flags;
-    int refs;                    /* the table holds one while linked */
+    int refs; /* the table holds one while linked */
     bool linked;
     size_t len;
     char data[];
@@ -26,7 +26,10 @@ enum { ENTRY_OVERHEAD = sizeof(sl_l1_entry) + 16 };
 
 static uint64_t (*clock_ms)(void) = sl_now_ms;
 
-void sl_l1_set_clock(uint64_t (*now_ms)(void)) { clock_ms = now_ms ? now_ms : sl_now_ms; }
+void sl_l1_set_clock(uint64_t (*now_ms)(void))
+{
+    clock_ms = now_ms ? now_ms : sl_now_ms;
+}
 
 sl_l1 *sl_l1_new(size_t max_bytes)
 {
@@ -46,7 +49,10 @@ sl_l1 *sl_l1_new(size_t max_bytes)
     return c;
 }
 
-static size_t cost(const sl_l1_entry *e) { return e->len + ENTRY_OVERHEAD; }
+static size_t cost(const sl_l1_entry *e)
+{
+    return e->len + ENTRY_OVERHEAD;
+}
 
 static void lru_unlink(sl_l1 *c, sl_l1_entry *e)
 {
@@ -159,10 +165,22 @@ void sl_l1_del(sl_l1 *c, sl_l1_key k)
         remove_entry(c, e);
 }
 
-const char *sl_l1_entry_data(const sl_l1_entry *e) { return e->data; }
-size_t sl_l1_entry_len(const sl_l1_entry *e) { return e->len; }
-uint32_t sl_l1_entry_flags(const sl_l1_entry *e) { return e->flags; }
-void sl_l1_get_stats(const sl_l1 *c, sl_l1_stats *out) { *out = c->st; }
+const char *sl_l1_entry_data(const sl_l1_entry *e)
+{
+    return e->data;
+}
+size_t sl_l1_entry_len(const sl_l1_entry *e)
+{
+    return e->len;
+}
+uint32_t sl_l1_entry_flags(const sl_l1_entry *e)
+{
+    return e->flags;
+}
+void sl_l1_get_stats(const sl_l1 *c, sl_l1_stats *out)
+{
+    *out = c->st;
+}
 
 void sl_l1_free(sl_l1 *c)
 {

@@ -9,7 +9,12 @@
 
 #include "sluice/log.h"
 
-enum { HUNG_AFTER_TIMEOUTS = 3, BACKOFF_MIN_MS = 100, BACKOFF_MAX_MS = 5000, CONNECT_TIMEOUT_MS = 1000 };
+enum {
+    HUNG_AFTER_TIMEOUTS = 3,
+    BACKOFF_MIN_MS = 100,
+    BACKOFF_MAX_MS = 5000,
+    CONNECT_TIMEOUT_MS = 1000
+};
 
 struct sl_redis {
     struct event_base *base;
@@ -19,11 +24,11 @@ struct sl_redis {
     int port, db, timeout_ms;
     char *password;
     char desc[300];
-    struct event *reconnect;   /* backoff timer; also the connect timeout */
+    struct event *reconnect; /* backoff timer; also the connect timeout */
     int backoff_ms;
     int consecutive_timeouts;
     uint64_t timeouts, reconnects;
-    int pending;               /* hiredis callbacks outstanding */
+    int pending; /* hiredis callbacks outstanding */
     bool freeing;
 };
 
@@ -32,9 +37,9 @@ typedef struct pending_cmd {
     sl_redis_cb cb;
     void *ud;
     struct event *timer;
-    bool answered;             /* the user callback ran */
-    bool hiredis_done;         /* hiredis will not call us again */
-    bool fail_now;             /* deferred SL_EIO */
+    bool answered;     /* the user callback ran */
+    bool hiredis_done; /* hiredis will not call us again */
+    bool fail_now;     /* deferred SL_EIO */
 } pending_cmd;
 
 static void connect_now(sl_redis *r);
@@ -50,8 +55,8 @@ static void set_state(sl_redis *r, sl_redis_state s, const char *why)
         return;
     r->state = s;
     if (s != SL_REDIS_CONNECTING) /* one line per real transition */
-        sl_log(s == SL_REDIS_UP ? "info" : "warn", "redis %s: %s%s%s", r->desc, sl_redis_state_name(s),
-               why ? ": " : "", why ? why : "");
+        sl_log(s == SL_REDIS_UP ? "info" : "warn", "redis %s: %s%s%s", r->desc,
+               sl_redis_state_name(s), why ? ": " : "", why ? why : "");
 }
 
 static void schedule_reconnect(sl_redis *r)
@@ -127,7 +132,8 @@ static void on_cmd_timer(evutil_socket_t fd, short what, void *arg)
         drop_connection(r, "not answering (timeouts)");
 }
 
-int sl_redis_cmd(sl_redis *r, sl_redis_cb cb, void *ud, int argc, const char **argv, const size_t *argvlen)
+int sl_redis_cmd(sl_redis *r, sl_redis_cb cb, void *ud, int argc, const char **argv,
+                 const size_t *argvlen)
 {
     if (!r || r->state != SL_REDIS_UP || !r->ctx)
         return SL_EAGAIN;
@@ -270,10 +276,22 @@ void sl_redis_free(sl_redis *r)
     free(r);
 }
 
-sl_redis_state sl_redis_get_state(const sl_redis *r) { return r ? r->state : SL_REDIS_DOWN; }
-const char *sl_redis_describe(const sl_redis *r) { return r ? r->desc : "embedded"; }
-uint64_t sl_redis_timeouts(const sl_redis *r) { return r ? r->timeouts : 0; }
-uint64_t sl_redis_reconnects(const sl_redis *r) { return r ? r->reconnects : 0; }
+sl_redis_state sl_redis_get_state(const sl_redis *r)
+{
+    return r ? r->state : SL_REDIS_DOWN;
+}
+const char *sl_redis_describe(const sl_redis *r)
+{
+    return r ? r->desc : "embedded";
+}
+uint64_t sl_redis_timeouts(const sl_redis *r)
+{
+    return r ? r->timeouts : 0;
+}
+uint64_t sl_redis_reconnects(const sl_redis *r)
+{
+    return r ? r->reconnects : 0;
+}
 
 /* ---- scripts: EVALSHA, falling back to EVAL on NOSCRIPT ------------------------- */
 
@@ -317,7 +335,8 @@ static void on_evalsha(void *ud, const redisReply *reply, int status)
         ec->argv[1] = script;
         ec->argvlen[1] = strlen(script);
         ec->argv[ec->argc] = NULL;
-        if (sl_redis_cmd(ec->r, on_eval_plain, ec, ec->argc, (const char **)ec->argv, ec->argvlen) == SL_OK)
+        if (sl_redis_cmd(ec->r, on_eval_plain, ec, ec->argc, (const char **)ec->argv,
+                         ec->argvlen) == SL_OK)
             return;
         if (ec->cb)
             ec->cb(ec->ud, NULL, SL_EIO);
@@ -373,13 +392,17 @@ int sl_redis_eval(sl_redis *r, const char *script, int numkeys, int argc, const 
 }
 
 /* A compact SHA-1 (FIPS 180-1), only for script ids. */
-static uint32_t rol(uint32_t v, int n) { return (v << n) | (v >> (32 - n)); }
+static uint32_t rol(uint32_t v, int n)
+{
+    return (v << n) | (v >> (32 - n));
+}
 
 static void sha1_block(uint32_t h[5], const unsigned char *p)
 {
     uint32_t w[80];
     for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
     for (int i = 16; i < 80; i++)
         w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
     uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];

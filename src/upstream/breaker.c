@@ -44,11 +44,8 @@ bool sl_breaker_admit(const char *provider, int cooldown_s, sl_breaker_ticket *t
     if (b->state == SL_BREAKER_OPEN && now >= b->open_until_ms)
         b->state = SL_BREAKER_HALF_OPEN;
     switch (b->state) {
-    case SL_BREAKER_CLOSED:
-        return true;
-    case SL_BREAKER_OPEN:
-        *wait_ms = b->open_until_ms - now;
-        return false;
+    case SL_BREAKER_CLOSED: return true;
+    case SL_BREAKER_OPEN: *wait_ms = b->open_until_ms - now; return false;
     case SL_BREAKER_HALF_OPEN:
         if (b->probe_out) {
             *wait_ms = 1000;

@@ -18,8 +18,8 @@ struct sl_call {
     CURL *easy;
     const sl_call_hooks *hooks;
     void *ud;
-    struct event *timer;      /* first-byte, then idle */
-    struct event *reap;       /* deferred cleanup after cancel */
+    struct event *timer;        /* first-byte, then idle */
+    struct event *reap;         /* deferred cleanup after cancel */
     struct curl_slist *headers; /* owned */
     int first_byte_ms;
     int idle_ms;
@@ -27,7 +27,7 @@ struct sl_call {
     bool got_head;
     bool in_multi;
     bool cancelled;
-    bool finished;            /* on_done delivered (or about to be) */
+    bool finished; /* on_done delivered (or about to be) */
     char retry_after[64];
     char content_type[96];
     char errbuf[CURL_ERROR_SIZE];
@@ -41,7 +41,7 @@ static struct {
     int n_pool;
     size_t inflight;
     size_t max_inflight;
-    int in_curl;              /* >0 while curl is on the stack: cancel must defer */
+    int in_curl; /* >0 while curl is on the stack: cancel must defer */
     uint64_t calls_total;
 } up;
 
@@ -89,8 +89,8 @@ static int socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sock
         }
         return 0;
     }
-    short kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
-                 (what & CURL_POLL_OUT ? EV_WRITE : 0);
+    short kind =
+        EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
     if (!ctx) {
         ctx = calloc(1, sizeof(*ctx));
         if (!ctx)
@@ -174,7 +174,8 @@ static void on_call_timer(evutil_socket_t fd, short what, void *arg)
     SL_UNUSED(fd);
     SL_UNUSED(what);
     sl_call *c = arg;
-    finish(c, SL_ETIMEDOUT, c->got_head ? "upstream stream idle timeout" : "upstream first-byte timeout");
+    finish(c, SL_ETIMEDOUT,
+           c->got_head ? "upstream stream idle timeout" : "upstream first-byte timeout");
 }
 
 static void on_reap(evutil_socket_t fd, short what, void *arg)
@@ -277,7 +278,8 @@ static void check_done(void)
             }
             finish(c, SL_OK, NULL);
         } else if (res == CURLE_OPERATION_TIMEDOUT) {
-            finish(c, SL_ETIMEDOUT, c->got_head ? "upstream total timeout" : "upstream connect timeout");
+            finish(c, SL_ETIMEDOUT,
+                   c->got_head ? "upstream total timeout" : "upstream connect timeout");
         } else {
             finish(c, SL_EIO, c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
         }
@@ -402,8 +404,23 @@ void sl_call_cancel(sl_call *c)
     destroy(c);
 }
 
-int sl_call_status(const sl_call *c) { return c->status; }
-const char *sl_call_retry_after(const sl_call *c) { return c->retry_after[0] ? c->retry_after : NULL; }
-const char *sl_call_content_type(const sl_call *c) { return c->content_type[0] ? c->content_type : NULL; }
-size_t sl_upstream_inflight(void) { return up.inflight; }
-uint64_t sl_upstream_calls_total(void) { return up.calls_total; }
+int sl_call_status(const sl_call *c)
+{
+    return c->status;
+}
+const char *sl_call_retry_after(const sl_call *c)
+{
+    return c->retry_after[0] ? c->retry_after : NULL;
+}
+const char *sl_call_content_type(const sl_call *c)
+{
+    return c->content_type[0] ? c->content_type : NULL;
+}
+size_t sl_upstream_inflight(void)
+{
+    return up.inflight;
+}
+uint64_t sl_upstream_calls_total(void)
+{
+    return up.calls_total;
+}

@@ -100,4 +100,7 @@ void sl_arena_reset(sl_arena *a)
     sl_arena_init(a, a->first, a->first_len, a->limit);
 }
 
-void sl_arena_free(sl_arena *a) { sl_arena_reset(a); }
+void sl_arena_free(sl_arena *a)
+{
+    sl_arena_reset(a);
+}

@@ -47,8 +47,14 @@ int sl_buf_append(sl_buf *b, const void *p, size_t n)
     return SL_OK;
 }
 
-int sl_buf_append_c(sl_buf *b, const char *s) { return sl_buf_append(b, s, strlen(s)); }
-int sl_buf_append_str(sl_buf *b, sl_str s) { return sl_buf_append(b, s.p, s.len); }
+int sl_buf_append_c(sl_buf *b, const char *s)
+{
+    return sl_buf_append(b, s, strlen(s));
+}
+int sl_buf_append_str(sl_buf *b, sl_str s)
+{
+    return sl_buf_append(b, s.p, s.len);
+}
 
 int sl_buf_printf(sl_buf *b, const char *fmt, ...)
 {
@@ -86,11 +92,26 @@ int sl_buf_json_str(sl_buf *b, const char *s, size_t n)
         char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
         size_t elen = 6;
         switch (c) {
-        case '"': esc[1] = '"'; elen = 2; break;
-        case '\\': esc[1] = '\\'; elen = 2; break;
-        case '\n': esc[1] = 'n'; elen = 2; break;
-        case '\r': esc[1] = 'r'; elen = 2; break;
-        case '\t': esc[1] = 't'; elen = 2; break;
+        case '"':
+            esc[1] = '"';
+            elen = 2;
+            break;
+        case '\\':
+            esc[1] = '\\';
+            elen = 2;
+            break;
+        case '\n':
+            esc[1] = 'n';
+            elen = 2;
+            break;
+        case '\r':
+            esc[1] = 'r';
+            elen = 2;
+            break;
+        case '\t':
+            esc[1] = 't';
+            elen = 2;
+            break;
         default: break;
         }
         if ((rc = sl_buf_append(b, esc, elen)))

@@ -17,7 +17,10 @@ uint64_t sl_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-uint64_t sl_now_ms(void) { return sl_now_us() / 1000u; }
+uint64_t sl_now_ms(void)
+{
+    return sl_now_us() / 1000u;
+}
 
 int64_t sl_wall_ms(void)
 {
@@ -31,9 +34,9 @@ size_t sl_rfc3339_ms(int64_t wall_ms, char *out)
     time_t secs = (time_t)(wall_ms / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    int n = snprintf(out, 25, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     (int)(wall_ms % 1000));
+    int n =
+        snprintf(out, 25, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
     return n > 0 ? (size_t)n : 0;
 }
 
@@ -65,9 +68,17 @@ int sl_parse_size(const char *s, size_t *out)
         const char *suffix;
         unsigned long long mul;
     } units[] = {
-        {"", 1},           {"b", 1},           {"k", 1000},         {"kb", 1000},
-        {"kib", 1ull << 10}, {"m", 1000000},   {"mb", 1000000},     {"mib", 1ull << 20},
-        {"g", 1000000000}, {"gb", 1000000000}, {"gib", 1ull << 30},
+        {"", 1},
+        {"b", 1},
+        {"k", 1000},
+        {"kb", 1000},
+        {"kib", 1ull << 10},
+        {"m", 1000000},
+        {"mb", 1000000},
+        {"mib", 1ull << 20},
+        {"g", 1000000000},
+        {"gb", 1000000000},
+        {"gib", 1ull << 30},
     };
     bool found = false;
     for (size_t i = 0; i < SL_ARRAY_LEN(units); i++) {

@@ -165,7 +165,10 @@ static char *words_between(job *j, int from, int to)
     return s;
 }
 
-static const char *finish_reason(job *j) { return j->max_tokens > 0 && j->n_words >= j->max_tokens ? "length" : "stop"; }
+static const char *finish_reason(job *j)
+{
+    return j->max_tokens > 0 && j->n_words >= j->max_tokens ? "length" : "stop";
+}
 
 /* ---- plain answers ------------------------------------------------------------ */
 
@@ -187,7 +190,8 @@ static void answer_plain(job *j)
             cJSON_AddNumberToObject(e, "index", i);
             cJSON *vec = cJSON_AddArrayToObject(e, "embedding");
             for (int d = 0; d < 8; d++)
-                cJSON_AddItemToArray(vec, cJSON_CreateNumber((double)((h >> (d * 8)) & 0xff) / 255.0 - 0.5));
+                cJSON_AddItemToArray(
+                    vec, cJSON_CreateNumber((double)((h >> (d * 8)) & 0xff) / 255.0 - 0.5));
             cJSON_AddItemToArray(data, e);
         }
         cJSON_AddStringToObject(o, "model", j->model);
@@ -204,7 +208,8 @@ static void answer_plain(job *j)
         cJSON_AddStringToObject(blk, "type", "text");
         cJSON_AddStringToObject(blk, "text", j->reply);
         cJSON_AddItemToArray(content, blk);
-        cJSON_AddStringToObject(o, "stop_reason", strcmp(finish_reason(j), "length") ? "end_turn" : "max_tokens");
+        cJSON_AddStringToObject(o, "stop_reason",
+                                strcmp(finish_reason(j), "length") ? "end_turn" : "max_tokens");
         cJSON_AddNullToObject(o, "stop_sequence");
         cJSON *u = cJSON_AddObjectToObject(o, "usage");
         cJSON_AddNumberToObject(u, "input_tokens", (double)j->prompt_tokens);
@@ -259,7 +264,8 @@ static cJSON *chunk_base(job *j)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", j->id);
-    cJSON_AddStringToObject(o, "object", j->kind == API_CHAT ? "chat.completion.chunk" : "text_completion");
+    cJSON_AddStringToObject(o, "object",
+                            j->kind == API_CHAT ? "chat.completion.chunk" : "text_completion");
     cJSON_AddNumberToObject(o, "created", 1700000000);
     cJSON_AddStringToObject(o, "model", j->model);
     return o;
@@ -318,7 +324,8 @@ static void anthropic_event(job *j, const char *type, const char *text, int phas
         cJSON_AddNumberToObject(o, "index", 0);
     } else if (phase == 4) { /* message_delta */
         cJSON *d = cJSON_AddObjectToObject(o, "delta");
-        cJSON_AddStringToObject(d, "stop_reason", strcmp(finish_reason(j), "length") ? "end_turn" : "max_tokens");
+        cJSON_AddStringToObject(d, "stop_reason",
+                                strcmp(finish_reason(j), "length") ? "end_turn" : "max_tokens");
         cJSON_AddNullToObject(d, "stop_sequence");
         cJSON *u = cJSON_AddObjectToObject(o, "usage");
         cJSON_AddNumberToObject(u, "output_tokens", j->n_words);
@@ -426,10 +433,12 @@ static void respond(evutil_socket_t fd, short what, void *arg)
     if (j->status != 200) {
         char body[256];
         snprintf(body, sizeof body,
-                 "{\"error\":{\"message\":\"mock error\",\"type\":\"server_error\",\"param\":null,\"code\":\"mock_%d\"}}",
+                 "{\"error\":{\"message\":\"mock "
+                 "error\",\"type\":\"server_error\",\"param\":null,\"code\":\"mock_%d\"}}",
                  j->status);
         if ((j->status == 429 || j->status == 503) && m.k.retry_after[0])
-            evhttp_add_header(evhttp_request_get_output_headers(j->req), "Retry-After", m.k.retry_after);
+            evhttp_add_header(evhttp_request_get_output_headers(j->req), "Retry-After",
+                              m.k.retry_after);
         send_json(j->req, j->status, body);
         finish(j);
         return;
@@ -509,7 +518,10 @@ static void handle_llm(struct evhttp_request *req, api kind, const char *path)
     cJSON *root = cJSON_ParseWithLength(body, len);
     cJSON *model = cJSON_GetObjectItem(root, "model");
     if (!cJSON_IsString(model)) {
-        send_json(req, 400, "{\"error\":{\"message\":\"model is required\",\"type\":\"invalid_request_error\",\"param\":\"model\",\"code\":null}}");
+        send_json(
+            req, 400,
+            "{\"error\":{\"message\":\"model is "
+            "required\",\"type\":\"invalid_request_error\",\"param\":\"model\",\"code\":null}}");
         cJSON_Delete(root);
         return;
     }
@@ -530,8 +542,8 @@ static void handle_llm(struct evhttp_request *req, api kind, const char *path)
     size_t bytes = 0;
     if (kind == API_CHAT || kind == API_MESSAGES) {
         cJSON *msg;
-        cJSON_ArrayForEach(msg, cJSON_GetObjectItem(root, "messages"))
-        bytes += text_of(cJSON_GetObjectItem(msg, "content"), last, sizeof last);
+        cJSON_ArrayForEach(msg, cJSON_GetObjectItem(root, "messages")) bytes +=
+            text_of(cJSON_GetObjectItem(msg, "content"), last, sizeof last);
         cJSON *sys = cJSON_GetObjectItem(root, "system");
         char ignore[8];
         bytes += sys ? text_of(sys, ignore, sizeof ignore) : 0;
@@ -546,9 +558,11 @@ static void handle_llm(struct evhttp_request *req, api kind, const char *path)
         j->prompt_tokens = 1;
     /* Derived from what the model is asked, not from transport options such as
      * `stream`, so a streamed and a plain twin get the same answer. */
-    unsigned long long h = fnv(last, strlen(last)) ^ (fnv(j->model, strlen(j->model)) * 31) ^ (unsigned long long)bytes;
+    unsigned long long h = fnv(last, strlen(last)) ^ (fnv(j->model, strlen(j->model)) * 31) ^
+                           (unsigned long long)bytes;
     char idbuf[64];
-    snprintf(idbuf, sizeof idbuf, "%s-mock-%012llx", kind == API_MESSAGES ? "msg" : "chatcmpl", h & 0xffffffffffffull);
+    snprintf(idbuf, sizeof idbuf, "%s-mock-%012llx", kind == API_MESSAGES ? "msg" : "chatcmpl",
+             h & 0xffffffffffffull);
     j->id = strdup(idbuf);
     char reply[1024];
     if (strncmp(last, "MOCK_REPLY:", 11) == 0)
@@ -592,10 +606,17 @@ static void handle_config(struct evhttp_request *req)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
-    cJSON *o = cJSON_ParseWithLength(len ? (const char *)evbuffer_pullup(in, -1) : "{}", len ? len : 2);
-    struct { const char *name; int *field; } ints[] = {
-        {"status", &m.k.status}, {"delay_ms", &m.k.delay_ms}, {"stream_chunks", &m.k.stream_chunks},
-        {"chunk_delay_ms", &m.k.chunk_delay_ms}, {"fail_next", &m.k.fail_next},
+    cJSON *o =
+        cJSON_ParseWithLength(len ? (const char *)evbuffer_pullup(in, -1) : "{}", len ? len : 2);
+    struct {
+        const char *name;
+        int *field;
+    } ints[] = {
+        {"status", &m.k.status},
+        {"delay_ms", &m.k.delay_ms},
+        {"stream_chunks", &m.k.stream_chunks},
+        {"chunk_delay_ms", &m.k.chunk_delay_ms},
+        {"fail_next", &m.k.fail_next},
         {"drop_after_chunks", &m.k.drop_after_chunks},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
@@ -621,11 +642,13 @@ static void handle_config(struct evhttp_request *req)
 static void handle_stats(struct evhttp_request *req)
 {
     char body[512];
-    snprintf(body, sizeof body,
-             "{\"requests\":%ld,\"inflight\":%ld,\"disconnects\":%ld,\"by_path\":{\"/v1/chat/completions\":%ld,"
-             "\"/v1/completions\":%ld,\"/v1/embeddings\":%ld,\"/v1/messages\":%ld,\"/v1/models\":%ld}}",
-             m.requests, m.inflight, m.disconnects, m.by_chat, m.by_completions, m.by_embeddings,
-             m.by_messages, m.by_models);
+    snprintf(
+        body, sizeof body,
+        "{\"requests\":%ld,\"inflight\":%ld,\"disconnects\":%ld,\"by_path\":{\"/v1/chat/"
+        "completions\":%ld,"
+        "\"/v1/completions\":%ld,\"/v1/embeddings\":%ld,\"/v1/messages\":%ld,\"/v1/models\":%ld}}",
+        m.requests, m.inflight, m.disconnects, m.by_chat, m.by_completions, m.by_embeddings,
+        m.by_messages, m.by_models);
     send_json(req, 200, body);
 }
 
@@ -634,9 +657,12 @@ static void handle_models(struct evhttp_request *req)
     m.by_models++;
     send_json(req, 200,
               "{\"object\":\"list\",\"data\":["
-              "{\"id\":\"mock-gpt\",\"object\":\"model\",\"created\":1700000000,\"owned_by\":\"sluice-mock\"},"
-              "{\"id\":\"gpt-4o-mini\",\"object\":\"model\",\"created\":1700000000,\"owned_by\":\"sluice-mock\"},"
-              "{\"id\":\"claude-3-5-haiku\",\"object\":\"model\",\"created\":1700000000,\"owned_by\":\"sluice-mock\"}]}");
+              "{\"id\":\"mock-gpt\",\"object\":\"model\",\"created\":1700000000,\"owned_by\":"
+              "\"sluice-mock\"},"
+              "{\"id\":\"gpt-4o-mini\",\"object\":\"model\",\"created\":1700000000,\"owned_by\":"
+              "\"sluice-mock\"},"
+              "{\"id\":\"claude-3-5-haiku\",\"object\":\"model\",\"created\":1700000000,\"owned_"
+              "by\":\"sluice-mock\"}]}");
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -675,7 +701,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     } else if (strcmp(path, "/_mock/last") == 0) {
         send_json(req, 200, m.last ? m.last : "{}");
     } else {
-        send_json(req, 404, "{\"error\":{\"message\":\"not found\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}");
+        send_json(req, 404,
+                  "{\"error\":{\"message\":\"not "
+                  "found\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}");
     }
 }
 

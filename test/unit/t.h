@@ -13,30 +13,30 @@
 static int t_failed_now;
 
 #define T_TEST(name) static void name(void)
-#define T_CHECK(expr)                                                                    \
-    do {                                                                                 \
-        if (!(expr)) {                                                                   \
-            printf("  check failed: %s:%d: %s\n", __FILE__, __LINE__, #expr);            \
-            t_failed_now = 1;                                                            \
-        }                                                                                \
+#define T_CHECK(expr)                                                                              \
+    do {                                                                                           \
+        if (!(expr)) {                                                                             \
+            printf("  check failed: %s:%d: %s\n", __FILE__, __LINE__, #expr);                      \
+            t_failed_now = 1;                                                                      \
+        }                                                                                          \
     } while (0)
-#define T_EQ_INT(a, b)                                                                   \
-    do {                                                                                 \
-        long long t_a = (long long)(a), t_b = (long long)(b);                            \
-        if (t_a != t_b) {                                                                \
-            printf("  check failed: %s:%d: %s == %s (%lld vs %lld)\n", __FILE__,         \
-                   __LINE__, #a, #b, t_a, t_b);                                          \
-            t_failed_now = 1;                                                            \
-        }                                                                                \
+#define T_EQ_INT(a, b)                                                                             \
+    do {                                                                                           \
+        long long t_a = (long long)(a), t_b = (long long)(b);                                      \
+        if (t_a != t_b) {                                                                          \
+            printf("  check failed: %s:%d: %s == %s (%lld vs %lld)\n", __FILE__, __LINE__, #a, #b, \
+                   t_a, t_b);                                                                      \
+            t_failed_now = 1;                                                                      \
+        }                                                                                          \
     } while (0)
-#define T_EQ_STR(a, b)                                                                   \
-    do {                                                                                 \
-        const char *t_a = (a), *t_b = (b);                                               \
-        if (!t_a || !t_b || strcmp(t_a, t_b) != 0) {                                     \
-            printf("  check failed: %s:%d: %s == %s (\"%s\" vs \"%s\")\n", __FILE__,     \
-                   __LINE__, #a, #b, t_a ? t_a : "(null)", t_b ? t_b : "(null)");        \
-            t_failed_now = 1;                                                            \
-        }                                                                                \
+#define T_EQ_STR(a, b)                                                                             \
+    do {                                                                                           \
+        const char *t_a = (a), *t_b = (b);                                                         \
+        if (!t_a || !t_b || strcmp(t_a, t_b) != 0) {                                               \
+            printf("  check failed: %s:%d: %s == %s (\"%s\" vs \"%s\")\n", __FILE__, __LINE__, #a, \
+                   #b, t_a ? t_a : "(null)", t_b ? t_b : "(null)");                                \
+            t_failed_now = 1;                                                                      \
+        }                                                                                          \
     } while (0)
 
 typedef void (*t_fn)(void);
@@ -57,11 +57,11 @@ static int t_run(const char *file, const char *names, t_fn *fns, int n)
     return failed ? 1 : 0;
 }
 
-#define T_MAIN(file, ...)                                                                \
-    int main(void)                                                                       \
-    {                                                                                    \
-        t_fn fns[] = {__VA_ARGS__};                                                      \
-        return t_run(file, #__VA_ARGS__, fns, (int)(sizeof fns / sizeof fns[0]));        \
+#define T_MAIN(file, ...)                                                                          \
+    int main(void)                                                                                 \
+    {                                                                                              \
+        t_fn fns[] = {__VA_ARGS__};                                                                \
+        return t_run(file, #__VA_ARGS__, fns, (int)(sizeof fns / sizeof fns[0]));                  \
     }
 
 #endif

@@ -41,14 +41,16 @@ T_TEST(example_file_loads)
 T_TEST(values_and_env)
 {
     setenv("SL_TEST_KEY", "sk-abc", 1);
-    sl_config *c = load("listen: 0.0.0.0:9000\n"
-                        "redis: { url: \"redis://:pw@10.0.0.1:6380/2\" }\n"
-                        "providers:\n"
-                        "  - name: a\n    kind: anthropic\n    base_url: http://x/v1/\n    api_key: ${SL_TEST_KEY}\n    models: [\"claude-*\"]\n"
-                        "  - { name: b, base_url: \"http://y\", api_key: \"${NOPE:-dflt}\" }\n"
-                        "cache: { l1_max_bytes: 1MiB, ttl_s: 5 }\n"
-                        "keys:\n  - { key: k1, tenant: t1, rpm: 10, budget_usd: 2.5, budget_period: daily }\n"
-                        "sla:\n  targets:\n    enterprise: { critical: { response: 15, resolution: 240 } }\n");
+    sl_config *c =
+        load("listen: 0.0.0.0:9000\n"
+             "redis: { url: \"redis://:pw@10.0.0.1:6380/2\" }\n"
+             "providers:\n"
+             "  - name: a\n    kind: anthropic\n    base_url: http://x/v1/\n    api_key: "
+             "${SL_TEST_KEY}\n    models: [\"claude-*\"]\n"
+             "  - { name: b, base_url: \"http://y\", api_key: \"${NOPE:-dflt}\" }\n"
+             "cache: { l1_max_bytes: 1MiB, ttl_s: 5 }\n"
+             "keys:\n  - { key: k1, tenant: t1, rpm: 10, budget_usd: 2.5, budget_period: daily }\n"
+             "sla:\n  targets:\n    enterprise: { critical: { response: 15, resolution: 240 } }\n");
     if (!c)
         printf("  %s\n", err);
     T_CHECK(c != NULL);
@@ -86,8 +88,10 @@ T_TEST(errors_name_file_line_key)
         {"bogus: 1\n", "t.yaml:1: bogus: unknown key"},
         {"cache: { enabled: maybe }\n", "t.yaml:1: cache.enabled:"},
         {"providers:\n  - { name: a, kind: llama, base_url: http://x }\n", "providers[0].kind"},
-        {"providers:\n  - { name: a, base_url: http://x }\n  - { name: a, base_url: http://y }\n", "duplicate provider"},
-        {"providers:\n  - { name: a, base_url: http://x, api_key: \"${SL_MISSING_VAR}\" }\n", "SL_MISSING_VAR"},
+        {"providers:\n  - { name: a, base_url: http://x }\n  - { name: a, base_url: http://y }\n",
+         "duplicate provider"},
+        {"providers:\n  - { name: a, base_url: http://x, api_key: \"${SL_MISSING_VAR}\" }\n",
+         "SL_MISSING_VAR"},
         {"listen: [1\n", "t.yaml:"},
         {"cache: { l1_max_bytes: lots }\n", "cache.l1_max_bytes"},
         {"sla: { at_risk_ratio: 2 }\n", "sla.at_risk_ratio"},
@@ -116,4 +120,5 @@ T_TEST(model_globs)
     T_CHECK(sl_model_match("*-mini", SL_STR("gpt-4o-mini")));
 }
 
-T_MAIN("config", defaults, example_file_loads, values_and_env, errors_name_file_line_key, model_globs)
+T_MAIN("config", defaults, example_file_loads, values_and_env, errors_name_file_line_key,
+       model_globs)

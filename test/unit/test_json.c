@@ -28,9 +28,25 @@ T_TEST(parses_values)
 T_TEST(refuses_bad_input)
 {
     static const char *const bad[] = {
-        "", "{", "{\"a\":1,}", "[1,]", "01", "1.", "+1", "NaN", "{\"a\":1} x", "\"\\ud800\"",
-        "\"\\udc00\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "\"\xf8\x88\x80\x80\x80\"", "\"a\x01\"",
-        "{\"a\":1,\"a\":2}", "\"\\x\"", "tru", "{1:2}",
+        "",
+        "{",
+        "{\"a\":1,}",
+        "[1,]",
+        "01",
+        "1.",
+        "+1",
+        "NaN",
+        "{\"a\":1} x",
+        "\"\\ud800\"",
+        "\"\\udc00\"",
+        "\"\xc0\xaf\"",
+        "\"\xed\xa0\x80\"",
+        "\"\xf8\x88\x80\x80\x80\"",
+        "\"a\x01\"",
+        "{\"a\":1,\"a\":2}",
+        "\"\\x\"",
+        "tru",
+        "{1:2}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sl_json *v;
@@ -61,7 +77,10 @@ T_TEST(depth_bound)
     T_EQ_INT(sl_json_parse(&A, "[[[1]]]", 7, &lim, &v, &e), 0);
 }
 
-static bool skip_b(sl_str k) { return sl_str_eq_c(k, "b"); }
+static bool skip_b(sl_str k)
+{
+    return sl_str_eq_c(k, "b");
+}
 
 T_TEST(canonical_form)
 {

@@ -3,9 +3,15 @@
 #include "t.h"
 
 static uint64_t fake_now = 1000;
-static uint64_t now(void) { return fake_now; }
+static uint64_t now(void)
+{
+    return fake_now;
+}
 
-static sl_l1_key K(uint64_t i) { return (sl_l1_key){i * 7919, i}; }
+static sl_l1_key K(uint64_t i)
+{
+    return (sl_l1_key){i * 7919, i};
+}
 
 T_TEST(put_get_replace)
 {
@@ -50,7 +56,7 @@ T_TEST(ttl_and_references)
     sl_l1_put(c, K(5), "v", 1, 0, 50);
     sl_l1_entry *held = sl_l1_get(c, K(5));
     fake_now += 51;
-    T_CHECK(sl_l1_get(c, K(5)) == NULL); /* expired */
+    T_CHECK(sl_l1_get(c, K(5)) == NULL);               /* expired */
     T_CHECK(held && sl_l1_entry_data(held)[0] == 'v'); /* still readable by its holder */
     sl_l1_entry_unref(held);
     sl_l1_free(c);

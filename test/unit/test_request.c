@@ -16,11 +16,21 @@ static int check(sl_api api, const char *body, const char **param)
 T_TEST(valid_requests)
 {
     const char *p;
-    T_EQ_INT(check(SL_API_CHAT, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &p), 0);
-    T_EQ_INT(check(SL_API_CHAT, "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[]}],\"stream\":true}", &p), 0);
+    T_EQ_INT(check(SL_API_CHAT,
+                   "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &p),
+             0);
+    T_EQ_INT(check(SL_API_CHAT,
+                   "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_"
+                   "calls\":[]}],\"stream\":true}",
+                   &p),
+             0);
     T_EQ_INT(check(SL_API_COMPLETIONS, "{\"model\":\"m\",\"prompt\":[\"a\",\"b\"]}", &p), 0);
     T_EQ_INT(check(SL_API_EMBEDDINGS, "{\"model\":\"m\",\"input\":\"x\"}", &p), 0);
-    T_EQ_INT(check(SL_API_MESSAGES, "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", &p), 0);
+    T_EQ_INT(check(SL_API_MESSAGES,
+                   "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":"
+                   "\"x\"}]}",
+                   &p),
+             0);
 }
 
 T_TEST(invalid_requests_name_their_param)
@@ -34,12 +44,19 @@ T_TEST(invalid_requests_name_their_param)
         {"{\"model\":\"m\",\"messages\":{}}", "messages"},
         {"{\"model\":\"m\",\"messages\":[]}", "messages"},
         {"{\"model\":\"m\",\"messages\":[{\"content\":\"x\"}]}", "messages[0].role"},
-        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":5}]}", "messages[0].content"},
-        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":\"yes\"}", "stream"},
-        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":\"10\"}", "max_tokens"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":5}]}",
+         "messages[0].content"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":"
+         "\"yes\"}",
+         "stream"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":"
+         "\"10\"}",
+         "max_tokens"},
         {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":1000}", "n"},
-        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":9}", "temperature"},
-        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":[1]}", "stop"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":9}",
+         "temperature"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":[1]}",
+         "stop"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *p = NULL;
@@ -48,7 +65,9 @@ T_TEST(invalid_requests_name_their_param)
     }
     const char *p;
     T_EQ_INT(check(SL_API_CHAT, "[1]", &p), 400);
-    T_EQ_INT(check(SL_API_CHAT, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]} x", &p), 400);
+    T_EQ_INT(check(SL_API_CHAT,
+                   "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]} x", &p),
+             400);
 }
 
 static sl_cache_key key_of(const char *body, const char *scope)
@@ -61,29 +80,53 @@ static sl_cache_key key_of(const char *body, const char *scope)
     return k;
 }
 
-static bool same(sl_cache_key a, sl_cache_key b) { return a.hi == b.hi && a.lo == b.lo; }
+static bool same(sl_cache_key a, sl_cache_key b)
+{
+    return a.hi == b.hi && a.lo == b.lo;
+}
 
 T_TEST(cache_key_invariance_and_sensitivity)
 {
-    const char *base = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":0.5}";
+    const char *base = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                       "\"temperature\":0.5}";
     sl_cache_key k = key_of(base, "-");
-    T_CHECK(same(k, key_of(" { \"temperature\" : 0.5, \"messages\":[{\"content\":\"x\",\"role\":\"user\"}], \"model\":\"m\" } ", "-")));
-    T_CHECK(same(k, key_of("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":0.5,\"stream\":true,\"user\":\"u\",\"stream_options\":{\"include_usage\":true}}", "-")));
+    T_CHECK(
+        same(k, key_of(" { \"temperature\" : 0.5, "
+                       "\"messages\":[{\"content\":\"x\",\"role\":\"user\"}], \"model\":\"m\" } ",
+                       "-")));
+    T_CHECK(same(
+        k,
+        key_of(
+            "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":"
+            "0.5,\"stream\":true,\"user\":\"u\",\"stream_options\":{\"include_usage\":true}}",
+            "-")));
     T_CHECK(!same(k, key_of(base, "tenant-b")));
     static const char *const changed[] = {
-        "{\"model\":\"m2\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":0.5}",
-        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"y\"}],\"temperature\":0.5}",
-        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":0.6}",
-        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":0.5,\"max_tokens\":5}",
-        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":0.5,\"seed\":1}",
-        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":0.5,\"tools\":[]}",
-        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":0.5,\"stop\":\"s\"}",
+        "{\"model\":\"m2\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":0."
+        "5}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"y\"}],\"temperature\":0."
+        "5}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":0."
+        "6}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":0.5,"
+        "\"max_tokens\":5}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":0.5,"
+        "\"seed\":1}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":0.5,"
+        "\"tools\":[]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":0.5,"
+        "\"stop\":\"s\"}",
     };
     for (size_t i = 0; i < sizeof changed / sizeof changed[0]; i++)
         T_CHECK(!same(k, key_of(changed[i], "-")));
-    T_CHECK(!same(key_of("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"seed\":9007199254740993}", "-"),
-                  key_of("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"seed\":9007199254740992}", "-")));
+    T_CHECK(!same(key_of("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                         "\"seed\":9007199254740993}",
+                         "-"),
+                  key_of("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                         "\"seed\":9007199254740992}",
+                         "-")));
     sl_arena_free(&A);
 }
 
-T_MAIN("request", valid_requests, invalid_requests_name_their_param, cache_key_invariance_and_sensitivity)
+T_MAIN("request", valid_requests, invalid_requests_name_their_param,
+       cache_key_invariance_and_sensitivity)

@@ -8,7 +8,8 @@ static int collect(void *ud, sl_str event, sl_str data)
 {
     (void)ud;
     size_t n = strlen(got);
-    snprintf(got + n, sizeof got - n, "[%.*s|%.*s]", (int)event.len, event.p, (int)data.len, data.p);
+    snprintf(got + n, sizeof got - n, "[%.*s|%.*s]", (int)event.len, event.p, (int)data.len,
+             data.p);
     return 0;
 }
 
@@ -28,7 +29,8 @@ static const char *run(const char *in, size_t split)
 
 T_TEST(events_and_line_ends)
 {
-    const char *in = ": comment\ndata: a\n\nevent: e\ndata: b\r\ndata:c\r\n\r\nid: 3\rdata: d\r\rdata: [DONE]\n\n";
+    const char *in = ": comment\ndata: a\n\nevent: e\ndata: b\r\ndata:c\r\n\r\nid: 3\rdata: "
+                     "d\r\rdata: [DONE]\n\n";
     const char *want = "[|a][e|b\nc][|d][|[DONE]]";
     T_EQ_STR(run(in, strlen(in)), want);
     for (size_t i = 0; i <= strlen(in); i++) {
