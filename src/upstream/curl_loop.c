@@ -290,7 +290,9 @@ static void check_done(void)
 
 int sl_upstream_init(struct event_base *base, int max_inflight)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    /* No eager TLS initialisation: OpenSSL sets itself up on the first https
+     * call, so a process talking to plain-http upstreams stays small. */
+    if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK)
         return SL_EIO;
     up.base = base;
     up.max_inflight = max_inflight > 0 ? (size_t)max_inflight : 4096;

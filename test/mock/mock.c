@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -737,10 +739,13 @@ int main(int argc, char **argv)
     struct evhttp *http = evhttp_new(m.base);
     evhttp_set_max_body_size(http, 64 << 20);
     evhttp_set_gencb(http, on_request, NULL);
-    if (evhttp_bind_socket(http, host, (ev_uint16_t)port) != 0) {
+    struct evhttp_bound_socket *bound = evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);
+    if (!bound) {
         fprintf(stderr, "sluice-mock: cannot listen on %s\n", listen);
         return 1;
     }
+    int one = 1; /* inherited by accepted sockets: chunks leave at once */
+    setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct event *s1 = evsignal_new(m.base, SIGTERM, on_signal, NULL);
     struct event *s2 = evsignal_new(m.base, SIGINT, on_signal, NULL);
     evsignal_add(s1, NULL);

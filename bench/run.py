@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""make bench: sluice against the physical limits on this machine.
+
+References in the same run: the mock answered directly, nginx returning a
+fixed chat.completion, nginx as a keep-alive reverse proxy in front of the
+mock. Each row: req/s, p50/p99, CPU us/request of the server under test,
+RSS. Ratios are what matter: absolute numbers drift +-30% between runs.
+Everything listens on 127.0.0.1 and stops by itself."""
+import json, os, re, shutil, signal, socket, subprocess, sys, tempfile, threading, time, urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+SECS = int(os.environ.get("BENCH_SECONDS", "6"))
+CONNS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+CORES = os.cpu_count() or 1
+procs = []
+FIXED = ('{"id":"chatcmpl-fixed","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini",'
+         '"choices":[{"index":0,"message":{"role":"assistant","content":"Hello, benchmark."},'
+         '"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}')
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port):
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise SystemExit("port %d never opened" % port)
+
+
+def spawn(cmd, core=None, **kw):
+    if core is not None and CORES >= 2 and shutil.which("taskset"):
+        cmd = ["taskset", "-c", str(core)] + cmd
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    procs.append(p)
+    return p
+
+
+def cleanup(*_):
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+    for p in procs:
+        p.wait()
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return int(parts[11]) + int(parts[12])
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def parse_latency(s):
+    m = re.match(r"([\d.]+)(us|ms|s)", s)
+    v, u = float(m.group(1)), m.group(2)
+    return v * {"us": 1, "ms": 1000, "s": 1e6}[u]
+
+
+def wrk(url, script, conns=CONNS, secs=SECS):
+    cmd = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % secs, "--latency", "-s", os.path.join(ROOT, "bench", script), url]
+    if CORES >= 2:
+        cmd = ["taskset", "-c", "0"] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    p50 = parse_latency(re.search(r"50%\s+(\S+)", out).group(1))
+    p99 = parse_latency(re.search(r"99%\s+(\S+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "total": total, "p50_us": p50, "p99_us": p99, "non2xx": int(errors.group(1)) if errors else 0}
+
+
+def measure(name, pid, url, script, conns=CONNS):
+    t0 = cpu_ticks(pid)
+    r = wrk(url, script, conns)
+    ticks = cpu_ticks(pid) - t0
+    r["cpu_us_per_req"] = ticks * (1e6 / os.sysconf("SC_CLK_TCK")) / max(r["total"], 1)
+    r["rss_kib"] = rss_kib(pid)
+    r["name"] = name
+    return r
+
+
+def post(url, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    return urllib.request.urlopen(req, timeout=10).read()
+
+
+def nginx(conf_body):
+    d = tempfile.mkdtemp(prefix="sluice-bench-nginx-")
+    port = free_port()
+    conf = ("worker_processes 1; pid %s/nginx.pid; error_log %s/error.log; daemon off;\n"
+            "events { worker_connections 4096; }\n"
+            "http { access_log off; client_body_temp_path %s; proxy_temp_path %s;\n"
+            "  fastcgi_temp_path %s; uwsgi_temp_path %s; scgi_temp_path %s;\n%s\n"
+            "}\n") % (d, d, d, d, d, d, d, conf_body.replace("PORT", str(port)))
+    with open(os.path.join(d, "nginx.conf"), "w") as f:
+        f.write(conf)
+    p = spawn(["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf")], core=0)
+    wait_port(port)
+    return p, port
+
+
+def ttfb_us(url, body, n=200):
+    """Median time to the first body byte of a streamed answer."""
+    host, port = url[7:].split("/")[0].split(":")
+    data = json.dumps(body).encode()
+    samples = []
+    s = socket.create_connection((host, int(port)))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for i in range(n):
+        b = data.replace(b"PROMPT", str(i).encode())
+        req = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n%s" % (len(b), b))
+        t0 = time.perf_counter()
+        s.sendall(req)
+        buf = b""
+        while b"data:" not in buf:
+            buf += s.recv(65536)
+        samples.append((time.perf_counter() - t0) * 1e6)
+        while not buf.endswith(b"0\r\n\r\n"):
+            buf += s.recv(65536)
+    s.close()
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def sluice(mock_port, cache, redis_url=None):
+    port = free_port()
+    d = tempfile.mkdtemp(prefix="sluice-bench-")
+    conf = os.path.join(d, "sluice.yaml")
+    with open(conf, "w") as f:
+        f.write("listen: 127.0.0.1:%d\nlog: { access: %s/access.log }\n" % (port, d))
+        f.write("providers:\n  - { name: mock, kind: openai, base_url: \"http://127.0.0.1:%d/v1\", api_key: sk-bench, models: [\"*\"] }\n" % mock_port)
+        f.write("cache: { enabled: %s }\nprices: { gpt-4o-mini: { input: 0.15, output: 0.6 } }\n" % ("true" if cache else "false"))
+        f.write("server: { max_inflight: 100000 }\n")
+        if redis_url:
+            f.write("redis: { url: %s }\n" % redis_url)
+    p = spawn([os.path.join(ROOT, "build/sluice"), "-c", conf], core=1)
+    wait_port(port)
+    return p, port
+
+
+def storm(url, n=1000):
+    """n identical concurrent requests; returns latencies (us)."""
+    lat = [None] * n
+    start = threading.Event()
+
+    def one(i):
+        start.wait()
+        t0 = time.perf_counter()
+        try:
+            post(url, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "storm"}]})
+            lat[i] = (time.perf_counter() - t0) * 1e6
+        except Exception:
+            lat[i] = None
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    start.set()
+    for t in ts:
+        t.join(60)
+    ok = sorted(x for x in lat if x is not None)
+    return ok
+
+
+def main():
+    signal.signal(signal.SIGTERM, cleanup)
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    global SECS
+    if quick:
+        SECS = 1
+    rows, notes = [], []
+    mock_port = free_port()
+    mock = spawn([os.path.join(ROOT, "build/sluice-mock"), "--listen", "127.0.0.1:%d" % mock_port], core=0)
+    wait_port(mock_port)
+    mock_url = "http://127.0.0.1:%d" % mock_port
+    direct = measure("direct (mock)", mock.pid, mock_url + "/v1/chat/completions", "chat.lua")
+    rows.append(direct)
+    have_nginx = shutil.which("nginx") is not None
+    if have_nginx:
+        fixed_p, fixed_port = nginx("server { listen 127.0.0.1:PORT; location / { default_type application/json; return 200 '%s'; } }" % FIXED)
+        nfixed = measure("nginx fixed response", fixed_p.pid, "http://127.0.0.1:%d/v1/chat/completions" % fixed_port, "chat.lua")
+        rows.append(nfixed)
+        proxy_p, proxy_port = nginx("upstream m { server 127.0.0.1:%d; keepalive 64; }\n"
+                                    "server { listen 127.0.0.1:PORT; location / { proxy_pass http://m; proxy_http_version 1.1;"
+                                    " proxy_set_header Connection \"\"; } }" % mock_port)
+        nproxy = measure("nginx reverse proxy", proxy_p.pid, "http://127.0.0.1:%d/v1/chat/completions" % proxy_port, "chat_unique.lua")
+        rows.append(nproxy)
+    sp, sport = sluice(mock_port, cache=False)
+    time.sleep(0.2)
+    idle_rss = rss_kib(sp.pid)
+    surl = "http://127.0.0.1:%d/v1/chat/completions" % sport
+    passthru = measure("sluice pass-through", sp.pid, surl, "chat_unique.lua")
+    rows.append(passthru)
+    stream_direct = measure("direct stream (mock)", mock.pid, mock_url + "/v1/chat/completions", "stream.lua")
+    stream_sluice = measure("sluice stream pass-through", sp.pid, surl, "stream.lua")
+    rows += [stream_direct, stream_sluice]
+    c1_direct = measure("c1 direct", mock.pid, mock_url + "/v1/chat/completions", "chat_unique.lua", conns=1)
+    c1_sluice = measure("c1 sluice", sp.pid, surl, "chat_unique.lua", conns=1)
+    rows += [c1_direct, c1_sluice]
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "ttfb PROMPT"}]}
+    ttfb_d = ttfb_us(mock_url, body, 50 if quick else 200)
+    ttfb_s = ttfb_us("http://127.0.0.1:%d" % sport, body, 50 if quick else 200)
+    cp, cport = sluice(mock_port, cache=True)
+    curl_ = "http://127.0.0.1:%d/v1/chat/completions" % cport
+    post(curl_, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the benchmark"}]})
+    hit = measure("sluice cache hit", cp.pid, curl_, "chat.lua")
+    rows.append(hit)
+    post(mock_url + "/_mock/reset", {})
+    post(mock_url + "/_mock/config", {"delay_ms": 500})
+    before = json.loads(urllib.request.urlopen(mock_url + "/_mock/stats").read())["requests"]
+    lat = storm(curl_, 200 if quick else 1000)
+    calls = json.loads(urllib.request.urlopen(mock_url + "/_mock/stats").read())["requests"] - before
+    post(mock_url + "/_mock/config", {"delay_ms": 0})
+    p99_storm = lat[int(len(lat) * 0.99) - 1] if lat else 0
+
+    out = []
+    out.append("| scenario | req/s | p50 µs | p99 µs | CPU µs/req | RSS MiB |")
+    out.append("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        out.append("| %s | %.0f | %.0f | %.0f | %.1f | %.1f |" % (r["name"], r["rps"], r["p50_us"], r["p99_us"],
+                                                             r["cpu_us_per_req"], r["rss_kib"] / 1024))
+    ratios = []
+    checks = []
+    if have_nginx:
+        pr = passthru["rps"] / nproxy["rps"]
+        hr = hit["rps"] / nfixed["rps"]
+        ratios.append("pass-through / nginx reverse proxy: %.2f" % pr)
+        ratios.append("cache hit / nginx fixed response: %.2f" % hr)
+        checks += [("pass-through ÷ nginx proxy ≥ 0.6", pr >= 0.6), ("cache hit ÷ nginx fixed ≥ 0.5", hr >= 0.5)]
+    ratios.append("pass-through / direct: %.2f" % (passthru["rps"] / direct["rps"]))
+    ratios.append("cache hit / direct: %.2f" % (hit["rps"] / direct["rps"]))
+    added = c1_sluice["p50_us"] - c1_direct["p50_us"]
+    ratios.append("added p50 latency at concurrency 1: %.0f µs" % added)
+    ratios.append("added time to first byte of a stream: %.0f µs (direct %.0f, sluice %.0f)" % (ttfb_s - ttfb_d, ttfb_d, ttfb_s))
+    ratios.append("coalescing storm: %d identical concurrent requests -> %d upstream call(s); followers p99 %.0f ms vs upstream 500 ms"
+                  % (len(lat), calls, p99_storm / 1000))
+    ratios.append("RSS idle: %.1f MiB" % (idle_rss / 1024))
+    checks += [("added p50 ≤ 100 µs", added <= 100), ("added TTFB ≤ 1 ms", ttfb_s - ttfb_d <= 1000),
+               ("RSS idle ≤ 8 MiB", idle_rss <= 8192), ("coalescing storm = 1 call", calls == 1)]
+    rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    cpu = ""
+    try:
+        cpu = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")][0]
+    except Exception:
+        pass
+    head = "## %s — commit %s — %s, %d cores, %s%s" % (time.strftime("%Y-%m-%d %H:%M"), rev, os.uname().nodename,
+                                                       CORES, cpu, " (quick)" if quick else "")
+    text = "\n".join([head, ""] + out + [""] + ["- " + r for r in ratios] + [""] +
+                     ["- %s: %s" % (c, "PASS" if ok else "MISS") for c, ok in checks] + [""])
+    print(text)
+    with open(os.path.join(ROOT, "bench", "results.md"), "a") as f:
+        f.write(text + "\n")
+    cleanup()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        cleanup()
