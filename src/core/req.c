@@ -129,22 +129,39 @@ int sl_error_json(sl_buf *out, const char *message, const char *type, const char
     return rc;
 }
 
+/* Anthropic's error object, for clients of /v1/messages. */
+static void anthropic_error_json(sl_buf *out, const char *message, const char *type)
+{
+    sl_buf_append_c(out, "{\"type\":\"error\",\"error\":{\"type\":");
+    sl_buf_json_cstr(out, type ? type : "api_error");
+    sl_buf_append_c(out, ",\"message\":");
+    sl_buf_json_cstr(out, message ? message : "error");
+    sl_buf_append_c(out, "}}");
+}
+
 void sl_req_error(sl_req *r, int status, const char *type, const char *code, const char *param,
                   const char *message)
 {
+    bool anthropic = r->is_llm && r->llm.api == SL_API_MESSAGES;
     r->error = message;
     sl_buf_reset(&r->body_out);
     r->body_out.max = 0; /* an error body is small and must always fit */
     if (r->head_sent) {
         /* Mid-stream: an SSE error event; the stream ends without [DONE]. */
-        sl_buf_append_c(&r->body_out, "data: ");
-        sl_error_json(&r->body_out, message, type, param, code);
+        sl_buf_append_c(&r->body_out, anthropic ? "event: error\ndata: " : "data: ");
+        if (anthropic)
+            anthropic_error_json(&r->body_out, message, type);
+        else
+            sl_error_json(&r->body_out, message, type, param, code);
         sl_buf_append_c(&r->body_out, "\n\n");
         return;
     }
     r->status = status;
     r->streaming = false;
-    sl_error_json(&r->body_out, message, type, param, code);
+    if (anthropic)
+        anthropic_error_json(&r->body_out, message, type);
+    else
+        sl_error_json(&r->body_out, message, type, param, code);
 }
 
 void sl_req_error_from(sl_req *r, const sl_http_error *e)

@@ -50,6 +50,7 @@ static const route routes[] = {
     {"/v1/chat/completions", M_POST, true, SL_API_CHAT, NULL},
     {"/v1/completions", M_POST, true, SL_API_COMPLETIONS, NULL},
     {"/v1/embeddings", M_POST, true, SL_API_EMBEDDINGS, NULL},
+    {"/v1/messages", M_POST, true, SL_API_MESSAGES, NULL},
     {"/v1/models", M_GET, false, 0, sl_ops_models},
     {"/health/live", M_GET, false, 0, sl_ops_live},
     {"/health/ready", M_GET, false, 0, sl_ops_ready},

@@ -24,6 +24,7 @@
 #include "sluice/log.h"
 #include "sluice/sse.h"
 #include "sluice/stages.h"
+#include "sluice/translate.h"
 #include "sluice/upstream.h"
 
 typedef struct proxy_state {
@@ -39,16 +40,24 @@ typedef struct proxy_state {
     bool stream_mode; /* 200 + text/event-stream: forwarding chunks */
     bool done_seen;   /* the upstream sent [DONE] */
     bool asm_on;
-    bool usage_seen;  /* the provider reported usage */
-    long chunks;      /* content chunks: about one token each, for estimates */
-    sl_str body;      /* what goes upstream: the client's bytes, or with usage asked */
+    bool usage_seen;       /* the provider reported usage */
+    long chunks;           /* content chunks: about one token each, for estimates */
+    sl_str body;           /* what goes upstream: the client's bytes, or with usage asked */
+    sl_str wire;           /* this attempt's body (translated when dialects differ) */
+    int dialect;           /* 0: same dialect; else SL_TR_A2O + 1 or SL_TR_O2A + 1 */
+    bool native_anthropic; /* /v1/messages to an anthropic provider */
+    sl_tr_stream tr;
     sl_asm assembler; /* when the cache wants the stream as one object */
 } proxy_state;
 
 static void attempt(proxy_state *st);
 
-static const char *upstream_path(sl_api api)
+static const char *upstream_path(sl_api api, sl_provider_kind kind)
 {
+    if (kind == SL_PROVIDER_ANTHROPIC)
+        return "/v1/messages";
+    if (api == SL_API_MESSAGES)
+        return "/chat/completions";
     switch (api) {
     case SL_API_CHAT: return "/chat/completions";
     case SL_API_COMPLETIONS: return "/completions";
@@ -115,10 +124,64 @@ static bool usage_chunk(sl_req *r, sl_str data)
     return only_usage;
 }
 
+/* Anthropic's own stream: usage sits in message_start and message_delta. */
+static void anthropic_usage(sl_req *r, sl_str data)
+{
+    if (!memmem(data.p, data.len, "\"usage\"", 7))
+        return;
+    char first[4096];
+    sl_arena scratch;
+    sl_arena_init(&scratch, first, sizeof first, 1 << 20);
+    sl_json *root = NULL;
+    sl_json_error err;
+    if (sl_json_parse(&scratch, data.p, data.len, NULL, &root, &err) == SL_OK) {
+        const sl_json *m = sl_json_get(root, "message");
+        const sl_json *u = sl_json_get(m ? m : root, "usage");
+        const sl_json *in = sl_json_get(u, "input_tokens"), *out = sl_json_get(u, "output_tokens");
+        if (in && in->type == SL_JSON_NUMBER && in->num > 0)
+            r->prompt_tokens = (long)in->num;
+        if (out && out->type == SL_JSON_NUMBER && !m)
+            r->completion_tokens = (long)out->num;
+    }
+    sl_arena_free(&scratch);
+}
+
+/* A stream whose dialect differs from the client's: translated event by event. */
+static int on_translated_event(proxy_state *st, sl_str event, sl_str data)
+{
+    sl_req *r = st->r;
+    static sl_buf frames;
+    sl_buf_reset(&frames);
+    st->chunks++;
+    sl_tr_stream_event(&st->tr, event, data, &frames);
+    if (st->tr.input_tokens || st->tr.output_tokens) {
+        r->prompt_tokens = st->tr.input_tokens;
+        r->completion_tokens = st->tr.output_tokens;
+        st->usage_seen = true;
+    }
+    if (st->tr.finished)
+        st->done_seen = true;
+    if (frames.len)
+        sl_pipeline_stream_data(r, frames.p, frames.len);
+    return 0;
+}
+
 static int on_sse_event(void *ud, sl_str event, sl_str data)
 {
     proxy_state *st = ud;
     sl_req *r = st->r;
+    if (st->dialect)
+        return on_translated_event(st, event, data);
+    if (st->native_anthropic) {
+        st->chunks++;
+        anthropic_usage(r, data);
+        if (r->prompt_tokens || r->completion_tokens)
+            st->usage_seen = true;
+        if (sl_str_eq_c(event, "message_stop"))
+            st->done_seen = true;
+        forward_event(r, event, data);
+        return 0;
+    }
     if (data.len == 6 && memcmp(data.p, "[DONE]", 6) == 0) {
         st->done_seen = true;
         forward_event(r, event, data);
@@ -175,7 +238,9 @@ static void hook_status(void *ud, sl_call *c, int status)
         st->stream_mode = true;
         sl_sse_init(&st->sse, r->conf->server.max_response_bytes, on_sse_event, st);
         st->sse_on = true;
-        if (r->want_assembled) {
+        if (st->dialect)
+            sl_tr_stream_init(&st->tr, (sl_tr_dir)(st->dialect - 1), r->llm.include_usage);
+        if (r->want_assembled && !st->dialect) {
             sl_asm_init(&st->assembler, r->llm.api == SL_API_COMPLETIONS,
                         r->conf->server.max_response_bytes);
             st->asm_on = true;
@@ -201,9 +266,25 @@ static bool retriable_status(int s)
     return s == 408 || s == 429 || s == 500 || s == 502 || s == 503 || s == 504;
 }
 
-/* A complete plain answer: pass it on if it is JSON, else 502. */
-static void finish_plain(sl_req *r, int status)
+/* Rewrites body_out from the provider's dialect into the client's. */
+static void translate_answer(proxy_state *st, const sl_json *root, bool ok)
 {
+    sl_req *r = st->r;
+    sl_buf out;
+    sl_buf_init(&out, 0);
+    if (st->dialect == SL_TR_A2O + 1)
+        ok ? sl_tr_messages_to_chat_resp(root, &out) : sl_tr_error_to_openai(root, &out);
+    else
+        ok ? sl_tr_chat_to_messages_resp(root, &out) : sl_tr_error_to_anthropic(root, &out);
+    sl_buf_reset(&r->body_out);
+    sl_buf_append(&r->body_out, out.p, out.len);
+    sl_buf_free(&out);
+}
+
+/* A complete plain answer: pass it on if it is JSON, else 502. */
+static void finish_plain(proxy_state *st, int status)
+{
+    sl_req *r = st->r;
     sl_json *root = NULL;
     sl_json_error jerr;
     bool is_json =
@@ -218,6 +299,8 @@ static void finish_plain(sl_req *r, int status)
         take_usage(r, root);
         r->status = 200;
         r->error = NULL;
+        if (st->dialect)
+            translate_answer(st, root, true);
         return;
     }
     /* Upstream error: keep an OpenAI-shaped body as it is, wrap anything else. */
@@ -225,6 +308,8 @@ static void finish_plain(sl_req *r, int status)
     if (e && e->type == SL_JSON_OBJECT) {
         r->status = status;
         r->error = sl_arena_printf(&r->arena, "provider answered %d", status);
+        if (st->dialect)
+            translate_answer(st, root, false);
         return;
     }
     const char *msg = sl_arena_printf(&r->arena, "the provider answered HTTP %d", status);
@@ -317,7 +402,7 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
         else if (st->asm_on && sl_asm_result(&st->assembler, &r->assembled) != SL_OK)
             sl_buf_reset(&r->assembled);
     } else if (rc == SL_OK) {
-        finish_plain(r, status);
+        finish_plain(st, status);
     } else if (rc == SL_ETIMEDOUT) {
         sl_req_error(r, 504, "api_error", "upstream_timeout", NULL,
                      detail ? detail : "the provider did not answer in time");
@@ -423,6 +508,39 @@ static void fail_all_open(proxy_state *st, uint64_t wait_ms)
     sl_req_release(r);
 }
 
+/* Chooses this attempt's path and body for the provider's dialect: the
+ * client's bytes when both speak the same one, a translation otherwise. */
+static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
+{
+    sl_req *r = st->r;
+    bool anthropic = p->kind == SL_PROVIDER_ANTHROPIC;
+    st->native_anthropic = anthropic && r->llm.api == SL_API_MESSAGES;
+    st->dialect = 0;
+    st->wire = st->body;
+    r->upstream_path = upstream_path(r->llm.api, p->kind);
+    if (anthropic && (r->llm.api == SL_API_COMPLETIONS || r->llm.api == SL_API_EMBEDDINGS)) {
+        sl_req_error(r, 400, "invalid_request_error", "unsupported_by_provider", "model",
+                     "this endpoint is not available for models served by an anthropic provider");
+        return SL_EINVAL;
+    }
+    if (anthropic == (r->llm.api == SL_API_MESSAGES))
+        return SL_OK;
+    st->dialect = anthropic ? SL_TR_A2O + 1 : SL_TR_O2A + 1;
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_tr_error e = {0};
+    int rc = anthropic ? sl_tr_chat_to_messages_req(r->llm.root, &b, &e)
+                       : sl_tr_messages_to_chat_req(r->llm.root, &b, &e);
+    if (rc == SL_OK) {
+        char *copy = sl_arena_strndup(&r->arena, b.p, b.len);
+        st->wire = (sl_str){copy ? copy : "", copy ? b.len : 0};
+    } else {
+        sl_req_error(r, 400, "invalid_request_error", "unsupported_parameter", e.param, e.message);
+    }
+    sl_buf_free(&b);
+    return rc;
+}
+
 static void attempt(proxy_state *st)
 {
     sl_req *r = st->r;
@@ -450,11 +568,17 @@ static void attempt(proxy_state *st)
     sl_buf_reset(&r->body_out);
     r->body_out.max = cf->server.max_response_bytes;
     sl_req_header(r, "x-sluice-provider", p->name);
+    if (prepare_dialect(st, p) != SL_OK) {
+        sl_breaker_release(&st->ticket);
+        sl_pipeline_complete(r);
+        sl_req_release(r);
+        return;
+    }
     sl_call_opts o = {
         .url = sl_arena_printf(&r->arena, "%s%s", p->base_url, r->upstream_path),
         .headers = build_headers(r, p),
-        .body = st->body.p,
-        .body_len = st->body.len,
+        .body = st->wire.p,
+        .body_len = st->wire.len,
         .connect_ms = cf->timeouts.connect_ms,
         .first_byte_ms = cf->timeouts.first_byte_ms,
         .idle_ms = r->llm.stream ? cf->timeouts.idle_ms : 0,
@@ -490,7 +614,6 @@ static sl_step proxy_request(sl_req *r)
     st->body = body_with_usage(r);
     st->next_from = r->provider_idx >= 0 ? r->provider_idx : 0;
     r->stage_data[SL_SLOT_PROXY] = st;
-    r->upstream_path = upstream_path(r->llm.api);
     sl_req_ref(r); /* held by the attempts until the answer is complete */
     attempt(st);
     return SL_DONE;

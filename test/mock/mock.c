@@ -739,7 +739,8 @@ int main(int argc, char **argv)
     struct evhttp *http = evhttp_new(m.base);
     evhttp_set_max_body_size(http, 64 << 20);
     evhttp_set_gencb(http, on_request, NULL);
-    struct evhttp_bound_socket *bound = evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);
+    struct evhttp_bound_socket *bound =
+        evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);
     if (!bound) {
         fprintf(stderr, "sluice-mock: cannot listen on %s\n", listen);
         return 1;
