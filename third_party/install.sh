@@ -2,9 +2,13 @@
 # Installs the Debian packages listed in the given files that are not yet
 # installed. Quiet when everything is present; never upgrades what is there.
 set -eu
-cd "$(dirname "$0")"
-[ $# -gt 0 ] || set -- packages.txt
+here=$(dirname "$0")
+[ $# -gt 0 ] || set -- "$here/packages.txt"
+for f in "$@"; do
+    [ -r "$f" ] || { echo "third_party: cannot read $f" >&2; exit 1; }
+done
 want=$(cat "$@" | sed 's/#.*//' | tr -s ' \t' '\n\n' | grep -v '^$' | sort -u)
+[ -n "$want" ] || { echo "third_party: no packages listed in $*" >&2; exit 1; }
 missing=""
 for p in $want; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
