@@ -16,6 +16,7 @@
 #include "sluice/log.h"
 #include "sluice/stages.h"
 #include "sluice/server.h"
+#include "sluice/sla.h"
 #include "sluice/upstream.h"
 
 static struct {
@@ -100,6 +101,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     sl_server_swap_config(c);
+    sl_sla_reload(c);
     sl_config_unref(c);
     sl_info("reloaded %s", app.conf_path);
 }
@@ -131,6 +133,8 @@ static int run(sl_config *c)
     sl_limits_setup(app.redis);
     sl_coalesce_setup(app.redis);
     sl_ops_set_stores(app.l1, app.redis);
+    if (sl_sla_start(app.base, app.redis, c) != SL_OK)
+        return 1;
     struct event *sig[] = {
         evsignal_new(app.base, SIGTERM, on_stop_signal, NULL),
         evsignal_new(app.base, SIGINT, on_stop_signal, NULL),
@@ -148,6 +152,7 @@ static int run(sl_config *c)
         event_free(app.drain_timer);
     if (clean) { /* with requests still in flight, the OS reclaims the rest */
         sl_server_stop();
+        sl_sla_stop();
         sl_redis_free(app.redis);
         sl_l1_free(app.l1);
         sl_upstream_shutdown();

@@ -24,6 +24,7 @@
 
 #include "sluice/log.h"
 #include "sluice/pipeline.h"
+#include "sluice/sla.h"
 
 static struct {
     struct event_base *base;
@@ -44,18 +45,24 @@ typedef struct route {
     bool llm;
     sl_api api;
     void (*handler)(sl_req *r);
+    bool prefix;  /* path is a prefix: the rest names a resource */
+    bool service; /* a service route: keys apply as on the LLM routes */
 } route;
 
 static const route routes[] = {
-    {"/v1/chat/completions", M_POST, true, SL_API_CHAT, NULL},
-    {"/v1/completions", M_POST, true, SL_API_COMPLETIONS, NULL},
-    {"/v1/embeddings", M_POST, true, SL_API_EMBEDDINGS, NULL},
-    {"/v1/messages", M_POST, true, SL_API_MESSAGES, NULL},
-    {"/v1/models", M_GET, false, 0, sl_ops_models},
-    {"/health/live", M_GET, false, 0, sl_ops_live},
-    {"/health/ready", M_GET, false, 0, sl_ops_ready},
-    {"/health", M_GET, false, 0, sl_ops_health},
-    {"/metrics", M_GET, false, 0, sl_ops_metrics},
+    {"/v1/chat/completions", M_POST, true, SL_API_CHAT, NULL, false, false},
+    {"/v1/completions", M_POST, true, SL_API_COMPLETIONS, NULL, false, false},
+    {"/v1/embeddings", M_POST, true, SL_API_EMBEDDINGS, NULL, false, false},
+    {"/v1/messages", M_POST, true, SL_API_MESSAGES, NULL, false, false},
+    {"/v1/models", M_GET, false, 0, sl_ops_models, false, false},
+    {"/health/live", M_GET, false, 0, sl_ops_live, false, false},
+    {"/health/ready", M_GET, false, 0, sl_ops_ready, false, false},
+    {"/health", M_GET, false, 0, sl_ops_health, false, false},
+    {"/metrics", M_GET, false, 0, sl_ops_metrics, false, false},
+    {"/sla/tickets", M_POST, false, 0, sl_sla_ingest, false, true},
+    {"/sla/tickets/", M_GET, false, 0, sl_sla_get, true, true},
+    {"/sla/dashboard", M_GET, false, 0, sl_sla_dashboard, false, true},
+    {"/sla/alerts/dead", M_GET, false, 0, sl_sla_dead, false, true},
 };
 
 /* ---- the client sink --------------------------------------------------- */
@@ -267,9 +274,11 @@ static const route *find_route(const char *path, bool *path_known)
 {
     *path_known = false;
     for (size_t i = 0; i < SL_ARRAY_LEN(routes); i++) {
-        if (strcmp(routes[i].path, path) == 0) {
+        const route *rt = &routes[i];
+        size_t n = strlen(rt->path);
+        if (rt->prefix ? strncmp(rt->path, path, n) == 0 && path[n] : strcmp(rt->path, path) == 0) {
             *path_known = true;
-            return &routes[i];
+            return rt;
         }
     }
     return NULL;
@@ -279,6 +288,23 @@ static void answer_error(sl_req *r, int status, const char *code, const char *ms
 {
     sl_req_error(r, status, "invalid_request_error", code, NULL, msg);
     sl_pipeline_start(r); /* not an LLM request: completes at once, with a log line */
+}
+
+/* Service routes take the same keys as the LLM routes (the pipeline's auth
+ * stage does it for those); the tenant is recorded for the log. */
+static bool service_auth(sl_req *r)
+{
+    if (r->conf->n_keys == 0)
+        return true;
+    const sl_key_conf *k = r->auth_key ? sl_config_key(r->conf, sl_str_c(r->auth_key)) : NULL;
+    if (k) {
+        r->tenant = k->tenant;
+        return true;
+    }
+    sl_req_error(r, 401, "invalid_request_error", "invalid_api_key", NULL,
+                 r->auth_key ? "Incorrect API key provided." : "You didn't provide an API key.");
+    sl_pipeline_start(r);
+    return false;
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -333,6 +359,12 @@ static void on_request(struct evhttp_request *req, void *arg)
         sl_pipeline_start(r);
         return;
     }
+    if (rt->service && !service_auth(r))
+        return;
+    struct evbuffer *body = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(body);
+    r->body.p = len ? (const char *)evbuffer_pullup(body, -1) : "";
+    r->body.len = len;
     rt->handler(r);
 }
 
