@@ -77,11 +77,15 @@ static int expand_env(loader *L, yaml_node_t *n, const char *path, const char *i
         char name[256];
         if (start) {
             const char *close = strchr(start, '}');
-            if (!close)
+            if (!close) {
+                free(buf);
                 return errf(L, n, path, "unterminated ${ in value");
+            }
             size_t nl = (size_t)(close - start - 2);
-            if (nl == 0 || nl >= sizeof name)
+            if (nl == 0 || nl >= sizeof name) {
+                free(buf);
                 return errf(L, n, path, "bad ${NAME} reference");
+            }
             memcpy(name, start + 2, nl);
             name[nl] = '\0';
             char *dflt = strstr(name, ":-");
@@ -93,6 +97,7 @@ static int expand_env(loader *L, yaml_node_t *n, const char *path, const char *i
             } else if (dflt) {
                 val = dflt + 2;
             } else {
+                free(buf);
                 return errf(L, n, path, "environment variable %s is not set", name);
             }
             vlen = strlen(val);
