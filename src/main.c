@@ -17,6 +17,7 @@
 #include "sluice/stages.h"
 #include "sluice/server.h"
 #include "sluice/sla.h"
+#include "sluice/triage.h"
 #include "sluice/upstream.h"
 
 static struct {
@@ -102,6 +103,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
     }
     sl_server_swap_config(c);
     sl_sla_reload(c);
+    sl_triage_setup(c);
     sl_config_unref(c);
     sl_info("reloaded %s", app.conf_path);
 }
@@ -135,6 +137,7 @@ static int run(sl_config *c)
     sl_ops_set_stores(app.l1, app.redis);
     if (sl_sla_start(app.base, app.redis, c) != SL_OK)
         return 1;
+    sl_triage_setup(c);
     struct event *sig[] = {
         evsignal_new(app.base, SIGTERM, on_stop_signal, NULL),
         evsignal_new(app.base, SIGINT, on_stop_signal, NULL),
@@ -153,6 +156,7 @@ static int run(sl_config *c)
     if (clean) { /* with requests still in flight, the OS reclaims the rest */
         sl_server_stop();
         sl_sla_stop();
+        sl_triage_stop();
         sl_redis_free(app.redis);
         sl_l1_free(app.l1);
         sl_upstream_shutdown();

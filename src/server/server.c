@@ -25,6 +25,7 @@
 #include "sluice/log.h"
 #include "sluice/pipeline.h"
 #include "sluice/sla.h"
+#include "sluice/triage.h"
 
 static struct {
     struct event_base *base;
@@ -63,6 +64,8 @@ static const route routes[] = {
     {"/sla/tickets/", M_GET, false, 0, sl_sla_get, true, true},
     {"/sla/dashboard", M_GET, false, 0, sl_sla_dashboard, false, true},
     {"/sla/alerts/dead", M_GET, false, 0, sl_sla_dead, false, true},
+    {"/triage/classify", M_POST, false, 0, sl_triage_classify, false, true},
+    {"/triage/respond", M_POST, false, 0, sl_triage_respond, false, true},
 };
 
 /* ---- the client sink --------------------------------------------------- */

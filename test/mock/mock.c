@@ -540,7 +540,7 @@ static void handle_llm(struct evhttp_request *req, api kind, const char *path)
     if (!mt)
         mt = cJSON_GetObjectItem(root, "max_completion_tokens");
     j->max_tokens = cJSON_IsNumber(mt) ? (long)mt->valuedouble : 0;
-    char last[512] = "";
+    char last[8192] = "";
     size_t bytes = 0;
     if (kind == API_CHAT || kind == API_MESSAGES) {
         cJSON *msg;
@@ -566,9 +566,10 @@ static void handle_llm(struct evhttp_request *req, api kind, const char *path)
     snprintf(idbuf, sizeof idbuf, "%s-mock-%012llx", kind == API_MESSAGES ? "msg" : "chatcmpl",
              h & 0xffffffffffffull);
     j->id = strdup(idbuf);
-    char reply[1024];
-    if (strncmp(last, "MOCK_REPLY:", 11) == 0)
-        snprintf(reply, sizeof reply, "%s", last + 11);
+    char reply[4096];
+    const char *scripted = strstr(last, "MOCK_REPLY:"); /* tests script the model's answer */
+    if (scripted)
+        snprintf(reply, sizeof reply, "%s", scripted + 11);
     else
         snprintf(reply, sizeof reply, "mock reply to: %.40s [%06llx]", last, h & 0xffffff);
     j->reply = strdup(reply);
