@@ -19,7 +19,7 @@ struct curl_slist;
 typedef struct sl_call sl_call;
 
 typedef struct sl_call_hooks {
-    /* the response head is complete: status and the headers below are known */
+    /* the response head is complete: status and the headers below are known (optional) */
     void (*on_status)(void *ud, sl_call *c, int status);
     /* a piece of the body; return nonzero to abort the transfer */
     int (*on_data)(void *ud, sl_call *c, const char *p, size_t n);

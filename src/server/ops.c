@@ -125,13 +125,6 @@ static void models_finish(models_fetch *f)
     sl_req_release(r);
 }
 
-static void fetch_status(void *ud, sl_call *c, int status)
-{
-    SL_UNUSED(ud);
-    SL_UNUSED(c);
-    SL_UNUSED(status);
-}
-
 static int fetch_data(void *ud, sl_call *c, const char *p, size_t n)
 {
     SL_UNUSED(c);
@@ -161,8 +154,7 @@ static void fetch_done(void *ud, sl_call *c, int rc, const char *detail)
         models_finish(f);
 }
 
-static const sl_call_hooks fetch_hooks = {
-    .on_status = fetch_status, .on_data = fetch_data, .on_done = fetch_done};
+static const sl_call_hooks fetch_hooks = {.on_data = fetch_data, .on_done = fetch_done};
 
 static bool serves_all(const sl_provider_conf *p)
 {

@@ -229,6 +229,16 @@ static void ticket_with_views(const sl_config *c, sl_str stored, const sl_ticket
     sl_buf_append_c(b, "}");
 }
 
+/* Reads a stored ticket back (the JSON lives in a; t points into it). */
+static bool load_ticket(sl_arena *a, const char *json, size_t len, sl_ticket *t)
+{
+    sl_json *o;
+    sl_json_error e;
+    const char *why;
+    return sl_json_parse(a, json, len, NULL, &o, &e) == SL_OK &&
+           sl_ticket_parse(o, t, &why) == SL_OK;
+}
+
 /* ---- the service's state -------------------------------------------------------------- */
 
 typedef struct mem_ticket {
@@ -376,13 +386,6 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     deliver(arg);
 }
 
-static void hook_status(void *ud, sl_call *c, int status)
-{
-    SL_UNUSED(ud);
-    SL_UNUSED(c);
-    SL_UNUSED(status);
-}
-
 static int hook_data(void *ud, sl_call *c, const char *p, size_t n)
 {
     SL_UNUSED(ud);
@@ -414,8 +417,7 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
     evtimer_add(d->retry, &tv);
 }
 
-static const sl_call_hooks webhook_hooks = {
-    .on_status = hook_status, .on_data = hook_data, .on_done = hook_done};
+static const sl_call_hooks webhook_hooks = {.on_data = hook_data, .on_done = hook_done};
 
 static void deliver(delivery *d)
 {
@@ -481,12 +483,8 @@ static void evaluate_mem(int64_t now)
             sl_arena a;
             char first[4096];
             sl_arena_init(&a, first, sizeof first, 0);
-            sl_json *o;
-            sl_json_error e;
             sl_ticket t;
-            const char *why;
-            if (sl_json_parse(&a, m->json, m->len, NULL, &o, &e) == SL_OK &&
-                sl_ticket_parse(o, &t, &why) == SL_OK) {
+            if (load_ticket(&a, m->json, m->len, &t)) {
                 for (int kind = 0; kind < 2; kind++) {
                     sl_sla_view v = sl_sla_compute(sla.conf, &t, kind, now);
                     if (alertable(v.state) && claim_alert_mem(t.id, kind, v.state))
@@ -534,12 +532,8 @@ static void on_tick_reply(void *ud, const redisReply *rep, int status)
         sl_arena a;
         char first[4096];
         sl_arena_init(&a, first, sizeof first, 0);
-        sl_json *o;
-        sl_json_error e;
         sl_ticket t;
-        const char *why;
-        if (sl_json_parse(&a, j->str, j->len, NULL, &o, &e) == SL_OK &&
-            sl_ticket_parse(o, &t, &why) == SL_OK) {
+        if (load_ticket(&a, j->str, j->len, &t)) {
             sl_sla_view v = sl_sla_compute(sla.conf, &t, kind, now);
             /* Only the state this claim was for: an at-risk instant that comes
              * after the breach itself stays silent (the breach alert covers it). */
@@ -785,12 +779,8 @@ static size_t url_decode(const char *s, char *out, size_t cap)
 
 static void answer_ticket(sl_req *r, const char *json, size_t len)
 {
-    sl_json *o;
-    sl_json_error e;
     sl_ticket t;
-    const char *why;
-    if (sl_json_parse(&r->arena, json, len, NULL, &o, &e) != SL_OK ||
-        sl_ticket_parse(o, &t, &why) != SL_OK) {
+    if (!load_ticket(&r->arena, json, len, &t)) {
         sl_req_error(r, 500, "api_error", "corrupt_ticket", NULL,
                      "the stored ticket cannot be read");
         answer(r, 500);
@@ -894,12 +884,8 @@ static int worst_rank(sl_sla_state s)
 
 static void dash_add(dash *d, const char *json, size_t len, int64_t now)
 {
-    sl_json *o;
-    sl_json_error e;
     sl_ticket t;
-    const char *why;
-    if (sl_json_parse(&d->r->arena, json, len, NULL, &o, &e) != SL_OK ||
-        sl_ticket_parse(o, &t, &why) != SL_OK)
+    if (!load_ticket(&d->r->arena, json, len, &t))
         return;
     if ((d->tier[0] && !sl_str_eq_c(t.tier, d->tier)) ||
         (d->priority[0] && strcmp(PRIORITIES[t.priority], d->priority)))

@@ -208,7 +208,8 @@ static size_t header_cb(char *p, size_t size, size_t n, void *ud)
     if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
         if (c->status >= 200 && !c->got_head) {
             c->got_head = true;
-            c->hooks->on_status(c->ud, c, c->status);
+            if (c->hooks->on_status)
+                c->hooks->on_status(c->ud, c, c->status);
         }
         return len;
     }
@@ -274,7 +275,8 @@ static void check_done(void)
                 curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
                 c->status = (int)code;
                 c->got_head = true;
-                c->hooks->on_status(c->ud, c, c->status);
+                if (c->hooks->on_status)
+                    c->hooks->on_status(c->ud, c, c->status);
             }
             finish(c, SL_OK, NULL);
         } else if (res == CURLE_OPERATION_TIMEDOUT) {
