@@ -22,7 +22,7 @@ void sl_coalesce_setup(struct sl_redis *redis);
 /* Answers r from a stored cache entry (cache.c; used by cross-instance coalescing). */
 void sl_cache_serve_entry(sl_req *r, const char *entry, size_t len, const char *layer);
 /* Bytes of a stored entry before its JSON body. */
-#define SL_CACHE_ENTRY_HEADER 8
+#define SL_CACHE_ENTRY_HEADER 16
 
 /* Cost in USD of the given usage at the configured price (meter.c). */
 double sl_meter_cost(const sl_config *c, sl_str model, long prompt, long completion, bool *priced);

@@ -93,8 +93,9 @@ static uint64_t fnv1a(const char *p, size_t n, uint64_t h)
 
 static series *get_series(sl_metric m, const char *const *values)
 {
-    sl_buf key;
-    sl_buf_init(&key, 4096);
+    static sl_buf key; /* reused: no allocation per observation once warm */
+    key.max = 4096;
+    sl_buf_reset(&key);
     render_labels(&key, m, values);
     const char *lab = key.p ? key.p : "";
     uint64_t h = fnv1a(lab, key.len, 1469598103934665603ull ^ (uint64_t)m);
@@ -113,7 +114,6 @@ static series *get_series(sl_metric m, const char *const *values)
         by_family[m] = s;
         n_series++;
     }
-    sl_buf_free(&key);
     return s;
 }
 

@@ -20,7 +20,9 @@
 #include "sluice/redis.h"
 #include "sluice/stages.h"
 
-enum { ENTRY_HEADER = 8, REPLAY_PIECES = 8 };
+/* An entry: stored-at (ms, 8 bytes), prompt and completion tokens (4 + 4),
+ * then the JSON answer. The usage rides in the header so a hit needs no parse. */
+enum { ENTRY_HEADER = SL_CACHE_ENTRY_HEADER, REPLAY_PIECES = 8 };
 
 static struct {
     sl_l1 *l1;
@@ -61,7 +63,7 @@ void sl_cache_serve_entry(sl_req *r, const char *entry, size_t len, const char *
 static void serve(sl_req *r, const char *entry, size_t len, const char *layer)
 {
     int64_t stored_at;
-    memcpy(&stored_at, entry, ENTRY_HEADER);
+    memcpy(&stored_at, entry, sizeof stored_at);
     const char *json = entry + ENTRY_HEADER;
     size_t jlen = len - ENTRY_HEADER;
     if (r->cache != SL_CACHE_COALESCED) /* coalescing across instances serves through here too */
@@ -69,15 +71,10 @@ static void serve(sl_req *r, const char *entry, size_t len, const char *layer)
     r->cache_detail = layer;
     int64_t age = (sl_wall_ms() - stored_at) / 1000;
     sl_req_header(r, "Age", sl_arena_printf(&r->arena, "%lld", (long long)(age > 0 ? age : 0)));
-    sl_json *root = NULL;
-    sl_json_error err;
-    if (sl_json_parse(&r->arena, json, jlen, NULL, &root, &err) == SL_OK) {
-        const sl_json *u = sl_json_get(root, "usage");
-        const sl_json *p = u ? sl_json_get(u, "prompt_tokens") : NULL;
-        const sl_json *c = u ? sl_json_get(u, "completion_tokens") : NULL;
-        r->prompt_tokens = p && p->type == SL_JSON_NUMBER ? (long)p->num : 0;
-        r->completion_tokens = c && c->type == SL_JSON_NUMBER ? (long)c->num : 0;
-    }
+    uint32_t tokens[2];
+    memcpy(tokens, entry + 8, sizeof tokens);
+    r->prompt_tokens = tokens[0];
+    r->completion_tokens = tokens[1];
     if (r->llm.stream) {
         sl_buf sse;
         sl_buf_init(&sse, 0);
@@ -194,7 +191,10 @@ static void cache_response(sl_req *r)
     if (!entry)
         return;
     int64_t now = sl_wall_ms();
-    memcpy(entry, &now, ENTRY_HEADER);
+    uint32_t tokens[2] = {(uint32_t)SL_MAX(r->prompt_tokens, 0),
+                          (uint32_t)SL_MAX(r->completion_tokens, 0)};
+    memcpy(entry, &now, 8);
+    memcpy(entry + 8, tokens, sizeof tokens);
     memcpy(entry + ENTRY_HEADER, body.p, body.len);
     sl_l1_put(cache.l1, (sl_l1_key){r->key.hi, r->key.lo}, entry, len, 0, (uint64_t)ttl_s * 1000u);
     if (cache.redis) {

@@ -97,7 +97,7 @@ def test_two_instances_share_redis():
     assert j1 == j2 and m.stats()["requests"] == 1
     log = b.wait_log(1)
     assert log[0]["cache_layer"] == "l2"
-    keys = r.cmd("KEYS", "sluice:{c:*}:v1")
+    keys = r.cmd("KEYS", "sluice:{c:*}:v2")
     assert len(keys) == 1 and r.cmd("PTTL", keys[0]) > 0
     a.stop(), b.stop()
 
@@ -122,5 +122,5 @@ def test_redis_killed_and_hung_requests_still_fast():
     time.sleep(1.5)  # reconnect with backoff
     post_json(u, chat("back"))
     time.sleep(0.1)
-    assert len(r.cmd("KEYS", "sluice:{c:*}:v1")) >= 1, "L2 did not come back"
+    assert len(r.cmd("KEYS", "sluice:{c:*}:v2")) >= 1, "L2 did not come back"
     s.stop()
