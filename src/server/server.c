@@ -358,8 +358,12 @@ static void on_request(struct evhttp_request *req, void *arg)
         r->is_llm = true;
         r->llm.api = rt->api;
         r->cache = SL_CACHE_BYPASS;
-        watch_client(r, evcon);
+        /* Watch for a hang-up only if the request parks (a cache hit never does). */
+        sl_req_ref(r);
         sl_pipeline_start(r);
+        if (!r->completed)
+            watch_client(r, evcon);
+        sl_req_release(r);
         return;
     }
     if (rt->service && !service_auth(r))

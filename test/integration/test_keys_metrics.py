@@ -120,9 +120,9 @@ def test_metrics_promtool_and_no_keys():
         if line and not line.startswith("#"):
             assert line.startswith("sluice_"), line
     promtool = shutil.which("promtool")
-    if promtool:
-        r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
-        assert r.returncode == 0, r.stdout + r.stderr
+    assert promtool, "promtool is missing (third_party/packages.txt installs prometheus)"
+    r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
+    assert r.returncode == 0, r.stdout + r.stderr
     s.stop()
 
 
