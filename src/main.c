@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sluice/cache.h"
@@ -170,6 +172,85 @@ static int run(sl_config *c)
     return 0;
 }
 
+/* ---- workers: N processes sharing the port (SO_REUSEPORT) ---------------- */
+
+static volatile sig_atomic_t sup_signal;
+
+static void on_supervisor_signal(int sig)
+{
+    sup_signal = sig;
+}
+
+static pid_t start_worker(sl_config *c, int index)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        sl_server_set_worker(index);
+        _exit(run(c));
+    }
+    return pid;
+}
+
+static void forward(pid_t *pids, int n, int sig)
+{
+    for (int i = 0; i < n; i++) {
+        if (pids[i] > 0)
+            kill(pids[i], sig);
+    }
+}
+
+/* The supervisor: starts the workers, restarts one that dies, passes SIGTERM
+ * (drain all), SIGINT and SIGHUP (reload all) on, and exits when all are gone
+ * after a stop. Each worker binds the port itself; the kernel spreads the
+ * connections. State shared between workers goes through Redis. */
+static int supervise(sl_config *c)
+{
+    int n = c->workers;
+    pid_t pids[256] = {0};
+    struct sigaction sa = {0};
+    sa.sa_handler = on_supervisor_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    for (int i = 0; i < n; i++)
+        pids[i] = start_worker(c, i);
+    fprintf(stderr, "sluice supervisor (pid %d): %d workers on %s\n", (int)getpid(), n, c->listen);
+    bool stopping = false;
+    int alive = n;
+    while (alive > 0) {
+        int st;
+        pid_t dead = waitpid(-1, &st, 0);
+        if (dead < 0 && errno == EINTR) {
+            int sig = sup_signal;
+            sup_signal = 0;
+            if (sig == SIGTERM || sig == SIGINT)
+                stopping = true;
+            if (sig)
+                forward(pids, n, sig);
+            continue;
+        }
+        if (dead < 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            if (pids[i] != dead)
+                continue;
+            pids[i] = 0;
+            if (stopping) {
+                alive--;
+            } else {
+                sl_warn("worker %d (pid %d) died (status %d); restarting", i, (int)dead, st);
+                usleep(100000); /* a crash loop must not spin */
+                pids[i] = start_worker(c, i);
+            }
+        }
+    }
+    sl_info("supervisor: all workers stopped");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bool test_only = false;
@@ -193,7 +274,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    int rc = run(c);
+    int rc = c->workers > 1 ? supervise(c) : run(c);
     sl_config_unref(c);
     return rc;
 }

@@ -21,6 +21,9 @@ void sl_server_begin_drain(void);
 bool sl_server_draining(void);
 void sl_server_stop(void);
 uint64_t sl_server_started_ms(void);
+/* Which worker this process is (0 without workers), shown on /health. */
+void sl_server_set_worker(int index);
+int sl_server_worker(void);
 
 /* Operational route handlers (ops.c): fill r (status, body_out) and complete it. */
 void sl_ops_live(sl_req *r);

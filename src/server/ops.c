@@ -39,6 +39,7 @@ void sl_ops_health(sl_req *r)
     sl_buf_printf(b, "{\"status\":\"%s\",\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%llu,",
                   sl_server_draining() ? "draining" : "ok", SLUICE_VERSION, (int)getpid(),
                   (unsigned long long)((sl_now_ms() - sl_server_started_ms()) / 1000));
+    sl_buf_printf(b, "\"worker\":%d,", sl_server_worker());
     sl_buf_printf(b, "\"inflight\":%zu,\"upstream_inflight\":%zu,", sl_req_live() - 1,
                   sl_upstream_inflight());
     sl_buf_append_c(b, "\"state_store\":");

@@ -36,6 +36,7 @@ static struct {
     bool draining;
     uint64_t started_ms;
     struct evbuffer *chunk; /* reused for every streamed chunk */
+    int worker;             /* index among the workers, 0 without */
 } srv;
 
 enum { M_GET = 1, M_POST = 2 };
@@ -482,4 +483,13 @@ void sl_server_stop(void)
     if (srv.conf)
         sl_config_unref(srv.conf);
     srv.conf = NULL;
+}
+
+void sl_server_set_worker(int index)
+{
+    srv.worker = index;
+}
+int sl_server_worker(void)
+{
+    return srv.worker;
 }

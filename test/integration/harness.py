@@ -68,6 +68,15 @@ def post_json(url, body, headers=None, timeout=10):
     return st, h, j, b
 
 
+def post_status_or_closed(url, body, headers=None):
+    """Status of a POST the server may refuse (and close) before the body is
+    fully sent: a 413 then reaches the client as a broken pipe."""
+    try:
+        return post_json(url, body, headers)[0]
+    except (BrokenPipeError, ConnectionResetError):
+        return "closed"
+
+
 def sse_events(raw):
     """data: payloads of an SSE body, in order."""
     out = []

@@ -1,6 +1,6 @@
 """Issue 10 (part): hostile HTTP and JSON get clean refusals and cost no upstream call."""
 import json, socket, time
-from harness import Mock, Sluice, base_config, chat, post_json, request, send_raw
+from harness import Mock, Sluice, base_config, chat, post_json, post_status_or_closed, request, send_raw
 
 
 def status_of(raw):
@@ -53,7 +53,7 @@ def test_hostile_json_bounded():
     assert post_json(u, b'{"model":"m","messages":[{"role":"user","content":"\xff\xfe"}]}')[0] == 400
     assert post_json(u, chat(n=1000))[0] == 400
     huge = json.dumps(chat("x" * (2 << 20)))
-    assert post_json(u, huge)[0] == 413
+    assert post_status_or_closed(u, huge) in (413, "closed")
     assert m.stats()["requests"] == 0
     s.stop()
 

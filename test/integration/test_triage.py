@@ -1,6 +1,6 @@
 """Issue 8: triage on the LLM pipeline."""
 import json, os
-from harness import ROOT, Mock, Sluice, base_config, post_json
+from harness import ROOT, Mock, Sluice, base_config, post_json, post_status_or_closed
 
 KB = os.path.join(ROOT, "conf", "kb")
 
@@ -74,6 +74,6 @@ def test_triage_input_errors():
     assert st == 400 and j["error"]["param"] == "content", j
     assert post_json(s.url + "/triage/classify", "{broken", h)[0] == 400
     big = {"ticket_id": "x", "subject": "s", "content": "a" * 40000}
-    assert post_json(s.url + "/triage/respond", big, h)[0] == 413
+    assert post_status_or_closed(s.url + "/triage/respond", big, h) == 413
     assert m.stats()["requests"] == 0
     s.stop()
