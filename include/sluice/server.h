@@ -31,6 +31,9 @@ void sl_ops_ready(sl_req *r);
 void sl_ops_health(sl_req *r);
 void sl_ops_models(sl_req *r);
 void sl_ops_metrics(sl_req *r);
+void sl_ops_stats(sl_req *r); /* GET /stats: the dashboard's JSON */
+void sl_ops_ui(sl_req *r);    /* GET /ui: the dashboard page (ui.c) */
+extern const char sl_ui_page[];
 /* The stores' part of /health and /metrics (stores.c). */
 void sl_ops_health_stores(sl_buf *b);
 void sl_ops_metrics_stores(void);

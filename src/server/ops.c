@@ -8,6 +8,7 @@
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
+#include "sluice/stats.h"
 #include "sluice/pipeline.h"
 #include "sluice/server.h"
 #include "sluice/upstream.h"
@@ -84,6 +85,64 @@ void sl_ops_metrics(sl_req *r)
     }
     sl_metrics_render(&r->body_out);
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r->status = 200;
+    sl_pipeline_complete(r);
+}
+
+/* /stats and the page's data: open without keys, else the admin key only. */
+static bool admin_allowed(sl_req *r)
+{
+    const sl_config *c = r->conf;
+    if (c->n_keys == 0)
+        return true;
+    bool ok = false;
+    if (c->admin.key && r->auth_key) {
+        size_t a = strlen(c->admin.key), b = strlen(r->auth_key);
+        unsigned diff = (unsigned)(a ^ b);
+        for (size_t i = 0; i < b; i++)
+            diff |= (unsigned char)r->auth_key[i] ^ (unsigned char)c->admin.key[i < a ? i : 0];
+        ok = diff == 0;
+    }
+    if (!ok) {
+        sl_req_error(r, 401, "invalid_request_error", "invalid_admin_key", NULL,
+                     c->admin.key ? "this page needs the admin key (admin.key)"
+                                  : "set admin.key to open the dashboard when keys are configured");
+        sl_pipeline_complete(r);
+    }
+    return ok;
+}
+
+void sl_ops_stats(sl_req *r)
+{
+    if (!admin_allowed(r))
+        return;
+    const sl_config *c = r->conf;
+    sl_buf *b = &r->body_out;
+    sl_buf_printf(b, "{\"version\":\"%s\",\"uptime_s\":%llu,\"worker\":%d,\"inflight\":%zu,",
+                  SLUICE_VERSION,
+                  (unsigned long long)((sl_now_ms() - sl_server_started_ms()) / 1000),
+                  sl_server_worker(), sl_req_live() - 1);
+    sl_stats_render(b);
+    sl_buf_append_c(b, ",\"providers\":[");
+    for (size_t i = 0; i < c->n_providers; i++) {
+        const char *name = c->providers[i].name;
+        sl_buf_append_c(b, i ? ",{\"name\":" : "{\"name\":");
+        sl_buf_json_cstr(b, name);
+        sl_buf_printf(b, ",\"breaker\":\"%s\",\"error_rate\":%.3f}",
+                      sl_breaker_state_name(sl_breaker_state_of(name)),
+                      sl_stats_provider_error_rate(name));
+    }
+    sl_buf_append_c(b, "]");
+    sl_ops_health_stores(b);
+    sl_buf_append_c(b, "}");
+    r->status = 200;
+    sl_pipeline_complete(r);
+}
+
+void sl_ops_ui(sl_req *r)
+{
+    r->content_type = "text/html; charset=utf-8";
+    sl_buf_append_c(&r->body_out, sl_ui_page);
     r->status = 200;
     sl_pipeline_complete(r);
 }

@@ -13,6 +13,7 @@
 
 #include "sluice/access.h"
 #include "sluice/metrics.h"
+#include "sluice/stats.h"
 #include "sluice/stages.h"
 
 static const sl_stage *const stages[] = {
@@ -134,5 +135,6 @@ void sl_pipeline_complete(sl_req *r)
     r->sink->ops->end(r->sink, r);
     sl_access_log_req(r);
     sl_metrics_request(r);
+    sl_stats_request(r);
     sl_req_release(r);
 }
