@@ -17,6 +17,7 @@
 #include "sluice/config.h"
 #include "sluice/log.h"
 #include "sluice/stages.h"
+#include "sluice/stats.h"
 #include "sluice/server.h"
 #include "sluice/sla.h"
 #include "sluice/triage.h"
@@ -67,7 +68,10 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     if (sl_req_live() == 0 || sl_now_ms() >= app.drain_deadline_ms) {
         if (sl_req_live())
             sl_warn("drain deadline reached with %zu requests in flight", sl_req_live());
-        event_base_loopexit(app.base, NULL);
+        /* The last answers may still sit in socket buffers being written:
+         * give the loop a moment to flush them before it stops. */
+        struct timeval linger = {0, 250000};
+        event_base_loopexit(app.base, &linger);
         return;
     }
     struct timeval tv = {0, 20000};
@@ -274,6 +278,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    if (c->workers > 1 && sl_stats_share() != SL_OK)
+        sl_warn("dashboard history is per worker (no shared memory)");
     int rc = c->workers > 1 ? supervise(c) : run(c);
     sl_config_unref(c);
     return rc;

@@ -10,6 +10,9 @@
 
 struct sl_req;
 
+/* Moves the history into shared memory; call before forking workers so the
+ * whole process group writes (and /stats reads) one history. */
+int sl_stats_share(void);
 void sl_stats_request(const struct sl_req *r);
 /* Appends the JSON members (without braces) of the history: series,
  * latency, tenants, models, errors, totals. */

@@ -64,3 +64,21 @@ def test_page_renders_in_chromium():
     assert "open" in text and "closed" in text, "breaker states missing"
     assert os.path.exists(shot) and os.path.getsize(shot) > 10000
     s.stop()
+
+
+def test_stats_cover_every_worker():
+    m = Mock()
+    c = base_config(m, workers=2, cache={"enabled": False})
+    s = Sluice(c)
+    import time
+    time.sleep(0.5)
+    for i in range(30):  # new connections: the kernel spreads them over both workers
+        post_json(s.url + "/v1/chat/completions", chat("w%d" % i))
+    seen, totals = set(), set()
+    for i in range(24):  # with 24 new connections both workers answer (odds of not: 2^-23)
+        j = json.loads(request("GET", s.url + "/stats")[2])
+        seen.add(j["worker"])
+        totals.add(j["totals"]["requests"])
+    assert seen == {0, 1}, seen
+    assert totals == {30}, totals  # whichever worker answers, the whole group's count
+    s.stop()
