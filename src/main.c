@@ -45,8 +45,12 @@ static void banner(const sl_config *c)
 {
     fprintf(stderr, "sluice %s listening on http://%s (pid %d)\n", SLUICE_VERSION, c->listen,
             (int)getpid());
-    fprintf(stderr, "  state store: %s\n",
-            c->redis.url ? c->redis.url : "embedded (in-process, volatile: lost on restart)");
+    if (c->redis.n_sentinels)
+        fprintf(stderr, "  state store: redis master \"%s\" via %zu sentinels\n",
+                c->redis.master_name, c->redis.n_sentinels);
+    else
+        fprintf(stderr, "  state store: %s\n",
+                c->redis.url ? c->redis.url : "embedded (in-process, volatile: lost on restart)");
     for (size_t i = 0; i < c->n_providers; i++) {
         const sl_provider_conf *p = &c->providers[i];
         fprintf(stderr, "  provider %s (%s) %s models:", p->name,
@@ -134,7 +138,11 @@ static int run(sl_config *c)
         sl_access_open(app.base, c->log.access) != SL_OK || sl_server_start(app.base, c) != SL_OK)
         return 1;
     app.l1 = sl_l1_new(c->cache.l1_max_bytes);
-    if (c->redis.host)
+    if (c->redis.n_sentinels)
+        app.redis = sl_redis_new_sentinel(app.base, c->redis.sentinels, c->redis.n_sentinels,
+                                          c->redis.master_name, c->redis.password, c->redis.db,
+                                          c->redis.timeout_ms);
+    else if (c->redis.host)
         app.redis = sl_redis_new(app.base, c->redis.host, c->redis.port, c->redis.password,
                                  c->redis.db, c->redis.timeout_ms);
     sl_cache_setup(app.l1, app.redis);

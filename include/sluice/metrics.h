@@ -45,6 +45,8 @@ struct sl_req;
     X(BREAKER, "sluice_breaker_state", "gauge",                                                    \
       "Circuit breaker state per provider: 0 closed, 1 open, 2 half-open.", "provider")            \
     X(REDIS_UP, "sluice_redis_up", "gauge", "1 when the Redis state store is connected.", "")      \
+    X(REDIS_FAILOVERS, "sluice_redis_failovers_total", "counter",                                  \
+      "Sentinel failovers followed to a new master.", "")                                          \
     X(ACCESS_DROPPED, "sluice_access_log_dropped_total", "counter",                                \
       "Access-log lines dropped because the log reader stalled.", "")
 

@@ -44,7 +44,7 @@ void sl_ops_health(sl_req *r)
     sl_buf_printf(b, "\"inflight\":%zu,\"upstream_inflight\":%zu,", sl_req_live() - 1,
                   sl_upstream_inflight());
     sl_buf_append_c(b, "\"state_store\":");
-    sl_buf_json_cstr(b, c->redis.host ? "redis" : "embedded");
+    sl_buf_json_cstr(b, c->redis.host || c->redis.n_sentinels ? "redis" : "embedded");
     sl_ops_health_stores(b);
     sl_buf_append_c(b, ",\"providers\":[");
     for (size_t i = 0; i < c->n_providers; i++) {

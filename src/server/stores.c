@@ -34,6 +34,7 @@ void sl_ops_health_stores(sl_buf *b)
     }
     sl_buf_printf(b, "{\"address\":");
     sl_buf_json_cstr(b, sl_redis_describe(redis));
+    sl_buf_printf(b, ",\"failovers\":%llu", (unsigned long long)sl_redis_failovers(redis));
     sl_buf_printf(b, ",\"state\":\"%s\",\"timeouts\":%llu,\"reconnects\":%llu}",
                   sl_redis_state_name(sl_redis_get_state(redis)),
                   (unsigned long long)sl_redis_timeouts(redis),
@@ -48,4 +49,5 @@ void sl_ops_metrics_stores(void)
     sl_metric_set(SL_M_CACHE_ENTRIES, (double)st.entries, NULL);
     sl_metric_set(SL_M_CACHE_BYTES, (double)st.bytes, NULL);
     sl_metric_set(SL_M_REDIS_UP, redis && sl_redis_get_state(redis) == SL_REDIS_UP, NULL);
+    sl_metric_set(SL_M_REDIS_FAILOVERS, (double)sl_redis_failovers(redis), NULL);
 }

@@ -27,6 +27,14 @@
 #include "sluice/redis.h"
 #include "sluice/upstream.h"
 
+/* Every SLA key shares the hash tag {sla}: the scripts that touch several of
+ * them would run on a Redis Cluster too (all in one slot). */
+#define K_TICKET "sluice:{sla}:t:"
+#define K_RISK   "sluice:{sla}:risk"
+#define K_DUE    "sluice:{sla}:due"
+#define K_IDS    "sluice:{sla}:ids"
+#define K_DEAD   "sluice:{sla}:dead"
+
 enum { DEAD_MAX = 1000, DASH_LIST_MAX = 100, TICK_LIMIT = 1000, ALERT_TTL_S = 30 * 86400 };
 static const char *const PRIORITIES[] = {"critical", "high", "medium", "low"};
 static const char *const STATUSES[] = {"open", "pending", "resolved", "closed"};
@@ -362,10 +370,10 @@ static void dead_letter(delivery *d)
     sl_warn("sla: webhook gave up after %d attempts; alert moved to the dead-letter list",
             d->attempt);
     if (sla.redis) {
-        const char *lp[] = {"LPUSH", "sluice:sla:dead", d->body};
-        size_t ll[] = {5, 15, d->len};
+        const char *lp[] = {"LPUSH", K_DEAD, d->body};
+        size_t ll[] = {5, strlen(K_DEAD), d->len};
         sl_redis_cmd(sla.redis, NULL, NULL, 3, lp, ll);
-        const char *lt[] = {"LTRIM", "sluice:sla:dead", "0", "999"};
+        const char *lt[] = {"LTRIM", K_DEAD, "0", "999"};
         sl_redis_cmd(sla.redis, NULL, NULL, 4, lt, NULL);
     }
     add_dead_mem(d->body, d->len); /* also kept in process for /sla/alerts/dead */
@@ -505,8 +513,8 @@ static const char *const TICK_SCRIPT =
     "  for _, m in ipairs(ms) do\n"
     "    redis.call('ZREM', z[1], m)\n"
     "    local id = string.sub(m, 3)\n"
-    "    local json = redis.call('HGET', 'sluice:sla:t:' .. id, 'j')\n"
-    "    if json and redis.call('SET', 'sluice:sla:alert:' .. z[2] .. ':' .. m, '1', 'NX', 'EX', "
+    "    local json = redis.call('HGET', 'sluice:{sla}:t:' .. id, 'j')\n"
+    "    if json and redis.call('SET', 'sluice:{sla}:alert:' .. z[2] .. ':' .. m, '1', 'NX', 'EX', "
     "ARGV[3]) then\n"
     "      out[#out + 1] = string.sub(m, 1, 1)\n"
     "      out[#out + 1] = z[2]\n"
@@ -556,7 +564,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         snprintf(n, sizeof n, "%lld", (long long)now);
         snprintf(lim, sizeof lim, "%d", TICK_LIMIT);
         snprintf(ttl, sizeof ttl, "%d", ALERT_TTL_S);
-        const char *argv[] = {"sluice:sla:risk", "sluice:sla:due", n, lim, ttl};
+        const char *argv[] = {K_RISK, K_DUE, n, lim, ttl};
         sl_redis_eval(sla.redis, TICK_SCRIPT, 2, 5, argv, NULL, on_tick_reply, NULL);
     } else {
         evaluate_mem(now);
@@ -590,6 +598,7 @@ typedef struct ingest {
     int pending;
     int created, updated, skipped, failed;
     bool store_failed;
+    bool waited; /* WAIT for replica acks was done (or is not needed) */
     sl_buf errors;
 } ingest;
 
@@ -599,9 +608,41 @@ static void answer(sl_req *r, int status)
     sl_pipeline_complete(r);
 }
 
+/* Replicas that must hold a write before it is acknowledged. */
+static int replica_acks(const sl_config *c)
+{
+    if (c->redis.min_replica_acks >= 0)
+        return c->redis.min_replica_acks;
+    return c->redis.n_sentinels ? 1 : 0;
+}
+
+static void ingest_finish(ingest *in);
+
+static void on_wait(void *ud, const redisReply *rep, int status)
+{
+    ingest *in = ud;
+    int need = replica_acks(sla.conf);
+    if (status != SL_OK || !rep || rep->type != REDIS_REPLY_INTEGER || rep->integer < need)
+        in->store_failed = true; /* a failover now could lose it: do not acknowledge */
+    in->waited = true;
+    ingest_finish(in);
+}
+
 static void ingest_finish(ingest *in)
 {
     sl_req *r = in->r;
+    int need = replica_acks(sla.conf);
+    if (sla.redis && need > 0 && !in->store_failed && !in->waited && (in->created || in->updated)) {
+        char n[16], ms[16];
+        int wait_ms = SL_MAX(sla.conf->redis.timeout_ms, 100);
+        snprintf(n, sizeof n, "%d", need);
+        snprintf(ms, sizeof ms, "%d", wait_ms);
+        const char *argv[] = {"WAIT", n, ms};
+        in->waited = true;
+        if (sl_redis_cmd_timeout(sla.redis, 2 * wait_ms, on_wait, in, 3, argv, NULL) == SL_OK)
+            return; /* answered when the replicas confirm */
+        in->store_failed = true;
+    }
     if (in->store_failed) {
         sl_req_header(r, "Retry-After", "1");
         sl_req_error(r, 503, "api_error", "store_unavailable", NULL,
@@ -650,7 +691,7 @@ static void instants(const sl_ticket *t, int kind, int64_t *risk, int64_t *due)
 static int store_redis(ingest *in, const sl_ticket *t, sl_str json)
 {
     char key[300], upd[32], v[4][32];
-    snprintf(key, sizeof key, "sluice:sla:t:%.*s", (int)t->id.len, t->id.p);
+    snprintf(key, sizeof key, K_TICKET "%.*s", (int)t->id.len, t->id.p);
     snprintf(upd, sizeof upd, "%lld", (long long)t->updated_ms);
     int64_t rr, rd, sr, sd;
     instants(t, 0, &rr, &rd);
@@ -660,21 +701,11 @@ static int store_redis(ingest *in, const sl_ticket *t, sl_str json)
     snprintf(v[2], 32, "%lld", (long long)sr);
     snprintf(v[3], 32, "%lld", (long long)sd);
     /* argv form: ids and fields travel binary-safe, never in a format string */
-    const char *argv[] = {key,
-                          "sluice:sla:risk",
-                          "sluice:sla:due",
-                          "sluice:sla:ids",
-                          json.p,
-                          upd,
-                          t->id.p,
-                          v[0],
-                          v[1],
-                          v[2],
-                          v[3]};
-    size_t argl[] = {strlen("sluice:sla:t:") + t->id.len,
-                     15,
-                     14,
-                     14,
+    const char *argv[] = {key, K_RISK, K_DUE, K_IDS, json.p, upd, t->id.p, v[0], v[1], v[2], v[3]};
+    size_t argl[] = {strlen(K_TICKET) + t->id.len,
+                     strlen(K_RISK),
+                     strlen(K_DUE),
+                     strlen(K_IDS),
                      json.len,
                      strlen(upd),
                      t->id.len,
@@ -829,7 +860,7 @@ void sl_sla_get(sl_req *r)
         return;
     }
     char key[1100];
-    int kl = snprintf(key, sizeof key, "sluice:sla:t:");
+    int kl = snprintf(key, sizeof key, K_TICKET);
     memcpy(key + kl, id, n);
     const char *argv[] = {"HGET", key, "j"};
     size_t argl[] = {4, (size_t)kl + n, 1};
@@ -958,14 +989,15 @@ static void dash_answer(dash *d)
     answer(d->r, 200);
 }
 
-static const char *const ALL_SCRIPT = "local ids = redis.call('SMEMBERS', KEYS[1])\n"
-                                      "local out = {}\n"
-                                      "for i, id in ipairs(ids) do\n"
-                                      "  if i > tonumber(ARGV[1]) then break end\n"
-                                      "  local j = redis.call('HGET', 'sluice:sla:t:' .. id, 'j')\n"
-                                      "  if j then out[#out + 1] = j end\n"
-                                      "end\n"
-                                      "return out\n";
+static const char *const ALL_SCRIPT =
+    "local ids = redis.call('SMEMBERS', KEYS[1])\n"
+    "local out = {}\n"
+    "for i, id in ipairs(ids) do\n"
+    "  if i > tonumber(ARGV[1]) then break end\n"
+    "  local j = redis.call('HGET', 'sluice:{sla}:t:' .. id, 'j')\n"
+    "  if j then out[#out + 1] = j end\n"
+    "end\n"
+    "return out\n";
 
 static void on_all_reply(void *ud, const redisReply *rep, int status)
 {
@@ -1005,7 +1037,7 @@ void sl_sla_dashboard(sl_req *r)
         dash_answer(d);
         return;
     }
-    const char *argv[] = {"sluice:sla:ids", "50000"};
+    const char *argv[] = {K_IDS, "50000"};
     sl_req_ref(r);
     if (sl_redis_eval(sla.redis, ALL_SCRIPT, 1, 2, argv, NULL, on_all_reply, d) != SL_OK) {
         sl_req_release(r);
@@ -1034,7 +1066,7 @@ static void on_dead_reply(void *ud, const redisReply *rep, int status)
 void sl_sla_dead(sl_req *r)
 {
     if (sla.redis) {
-        const char *argv[] = {"LRANGE", "sluice:sla:dead", "0", "99"};
+        const char *argv[] = {"LRANGE", K_DEAD, "0", "99"};
         sl_req_ref(r);
         if (sl_redis_cmd(sla.redis, on_dead_reply, r, 4, argv, NULL) == SL_OK)
             return;

@@ -30,6 +30,16 @@ struct sl_redis {
     uint64_t timeouts, reconnects;
     int pending; /* hiredis callbacks outstanding */
     bool freeing;
+    /* Sentinel mode: the master's address is asked, never configured */
+    char **sentinels; /* "host:port" */
+    size_t n_sentinels;
+    char *master_name;
+    size_t next_sentinel;          /* the one asked next */
+    redisAsyncContext *ask_ctx;    /* SENTINEL get-master-addr-by-name in flight */
+    redisAsyncContext *sub_ctx[8]; /* PSUBSCRIBE * on each sentinel */
+    uint64_t paused_until_ms;      /* a failover is under way: write nowhere until it ends */
+    struct event *kick;            /* deferred drop after a READONLY reply */
+    uint64_t failovers;
 };
 
 typedef struct pending_cmd {
@@ -85,6 +95,11 @@ static void on_reply(redisAsyncContext *c, void *reply, void *priv)
     sl_redis *r = pc->r;
     r->pending--;
     pc->hiredis_done = true;
+    const redisReply *rep = reply;
+    if (r->master_name && rep && rep->type == REDIS_REPLY_ERROR &&
+        strncmp(rep->str, "READONLY", 8) == 0)
+        event_active(r->kick, 0,
+                     0); /* a demoted master: find the new one (not on hiredis' stack) */
     if (!pc->answered) {
         pc->answered = true;
         evtimer_del(pc->timer);
@@ -132,8 +147,23 @@ static void on_cmd_timer(evutil_socket_t fd, short what, void *arg)
         drop_connection(r, "not answering (timeouts)");
 }
 
+static int command(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, int argc,
+                   const char **argv, const size_t *argvlen);
+
 int sl_redis_cmd(sl_redis *r, sl_redis_cb cb, void *ud, int argc, const char **argv,
                  const size_t *argvlen)
+{
+    return command(r, r ? r->timeout_ms : 0, cb, ud, argc, argv, argvlen);
+}
+
+int sl_redis_cmd_timeout(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, int argc,
+                         const char **argv, const size_t *argvlen)
+{
+    return command(r, timeout_ms, cb, ud, argc, argv, argvlen);
+}
+
+static int command(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, int argc,
+                   const char **argv, const size_t *argvlen)
 {
     if (!r || r->state != SL_REDIS_UP || !r->ctx)
         return SL_EAGAIN;
@@ -156,7 +186,7 @@ int sl_redis_cmd(sl_redis *r, sl_redis_cb cb, void *ud, int argc, const char **a
         return SL_OK;
     }
     r->pending++;
-    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     evtimer_add(pc->timer, &tv);
     return SL_OK;
 }
@@ -216,12 +246,25 @@ static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
         drop_connection(r, "connect timeout"); /* a black-holed address */
         return;
     }
+    if (r->ask_ctx) { /* a sentinel that does not answer: try the next */
+        redisAsyncContext *c = r->ask_ctx;
+        r->ask_ctx = NULL;
+        c->onDisconnect = NULL;
+        redisAsyncFree(c);
+        r->next_sentinel++;
+    }
     r->reconnects++;
     connect_now(r);
 }
 
+static void discover(sl_redis *r);
+
 static void connect_now(sl_redis *r)
 {
+    if (r->master_name && !r->ask_ctx) {
+        discover(r); /* ask where the master is, then connect there */
+        return;
+    }
     redisAsyncContext *c = redisAsyncConnect(r->host, r->port);
     if (!c || c->err) {
         set_state(r, SL_REDIS_DOWN, c ? c->errstr : "out of memory");
@@ -238,6 +281,222 @@ static void connect_now(sl_redis *r)
     set_state(r, SL_REDIS_CONNECTING, NULL);
     struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
     evtimer_add(r->reconnect, &tv);
+}
+
+/* ---- Sentinel: discovery and failover ------------------------------------------ */
+
+static void connect_master(sl_redis *r);
+
+static redisAsyncContext *sentinel_ctx(sl_redis *r, size_t i)
+{
+    char host[256];
+    snprintf(host, sizeof host, "%s", r->sentinels[i % r->n_sentinels]);
+    char *colon = strrchr(host, ':');
+    if (!colon)
+        return NULL;
+    *colon = '\0';
+    redisAsyncContext *c = redisAsyncConnect(host, atoi(colon + 1));
+    if (!c || c->err) {
+        if (c)
+            redisAsyncFree(c);
+        return NULL;
+    }
+    c->data = r;
+    redisLibeventAttach(c, r->base);
+    return c;
+}
+
+static void on_ask_gone(const redisAsyncContext *c, int status)
+{
+    SL_UNUSED(status);
+    sl_redis *r = c->data;
+    if (r->ask_ctx == c)
+        r->ask_ctx = NULL;
+}
+
+static void forget_sub(sl_redis *r, const redisAsyncContext *c)
+{
+    for (size_t i = 0; i < SL_ARRAY_LEN(r->sub_ctx); i++) {
+        if (r->sub_ctx[i] == c)
+            r->sub_ctx[i] = NULL;
+    }
+}
+
+static void on_sub_gone(const redisAsyncContext *c, int status)
+{
+    SL_UNUSED(status);
+    forget_sub(c->data, c); /* freed by hiredis; the next discovery subscribes again */
+}
+
+static void on_sub_connect(const redisAsyncContext *c, int status)
+{
+    if (status != REDIS_OK)
+        forget_sub(c->data, c);
+}
+
+/* Does this sentinel event concern our master? Payloads look like
+ * "master NAME ip port", "slave ip:port ip port @ NAME ip port", "NAME old.. new..". */
+static bool about_master(const sl_redis *r, const char *msg)
+{
+    char pat[300];
+    size_t nl = strlen(r->master_name);
+    snprintf(pat, sizeof pat, "@ %s ", r->master_name);
+    return strstr(msg, pat) ||
+           (strncmp(msg, "master ", 7) == 0 && strncmp(msg + 7, r->master_name, nl) == 0 &&
+            msg[7 + nl] == ' ') ||
+           (strncmp(msg, r->master_name, nl) == 0 && msg[nl] == ' ');
+}
+
+/* Failover events: as soon as one starts, stop writing to the old master (a
+ * write acknowledged there now could be lost); when the new master is named,
+ * go to it. Acting on the start closes the window in which the old master
+ * still accepts writes that its soon-reconfigured replicas would drop. */
+static void on_sentinel_event(redisAsyncContext *c, void *reply, void *priv)
+{
+    SL_UNUSED(priv);
+    sl_redis *r = c->data;
+    const redisReply *rep = reply;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 4 ||
+        rep->element[2]->type != REDIS_REPLY_STRING ||
+        rep->element[3]->type != REDIS_REPLY_STRING || !about_master(r, rep->element[3]->str))
+        return;
+    const char *ev = rep->element[2]->str;
+    if (strcmp(ev, "+switch-master") == 0) {
+        r->failovers++;
+        r->paused_until_ms = 0;
+        event_active(r->kick, 0, 0);
+    } else if (strcmp(ev, "+try-failover") == 0 || strcmp(ev, "+selected-slave") == 0 ||
+               strcmp(ev, "+promoted-slave") == 0 ||
+               strcmp(ev, "+failover-state-reconf-slaves") == 0) {
+        if (!r->paused_until_ms)
+            r->paused_until_ms = sl_now_ms() + 15000; /* bounded: failover-timeout scale */
+        event_active(r->kick, 0, 0);
+    }
+}
+
+static void subscribe_events(sl_redis *r)
+{
+    for (size_t i = 0; i < r->n_sentinels && i < SL_ARRAY_LEN(r->sub_ctx); i++) {
+        if (r->sub_ctx[i])
+            continue;
+        redisAsyncContext *c = sentinel_ctx(r, i);
+        if (!c)
+            continue;
+        redisAsyncSetConnectCallback(c, on_sub_connect);
+        redisAsyncSetDisconnectCallback(c, on_sub_gone);
+        const char *argv[] = {"PSUBSCRIBE", "*"};
+        redisAsyncCommandArgv(c, on_sentinel_event, NULL, 2, argv, NULL);
+        r->sub_ctx[i] = c;
+    }
+}
+
+static void on_master_addr(redisAsyncContext *c, void *reply, void *priv)
+{
+    SL_UNUSED(priv);
+    sl_redis *r = c->data;
+    const redisReply *rep = reply;
+    size_t asked = r->next_sentinel;
+    r->next_sentinel++;
+    redisAsyncDisconnect(c); /* allowed here: it closes once this callback returns */
+    if (r->ask_ctx == c)
+        r->ask_ctx = NULL;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING ||
+        rep->element[1]->type != REDIS_REPLY_STRING) {
+        if (r->next_sentinel % r->n_sentinels == 0) {
+            set_state(r, SL_REDIS_DOWN, "no sentinel knows the master");
+            schedule_reconnect(r); /* all asked: back off, then ask again */
+        } else {
+            event_active(r->kick, 0, 0); /* ask the next one now */
+        }
+        return;
+    }
+    snprintf(r->host, sizeof r->host, "%s", rep->element[0]->str);
+    r->port = atoi(rep->element[1]->str);
+    snprintf(r->desc, sizeof r->desc, "%s:%d/%d (master %s)", r->host, r->port, r->db,
+             r->master_name);
+    r->next_sentinel = asked; /* keep asking the one that answers */
+    subscribe_events(r);
+    connect_master(r);
+}
+
+/* Asks one sentinel (round robin) for the master's address. */
+static void discover(sl_redis *r)
+{
+    if (r->paused_until_ms && sl_now_ms() < r->paused_until_ms) {
+        set_state(r, SL_REDIS_DOWN, "failover under way");
+        schedule_reconnect(r); /* ask again later, or when +switch-master arrives */
+        return;
+    }
+    r->paused_until_ms = 0;
+    redisAsyncContext *c = sentinel_ctx(r, r->next_sentinel);
+    if (!c) {
+        r->next_sentinel++;
+        set_state(r, SL_REDIS_DOWN, "cannot reach a sentinel");
+        schedule_reconnect(r);
+        return;
+    }
+    redisAsyncSetDisconnectCallback(c, on_ask_gone);
+    const char *argv[] = {"SENTINEL", "get-master-addr-by-name", r->master_name};
+    redisAsyncCommandArgv(c, on_master_addr, NULL, 3, argv, NULL);
+    r->ask_ctx = c;
+    set_state(r, SL_REDIS_CONNECTING, NULL);
+    struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
+    evtimer_add(r->reconnect, &tv);
+}
+
+static void connect_master(sl_redis *r)
+{
+    char *name = r->master_name;
+    r->master_name = NULL; /* connect_now: straight to the address */
+    connect_now(r);
+    r->master_name = name;
+}
+
+/* Failover seen (message, READONLY) or a sentinel to try next: from the loop. */
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    SL_UNUSED(fd);
+    SL_UNUSED(what);
+    sl_redis *r = arg;
+    if (r->ctx) {
+        drop_connection(r, r->paused_until_ms
+                               ? "failover under way: writes paused"
+                               : "failover: asking the sentinels for the new master");
+        return; /* drop_connection schedules the reconnect, which discovers */
+    }
+    if (!r->ask_ctx)
+        discover(r);
+}
+
+sl_redis *sl_redis_new_sentinel(struct event_base *base, char *const *sentinels, size_t n,
+                                const char *master_name, const char *password, int db,
+                                int timeout_ms)
+{
+    sl_redis *r = calloc(1, sizeof(*r));
+    if (!r || !n)
+        return r;
+    r->base = base;
+    r->db = db;
+    r->timeout_ms = timeout_ms > 0 ? timeout_ms : 50;
+    r->password = password ? strdup(password) : NULL;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    r->sentinels = calloc(n, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        r->sentinels[i] = strdup(sentinels[i]);
+    r->n_sentinels = n;
+    r->master_name = strdup(master_name);
+    snprintf(r->desc, sizeof r->desc, "sentinel master %s (not found yet)", master_name);
+    r->reconnect = evtimer_new(base, on_reconnect_timer, r);
+    r->kick = event_new(base, -1, 0, on_kick, r);
+    r->state = SL_REDIS_DOWN;
+    connect_now(r);
+    return r;
+}
+
+uint64_t sl_redis_failovers(const sl_redis *r)
+{
+    return r ? r->failovers : 0;
 }
 
 sl_redis *sl_redis_new(struct event_base *base, const char *host, int port, const char *password,
@@ -271,6 +530,22 @@ void sl_redis_free(sl_redis *r)
         c->onDisconnect = NULL;
         redisAsyncFree(c);
     }
+    if (r->ask_ctx) {
+        r->ask_ctx->onDisconnect = NULL;
+        redisAsyncFree(r->ask_ctx);
+    }
+    for (size_t i = 0; i < SL_ARRAY_LEN(r->sub_ctx); i++) {
+        if (r->sub_ctx[i]) {
+            r->sub_ctx[i]->onDisconnect = NULL;
+            redisAsyncFree(r->sub_ctx[i]);
+        }
+    }
+    for (size_t i = 0; i < r->n_sentinels; i++)
+        free(r->sentinels[i]);
+    free(r->sentinels);
+    free(r->master_name);
+    if (r->kick)
+        event_free(r->kick);
     event_free(r->reconnect);
     free(r->password);
     free(r);

@@ -156,14 +156,15 @@ class Mock:
 
 
 class Redis:
-    def __init__(self, port=None):
+    def __init__(self, port=None, extra=None):
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="sluice-redis-")
+        self.extra = extra or []
         self.start()
 
     def start(self):
         self.proc = subprocess.Popen([REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no", "--dir", self.dir],
+                                      "--save", "", "--appendonly", "no", "--dir", self.dir] + self.extra,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _procs.append(self.proc)
         wait_port(self.port)
