@@ -95,3 +95,16 @@ def test_failover_keeps_serving_and_loses_no_ticket():
     time.sleep(0.2)
     assert replica.cmd("KEYS", "sluice:{c:*}:v2"), "L2 writes do not reach the new master"
     s.stop()
+
+
+def test_no_sentinel_answers_degraded_not_down():
+    m = Mock()
+    dead = [free_port(), free_port()]  # nothing listens there
+    s = Sluice(base_config(m, cache={"enabled": True}, sla={"targets": TARGETS},
+                           redis={"sentinels": ["127.0.0.1:%d" % p for p in dead], "master_name": "mymaster"}))
+    time.sleep(0.5)
+    assert post_json(s.url + "/v1/chat/completions", chat("still here"))[0] == 200
+    assert post_json(s.url + "/sla/tickets", {"tickets": [ticket("nope", 1)]})[0] == 503
+    h = json.loads(request("GET", s.url + "/health")[2])
+    assert h["state_store"] == "redis" and h["redis"]["state"] != "up", h["redis"]
+    s.stop()
