@@ -592,6 +592,7 @@ static void attempt(proxy_state *st)
         sl_breaker_release(&st->ticket);
         if (err == SL_EAGAIN) {
             sl_req_header(r, "Retry-After", "1");
+            sl_req_header(r, "retry-after-ms", "1000");
             sl_req_error(r, 503, "api_error", "overloaded", NULL,
                          "too many upstream calls in flight");
         } else {

@@ -77,3 +77,44 @@ def test_upstream_redirect_not_followed_and_oversized_answer():
     st, _, j, _ = post_json(s.url + "/v1/chat/completions", chat("big"))
     assert st == 502, (st, j)
     s.stop()
+
+
+def test_overload_503_while_health_answers():
+    import threading
+    m = Mock()
+    s = Sluice(base_config(m, server={"max_inflight": 2}, retries={"max": 0, "base_ms": 1}))
+    m.config(delay_ms=600)
+    res = []
+    ts = [threading.Thread(target=lambda i=i: res.append(post_json(s.url + "/v1/chat/completions", chat("load %d" % i))))
+          for i in range(6)]
+    [t.start() for t in ts]
+    time.sleep(0.2)
+    t0 = time.time()
+    assert request("GET", s.url + "/health")[0] == 200 and time.time() - t0 < 0.2
+    [t.join() for t in ts]
+    codes = sorted(r[0] for r in res)
+    assert codes.count(200) == 2 and codes.count(503) == 4, codes
+    refused = [r for r in res if r[0] == 503][0]
+    assert refused[1]["retry-after"] == "1" and refused[1]["retry-after-ms"] == "1000"
+    s.stop()
+
+
+def test_redis_error_replies_degrade():
+    from harness import Redis
+    m, r = Mock(), Redis()
+    s = Sluice(base_config(m, cache={"enabled": True}, redis={"url": r.url},
+                           keys=[{"key": "sk-e", "tenant": "e", "rpm": 100}]))
+    time.sleep(0.3)
+    h = {"Authorization": "Bearer sk-e"}
+    r.cmd("SET", "sluice:{t:e}:rpm", "not a hash")  # the limits script now fails with WRONGTYPE
+    assert post_json(s.url + "/v1/chat/completions", chat("wrongtype"), h)[0] == 200
+    keys = r.cmd("KEYS", "sluice:{c:*}:v2")
+    for k in keys:
+        r.cmd("DEL", k)
+        r.cmd("HSET", k, "f", "v")  # a cache entry of the wrong type is a miss, not an error
+    assert post_json(s.url + "/v1/chat/completions", chat("wrongtype"), h)[0] == 200
+    r.cmd("SCRIPT", "FLUSH")  # NOSCRIPT: EVALSHA falls back to EVAL
+    r.cmd("DEL", "sluice:{t:e}:rpm")
+    assert post_json(s.url + "/v1/chat/completions", chat("noscript"), h)[0] == 200
+    assert r.cmd("EXISTS", "sluice:{t:e}:rpm") == 1, "the limits script did not run after NOSCRIPT"
+    s.stop()
