@@ -118,3 +118,28 @@ def test_redis_error_replies_degrade():
     assert post_json(s.url + "/v1/chat/completions", chat("noscript"), h)[0] == 200
     assert r.cmd("EXISTS", "sluice:{t:e}:rpm") == 1, "the limits script did not run after NOSCRIPT"
     s.stop()
+
+
+def test_pipelined_requests_in_order():
+    import re
+    m = Mock()
+    s = Sluice(base_config(m))
+    body = json.dumps(chat("piped")).encode()
+    sock = socket.create_connection(("127.0.0.1", s.port))
+    sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+                 b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                 b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /health/ready HTTP/1.1\r\nHost: x\r\n\r\n" % (len(body), body))
+    sock.settimeout(3)
+    buf = b""
+    try:
+        while len(re.findall(rb"HTTP/1\.1 \d{3} ", buf)) < 4:
+            got = sock.recv(65536)
+            if not got:
+                break
+            buf += got
+    except socket.timeout:
+        pass
+    sock.close()
+    codes = [int(c) for c in re.findall(rb"HTTP/1\.1 (\d{3}) ", buf)]
+    assert codes == [200, 200, 404, 200], codes
+    s.stop()
