@@ -178,6 +178,33 @@ def storm(url, n=1000):
     return ok
 
 
+def open_streams(port, n, hold_s):
+    """Opens n concurrent streaming requests and keeps them open; returns how
+    many got their first event. Bounded: everything closes after hold_s."""
+    import asyncio
+
+    async def one(i, started):
+        try:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            body = json.dumps({"model": "gpt-4o-mini", "stream": True,
+                               "messages": [{"role": "user", "content": "open %d" % i}]}).encode()
+            w.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            await w.drain()
+            await asyncio.wait_for(r.readuntil(b"data:"), 20)
+            started.append(i)
+            await asyncio.sleep(hold_s)
+            w.close()
+        except Exception:
+            pass
+
+    async def run_all():
+        started = []
+        await asyncio.gather(*(one(i, started) for i in range(n)))
+        return len(started)
+    return asyncio.run(run_all())
+
+
 def main():
     signal.signal(signal.SIGTERM, cleanup)
     quick = os.environ.get("BENCH_QUICK") == "1"
@@ -229,6 +256,16 @@ def main():
     post(mock_url + "/_mock/config", {"delay_ms": 0})
     p99_storm = lat[int(len(lat) * 0.99) - 1] if lat else 0
 
+    # 2,000 streams held open at once: the mock drips a chunk every 500 ms
+    post(mock_url + "/_mock/config", {"stream_chunks": 40, "chunk_delay_ms": 500})
+    n_streams = 200 if quick else 2000
+    rss_streams = [0]
+    sampler = threading.Thread(target=lambda: (time.sleep(4), rss_streams.__setitem__(0, rss_kib(sp.pid))))
+    sampler.start()
+    opened = open_streams(sport, n_streams, 6)
+    sampler.join()
+    post(mock_url + "/_mock/reset", {})
+
     out = []
     out.append("| scenario | req/s | p50 µs | p99 µs | CPU µs/req | RSS MiB |")
     out.append("|---|---:|---:|---:|---:|---:|")
@@ -251,8 +288,10 @@ def main():
     ratios.append("coalescing storm: %d identical concurrent requests -> %d upstream call(s); followers p99 %.0f ms vs upstream 500 ms"
                   % (len(lat), calls, p99_storm / 1000))
     ratios.append("RSS idle: %.1f MiB" % (idle_rss / 1024))
+    ratios.append("RSS with %d/%d streams open: %.1f MiB" % (opened, n_streams, rss_streams[0] / 1024))
     checks += [("added p50 ≤ 100 µs", added <= 100), ("added TTFB ≤ 1 ms", ttfb_s - ttfb_d <= 1000),
-               ("RSS idle ≤ 8 MiB", idle_rss <= 8192), ("coalescing storm = 1 call", calls == 1)]
+               ("RSS idle ≤ 8 MiB", idle_rss <= 8192), ("coalescing storm = 1 call", calls == 1),
+               ("RSS with 2,000 streams ≤ 64 MiB", rss_streams[0] <= 65536 and opened == n_streams)]
     rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     cpu = ""
     try:
