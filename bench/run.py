@@ -67,9 +67,11 @@ def rss_kib(pid):
 
 
 def parse_latency(s):
-    m = re.match(r"([\d.]+)(us|ms|s)", s)
+    m = re.match(r"([\d.]+)(us|ms|s|m)", s)
+    if not m:
+        raise SystemExit("cannot read the latency %r" % s)
     v, u = float(m.group(1)), m.group(2)
-    return v * {"us": 1, "ms": 1000, "s": 1e6}[u]
+    return v * {"us": 1, "ms": 1000, "s": 1e6, "m": 60e6}[u]
 
 
 def wrk(url, script, conns=CONNS, secs=SECS):
@@ -77,6 +79,8 @@ def wrk(url, script, conns=CONNS, secs=SECS):
     if CORES >= 2:
         cmd = ["taskset", "-c", "0"] + cmd
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    if "Requests/sec" not in out or "50%" not in out:
+        raise SystemExit("wrk gave no result for %s:\n%s" % (url, out))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     p50 = parse_latency(re.search(r"50%\s+(\S+)", out).group(1))

@@ -58,15 +58,25 @@ int sl_buf_append_str(sl_buf *b, sl_str s)
 
 int sl_buf_printf(sl_buf *b, const char *fmt, ...)
 {
+    /* Format straight into the spare room; only when it does not fit, grow
+     * and format again (the common case formats once). */
+    size_t room = b->cap > b->len ? b->cap - b->len : 0;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(room ? b->p + b->len : NULL, room, fmt, ap);
     va_end(ap);
     if (n < 0)
         return SL_EINVAL;
+    if ((size_t)n < room) {
+        b->len += (size_t)n;
+        return SL_OK;
+    }
     int rc = sl_buf_reserve(b, (size_t)n);
-    if (rc)
+    if (rc) {
+        if (b->p)
+            b->p[b->len] = '\0'; /* undo the partial write's terminator position */
         return rc;
+    }
     va_start(ap, fmt);
     vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
