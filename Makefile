@@ -70,7 +70,8 @@ build/test/fuzz/%: build/test/obj/test/fuzz/%.o build/test/obj/test/fuzz/replay.
 # Real libFuzzer builds (clang only).
 build/fuzz/%: test/fuzz/%.c $(LIB_SRC)
 	@mkdir -p $(dir $@)
-	clang $(CSTD) -O1 -g -fsanitize=fuzzer,address,undefined $(INC) $(PKG_CFLAGS) \
+	clang $(CSTD) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    $(INC) $(PKG_CFLAGS) \
 	    -o $@ $< $(LIB_SRC) $(PKG_LIBS)
 
 test-build: all build/test/sluice build/test/sluice-mock $(UNIT_BIN) $(FUZZ_REPLAY)
@@ -88,9 +89,7 @@ bench: deps all
 
 FUZZ_SECONDS ?= 60
 fuzz: deps $(FUZZ_BIN)
-	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p test/fuzz/corpus/$$n; \
-	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 test/fuzz/corpus/$$n || exit 1; done
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) ./test/fuzz/run.sh $(FUZZ_BIN)
 
 FORMAT_FILES = $(shell find src include test -name '*.[ch]')
 format:

@@ -4,25 +4,23 @@
 
 #include "sluice/pipeline.h"
 
-extern const sl_stage sl_stage_auth;   /* key -> tenant (401) */
-extern const sl_stage sl_stage_parse;  /* body -> validated sl_llm_req (400/413) */
-extern const sl_stage sl_stage_limits; /* rpm, tpm, budget (429) */
-extern const sl_stage sl_stage_meter;  /* usage x price -> cost (on the way back) */
-extern const sl_stage sl_stage_route;
-extern const sl_stage sl_stage_cache; /* L1 + L2 lookup; store on the way back */
-extern const sl_stage sl_stage_coalesce;
-/* identical requests in flight share one call */ /* model -> provider (404 model_not_found) */
-extern const sl_stage sl_stage_proxy;             /* the upstream call, plain or streamed */
+extern const sl_stage sl_stage_auth;     /* key -> tenant (401) */
+extern const sl_stage sl_stage_parse;    /* body -> validated sl_llm_req (400/413) */
+extern const sl_stage sl_stage_limits;   /* rpm, tpm, budget (429) */
+extern const sl_stage sl_stage_meter;    /* usage x price -> cost (on the way back) */
+extern const sl_stage sl_stage_route;    /* model -> provider (404 model_not_found) */
+extern const sl_stage sl_stage_cache;    /* L1 + L2 lookup; store on the way back */
+extern const sl_stage sl_stage_coalesce; /* identical requests in flight share one call */
+extern const sl_stage sl_stage_proxy;    /* the upstream call, plain or streamed */
 
 struct sl_redis;
 /* Shares rate limits and budgets through Redis (NULL: in-process only). */
 void sl_limits_setup(struct sl_redis *redis);
 
 void sl_coalesce_setup(struct sl_redis *redis);
-/* Answers r from a stored cache entry (cache.c; used by cross-instance coalescing). */
-void sl_cache_serve_entry(sl_req *r, const char *entry, size_t len, const char *layer);
-/* Bytes of a stored entry before its JSON body. */
-#define SL_CACHE_ENTRY_HEADER 16
+/* Answers r from a stored cache entry (cache.c; used by cross-instance
+ * coalescing); false, with nothing sent, when the bytes are not an entry. */
+bool sl_cache_serve_entry(sl_req *r, const char *entry, size_t len, const char *layer);
 
 /* Cost in USD of the given usage at the configured price (meter.c). */
 double sl_meter_cost(const sl_config *c, sl_str model, long prompt, long completion, bool *priced);

@@ -9,20 +9,19 @@
  *
  * Cache-Control: no-cache skips the lookup but stores; no-store does neither;
  * x-sluice-cache-ttl sets this entry's TTL. Keys are scoped by tenant unless
- * cache.shared. Entries hold: 8-byte stored-at (ms, wall) + the JSON body. */
+ * cache.shared. The stored form of an answer is in cache_entry.h. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "sluice/cache.h"
+#include "sluice/cache_entry.h"
 #include "sluice/completion.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/redis.h"
 #include "sluice/stages.h"
 
-/* An entry: stored-at (ms, 8 bytes), prompt and completion tokens (4 + 4),
- * then the JSON answer. The usage rides in the header so a hit needs no parse. */
-enum { ENTRY_HEADER = SL_CACHE_ENTRY_HEADER, REPLAY_PIECES = 8 };
+enum { REPLAY_PIECES = 8 };
 
 static struct {
     sl_l1 *l1;
@@ -36,7 +35,7 @@ void sl_cache_setup(sl_l1 *l1, sl_redis *redis)
     cache.redis = redis;
 }
 
-static void serve(sl_req *r, const char *entry, size_t len, const char *layer);
+static bool serve(sl_req *r, const char *entry, size_t len, const char *layer);
 
 typedef struct cache_state {
     sl_req *r;
@@ -54,41 +53,57 @@ static void key_text(const sl_cache_key *k, char out[80])
     sl_cache_key_redis(k, SL_CACHE_KEY_VERSION, out);
 }
 
-/* Serves a stored entry (header + JSON) to the client. */
-void sl_cache_serve_entry(sl_req *r, const char *entry, size_t len, const char *layer)
+/* Serves a stored entry (header + JSON) to the client; false, with nothing
+ * sent, when the entry is not one (the caller treats it as a miss). */
+bool sl_cache_serve_entry(sl_req *r, const char *entry, size_t len, const char *layer)
 {
-    serve(r, entry, len, layer);
+    return serve(r, entry, len, layer);
 }
 
-static void serve(sl_req *r, const char *entry, size_t len, const char *layer)
+static bool serve(sl_req *r, const char *entry, size_t len, const char *layer)
 {
-    int64_t stored_at;
-    memcpy(&stored_at, entry, sizeof stored_at);
-    const char *json = entry + ENTRY_HEADER;
-    size_t jlen = len - ENTRY_HEADER;
+    sl_cache_entry e;
+    if (sl_cache_entry_decode(entry, len, &e) != SL_OK)
+        return false;
+    sl_buf sse = {0};
+    if (r->llm.stream) {
+        sl_buf_init(&sse, 0);
+        if (sl_replay_sse(e.json.p, e.json.len, r->llm.include_usage, REPLAY_PIECES, &sse) !=
+            SL_OK) {
+            sl_buf_free(&sse);
+            return false;
+        }
+    }
     if (r->cache != SL_CACHE_COALESCED) /* coalescing across instances serves through here too */
         r->cache = SL_CACHE_HIT;
     r->cache_detail = layer;
-    int64_t age = (sl_wall_ms() - stored_at) / 1000;
+    int64_t age = (sl_wall_ms() - e.stored_at_ms) / 1000;
     sl_req_header(r, "Age", sl_arena_printf(&r->arena, "%lld", (long long)(age > 0 ? age : 0)));
-    uint32_t tokens[2];
-    memcpy(tokens, entry + 8, sizeof tokens);
-    r->prompt_tokens = tokens[0];
-    r->completion_tokens = tokens[1];
+    r->prompt_tokens = e.prompt_tokens;
+    r->completion_tokens = e.completion_tokens;
     if (r->llm.stream) {
-        sl_buf sse;
-        sl_buf_init(&sse, 0);
-        sl_replay_sse(json, jlen, r->llm.include_usage, REPLAY_PIECES, &sse);
         sl_pipeline_stream_head(r, 200);
         sl_pipeline_stream_data(r, sse.p, sse.len);
         sl_buf_free(&sse);
     } else {
         r->status = 200;
-        sl_buf_append(&r->body_out, json, jlen);
+        sl_buf_append(&r->body_out, e.json.p, e.json.len);
     }
     sl_metric_add(SL_M_CACHE_LOOKUPS, 1,
                   (const char *const[]){layer[1] == '1' ? "hit_l1" : "hit_l2"});
     sl_pipeline_complete(r);
+    return true;
+}
+
+/* What is left of an entry's life when it comes back from Redis: L1 must not
+ * keep it longer than the shared copy lives. */
+static uint64_t remaining_ttl_ms(const sl_req *r, const char *entry, size_t len)
+{
+    sl_cache_entry e;
+    if (sl_cache_entry_decode(entry, len, &e) != SL_OK)
+        return 0;
+    int64_t ttl = (int64_t)r->conf->cache.ttl_s * 1000, age = sl_wall_ms() - e.stored_at_ms;
+    return age < 0 ? (uint64_t)ttl : age >= ttl ? 0 : (uint64_t)(ttl - age);
 }
 
 static void on_l2_reply(void *ud, const redisReply *reply, int status)
@@ -99,10 +114,11 @@ static void on_l2_reply(void *ud, const redisReply *reply, int status)
     if (r->client_gone) {
         sl_pipeline_resume(r); /* the pipeline notices and answers 499 */
     } else if (status == SL_OK && reply && reply->type == REDIS_REPLY_STRING &&
-               reply->len > ENTRY_HEADER) {
-        uint64_t ttl_ms = (uint64_t)r->conf->cache.ttl_s * 1000u;
-        sl_l1_put(cache.l1, (sl_l1_key){r->key.hi, r->key.lo}, reply->str, reply->len, 0, ttl_ms);
-        serve(r, reply->str, reply->len, "l2");
+               serve(r, reply->str, reply->len, "l2")) {
+        uint64_t ttl_ms = remaining_ttl_ms(r, reply->str, reply->len);
+        if (ttl_ms > 0)
+            sl_l1_put(cache.l1, (sl_l1_key){r->key.hi, r->key.lo}, reply->str, reply->len, 0,
+                      ttl_ms);
     } else {
         sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
         sl_pipeline_resume(r);
@@ -186,16 +202,17 @@ static void cache_response(sl_req *r)
     long ttl_s = r->ttl_override_s >= 0 ? r->ttl_override_s : r->conf->cache.ttl_s;
     if (ttl_s <= 0)
         return;
-    size_t len = ENTRY_HEADER + body.len;
+    sl_cache_entry e = {
+        .stored_at_ms = sl_wall_ms(),
+        .prompt_tokens = (uint32_t)SL_MAX(r->prompt_tokens, 0),
+        .completion_tokens = (uint32_t)SL_MAX(r->completion_tokens, 0),
+        .json = body,
+    };
+    size_t len = sl_cache_entry_size(body.len);
     char *entry = malloc(len);
     if (!entry)
         return;
-    int64_t now = sl_wall_ms();
-    uint32_t tokens[2] = {(uint32_t)SL_MAX(r->prompt_tokens, 0),
-                          (uint32_t)SL_MAX(r->completion_tokens, 0)};
-    memcpy(entry, &now, 8);
-    memcpy(entry + 8, tokens, sizeof tokens);
-    memcpy(entry + ENTRY_HEADER, body.p, body.len);
+    sl_cache_entry_encode(&e, entry);
     sl_l1_put(cache.l1, (sl_l1_key){r->key.hi, r->key.lo}, entry, len, 0, (uint64_t)ttl_s * 1000u);
     if (cache.redis) {
         char key[80], px[32];

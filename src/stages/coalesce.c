@@ -326,11 +326,15 @@ static void on_poll_reply(void *ud, const redisReply *rep, int status)
     }
     if (status != SL_OK || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
         stop_waiting(f, true); /* Redis trouble: call upstream ourselves */
-    } else if (rep->element[0]->type == REDIS_REPLY_STRING &&
-               rep->element[0]->len > SL_CACHE_ENTRY_HEADER) {
+    } else if (rep->element[0]->type == REDIS_REPLY_STRING) {
+        sl_cache_outcome was = r->cache;
         r->cache = SL_CACHE_COALESCED;
         r->led_by = "another instance";
-        sl_cache_serve_entry(r, rep->element[0]->str, rep->element[0]->len, "l2");
+        if (!sl_cache_serve_entry(r, rep->element[0]->str, rep->element[0]->len, "l2")) {
+            r->cache = was; /* not an entry: call upstream ourselves */
+            r->led_by = NULL;
+            stop_waiting(f, true);
+        }
     } else if (rep->element[1]->type == REDIS_REPLY_NIL) {
         if (try_lock(f) != SL_OK) /* the holder is gone: take over */
             stop_waiting(f, true);

@@ -102,6 +102,41 @@ def test_two_instances_share_redis():
     a.stop(), b.stop()
 
 
+def test_foreign_bytes_in_redis_are_a_miss_and_l1_keeps_the_shared_ttl():
+    m, r = Mock(), Redis()
+    a, b = Sluice(cfg(m, r)), Sluice(cfg(m, r))
+    time.sleep(0.3)
+    u = "/v1/chat/completions"
+
+    def stored_by_a(prompt):
+        before = set(r.cmd("KEYS", "sluice:{c:*}:v2"))
+        assert post_json(a.url + u, chat(prompt))[1]["x-sluice-cache"] == "miss"
+        time.sleep(0.1)
+        (key,) = set(r.cmd("KEYS", "sluice:{c:*}:v2")) - before
+        return key
+
+    for i, junk in enumerate((b"x", b"\0" * 16 + b"<html>oops</html>", b"\0" * 16 + b"{not json")):
+        r.cmd("SET", stored_by_a("plain %d" % i), junk, "PX", 60000)
+        st, h, out, _ = post_json(b.url + u, chat("plain %d" % i))
+        assert st == 200 and h["x-sluice-cache"] == "miss", (junk, h)
+        assert out["choices"][0]["message"]["content"]
+        r.cmd("SET", stored_by_a("stream %d" % i), junk, "PX", 60000)
+        st, h, ev, _ = stream(b.url + u, chat("stream %d" % i, stream=True))
+        assert st == 200 and h["x-sluice-cache"] == "miss", (junk, h)
+        assert content_of_stream(ev) and ev[-1] == "[DONE]", ev
+    # an entry copied from Redis lives in L1 only as long as its shared copy
+    key = stored_by_a("old")
+    entry = r.cmd("GET", key)
+    old = int.from_bytes(entry[:8], "little") - 59_500  # stored 59.5 s ago, TTL 60 s
+    r.cmd("SET", key, old.to_bytes(8, "little") + entry[8:], "PX", 500)
+    st, h, _, _ = post_json(b.url + u, chat("old"))
+    assert h["x-sluice-cache"] == "hit" and h["age"] == "59", h
+    time.sleep(0.7)
+    st, h, _, _ = post_json(b.url + u, chat("old"))
+    assert h["x-sluice-cache"] == "miss", "L1 kept an entry past its shared TTL"
+    a.stop(), b.stop()
+
+
 def test_redis_killed_and_hung_requests_still_fast():
     m, r = Mock(), Redis()
     s = Sluice(cfg(m, r))

@@ -1,0 +1,50 @@
+/* fuzz_redis.c — what sluice does with bytes from Redis: replies as hiredis
+ * reads them off the socket (fed in splits the input picks), stored cache
+ * entries checked and, when they pass, replayed as a stream. */
+#include <hiredis/hiredis.h>
+
+#include "sluice/cache_entry.h"
+#include "sluice/completion.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void use_entry(const redisReply *rep)
+{
+    sl_cache_entry e;
+    if (rep->type != REDIS_REPLY_STRING || sl_cache_entry_decode(rep->str, rep->len, &e) != SL_OK)
+        return;
+    sl_buf sse;
+    sl_buf_init(&sse, 0);
+    sl_replay_sse(e.json.p, e.json.len, e.prompt_tokens & 1, 4, &sse);
+    sl_buf_free(&sse);
+}
+
+static void use_reply(const redisReply *rep)
+{
+    use_entry(rep);
+    if (rep->type == REDIS_REPLY_ARRAY) /* MGET of the coalescing poll */
+        for (size_t i = 0; i < rep->elements; i++)
+            use_entry(rep->element[i]);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    redisReader *rd = redisReaderCreate();
+    if (!rd)
+        return 0;
+    size_t step = size ? (size_t)data[0] % 13 + 1 : 1;
+    for (size_t off = 0; off < size; off += step) {
+        if (redisReaderFeed(rd, (const char *)data + off, SL_MIN(step, size - off)) != REDIS_OK)
+            break;
+        void *rep = NULL;
+        while (redisReaderGetReply(rd, &rep) == REDIS_OK && rep) {
+            use_reply(rep);
+            freeReplyObject(rep);
+            rep = NULL;
+        }
+        if (rd->err)
+            break;
+    }
+    redisReaderFree(rd);
+    return 0;
+}
