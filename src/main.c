@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -263,6 +264,25 @@ static int supervise(sl_config *c)
     return 0;
 }
 
+/* Each client connection may hold an upstream socket too: ask for twice
+ * max_connections descriptors plus some for Redis, logs and the listener. A
+ * shortfall is survivable (accept pauses on EMFILE) but deserves a warning. */
+static void raise_fd_limit(const sl_config *c)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)c->server.max_connections * 2 + 256;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < want)
+        sl_warn("file descriptor limit %llu is below the %llu that max_connections %d may need",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)want,
+                c->server.max_connections);
+}
+
 int main(int argc, char **argv)
 {
     bool test_only = false;
@@ -286,6 +306,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    raise_fd_limit(c);
     if (c->workers > 1 && sl_stats_share() != SL_OK)
         sl_warn("dashboard history is per worker (no shared memory)");
     int rc = c->workers > 1 ? supervise(c) : run(c);

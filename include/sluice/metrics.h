@@ -36,6 +36,7 @@ struct sl_req;
     X(COALESCED, "sluice_coalesced_requests_total", "counter",                                     \
       "Requests answered by joining an identical call in flight.", "")                             \
     X(INFLIGHT, "sluice_inflight_requests", "gauge", "Requests being handled now.", "")            \
+    X(CONNECTIONS, "sluice_client_connections", "gauge", "Client connections open now.", "")       \
     X(UPSTREAM_INFLIGHT, "sluice_upstream_inflight_calls", "gauge", "Upstream calls in flight.",   \
       "")                                                                                          \
     X(CACHE_ENTRIES, "sluice_cache_entries", "gauge", "Entries in the in-process cache.", "")      \

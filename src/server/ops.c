@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "sluice/breaker.h"
+#include "sluice/conn.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
@@ -76,6 +77,7 @@ void sl_ops_health(sl_req *r)
 void sl_ops_metrics(sl_req *r)
 {
     sl_metric_set(SL_M_INFLIGHT, (double)(sl_req_live() - 1), NULL);
+    sl_metric_set(SL_M_CONNECTIONS, (double)sl_conn_open_count(), NULL);
     sl_metric_set(SL_M_UPSTREAM_INFLIGHT, (double)sl_upstream_inflight(), NULL);
     sl_metric_set(SL_M_ACCESS_DROPPED, (double)sl_access_dropped(), NULL);
     sl_ops_metrics_stores();

@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "sluice/conn.h"
 #include "sluice/log.h"
 #include "sluice/pipeline.h"
 #include "sluice/sla.h"
@@ -153,22 +154,20 @@ static void http_end(sl_sink *s, sl_req *r)
     }
     r->owner = NULL;
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    if (evcon)
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
     if (r->streaming)
         evhttp_send_reply_end(req);
     else
         evhttp_send_reply(req, r->status, NULL, NULL);
+    sl_conn_request_end(evcon);
 }
 
 static const sl_sink_ops http_ops = {.head = http_head, .data = http_data, .end = http_end};
 static sl_sink http_sink = {.ops = &http_ops};
 
-static void on_client_close(struct evhttp_connection *evcon, void *arg)
+/* conn.c: the client hung up while r was being answered. */
+static void on_client_gone(sl_req *r)
 {
-    SL_UNUSED(evcon);
-    sl_req *r = arg;
-    if (!r || r->completed)
+    if (r->completed)
         return;
     r->detached = true; /* evhttp took the request off the connection */
     stop_watch(r);
@@ -333,8 +332,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     read_request_headers(r, in);
     split_uri(r, evhttp_request_get_uri(req));
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    if (evcon)
-        evhttp_connection_set_closecb(evcon, on_client_close, r);
+    sl_conn_request_begin(evcon, r);
 
     if (has_conflicting_headers(in)) {
         answer_error(r, 400, "invalid_header", "conflicting Content-Length headers");
@@ -436,10 +434,13 @@ int sl_server_start(struct event_base *base, sl_config *conf)
     evhttp_set_default_content_type(srv.http, "application/json");
     evhttp_set_gencb(srv.http, on_request, NULL);
     apply_limits(conf);
+    if (sl_conn_setup(base, srv.http, on_client_gone) != SL_OK)
+        return SL_ENOMEM;
     srv.listener = make_listener(conf);
     if (!srv.listener)
         return SL_EIO;
     srv.bound = evhttp_bind_listener(srv.http, srv.listener);
+    sl_conn_set_listener(srv.bound ? srv.listener : NULL);
     return srv.bound ? SL_OK : SL_EIO;
 }
 
@@ -473,6 +474,7 @@ void sl_server_begin_drain(void)
         return;
     srv.draining = true;
     if (srv.bound) {
+        sl_conn_set_listener(NULL);
         evhttp_del_accept_socket(srv.http, srv.bound); /* frees the listener too */
         srv.bound = NULL;
         srv.listener = NULL;
@@ -482,7 +484,8 @@ void sl_server_begin_drain(void)
 void sl_server_stop(void)
 {
     if (srv.http)
-        evhttp_free(srv.http);
+        evhttp_free(srv.http); /* closes every connection */
+    sl_conn_shutdown();
     if (srv.chunk)
         evbuffer_free(srv.chunk);
     srv.http = NULL;

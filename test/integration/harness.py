@@ -260,7 +260,7 @@ def _scalar(x):
 
 
 class Sluice:
-    def __init__(self, config, env=None, wait=True):
+    def __init__(self, config, env=None, wait=True, max_fds=None):
         self.dir = tempfile.mkdtemp(prefix="sluice-test-")
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
@@ -271,8 +271,11 @@ class Sluice:
         e = dict(os.environ)
         e.update(env or {})
         self.err = open(self.stderr_path, "wb")
+        def limit():
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_fds, max_fds))
         self.proc = subprocess.Popen([SLUICE_BIN, "-c", self.conf_path], stdout=subprocess.DEVNULL,
-                                     stderr=self.err, env=e)
+                                     stderr=self.err, env=e, preexec_fn=limit if max_fds else None)
         _procs.append(self.proc)
         if wait:
             wait_port(self.port)

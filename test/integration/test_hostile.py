@@ -1,5 +1,5 @@
 """Issue 10 (part): hostile HTTP and JSON get clean refusals and cost no upstream call."""
-import json, socket, time
+import json, os, socket, time
 from harness import Mock, Sluice, base_config, chat, post_json, post_status_or_closed, request, send_raw
 
 
@@ -23,12 +23,18 @@ def test_hostile_framing():
         "long uri": b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
         "big header": b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n",
     }
+    answers = []
     for name, raw in cases.items():
         got = send_raw(s.port, raw, timeout=2)
+        answers.append(got)
         st = status_of(got)
         assert got == b"" or (st is not None and 400 <= st < 500), (name, got[:120])
     assert m.stats()["requests"] == 0
     assert request("GET", s.url + "/health/live")[0] == 200  # still serving
+    answered = sum(1 for raw in answers if status_of(raw))
+    log = s.wait_log(answered + 1)
+    refusals = [l for l in log if 400 <= l["status"] < 500]
+    assert len(refusals) == answered and len(log) == answered + 1, log  # each is logged
     s.stop()
 
 
@@ -142,4 +148,135 @@ def test_pipelined_requests_in_order():
     sock.close()
     codes = [int(c) for c in re.findall(rb"HTTP/1\.1 (\d{3}) ", buf)]
     assert codes == [200, 200, 404, 200], codes
+    s.stop()
+
+
+def raise_fd_limit():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_until_close(sock, timeout):
+    sock.settimeout(timeout)
+    out = b""
+    try:
+        while True:
+            got = sock.recv(65536)
+            if not got:
+                return out, True
+            out += got
+    except socket.timeout:
+        return out, False
+    except ConnectionResetError:
+        return out, True
+
+
+def test_header_timeout_408_and_idle_keepalive_reaped():
+    m = Mock()
+    s = Sluice(base_config(m, server={"header_timeout_s": 1, "idle_timeout_s": 2}))
+    # a slowloris: one header byte every 100 ms never completes its request
+    t0 = time.time()
+    c = socket.create_connection(("127.0.0.1", s.port))
+    c.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+    got = b""
+    c.settimeout(0.1)
+    while time.time() - t0 < 4:
+        try:
+            c.sendall(b"X")
+            got += c.recv(65536)
+            if got and b"\r\n\r\n" in got:
+                break
+        except socket.timeout:
+            pass
+        except (BrokenPipeError, ConnectionResetError):
+            break
+    assert got.startswith(b"HTTP/1.1 408"), got[:200]
+    assert json.loads(got.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "request_timeout"
+    assert 0.9 < time.time() - t0 < 2.5, time.time() - t0
+    c.close()
+    # a connection that says nothing gets the same
+    quiet = socket.create_connection(("127.0.0.1", s.port))
+    out, closed = read_until_close(quiet, 3)
+    assert out.startswith(b"HTTP/1.1 408") and closed, out[:100]
+    # an idle kept-alive connection is reaped silently after its request
+    k = socket.create_connection(("127.0.0.1", s.port))
+    k.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.2)
+    first = k.recv(65536)
+    assert first.startswith(b"HTTP/1.1 200"), first[:100]
+    out, closed = read_until_close(k, 4)
+    assert closed and out == b"", out[:100]
+    log = s.wait_log(3)
+    assert sum(1 for l in log if l["status"] == 408) == 2, log
+    assert m.stats()["requests"] == 0
+    s.stop()
+
+
+def test_trickling_and_idle_connections_do_not_slow_a_request():
+    raise_fd_limit()
+    m = Mock()
+    s = Sluice(base_config(m))
+    idle = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(2000)]
+    trickle = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(300)]
+    for t in trickle:
+        t.sendall(b"POST /v1/chat/completions HTTP/1.1\r\n")
+    worst = 0
+    for i in range(20):
+        for t in trickle:
+            t.send(b"x")
+        t0 = time.time()
+        st, _, _, _ = post_json(s.url + "/v1/chat/completions", chat("busy %d" % i))
+        worst = max(worst, time.time() - t0)
+        assert st == 200
+    assert worst < 0.5, worst  # a liveness bound, not a speed claim: bench/ measures speed
+    st, h, _ = request("GET", s.url + "/health")
+    assert st == 200
+    for c in idle + trickle:
+        c.close()
+    s.stop()
+
+
+def test_connection_cap_refuses_cleanly_and_recovers():
+    m = Mock()
+    s = Sluice(base_config(m, server={"max_connections": 20}))
+    time.sleep(0.2)  # let sluice see the close of the harness's port probe
+    held = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(20)]
+    time.sleep(0.2)
+    extra = socket.create_connection(("127.0.0.1", s.port))
+    extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    out, closed = read_until_close(extra, 3)
+    assert out.startswith(b"HTTP/1.1 503") and closed, out[:200]
+    assert json.loads(out.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "too_many_connections"
+    for c in held:
+        c.close()
+    time.sleep(0.3)
+    assert post_json(s.url + "/v1/chat/completions", chat())[0] == 200
+    log = s.wait_log(2)
+    assert [l["status"] for l in log] == [503, 200], log
+    s.stop()
+
+
+def test_out_of_file_descriptors_pauses_accept_without_spinning():
+    m = Mock()
+    s = Sluice(base_config(m), max_fds=64)
+    conns = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(100)]
+    time.sleep(0.3)
+    c0 = cpu_seconds(s.proc.pid)
+    time.sleep(1.0)
+    used = cpu_seconds(s.proc.pid) - c0
+    assert used < 0.3, "sluice burned %.2f s of CPU in 1 s while out of fds" % used
+    for c in conns:
+        c.close()
+    time.sleep(0.5)
+    assert post_json(s.url + "/v1/chat/completions", chat())[0] == 200
+    err = s.stderr()
+    assert "pausing accepts" in err and "below the" in err, err  # and it warned at start
     s.stop()
