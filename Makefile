@@ -3,7 +3,8 @@
 #   make              build/sluice and build/sluice-mock (release, -O2)
 #   make test         everything under ASan+UBSan: unit, fuzz replay, integration
 #   make run          demo on 127.0.0.1:8080 (starts the mock without OPENAI_API_KEY)
-#   make bench        load scenarios in bench/
+#   make bench        load scenarios in bench/, then the soak (SOAK=0 skips it)
+#   make soak         only the soak: a million mixed requests, RSS/fds/TTLs checked
 #   make fuzz         libFuzzer targets (clang), FUZZ_SECONDS each
 #   make format-check clang-format over the tree
 
@@ -32,7 +33,7 @@ UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/unit/%)
 FUZZ_REPLAY := $(FUZZ_SRC:test/fuzz/%.c=build/test/fuzz/%)
 FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all deps test run bench fuzz clean format format-check test-build
+.PHONY: all deps test run bench soak fuzz clean format format-check test-build
 all: build/sluice build/sluice-mock
 
 deps:
@@ -86,6 +87,10 @@ run: deps all
 bench: deps all
 	@./third_party/install.sh third_party/bench-packages.txt
 	@./bench/run.sh
+
+soak: deps all
+	@./third_party/install.sh third_party/bench-packages.txt
+	@python3 bench/soak.py
 
 FUZZ_SECONDS ?= 60
 fuzz: deps $(FUZZ_BIN)

@@ -17,6 +17,7 @@
 #include "sluice/cache.h"
 #include "sluice/config.h"
 #include "sluice/log.h"
+#include "sluice/metrics.h"
 #include "sluice/stages.h"
 #include "sluice/stats.h"
 #include "sluice/server.h"
@@ -160,8 +161,10 @@ static int run(sl_config *c)
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(sig); i++)
         evsignal_add(sig[i], NULL);
+    sl_metrics_worker(app.base, sl_server_worker()); /* a no-op without workers */
     banner(c);
     event_base_dispatch(app.base);
+    sl_metrics_worker_stop();
 
     bool clean = sl_req_live() == 0;
     for (size_t i = 0; i < SL_ARRAY_LEN(sig); i++)
@@ -309,6 +312,8 @@ int main(int argc, char **argv)
     raise_fd_limit(c);
     if (c->workers > 1 && sl_stats_share() != SL_OK)
         sl_warn("dashboard history is per worker (no shared memory)");
+    if (c->workers > 1 && sl_metrics_share(c->workers) != SL_OK)
+        sl_warn("/metrics is per worker (no shared memory)");
     int rc = c->workers > 1 ? supervise(c) : run(c);
     sl_config_unref(c);
     return rc;

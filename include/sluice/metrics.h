@@ -70,6 +70,14 @@ void sl_metrics_request(const struct sl_req *r);
 /* Renders the Prometheus text exposition. */
 void sl_metrics_render(sl_buf *out);
 void sl_metrics_free(void);
+/* Workers: before the fork, a shared slot per worker (SL_EINVAL outside 2..64
+ * workers); in each worker, publish its series there once a second. A
+ * restarted worker starts from zero, so group counters may step back once
+ * (Prometheus reads that as a counter reset). */
+struct event_base;
+int sl_metrics_share(int workers);
+void sl_metrics_worker(struct event_base *base, int index);
+void sl_metrics_worker_stop(void);
 /* A registered provider of gauges refreshed at scrape time. */
 typedef void (*sl_metrics_refresh_fn)(void);
 void sl_metrics_on_scrape(sl_metrics_refresh_fn fn);

@@ -1,9 +1,19 @@
-/* metrics.c — the series store and the Prometheus text exposition. */
+/* metrics.c — the series store and the Prometheus text exposition.
+ *
+ * With workers, every worker publishes a snapshot of its series once a second
+ * into its slot of a shared mapping made before the fork; a scrape answered by
+ * any worker merges its own live series with the others' snapshots, so
+ * /metrics reports the process group (the others' part at most a second old).
+ * Counters and histograms add up; gauges add up too (in flight, connections,
+ * cache bytes), except states that every worker reports of the same thing
+ * (breaker state, Redis up), which take the highest. */
 #include "sluice/metrics.h"
 
+#include <event2/event.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "sluice/access.h"
 #include "sluice/req.h"
@@ -35,9 +45,13 @@ typedef struct series {
     char labels[]; /* rendered `a="x",b="y"` */
 } series;
 
-static series *table[N_BUCKETS];
-static series *by_family[SL_M__COUNT];
-static size_t n_series;
+typedef struct registry {
+    series *table[N_BUCKETS];
+    series *by_family[SL_M__COUNT];
+    size_t n;
+} registry;
+
+static registry live;
 static sl_metrics_refresh_fn refreshers[8];
 static int n_refreshers;
 
@@ -91,30 +105,35 @@ static uint64_t fnv1a(const char *p, size_t n, uint64_t h)
     return h;
 }
 
+static series *find_or_add(registry *g, sl_metric m, const char *lab, size_t len)
+{
+    uint64_t h = fnv1a(lab, len, 1469598103934665603ull ^ (uint64_t)m);
+    series *s;
+    for (s = g->table[h % N_BUCKETS]; s; s = s->next) {
+        if (s->hash == h && s->m == m && strlen(s->labels) == len &&
+            memcmp(s->labels, lab, len) == 0)
+            break;
+    }
+    if (!s && g->n < MAX_SERIES && (s = calloc(1, sizeof(*s) + len + 1))) {
+        s->m = m;
+        s->hash = h;
+        memcpy(s->labels, lab, len);
+        s->next = g->table[h % N_BUCKETS];
+        g->table[h % N_BUCKETS] = s;
+        s->fam_next = g->by_family[m];
+        g->by_family[m] = s;
+        g->n++;
+    }
+    return s;
+}
+
 static series *get_series(sl_metric m, const char *const *values)
 {
     static sl_buf key; /* reused: no allocation per observation once warm */
     key.max = 4096;
     sl_buf_reset(&key);
     render_labels(&key, m, values);
-    const char *lab = key.p ? key.p : "";
-    uint64_t h = fnv1a(lab, key.len, 1469598103934665603ull ^ (uint64_t)m);
-    series *s;
-    for (s = table[h % N_BUCKETS]; s; s = s->next) {
-        if (s->hash == h && s->m == m && strcmp(s->labels, lab) == 0)
-            break;
-    }
-    if (!s && n_series < MAX_SERIES && (s = calloc(1, sizeof(*s) + key.len + 1))) {
-        s->m = m;
-        s->hash = h;
-        memcpy(s->labels, lab, key.len + 1);
-        s->next = table[h % N_BUCKETS];
-        table[h % N_BUCKETS] = s;
-        s->fam_next = by_family[m];
-        by_family[m] = s;
-        n_series++;
-    }
-    return s;
+    return find_or_add(&live, m, key.p ? key.p : "", key.len);
 }
 
 void sl_metric_add(sl_metric m, double v, const char *const *labels)
@@ -216,21 +235,19 @@ static void render_histogram(sl_buf *out, const family *f, const series *s)
     sl_buf_printf(out, "\n%s_count{%s} %llu\n", f->name, s->labels, (unsigned long long)s->count);
 }
 
-void sl_metrics_render(sl_buf *out)
+static void render_registry(const registry *g, sl_buf *out)
 {
-    for (int i = 0; i < n_refreshers; i++)
-        refreshers[i]();
     for (int m = 0; m < SL_M__COUNT; m++) {
         const family *f = &families[m];
         bool histo = strcmp(f->type, "histogram") == 0;
-        if (!by_family[m] && f->labels[0])
+        if (!g->by_family[m] && f->labels[0])
             continue; /* a labelled family with no series yet */
         sl_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
-        if (!by_family[m]) {
+        if (!g->by_family[m]) {
             sl_buf_printf(out, "%s 0\n", f->name);
             continue;
         }
-        for (const series *s = by_family[m]; s; s = s->fam_next) {
+        for (const series *s = g->by_family[m]; s; s = s->fam_next) {
             if (histo) {
                 render_histogram(out, f, s);
                 continue;
@@ -245,17 +262,216 @@ void sl_metrics_render(sl_buf *out)
     }
 }
 
-void sl_metrics_free(void)
+static void registry_free(registry *g)
 {
     for (int i = 0; i < N_BUCKETS; i++) {
-        series *s = table[i];
+        series *s = g->table[i];
         while (s) {
             series *next = s->next;
             free(s);
             s = next;
         }
-        table[i] = NULL;
     }
-    memset(by_family, 0, sizeof by_family);
-    n_series = 0;
+    memset(g, 0, sizeof(*g));
+}
+
+void sl_metrics_free(void)
+{
+    registry_free(&live);
+}
+
+/* ---- the process group ---------------------------------------------------- */
+
+enum { SLOT_BYTES = 4u << 20, PUBLISH_MS = 1000, MAX_WORKERS = 64 };
+
+typedef struct slot {
+    uint64_t seq; /* odd while its worker writes */
+    uint64_t len;
+    char data[SLOT_BYTES - 16];
+} slot;
+
+static struct {
+    slot *slots; /* shared, one per worker */
+    int n, self;
+    struct event *timer;
+} group = {.self = -1};
+
+static bool is_state_gauge(sl_metric m)
+{
+    return m == SL_M_BREAKER || m == SL_M_REDIS_UP;
+}
+
+static void combine(series *into, sl_metric m, double value, uint64_t count,
+                    const uint64_t *buckets)
+{
+    if (is_state_gauge(m)) {
+        into->value = SL_MAX(into->value, value);
+        return;
+    }
+    into->value += value;
+    into->count += count;
+    for (int i = 0; buckets && i < N_BOUNDS; i++)
+        into->buckets[i] += buckets[i];
+}
+
+/* A series on the wire: metric (u16), label bytes (u16), labels, value,
+ * count, buckets (histograms only). */
+static size_t encode_series(const series *s, char *p, size_t room)
+{
+    bool histo = strcmp(families[s->m].type, "histogram") == 0;
+    uint16_t m = (uint16_t)s->m, ll = (uint16_t)strlen(s->labels);
+    size_t need = 4 + ll + 8 + (histo ? 8 + sizeof s->buckets : 0);
+    if (need > room)
+        return 0;
+    memcpy(p, &m, 2);
+    memcpy(p + 2, &ll, 2);
+    memcpy(p + 4, s->labels, ll);
+    memcpy(p + 4 + ll, &s->value, 8);
+    if (histo) {
+        memcpy(p + 12 + ll, &s->count, 8);
+        memcpy(p + 20 + ll, s->buckets, sizeof s->buckets);
+    }
+    return need;
+}
+
+static void publish(void)
+{
+    slot *me = &group.slots[group.self];
+    __atomic_add_fetch(&me->seq, 1, __ATOMIC_ACQ_REL);
+    size_t at = 0;
+    for (int m = 0; m < SL_M__COUNT; m++) {
+        for (const series *s = live.by_family[m]; s; s = s->fam_next) {
+            size_t n = encode_series(s, me->data + at, sizeof me->data - at);
+            at += n; /* a series that does not fit is left out: 4 MiB is ~20k series */
+        }
+    }
+    me->len = at;
+    __atomic_add_fetch(&me->seq, 1, __ATOMIC_ACQ_REL);
+}
+
+static void on_publish(evutil_socket_t fd, short what, void *arg)
+{
+    SL_UNUSED(fd), SL_UNUSED(what), SL_UNUSED(arg);
+    for (int i = 0; i < n_refreshers; i++)
+        refreshers[i]();
+    publish();
+}
+
+/* Copies a consistent snapshot of slot i into a fresh buffer (NULL when the
+ * worker never published or kept writing through three tries). */
+static char *read_slot(int i, size_t *len)
+{
+    slot *sl = &group.slots[i];
+    for (int tries = 0; tries < 3; tries++) {
+        uint64_t a = __atomic_load_n(&sl->seq, __ATOMIC_ACQUIRE);
+        if (a == 0 || (a & 1))
+            continue;
+        size_t n = SL_MIN(__atomic_load_n(&sl->len, __ATOMIC_RELAXED), sizeof sl->data);
+        char *copy = malloc(n ? n : 1);
+        if (!copy)
+            return NULL;
+        memcpy(copy, sl->data, n);
+        if (__atomic_load_n(&sl->seq, __ATOMIC_ACQUIRE) == a) {
+            *len = n;
+            return copy;
+        }
+        free(copy);
+    }
+    return NULL;
+}
+
+static void merge_snapshot(registry *g, const char *p, size_t len)
+{
+    size_t at = 0;
+    while (at + 12 <= len) {
+        uint16_t m, ll;
+        memcpy(&m, p + at, 2);
+        memcpy(&ll, p + at + 2, 2);
+        if (m >= SL_M__COUNT)
+            return;
+        bool histo = strcmp(families[m].type, "histogram") == 0;
+        size_t need = 4 + (size_t)ll + 8 + (histo ? 8 + sizeof(uint64_t) * N_BOUNDS : 0);
+        if (at + need > len)
+            return;
+        double value;
+        uint64_t count = 0, buckets[N_BOUNDS] = {0};
+        memcpy(&value, p + at + 4 + ll, 8);
+        if (histo) {
+            memcpy(&count, p + at + 12 + ll, 8);
+            memcpy(buckets, p + at + 20 + ll, sizeof buckets);
+        }
+        series *s = find_or_add(g, (sl_metric)m, p + at + 4, ll);
+        if (s)
+            combine(s, (sl_metric)m, value, count, histo ? buckets : NULL);
+        at += need;
+    }
+}
+
+static void render_group(sl_buf *out)
+{
+    registry *g = calloc(1, sizeof(*g));
+    if (!g) {
+        render_registry(&live, out);
+        return;
+    }
+    for (int m = 0; m < SL_M__COUNT; m++) {
+        for (const series *s = live.by_family[m]; s; s = s->fam_next) {
+            series *t = find_or_add(g, s->m, s->labels, strlen(s->labels));
+            if (t)
+                combine(t, s->m, s->value, s->count, s->buckets);
+        }
+    }
+    for (int i = 0; i < group.n; i++) {
+        size_t len;
+        char *snap = i == group.self ? NULL : read_slot(i, &len);
+        if (snap)
+            merge_snapshot(g, snap, len);
+        free(snap);
+    }
+    render_registry(g, out);
+    registry_free(g);
+    free(g);
+}
+
+void sl_metrics_render(sl_buf *out)
+{
+    for (int i = 0; i < n_refreshers; i++)
+        refreshers[i]();
+    if (group.slots && group.self >= 0)
+        render_group(out);
+    else
+        render_registry(&live, out);
+}
+
+int sl_metrics_share(int workers)
+{
+    if (workers < 2 || workers > MAX_WORKERS)
+        return SL_EINVAL;
+    void *p = mmap(NULL, (size_t)workers * sizeof(slot), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return SL_ENOMEM;
+    group.slots = p;
+    group.n = workers;
+    return SL_OK;
+}
+
+void sl_metrics_worker(struct event_base *base, int index)
+{
+    if (!group.slots || index < 0 || index >= group.n)
+        return;
+    group.self = index;
+    slot *me = &group.slots[index];
+    __atomic_store_n(&me->seq, 0, __ATOMIC_RELEASE); /* a restarted worker starts afresh */
+    group.timer = event_new(base, -1, EV_PERSIST, on_publish, NULL);
+    struct timeval tv = {PUBLISH_MS / 1000, (PUBLISH_MS % 1000) * 1000};
+    if (group.timer)
+        event_add(group.timer, &tv);
+}
+
+void sl_metrics_worker_stop(void)
+{
+    if (group.timer)
+        event_free(group.timer);
+    group.timer = NULL;
 }

@@ -84,6 +84,19 @@ static const char *const LIMIT_SCRIPT =
     "end\n"
     "return {1, math.floor(r1 - 1), math.floor(r2 - need), 0}\n";
 
+/* The correction once the answer is known. A bucket or spend key that expired
+ * meanwhile (a stream longer than the bucket's 120 s life) is left alone: a
+ * bucket that old is full again, a spend period that ended is closed, and
+ * recreating either would leave a key without a TTL. */
+static const char *const SETTLE_SCRIPT =
+    "if tonumber(ARGV[1]) ~= 0 and redis.call('EXISTS', KEYS[1]) == 1 then\n"
+    "  redis.call('HINCRBYFLOAT', KEYS[1], 'tokens', ARGV[1])\n"
+    "end\n"
+    "if tonumber(ARGV[2]) ~= 0 and redis.call('EXISTS', KEYS[2]) == 1 then\n"
+    "  redis.call('INCRBY', KEYS[2], ARGV[2])\n"
+    "end\n"
+    "return 1\n";
+
 static tenant_state *tenant_of(const char *name)
 {
     for (int i = 0; i < n_tenants; i++) {
@@ -337,17 +350,17 @@ static sl_step limits_request(sl_req *r)
 static void settle_shared(limits_ticket *tk, long tokens_delta, int64_t spend_delta)
 {
     const sl_key_conf *k = tk->r->key_conf;
-    char v[32];
-    if (k->tpm > 0 && tokens_delta) {
-        snprintf(v, sizeof v, "%ld", tokens_delta);
-        const char *argv[] = {"HINCRBYFLOAT", tk->keys[1], "tokens", v};
-        sl_redis_cmd(redis, NULL, NULL, 4, argv, NULL);
-    }
-    if (k->budget_usd > 0 && spend_delta) {
-        snprintf(v, sizeof v, "%lld", (long long)spend_delta);
-        const char *argv[] = {"INCRBY", tk->keys[2], v};
-        sl_redis_cmd(redis, NULL, NULL, 3, argv, NULL);
-    }
+    if (k->tpm <= 0)
+        tokens_delta = 0;
+    if (k->budget_usd <= 0)
+        spend_delta = 0;
+    if (!tokens_delta && !spend_delta)
+        return;
+    char tv[32], sv[32];
+    snprintf(tv, sizeof tv, "%ld", tokens_delta);
+    snprintf(sv, sizeof sv, "%lld", (long long)spend_delta);
+    const char *argv[] = {tk->keys[1], tk->keys[2], tv, sv};
+    sl_redis_eval(redis, SETTLE_SCRIPT, 2, 4, argv, NULL, NULL, NULL); /* best effort */
 }
 
 /* Settles the estimate with what the answer really used and cost. */

@@ -306,3 +306,25 @@ def test_two_workers_share_the_port_and_redis_limits():
     assert codes.count(200) == 6 and codes.count(429) == 6, codes  # the limit holds across workers
     assert seen <= {0, 1}
     s.stop()
+
+
+def test_two_workers_metrics_report_the_group():
+    import re
+    m = Mock()
+    s = Sluice(base_config(m, workers=2))
+    time.sleep(0.5)
+    for i in range(40):  # new connections: the kernel spreads them over both workers
+        assert post_json(s.url + "/v1/chat/completions", chat("g%d" % i))[0] == 200
+    time.sleep(1.3)  # each worker publishes its snapshot once a second
+    pat = re.compile(r'^sluice_requests_total\{route="/v1/chat/completions",status="200"[^}]*\} (\S+)$', re.M)
+    per_worker = {}
+    for i in range(16):
+        st, _, body = request("GET", s.url + "/metrics")
+        text = body.decode()
+        total = sum(float(v) for v in pat.findall(text))
+        assert total == 40, (total, text[:2000])
+        hist = re.search(r'^sluice_request_duration_seconds_count\{route="/v1/chat/completions"\} (\S+)$', text, re.M)
+        assert hist and float(hist.group(1)) == 40
+        per_worker[json.loads(request("GET", s.url + "/health")[2])["worker"]] = True
+    assert len(per_worker) == 2  # both workers answered (odds of not: 2^-15)
+    s.stop()

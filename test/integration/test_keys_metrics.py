@@ -134,3 +134,27 @@ def test_cut_stream_metered_as_estimate():
     log = s.wait_log(1)[0]
     assert log["usage_estimated"] is True and log["completion_tokens"] >= 3 and log["cost_usd"] > 0, log
     s.stop()
+
+
+def test_settling_after_the_bucket_expired_leaves_no_key_without_ttl():
+    # found by bench/soak.py's review: the correction after a stream longer than
+    # the bucket's 120 s life used to recreate the bucket with no TTL
+    m, r = Mock(), Redis()
+    m.config(stream_chunks=4, chunk_delay_ms=400)
+    s = Sluice(base_config(m, redis={"url": r.url}, keys=[{"key": "sk-t", "tenant": "t1", "tpm": 100000}]))
+    time.sleep(0.3)
+    out = {}
+    t = threading.Thread(target=lambda: out.update(st=stream(s.url + "/v1/chat/completions",
+                         chat("long", stream=True), {"Authorization": "Bearer sk-t"})[0]))
+    t.start()
+    time.sleep(0.6)
+    assert r.cmd("PTTL", "sluice:{t:t1}:tpm") > 0
+    r.cmd("DEL", "sluice:{t:t1}:tpm")  # what its PEXPIRE does to a stream longer than 120 s
+    t.join()
+    assert out["st"] == 200
+    time.sleep(0.3)
+    assert r.cmd("EXISTS", "sluice:{t:t1}:tpm") == 0
+    # the next request finds a full bucket and a key with a TTL again
+    assert post_json(s.url + "/v1/chat/completions", chat("next"), {"Authorization": "Bearer sk-t"})[0] == 200
+    assert r.cmd("PTTL", "sluice:{t:t1}:tpm") > 0
+    s.stop()
