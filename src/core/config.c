@@ -219,6 +219,19 @@ static int set_field(loader *L, const field *f, void *base, yaml_node_t *n, cons
 }
 
 /* Walks a mapping, dispatching each key to its row in fields. */
+/* YAML leaves duplicate keys to the application; a second `sla:` silently
+ * overriding (or, worse, adding to) the first is a trap, so it is an error. */
+static bool seen_before(loader *L, yaml_node_t *map, yaml_node_pair_t *upto, const char *key)
+{
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < upto; pr++) {
+        yaml_node_t *k = yaml_document_get_node(&L->doc, pr->key);
+        if (k && k->type == YAML_SCALAR_NODE &&
+            strcmp((const char *)k->data.scalar.value, key) == 0)
+            return true;
+    }
+    return false;
+}
+
 static int walk_map(loader *L, yaml_node_t *n, const char *path, const field *fields, size_t nf,
                     void *base)
 {
@@ -235,6 +248,8 @@ static int walk_map(loader *L, yaml_node_t *n, const char *path, const field *fi
         const char *key = (const char *)k->data.scalar.value;
         char sub[256];
         snprintf(sub, sizeof sub, "%s%s%s", path, path[0] ? "." : "", key);
+        if (seen_before(L, n, pr, key))
+            return errf(L, k, sub, "duplicate key");
         const field *f = NULL;
         for (size_t i = 0; i < nf; i++) {
             if (strcmp(fields[i].name, key) == 0)
@@ -553,6 +568,7 @@ static int sp_targets(loader *L, yaml_node_t *n, const char *path)
         total += map_len(v);
     }
     c->sla.targets = sl_arena_calloc(&L->h->arena, (total + 1) * sizeof(sl_sla_target));
+    c->sla.n_targets = 0;
     for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
         yaml_node_t *tier = yaml_document_get_node(&L->doc, pr->key);
         yaml_node_t *v = yaml_document_get_node(&L->doc, pr->value);

@@ -96,6 +96,11 @@ T_TEST(errors_name_file_line_key)
         {"cache: { l1_max_bytes: lots }\n", "cache.l1_max_bytes"},
         {"sla: { at_risk_ratio: 2 }\n", "sla.at_risk_ratio"},
         {"redis: { url: \"http://x\" }\n", "redis.url"},
+        /* found by fuzz_config: a second sla.targets overflowed the first's array */
+        {"sla:\n  targets: { gold: { high: { response: 1 } } }\n"
+         "sla:\n  targets: { gold: { low: { response: 2 } }, silver: { low: { response: 3 } } }\n",
+         "t.yaml:3: sla: duplicate key"},
+        {"cache: { enabled: true, enabled: false }\n", "cache.enabled: duplicate key"},
     };
     unsetenv("SL_MISSING_VAR");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
