@@ -23,6 +23,9 @@ int sl_buf_printf(sl_buf *b, const char *fmt, ...) __attribute__((format(printf,
 /* Appends s as a JSON string literal (quotes included, control bytes escaped). */
 int sl_buf_json_str(sl_buf *b, const char *s, size_t n);
 int sl_buf_json_cstr(sl_buf *b, const char *s); /* NULL writes null */
+int sl_buf_append_i64(sl_buf *b, int64_t v);
+/* Microseconds as milliseconds with three decimals ("12.345"). */
+int sl_buf_append_ms(sl_buf *b, uint64_t us);
 /* Appends a double in the shortest form that round-trips ("%.17g" trimmed). */
 int sl_buf_json_num(sl_buf *b, double v);
 void sl_buf_consume(sl_buf *b, size_t n); /* drop n bytes from the front */

@@ -58,6 +58,9 @@ int64_t sl_wall_ms(void);
 /* Writes an RFC 3339 UTC timestamp with milliseconds ("2026-11-24T03:33:22.123Z"),
  * NUL-terminated, into out (at least 25 bytes). Returns its length. */
 size_t sl_rfc3339_ms(int64_t wall_ms, char *out);
+/* Decimal text of v into out (at least 21 bytes); returns its length. No
+ * printf: this runs several times per request. */
+size_t sl_fmt_i64(int64_t v, char *out);
 
 /* Case-insensitive ASCII comparison of a slice with a C string. */
 bool sl_str_ieq_c(sl_str a, const char *b);

@@ -14,25 +14,31 @@ const char *sl_cache_outcome_name(sl_cache_outcome c)
     }
 }
 
-static double ms_between(uint64_t from_us, uint64_t to_us)
-{
-    return (from_us && to_us >= from_us) ? (double)(to_us - from_us) / 1000.0 : 0.0;
-}
+/* Every line of the log is written here, so no printf: field names are
+ * literals appended with their quotes, numbers are formatted by hand. */
+#define FIELD(b, name) sl_buf_append((b), ",\"" name "\":", sizeof(name) + 3)
 
-static void json_field_str(sl_buf *b, const char *name, const char *v)
+static void field_str(sl_buf *b, const char *name_lit, size_t name_len, const char *v)
 {
-    sl_buf_printf(b, ",\"%s\":", name);
+    sl_buf_append(b, name_lit, name_len);
     sl_buf_json_cstr(b, v);
 }
+#define FIELD_STR(b, name, v) field_str((b), ",\"" name "\":", sizeof(name) + 3, (v))
 
-static void json_field_slice(sl_buf *b, const char *name, sl_str v)
+static void field_ms(sl_buf *b, const char *name_lit, size_t name_len, uint64_t from_us,
+                     uint64_t to_us)
 {
-    sl_buf_printf(b, ",\"%s\":", name);
-    if (v.p)
-        sl_buf_json_str(b, v.p, v.len);
-    else
-        sl_buf_append_c(b, "null");
+    sl_buf_append(b, name_lit, name_len);
+    sl_buf_append_ms(b, from_us && to_us >= from_us ? to_us - from_us : 0);
 }
+#define FIELD_MS(b, name, from, to) field_ms((b), ",\"" name "\":", sizeof(name) + 3, (from), (to))
+
+static void field_bool(sl_buf *b, const char *name_lit, size_t name_len, bool v)
+{
+    sl_buf_append(b, name_lit, name_len);
+    sl_buf_append(b, v ? "true" : "false", v ? 4 : 5);
+}
+#define FIELD_BOOL(b, name, v) field_bool((b), ",\"" name "\":", sizeof(name) + 3, (v))
 
 void sl_access_log_req(const sl_req *r)
 {
@@ -40,33 +46,44 @@ void sl_access_log_req(const sl_req *r)
     if (!b)
         return;
     char ts[32];
-    sl_rfc3339_ms(sl_wall_ms(), ts);
-    sl_buf_printf(b, "{\"ts\":\"%s\"", ts);
-    json_field_str(b, "request_id", r->id);
-    json_field_str(b, "method", r->method);
-    json_field_str(b, "path", r->path);
-    sl_buf_printf(b, ",\"status\":%d", r->status);
-    json_field_str(b, "tenant", r->is_llm ? r->tenant : NULL);
-    json_field_slice(b, "model", r->llm.model);
-    json_field_str(b, "provider", r->provider);
-    json_field_str(b, "cache", sl_cache_outcome_name(r->cache));
-    json_field_str(b, "cache_layer", r->cache_detail);
-    sl_buf_printf(b, ",\"stream\":%s", r->streaming || r->llm.stream ? "true" : "false");
-    sl_buf_printf(b, ",\"latency_ms\":%.3f", ms_between(r->t_start, r->t_end));
-    sl_buf_printf(b, ",\"upstream_ms\":%.3f", ms_between(r->t_upstream_start, r->t_upstream_end));
-    sl_buf_printf(b, ",\"ttfb_ms\":%.3f", ms_between(r->t_upstream_start, r->t_first_byte));
-    sl_buf_printf(b, ",\"prompt_tokens\":%ld,\"completion_tokens\":%ld", r->prompt_tokens,
-                  r->completion_tokens);
-    sl_buf_printf(b, ",\"usage_estimated\":%s", r->usage_estimated ? "true" : "false");
-    sl_buf_append_c(b, ",\"cost_usd\":");
+    size_t tn = sl_rfc3339_ms(sl_wall_ms(), ts);
+    sl_buf_append(b, "{\"ts\":\"", 7);
+    sl_buf_append(b, ts, tn);
+    sl_buf_append(b, "\"", 1);
+    FIELD_STR(b, "request_id", r->id);
+    FIELD_STR(b, "method", r->method);
+    FIELD_STR(b, "path", r->path);
+    FIELD(b, "status");
+    sl_buf_append_i64(b, r->status);
+    FIELD_STR(b, "tenant", r->is_llm ? r->tenant : NULL);
+    FIELD(b, "model");
+    if (r->llm.model.p)
+        sl_buf_json_str(b, r->llm.model.p, r->llm.model.len);
+    else
+        sl_buf_append(b, "null", 4);
+    FIELD_STR(b, "provider", r->provider);
+    FIELD_STR(b, "cache", sl_cache_outcome_name(r->cache));
+    FIELD_STR(b, "cache_layer", r->cache_detail);
+    FIELD_BOOL(b, "stream", r->streaming || r->llm.stream);
+    FIELD_MS(b, "latency_ms", r->t_start, r->t_end);
+    FIELD_MS(b, "upstream_ms", r->t_upstream_start, r->t_upstream_end);
+    FIELD_MS(b, "ttfb_ms", r->t_upstream_start, r->t_first_byte);
+    FIELD(b, "prompt_tokens");
+    sl_buf_append_i64(b, r->prompt_tokens);
+    FIELD(b, "completion_tokens");
+    sl_buf_append_i64(b, r->completion_tokens);
+    FIELD_BOOL(b, "usage_estimated", r->usage_estimated);
+    FIELD(b, "cost_usd");
     sl_buf_json_num(b, r->cost_usd);
-    sl_buf_append_c(b, ",\"saved_usd\":");
+    FIELD(b, "saved_usd");
     sl_buf_json_num(b, r->saved_usd);
-    sl_buf_printf(b, ",\"retries\":%d", r->retries);
-    json_field_str(b, "providers_tried", r->tried[0] ? r->tried : NULL);
-    json_field_str(b, "led_by", r->led_by);
-    sl_buf_printf(b, ",\"bytes_out\":%zu", r->bytes_out);
-    json_field_str(b, "error", r->error);
-    sl_buf_append_c(b, "}");
+    FIELD(b, "retries");
+    sl_buf_append_i64(b, r->retries);
+    FIELD_STR(b, "providers_tried", r->tried[0] ? r->tried : NULL);
+    FIELD_STR(b, "led_by", r->led_by);
+    FIELD(b, "bytes_out");
+    sl_buf_append_i64(b, (int64_t)r->bytes_out);
+    FIELD_STR(b, "error", r->error);
+    sl_buf_append(b, "}", 1);
     sl_access_commit();
 }

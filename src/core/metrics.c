@@ -65,16 +65,19 @@ static int count_labels(const char *spec)
     return n;
 }
 
+/* Label values are mostly plain: copy runs, escape only \\, " and newline. */
 static void escape_into(sl_buf *b, const char *v)
 {
-    for (; v && *v; v++) {
-        if (*v == '\\' || *v == '"')
-            sl_buf_append(b, "\\", 1);
-        if (*v == '\n') {
-            sl_buf_append(b, "\\n", 2);
-            continue;
-        }
-        sl_buf_append(b, v, 1);
+    if (!v)
+        return;
+    for (;;) {
+        size_t run = strcspn(v, "\\\"\n");
+        sl_buf_append(b, v, run);
+        v += run;
+        if (!*v)
+            return;
+        sl_buf_append(b, *v == '\n' ? "\\n" : *v == '"' ? "\\\"" : "\\\\", 2);
+        v++;
     }
 }
 
@@ -170,10 +173,11 @@ static double secs(uint64_t from_us, uint64_t to_us)
 
 void sl_metrics_request(const sl_req *r)
 {
-    char status[8], model[128];
-    snprintf(status, sizeof status, "%d", r->status);
-    snprintf(model, sizeof model, "%.*s", (int)SL_MIN(r->llm.model.len, 127),
-             r->llm.model.p ? r->llm.model.p : "");
+    char status[24], model[128];
+    sl_fmt_i64(r->status, status);
+    size_t mlen = r->llm.model.p ? SL_MIN(r->llm.model.len, sizeof model - 1) : 0;
+    memcpy(model, r->llm.model.p ? r->llm.model.p : "", mlen);
+    model[mlen] = '\0';
     const char *cache = sl_cache_outcome_name(r->cache);
     const char *tenant = r->is_llm ? r->tenant : "";
     const char *provider = r->provider ? r->provider : "";

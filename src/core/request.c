@@ -132,33 +132,35 @@ static int check_messages(sl_arena *a, sl_http_error *e, const sl_json *root, bo
     if (msgs->n == 0)
         return BAD_VALUE("empty array; expected at least one message");
     size_t i = 0;
+    /* The parameter's name ("messages[3].role") is only spelled out for an error. */
+#define AT(suffix) (name = sl_arena_printf(a, "messages[%zu]" suffix, i))
     for (const sl_json *m = msgs->child; m; m = m->next, i++) {
-        name = sl_arena_printf(a, "messages[%zu]", i);
         if (m->type != SL_JSON_OBJECT)
-            return WRONG_TYPE("an object");
+            return AT(""), WRONG_TYPE("an object");
         const sl_json *role = sl_json_get(m, "role");
-        name = sl_arena_printf(a, "messages[%zu].role", i);
         if (!role)
-            return bad(a, e, "missing_field", name, "Missing required parameter: '%s'.%s", NULL);
+            return AT(".role"),
+                   bad(a, e, "missing_field", name, "Missing required parameter: '%s'.%s", NULL);
         if (role->type != SL_JSON_STRING)
-            return WRONG_TYPE("a string");
+            return AT(".role"), WRONG_TYPE("a string");
         if (!anthropic ? !known_role(role->str)
                        : !(sl_str_eq_c(role->str, "user") || sl_str_eq_c(role->str, "assistant")))
-            return BAD_VALUE("unknown role");
+            return AT(".role"), BAD_VALUE("unknown role");
         const sl_json *content = sl_json_get(m, "content");
-        name = sl_arena_printf(a, "messages[%zu].content", i);
         bool tools = sl_json_get(m, "tool_calls") || sl_json_get(m, "function_call");
         if (!content) {
             if (tools)
                 continue;
-            return bad(a, e, "missing_field", name, "Missing required parameter: '%s'.%s", NULL);
+            return AT(".content"),
+                   bad(a, e, "missing_field", name, "Missing required parameter: '%s'.%s", NULL);
         }
         if (content->type == SL_JSON_NULL && tools)
             continue;
         if (content->type != SL_JSON_STRING && content->type != SL_JSON_ARRAY)
-            return WRONG_TYPE("a string or an array of content parts");
+            return AT(".content"), WRONG_TYPE("a string or an array of content parts");
         out->prompt_bytes += content_bytes(content);
     }
+#undef AT
     return SL_OK;
 }
 

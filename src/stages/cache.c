@@ -78,7 +78,9 @@ static bool serve(sl_req *r, const char *entry, size_t len, const char *layer)
         r->cache = SL_CACHE_HIT;
     r->cache_detail = layer;
     int64_t age = (sl_wall_ms() - e.stored_at_ms) / 1000;
-    sl_req_header(r, "Age", sl_arena_printf(&r->arena, "%lld", (long long)(age > 0 ? age : 0)));
+    char num[24];
+    size_t n = sl_fmt_i64(age > 0 ? age : 0, num);
+    sl_req_header(r, "Age", sl_arena_strndup(&r->arena, num, n));
     r->prompt_tokens = e.prompt_tokens;
     r->completion_tokens = e.completion_tokens;
     if (r->llm.stream) {

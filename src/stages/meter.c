@@ -61,7 +61,9 @@ static void meter_response(sl_req *r)
         r->cost_usd = cost;
     }
     if (!r->head_sent)
-        sl_req_header(r, "x-sluice-cost-usd", sl_arena_printf(&r->arena, "%.8f", r->cost_usd));
+        sl_req_header(r, "x-sluice-cost-usd",
+                      r->cost_usd == 0 ? "0.00000000"
+                                       : sl_arena_printf(&r->arena, "%.8f", r->cost_usd));
 }
 
 const sl_stage sl_stage_meter = {

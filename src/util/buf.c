@@ -56,6 +56,24 @@ int sl_buf_append_str(sl_buf *b, sl_str s)
     return sl_buf_append(b, s.p, s.len);
 }
 
+int sl_buf_append_i64(sl_buf *b, int64_t v)
+{
+    char tmp[24];
+    return sl_buf_append(b, tmp, sl_fmt_i64(v, tmp));
+}
+
+int sl_buf_append_ms(sl_buf *b, uint64_t us)
+{
+    char tmp[32];
+    size_t n = sl_fmt_i64((int64_t)(us / 1000), tmp);
+    unsigned frac = (unsigned)(us % 1000);
+    tmp[n++] = '.';
+    tmp[n++] = (char)('0' + frac / 100);
+    tmp[n++] = (char)('0' + frac / 10 % 10);
+    tmp[n++] = (char)('0' + frac % 10);
+    return sl_buf_append(b, tmp, n);
+}
+
 int sl_buf_printf(sl_buf *b, const char *fmt, ...)
 {
     /* Format straight into the spare room; only when it does not fit, grow
@@ -141,8 +159,8 @@ int sl_buf_json_num(sl_buf *b, double v)
 {
     if (!isfinite(v))
         return sl_buf_append(b, "null", 4);
-    if (v == (double)(int64_t)v && fabs(v) < 1e15)
-        return sl_buf_printf(b, "%lld", (long long)v);
+    if (fabs(v) < 1e15 && v == (double)(int64_t)v)
+        return sl_buf_append_i64(b, (int64_t)v);
     char tmp[32];
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(tmp, sizeof tmp, "%.*g", prec, v);

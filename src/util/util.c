@@ -29,15 +29,52 @@ int64_t sl_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The date and time part changes once a second: it is formatted then, and
+ * every call in between only writes the milliseconds (the access log stamps
+ * every line). */
 size_t sl_rfc3339_ms(int64_t wall_ms, char *out)
 {
-    time_t secs = (time_t)(wall_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    int n =
-        snprintf(out, 25, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
-    return n > 0 ? (size_t)n : 0;
+    static int64_t cached_s = -1;
+    static char cached[64]; /* "YYYY-MM-DDTHH:MM:SS." */
+    int64_t secs = wall_ms / 1000, ms = wall_ms % 1000;
+    if (wall_ms < 0)
+        secs = ms = 0;
+    if (secs > 253402300799) /* keep four-digit years: 9999-12-31T23:59:59 */
+        secs = 253402300799;
+    if (secs != cached_s) {
+        time_t t = (time_t)secs;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_s = secs;
+    }
+    size_t n = strlen(cached);
+    memcpy(out, cached, n);
+    out[n++] = (char)('0' + ms / 100);
+    out[n++] = (char)('0' + ms / 10 % 10);
+    out[n++] = (char)('0' + ms % 10);
+    out[n++] = 'Z';
+    out[n] = '\0';
+    return n;
+}
+
+size_t sl_fmt_i64(int64_t v, char *out)
+{
+    char tmp[21];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = 0;
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    out[len] = '\0';
+    return len;
 }
 
 bool sl_str_ieq_c(sl_str a, const char *b)
