@@ -24,7 +24,7 @@ struct event;
 
 #define SL_REQ_MAGIC        0x534c5251u /* "SLRQ" */
 #define SL_REQ_MAX_HEADERS  24
-#define SL_REQ_ARENA_INLINE 8192
+#define SL_REQ_ARENA_INLINE 4096 /* fits a small plain request; a stream uses ~1.4 KiB */
 
 typedef enum {
     SL_CACHE_NONE = 0, /* not an LLM route, or the cache stage never ran */

@@ -38,6 +38,7 @@ typedef struct sl_call_opts {
     int first_byte_ms; /* 0: none */
     int idle_ms;       /* longest silence once bytes flow; 0: none */
     int total_ms;      /* whole transfer; 0: none (streams) */
+    int recv_buffer;   /* curl's receive buffer (CURLOPT_BUFFERSIZE); 0: curl's 16 KiB */
 } sl_call_opts;
 
 int sl_upstream_init(struct event_base *base, int max_inflight);

@@ -47,7 +47,7 @@ typedef struct proxy_state {
     int dialect;           /* 0: same dialect; else SL_TR_A2O + 1 or SL_TR_O2A + 1 */
     bool native_anthropic; /* /v1/messages to an anthropic provider */
     sl_tr_stream tr;
-    sl_asm assembler; /* when the cache wants the stream as one object */
+    sl_asm *assembler; /* when the cache wants the stream as one object (heap, 13 KiB) */
 } proxy_state;
 
 static void attempt(proxy_state *st);
@@ -188,7 +188,7 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
         return 0;
     }
     if (st->asm_on)
-        sl_asm_chunk(&st->assembler, data.p, data.len);
+        sl_asm_chunk(st->assembler, data.p, data.len);
     st->chunks++;
     bool only_usage = usage_chunk(r, data);
     if (r->prompt_tokens || r->completion_tokens)
@@ -241,9 +241,12 @@ static void hook_status(void *ud, sl_call *c, int status)
         if (st->dialect)
             sl_tr_stream_init(&st->tr, (sl_tr_dir)(st->dialect - 1), r->llm.include_usage);
         if (r->want_assembled && !st->dialect) {
-            sl_asm_init(&st->assembler, r->llm.api == SL_API_COMPLETIONS,
-                        r->conf->server.max_response_bytes);
-            st->asm_on = true;
+            st->assembler = malloc(sizeof(*st->assembler));
+            if (st->assembler) {
+                sl_asm_init(st->assembler, r->llm.api == SL_API_COMPLETIONS,
+                            r->conf->server.max_response_bytes);
+                st->asm_on = true;
+            }
         }
         sl_req_header(r, "x-sluice-provider", r->provider);
         sl_pipeline_stream_head(r, 200);
@@ -399,7 +402,7 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
     if (st->stream_mode) {
         if (rc != SL_OK)
             stream_failed(r, rc, detail);
-        else if (st->asm_on && sl_asm_result(&st->assembler, &r->assembled) != SL_OK)
+        else if (st->asm_on && sl_asm_result(st->assembler, &r->assembled) != SL_OK)
             sl_buf_reset(&r->assembled);
     } else if (rc == SL_OK) {
         finish_plain(st, status);
@@ -583,6 +586,9 @@ static void attempt(proxy_state *st)
         .first_byte_ms = cf->timeouts.first_byte_ms,
         .idle_ms = r->llm.stream ? cf->timeouts.idle_ms : 0,
         .total_ms = r->llm.stream ? 0 : cf->timeouts.total_ms,
+        /* SSE events are a few hundred bytes: a small buffer per open stream
+         * (curl allocates it per transfer) instead of 16 KiB each. */
+        .recv_buffer = r->llm.stream ? 1024 : 0,
     };
     int err;
     if (!r->t_upstream_start)
@@ -628,8 +634,11 @@ static void proxy_response(sl_req *r)
     if (st->sse_on)
         sl_sse_free(&st->sse);
     st->sse_on = false;
-    if (st->asm_on)
-        sl_asm_free(&st->assembler);
+    if (st->asm_on) {
+        sl_asm_free(st->assembler);
+        free(st->assembler);
+        st->assembler = NULL;
+    }
     st->asm_on = false;
     if (st->backoff)
         event_free(st->backoff);

@@ -342,6 +342,8 @@ static void setup_easy(CURL *e, sl_call *c, const sl_call_opts *o)
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* pass bodies through as sent */
+    if (o->recv_buffer > 0) /* allocated per transfer, freed when it ends */
+        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)o->recv_buffer);
     if (o->connect_ms > 0)
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)o->connect_ms);
     if (o->total_ms > 0)

@@ -38,13 +38,18 @@ void *sl_arena_alloc(sl_arena *a, size_t n)
         return NULL;
     char *p = a->cur ? align_up(a->cur) : NULL;
     if (!p || p > a->end || (size_t)(a->end - p) < n) {
-        size_t len = n > SL_ARENA_BLOCK / 2 ? n + SL_ARENA_ALIGN : SL_ARENA_BLOCK;
+        bool big = n > SL_ARENA_BLOCK / 2;
+        size_t len = big ? n + SL_ARENA_ALIGN : SL_ARENA_BLOCK;
         sl_arena_block *b = malloc(sizeof(*b) + len);
         if (!b)
             return NULL;
         b->next = a->blocks;
         b->len = len;
         a->blocks = b;
+        if (big) { /* a block of its own: keep bumping in the current one */
+            a->total += n;
+            return align_up(b->data);
+        }
         p = align_up(b->data);
         a->end = b->data + len;
     }

@@ -1,0 +1,105 @@
+/* test_util.c — the arena, hand-rolled number and time formatting, cache entries. */
+#include <time.h>
+
+#include "sluice/arena.h"
+#include "sluice/buf.h"
+#include "sluice/cache_entry.h"
+#include "t.h"
+
+T_TEST(arena_big_allocation_keeps_the_current_block)
+{
+    char first[1024];
+    sl_arena a;
+    sl_arena_init(&a, first, sizeof first, 0);
+    char *small = sl_arena_alloc(&a, 100);
+    T_CHECK(small >= first && small < first + sizeof first);
+    char *big = sl_arena_alloc(&a, 64 * 1024); /* its own block */
+    T_CHECK(big && (big < first || big >= first + sizeof first));
+    memset(big, 1, 64 * 1024);
+    char *next = sl_arena_alloc(&a, 100); /* still from the inline block */
+    T_CHECK(next >= first && next < first + sizeof first);
+    T_EQ_INT(a.total, 100 + 64 * 1024 + 100);
+    sl_arena_free(&a);
+}
+
+T_TEST(arena_limit)
+{
+    sl_arena a;
+    sl_arena_init(&a, NULL, 0, 1000);
+    T_CHECK(sl_arena_alloc(&a, 600) != NULL);
+    T_CHECK(sl_arena_alloc(&a, 600) == NULL);
+    T_CHECK(sl_arena_alloc(&a, 400) != NULL);
+    sl_arena_free(&a);
+}
+
+T_TEST(numbers_without_printf)
+{
+    char out[24];
+    const long long cases[] = {
+        0, 7, -7, 10, 123456789, -9223372036854775807LL - 1, 9223372036854775807LL};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "%lld", cases[i]);
+        T_EQ_INT(sl_fmt_i64(cases[i], out), strlen(want));
+        T_EQ_STR(out, want);
+    }
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    const unsigned long long us[] = {0, 1, 999, 1000, 1234567, 60000001};
+    for (size_t i = 0; i < sizeof us / sizeof us[0]; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "%.3f", (double)us[i] / 1000.0);
+        sl_buf_reset(&b);
+        sl_buf_append_ms(&b, us[i]);
+        T_EQ_STR(b.p, want);
+    }
+    sl_buf_free(&b);
+}
+
+T_TEST(timestamps_match_gmtime)
+{
+    const long long ms[] = {0,
+                            999,
+                            1700000000123LL,
+                            1700000000999LL,
+                            1700000001000LL,
+                            1795000000000LL,
+                            -5,
+                            253402300799999LL + 5000};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+        long long m = ms[i] < 0 ? 0 : ms[i] > 253402300799999LL ? 253402300799999LL : ms[i];
+        time_t s = (time_t)(m / 1000);
+        struct tm tm;
+        gmtime_r(&s, &tm);
+        char want[40], got[40];
+        snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(m % 1000));
+        T_EQ_INT(sl_rfc3339_ms(ms[i], got), strlen(want));
+        T_EQ_STR(got, want);
+    }
+}
+
+T_TEST(cache_entries_round_trip_and_refuse_foreign_bytes)
+{
+    const char json[] = "{\"id\":\"x\"}\n";
+    sl_cache_entry e = {1700000000000LL, 3, 4, {json, sizeof json - 1}}, d;
+    char buf[64];
+    sl_cache_entry_encode(&e, buf);
+    size_t n = sl_cache_entry_size(e.json.len);
+    T_EQ_INT(sl_cache_entry_decode(buf, n, &d), SL_OK);
+    T_EQ_INT(d.stored_at_ms, e.stored_at_ms);
+    T_EQ_INT(d.prompt_tokens, 3);
+    T_EQ_INT(d.completion_tokens, 4);
+    T_EQ_INT(d.json.len, e.json.len);
+    T_CHECK(sl_cache_entry_decode(buf, 17, &d) != SL_OK);    /* too short */
+    T_CHECK(sl_cache_entry_decode("hello", 5, &d) != SL_OK); /* not an entry */
+    memcpy(buf + 16, "<html>oops</html>", 17);               /* not JSON */
+    T_CHECK(sl_cache_entry_decode(buf, 33, &d) != SL_OK);
+    int64_t neg = -1;
+    sl_cache_entry_encode(&e, buf);
+    memcpy(buf, &neg, 8); /* a time before 1970 */
+    T_CHECK(sl_cache_entry_decode(buf, n, &d) != SL_OK);
+}
+
+T_MAIN("util", arena_big_allocation_keeps_the_current_block, arena_limit, numbers_without_printf,
+       timestamps_match_gmtime, cache_entries_round_trip_and_refuse_foreign_bytes)
