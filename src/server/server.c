@@ -232,15 +232,57 @@ static bool valid_request_id(const char *v)
     return n > 0;
 }
 
-/* evhttp takes the first of two Content-Length headers; we refuse the request. */
-static bool has_conflicting_headers(struct evkeyvalq *in)
+enum { MAX_URI_BYTES = 8192, MAX_HEADER_COUNT = 100 };
+
+static void answer_error(sl_req *r, int status, const char *code, const char *msg);
+
+static bool has_control_byte(const char *v)
 {
-    int n_cl = 0;
-    for (struct evkeyval *h = in->tqh_first; h; h = h->next.tqe_next) {
-        if (strcasecmp(h->key, "Content-Length") == 0)
-            n_cl++;
+    for (; *v; v++) {
+        unsigned char c = (unsigned char)*v;
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return true;
     }
-    return n_cl > 1;
+    return false;
+}
+
+/* What evhttp 2.1 lets through, or refuses with a generic status: it takes
+ * the first of two Content-Length headers, keeps a bare CR inside a value,
+ * and has one size limit for the request line and headers together. It is
+ * given room beyond ours (apply_limits) so that these answers are precise.
+ * Returns false when it answered. */
+static bool framing_ok(sl_req *r, struct evhttp_request *req, struct evkeyvalq *in)
+{
+    if (strlen(evhttp_request_get_uri(req)) > MAX_URI_BYTES) {
+        answer_error(r, 414, "uri_too_long", "The request URI is longer than 8 KiB.");
+        return false;
+    }
+    int n = 0, n_cl = 0;
+    size_t bytes = 0;
+    bool ctl = false;
+    for (struct evkeyval *h = in->tqh_first; h; h = h->next.tqe_next) {
+        n++;
+        bytes += strlen(h->key) + strlen(h->value) + 4; /* "K: V\r\n" */
+        n_cl += strcasecmp(h->key, "Content-Length") == 0;
+        ctl = ctl || has_control_byte(h->value);
+    }
+    if (n > MAX_HEADER_COUNT || bytes > r->conf->server.max_header_bytes) {
+        answer_error(r, 431, "headers_too_large",
+                     sl_arena_printf(&r->arena,
+                                     "Request headers are too large (%d headers, %zu bytes; "
+                                     "limits %d and %zu).",
+                                     n, bytes, MAX_HEADER_COUNT, r->conf->server.max_header_bytes));
+        return false;
+    }
+    if (n_cl > 1) {
+        answer_error(r, 400, "invalid_header", "conflicting Content-Length headers");
+        return false;
+    }
+    if (ctl) {
+        answer_error(r, 400, "invalid_header", "A header value holds a control character.");
+        return false;
+    }
+    return true;
 }
 
 static void read_request_headers(sl_req *r, struct evkeyvalq *in)
@@ -334,10 +376,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     sl_conn_request_begin(evcon, r);
 
-    if (has_conflicting_headers(in)) {
-        answer_error(r, 400, "invalid_header", "conflicting Content-Length headers");
+    if (!framing_ok(r, req, in))
         return;
-    }
     bool known;
     const route *rt = find_route(r->path, &known);
     if (!rt) {
@@ -415,7 +455,9 @@ static struct evconnlistener *make_listener(const sl_config *c)
 static void apply_limits(const sl_config *c)
 {
     evhttp_set_max_body_size(srv.http, (ev_ssize_t)c->server.max_body_bytes);
-    evhttp_set_max_headers_size(srv.http, (ev_ssize_t)c->server.max_header_bytes);
+    /* framing_ok() applies the real limits with precise statuses (414, 431) */
+    evhttp_set_max_headers_size(srv.http,
+                                (ev_ssize_t)(c->server.max_header_bytes + 2 * MAX_URI_BYTES));
     evhttp_set_timeout(srv.http, c->server.idle_timeout_s);
 }
 

@@ -24,11 +24,24 @@ def test_hostile_framing():
         "big header": b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n",
     }
     answers = []
+    precise = {  # sluice's own checks: the status says what was wrong
+        "long uri": 414, "big header": 431, "many headers": 431, "bare cr": 400, "ctl byte": 400,
+        "two cl": 400,
+    }
+    cases["many headers"] = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(150)) + b"\r\n"
+    cases["bare cr"] = b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n"
+    cases["ctl byte"] = b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n"
+    cases["two cl"] = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"
+    cases["huge chunk ext"] = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               b"2;" + b"e" * 70000 + b"\r\n{}\r\n0\r\n\r\n")
+    answers = []
     for name, raw in cases.items():
         got = send_raw(s.port, raw, timeout=2)
         answers.append(got)
         st = status_of(got)
         assert got == b"" or (st is not None and 400 <= st < 500), (name, got[:120])
+        if name in precise:
+            assert st == precise[name], (name, got[:200])
     assert m.stats()["requests"] == 0
     assert request("GET", s.url + "/health/live")[0] == 200  # still serving
     answered = sum(1 for raw in answers if status_of(raw))
@@ -123,6 +136,52 @@ def test_redis_error_replies_degrade():
     r.cmd("DEL", "sluice:{t:e}:rpm")
     assert post_json(s.url + "/v1/chat/completions", chat("noscript"), h)[0] == 200
     assert r.cmd("EXISTS", "sluice:{t:e}:rpm") == 1, "the limits script did not run after NOSCRIPT"
+    s.stop()
+
+
+def test_redis_oom_and_down_degrade_quietly():
+    from harness import Redis
+    m, r = Mock(), Redis(extra=["--maxmemory-policy", "noeviction"])
+    s = Sluice(base_config(m, cache={"enabled": True}, redis={"url": r.url},
+                           keys=[{"key": "sk-o", "tenant": "o", "rpm": 100}]))
+    time.sleep(0.3)
+    h = {"Authorization": "Bearer sk-o"}
+    r.cmd("SET", "filler", "x" * (4 << 20))
+    r.cmd("CONFIG", "SET", "maxmemory", str(2 << 20))  # over it now: every write fails with OOM
+    try:
+        r.cmd("SET", "probe", "1")
+        raise AssertionError("Redis should refuse writes")
+    except RuntimeError as e:
+        assert str(e).startswith("OOM"), e
+    for i in range(3):  # cache store and limits script fail: answers do not
+        assert post_json(s.url + "/v1/chat/completions", chat("oom %d" % i), h)[0] == 200
+    # Redis gone: no busy reconnect loop, and the log says so a few times, not per attempt
+    r.kill()
+    time.sleep(0.3)
+    c0 = cpu_seconds(s.proc.pid)
+    time.sleep(3)
+    assert cpu_seconds(s.proc.pid) - c0 < 0.15, "sluice burns CPU while Redis is down"
+    assert post_json(s.url + "/v1/chat/completions", chat("down"), h)[0] == 200
+    lines = [l for l in s.stderr().splitlines() if "redis" in l.lower()]
+    assert 0 < len(lines) < 15, lines
+    s.stop()
+
+
+def test_upstream_hop_by_hop_and_other_headers_never_reach_clients():
+    m = Mock()
+    s = Sluice(base_config(m, cache={"enabled": True}))
+    m.config(headers={"Keep-Alive": "timeout=1", "Upgrade": "websocket", "Proxy-Authenticate": "Basic",
+                      "Set-Cookie": "upstream=1", "X-Upstream-Secret": "s3cret"})
+    u = s.url + "/v1/chat/completions"
+    seen = []
+    for body in (chat("hop"), chat("hop"), chat("hop stream", stream=True)):  # miss, hit, stream
+        st, h, _ = request("POST", u, body)
+        assert st == 200
+        seen.append(h)
+    for h in seen:
+        for name in ("keep-alive", "upgrade", "proxy-authenticate", "set-cookie", "x-upstream-secret"):
+            assert name not in h, (name, h)
+    assert seen[1]["x-sluice-cache"] == "hit"
     s.stop()
 
 

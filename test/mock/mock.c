@@ -27,6 +27,7 @@ typedef struct knobs {
     int status, delay_ms, stream_chunks, chunk_delay_ms, fail_next, drop_after_chunks;
     char retry_after[64];
     char *body;
+    cJSON *headers; /* extra response headers of LLM answers: {"Name": "value"} */
 } knobs;
 
 static struct {
@@ -40,6 +41,7 @@ static struct {
 static void reset_knobs(void)
 {
     free(m.k.body);
+    cJSON_Delete(m.k.headers);
     memset(&m.k, 0, sizeof m.k);
     m.k.stream_chunks = 5;
 }
@@ -432,6 +434,12 @@ static void respond(evutil_socket_t fd, short what, void *arg)
         finish(j);
         return;
     }
+    const cJSON *h;
+    cJSON_ArrayForEach(h, m.k.headers)
+    {
+        if (cJSON_IsString(h))
+            evhttp_add_header(evhttp_request_get_output_headers(j->req), h->string, h->valuestring);
+    }
     if (j->status != 200) {
         char body[256];
         snprintf(body, sizeof body,
@@ -630,6 +638,11 @@ static void handle_config(struct evhttp_request *req)
     cJSON *ra = cJSON_GetObjectItem(o, "retry_after");
     if (cJSON_IsString(ra))
         snprintf(m.k.retry_after, sizeof m.k.retry_after, "%s", ra->valuestring);
+    cJSON *hd = cJSON_GetObjectItem(o, "headers");
+    if (cJSON_IsObject(hd)) {
+        cJSON_Delete(m.k.headers);
+        m.k.headers = cJSON_Duplicate(hd, 1);
+    }
     cJSON *b = cJSON_GetObjectItem(o, "body");
     if (cJSON_IsString(b)) {
         free(m.k.body);
