@@ -25,6 +25,9 @@ SIGINT, SIGTERM and the watchdog."""
 import datetime, json, os, re, resource, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import free_port, rss_kib  # noqa: E402  (the table's runner, same folder)
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 N = int(os.environ.get("SOAK_REQUESTS", "1000000"))
 CONNS = int(os.environ.get("SOAK_CONNECTIONS", "64"))
@@ -84,14 +87,6 @@ def on_alarm(sig, frame):
 
 
 # ---- processes --------------------------------------------------------------------------
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
 
 def wait_port(port, proc, what, timeout=10.0):
     end = time.time() + timeout
@@ -254,14 +249,6 @@ def redis_ttl_audit(port):
             break
     c.close()
     return total, tickets, bad, kinds
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def measure(pid, ports):
