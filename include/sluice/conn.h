@@ -11,6 +11,8 @@
  *     server.header_timeout_s of accept (of the previous answer, plus
  *     server.idle_timeout_s, on a kept-alive connection), else 408 and close;
  *   - an access-log line for every refusal evhttp writes on its own;
+ *   - a request head with NUL, a bare CR or a bare LF gets 400 (evhttp would
+ *     take a bare LF as a line end and cut a value at NUL);
  *   - accept errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) pause the listener for
  *     100 ms instead of spinning;
  *   - the close of a connection that carries a request reaches the server

@@ -39,8 +39,12 @@ typedef struct sl_conn {
     sl_req *active;           /* the request being answered, if any */
     struct event *deadline;   /* a whole request must arrive before it fires */
     struct event *linger;     /* after our refusal: read and drop until EOF */
-    sl_internal_sink refusal; /* our own answer (503, 408), sent raw */
+    sl_internal_sink refusal; /* our own answer (503, 408, 400), sent raw */
     bool refusing;
+    /* the request head being read (see scan_head) */
+    bool in_body, pending_cr;
+    unsigned head_lines;
+    size_t line_len;
 } sl_conn;
 
 static struct {
@@ -93,6 +97,7 @@ static void complete_refusal(sl_sink *sink, int status, const char *code, const 
 /* ---- closing ------------------------------------------------------------ */
 
 static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
 
 static void conn_free(sl_conn *c)
 {
@@ -117,6 +122,7 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
     c->active = NULL;
     evhttp_connection_set_closecb(c->evcon, NULL, NULL);
     evbuffer_remove_cb(bufferevent_get_output(c->bev), on_output, c);
+    evbuffer_remove_cb(bufferevent_get_input(c->bev), on_input, c);
     conn_free(c);
     if (r)
         conns.gone(r);
@@ -138,6 +144,15 @@ static void on_linger_read(evutil_socket_t fd, short what, void *arg)
         close_now(arg);
 }
 
+static const char *reason(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 408: return "Request Timeout";
+    default: return "Service Unavailable";
+    }
+}
+
 /* The answer of our own refusal: written straight to the socket (evhttp is
  * not reading this connection any more), then a lingering close, so that a
  * client whose request bytes are still arriving reads our answer instead of
@@ -149,8 +164,7 @@ static void on_refusal_done(void *ud, sl_req *r, int status, sl_str body)
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
                      "x-request-id: %s\r\nConnection: close\r\n\r\n",
-                     status, status == 408 ? "Request Timeout" : "Service Unavailable", body.len,
-                     r->id);
+                     status, reason(status), body.len, r->id);
     struct iovec iov[2] = {{head, (size_t)n}, {(void *)body.p, body.len}};
     struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
     (void)sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL); /* best effort: we close anyway */
@@ -215,6 +229,72 @@ static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
                          "Refused by the HTTP parser (framing, size or syntax).");
 }
 
+/* ---- request heads evhttp accepts and we do not ---------------------------- */
+
+/* evhttp takes a bare LF as a line end and a NUL as the end of a value, and
+ * hides both from us; a proxy in front of sluice may read such a head
+ * differently (request smuggling). So we look at the bytes of each request
+ * head as they arrive (up to its blank line; bodies are not scanned, nor a
+ * pipelined head that arrived in one read with the request before it): every
+ * line must end in CRLF, with no CR or NUL inside. memchr keeps it to a few
+ * vector scans per line. Returns false at the first bad byte. */
+static bool scan_head(sl_conn *c, const char *p, size_t n)
+{
+    while (n && !c->in_body) {
+        const char *nl = memchr(p, '\n', n);
+        size_t seg = nl ? (size_t)(nl - p) : n; /* bytes before the LF */
+        if (seg && memchr(p, '\0', seg))
+            return false;
+        const char *cr = seg ? memchr(p, '\r', seg) : NULL;
+        if ((cr && cr != p + seg - 1) || (c->pending_cr && seg > 0))
+            return false; /* a CR not followed by LF */
+        if (!nl) {        /* the line goes on in the next read */
+            c->line_len += seg - (cr ? 1 : 0);
+            c->pending_cr = cr != NULL;
+            return true;
+        }
+        if (!(cr || (seg == 0 && c->pending_cr)))
+            return false; /* a bare LF */
+        size_t content = c->line_len + seg - (cr ? 1 : 0);
+        if (content == 0 && c->head_lines > 0)
+            c->in_body = true; /* the blank line that ends the head */
+        else if (content > 0)
+            c->head_lines++;
+        c->line_len = 0;
+        c->pending_cr = false;
+        p = nl + 1;
+        n -= seg + 1;
+    }
+    return true;
+}
+
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    sl_conn *c = arg;
+    if (info->n_added == 0 || c->refusing || c->in_body)
+        return;
+    struct evbuffer_ptr at;
+    struct evbuffer_iovec v[16];
+    if (evbuffer_ptr_set(buf, &at, info->orig_size, EVBUFFER_PTR_SET) != 0)
+        return;
+    int n = evbuffer_peek(buf, (ev_ssize_t)info->n_added, &at, v, 16);
+    for (int i = 0; i < n && i < 16; i++) {
+        if (scan_head(c, v[i].iov_base, v[i].iov_len))
+            continue;
+        evbuffer_drain(buf, evbuffer_get_length(buf)); /* evhttp must not parse it */
+        refuse(c, 400, "invalid_header",
+               "A request line or header holds NUL, a bare CR or a bare LF.");
+        return;
+    }
+}
+
+static void head_reset(sl_conn *c)
+{
+    c->in_body = c->pending_cr = false;
+    c->head_lines = 0;
+    c->line_len = 0;
+}
+
 /* ---- adoption ----------------------------------------------------------- */
 
 static int ensure_slot(evutil_socket_t fd)
@@ -249,6 +329,7 @@ static void adopt(struct bufferevent *bev, struct evhttp_connection *evcon, evut
     conns.open++;
     evhttp_connection_set_closecb(evcon, on_close, c);
     evbuffer_add_cb(bufferevent_get_output(bev), on_output, c);
+    evbuffer_add_cb(bufferevent_get_input(bev), on_input, c);
     const sl_config *conf = sl_server_config();
     if (conns.open > (size_t)conf->server.max_connections)
         refuse(c, 503, "too_many_connections", "The gateway is at its connection limit.");
@@ -361,6 +442,7 @@ void sl_conn_request_end(struct evhttp_connection *evcon)
     if (!c)
         return;
     c->active = NULL;
+    head_reset(c);
     const sl_config *conf = sl_server_config();
     arm(c, conf->server.idle_timeout_s + conf->server.header_timeout_s);
 }

@@ -26,8 +26,11 @@ def test_hostile_framing():
     answers = []
     precise = {  # sluice's own checks: the status says what was wrong
         "long uri": 414, "big header": 431, "many headers": 431, "bare cr": 400, "ctl byte": 400,
-        "two cl": 400,
+        "two cl": 400, "nul": 400, "bare lf": 400, "bare lf end": 400,
     }
+    cases["nul"] = b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n"
+    cases["bare lf"] = b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\nX-B: b\r\n\r\n"
+    cases["bare lf end"] = b"\r\nGET /health HTTP/1.1\nHost: x\n\n"
     cases["many headers"] = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(150)) + b"\r\n"
     cases["bare cr"] = b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n"
     cases["ctl byte"] = b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n"
@@ -44,10 +47,20 @@ def test_hostile_framing():
             assert st == precise[name], (name, got[:200])
     assert m.stats()["requests"] == 0
     assert request("GET", s.url + "/health/live")[0] == 200  # still serving
+    # bare LFs in a body are fine (pretty JSON), and the check starts afresh on a kept-alive connection
+    k = socket.create_connection(("127.0.0.1", s.port))
+    pretty = json.dumps(chat("pretty"), indent=2).encode()
+    k.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(pretty), pretty))
+    time.sleep(0.3)
+    assert k.recv(65536).startswith(b"HTTP/1.1 200")
+    k.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\nb\r\n\r\n")
+    time.sleep(0.3)
+    assert k.recv(65536).startswith(b"HTTP/1.1 400")
+    k.close()
     answered = sum(1 for raw in answers if status_of(raw))
-    log = s.wait_log(answered + 1)
+    log = s.wait_log(answered + 3)
     refusals = [l for l in log if 400 <= l["status"] < 500]
-    assert len(refusals) == answered and len(log) == answered + 1, log  # each is logged
+    assert len(refusals) == answered + 1 and len(log) == answered + 3, log  # each is logged
     s.stop()
 
 
