@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <xxhash.h>
 
 #include "sluice/access.h"
 #include "sluice/req.h"
@@ -21,10 +22,13 @@
 typedef struct family {
     const char *name, *type, *help, *labels;
     int n_labels;
+    bool split;
+    const char *names[8]; /* label names, pointing into `labels` */
+    size_t name_lens[8];
 } family;
 
 static family families[] = {
-#define SL_METRIC_ROW(id, name, type, help, labels) {name, type, help, labels, 0},
+#define SL_METRIC_ROW(id, name, type, help, labels) {name, type, help, labels, 0, false, {0}, {0}},
     SL_METRICS(SL_METRIC_ROW)
 #undef SL_METRIC_ROW
 };
@@ -39,6 +43,7 @@ typedef struct series {
     struct series *fam_next; /* all series of one family, for rendering */
     sl_metric m;
     uint64_t hash;
+    size_t labels_len;
     double value;   /* counter/gauge value, histogram sum */
     uint64_t count; /* histogram */
     uint64_t buckets[N_BOUNDS];
@@ -55,71 +60,83 @@ static registry live;
 static sl_metrics_refresh_fn refreshers[8];
 static int n_refreshers;
 
-static int count_labels(const char *spec)
+enum { MAX_LABELS = 8, KEY_MAX = 4096 };
+
+/* Splits a family's label spec ("a,b,c") once, on first use. */
+static void split_labels(family *f)
 {
-    if (!spec[0])
-        return 0;
-    int n = 1;
-    for (const char *p = spec; *p; p++)
-        n += *p == ',';
-    return n;
+    const char *spec = f->labels;
+    while (*spec && f->n_labels < MAX_LABELS) {
+        size_t len = strcspn(spec, ",");
+        f->names[f->n_labels] = spec;
+        f->name_lens[f->n_labels++] = len;
+        spec += len + (spec[len] == ',');
+    }
+    f->split = true;
+}
+
+/* A bounded writer for series keys: no allocation, no per-piece calls into
+ * sl_buf (this runs several times per request). */
+typedef struct key_writer {
+    char *p;
+    size_t len;
+    bool full;
+} key_writer;
+
+static void put(key_writer *w, const char *s, size_t n)
+{
+    if (w->len + n > KEY_MAX) {
+        w->full = true;
+        return;
+    }
+    memcpy(w->p + w->len, s, n);
+    w->len += n;
 }
 
 /* Label values are mostly plain: copy runs, escape only \\, " and newline. */
-static void escape_into(sl_buf *b, const char *v)
+static void put_escaped(key_writer *w, const char *v)
 {
-    if (!v)
-        return;
-    for (;;) {
+    for (; v && *v; v++) {
         size_t run = strcspn(v, "\\\"\n");
-        sl_buf_append(b, v, run);
+        put(w, v, run);
         v += run;
         if (!*v)
             return;
-        sl_buf_append(b, *v == '\n' ? "\\n" : *v == '"' ? "\\\"" : "\\\\", 2);
-        v++;
+        put(w, *v == '\n' ? "\\n" : *v == '"' ? "\\\"" : "\\\\", 2);
     }
 }
 
-/* Renders the label set of m with values into b. */
-static void render_labels(sl_buf *b, sl_metric m, const char *const *values)
+/* Renders `a="x",b="y"` for m into out (KEY_MAX bytes); false when too long. */
+static bool render_labels(char *out, size_t *len, sl_metric m, const char *const *values)
 {
     family *f = &families[m];
-    if (!f->n_labels)
-        f->n_labels = count_labels(f->labels);
-    const char *spec = f->labels;
+    if (!f->split)
+        split_labels(f);
+    key_writer w = {out, 0, false};
     for (int i = 0; i < f->n_labels; i++) {
-        const char *comma = strchr(spec, ',');
-        size_t len = comma ? (size_t)(comma - spec) : strlen(spec);
         if (i)
-            sl_buf_append(b, ",", 1);
-        sl_buf_append(b, spec, len);
-        sl_buf_append(b, "=\"", 2);
-        escape_into(b, values ? values[i] : "");
-        sl_buf_append(b, "\"", 1);
-        spec = comma ? comma + 1 : spec + len;
+            put(&w, ",", 1);
+        put(&w, f->names[i], f->name_lens[i]);
+        put(&w, "=\"", 2);
+        put_escaped(&w, values ? values[i] : "");
+        put(&w, "\"", 1);
     }
-}
-
-static uint64_t fnv1a(const char *p, size_t n, uint64_t h)
-{
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
-    return h;
+    *len = w.len;
+    return !w.full;
 }
 
 static series *find_or_add(registry *g, sl_metric m, const char *lab, size_t len)
 {
-    uint64_t h = fnv1a(lab, len, 1469598103934665603ull ^ (uint64_t)m);
+    uint64_t h = XXH3_64bits_withSeed(lab, len, (uint64_t)m);
     series *s;
     for (s = g->table[h % N_BUCKETS]; s; s = s->next) {
-        if (s->hash == h && s->m == m && strlen(s->labels) == len &&
-            memcmp(s->labels, lab, len) == 0)
+        if (s->hash == h && s->m == m && s->labels_len == len && memcmp(s->labels, lab, len) == 0)
             break;
     }
     if (!s && g->n < MAX_SERIES && (s = calloc(1, sizeof(*s) + len + 1))) {
         s->m = m;
         s->hash = h;
+        s->labels_len = len;
         memcpy(s->labels, lab, len);
         s->next = g->table[h % N_BUCKETS];
         g->table[h % N_BUCKETS] = s;
@@ -132,11 +149,9 @@ static series *find_or_add(registry *g, sl_metric m, const char *lab, size_t len
 
 static series *get_series(sl_metric m, const char *const *values)
 {
-    static sl_buf key; /* reused: no allocation per observation once warm */
-    key.max = 4096;
-    sl_buf_reset(&key);
-    render_labels(&key, m, values);
-    return find_or_add(&live, m, key.p ? key.p : "", key.len);
+    char key[KEY_MAX];
+    size_t len;
+    return render_labels(key, &len, m, values) ? find_or_add(&live, m, key, len) : NULL;
 }
 
 void sl_metric_add(sl_metric m, double v, const char *const *labels)
