@@ -5,6 +5,8 @@
 #ifndef SLUICE_BUF_H
 #define SLUICE_BUF_H
 
+#include <string.h>
+
 #include "sluice/util.h"
 
 typedef struct sl_buf {
@@ -16,7 +18,20 @@ typedef struct sl_buf {
 
 void sl_buf_init(sl_buf *b, size_t max);
 int sl_buf_reserve(sl_buf *b, size_t extra);
-int sl_buf_append(sl_buf *b, const void *p, size_t n);
+int sl_buf_append_slow(sl_buf *b, const void *p, size_t n);
+/* Inline when there is room (the access log and metrics append in small
+ * pieces, many times per request); grows through sl_buf_append_slow. */
+static inline int sl_buf_append(sl_buf *b, const void *p, size_t n)
+{
+    if (b->cap > b->len && n < b->cap - b->len) { /* room for n bytes and the NUL */
+        if (n)
+            memcpy(b->p + b->len, p, n);
+        b->len += n;
+        b->p[b->len] = '\0';
+        return SL_OK;
+    }
+    return sl_buf_append_slow(b, p, n);
+}
 int sl_buf_append_c(sl_buf *b, const char *s);
 int sl_buf_append_str(sl_buf *b, sl_str s);
 int sl_buf_printf(sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -35,7 +35,7 @@ int sl_buf_reserve(sl_buf *b, size_t extra)
     return SL_OK;
 }
 
-int sl_buf_append(sl_buf *b, const void *p, size_t n)
+int sl_buf_append_slow(sl_buf *b, const void *p, size_t n)
 {
     int rc = sl_buf_reserve(b, n);
     if (rc)
