@@ -74,8 +74,15 @@ def parse_latency(s):
     return v * {"us": 1, "ms": 1000, "s": 1e6, "m": 60e6}[u]
 
 
-def wrk(url, script, conns=CONNS, secs=SECS):
-    cmd = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % secs, "--latency", "-s", os.path.join(ROOT, "bench", script), url]
+_nonce = [0]
+
+
+def wrk(url, mode, conns=CONNS, secs=SECS):
+    """mode: fixed | unique | stream (see bench/chat.lua)."""
+    _nonce[0] += 1
+    nonce = "%d-%d" % (os.getpid(), _nonce[0])
+    cmd = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % secs, "--latency", "-s",
+           os.path.join(ROOT, "bench", "fixed"), url, "--", mode, nonce]
     if CORES >= 2:
         cmd = ["taskset", "-c", "0"] + cmd
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
@@ -89,9 +96,9 @@ def wrk(url, script, conns=CONNS, secs=SECS):
     return {"rps": rps, "total": total, "p50_us": p50, "p99_us": p99, "non2xx": int(errors.group(1)) if errors else 0}
 
 
-def measure(name, pid, url, script, conns=CONNS):
+def measure(name, pid, url, mode, conns=CONNS):
     t0 = cpu_ticks(pid)
-    r = wrk(url, script, conns)
+    r = wrk(url, mode, conns)
     ticks = cpu_ticks(pid) - t0
     r["cpu_us_per_req"] = ticks * (1e6 / os.sysconf("SC_CLK_TCK")) / max(r["total"], 1)
     r["rss_kib"] = rss_kib(pid)
@@ -220,29 +227,29 @@ def main():
     mock = spawn([os.path.join(ROOT, "build/sluice-mock"), "--listen", "127.0.0.1:%d" % mock_port], core=0)
     wait_port(mock_port)
     mock_url = "http://127.0.0.1:%d" % mock_port
-    direct = measure("direct (mock)", mock.pid, mock_url + "/v1/chat/completions", "chat.lua")
+    direct = measure("direct (mock)", mock.pid, mock_url + "/v1/chat/completions", "fixed")
     rows.append(direct)
     have_nginx = shutil.which("nginx") is not None
     if have_nginx:
         fixed_p, fixed_port = nginx("server { listen 127.0.0.1:PORT; location / { default_type application/json; return 200 '%s'; } }" % FIXED)
-        nfixed = measure("nginx fixed response", fixed_p.pid, "http://127.0.0.1:%d/v1/chat/completions" % fixed_port, "chat.lua")
+        nfixed = measure("nginx fixed response", fixed_p.pid, "http://127.0.0.1:%d/v1/chat/completions" % fixed_port, "fixed")
         rows.append(nfixed)
         proxy_p, proxy_port = nginx("upstream m { server 127.0.0.1:%d; keepalive 64; }\n"
                                     "server { listen 127.0.0.1:PORT; location / { proxy_pass http://m; proxy_http_version 1.1;"
                                     " proxy_set_header Connection \"\"; } }" % mock_port)
-        nproxy = measure("nginx reverse proxy", proxy_p.pid, "http://127.0.0.1:%d/v1/chat/completions" % proxy_port, "chat_unique.lua")
+        nproxy = measure("nginx reverse proxy", proxy_p.pid, "http://127.0.0.1:%d/v1/chat/completions" % proxy_port, "unique")
         rows.append(nproxy)
     sp, sport = sluice(mock_port, cache=False)
     time.sleep(0.2)
     idle_rss = rss_kib(sp.pid)
     surl = "http://127.0.0.1:%d/v1/chat/completions" % sport
-    passthru = measure("sluice pass-through", sp.pid, surl, "chat_unique.lua")
+    passthru = measure("sluice pass-through", sp.pid, surl, "unique")
     rows.append(passthru)
-    stream_direct = measure("direct stream (mock)", mock.pid, mock_url + "/v1/chat/completions", "stream.lua")
-    stream_sluice = measure("sluice stream pass-through", sp.pid, surl, "stream.lua")
+    stream_direct = measure("direct stream (mock)", mock.pid, mock_url + "/v1/chat/completions", "stream")
+    stream_sluice = measure("sluice stream pass-through", sp.pid, surl, "stream")
     rows += [stream_direct, stream_sluice]
-    c1_direct = measure("c1 direct", mock.pid, mock_url + "/v1/chat/completions", "chat_unique.lua", conns=1)
-    c1_sluice = measure("c1 sluice", sp.pid, surl, "chat_unique.lua", conns=1)
+    c1_direct = measure("c1 direct", mock.pid, mock_url + "/v1/chat/completions", "unique", conns=1)
+    c1_sluice = measure("c1 sluice", sp.pid, surl, "unique", conns=1)
     rows += [c1_direct, c1_sluice]
     body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "ttfb PROMPT"}]}
     ttfb_d = ttfb_us(mock_url, body, 50 if quick else 200)
@@ -250,7 +257,7 @@ def main():
     cp, cport = sluice(mock_port, cache=True)
     curl_ = "http://127.0.0.1:%d/v1/chat/completions" % cport
     post(curl_, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the benchmark"}]})
-    hit = measure("sluice cache hit", cp.pid, curl_, "chat.lua")
+    hit = measure("sluice cache hit", cp.pid, curl_, "fixed")
     rows.append(hit)
     post(mock_url + "/_mock/reset", {})
     post(mock_url + "/_mock/config", {"delay_ms": 500})
@@ -307,8 +314,9 @@ def main():
     text = "\n".join([head, ""] + out + [""] + ["- " + r for r in ratios] + [""] +
                      ["- %s: %s" % (c, "PASS" if ok else "MISS") for c, ok in checks] + [""])
     print(text)
-    with open(os.path.join(ROOT, "bench", "results.md"), "a") as f:
-        f.write(text + "\n")
+    if os.environ.get("BENCH_RESULTS") != "-":  # "-": print only
+        with open(os.path.join(ROOT, "bench", "results.md"), "a") as f:
+            f.write(text + "\n")
     cleanup()
 
 
