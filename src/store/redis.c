@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "sluice/log.h"
+#include "sluice/redis_reply.h"
 
 enum {
     HUNG_AFTER_TIMEOUTS = 3,
@@ -274,6 +275,7 @@ static void connect_now(sl_redis *r)
         return;
     }
     c->data = r;
+    sl_redis_reader_bound(c->c.reader);
     redisLibeventAttach(c, r->base);
     redisAsyncSetConnectCallback(c, on_connect);
     redisAsyncSetDisconnectCallback(c, on_disconnect);
@@ -301,6 +303,7 @@ static redisAsyncContext *sentinel_ctx(sl_redis *r, size_t i)
             redisAsyncFree(c);
         return NULL;
     }
+    sl_redis_reader_bound(c->c.reader);
     c->data = r;
     redisLibeventAttach(c, r->base);
     return c;

@@ -1,10 +1,12 @@
 /* fuzz_redis.c — what sluice does with bytes from Redis: replies as hiredis
  * reads them off the socket (fed in splits the input picks), stored cache
- * entries checked and, when they pass, replayed as a stream. */
+ * entries checked and, when they pass, replayed as a stream. The reader uses
+ * sluice's bounded reply objects, as every connection of sluice does. */
 #include <hiredis/hiredis.h>
 
 #include "sluice/cache_entry.h"
 #include "sluice/completion.h"
+#include "sluice/redis_reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -29,7 +31,7 @@ static void use_reply(const redisReply *rep)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    redisReader *rd = redisReaderCreate();
+    redisReader *rd = redisReaderCreateWithFunctions(&sl_redis_bounded_replies);
     if (!rd)
         return 0;
     size_t step = size ? (size_t)data[0] % 13 + 1 : 1;
