@@ -327,4 +327,7 @@ def test_two_workers_metrics_report_the_group():
         assert hist and float(hist.group(1)) == 40
         per_worker[json.loads(request("GET", s.url + "/health")[2])["worker"]] = True
     assert len(per_worker) == 2  # both workers answered (odds of not: 2^-15)
+    import shutil
+    r = subprocess.run([shutil.which("promtool"), "check", "metrics"], input=body, capture_output=True)
+    assert r.returncode == 0, r.stdout + r.stderr  # the merged exposition is valid too
     s.stop()
