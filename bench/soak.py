@@ -27,6 +27,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import free_port, rss_kib  # noqa: E402  (the table's runner, same folder)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "integration"))
+import resp  # noqa: E402  (the Redis protocol, shared with the tests)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 N = int(os.environ.get("SOAK_REQUESTS", "1000000"))
@@ -197,31 +199,8 @@ class RedisConn:
         self.f = self.s.makefile("rb")
 
     def send(self, *cmds):
-        out = []
-        for args in cmds:
-            out.append(b"*%d\r\n" % len(args))
-            for a in args:
-                a = a if isinstance(a, bytes) else str(a).encode()
-                out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.s.sendall(b"".join(out))
-        return [self.reply() for _ in cmds]
-
-    def reply(self):
-        line = self.f.readline().rstrip(b"\r\n")
-        t, rest = line[:1], line[1:]
-        if t == b"+":
-            return rest.decode()
-        if t == b"-":
-            raise RuntimeError(rest.decode())
-        if t == b":":
-            return int(rest)
-        if t == b"$":
-            n = int(rest)
-            return None if n < 0 else self.f.read(n + 2)[:-2]
-        if t == b"*":
-            n = int(rest)
-            return None if n < 0 else [self.reply() for _ in range(n)]
-        raise RuntimeError("bad RESP: %r" % line)
+        self.s.sendall(b"".join(resp.encode(*args) for args in cmds))
+        return [resp.read(self.f) for _ in cmds]
 
     def close(self):
         self.f.close()

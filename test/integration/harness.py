@@ -2,6 +2,8 @@
 loopback ports. Stdlib only. Every process started here is stopped at exit."""
 import atexit, http.client, json, os, signal, socket, subprocess, tempfile, time
 
+import resp
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SLUICE_BIN = os.environ.get("SLUICE_BIN", os.path.join(ROOT, "build/test/sluice"))
 MOCK_BIN = os.environ.get("MOCK_BIN", os.path.join(ROOT, "build/sluice-mock"))
@@ -175,13 +177,8 @@ class Redis:
 
     def cmd(self, *args):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=3)
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        s.sendall(out)
-        f = s.makefile("rb")
-        r = _resp(f)
+        s.sendall(resp.encode(*args))
+        r = resp.read(s.makefile("rb"))
         s.close()
         return r
 
@@ -194,27 +191,6 @@ class Redis:
 
     def cont_signal(self):
         os.kill(self.proc.pid, signal.SIGCONT)
-
-
-def _resp(f):
-    line = f.readline().rstrip(b"\r\n")
-    t, rest = line[:1], line[1:]
-    if t == b"+":
-        return rest.decode()
-    if t == b"-":
-        raise RuntimeError(rest.decode())
-    if t == b":":
-        return int(rest)
-    if t == b"$":
-        n = int(rest)
-        if n < 0:
-            return None
-        data = f.read(n + 2)[:-2]
-        return data
-    if t == b"*":
-        n = int(rest)
-        return None if n < 0 else [_resp(f) for _ in range(n)]
-    raise RuntimeError("bad RESP: %r" % line)
 
 
 def yaml_dump(v, indent=0):
