@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Instructions per request of sluice, counted by callgrind.
+
+Unlike req/s, this does not drift with what else the machine is doing: the
+same binary, configuration and requests give the same count. It is how the
+before/after lines of hot-path changes in results.md are measured.
+
+    python3 bench/instructions.py            # cache hit and pass-through
+Each scenario starts sluice under `valgrind --tool=callgrind`, sends one
+request to warm up, then drives wrk (8 connections, INSTR_SECONDS, default 5)
+and divides the program's total instructions by the requests answered (start
+and shutdown included, which adds a few hundred instructions per request)."""
+import os, re, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run as B  # noqa: E402
+
+SECS = int(os.environ.get("INSTR_SECONDS", "5"))
+
+
+def scenario(name, mock_port, cache, mode):
+    d = tempfile.mkdtemp(prefix="sluice-instr-")
+    port = B.free_port()
+    conf = os.path.join(d, "sluice.yaml")
+    with open(conf, "w") as f:
+        f.write("listen: 127.0.0.1:%d\nlog: { access: %s/access.log }\n" % (port, d))
+        f.write("providers:\n  - { name: mock, kind: openai, base_url: \"http://127.0.0.1:%d/v1\", "
+                "api_key: sk-bench, models: [\"*\"] }\n" % mock_port)
+        f.write("cache: { enabled: %s }\nprices: { gpt-4o-mini: { input: 0.15, output: 0.6 } }\n"
+                % ("true" if cache else "false"))
+    out = os.path.join(d, "callgrind.out")
+    p = B.spawn(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
+                 os.path.join(B.ROOT, "build/sluice"), "-c", conf])
+    B.wait_port(port)
+    url = "http://127.0.0.1:%d/v1/chat/completions" % port
+    B.post(url, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the benchmark"}]})
+    r = B.wrk(url, mode, conns=8, secs=SECS)
+    p.send_signal(15)
+    p.wait(timeout=60)
+    total = 0
+    with open(out) as f:
+        for line in f:
+            if line.startswith("totals:") or line.startswith("summary:"):
+                total = int(line.split()[1])
+    return name, r["total"], total
+
+
+def main():
+    if not B.shutil.which("valgrind"):
+        raise SystemExit("valgrind is missing")
+    mock_port = B.free_port()
+    B.spawn([os.path.join(B.ROOT, "build/sluice-mock"), "--listen", "127.0.0.1:%d" % mock_port])
+    B.wait_port(mock_port)
+    rows = [scenario("cache hit", mock_port, True, "fixed"),
+            scenario("pass-through (cache off)", mock_port, False, "unique")]
+    rev = subprocess.run(["git", "-C", B.ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    lines = ["### instructions per request (callgrind) — commit %s — %s" % (rev, time.strftime("%Y-%m-%d %H:%M")), "",
+             "| scenario | requests | instructions per request |", "|---|---:|---:|"]
+    for name, n, total in rows:
+        lines.append("| %s | %d | %.0f |" % (name, n, total / max(n, 1)))
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if os.environ.get("BENCH_RESULTS") != "-":
+        with open(os.path.join(B.ROOT, "bench", "results.md"), "a") as f:
+            f.write(text + "\n")
+    B.cleanup()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        B.cleanup()
