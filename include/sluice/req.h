@@ -128,6 +128,7 @@ void sl_req_ref(sl_req *r);
 void sl_req_release(sl_req *r);
 /* Requests alive now (created and not yet released): what a drain waits for. */
 size_t sl_req_live(void);
+uint64_t sl_req_served(void); /* requests created since start */
 /* Frees the pool (at exit, for leak checkers). */
 void sl_req_pool_drain(void);
 

@@ -15,6 +15,13 @@ static sl_req *pool_head;
 static size_t pool_len;
 static size_t live;
 
+static uint64_t created;
+
+uint64_t sl_req_served(void)
+{
+    return created;
+}
+
 size_t sl_req_live(void)
 {
     return live;
@@ -37,6 +44,7 @@ sl_req *sl_req_new(struct event_base *base, sl_config *conf)
     memset(r, 0, sizeof(*r));
     r->magic = SL_REQ_MAGIC;
     live++;
+    created++;
     r->refs = 1;
     r->base = base;
     r->conf = sl_config_ref(conf);
