@@ -38,7 +38,7 @@ RESULTS = os.environ.get("SOAK_RESULTS", os.path.join(ROOT, "bench", "results.md
 KEEP = os.environ.get("SOAK_KEEP") == "1"
 WARM_SHARE = 0.10        # the warm-up point: after this share of the requests,
 WARM_MIN = 40000         # and at least this many (caches and allocator settle), at most half
-SETTLE_S = 2.0           # quiet time before each measurement
+SETTLE_S = 12.0          # quiet time before each measurement: sluice gives freed memory back every 10 s when idle
 WARM_AT = min(max(N * WARM_SHARE, WARM_MIN), N / 2)
 RSS_MAX_GROWTH = 0.01    # < 1 %
 FD_SLACK = 2
