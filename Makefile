@@ -18,9 +18,9 @@ CSTD    := -std=c11 -D_GNU_SOURCE
 INC     := -Iinclude
 CFLAGS_REL  := $(CSTD) $(WARN) -O2 -g $(INC) $(PKG_CFLAGS)
 CFLAGS_TEST := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer \
-               -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all \
                -DSL_TEST_BUILD $(INC) $(PKG_CFLAGS)
-LDFLAGS_TEST := -fsanitize=address,undefined
+LDFLAGS_TEST := -fsanitize=address,undefined,float-cast-overflow
 
 LIB_SRC  := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
 MOCK_SRC := $(shell find test/mock -name '*.c' | sort)

@@ -33,7 +33,7 @@ static struct {
     const char *conf_path;
     struct event *drain_timer; /* checks whether in-flight work is done */
     struct event *trim_timer;  /* gives memory back after a burst */
-    uint64_t trimmed_at; /* sl_req_served() at the last trim */
+    uint64_t trimmed_at;       /* sl_req_served() at the last trim */
     uint64_t drain_deadline_ms;
     int signals_seen;
 } app;

@@ -54,6 +54,10 @@ const sl_json *sl_json_get(const sl_json *obj, const char *key);
  * strings re-escaped deterministically, numbers as their source text.
  * skip_top, when set, drops top-level members it returns true for. */
 int sl_json_canonical(const sl_json *v, sl_buf *b, bool (*skip_top)(sl_str key));
+/* v as an integer when it is a number within [lo, hi] (a fraction is cut),
+ * else dflt. Numbers come from clients and providers: casting a double out of
+ * an integer's range is undefined behaviour (found by fuzz_sse). */
+long long sl_json_int(const sl_json *v, double lo, double hi, long long dflt);
 /* True when s is valid UTF-8 (no surrogates, no overlongs). */
 bool sl_utf8_valid(const char *s, size_t n);
 

@@ -35,7 +35,7 @@ static void take_tool_calls(sl_asm *a, sl_asm_choice *c, const sl_json *calls)
 {
     for (const sl_json *t = calls->child; t; t = t->next) {
         const sl_json *idx = sl_json_get(t, "index");
-        int i = idx && idx->type == SL_JSON_NUMBER ? (int)idx->num : 0;
+        int i = idx && idx->type == SL_JSON_NUMBER ? (int)sl_json_int(idx, 0, 1 << 20, -1) : 0;
         if (i < 0 || i >= SL_ASM_MAX_TOOLS) {
             a->failed = true;
             return;
@@ -55,7 +55,7 @@ static void take_tool_calls(sl_asm *a, sl_asm_choice *c, const sl_json *calls)
 static void take_choice(sl_asm *a, const sl_json *ch)
 {
     const sl_json *idx = sl_json_get(ch, "index");
-    int i = idx && idx->type == SL_JSON_NUMBER ? (int)idx->num : 0;
+    int i = idx && idx->type == SL_JSON_NUMBER ? (int)sl_json_int(idx, 0, 1 << 20, -1) : 0;
     if (i < 0 || i >= SL_ASM_MAX_CHOICES) {
         a->failed = true;
         return;
@@ -80,7 +80,7 @@ static void take_choice(sl_asm *a, const sl_json *ch)
 static long num_or(const sl_json *obj, const char *key, long dflt)
 {
     const sl_json *v = sl_json_get(obj, key);
-    return v && v->type == SL_JSON_NUMBER ? (long)v->num : dflt;
+    return (long)sl_json_int(v, -1e15, 1e15, dflt);
 }
 
 void sl_asm_chunk(sl_asm *a, const char *data, size_t len)
@@ -265,7 +265,7 @@ static void replay_piece(replay_ctx *x, int index, const char *p, size_t n, cons
 static void replay_choice(replay_ctx *x, const sl_json *ch, int pieces)
 {
     const sl_json *idx = sl_json_get(ch, "index");
-    int index = idx && idx->type == SL_JSON_NUMBER ? (int)idx->num : 0;
+    int index = (int)sl_json_int(idx, 0, 1 << 20, 0);
     const sl_json *msg = x->text ? ch : sl_json_get(ch, "message");
     const sl_json *content = msg ? sl_json_get(msg, x->text ? "text" : "content") : NULL;
     sl_str text = content && content->type == SL_JSON_STRING ? content->str : SL_STR("");
@@ -326,7 +326,7 @@ int sl_replay_sse(const char *json, size_t len, bool include_usage, int pieces, 
         .text = obj && obj->type == SL_JSON_STRING && sl_str_eq_c(obj->str, "text_completion"),
     };
     const sl_json *created = sl_json_get(root, "created");
-    x.created = created && created->type == SL_JSON_NUMBER ? (long long)created->num : 0;
+    x.created = sl_json_int(created, -1e15, 1e15, 0);
     const sl_json *choices = sl_json_get(root, "choices");
     if (!choices || choices->type != SL_JSON_ARRAY)
         goto out;

@@ -441,3 +441,10 @@ int sl_json_canonical(const sl_json *v, sl_buf *b, bool (*skip_top)(sl_str key))
 {
     return canonical(v, b, skip_top, 0);
 }
+
+long long sl_json_int(const sl_json *v, double lo, double hi, long long dflt)
+{
+    if (!v || v->type != SL_JSON_NUMBER || !(v->num >= lo && v->num <= hi)) /* NaN fails too */
+        return dflt;
+    return (long long)v->num;
+}

@@ -514,7 +514,7 @@ static const char *stop_from_finish(sl_str s)
 static long num_of(const sl_json *obj, const char *key)
 {
     const sl_json *v = sl_json_get(obj, key);
-    return is_num(v) ? (long)v->num : 0;
+    return is_num(v) ? (long)sl_json_int(v, -1e15, 1e15, 0) : 0;
 }
 
 int sl_tr_messages_to_chat_resp(const sl_json *msg, sl_buf *o)

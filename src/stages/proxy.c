@@ -79,9 +79,9 @@ static void take_usage(sl_req *r, const sl_json *root)
         const sl_json *p = sl_json_get(u, in_names[i]);
         const sl_json *c = sl_json_get(u, out_names[i]);
         if (p && p->type == SL_JSON_NUMBER)
-            r->prompt_tokens = (long)p->num;
+            r->prompt_tokens = (long)sl_json_int(p, 0, 1e15, 0);
         if (c && c->type == SL_JSON_NUMBER)
-            r->completion_tokens = (long)c->num;
+            r->completion_tokens = (long)sl_json_int(c, 0, 1e15, 0);
     }
 }
 
@@ -139,9 +139,9 @@ static void anthropic_usage(sl_req *r, sl_str data)
         const sl_json *u = sl_json_get(m ? m : root, "usage");
         const sl_json *in = sl_json_get(u, "input_tokens"), *out = sl_json_get(u, "output_tokens");
         if (in && in->type == SL_JSON_NUMBER && in->num > 0)
-            r->prompt_tokens = (long)in->num;
+            r->prompt_tokens = (long)sl_json_int(in, 0, 1e15, 0);
         if (out && out->type == SL_JSON_NUMBER && !m)
-            r->completion_tokens = (long)out->num;
+            r->completion_tokens = (long)sl_json_int(out, 0, 1e15, 0);
     }
     sl_arena_free(&scratch);
 }
