@@ -189,5 +189,10 @@ void sl_req_make_id(char *out)
         for (int i = 0; i < 8; i++)
             snprintf(prefix + 2 * i, 3, "%02x", raw[i]);
     }
-    snprintf(out, 33, "%s%016llx", prefix, (unsigned long long)++counter);
+    static const char hex[] = "0123456789abcdef";
+    memcpy(out, prefix, 16);
+    uint64_t n = ++counter;
+    for (int i = 31; i >= 16; i--, n >>= 4)
+        out[i] = hex[n & 15];
+    out[32] = '\0';
 }
