@@ -52,18 +52,48 @@ def cleanup(*_):
         p.wait()
 
 
+def tree(pid):
+    """pid and its children (nginx's workers are children of its master)."""
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        kids.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return [pid] + kids
+
+
+def _one_cpu(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        return int(parts[11]) + int(parts[12])
+    except OSError:
+        return 0
+
+
+def _one_rss(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def cpu_ticks(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return int(parts[11]) + int(parts[12])
+    """CPU time of the server under test: the process and its children."""
+    return sum(_one_cpu(p) for p in tree(pid))
 
 
 def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    """RSS of the process and its children (for sluice and the mock: the process)."""
+    return sum(_one_rss(p) for p in tree(pid))
 
 
 def parse_latency(s):
@@ -108,6 +138,22 @@ def measure(name, pid, url, mode, conns=CONNS):
     return r
 
 
+def on_core(pid, core):
+    """Moves a running process (the mock) to a core: it is the server under
+    test in the direct rows (the SUT core) and the upstream elsewhere (the
+    load core), as the topology says."""
+    if CORES >= 2:
+        os.sched_setaffinity(pid, {core})
+
+
+def direct_measure(name, pid, url, mode, conns=CONNS):
+    on_core(pid, 1)
+    try:
+        return measure(name, pid, url, mode, conns)
+    finally:
+        on_core(pid, 0)
+
+
 def post(url, body):
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     return urllib.request.urlopen(req, timeout=10).read()
@@ -123,7 +169,7 @@ def nginx(conf_body):
             "}\n") % (d, d, d, d, d, d, d, conf_body.replace("PORT", str(port)))
     with open(os.path.join(d, "nginx.conf"), "w") as f:
         f.write(conf)
-    p = spawn(["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf")], core=0)
+    p = spawn(["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf")], core=1)  # a server under test
     wait_port(port)
     return p, port
 
@@ -229,7 +275,7 @@ def main():
     mock = spawn([os.path.join(ROOT, "build/sluice-mock"), "--listen", "127.0.0.1:%d" % mock_port], core=0)
     wait_port(mock_port)
     mock_url = "http://127.0.0.1:%d" % mock_port
-    direct = measure("direct (mock)", mock.pid, mock_url + "/v1/chat/completions", "fixed")
+    direct = direct_measure("direct (mock)", mock.pid, mock_url + "/v1/chat/completions", "fixed")
     rows.append(direct)
     have_nginx = shutil.which("nginx") is not None
     if have_nginx:
@@ -247,14 +293,21 @@ def main():
     surl = "http://127.0.0.1:%d/v1/chat/completions" % sport
     passthru = measure("sluice pass-through", sp.pid, surl, "unique")
     rows.append(passthru)
-    stream_direct = measure("direct stream (mock)", mock.pid, mock_url + "/v1/chat/completions", "stream")
+    stream_direct = direct_measure("direct stream (mock)", mock.pid, mock_url + "/v1/chat/completions", "stream")
     stream_sluice = measure("sluice stream pass-through", sp.pid, surl, "stream")
     rows += [stream_direct, stream_sluice]
-    c1_direct = measure("c1 direct", mock.pid, mock_url + "/v1/chat/completions", "unique", conns=1)
+    c1_direct = direct_measure("c1 direct", mock.pid, mock_url + "/v1/chat/completions", "unique", conns=1)
     c1_sluice = measure("c1 sluice", sp.pid, surl, "unique", conns=1)
     rows += [c1_direct, c1_sluice]
+    c1_nginx = None
+    if have_nginx:  # the reference: what one proxy hop costs on this machine
+        c1_nginx = measure("c1 nginx reverse proxy", proxy_p.pid,
+                           "http://127.0.0.1:%d/v1/chat/completions" % proxy_port, "unique", conns=1)
+        rows.append(c1_nginx)
     body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "ttfb PROMPT"}]}
+    on_core(mock.pid, 1)
     ttfb_d = ttfb_us(mock_url, body, 50 if quick else 200)
+    on_core(mock.pid, 0)
     ttfb_s = ttfb_us("http://127.0.0.1:%d" % sport, body, 50 if quick else 200)
     cp, cport = sluice(mock_port, cache=True)
     curl_ = "http://127.0.0.1:%d/v1/chat/completions" % cport
@@ -297,6 +350,9 @@ def main():
     ratios.append("cache hit / direct: %.2f" % (hit["rps"] / direct["rps"]))
     added = c1_sluice["p50_us"] - c1_direct["p50_us"]
     ratios.append("added p50 latency at concurrency 1: %.0f µs" % added)
+    if c1_nginx:
+        ratios.append("added p50 latency at concurrency 1 of nginx reverse proxy (reference): %.0f µs"
+                      % (c1_nginx["p50_us"] - c1_direct["p50_us"]))
     ratios.append("added time to first byte of a stream: %.0f µs (direct %.0f, sluice %.0f)" % (ttfb_s - ttfb_d, ttfb_d, ttfb_s))
     ratios.append("coalescing storm: %d identical concurrent requests -> %d upstream call(s); followers p99 %.0f ms vs upstream 500 ms"
                   % (len(lat), calls, p99_storm / 1000))
