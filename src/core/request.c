@@ -60,7 +60,7 @@ static int check_int(sl_arena *a, sl_http_error *e, const sl_json *root, const c
     if (!(v->num >= lo && v->num <= hi))
         return BAD_VALUE("out of range");
     if (out)
-        *out = (long)v->num;
+        *out = (long)sl_json_int(v, lo, hi, 0);
     return SL_OK;
 }
 

@@ -35,7 +35,7 @@ void sl_cache_setup(sl_l1 *l1, sl_redis *redis)
     cache.redis = redis;
 }
 
-static bool serve(sl_req *r, const char *entry, size_t len, const char *layer);
+static bool serve(sl_req *r, const sl_cache_entry *e, const char *layer);
 
 typedef struct cache_state {
     sl_req *r;
@@ -57,14 +57,13 @@ static void key_text(const sl_cache_key *k, char out[80])
  * sent, when the entry is not one (the caller treats it as a miss). */
 bool sl_cache_serve_entry(sl_req *r, const char *entry, size_t len, const char *layer)
 {
-    return serve(r, entry, len, layer);
+    sl_cache_entry e;
+    return sl_cache_entry_decode(entry, len, &e) == SL_OK && serve(r, &e, layer);
 }
 
-static bool serve(sl_req *r, const char *entry, size_t len, const char *layer)
+static bool serve(sl_req *r, const sl_cache_entry *entry, const char *layer)
 {
-    sl_cache_entry e;
-    if (sl_cache_entry_decode(entry, len, &e) != SL_OK)
-        return false;
+    const sl_cache_entry e = *entry;
     sl_buf sse = {0};
     if (r->llm.stream) {
         sl_buf_init(&sse, 0);
@@ -99,12 +98,9 @@ static bool serve(sl_req *r, const char *entry, size_t len, const char *layer)
 
 /* What is left of an entry's life when it comes back from Redis: L1 must not
  * keep it longer than the shared copy lives. */
-static uint64_t remaining_ttl_ms(const sl_req *r, const char *entry, size_t len)
+static uint64_t remaining_ttl_ms(const sl_req *r, const sl_cache_entry *e)
 {
-    sl_cache_entry e;
-    if (sl_cache_entry_decode(entry, len, &e) != SL_OK)
-        return 0;
-    int64_t ttl = (int64_t)r->conf->cache.ttl_s * 1000, age = sl_wall_ms() - e.stored_at_ms;
+    int64_t ttl = (int64_t)r->conf->cache.ttl_s * 1000, age = sl_wall_ms() - e->stored_at_ms;
     return age < 0 ? (uint64_t)ttl : age >= ttl ? 0 : (uint64_t)(ttl - age);
 }
 
@@ -113,11 +109,12 @@ static void on_l2_reply(void *ud, const redisReply *reply, int status)
     cache_state *st = ud;
     sl_req *r = st->r;
     st->lookup_pending = false;
+    sl_cache_entry e;
     if (r->client_gone) {
         sl_pipeline_resume(r); /* the pipeline notices and answers 499 */
     } else if (status == SL_OK && reply && reply->type == REDIS_REPLY_STRING &&
-               serve(r, reply->str, reply->len, "l2")) {
-        uint64_t ttl_ms = remaining_ttl_ms(r, reply->str, reply->len);
+               sl_cache_entry_decode(reply->str, reply->len, &e) == SL_OK && serve(r, &e, "l2")) {
+        uint64_t ttl_ms = remaining_ttl_ms(r, &e);
         if (ttl_ms > 0)
             sl_l1_put(cache.l1, (sl_l1_key){r->key.hi, r->key.lo}, reply->str, reply->len, 0,
                       ttl_ms);
@@ -157,10 +154,15 @@ static sl_step cache_request(sl_req *r)
         return SL_NEXT;
     sl_l1_entry *e = sl_l1_get(cache.l1, (sl_l1_key){r->key.hi, r->key.lo});
     if (e) {
-        st->store = false;
-        serve(r, sl_l1_entry_data(e), sl_l1_entry_len(e), "l1");
+        bool served = sl_cache_serve_entry(r, sl_l1_entry_data(e), sl_l1_entry_len(e), "l1");
         sl_l1_entry_unref(e);
-        return SL_DONE;
+        if (served) {
+            st->store = false;
+            return SL_DONE;
+        }
+        /* an entry that cannot be served (a stream replay of a body copied
+         * from Redis that does not parse): drop it, answer as a miss */
+        sl_l1_del(cache.l1, (sl_l1_key){r->key.hi, r->key.lo});
     }
     if (!cache.redis) {
         sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});

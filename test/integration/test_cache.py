@@ -124,6 +124,15 @@ def test_foreign_bytes_in_redis_are_a_miss_and_l1_keeps_the_shared_ttl():
         st, h, ev, _ = stream(b.url + u, chat("stream %d" % i, stream=True))
         assert st == 200 and h["x-sluice-cache"] == "miss", (junk, h)
         assert content_of_stream(ev) and ev[-1] == "[DONE]", ev
+    # shaped like JSON but not JSON: a plain hit passes it on (no parse on a
+    # hit), and a stream, which must parse it to replay it, takes it as a miss,
+    # from L1 as from Redis
+    fresh = int(time.time() * 1000).to_bytes(8, "little") + b"\0" * 8  # stored now: L1 keeps a copy
+    r.cmd("SET", stored_by_a("shaped"), fresh + b"{not json}", "PX", 60000)
+    assert post_json(b.url + u, chat("shaped"))[1]["x-sluice-cache"] == "hit"  # now in b's L1 too
+    st, h, ev, _ = stream(b.url + u, chat("shaped", stream=True), timeout=5)
+    assert st == 200 and h["x-sluice-cache"] == "miss", h
+    assert content_of_stream(ev) and ev[-1] == "[DONE]", ev
     # an entry copied from Redis lives in L1 only as long as its shared copy
     key = stored_by_a("old")
     entry = r.cmd("GET", key)
