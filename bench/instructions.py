@@ -10,7 +10,7 @@ Each scenario starts sluice under `valgrind --tool=callgrind`, sends one
 request to warm up, then drives wrk (8 connections, INSTR_SECONDS, default 5)
 and divides the program's total instructions by the requests answered (start
 and shutdown included, which adds a few hundred instructions per request)."""
-import os, re, subprocess, sys, tempfile, time
+import os, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as B  # noqa: E402
@@ -19,26 +19,20 @@ SECS = int(os.environ.get("INSTR_SECONDS", "5"))
 
 
 def scenario(name, mock_port, cache, mode):
-    d = tempfile.mkdtemp(prefix="sluice-instr-")
-    port = B.free_port()
-    conf = os.path.join(d, "sluice.yaml")
-    with open(conf, "w") as f:
-        f.write("listen: 127.0.0.1:%d\nlog: { access: %s/access.log }\n" % (port, d))
-        f.write("providers:\n  - { name: mock, kind: openai, base_url: \"http://127.0.0.1:%d/v1\", "
-                "api_key: sk-bench, models: [\"*\"] }\n" % mock_port)
-        f.write("cache: { enabled: %s }\nprices: { gpt-4o-mini: { input: 0.15, output: 0.6 } }\n"
-                % ("true" if cache else "false"))
-    out = os.path.join(d, "callgrind.out")
-    p = B.spawn(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-                 os.path.join(B.ROOT, "build/sluice"), "-c", conf])
-    B.wait_port(port)
+    out = []
+
+    def under_callgrind(d):
+        out.append(os.path.join(d, "callgrind.out"))
+        return ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out[0]]
+
+    p, port = B.sluice(mock_port, cache, wrap=under_callgrind)
     url = "http://127.0.0.1:%d/v1/chat/completions" % port
     B.post(url, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the benchmark"}]})
     r = B.wrk(url, mode, conns=8, secs=SECS)
     p.send_signal(15)
     p.wait(timeout=60)
     total = 0
-    with open(out) as f:
+    with open(out[0]) as f:
         for line in f:
             if line.startswith("totals:") or line.startswith("summary:"):
                 total = int(line.split()[1])

@@ -198,7 +198,9 @@ def ttfb_us(url, body, n=200):
     return samples[len(samples) // 2]
 
 
-def sluice(mock_port, cache, redis_url=None):
+def sluice(mock_port, cache, redis_url=None, wrap=None):
+    """Starts build/sluice on the SUT core; wrap(dir) may return a command
+    prefix (bench/instructions.py runs it under callgrind)."""
     port = free_port()
     d = tempfile.mkdtemp(prefix="sluice-bench-")
     conf = os.path.join(d, "sluice.yaml")
@@ -209,7 +211,8 @@ def sluice(mock_port, cache, redis_url=None):
         f.write("server: { max_inflight: 100000 }\n")
         if redis_url:
             f.write("redis: { url: %s }\n" % redis_url)
-    p = spawn([os.path.join(ROOT, "build/sluice"), "-c", conf], core=1)
+    prefix = wrap(d) if wrap else []
+    p = spawn(prefix + [os.path.join(ROOT, "build/sluice"), "-c", conf], core=None if wrap else 1)
     wait_port(port)
     return p, port
 
