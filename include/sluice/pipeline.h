@@ -5,7 +5,7 @@
  *   SL_NEXT  go on with the next stage;
  *   SL_WAIT  the stage parked the request and will call sl_pipeline_resume(r);
  *   SL_DONE  the stage took charge of the answer: it has called (or will call)
- *            sl_pipeline_complete(r) exactly once.
+ *            sl_req_finish(r) exactly once.
  * on_response runs in reverse order for every stage whose on_request ran, once
  * the answer is complete (plain: before the body is written, so stages may add
  * headers such as the cost; streams: after the last chunk). */
@@ -30,7 +30,7 @@ void sl_pipeline_start(sl_req *r);
 void sl_pipeline_resume(sl_req *r);
 /* The answer is complete: runs on_response hooks, writes a buffered body to the
  * sink and ends it, then drops the pipeline's reference. Idempotent. */
-void sl_pipeline_complete(sl_req *r);
+void sl_req_finish(sl_req *r);
 /* The client is gone: tells the stage that holds the request, which completes it. */
 void sl_pipeline_abort(sl_req *r);
 /* The same, bypassing r->abort_guard (the last waiter of a flight left). */

@@ -34,7 +34,7 @@ enum { SL_SLOT_PROXY = 0, SL_SLOT_CACHE, SL_SLOT_COALESCE, SL_SLOT_LIMITS, SL_SL
 /* For stages that answer: complete the request and report SL_DONE. */
 static inline sl_step sl_stage_answer(sl_req *r)
 {
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
     return SL_DONE;
 }
 

@@ -91,7 +91,7 @@ static void complete_refusal(sl_sink *sink, int status, const char *code, const 
     r->path = "-";
     r->sink = sink;
     sl_req_error(r, status, "invalid_request_error", code, NULL, msg);
-    sl_pipeline_start(r);
+    sl_req_finish(r);
 }
 
 /* ---- closing ------------------------------------------------------------ */

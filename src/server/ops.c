@@ -18,7 +18,7 @@ static void answer_json(sl_req *r, int status, const char *body)
 {
     r->status = status;
     sl_buf_append_c(&r->body_out, body);
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
 }
 
 void sl_ops_live(sl_req *r)
@@ -71,7 +71,7 @@ void sl_ops_health(sl_req *r)
     }
     sl_buf_append_c(b, "]}");
     r->status = 200;
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
 }
 
 void sl_ops_metrics(sl_req *r)
@@ -88,7 +88,7 @@ void sl_ops_metrics(sl_req *r)
     sl_metrics_render(&r->body_out);
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
     r->status = 200;
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
 }
 
 /* /stats and the page's data: open without keys, else the admin key only. */
@@ -109,7 +109,7 @@ static bool admin_allowed(sl_req *r)
         sl_req_error(r, 401, "invalid_request_error", "invalid_admin_key", NULL,
                      c->admin.key ? "this page needs the admin key (admin.key)"
                                   : "set admin.key to open the dashboard when keys are configured");
-        sl_pipeline_complete(r);
+        sl_req_finish(r);
     }
     return ok;
 }
@@ -138,7 +138,7 @@ void sl_ops_stats(sl_req *r)
     sl_ops_health_stores(b);
     sl_buf_append_c(b, "}");
     r->status = 200;
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
 }
 
 void sl_ops_ui(sl_req *r)
@@ -146,7 +146,7 @@ void sl_ops_ui(sl_req *r)
     r->content_type = "text/html; charset=utf-8";
     sl_buf_append_c(&r->body_out, sl_ui_page);
     r->status = 200;
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
 }
 
 /* ---- GET /v1/models ------------------------------------------------------ *
@@ -183,7 +183,7 @@ static void models_finish(models_fetch *f)
     r->status = 200;
     sl_buf_free(&f->items);
     free(f);
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
     sl_req_release(r);
 }
 

@@ -392,7 +392,7 @@ static const route *find_route(const char *path, bool *path_known)
 static void answer_error(sl_req *r, int status, const char *code, const char *msg)
 {
     sl_req_error(r, status, "invalid_request_error", code, NULL, msg);
-    sl_pipeline_start(r); /* not an LLM request: completes at once, with a log line */
+    sl_req_finish(r); /* not an LLM request: no stages, one log line */
 }
 
 /* Service routes take the same keys as the LLM routes (the pipeline's auth
@@ -413,7 +413,7 @@ static bool service_auth(sl_req *r)
     }
     sl_req_error(r, 401, "invalid_request_error", "invalid_api_key", NULL,
                  r->auth_key ? "Incorrect API key provided." : "You didn't provide an API key.");
-    sl_pipeline_start(r);
+    sl_req_finish(r);
     return false;
 }
 

@@ -605,7 +605,7 @@ typedef struct ingest {
 static void answer(sl_req *r, int status)
 {
     r->status = status;
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
 }
 
 /* Replicas that must hold a write before it is acknowledged. */
@@ -656,7 +656,7 @@ static void ingest_finish(ingest *in)
         r->status = 200;
     }
     sl_buf_free(&in->errors);
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
     sl_req_release(r);
 }
 

@@ -92,7 +92,7 @@ static bool serve(sl_req *r, const sl_cache_entry *entry, const char *layer)
     }
     sl_metric_add(SL_M_CACHE_LOOKUPS, 1,
                   (const char *const[]){layer[1] == '1' ? "hit_l1" : "hit_l2"});
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
     return true;
 }
 

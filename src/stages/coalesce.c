@@ -186,7 +186,7 @@ static void deliver(flight *f, member *m)
     r->completion_tokens = leader->completion_tokens;
     r->provider = leader->provider;
     if (m->live) { /* got every chunk already, error event included */
-        sl_pipeline_complete(r);
+        sl_req_finish(r);
         return;
     }
     bool ok = leader->status == 200 && !leader->error;
@@ -213,7 +213,7 @@ static void deliver(flight *f, member *m)
         if (ra)
             sl_req_header(r, "Retry-After", sl_arena_strndup(&r->arena, ra, strlen(ra)));
     }
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
 }
 
 static void fan_end(sl_sink *s, sl_req *r)
@@ -459,7 +459,7 @@ static void coalesce_abort(sl_req *r)
     r->status = 499;
     r->error = "client closed";
     sl_buf_reset(&r->body_out);
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
     sl_req_release(r); /* the flight's reference */
 }
 

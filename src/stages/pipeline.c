@@ -28,7 +28,7 @@ static void run(sl_req *r)
         if (r->client_gone) {
             r->status = 499;
             r->error = "client closed";
-            sl_pipeline_complete(r);
+            sl_req_finish(r);
             return;
         }
         const sl_stage *s = stages[r->stage++];
@@ -38,7 +38,7 @@ static void run(sl_req *r)
     }
     if (!r->completed) {
         sl_req_error(r, 500, "api_error", "no_answer", NULL, "no stage produced an answer");
-        sl_pipeline_complete(r);
+        sl_req_finish(r);
     }
 }
 
@@ -46,8 +46,8 @@ void sl_pipeline_start(sl_req *r)
 {
     r->stage = 0;
     r->reached = 0;
-    if (!r->is_llm) { /* operational routes answered by the server: no stages */
-        sl_pipeline_complete(r);
+    if (!r->is_llm) { /* not an LLM request: nothing to run */
+        sl_req_finish(r);
         return;
     }
     run(r);
@@ -112,11 +112,26 @@ void sl_pipeline_stream_data(sl_req *r, const char *p, size_t n)
     r->sink->ops->data(r->sink, r, p, n);
 }
 
-void sl_pipeline_complete(sl_req *r)
+/* A body whose writing failed (out of memory, over its bound) is not sent
+ * cut short: it becomes one error answer, before any hook can store it. */
+static void check_body(sl_req *r)
+{
+    if (!r->body_out.err || r->head_sent)
+        return;
+    bool oom = r->body_out.err == SL_ENOMEM;
+    sl_req_error(r, 500, "api_error", oom ? "out_of_memory" : "response_too_large", NULL,
+                 oom ? "out of memory while writing the answer"
+                     : "the answer is larger than server.max_response_bytes");
+    if (r->body_out.err)
+        sl_buf_reset(&r->body_out); /* not even the error fits: status only */
+}
+
+void sl_req_finish(sl_req *r)
 {
     if (r->completed)
         return;
     r->completed = true;
+    check_body(r);
     for (int i = r->reached - 1; i >= 0; i--) {
         if (stages[i]->on_response)
             stages[i]->on_response(r);

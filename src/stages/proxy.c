@@ -425,7 +425,7 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
         if (ra)
             sl_req_header(r, "Retry-After", sl_arena_strndup(&r->arena, ra, strlen(ra)));
     }
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
     sl_req_release(r); /* the attempt's reference */
 }
 
@@ -507,7 +507,7 @@ static void fail_all_open(proxy_state *st, uint64_t wait_ms)
         sl_req_error(r, 503, "api_error", "providers_unavailable", NULL, msg);
         r->error = "circuit open";
     }
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
     sl_req_release(r);
 }
 
@@ -551,7 +551,7 @@ static void attempt(proxy_state *st)
         r->status = 499;
         r->error = "client closed";
         sl_buf_reset(&r->body_out);
-        sl_pipeline_complete(r);
+        sl_req_finish(r);
         sl_req_release(r);
         return;
     }
@@ -573,7 +573,7 @@ static void attempt(proxy_state *st)
     sl_req_header(r, "x-sluice-provider", p->name);
     if (prepare_dialect(st, p) != SL_OK) {
         sl_breaker_release(&st->ticket);
-        sl_pipeline_complete(r);
+        sl_req_finish(r);
         sl_req_release(r);
         return;
     }
@@ -605,7 +605,7 @@ static void attempt(proxy_state *st)
             sl_req_error(r, 500, "api_error", "internal_error", NULL,
                          "could not start the upstream call");
         }
-        sl_pipeline_complete(r);
+        sl_req_finish(r);
         sl_req_release(r);
     }
 }
@@ -664,7 +664,7 @@ static void proxy_abort(sl_req *r)
     r->status = 499;
     r->error = "client closed";
     sl_buf_reset(&r->body_out);
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
     sl_req_release(r); /* the attempts' reference */
 }
 
