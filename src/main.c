@@ -15,11 +15,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sluice/cache.h"
 #include "sluice/config.h"
+#include "sluice/l1.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
-#include "sluice/stages.h"
+#include "sluice/pipeline.h"
+#include "sluice/redis.h"
 #include "sluice/stats.h"
 #include "sluice/server.h"
 #include "sluice/sla.h"
@@ -180,10 +181,9 @@ static int run(sl_config *c)
     else if (c->redis.host)
         app.redis = sl_redis_new(app.base, c->redis.host, c->redis.port, c->redis.password,
                                  c->redis.db, c->redis.timeout_ms);
-    sl_cache_setup(app.l1, app.redis);
-    sl_limits_setup(app.redis);
-    sl_coalesce_setup(app.redis);
-    sl_ops_set_stores(app.l1, app.redis);
+    sl_env env = {.base = app.base, .l1 = app.l1, .redis = app.redis};
+    if (sl_pipeline_init(&env) != SL_OK)
+        return 1;
     if (sl_sla_start(app.base, app.redis, c) != SL_OK)
         return 1;
     sl_triage_setup(c);
@@ -212,6 +212,7 @@ static int run(sl_config *c)
         event_free(app.trim_timer);
     if (clean) { /* with requests still in flight, the OS reclaims the rest */
         sl_server_stop();
+        sl_pipeline_fini();
         sl_sla_stop();
         sl_triage_stop();
         sl_redis_free(app.redis);

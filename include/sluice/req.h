@@ -21,9 +21,11 @@
 
 struct event_base;
 struct event;
+struct sl_env;
 
 #define SL_REQ_MAGIC        0x534c5251u /* "SLRQ" */
 #define SL_REQ_MAX_HEADERS  24
+#define SL_REQ_MAX_STAGES   12
 #define SL_REQ_ARENA_INLINE 4096 /* fits a small plain request; a stream uses ~1.4 KiB */
 
 typedef enum {
@@ -108,10 +110,11 @@ struct sl_req {
     uint64_t t_end;
 
     /* pipeline position */
-    int stage;               /* next stage to run */
-    int reached;             /* stages [0, reached) ran their on_request */
-    struct event *resume_ev; /* fires sl_pipeline_run from the loop */
-    void *stage_data[12];    /* private per-stage slot, indexed by stage position */
+    const struct sl_env *env;            /* the stores the stages use (pipeline.h) */
+    int stage;                           /* next stage to run */
+    int reached;                         /* stages [0, reached) ran their on_request */
+    struct event *resume_ev;             /* fires the driver from the loop */
+    void *stage_ctx[SL_REQ_MAX_STAGES]; /* each stage's context (pipeline.c), by position */
     /* Set by a stage that carries work for others (a coalescing leader): when
      * it returns true, a client abort only detaches this client. */
     bool (*abort_guard)(sl_req *r);

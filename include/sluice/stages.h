@@ -13,11 +13,6 @@ extern const sl_stage sl_stage_cache;    /* L1 + L2 lookup; store on the way bac
 extern const sl_stage sl_stage_coalesce; /* identical requests in flight share one call */
 extern const sl_stage sl_stage_proxy;    /* the upstream call, plain or streamed */
 
-struct sl_redis;
-/* Shares rate limits and budgets through Redis (NULL: in-process only). */
-void sl_limits_setup(struct sl_redis *redis);
-
-void sl_coalesce_setup(struct sl_redis *redis);
 /* Answers r from a stored cache entry (cache.c; used by cross-instance
  * coalescing); false, with nothing sent, when the bytes are not an entry. */
 bool sl_cache_serve_entry(sl_req *r, const char *entry, size_t len, const char *layer);
@@ -28,10 +23,7 @@ double sl_meter_cost(const sl_config *c, sl_str model, long prompt, long complet
 uint64_t sl_coalesce_count(void); /* followers served by a flight */
 size_t sl_coalesce_flights(void); /* flights in the air now */
 
-/* Private per-request slots of the stages (r->stage_data[...]). */
-enum { SL_SLOT_PROXY = 0, SL_SLOT_CACHE, SL_SLOT_COALESCE, SL_SLOT_LIMITS, SL_SLOT_AUTH };
-
-/* For stages that answer: complete the request and report SL_DONE. */
+/* For stages that answer: finish the request and report SL_DONE. */
 static inline sl_step sl_stage_answer(sl_req *r)
 {
     sl_req_finish(r);

@@ -6,8 +6,9 @@
  * sluice is open and every request belongs to tenant "default". */
 #include "sluice/stages.h"
 
-static sl_step auth_request(sl_req *r)
+static sl_step auth_request(sl_req *r, void *ctx)
 {
+    SL_UNUSED(ctx);
     const sl_config *c = r->conf;
     if (c->n_keys == 0) {
         r->tenant = "default";

@@ -11,9 +11,9 @@
 #include "sluice/metrics.h"
 #include "sluice/stages.h"
 
-static sl_step meter_request(sl_req *r)
+static sl_step meter_request(sl_req *r, void *ctx)
 {
-    SL_UNUSED(r);
+    SL_UNUSED(r), SL_UNUSED(ctx);
     return SL_NEXT;
 }
 
@@ -40,8 +40,9 @@ double sl_meter_cost(const sl_config *c, sl_str model, long prompt, long complet
     return ((double)prompt * p->input + (double)completion * p->output) / 1e6;
 }
 
-static void meter_response(sl_req *r)
+static void meter_response(sl_req *r, void *ctx)
 {
+    SL_UNUSED(ctx);
     if (r->status != 200 && r->status != 499)
         return;
     bool priced;

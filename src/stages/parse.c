@@ -2,8 +2,9 @@
  * Bad input ends here with a 400 naming the parameter; nothing goes upstream. */
 #include "sluice/stages.h"
 
-static sl_step parse_request(sl_req *r)
+static sl_step parse_request(sl_req *r, void *ctx)
 {
+    SL_UNUSED(ctx);
     sl_http_error e = {0};
     if (sl_llm_req_parse(&r->arena, r->llm.api, r->body.p, r->body.len, &r->llm, &e) != SL_OK) {
         sl_req_error_from(r, &e);

@@ -27,7 +27,7 @@
 #include "sluice/translate.h"
 #include "sluice/upstream.h"
 
-typedef struct proxy_state {
+typedef struct proxy_state { /* the stage's context */
     sl_req *r;
     sl_call *call;
     sl_breaker_ticket ticket;
@@ -610,27 +610,21 @@ static void attempt(proxy_state *st)
     }
 }
 
-static sl_step proxy_request(sl_req *r)
+static sl_step proxy_request(sl_req *r, void *ctx)
 {
-    proxy_state *st = sl_arena_calloc(&r->arena, sizeof(*st));
-    if (!st) {
-        sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
-        return sl_stage_answer(r);
-    }
+    proxy_state *st = ctx;
     st->r = r;
     st->body = body_with_usage(r);
     st->next_from = r->provider_idx >= 0 ? r->provider_idx : 0;
-    r->stage_data[SL_SLOT_PROXY] = st;
     sl_req_ref(r); /* held by the attempts until the answer is complete */
     attempt(st);
     return SL_DONE;
 }
 
-static void proxy_response(sl_req *r)
+static void proxy_response(sl_req *r, void *ctx)
 {
-    proxy_state *st = r->stage_data[SL_SLOT_PROXY];
-    if (!st)
-        return;
+    SL_UNUSED(r);
+    proxy_state *st = ctx;
     if (st->sse_on)
         sl_sse_free(&st->sse);
     st->sse_on = false;
@@ -645,11 +639,9 @@ static void proxy_response(sl_req *r)
     st->backoff = NULL;
 }
 
-static void proxy_abort(sl_req *r)
+static void proxy_abort(sl_req *r, void *ctx)
 {
-    proxy_state *st = r->stage_data[SL_SLOT_PROXY];
-    if (!st)
-        return;
+    proxy_state *st = ctx;
     bool waiting = st->call || (st->backoff && evtimer_pending(st->backoff, NULL));
     if (!waiting)
         return;
@@ -670,6 +662,7 @@ static void proxy_abort(sl_req *r)
 
 const sl_stage sl_stage_proxy = {
     .name = "proxy",
+    .ctx_size = sizeof(proxy_state),
     .on_request = proxy_request,
     .on_response = proxy_response,
     .on_abort = proxy_abort,
