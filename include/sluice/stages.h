@@ -7,7 +7,6 @@
 extern const sl_stage sl_stage_auth;     /* key -> tenant (401) */
 extern const sl_stage sl_stage_parse;    /* body -> validated sl_llm_req (400/413) */
 extern const sl_stage sl_stage_limits;   /* rpm, tpm, budget (429) */
-extern const sl_stage sl_stage_meter;    /* usage x price -> cost (on the way back) */
 extern const sl_stage sl_stage_route;    /* model -> provider (404 model_not_found) */
 extern const sl_stage sl_stage_cache;    /* L1 + L2 lookup; store on the way back */
 extern const sl_stage sl_stage_coalesce; /* identical requests in flight share one call */
@@ -16,9 +15,6 @@ extern const sl_stage sl_stage_proxy;    /* the upstream call, plain or streamed
 /* Answers r from a stored cache entry (cache.c; used by cross-instance
  * coalescing); false, with nothing sent, when the bytes are not an entry. */
 bool sl_cache_serve_entry(sl_req *r, const char *entry, size_t len, const char *layer);
-
-/* Cost in USD of the given usage at the configured price (meter.c). */
-double sl_meter_cost(const sl_config *c, sl_str model, long prompt, long completion, bool *priced);
 
 uint64_t sl_coalesce_count(void); /* followers served by a flight */
 size_t sl_coalesce_flights(void); /* flights in the air now */

@@ -9,13 +9,21 @@
  * x-ratelimit-* headers.
  *
  * State is per tenant, in process (one table); the Redis-backed variant keeps
- * the same arithmetic in one Lua script so limits hold across instances. */
+ * the same arithmetic in one Lua script so limits hold across instances
+ * (r->env->redis; NULL: embedded).
+ *
+ * Reads:  r->key_conf, r->llm (model, max_tokens, prompt_bytes, api); on the
+ *         way back r->prompt_tokens, r->completion_tokens and r->cost_usd
+ *         (priced by the pipeline before any on_response hook).
+ * Writes: the x-ratelimit-* headers, Retry-After; answers 429.
+ * Context: limits_ctx, the admission ticket to settle (keys with limits only). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "sluice/log.h"
+#include "sluice/meter.h"
 #include "sluice/redis.h"
 #include "sluice/stages.h"
 

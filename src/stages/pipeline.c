@@ -20,13 +20,14 @@
 #include <stdlib.h>
 
 #include "sluice/access.h"
+#include "sluice/meter.h"
 #include "sluice/metrics.h"
 #include "sluice/stages.h"
 #include "sluice/stats.h"
 
 static const sl_stage *const default_stages[] = {
-    &sl_stage_auth,  &sl_stage_parse, &sl_stage_limits,   &sl_stage_meter,
-    &sl_stage_route, &sl_stage_cache, &sl_stage_coalesce, &sl_stage_proxy,
+    &sl_stage_auth,  &sl_stage_parse,    &sl_stage_limits, &sl_stage_route,
+    &sl_stage_cache, &sl_stage_coalesce, &sl_stage_proxy,
 };
 
 static const sl_observer access_log = {"access_log", sl_access_log_req};
@@ -272,6 +273,7 @@ void sl_req_finish(sl_req *r)
         return;
     r->completed = true;
     check_body(r);
+    sl_meter_price(r); /* before the hooks: limits settles with the real cost */
     reverse_pass(r);
     write_out(r);
     for (size_t i = 0; i < pl.n_observers; i++)
