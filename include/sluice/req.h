@@ -147,6 +147,8 @@ int sl_error_json(sl_buf *out, const char *message, const char *type, const char
  * event instead and the stream ends without [DONE]. */
 void sl_req_error(sl_req *r, int status, const char *type, const char *code, const char *param,
                   const char *message);
+/* Records that the client left: status 499, no body (the log says why). */
+void sl_req_client_closed(sl_req *r);
 /* Shorthand for sl_http_error values from the parser. */
 void sl_req_error_from(sl_req *r, const sl_http_error *e);
 

@@ -3,7 +3,10 @@
  * With `keys` configured, `Authorization: Bearer KEY` or `x-api-key: KEY` must
  * name one of them (compared in constant time); otherwise 401
  * invalid_api_key, which the SDKs raise as AuthenticationError. Without keys
- * sluice is open and every request belongs to tenant "default". */
+ * sluice is open and every request belongs to tenant "default".
+ *
+ * Reads:  r->auth_key, conf->keys.
+ * Writes: r->tenant, r->key_conf; answers 401. No context. */
 #include "sluice/stages.h"
 
 static sl_step auth_request(sl_req *r, void *ctx)

@@ -9,7 +9,14 @@
  *
  * Cache-Control: no-cache skips the lookup but stores; no-store does neither;
  * x-sluice-cache-ttl sets this entry's TTL. Keys are scoped by tenant unless
- * cache.shared. The stored form of an answer is in cache_entry.h. */
+ * cache.shared. The stored form of an answer is in cache_entry.h. Stores:
+ * r->env->l1 and r->env->redis (NULL: L1 only).
+ *
+ * Reads:  r->llm, r->tenant, r->cache_control, r->ttl_override_s; on the way
+ *         back r->status, r->error, r->body_out or r->assembled, the tokens.
+ * Writes: r->key, r->has_key, r->cache, r->cache_detail, r->want_assembled;
+ *         on a hit the answer (body_out or an SSE replay), the tokens, Age.
+ * Context: cache_state (an L2 lookup out, whether to store on the way back). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -176,7 +183,7 @@ static bool entry_body(sl_req *r, sl_str *out)
         *out = sl_buf_str(&r->body_out);
         return out->len > 0;
     }
-    if (!r->assembled.len)
+    if (!r->assembled.len || r->assembled.err)
         return false;
     *out = sl_buf_str(&r->assembled);
     return true;

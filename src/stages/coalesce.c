@@ -21,7 +21,12 @@
  * the lock together (MGET) every few ms: the entry appears -> it answers from
  * it, as do its local followers; the lock vanishes without an entry (the
  * holder died or failed) -> it takes the lock and calls upstream itself. No
- * one waits longer than the lock TTL plus one call; Redis away -> local only. */
+ * one waits longer than the lock TTL plus one call; Redis away -> local only.
+ *
+ * Reads:  r->key, r->has_key, r->cache_control, r->llm.stream, r->env->redis.
+ * Writes: a leader's r->sink (the fan-out) and r->abort_guard; a follower's
+ *         r->cache (coalesced), r->led_by, its answer, tokens and provider.
+ * Context: coalesce_ctx, the flight the request leads or the one it joined. */
 #include <stdlib.h>
 
 #include <event2/event.h>
@@ -465,9 +470,7 @@ static void coalesce_abort(sl_req *r, void *vctx)
     unlink_member(f, m);
     if (f->n_members == 0 && f->leader->client_gone)
         sl_pipeline_abort_now(f->leader);
-    r->status = 499;
-    r->error = "client closed";
-    sl_buf_reset(&r->body_out);
+    sl_req_client_closed(r);
     sl_req_finish(r);
     sl_req_release(r); /* the flight's reference */
 }

@@ -35,19 +35,17 @@ static const sl_observer metrics = {"metrics", sl_metrics_request};
 static const sl_observer stats = {"stats", sl_stats_request};
 static const sl_observer *const default_observers[] = {&access_log, &metrics, &stats};
 
+enum { MAX_OBSERVERS = 8 };
+
+/* The wiring in force: copies of the tables, so a caller's may be temporary. */
 static struct {
     sl_env env;
-    const sl_stage *const *stages;
+    const sl_stage *stages[SL_REQ_MAX_STAGES];
     int n_stages;
-    const sl_observer *const *observers;
+    const sl_observer *observers[MAX_OBSERVERS];
     size_t n_observers;
     bool wired;
-} pl = {
-    .stages = default_stages,
-    .n_stages = (int)SL_ARRAY_LEN(default_stages),
-    .observers = default_observers,
-    .n_observers = SL_ARRAY_LEN(default_observers),
-};
+} pl;
 
 _Static_assert(SL_ARRAY_LEN(default_stages) <= SL_REQ_MAX_STAGES, "stage_ctx[] is too small");
 
@@ -62,14 +60,18 @@ static void fini_stages(int n)
 int sl_pipeline_init_with(const sl_env *env, const sl_stage *const *stages, size_t n_stages,
                           const sl_observer *const *observers, size_t n_observers)
 {
-    if (n_stages > SL_REQ_MAX_STAGES)
+    if (!stages)
+        stages = default_stages, n_stages = SL_ARRAY_LEN(default_stages);
+    if (!observers)
+        observers = default_observers, n_observers = SL_ARRAY_LEN(default_observers);
+    if (n_stages > SL_REQ_MAX_STAGES || n_observers > MAX_OBSERVERS)
         return SL_EINVAL;
     sl_pipeline_fini();
     pl.env = *env;
-    pl.stages = stages ? stages : default_stages;
-    pl.n_stages = stages ? (int)n_stages : (int)SL_ARRAY_LEN(default_stages);
-    pl.observers = observers ? observers : default_observers;
-    pl.n_observers = observers ? n_observers : SL_ARRAY_LEN(default_observers);
+    memcpy(pl.stages, stages, n_stages * sizeof(*stages));
+    pl.n_stages = (int)n_stages;
+    memcpy(pl.observers, observers, n_observers * sizeof(*observers));
+    pl.n_observers = n_observers;
     for (int i = 0; i < pl.n_stages; i++) {
         int rc = pl.stages[i]->init ? pl.stages[i]->init(&pl.env) : SL_OK;
         if (rc != SL_OK) {
@@ -116,12 +118,6 @@ static void check_magic(const sl_req *r)
     }
 }
 
-static void client_closed(sl_req *r)
-{
-    r->status = 499;
-    r->error = "client closed";
-}
-
 /* Enters stage i: its context first, then its on_request. */
 static sl_step enter(sl_req *r, int i)
 {
@@ -141,7 +137,7 @@ static void run(sl_req *r)
     check_magic(r);
     while (r->stage < pl.n_stages && !r->completed) {
         if (r->client_gone) {
-            client_closed(r);
+            sl_req_client_closed(r);
             sl_req_finish(r);
             return;
         }

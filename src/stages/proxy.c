@@ -11,7 +11,15 @@
  * metered from `usage`. Streams are forwarded chunk by chunk; an SSE parser
  * watches them pass for `usage` and `[DONE]`, so a stream that stops early
  * ends with an error event instead of looking complete. The client's original
- * bytes go upstream untouched. */
+ * bytes go upstream untouched.
+ *
+ * Reads:  r->llm, r->body, r->provider_idx, r->want_assembled, r->id.
+ * Writes: r->provider_idx, r->provider, r->tried, r->retries,
+ *         r->upstream_path, r->t_upstream_start/t_first_byte/t_upstream_end,
+ *         r->prompt_tokens, r->completion_tokens, r->usage_estimated,
+ *         r->assembled, the answer (status, body_out or the stream),
+ *         x-sluice-provider, Retry-After.
+ * Context: proxy_state, the attempts (call, breaker ticket, retry timer, stream state). */
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -87,8 +95,9 @@ static void take_usage(sl_req *r, const sl_json *root)
 
 /* ---- stream watching ------------------------------------------------------ */
 
-/* Writes one event to the client, framed as SSE. */
-static void forward_event(sl_req *r, sl_str event, sl_str data)
+/* Writes one event to the client, framed as SSE; an event that could not be
+ * framed (out of memory) is not sent cut short: the stream fails instead. */
+static int forward_event(sl_req *r, sl_str event, sl_str data)
 {
     static sl_buf frame; /* reused: no allocation per chunk once warm */
     sl_buf_reset(&frame);
@@ -100,7 +109,10 @@ static void forward_event(sl_req *r, sl_str event, sl_str data)
     sl_buf_append_c(&frame, "data: ");
     sl_buf_append_str(&frame, data);
     sl_buf_append_c(&frame, "\n\n");
+    if (frame.err)
+        return frame.err;
     sl_pipeline_stream_data(r, frame.p, frame.len);
+    return 0;
 }
 
 /* Reads usage from a chunk that carries it; true when the chunk is the
@@ -179,13 +191,11 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
             st->usage_seen = true;
         if (sl_str_eq_c(event, "message_stop"))
             st->done_seen = true;
-        forward_event(r, event, data);
-        return 0;
+        return forward_event(r, event, data);
     }
     if (data.len == 6 && memcmp(data.p, "[DONE]", 6) == 0) {
         st->done_seen = true;
-        forward_event(r, event, data);
-        return 0;
+        return forward_event(r, event, data);
     }
     if (st->asm_on)
         sl_asm_chunk(st->assembler, data.p, data.len);
@@ -195,8 +205,7 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
         st->usage_seen = true;
     if (only_usage && !r->llm.include_usage)
         return 0; /* we asked for it for metering; the client did not */
-    forward_event(r, event, data);
-    return 0;
+    return forward_event(r, event, data);
 }
 
 /* For a stream, ask the provider for usage even when the client did not, so
@@ -220,8 +229,8 @@ static sl_str body_with_usage(sl_req *r)
         sl_buf_append_c(&b, ",");
     }
     sl_buf_append_c(&b, "\"stream_options\":{\"include_usage\":true}}");
-    char *copy = sl_arena_strndup(&r->arena, b.p, b.len);
-    sl_str out = copy ? (sl_str){copy, b.len} : r->body;
+    char *copy = b.err ? NULL : sl_arena_strndup(&r->arena, b.p, b.len);
+    sl_str out = copy ? (sl_str){copy, b.len} : r->body; /* unwritten: the client's bytes */
     sl_buf_free(&b);
     return out;
 }
@@ -259,7 +268,7 @@ static int hook_data(void *ud, sl_call *c, const char *p, size_t n)
     proxy_state *st = ud;
     sl_req *r = st->r;
     if (st->stream_mode) {
-        return sl_sse_feed(&st->sse, p, n) == SL_ETOOBIG ? 1 : 0; /* events go out one by one */
+        return sl_sse_feed(&st->sse, p, n) != 0 ? 1 : 0; /* events go out one by one */
     }
     return sl_buf_append(&r->body_out, p, n) == SL_OK ? 0 : 1;
 }
@@ -378,21 +387,21 @@ static bool schedule_retry(proxy_state *st, const char *retry_after)
     return true;
 }
 
-static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
-{
-    proxy_state *st = ud;
-    sl_req *r = st->r;
-    const sl_provider_conf *p = &r->conf->providers[st->cur];
-    int failures = p->breaker_failures >= 0 ? p->breaker_failures : r->conf->breaker.failures;
-    int cooldown = p->breaker_cooldown_s >= 0 ? p->breaker_cooldown_s : r->conf->breaker.cooldown_s;
-    st->call = NULL;
-    r->t_upstream_end = sl_now_us();
-    int status = rc == SL_OK ? sl_call_status(c) : 0;
-    bool failed = rc != SL_OK || retriable_status(status);
-    if (st->stream_mode && rc == SL_OK && !st->done_seen)
-        rc = SL_EIO, detail = "no [DONE] before the connection closed", failed = true;
-    sl_breaker_report(&st->ticket, !failed, failures, cooldown);
+static void answer(proxy_state *st);
 
+static void report_breaker(proxy_state *st, bool ok)
+{
+    const sl_config *cf = st->r->conf;
+    const sl_provider_conf *p = &cf->providers[st->cur];
+    int failures = p->breaker_failures >= 0 ? p->breaker_failures : cf->breaker.failures;
+    int cooldown = p->breaker_cooldown_s >= 0 ? p->breaker_cooldown_s : cf->breaker.cooldown_s;
+    sl_breaker_report(&st->ticket, ok, failures, cooldown);
+}
+
+/* Records what the attempt produced on r: usage, the answer or the error. */
+static void take_outcome(proxy_state *st, int status, int rc, const char *detail)
+{
+    sl_req *r = st->r;
     if (st->stream_mode && !st->usage_seen) {
         /* Cut short, or a provider that sends no usage: meter what passed. */
         r->prompt_tokens = (long)(r->llm.prompt_bytes / 4) + 1;
@@ -414,19 +423,28 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
                                           detail ? detail : "error");
         sl_req_error(r, 502, "api_error", "upstream_unavailable", NULL, msg);
     }
-    bool before_client = !r->head_sent;
-    if (failed && before_client && !r->client_gone &&
-        schedule_retry(st, status == 429 || status == 503 ? sl_call_retry_after(c) : NULL)) {
+}
+
+static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
+{
+    proxy_state *st = ud;
+    sl_req *r = st->r;
+    st->call = NULL;
+    r->t_upstream_end = sl_now_us();
+    int status = rc == SL_OK ? sl_call_status(c) : 0;
+    bool failed = rc != SL_OK || retriable_status(status);
+    if (st->stream_mode && rc == SL_OK && !st->done_seen)
+        rc = SL_EIO, detail = "no [DONE] before the connection closed", failed = true;
+    report_breaker(st, !failed);
+    take_outcome(st, status, rc, detail);
+    const char *ra = status == 429 || status == 503 ? sl_call_retry_after(c) : NULL;
+    if (failed && !r->head_sent && !r->client_gone && schedule_retry(st, ra)) {
         st->next_from = st->cur + 1;
         return; /* the reference stays with the pending retry */
     }
-    if (status == 429 || status == 503) {
-        const char *ra = sl_call_retry_after(c);
-        if (ra)
-            sl_req_header(r, "Retry-After", sl_arena_strndup(&r->arena, ra, strlen(ra)));
-    }
-    sl_req_finish(r);
-    sl_req_release(r); /* the attempt's reference */
+    if (ra)
+        sl_req_header(r, "Retry-After", sl_arena_strndup(&r->arena, ra, strlen(ra)));
+    answer(st);
 }
 
 static const sl_call_hooks proxy_hooks = {
@@ -495,6 +513,7 @@ static int pick_provider(proxy_state *st, uint64_t *wait_ms)
     return -1;
 }
 
+/* Every provider's breaker is open: 503 unless an earlier attempt's answer stands. */
 static void fail_all_open(proxy_state *st, uint64_t wait_ms)
 {
     sl_req *r = st->r;
@@ -507,8 +526,6 @@ static void fail_all_open(proxy_state *st, uint64_t wait_ms)
         sl_req_error(r, 503, "api_error", "providers_unavailable", NULL, msg);
         r->error = "circuit open";
     }
-    sl_req_finish(r);
-    sl_req_release(r);
 }
 
 /* Chooses this attempt's path and body for the provider's dialect: the
@@ -544,23 +561,10 @@ static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
     return rc;
 }
 
-static void attempt(proxy_state *st)
+/* Makes provider idx the one this attempt goes to. */
+static const sl_provider_conf *begin_attempt(proxy_state *st, int idx)
 {
     sl_req *r = st->r;
-    if (r->client_gone) {
-        r->status = 499;
-        r->error = "client closed";
-        sl_buf_reset(&r->body_out);
-        sl_req_finish(r);
-        sl_req_release(r);
-        return;
-    }
-    uint64_t wait_ms;
-    int idx = pick_provider(st, &wait_ms);
-    if (idx < 0) {
-        fail_all_open(st, wait_ms);
-        return;
-    }
     const sl_config *cf = r->conf;
     const sl_provider_conf *p = &cf->providers[idx];
     st->cur = idx;
@@ -571,12 +575,14 @@ static void attempt(proxy_state *st)
     sl_buf_reset(&r->body_out);
     r->body_out.max = cf->server.max_response_bytes;
     sl_req_header(r, "x-sluice-provider", p->name);
-    if (prepare_dialect(st, p) != SL_OK) {
-        sl_breaker_release(&st->ticket);
-        sl_req_finish(r);
-        sl_req_release(r);
-        return;
-    }
+    return p;
+}
+
+/* Starts the upstream call; on failure the error answer is set on r. */
+static int start_call(proxy_state *st, const sl_provider_conf *p)
+{
+    sl_req *r = st->r;
+    const sl_config *cf = r->conf;
     sl_call_opts o = {
         .url = sl_arena_printf(&r->arena, "%s%s", p->base_url, r->upstream_path),
         .headers = build_headers(r, p),
@@ -594,20 +600,55 @@ static void attempt(proxy_state *st)
     if (!r->t_upstream_start)
         r->t_upstream_start = sl_now_us();
     st->call = sl_call_start(&o, &proxy_hooks, st, &err);
-    if (!st->call) {
-        sl_breaker_release(&st->ticket);
-        if (err == SL_EAGAIN) {
-            sl_req_header(r, "Retry-After", "1");
-            sl_req_header(r, "retry-after-ms", "1000");
-            sl_req_error(r, 503, "api_error", "overloaded", NULL,
-                         "too many upstream calls in flight");
-        } else {
-            sl_req_error(r, 500, "api_error", "internal_error", NULL,
-                         "could not start the upstream call");
-        }
-        sl_req_finish(r);
-        sl_req_release(r);
+    if (st->call)
+        return SL_OK;
+    if (err == SL_EAGAIN) {
+        sl_req_header(r, "Retry-After", "1");
+        sl_req_header(r, "retry-after-ms", "1000");
+        sl_req_error(r, 503, "api_error", "overloaded", NULL, "too many upstream calls in flight");
+    } else {
+        sl_req_error(r, 500, "api_error", "internal_error", NULL,
+                     "could not start the upstream call");
     }
+    return SL_EIO;
+}
+
+/* The one exit of the stage: the answer on r stands (an upstream answer, an
+ * error, a 499); the pipeline finishes r and the attempts' reference goes. */
+static void answer(proxy_state *st)
+{
+    sl_req *r = st->r;
+    sl_req_finish(r);
+    sl_req_release(r); /* the attempts' reference */
+}
+
+/* One attempt at the next provider that may take it; false when none could
+ * start and the answer on r stands. */
+static bool try_attempt(proxy_state *st)
+{
+    sl_req *r = st->r;
+    if (r->client_gone) {
+        sl_req_client_closed(r);
+        return false;
+    }
+    uint64_t wait_ms;
+    int idx = pick_provider(st, &wait_ms);
+    if (idx < 0) {
+        fail_all_open(st, wait_ms);
+        return false;
+    }
+    const sl_provider_conf *p = begin_attempt(st, idx);
+    if (prepare_dialect(st, p) != SL_OK || start_call(st, p) != SL_OK) {
+        sl_breaker_release(&st->ticket);
+        return false;
+    }
+    return true;
+}
+
+static void attempt(proxy_state *st)
+{
+    if (!try_attempt(st))
+        answer(st);
 }
 
 static sl_step proxy_request(sl_req *r, void *ctx)
@@ -653,11 +694,8 @@ static void proxy_abort(sl_req *r, void *ctx)
     if (st->backoff)
         evtimer_del(st->backoff);
     r->t_upstream_end = sl_now_us();
-    r->status = 499;
-    r->error = "client closed";
-    sl_buf_reset(&r->body_out);
-    sl_req_finish(r);
-    sl_req_release(r); /* the attempts' reference */
+    sl_req_client_closed(r);
+    answer(st);
 }
 
 const sl_stage sl_stage_proxy = {

@@ -1,4 +1,7 @@
-/* route.c — stage: picks the first provider whose `models` serve the request's model. */
+/* route.c — stage: picks the first provider whose `models` serve the request's model.
+ *
+ * Reads:  r->llm.model, conf->providers.
+ * Writes: r->provider_idx (where the proxy starts looking); answers 404. No context. */
 #include "sluice/stages.h"
 
 static sl_step route_request(sl_req *r, void *ctx)
