@@ -110,10 +110,10 @@ struct sl_req {
     uint64_t t_end;
 
     /* pipeline position */
-    const struct sl_env *env;            /* the stores the stages use (pipeline.h) */
-    int stage;                           /* next stage to run */
-    int reached;                         /* stages [0, reached) ran their on_request */
-    struct event *resume_ev;             /* fires the driver from the loop */
+    const struct sl_env *env;           /* the stores the stages use (pipeline.h) */
+    int stage;                          /* next stage to run */
+    int reached;                        /* stages [0, reached) ran their on_request */
+    struct event *resume_ev;            /* fires the driver from the loop */
     void *stage_ctx[SL_REQ_MAX_STAGES]; /* each stage's context (pipeline.c), by position */
     /* Set by a stage that carries work for others (a coalescing leader): when
      * it returns true, a client abort only detaches this client. */

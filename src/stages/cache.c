@@ -193,8 +193,8 @@ static void cache_response(sl_req *r, void *ctx)
 {
     cache_state *st = ctx;
     sl_str body;
-    if (!st->store || r->cache != SL_CACHE_MISS || r->status != 200 || r->error ||
-        r->client_gone || !entry_body(r, &body))
+    if (!st->store || r->cache != SL_CACHE_MISS || r->status != 200 || r->error || r->client_gone ||
+        !entry_body(r, &body))
         return;
     long ttl_s = r->ttl_override_s >= 0 ? r->ttl_override_s : r->conf->cache.ttl_s;
     if (ttl_s <= 0)

@@ -51,8 +51,8 @@ struct member {
     sl_req *r;
     flight *f;
     coalesce_ctx *ctx; /* the follower's context */
-    bool stream; /* the follower asked for SSE */
-    bool live;   /* it is receiving the flight's chunks as they come */
+    bool stream;       /* the follower asked for SSE */
+    bool live;         /* it is receiving the flight's chunks as they come */
     struct member *next;
     struct member *prev;
 };

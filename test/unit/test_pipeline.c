@@ -177,12 +177,13 @@ static const sl_stage stage_a = {.name = "a",
                                  .fini = a_fini,
                                  .on_request = a_request,
                                  .on_response = a_response};
-static const sl_stage stage_b = {
-    .name = "b", .init = b_init, .fini = b_fini, .on_request = b_request, .on_response = b_response};
-static const sl_stage stage_c = {.name = "c",
-                                 .ctx_size = sizeof(fake_ctx),
-                                 .on_request = c_request,
-                                 .on_response = c_response};
+static const sl_stage stage_b = {.name = "b",
+                                 .init = b_init,
+                                 .fini = b_fini,
+                                 .on_request = b_request,
+                                 .on_response = b_response};
+static const sl_stage stage_c = {
+    .name = "c", .ctx_size = sizeof(fake_ctx), .on_request = c_request, .on_response = c_response};
 
 /* Stage P: parks; resumes itself from the loop when asked, else waits for an abort. */
 static bool p_resume_self;
@@ -430,7 +431,8 @@ T_TEST(zz_cleanup)
 }
 
 T_MAIN("pipeline", stages_run_in_order_and_back_in_reverse_with_their_own_context,
-       the_answer_is_priced_before_the_reverse_pass, a_parked_stage_resumes_from_the_loop_never_inline,
+       the_answer_is_priced_before_the_reverse_pass,
+       a_parked_stage_resumes_from_the_loop_never_inline,
        an_abort_goes_to_the_parked_stage_with_its_context,
        a_stage_without_on_abort_gets_499_at_its_next_turn, finish_is_the_one_exit_and_runs_once,
        a_body_that_could_not_be_written_becomes_one_500, no_answer_from_any_stage_is_a_500,
