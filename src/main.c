@@ -167,12 +167,9 @@ static struct event_base *new_base(void)
     return b ? b : event_base_new();
 }
 
-static int run(sl_config *c)
+/* The process's stores (main owns them), handed to the pipeline as one environment. */
+static int wire_stores(const sl_config *c)
 {
-    app.base = new_base();
-    if (!app.base || sl_upstream_init(app.base, c->server.max_inflight) != SL_OK ||
-        sl_access_open(app.base, c->log.access) != SL_OK || sl_server_start(app.base, c) != SL_OK)
-        return 1;
     app.l1 = sl_l1_new(c->cache.l1_max_bytes);
     if (c->redis.n_sentinels)
         app.redis = sl_redis_new_sentinel(app.base, c->redis.sentinels, c->redis.n_sentinels,
@@ -182,7 +179,16 @@ static int run(sl_config *c)
         app.redis = sl_redis_new(app.base, c->redis.host, c->redis.port, c->redis.password,
                                  c->redis.db, c->redis.timeout_ms);
     sl_env env = {.base = app.base, .l1 = app.l1, .redis = app.redis};
-    if (sl_pipeline_init(&env) != SL_OK)
+    return sl_pipeline_init(&env);
+}
+
+static int run(sl_config *c)
+{
+    app.base = new_base();
+    if (!app.base || sl_upstream_init(app.base, c->server.max_inflight) != SL_OK ||
+        sl_access_open(app.base, c->log.access) != SL_OK || sl_server_start(app.base, c) != SL_OK)
+        return 1;
+    if (wire_stores(c) != SL_OK)
         return 1;
     if (sl_sla_start(app.base, app.redis, c) != SL_OK)
         return 1;
