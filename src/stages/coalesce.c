@@ -206,12 +206,18 @@ static void deliver(flight *f, member *m)
         else
             sl_req_error(r, 502, "api_error", "upstream_stream_error", NULL,
                          leader->error ? leader->error : "the shared upstream stream failed");
+    } else if (f->plain.err) { /* the shared copy could not be kept whole */
+        sl_req_error(r, 502, "api_error", "upstream_error", NULL, "the shared answer was lost");
     } else if (!f->sse && m->stream && ok) {
         sl_buf sse;
         sl_buf_init(&sse, 0);
-        sl_replay_sse(f->plain.p, f->plain.len, r->llm.include_usage, 8, &sse);
-        sl_pipeline_stream_head(r, 200);
-        sl_pipeline_stream_data(r, sse.p, sse.len);
+        if (sl_replay_sse(f->plain.p, f->plain.len, r->llm.include_usage, 8, &sse) == SL_OK) {
+            sl_pipeline_stream_head(r, 200);
+            sl_pipeline_stream_data(r, sse.p, sse.len);
+        } else {
+            sl_req_error(r, 502, "api_error", "upstream_error", NULL,
+                         "the shared answer could not be replayed as a stream");
+        }
         sl_buf_free(&sse);
     } else {
         r->status = leader->status;
