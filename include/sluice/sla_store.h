@@ -53,8 +53,8 @@ typedef struct sl_sla_store_ops {
     int (*all)(sl_sla_store *s, size_t max, sl_sla_list_cb cb, void *ud);
     /* Removes the instants at or before now (at most max of each kind of
      * instant) and hands out the alerts it could claim; a claim lasts claim_ttl_s. */
-    int (*pop_due)(sl_sla_store *s, int64_t now_ms, size_t max, int claim_ttl_s,
-                   sl_sla_due_cb cb, void *ud);
+    int (*pop_due)(sl_sla_store *s, int64_t now_ms, size_t max, int claim_ttl_s, sl_sla_due_cb cb,
+                   void *ud);
     /* Succeeds once the writes so far are held by acks replicas (waiting up
      * to wait_ms); the memory store has none to wait for. */
     int (*sync)(sl_sla_store *s, int acks, int wait_ms, sl_sla_rc_cb cb, void *ud);

@@ -58,7 +58,7 @@ sl_sla_marks sl_sla_marks_of(const sl_config *c, const sl_ticket *t);
 bool sl_sla_alertable(sl_sla_state s);
 
 const char *sl_sla_state_name(sl_sla_state s);
-const char *sl_sla_kind_name(int kind);         /* "response" | "resolution" */
+const char *sl_sla_kind_name(int kind);        /* "response" | "resolution" */
 const char *sl_ticket_priority_name(int prio); /* "critical" .. "low" */
 
 #endif

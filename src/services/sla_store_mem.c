@@ -18,10 +18,10 @@ typedef struct mem_ticket {
     struct mem_ticket *next;
     uint64_t hash;
     int64_t updated_ms;
-    int64_t at[2][2];    /* [Z_RISK|Z_DUE][kind]: the instant */
-    bool armed[2][2];    /* the instant is still waiting to be popped */
+    int64_t at[2][2]; /* [Z_RISK|Z_DUE][kind]: the instant */
+    bool armed[2][2]; /* the instant is still waiting to be popped */
     size_t len, id_len;
-    char data[];         /* the JSON, then the id */
+    char data[]; /* the JSON, then the id */
 } mem_ticket;
 
 typedef struct claim {

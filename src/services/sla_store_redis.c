@@ -85,16 +85,9 @@ typedef struct pending {
     sl_sla_list_cb list_cb;
     sl_sla_due_cb due_cb;
     void *ud;
-    int acks; /* sync: replicas needed */
+    int acks;       /* sync: replicas needed */
+    int timeout_ms; /* sync: its own timeout (WAIT waits on purpose) */
 } pending;
-
-static pending *pending_new(void *ud)
-{
-    pending *p = calloc(1, sizeof(*p));
-    if (p)
-        p->ud = ud;
-    return p;
-}
 
 /* The reply is usable: answered in time, not an error, of the expected type. */
 static bool reply_ok(const redisReply *rep, int status, int type)
@@ -102,14 +95,18 @@ static bool reply_ok(const redisReply *rep, int status, int type)
     return status == SL_OK && rep && rep->type == type;
 }
 
-/* Sends a script or a command (script NULL) for p; frees p when it cannot be sent. */
+/* Sends a script or a command (script NULL) with a copy of p as its private data. */
 static int issue(redis_store *s, const char *script, int numkeys, int argc, const char **argv,
-                const size_t *argl, sl_redis_cb on_reply, pending *p)
+                 const size_t *argl, sl_redis_cb on_reply, pending init)
 {
+    pending *p = malloc(sizeof(*p));
     if (!p)
         return SL_ENOMEM;
+    *p = init;
     int rc = script ? sl_redis_eval(s->redis, script, numkeys, argc, argv, argl, on_reply, p)
-                    : sl_redis_cmd(s->redis, on_reply, p, argc, argv, argl);
+             : p->timeout_ms
+                 ? sl_redis_cmd_timeout(s->redis, p->timeout_ms, on_reply, p, argc, argv, argl)
+                 : sl_redis_cmd(s->redis, on_reply, p, argc, argv, argl);
     if (rc != SL_OK)
         free(p);
     return rc;
@@ -152,13 +149,11 @@ static int r_upsert(sl_sla_store *base, const sl_ticket *t, sl_str json, const s
     }
     /* argv form: ids and fields travel binary-safe, never in a format string */
     const char *argv[] = {key, K_RISK, K_DUE, K_IDS, json.p, upd, t->id.p, v[0], v[1], v[2], v[3]};
-    size_t argl[] = {kl,         strlen(K_RISK), strlen(K_DUE), strlen(K_IDS),
-                     json.len,   strlen(upd),    t->id.len,     strlen(v[0]),
-                     strlen(v[1]), strlen(v[2]), strlen(v[3])};
-    pending *p = pending_new(ud);
-    if (p)
-        p->rc_cb = cb;
-    return issue((redis_store *)base, UPSERT_SCRIPT, 4, 11, argv, argl, on_upsert, p);
+    size_t argl[] = {kl,           strlen(K_RISK), strlen(K_DUE), strlen(K_IDS),
+                     json.len,     strlen(upd),    t->id.len,     strlen(v[0]),
+                     strlen(v[1]), strlen(v[2]),   strlen(v[3])};
+    return issue((redis_store *)base, UPSERT_SCRIPT, 4, 11, argv, argl, on_upsert,
+                 (pending){.rc_cb = cb, .ud = ud});
 }
 
 static void on_get(void *ud, const redisReply *rep, int status)
@@ -179,10 +174,8 @@ static int r_get(sl_sla_store *base, sl_str id, sl_sla_json_cb cb, void *ud)
     size_t kl = ticket_key(key, sizeof key, id);
     const char *argv[] = {"HGET", key, "j"};
     size_t argl[] = {4, kl, 1};
-    pending *p = pending_new(ud);
-    if (p)
-        p->json_cb = cb;
-    return issue((redis_store *)base, NULL, 0, 3, argv, argl, on_get, p);
+    return issue((redis_store *)base, NULL, 0, 3, argv, argl, on_get,
+                 (pending){.json_cb = cb, .ud = ud});
 }
 
 /* ---- lists: all tickets, dead letters --------------------------------------------- */
@@ -212,10 +205,8 @@ static int r_all(sl_sla_store *base, size_t max, sl_sla_list_cb cb, void *ud)
     char lim[32];
     snprintf(lim, sizeof lim, "%zu", max);
     const char *argv[] = {K_IDS, lim};
-    pending *p = pending_new(ud);
-    if (p)
-        p->list_cb = cb;
-    return issue((redis_store *)base, ALL_SCRIPT, 1, 2, argv, NULL, on_list, p);
+    return issue((redis_store *)base, ALL_SCRIPT, 1, 2, argv, NULL, on_list,
+                 (pending){.list_cb = cb, .ud = ud});
 }
 
 static void r_dead_push(sl_sla_store *base, sl_str json)
@@ -237,10 +228,7 @@ static int r_dead_list(sl_sla_store *base, size_t max, sl_sla_list_cb cb, void *
     char last[32];
     snprintf(last, sizeof last, "%zu", max ? max - 1 : 0);
     const char *argv[] = {"LRANGE", K_DEAD, "0", last};
-    pending *p = pending_new(ud);
-    if (p)
-        p->list_cb = cb;
-    if (issue(s, NULL, 0, 4, argv, NULL, on_list, p) == SL_OK)
+    if (issue(s, NULL, 0, 4, argv, NULL, on_list, (pending){.list_cb = cb, .ud = ud}) == SL_OK)
         return SL_OK;
     return s->local->ops->dead_list(s->local, max, cb, ud); /* Redis cannot be asked */
 }
@@ -276,18 +264,16 @@ static void on_due(void *ud, const redisReply *rep, int status)
     free(p);
 }
 
-static int r_pop_due(sl_sla_store *base, int64_t now, size_t max, int claim_ttl_s,
-                     sl_sla_due_cb cb, void *ud)
+static int r_pop_due(sl_sla_store *base, int64_t now, size_t max, int claim_ttl_s, sl_sla_due_cb cb,
+                     void *ud)
 {
     char n[32], lim[32], ttl[16];
     snprintf(n, sizeof n, "%lld", (long long)now);
     snprintf(lim, sizeof lim, "%zu", max);
     snprintf(ttl, sizeof ttl, "%d", claim_ttl_s);
     const char *argv[] = {K_RISK, K_DUE, n, lim, ttl};
-    pending *p = pending_new(ud);
-    if (p)
-        p->due_cb = cb;
-    return issue((redis_store *)base, TICK_SCRIPT, 2, 5, argv, NULL, on_due, p);
+    return issue((redis_store *)base, TICK_SCRIPT, 2, 5, argv, NULL, on_due,
+                 (pending){.due_cb = cb, .ud = ud});
 }
 
 /* ---- replication and lifecycle --------------------------------------------------------- */
@@ -311,15 +297,8 @@ static int r_sync(sl_sla_store *base, int acks, int wait_ms, sl_sla_rc_cb cb, vo
     snprintf(n, sizeof n, "%d", acks);
     snprintf(ms, sizeof ms, "%d", wait_ms);
     const char *argv[] = {"WAIT", n, ms};
-    pending *p = pending_new(ud);
-    if (!p)
-        return SL_ENOMEM;
-    p->rc_cb = cb;
-    p->acks = acks;
-    int rc = sl_redis_cmd_timeout(s->redis, 2 * wait_ms, on_wait, p, 3, argv, NULL);
-    if (rc != SL_OK)
-        free(p);
-    return rc;
+    pending p = {.rc_cb = cb, .ud = ud, .acks = acks, .timeout_ms = 2 * wait_ms};
+    return issue(s, NULL, 0, 3, argv, NULL, on_wait, p);
 }
 
 static void r_free(sl_sla_store *base)

@@ -287,7 +287,7 @@ static void pop_due_claims_each_alert_once(sl_sla_store *s)
     result r;
     int64_t now = 1000000;
     sl_sla_marks risky = {{now - 10, 0}, {now + 60000, 0}}; /* response at risk, not breached */
-    sl_sla_marks late = {{0, now - 100}, {0, now - 1}};      /* resolution at risk and breached */
+    sl_sla_marks late = {{0, now - 100}, {0, now - 1}};     /* resolution at risk and breached */
     T_EQ_INT(upsert(s, "risky", 1, "{\"id\":\"risky\"}", &risky), 1);
     T_EQ_INT(upsert(s, "late", 1, "{\"id\":\"late\"}", &late), 1);
     T_EQ_INT(upsert(s, "quiet", 1, "{\"id\":\"quiet\"}", &NO_MARKS), 1);
@@ -374,8 +374,14 @@ static void run(sl_sla_store *(*make)(void), void (*test)(sl_sla_store *))
 }
 
 #define BOTH(c)                                                                                    \
-    T_TEST(mem_##c) { run(mem_store, c); }                                                         \
-    T_TEST(redis_##c) { run(redis_store, c); }
+    T_TEST(mem_##c)                                                                                \
+    {                                                                                              \
+        run(mem_store, c);                                                                         \
+    }                                                                                              \
+    T_TEST(redis_##c)                                                                              \
+    {                                                                                              \
+        run(redis_store, c);                                                                       \
+    }
 
 BOTH(upsert_then_get)
 BOTH(only_newer_replaces)

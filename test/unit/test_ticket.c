@@ -38,14 +38,15 @@ T_TEST(good_ticket_fields)
     sl_arena_init(&a, NULL, 0, 0);
     sl_ticket t;
     const char *why = NULL;
-    T_EQ_INT(parse(&a,
-                   "{\"id\":\"T-1\",\"subject\":\"down\",\"priority\":\"high\","
-                   "\"customer_tier\":\"enterprise\",\"status\":\"resolved\","
-                   "\"created_at\":\"1970-01-01T00:01:00Z\",\"updated_at\":\"1970-01-01T00:02:00Z\","
-                   "\"first_response_at\":\"1970-01-01T00:01:30.5Z\",\"resolved_at\":null,"
-                   "\"extra\":[1,2]}",
-                   &t, &why),
-             SL_OK);
+    T_EQ_INT(
+        parse(&a,
+              "{\"id\":\"T-1\",\"subject\":\"down\",\"priority\":\"high\","
+              "\"customer_tier\":\"enterprise\",\"status\":\"resolved\","
+              "\"created_at\":\"1970-01-01T00:01:00Z\",\"updated_at\":\"1970-01-01T00:02:00Z\","
+              "\"first_response_at\":\"1970-01-01T00:01:30.5Z\",\"resolved_at\":null,"
+              "\"extra\":[1,2]}",
+              &t, &why),
+        SL_OK);
     T_CHECK(sl_str_eq_c(t.id, "T-1") && sl_str_eq_c(t.subject, "down"));
     T_CHECK(sl_str_eq_c(t.tier, "enterprise"));
     T_EQ_INT(t.priority, 1);
@@ -64,11 +65,13 @@ T_TEST(subject_is_optional)
     sl_arena_init(&a, NULL, 0, 0);
     sl_ticket t;
     const char *why;
-    T_EQ_INT(parse(&a,
-                   "{\"id\":\"x\",\"priority\":\"low\",\"customer_tier\":\"s\",\"status\":\"open\","
-                   "\"created_at\":\"2026-01-01 00:00:00+01:00\",\"updated_at\":\"2026-01-01T00:00:00Z\"}",
-                   &t, &why),
-             SL_OK);
+    T_EQ_INT(
+        parse(
+            &a,
+            "{\"id\":\"x\",\"priority\":\"low\",\"customer_tier\":\"s\",\"status\":\"open\","
+            "\"created_at\":\"2026-01-01 00:00:00+01:00\",\"updated_at\":\"2026-01-01T00:00:00Z\"}",
+            &t, &why),
+        SL_OK);
     T_EQ_INT(t.subject.len, 0);
     T_EQ_INT(t.updated_ms - t.created_ms, 3600 * 1000); /* +01:00 is an hour earlier */
     sl_arena_free(&a);
@@ -78,7 +81,7 @@ T_TEST(subject_is_optional)
 T_TEST(bad_tickets_and_their_reasons)
 {
 #define OK_REST                                                                                    \
-    "\"customer_tier\":\"s\",\"status\":\"open\",\"created_at\":\"2026-01-01T00:00:00Z\","        \
+    "\"customer_tier\":\"s\",\"status\":\"open\",\"created_at\":\"2026-01-01T00:00:00Z\","         \
     "\"updated_at\":\"2026-01-01T00:00:00Z\""
     static const struct {
         const char *json, *why;
@@ -93,7 +96,8 @@ T_TEST(bad_tickets_and_their_reasons)
          "customer_tier must be a non-empty string"},
         {"{\"id\":\"x\",\"priority\":\"low\",\"customer_tier\":\"s\",\"status\":\"done\"}",
          "status must be open, pending, resolved or closed"},
-        {"{\"id\":\"x\",\"priority\":\"low\",\"subject\":3," OK_REST "}", "subject must be a string"},
+        {"{\"id\":\"x\",\"priority\":\"low\",\"subject\":3," OK_REST "}",
+         "subject must be a string"},
         {"{\"id\":\"x\",\"priority\":\"low\",\"customer_tier\":\"s\",\"status\":\"open\"}",
          "created_at is required"},
         {"{\"id\":\"x\",\"priority\":\"low\",\"customer_tier\":\"s\",\"status\":\"open\","
