@@ -78,44 +78,44 @@ T_TEST(subject_is_optional)
 }
 
 /* Each bad ticket with the reason it must be refused for. */
-T_TEST(bad_tickets_and_their_reasons)
-{
 #define OK_REST                                                                                    \
     "\"customer_tier\":\"s\",\"status\":\"open\",\"created_at\":\"2026-01-01T00:00:00Z\","         \
     "\"updated_at\":\"2026-01-01T00:00:00Z\""
-    static const struct {
-        const char *json, *why;
-    } bad[] = {
-        {"[1]", "a ticket must be an object"},
-        {"{\"priority\":\"low\"," OK_REST "}", "id must be a string of 1 to 256 bytes"},
-        {"{\"id\":\"\",\"priority\":\"low\"," OK_REST "}", "id must be a string of 1 to 256 bytes"},
-        {"{\"id\":7,\"priority\":\"low\"," OK_REST "}", "id must be a string of 1 to 256 bytes"},
-        {"{\"id\":\"x\",\"priority\":\"urgent\"," OK_REST "}",
-         "priority must be critical, high, medium or low"},
-        {"{\"id\":\"x\",\"priority\":\"low\",\"customer_tier\":\"\",\"status\":\"open\"}",
-         "customer_tier must be a non-empty string"},
-        {"{\"id\":\"x\",\"priority\":\"low\",\"customer_tier\":\"s\",\"status\":\"done\"}",
-         "status must be open, pending, resolved or closed"},
-        {"{\"id\":\"x\",\"priority\":\"low\",\"subject\":3," OK_REST "}",
-         "subject must be a string"},
-        {"{\"id\":\"x\",\"priority\":\"low\",\"customer_tier\":\"s\",\"status\":\"open\"}",
-         "created_at is required"},
-        {"{\"id\":\"x\",\"priority\":\"low\",\"customer_tier\":\"s\",\"status\":\"open\","
-         "\"created_at\":\"2026-01-01T00:00:00Z\"}",
-         "updated_at is required"},
-        {"{\"id\":\"x\",\"priority\":\"low\",\"customer_tier\":\"s\",\"status\":\"open\","
-         "\"created_at\":\"yesterday\",\"updated_at\":\"2026-01-01T00:00:00Z\"}",
-         "times must be RFC 3339 strings"},
-        {"{\"id\":\"x\",\"priority\":\"low\",\"first_response_at\":1700000000," OK_REST "}",
-         "times must be RFC 3339 strings"},
-    };
-    for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
+static const struct {
+    const char *json, *why;
+} BAD[] = {
+    {"[1]", "a ticket must be an object"},
+    {"{\"priority\":\"low\"," OK_REST "}", "id must be a string of 1 to 256 bytes"},
+    {"{\"id\":\"\",\"priority\":\"low\"," OK_REST "}", "id must be a string of 1 to 256 bytes"},
+    {"{\"id\":7,\"priority\":\"low\"," OK_REST "}", "id must be a string of 1 to 256 bytes"},
+    {"{\"id\":\"x\",\"priority\":\"urgent\"," OK_REST "}",
+     "priority must be critical, high, medium or low"},
+    {"{\"id\":\"x\",\"priority\":\"low\",\"customer_tier\":\"\",\"status\":\"open\"}",
+     "customer_tier must be a non-empty string"},
+    {"{\"id\":\"x\",\"priority\":\"low\",\"customer_tier\":\"s\",\"status\":\"done\"}",
+     "status must be open, pending, resolved or closed"},
+    {"{\"id\":\"x\",\"priority\":\"low\",\"subject\":3," OK_REST "}", "subject must be a string"},
+    {"{\"id\":\"x\",\"priority\":\"low\",\"customer_tier\":\"s\",\"status\":\"open\"}",
+     "created_at is required"},
+    {"{\"id\":\"x\",\"priority\":\"low\",\"customer_tier\":\"s\",\"status\":\"open\","
+     "\"created_at\":\"2026-01-01T00:00:00Z\"}",
+     "updated_at is required"},
+    {"{\"id\":\"x\",\"priority\":\"low\",\"customer_tier\":\"s\",\"status\":\"open\","
+     "\"created_at\":\"yesterday\",\"updated_at\":\"2026-01-01T00:00:00Z\"}",
+     "times must be RFC 3339 strings"},
+    {"{\"id\":\"x\",\"priority\":\"low\",\"first_response_at\":1700000000," OK_REST "}",
+     "times must be RFC 3339 strings"},
+};
+
+T_TEST(bad_tickets_and_their_reasons)
+{
+    for (size_t i = 0; i < SL_ARRAY_LEN(BAD); i++) {
         sl_arena a;
         sl_arena_init(&a, NULL, 0, 0);
         sl_ticket t;
         const char *why = NULL;
-        T_EQ_INT(parse(&a, bad[i].json, &t, &why), SL_EINVAL);
-        T_EQ_STR(why, bad[i].why);
+        T_EQ_INT(parse(&a, BAD[i].json, &t, &why), SL_EINVAL);
+        T_EQ_STR(why, BAD[i].why);
         sl_arena_free(&a);
     }
     char id[512];
