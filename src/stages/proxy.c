@@ -378,6 +378,17 @@ static bool schedule_retry(proxy_state *st, const char *retry_after)
     return true;
 }
 
+/* sluice itself is short of descriptors or memory: 503, and no verdict on
+ * the provider (no breaker count, no fallback, no provider error rate). */
+static void answer_overloaded(sl_req *r, const char *detail)
+{
+    sl_req_header(r, "Retry-After", "1");
+    sl_req_error(r, 503, "api_error", "server_overloaded", NULL,
+                 sl_arena_printf(&r->arena, "the gateway is overloaded: %s",
+                                 detail ? detail : "out of resources"));
+    r->provider = NULL; /* never reached it */
+}
+
 static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
 {
     proxy_state *st = ud;
@@ -388,10 +399,14 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
     st->call = NULL;
     r->t_upstream_end = sl_now_us();
     int status = rc == SL_OK ? sl_call_status(c) : 0;
-    bool failed = rc != SL_OK || retriable_status(status);
+    bool local = rc == SL_ENOMEM;
+    bool failed = !local && (rc != SL_OK || retriable_status(status));
     if (st->stream_mode && rc == SL_OK && !st->done_seen)
         rc = SL_EIO, detail = "no [DONE] before the connection closed", failed = true;
-    sl_breaker_report(&st->ticket, !failed, failures, cooldown);
+    if (local)
+        sl_breaker_release(&st->ticket);
+    else
+        sl_breaker_report(&st->ticket, !failed, failures, cooldown);
 
     if (st->stream_mode && !st->usage_seen) {
         /* Cut short, or a provider that sends no usage: meter what passed. */
@@ -406,6 +421,8 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
             sl_buf_reset(&r->assembled);
     } else if (rc == SL_OK) {
         finish_plain(st, status);
+    } else if (local) {
+        answer_overloaded(r, detail);
     } else if (rc == SL_ETIMEDOUT) {
         sl_req_error(r, 504, "api_error", "upstream_timeout", NULL,
                      detail ? detail : "the provider did not answer in time");
@@ -602,8 +619,7 @@ static void attempt(proxy_state *st)
             sl_req_error(r, 503, "api_error", "overloaded", NULL,
                          "too many upstream calls in flight");
         } else {
-            sl_req_error(r, 500, "api_error", "internal_error", NULL,
-                         "could not start the upstream call");
+            answer_overloaded(r, "could not start the upstream call");
         }
         sl_pipeline_complete(r);
         sl_req_release(r);
