@@ -378,6 +378,18 @@ static bool schedule_retry(proxy_state *st, const char *retry_after)
     return true;
 }
 
+/* A stream cut short (by the provider, the client or the drain deadline), or
+ * from a provider that sends no usage: meter what passed. */
+static void meter_unreported(proxy_state *st)
+{
+    sl_req *r = st->r;
+    if (!st->stream_mode || st->usage_seen)
+        return;
+    r->prompt_tokens = (long)(r->llm.prompt_bytes / 4) + 1;
+    r->completion_tokens = st->chunks;
+    r->usage_estimated = true;
+}
+
 /* sluice itself is short of descriptors or memory: 503, and no verdict on
  * the provider (no breaker count, no fallback, no provider error rate). */
 static void answer_overloaded(sl_req *r, const char *detail)
@@ -408,12 +420,7 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
     else
         sl_breaker_report(&st->ticket, !failed, failures, cooldown);
 
-    if (st->stream_mode && !st->usage_seen) {
-        /* Cut short, or a provider that sends no usage: meter what passed. */
-        r->prompt_tokens = (long)(r->llm.prompt_bytes / 4) + 1;
-        r->completion_tokens = st->chunks;
-        r->usage_estimated = true;
-    }
+    meter_unreported(st);
     if (st->stream_mode) {
         if (rc != SL_OK)
             stream_failed(r, rc, detail);
@@ -677,6 +684,7 @@ static void proxy_abort(sl_req *r)
     if (st->backoff)
         evtimer_del(st->backoff);
     r->t_upstream_end = sl_now_us();
+    meter_unreported(st); /* the provider produced what was streamed so far */
     r->status = 499;
     r->error = "client closed";
     sl_buf_reset(&r->body_out);
