@@ -972,8 +972,8 @@ static cJSON *responses_usage(job *j)
     cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "input_tokens_details"), "cached_tokens",
                             (double)j->cached);
     cJSON_AddNumberToObject(u, "output_tokens", (double)out);
-    cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "output_tokens_details"),
-                            "reasoning_tokens", (double)j->reasoning);
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "output_tokens_details"), "reasoning_tokens",
+                            (double)j->reasoning);
     cJSON_AddNumberToObject(u, "total_tokens", (double)(in + out));
     return u;
 }
@@ -1003,8 +1003,8 @@ static cJSON *chat_tool_calls(job *j, bool delta, bool with_args)
     fn = cJSON_AddObjectToObject(c, "function");
     if (!delta || !with_args)
         cJSON_AddStringToObject(fn, "name", cJSON_GetObjectItem(j->tool, "name")->valuestring);
-    cJSON_AddStringToObject(fn, "arguments",
-                            with_args ? cJSON_GetObjectItem(j->tool, "arguments")->valuestring : "");
+    cJSON_AddStringToObject(
+        fn, "arguments", with_args ? cJSON_GetObjectItem(j->tool, "arguments")->valuestring : "");
     cJSON_AddItemToArray(calls, c);
     return calls;
 }
@@ -1072,7 +1072,8 @@ static void anthropic_tool_start(job *j)
     cJSON_AddNumberToObject(o, "index", 0);
     cJSON *d = cJSON_AddObjectToObject(o, "delta");
     cJSON_AddStringToObject(d, "type", "input_json_delta");
-    cJSON_AddStringToObject(d, "partial_json", cJSON_GetObjectItem(j->tool, "arguments")->valuestring);
+    cJSON_AddStringToObject(d, "partial_json",
+                            cJSON_GetObjectItem(j->tool, "arguments")->valuestring);
     send_event(j, "content_block_delta", o);
 }
 
@@ -1140,7 +1141,9 @@ static cJSON *output_item(job *j, bool done)
     cJSON_AddStringToObject(it, "id", id);
     cJSON_AddStringToObject(it, "type", "message");
     cJSON_AddStringToObject(it, "status",
-                            !done ? "in_progress" : incomplete(j) ? "incomplete" : "completed");
+                            !done           ? "in_progress"
+                            : incomplete(j) ? "incomplete"
+                                            : "completed");
     cJSON_AddStringToObject(it, "role", "assistant");
     cJSON *content = cJSON_AddArrayToObject(it, "content");
     if (done) {
@@ -1551,7 +1554,8 @@ static void transcription(struct evhttp_request *req, const char *path)
     field(parts, n > 0 ? n : 0, "response_format", fmt, sizeof fmt);
     if (!file || !model[0]) {
         send_openai_error(req, 400, file ? "model" : "file",
-                          n < 0 ? "expected multipart/form-data" : "a file and a model are required");
+                          n < 0 ? "expected multipart/form-data"
+                                : "a file and a model are required");
         return;
     }
     char text[256];
@@ -1566,7 +1570,8 @@ static void transcription(struct evhttp_request *req, const char *path)
     }
     cJSON *o = cJSON_CreateObject();
     if (strcmp(fmt, "verbose_json") == 0) {
-        cJSON_AddStringToObject(o, "task", strstr(path, "translations") ? "translate" : "transcribe");
+        cJSON_AddStringToObject(o, "task",
+                                strstr(path, "translations") ? "translate" : "transcribe");
         cJSON_AddStringToObject(o, "language", "english");
         cJSON_AddNumberToObject(o, "duration", (double)file->len / 32000.0);
     }
@@ -1591,7 +1596,8 @@ static void files_create(struct evhttp_request *req, const char *path)
     field(parts, n > 0 ? n : 0, "purpose", purpose, sizeof purpose);
     if (!file || !purpose[0]) {
         send_openai_error(req, 400, file ? "purpose" : "file",
-                          n < 0 ? "expected multipart/form-data" : "a file and a purpose are required");
+                          n < 0 ? "expected multipart/form-data"
+                                : "a file and a purpose are required");
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -1614,10 +1620,19 @@ static void files_create(struct evhttp_request *req, const char *path)
 
 static cJSON *moderation_result(const char *text)
 {
-    static const char *cats[] = {"harassment", "harassment/threatening", "hate",
-                                 "hate/threatening", "illicit", "illicit/violent", "self-harm",
-                                 "self-harm/intent", "self-harm/instructions", "sexual",
-                                 "sexual/minors", "violence", "violence/graphic"};
+    static const char *cats[] = {"harassment",
+                                 "harassment/threatening",
+                                 "hate",
+                                 "hate/threatening",
+                                 "illicit",
+                                 "illicit/violent",
+                                 "self-harm",
+                                 "self-harm/intent",
+                                 "self-harm/instructions",
+                                 "sexual",
+                                 "sexual/minors",
+                                 "violence",
+                                 "violence/graphic"};
     bool flagged = strstr(text, "MOCK_FLAG") != NULL; /* tests flag an input on purpose */
     cJSON *r = cJSON_CreateObject();
     cJSON_AddBoolToObject(r, "flagged", flagged);
@@ -1659,7 +1674,8 @@ static void moderations(struct evhttp_request *req, const char *path)
         cJSON_ArrayForEach(it, in)
         {
             cJSON *t = cJSON_IsString(it) ? it : cJSON_GetObjectItem(it, "text");
-            cJSON_AddItemToArray(results, moderation_result(cJSON_IsString(t) ? t->valuestring : ""));
+            cJSON_AddItemToArray(results,
+                                 moderation_result(cJSON_IsString(t) ? t->valuestring : ""));
         }
     }
     free(txt);
@@ -1680,7 +1696,8 @@ static void speech(struct evhttp_request *req, const char *path)
     if (refused(req, false))
         return;
     cJSON *root = cJSON_ParseWithLength(body, len);
-    cJSON *in = cJSON_GetObjectItem(root, "input"), *fmt = cJSON_GetObjectItem(root, "response_format");
+    cJSON *in = cJSON_GetObjectItem(root, "input"),
+          *fmt = cJSON_GetObjectItem(root, "response_format");
     if (!cJSON_IsString(in)) {
         send_openai_error(req, 400, "input", "input is required");
         cJSON_Delete(root);
