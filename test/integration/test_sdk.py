@@ -15,7 +15,8 @@ CLIENT_KEY = "sk-sdk-client"
 class Stack:
     """redis + an openai-kind and an anthropic-kind mock provider + sluice with keys."""
 
-    def __init__(self, **over):
+    def __init__(self, provider_extra=None, **over):
+        """provider_extra: {"claude" | "oa": {more provider keys}}; over: more top-level keys."""
         self.redis, self.oa, self.an = Redis(), Mock(), Mock()
         c = base_config(self.oa, keys=KEYS, redis={"url": self.redis.url, "timeout_ms": 200}, **over)
         c["providers"] = [
@@ -24,6 +25,8 @@ class Stack:
             {"name": "oa", "kind": "openai", "base_url": self.oa.url + "/v1", "api_key": "sk-upstream-secret",
              "models": ["*"]},
         ]
+        for p in c["providers"]:
+            p.update((provider_extra or {}).get(p["name"], {}))
         self.s = Sluice(c)
 
     def openai(self, case, key=CLIENT_KEY, **kw):
