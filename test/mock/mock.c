@@ -4,7 +4,26 @@
  * configurable chunks and delays, and failure injection, all on one libevent
  * loop (the same stack as sluice, so it is never a benchmark's bottleneck).
  * Control: POST /_mock/config, POST /_mock/reset, GET /_mock/stats,
- * GET /_mock/last (the last LLM request: path, headers, body). */
+ * GET /_mock/last (the last LLM request: path, headers, body).
+ *
+ * Routes beyond chat / completions / embeddings / messages / models (the block
+ * "Responses API, tool calls, ..." near the end):
+ *   POST /v1/responses             plain and stream: true (the documented event
+ *                                  sequence, each event with sequence_number);
+ *                                  previous_response_id accepted and echoed
+ *   POST /v1/messages/count_tokens {"input_tokens"}: what /v1/messages reports
+ *   GET  /v1/models                Anthropic's shape when anthropic-version is sent
+ *   POST /v1/audio/transcriptions, /v1/audio/translations (multipart): text
+ *                                  from the uploaded file's size
+ *   POST /v1/files (multipart), /v1/moderations (MOCK_FLAG flags an input),
+ *   POST /v1/audio/speech          binary bytes, 256 + 32 per input character
+ * Tool calls (chat, messages, responses): when tools are given, the last turn
+ * is not a tool result, and tool_choice forces one or the last text says
+ * MOCK_TOOL (MOCK_TOOL:name picks it); arguments fill the schema's properties.
+ * Knobs beside the original ones: cached_tokens, cache_write_tokens,
+ * cache_write_1h_tokens, reasoning_tokens (usage fields), no_responses (404 on
+ * /v1/responses, like vLLM). Anthropic blocks with cache_control are written
+ * to the prompt cache the first time and read on a repeat. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>

@@ -19,7 +19,9 @@ if [ -f "$stamp" ] && [ "$stamp" -nt package-lock.json ] &&
     exit 0
 fi
 echo "test/sdk: installing the client libraries (npm ci) into test/node_modules" >&2
-if ! npm ci --no-audit --no-fund --loglevel=error > "$log.npm" 2>&1; then
-    fail "npm ci failed (no network, or the npm registry refused): $(tail -5 "$log.npm" | tr '\n' ' ')"
+# openai 7.x declares engines node >= 22; it runs on the Node.js 20 of Debian 12
+# machines here (test_sdk.py proves it each run), so the declaration is not enforced.
+if ! npm ci --no-audit --no-fund --engine-strict=false --loglevel=error > "$log.npm" 2>&1; then
+    fail "npm ci failed (no network, or the npm registry refused): $(grep -m4 'npm error' "$log.npm" | tr '\n' ' ')"
 fi
 rm -f "$log" "$log.npm"
