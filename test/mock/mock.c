@@ -65,7 +65,7 @@ static struct {
     long by_responses, by_count_tokens, by_uploads, by_other;
     unsigned long long seen[64]; /* prompts seen with cache_control: a read, not a write */
     int n_seen;
-} x;
+} mx;
 
 static void reset_x(void);
 
@@ -695,7 +695,7 @@ static void handle_llm(struct evhttp_request *req, api kind, const char *path)
 
 static void reset_x(void)
 {
-    memset(&x, 0, sizeof x);
+    memset(&mx, 0, sizeof mx);
 }
 
 static void x_config(cJSON *o)
@@ -704,10 +704,10 @@ static void x_config(cJSON *o)
         const char *name;
         int *field;
     } ints[] = {
-        {"cached_tokens", &x.cached_tokens},
-        {"cache_write_tokens", &x.cache_write_tokens},
-        {"cache_write_1h_tokens", &x.cache_write_1h_tokens},
-        {"reasoning_tokens", &x.reasoning_tokens},
+        {"cached_tokens", &mx.cached_tokens},
+        {"cache_write_tokens", &mx.cache_write_tokens},
+        {"cache_write_1h_tokens", &mx.cache_write_1h_tokens},
+        {"reasoning_tokens", &mx.reasoning_tokens},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         cJSON *v = cJSON_GetObjectItem(o, ints[i].name);
@@ -716,7 +716,7 @@ static void x_config(cJSON *o)
     }
     cJSON *nr = cJSON_GetObjectItem(o, "no_responses");
     if (cJSON_IsBool(nr) || cJSON_IsNumber(nr))
-        x.no_responses = cJSON_IsTrue(nr) || (cJSON_IsNumber(nr) && nr->valueint != 0);
+        mx.no_responses = cJSON_IsTrue(nr) || (cJSON_IsNumber(nr) && nr->valueint != 0);
 }
 
 /* ---- request side ---- */
@@ -774,10 +774,10 @@ static long cache_marked(const cJSON *c, bool *ttl_1h)
  * then counts only the rest, as Anthropic's does. */
 static void x_cache(job *j, cJSON *root, unsigned long long h)
 {
-    j->cached = x.cached_tokens;
-    j->cache_write = x.cache_write_tokens;
-    j->cache_write_1h = x.cache_write_1h_tokens;
-    j->reasoning = x.reasoning_tokens;
+    j->cached = mx.cached_tokens;
+    j->cache_write = mx.cache_write_tokens;
+    j->cache_write_1h = mx.cache_write_1h_tokens;
+    j->reasoning = mx.reasoning_tokens;
     bool ttl_1h = false;
     long marked = j->kind == API_MESSAGES ? cache_marked(root, &ttl_1h) : -1;
     if (j->cached || j->cache_write || j->cache_write_1h || marked < 0)
@@ -788,13 +788,13 @@ static void x_cache(job *j, cJSON *root, unsigned long long h)
     if (p < 1)
         p = 1;
     j->prompt_tokens = j->prompt_tokens - p > 1 ? j->prompt_tokens - p : 1;
-    for (int i = 0; i < x.n_seen && i < 64; i++) {
-        if (x.seen[i] == h) {
+    for (int i = 0; i < mx.n_seen && i < 64; i++) {
+        if (mx.seen[i] == h) {
             j->cached = p;
             return;
         }
     }
-    x.seen[x.n_seen++ % 64] = h;
+    mx.seen[mx.n_seen++ % 64] = h;
     *(ttl_1h ? &j->cache_write_1h : &j->cache_write) = p;
 }
 
@@ -1451,7 +1451,7 @@ static void anthropic_models(struct evhttp_request *req)
 /* The same count the mock's /v1/messages reports as usage.input_tokens. */
 static void count_tokens(struct evhttp_request *req, const char *path)
 {
-    x.by_count_tokens++;
+    mx.by_count_tokens++;
     size_t len;
     const char *body = take_body(req, path, &len);
     if (refused(req, true))
@@ -1560,7 +1560,7 @@ static void field(const part *parts, int n, const char *name, char *out, size_t 
  * bytes the uploaded file had, so a test sees the upload arrived whole. */
 static void transcription(struct evhttp_request *req, const char *path)
 {
-    x.by_uploads++;
+    mx.by_uploads++;
     size_t len;
     const char *body = take_body(req, path, &len);
     if (refused(req, false))
@@ -1603,7 +1603,7 @@ static void transcription(struct evhttp_request *req, const char *path)
 
 static void files_create(struct evhttp_request *req, const char *path)
 {
-    x.by_uploads++;
+    mx.by_uploads++;
     size_t len;
     const char *body = take_body(req, path, &len);
     if (refused(req, false))
@@ -1666,7 +1666,7 @@ static cJSON *moderation_result(const char *text)
 
 static void moderations(struct evhttp_request *req, const char *path)
 {
-    x.by_other++;
+    mx.by_other++;
     size_t len;
     const char *body = take_body(req, path, &len);
     if (refused(req, false))
@@ -1709,7 +1709,7 @@ static void moderations(struct evhttp_request *req, const char *path)
  * 256 + 32 per input character, the media type of response_format. */
 static void speech(struct evhttp_request *req, const char *path)
 {
-    x.by_other++;
+    mx.by_other++;
     size_t len;
     const char *body = take_body(req, path, &len);
     if (refused(req, false))
@@ -1751,8 +1751,8 @@ static void speech(struct evhttp_request *req, const char *path)
 static bool x_route(struct evhttp_request *req, const char *path, bool post)
 {
     if (post && strcmp(path, "/v1/responses") == 0) {
-        x.by_responses++;
-        if (x.no_responses) /* what vLLM and most OpenAI-compatible servers answer */
+        mx.by_responses++;
+        if (mx.no_responses) /* what vLLM and most OpenAI-compatible servers answer */
             send_json(req, 404, "{\"detail\":\"Not Found\"}");
         else
             handle_llm(req, API_RESPONSES, path);
@@ -1830,7 +1830,8 @@ static void handle_stats(struct evhttp_request *req)
         "\"/v1/completions\":%ld,\"/v1/embeddings\":%ld,\"/v1/messages\":%ld,\"/v1/models\":%ld,"
         "\"/v1/responses\":%ld,\"/v1/messages/count_tokens\":%ld,\"uploads\":%ld,\"other\":%ld}}",
         m.requests, m.inflight, m.disconnects, m.by_chat, m.by_completions, m.by_embeddings,
-        m.by_messages, m.by_models, x.by_responses, x.by_count_tokens, x.by_uploads, x.by_other);
+        m.by_messages, m.by_models, mx.by_responses, mx.by_count_tokens, mx.by_uploads,
+        mx.by_other);
     send_json(req, 200, body);
 }
 
