@@ -124,6 +124,8 @@ typedef struct sl_config {
         int max_connections;       /* default 10000 */
         int max_inflight;          /* upstream calls at once; default 4096 */
         size_t max_response_bytes; /* upstream answer bound; default 32 MiB */
+        int max_json_members;      /* members of one object in a request body; default 10000 */
+        int max_json_values;       /* values in one request body; default 1000000 */
     } server;
 
     struct {

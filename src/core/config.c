@@ -654,6 +654,8 @@ static const field server_fields[] = {
     {"max_connections", F_INT, OFF(server.max_connections), 1, 1000000, NULL},
     {"max_inflight", F_INT, OFF(server.max_inflight), 1, 1000000, NULL},
     {"max_response_bytes", F_SIZE, OFF(server.max_response_bytes), 0, 0, NULL},
+    {"max_json_members", F_INT, OFF(server.max_json_members), 1, 1e8, NULL},
+    {"max_json_values", F_INT, OFF(server.max_json_values), 1, 1e9, NULL},
 };
 static const field sla_fields[] = {
     {"evaluate_every_s", F_INT, OFF(sla.evaluate_every_s), 1, 86400, NULL},
@@ -738,6 +740,8 @@ static void set_defaults(loader *L)
     c->server.max_connections = 10000;
     c->server.max_inflight = 4096;
     c->server.max_response_bytes = 32u << 20;
+    c->server.max_json_members = 10000;
+    c->server.max_json_values = 1000000;
     c->sla.evaluate_every_s = 60;
     c->sla.at_risk_ratio = 0.15;
     c->sla.retry_max = 5;
