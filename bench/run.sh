@@ -1,7 +1,8 @@
 #!/bin/sh
 # make bench: the table (bench/run.py: BENCH_SECONDS, BENCH_CONNECTIONS,
 # BENCH_QUICK=1), instructions per request (bench/instructions.py, callgrind),
-# the parse time of the worst 8 MiB JSON bodies (bench/json_parse.c), then the soak (bench/soak.py: SOAK_REQUESTS; SOAK=0 skips it).
+# the parse time of the worst 8 MiB JSON bodies (bench/json_parse.c), then
+# the soak (bench/soak.py: SOAK_REQUESTS; SOAK=0 skips it).
 cd "$(dirname "$0")/.." || exit 1
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 python3 bench/run.py "$@" || exit 1
