@@ -23,7 +23,7 @@
 
 #define SL_ASM_MAX_CHOICES 8
 #define SL_ASM_MAX_TOOLS   16
-#define SL_ASM_MAX_NODES   1024 /* merged members per answer (values inside arrays are not members) */
+#define SL_ASM_MAX_NODES   1024 /* merged members per answer (array elements are not members) */
 
 typedef struct sl_jm sl_jm; /* a JSON value merged across chunks (completion.c) */
 
@@ -33,10 +33,10 @@ typedef struct sl_asm_tool {
 
 typedef struct sl_asm_choice {
     bool used;
-    sl_buf text;      /* legacy completions: text */
-    sl_jm *message;   /* chat: the deltas merged (content, refusal, audio, annotations, ...) */
-    sl_jm *logprobs;  /* choice.logprobs merged (content/refusal arrays joined), or NULL */
-    sl_jm *extra;     /* other choice members (content_filter_results, ...), or NULL */
+    sl_buf text;     /* legacy completions: text */
+    sl_jm *message;  /* chat: the deltas merged (content, refusal, audio, annotations, ...) */
+    sl_jm *logprobs; /* choice.logprobs merged (content/refusal arrays joined), or NULL */
+    sl_jm *extra;    /* other choice members (content_filter_results, ...), or NULL */
     char finish_reason[32];
     int n_tools;
     sl_asm_tool tools[SL_ASM_MAX_TOOLS];
@@ -45,7 +45,7 @@ typedef struct sl_asm_choice {
 typedef struct sl_asm {
     bool text_completion; /* legacy completions */
     bool failed;          /* something we cannot represent: do not store */
-    sl_jm *top;           /* top-level members but choices: id, model, usage, system_fingerprint, ... */
+    sl_jm *top;           /* top-level members but choices: id, model, usage, ... */
     size_t max_bytes;     /* bound on the assembled content */
     size_t bytes;
     size_t nodes; /* merged members, bounded by SL_ASM_MAX_NODES */

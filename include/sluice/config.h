@@ -80,8 +80,8 @@ typedef struct sl_config {
         int ttl_s;
         int max_ttl_s; /* bound on x-sluice-cache-ttl (and ttl_s); default 30 days */
         size_t l1_max_bytes;
-        bool shared;  /* tenants share entries */
-        bool sampled; /* cache sampled answers too (default); false: temperature 0 only */
+        bool shared;     /* tenants share entries */
+        bool sampled;    /* cache sampled answers too (default); false: temperature 0 only */
         bool scope_user; /* cache.scope: user — the end user joins the key */
     } cache;
 

@@ -120,7 +120,10 @@ static void jm_merge(sl_asm *a, sl_jm *n, const sl_json *v, bool join)
         for (const sl_json *m = v->child; m; m = m->next)
             jm_merge(a, jm_member(a, n, m->key), m, join);
         return;
-    default: jm_become(n, JM_RAW); jm_add(a, n, v->raw.p, v->raw.len); return;
+    default:
+        jm_become(n, JM_RAW);
+        jm_add(a, n, v->raw.p, v->raw.len);
+        return;
     }
 }
 
@@ -227,8 +230,7 @@ static bool skip_tool_calls(sl_str k)
 static bool choice_own(sl_str k)
 {
     return sl_str_eq_c(k, "index") || sl_str_eq_c(k, "delta") || sl_str_eq_c(k, "message") ||
-           sl_str_eq_c(k, "text") || sl_str_eq_c(k, "logprobs") ||
-           sl_str_eq_c(k, "finish_reason");
+           sl_str_eq_c(k, "text") || sl_str_eq_c(k, "logprobs") || sl_str_eq_c(k, "finish_reason");
 }
 
 static void take_choice(sl_asm *a, const sl_json *ch)
@@ -266,8 +268,7 @@ static void take_choice(sl_asm *a, const sl_json *ch)
  * changes between the forms; `obfuscation` is stream padding. */
 static bool top_skip(sl_str k)
 {
-    return sl_str_eq_c(k, "choices") || sl_str_eq_c(k, "object") ||
-           sl_str_eq_c(k, "obfuscation");
+    return sl_str_eq_c(k, "choices") || sl_str_eq_c(k, "object") || sl_str_eq_c(k, "obfuscation");
 }
 
 void sl_asm_chunk(sl_asm *a, const char *data, size_t len)
@@ -313,7 +314,8 @@ static void put_message(sl_buf *o, const sl_asm_choice *c)
     else
         sl_buf_append_c(o, "\"assistant\"");
     sl_buf_append_c(o, ",\"content\":");
-    bool text = content ? content->kind == JM_STR && (content->val.len || !c->n_tools) : !c->n_tools;
+    bool text =
+        content ? content->kind == JM_STR && (content->val.len || !c->n_tools) : !c->n_tools;
     if (text && content)
         jm_write(o, content);
     else
@@ -533,8 +535,8 @@ static void replay_role(replay_ctx *x, const sl_json *msg, const sl_json *conten
     const sl_json *role = msg ? sl_json_get(msg, "role") : NULL;
     chunk_open(x);
     sl_buf_printf(x->out, "{\"index\":%d,\"delta\":{\"role\":", index);
-    sl_buf_append_str(x->out, role && role->type == SL_JSON_STRING ? role->raw
-                                                                   : SL_STR("\"assistant\""));
+    sl_buf_append_str(x->out,
+                      role && role->type == SL_JSON_STRING ? role->raw : SL_STR("\"assistant\""));
     sl_buf_append_c(x->out, content && content->type == SL_JSON_NULL ? ",\"content\":null"
                                                                      : ",\"content\":\"\"");
     raw_members(x->out, msg, delta_placed);
