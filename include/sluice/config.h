@@ -78,15 +78,18 @@ typedef struct sl_config {
     struct {
         bool enabled;
         int ttl_s;
+        int max_ttl_s; /* bound on x-sluice-cache-ttl (and ttl_s); default 30 days */
         size_t l1_max_bytes;
-        bool shared; /* tenants share entries */
+        bool shared;     /* tenants share entries */
+        bool sampled;    /* cache sampled answers too (default); false: temperature 0 only */
+        bool scope_user; /* cache.scope: user — the end user joins the key */
     } cache;
 
     struct {
         bool enabled;
         size_t max_waiters;      /* per flight */
         size_t max_replay_bytes; /* per flight */
-        int lock_ttl_ms;         /* cross-instance lock; 0: timeouts.first_byte_ms */
+        int lease_ms;            /* cross-instance lock lease, renewed every lease/3 */
     } coalesce;
 
     sl_key_conf *keys;
@@ -124,6 +127,8 @@ typedef struct sl_config {
         int max_connections;       /* default 10000 */
         int max_inflight;          /* upstream calls at once; default 4096 */
         size_t max_response_bytes; /* upstream answer bound; default 32 MiB */
+        int max_json_members;      /* members of one object in a request body; default 10000 */
+        int max_json_values;       /* values in one request body; default 1000000 */
     } server;
 
     struct {

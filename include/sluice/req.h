@@ -58,7 +58,9 @@ struct sl_req {
     const char *query;           /* query string or NULL (arena) */
     const char *auth_key;        /* the client's API key, never logged (arena) */
     const char *cache_control;   /* the client's Cache-Control header, or NULL */
-    long ttl_override_s;         /* x-sluice-cache-ttl, -1 absent */
+    const char *cache_ttl;       /* x-sluice-cache-ttl as sent, or NULL (the cache checks it) */
+    long ttl_override_s;         /* ... as seconds (clamped to cache.max_ttl_s), -1 absent */
+    const char *end_user;        /* x-sluice-user, or NULL (cache.scope: user) */
     sl_str body;                 /* the client's bytes, as received */
     bool is_llm;                 /* an LLM route: the pipeline runs */
     sl_llm_req llm;              /* parsed view (valid once the parse stage ran) */
@@ -114,6 +116,9 @@ struct sl_req {
     int stage;                          /* next stage to run */
     int reached;                        /* stages [0, reached) ran their on_request */
     struct event *resume_ev;            /* fires the driver from the loop */
+    sl_req *run_prev, *run_next;        /* the pipeline's list of LLM requests in flight */
+    bool tracked;                       /* on that list */
+    bool cut;                           /* ended by the drain deadline: answered shutting_down */
     void *stage_ctx[SL_REQ_MAX_STAGES]; /* each stage's context (pipeline.c), by position */
     /* Set by a stage that carries work for others (a coalescing leader): when
      * it returns true, a client abort only detaches this client. */

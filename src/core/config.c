@@ -619,17 +619,34 @@ static const field redis_fields[] = {
     {"db", F_INT, OFF(redis.db), 0, 15, NULL},
 };
 static const field log_fields[] = {{"access", F_STR, OFF(log.access), 0, 0, NULL}};
+/* cache.scope: tenant (default) | user (the end user joins the cache key). */
+static int sp_cache_scope(loader *L, yaml_node_t *n, const char *path)
+{
+    char *s;
+    if (scalar(L, n, path, &s))
+        return SL_EINVAL;
+    if (strcmp(s, "tenant") != 0 && strcmp(s, "user") != 0)
+        return errf(L, n, path, "expected tenant or user, got \"%s\"", s);
+    L->h->c.cache.scope_user = s[0] == 'u';
+    return SL_OK;
+}
+
 static const field cache_fields[] = {
     {"enabled", F_BOOL, OFF(cache.enabled), 0, 0, NULL},
     {"ttl_s", F_INT, OFF(cache.ttl_s), 0, 365 * 86400, NULL},
+    {"max_ttl_s", F_INT, OFF(cache.max_ttl_s), 1, 10 * 365 * 86400, NULL},
     {"l1_max_bytes", F_SIZE, OFF(cache.l1_max_bytes), 0, 0, NULL},
     {"shared", F_BOOL, OFF(cache.shared), 0, 0, NULL},
+    {"sampled", F_BOOL, OFF(cache.sampled), 0, 0, NULL},
+    {"scope", F_SPECIAL, 0, 0, 0, sp_cache_scope},
 };
 static const field coalesce_fields[] = {
     {"enabled", F_BOOL, OFF(coalesce.enabled), 0, 0, NULL},
     {"max_waiters", F_SIZE, OFF(coalesce.max_waiters), 0, 0, NULL},
     {"max_replay_bytes", F_SIZE, OFF(coalesce.max_replay_bytes), 0, 0, NULL},
-    {"lock_ttl_ms", F_INT, OFF(coalesce.lock_ttl_ms), 0, 3600000, NULL},
+    {"lease_ms", F_INT, OFF(coalesce.lease_ms), 100, 600000, NULL},
+    /* before the lease: a lock lifetime never renewed; an alias now, 0 the default */
+    {"lock_ttl_ms", F_INT, OFF(coalesce.lease_ms), 0, 600000, NULL},
 };
 static const field shutdown_fields[] = {{"drain_s", F_INT, OFF(shutdown.drain_s), 0, 3600, NULL}};
 static const field retries_fields[] = {
@@ -654,6 +671,8 @@ static const field server_fields[] = {
     {"max_connections", F_INT, OFF(server.max_connections), 1, 1000000, NULL},
     {"max_inflight", F_INT, OFF(server.max_inflight), 1, 1000000, NULL},
     {"max_response_bytes", F_SIZE, OFF(server.max_response_bytes), 0, 0, NULL},
+    {"max_json_members", F_INT, OFF(server.max_json_members), 1, 1e8, NULL},
+    {"max_json_values", F_INT, OFF(server.max_json_values), 1, 1e9, NULL},
 };
 static const field sla_fields[] = {
     {"evaluate_every_s", F_INT, OFF(sla.evaluate_every_s), 1, 86400, NULL},
@@ -718,10 +737,13 @@ static void set_defaults(loader *L)
     c->log.access = adup(L, "stdout", 6);
     c->cache.enabled = true;
     c->cache.ttl_s = 3600;
+    c->cache.max_ttl_s = 30 * 86400;
+    c->cache.sampled = true;
     c->cache.l1_max_bytes = 64u << 20;
     c->coalesce.enabled = true;
     c->coalesce.max_waiters = 1000;
     c->coalesce.max_replay_bytes = 8u << 20;
+    c->coalesce.lease_ms = 2000;
     c->shutdown.drain_s = 30;
     c->retries.max = 2;
     c->retries.base_ms = 100;
@@ -738,6 +760,8 @@ static void set_defaults(loader *L)
     c->server.max_connections = 10000;
     c->server.max_inflight = 4096;
     c->server.max_response_bytes = 32u << 20;
+    c->server.max_json_members = 10000;
+    c->server.max_json_values = 1000000;
     c->sla.evaluate_every_s = 60;
     c->sla.at_risk_ratio = 0.15;
     c->sla.retry_max = 5;
@@ -767,6 +791,9 @@ static int check_whole(loader *L, yaml_node_t *root)
         if (parse_hostport(L, root, "redis.sentinels", c->redis.sentinels[i], &h, &p))
             return SL_EINVAL;
     }
+    if (c->cache.ttl_s > c->cache.max_ttl_s)
+        return errf(L, root, "cache.ttl_s", "%d is more than cache.max_ttl_s (%d)", c->cache.ttl_s,
+                    c->cache.max_ttl_s);
     if (c->cache.l1_max_bytes < 4096 && c->cache.enabled)
         return errf(L, root, "cache.l1_max_bytes", "must be at least 4KiB");
     if (c->server.max_body_bytes < 1024)

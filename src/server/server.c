@@ -272,7 +272,7 @@ typedef struct head_facts {
     int count, content_lengths;
     size_t bytes;
     bool control_byte;
-    const char *request_id, *authorization, *api_key, *cache_control, *cache_ttl;
+    const char *request_id, *authorization, *api_key, *cache_control, *cache_ttl, *user;
 } head_facts;
 
 static void keep_first(const char **slot, const char *v)
@@ -303,6 +303,8 @@ static void scan_headers(struct evkeyvalq *in, head_facts *f)
                 keep_first(&f->authorization, h->value);
             else if (strcasecmp(h->key, "Cache-Control") == 0)
                 keep_first(&f->cache_control, h->value);
+            else if (strcasecmp(h->key, "x-sluice-user") == 0)
+                keep_first(&f->user, h->value);
             break;
         case 14: f->content_lengths += strcasecmp(h->key, "Content-Length") == 0; break;
         case 18:
@@ -358,13 +360,10 @@ static void read_request_headers(sl_req *r, const head_facts *f)
         r->auth_key = sl_arena_strndup(&r->arena, auth, strlen(auth));
     if (f->cache_control)
         r->cache_control = sl_arena_strndup(&r->arena, f->cache_control, strlen(f->cache_control));
-    const char *ttl = f->cache_ttl;
-    if (ttl) {
-        char *end;
-        long v = strtol(ttl, &end, 10);
-        if (end != ttl && *end == '\0' && v >= 0)
-            r->ttl_override_s = v;
-    }
+    if (f->cache_ttl) /* checked by the cache stage (400 when not a number) */
+        r->cache_ttl = sl_arena_strndup(&r->arena, f->cache_ttl, strlen(f->cache_ttl));
+    if (f->user)
+        r->end_user = sl_arena_strndup(&r->arena, f->user, strlen(f->user));
 }
 
 static void split_uri(sl_req *r, const char *uri)

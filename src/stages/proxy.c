@@ -389,8 +389,36 @@ static bool schedule_retry(proxy_state *st, const char *retry_after)
 
 static void answer(proxy_state *st);
 
-static void report_breaker(proxy_state *st, bool ok)
+/* A stream cut short (by the provider, the client or the drain deadline), or
+ * from a provider that sends no usage: meter what passed. */
+static void meter_unreported(proxy_state *st)
 {
+    sl_req *r = st->r;
+    if (!st->stream_mode || st->usage_seen)
+        return;
+    r->prompt_tokens = (long)(r->llm.prompt_bytes / 4) + 1;
+    r->completion_tokens = st->chunks;
+    r->usage_estimated = true;
+}
+
+/* sluice itself is short of descriptors or memory: 503, and no verdict on
+ * the provider (no breaker count, no fallback, no provider error rate). */
+static void answer_overloaded(sl_req *r, const char *detail)
+{
+    sl_req_header(r, "Retry-After", "1");
+    sl_req_error(r, 503, "api_error", "server_overloaded", NULL,
+                 sl_arena_printf(&r->arena, "the gateway is overloaded: %s",
+                                 detail ? detail : "out of resources"));
+    r->provider = NULL; /* never reached it */
+}
+
+/* The breaker's verdict on the attempt; none when sluice itself ran short (local). */
+static void report_breaker(proxy_state *st, bool ok, bool local)
+{
+    if (local) {
+        sl_breaker_release(&st->ticket);
+        return;
+    }
     const sl_config *cf = st->r->conf;
     const sl_provider_conf *p = &cf->providers[st->cur];
     int failures = p->breaker_failures >= 0 ? p->breaker_failures : cf->breaker.failures;
@@ -399,15 +427,10 @@ static void report_breaker(proxy_state *st, bool ok)
 }
 
 /* Records what the attempt produced on r: usage, the answer or the error. */
-static void take_outcome(proxy_state *st, int status, int rc, const char *detail)
+static void take_outcome(proxy_state *st, int status, int rc, const char *detail, bool local)
 {
     sl_req *r = st->r;
-    if (st->stream_mode && !st->usage_seen) {
-        /* Cut short, or a provider that sends no usage: meter what passed. */
-        r->prompt_tokens = (long)(r->llm.prompt_bytes / 4) + 1;
-        r->completion_tokens = st->chunks;
-        r->usage_estimated = true;
-    }
+    meter_unreported(st);
     if (st->stream_mode) {
         if (rc != SL_OK)
             stream_failed(r, rc, detail);
@@ -415,6 +438,8 @@ static void take_outcome(proxy_state *st, int status, int rc, const char *detail
             sl_buf_reset(&r->assembled);
     } else if (rc == SL_OK) {
         finish_plain(st, status);
+    } else if (local) {
+        answer_overloaded(r, detail);
     } else if (rc == SL_ETIMEDOUT) {
         sl_req_error(r, 504, "api_error", "upstream_timeout", NULL,
                      detail ? detail : "the provider did not answer in time");
@@ -432,11 +457,12 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
     st->call = NULL;
     r->t_upstream_end = sl_now_us();
     int status = rc == SL_OK ? sl_call_status(c) : 0;
-    bool failed = rc != SL_OK || retriable_status(status);
+    bool local = rc == SL_ENOMEM;
+    bool failed = !local && (rc != SL_OK || retriable_status(status));
     if (st->stream_mode && rc == SL_OK && !st->done_seen)
         rc = SL_EIO, detail = "no [DONE] before the connection closed", failed = true;
-    report_breaker(st, !failed);
-    take_outcome(st, status, rc, detail);
+    report_breaker(st, !failed, local);
+    take_outcome(st, status, rc, detail, local);
     const char *ra = status == 429 || status == 503 ? sl_call_retry_after(c) : NULL;
     if (failed && !r->head_sent && !r->client_gone && schedule_retry(st, ra)) {
         st->next_from = st->cur + 1;
@@ -607,8 +633,7 @@ static int start_call(proxy_state *st, const sl_provider_conf *p)
         sl_req_header(r, "retry-after-ms", "1000");
         sl_req_error(r, 503, "api_error", "overloaded", NULL, "too many upstream calls in flight");
     } else {
-        sl_req_error(r, 500, "api_error", "internal_error", NULL,
-                     "could not start the upstream call");
+        answer_overloaded(r, "could not start the upstream call");
     }
     return SL_EIO;
 }
@@ -694,6 +719,7 @@ static void proxy_abort(sl_req *r, void *ctx)
     if (st->backoff)
         evtimer_del(st->backoff);
     r->t_upstream_end = sl_now_us();
+    meter_unreported(st); /* the provider produced what was streamed so far */
     sl_req_client_closed(r);
     answer(st);
 }

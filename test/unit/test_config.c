@@ -21,7 +21,18 @@ T_TEST(defaults)
     T_EQ_INT(c->cache.l1_max_bytes, 64 << 20);
     T_EQ_INT(c->redis.timeout_ms, 50);
     T_CHECK(c->redis.url == NULL);
+    T_EQ_INT(c->cache.max_ttl_s, 2592000);
+    T_CHECK(c->cache.sampled && !c->cache.scope_user);
+    T_EQ_INT(c->server.max_json_members, 10000);
+    T_EQ_INT(c->server.max_json_values, 1000000);
     sl_config_unref(c);
+    c = load("cache: { sampled: false, scope: user, max_ttl_s: 7200, ttl_s: 7200 }\n"
+             "server: { max_json_members: 5, max_json_values: 50 }\n");
+    T_CHECK(c != NULL);
+    T_CHECK(c && !c->cache.sampled && c->cache.scope_user && c->cache.max_ttl_s == 7200);
+    T_CHECK(c && c->server.max_json_members == 5 && c->server.max_json_values == 50);
+    if (c)
+        sl_config_unref(c);
 }
 
 T_TEST(example_file_loads)
@@ -101,6 +112,9 @@ T_TEST(errors_name_file_line_key)
          "sla:\n  targets: { gold: { low: { response: 2 } }, silver: { low: { response: 3 } } }\n",
          "t.yaml:3: sla: duplicate key"},
         {"cache: { enabled: true, enabled: false }\n", "cache.enabled: duplicate key"},
+        {"cache: { scope: team }\n", "t.yaml:1: cache.scope: expected tenant or user"},
+        {"cache: { ttl_s: 7200, max_ttl_s: 3600 }\n", "cache.ttl_s: 7200 is more than"},
+        {"server: { max_json_members: 0 }\n", "server.max_json_members"},
     };
     unsetenv("SL_MISSING_VAR");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
