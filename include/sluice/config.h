@@ -170,6 +170,5 @@ int sl_config_provider_for(const sl_config *c, sl_str model, size_t from);
 /* Glob match for model patterns: '*' matches any run, everything else literal. */
 bool sl_model_match(const char *pattern, sl_str model);
 const sl_price_conf *sl_config_price(const sl_config *c, sl_str model);
-const sl_key_conf *sl_config_key(const sl_config *c, sl_str key); /* constant-time compare */
 
 #endif

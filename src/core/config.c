@@ -904,20 +904,3 @@ const sl_price_conf *sl_config_price(const sl_config *c, sl_str model)
     }
     return glob;
 }
-
-/* Compares every configured key without an early exit, so the time taken
- * does not tell how much of a guess was right. */
-const sl_key_conf *sl_config_key(const sl_config *c, sl_str key)
-{
-    const sl_key_conf *found = NULL;
-    for (size_t i = 0; i < c->n_keys; i++) {
-        const char *k = c->keys[i].key;
-        size_t kl = strlen(k);
-        unsigned diff = (unsigned)(kl ^ key.len);
-        for (size_t j = 0; j < key.len; j++)
-            diff |= (unsigned char)key.p[j] ^ (unsigned char)k[j < kl ? j : 0];
-        if (diff == 0 && !found)
-            found = &c->keys[i];
-    }
-    return found;
-}

@@ -1,6 +1,7 @@
 /* test_config.c — defaults, the example file, errors with file:line: key. */
 #include <stdlib.h>
 
+#include "sluice/auth.h"
 #include "sluice/config.h"
 #include "t.h"
 
@@ -72,9 +73,9 @@ T_TEST(values_and_env)
     T_EQ_INT(c->sla.targets[0].resolution_min, 240);
     T_EQ_INT(sl_config_provider_for(c, SL_STR("claude-3-5-haiku"), 0), 0);
     T_EQ_INT(sl_config_provider_for(c, SL_STR("gpt-4o"), 0), 1);
-    T_CHECK(sl_config_key(c, SL_STR("k1")) == &c->keys[0]);
-    T_CHECK(sl_config_key(c, SL_STR("k2")) == NULL);
-    T_CHECK(sl_config_key(c, SL_STR("k1x")) == NULL);
+    T_CHECK(sl_auth_client_key(c, SL_STR("k1")) == &c->keys[0]);
+    T_CHECK(sl_auth_client_key(c, SL_STR("k2")) == NULL);
+    T_CHECK(sl_auth_client_key(c, SL_STR("k1x")) == NULL);
     sl_config_unref(c);
 }
 
