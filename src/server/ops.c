@@ -34,6 +34,30 @@ void sl_ops_ready(sl_req *r)
         answer_json(r, 200, "{\"status\":\"ready\"}");
 }
 
+/* Keys a reload changed that only a restart applies (main.c sets them). */
+static struct {
+    char keys[32][64];
+    size_t n;
+} pending;
+
+void sl_ops_set_restart_pending(const char *const *keys, size_t n)
+{
+    pending.n = 0;
+    for (size_t i = 0; i < n && pending.n < SL_ARRAY_LEN(pending.keys); i++)
+        snprintf(pending.keys[pending.n++], sizeof pending.keys[0], "%s", keys[i]);
+}
+
+static void health_pending(sl_buf *b)
+{
+    sl_buf_append_c(b, ",\"restart_pending\":[");
+    for (size_t i = 0; i < pending.n; i++) {
+        if (i)
+            sl_buf_append_c(b, ",");
+        sl_buf_json_cstr(b, pending.keys[i]);
+    }
+    sl_buf_append_c(b, "]");
+}
+
 void sl_ops_health(sl_req *r)
 {
     const sl_config *c = r->conf;
@@ -47,6 +71,7 @@ void sl_ops_health(sl_req *r)
     sl_buf_append_c(b, "\"state_store\":");
     sl_buf_json_cstr(b, c->redis.host || c->redis.n_sentinels ? "redis" : "embedded");
     sl_ops_health_stores(b);
+    health_pending(b);
     sl_buf_append_c(b, ",\"providers\":[");
     for (size_t i = 0; i < c->n_providers; i++) {
         const sl_provider_conf *p = &c->providers[i];
@@ -54,7 +79,8 @@ void sl_ops_health(sl_req *r)
         sl_buf_json_cstr(b, p->name);
         sl_buf_printf(b, ",\"kind\":\"%s\",\"base_url\":",
                       p->kind == SL_PROVIDER_ANTHROPIC ? "anthropic" : "openai");
-        sl_buf_json_cstr(b, p->base_url);
+        char shown[512];
+        sl_buf_json_cstr(b, sl_redact_url(p->base_url, shown, sizeof shown));
         int failures;
         uint64_t opened;
         sl_breaker_stats(p->name, &failures, &opened);

@@ -541,9 +541,6 @@ int sl_server_start(struct event_base *base, sl_config *conf)
 
 void sl_server_swap_config(sl_config *conf)
 {
-    if (strcmp(conf->listen, srv.conf->listen) != 0)
-        sl_warn("reload: listen changed from %s to %s; a restart applies it", srv.conf->listen,
-                conf->listen);
     sl_config *old = srv.conf;
     srv.conf = sl_config_ref(conf);
     apply_limits(conf);
