@@ -74,7 +74,7 @@ void sl_metric_set(sl_metric m, double v, const char *const *labels);
 /* Records one observation in a histogram. */
 void sl_metric_observe(sl_metric m, double seconds, const char *const *labels);
 #define SL_METRICS_MAX_SERIES 10000 /* per family */
-#define SL_METRICS_MAX_MODELS  256   /* served-model names remembered as labels */
+#define SL_METRICS_MAX_MODELS 256   /* served-model names remembered as labels */
 /* Everything a finished request contributes. */
 void sl_metrics_request(const struct sl_req *r);
 /* The `model` label of r into out (cap >= 2): the model's name when the

@@ -70,10 +70,8 @@ bool sl_auth_check(sl_req *r, sl_auth_level level)
         r->key_conf = k;
         return true;
     }
-    case SL_AUTH_CLIENT_OR_ADMIN:
-        return c->n_keys == 0 || check_admin(r, key, true);
-    case SL_AUTH_ADMIN:
-        return (c->n_keys == 0 && !c->admin.key) || check_admin(r, key, false);
+    case SL_AUTH_CLIENT_OR_ADMIN: return c->n_keys == 0 || check_admin(r, key, true);
+    case SL_AUTH_ADMIN: return (c->n_keys == 0 && !c->admin.key) || check_admin(r, key, false);
     }
     return false;
 }

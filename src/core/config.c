@@ -639,7 +639,8 @@ static const field coalesce_fields[] = {
     {"max_replay_bytes", F_SIZE, OFF(coalesce.max_replay_bytes), 0, 0, NULL, LIVE},
     {"lock_ttl_ms", F_INT, OFF(coalesce.lock_ttl_ms), 0, 3600000, NULL, LIVE},
 };
-static const field shutdown_fields[] = {{"drain_s", F_INT, OFF(shutdown.drain_s), 0, 3600, NULL, LIVE}};
+static const field shutdown_fields[] = {
+    {"drain_s", F_INT, OFF(shutdown.drain_s), 0, 3600, NULL, LIVE}};
 static const field retries_fields[] = {
     {"max", F_INT, OFF(retries.max), 0, 10, NULL, LIVE},
     {"base_ms", F_INT, OFF(retries.base_ms), 0, 60000, NULL, LIVE},

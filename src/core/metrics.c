@@ -365,8 +365,7 @@ static int render_registry(const registry *g, sl_buf *out)
         const family *f = &families[m];
         if (!g->by_family[m] && f->labels[0])
             continue; /* a labelled family with no series yet */
-        rc = sl_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
-                           f->type);
+        rc = sl_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
         if (!rc && !g->by_family[m])
             rc = sl_buf_printf(out, "%s 0\n", f->name);
         for (const series *s = g->by_family[m]; s && !rc; s = s->fam_next)

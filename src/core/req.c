@@ -153,8 +153,8 @@ static void anthropic_error_json(sl_buf *out, const char *message, const char *t
 static const char *scrubbed(sl_req *r, const char *message)
 {
     const sl_config *c = r->conf;
-    if (!message || !c->n_secrets || !sl_has_secret(message, strlen(message), c->secrets,
-                                                    c->n_secrets))
+    if (!message || !c->n_secrets ||
+        !sl_has_secret(message, strlen(message), c->secrets, c->n_secrets))
         return message;
     char *copy = sl_arena_strndup(&r->arena, message, strlen(message));
     if (!copy)

@@ -60,29 +60,30 @@ typedef struct route {
     sl_auth_level auth;
 } route;
 
-#define LLM(p, a)      {.path = p, .methods = M_POST, .llm = true, .api = a, .auth = SL_AUTH_CLIENT}
-#define OPS(p, h)      {.path = p, .methods = M_GET, .handler = h, .auth = SL_AUTH_OPEN}
-#define SVC(p, m, h, l) {.path = p, .methods = m, .handler = h, .auth = l}
+/* The fields of the common kinds of rows (each row is braced where used). */
+#define LLM(p, a)       .path = p, .methods = M_POST, .llm = true, .api = a, .auth = SL_AUTH_CLIENT
+#define OPS(p, h)       .path = p, .methods = M_GET, .handler = h, .auth = SL_AUTH_OPEN
+#define SVC(p, m, h, l) .path = p, .methods = m, .handler = h, .auth = l
 
 static const route routes[] = {
-    LLM("/v1/chat/completions", SL_API_CHAT),
-    LLM("/v1/completions", SL_API_COMPLETIONS),
-    LLM("/v1/embeddings", SL_API_EMBEDDINGS),
-    LLM("/v1/messages", SL_API_MESSAGES),
-    OPS("/v1/models", sl_ops_models),
-    OPS("/health/live", sl_ops_live),
-    OPS("/health/ready", sl_ops_ready),
-    OPS("/health", sl_ops_health),
-    OPS("/metrics", sl_ops_metrics),
-    SVC("/stats", M_GET, sl_ops_stats, SL_AUTH_ADMIN),
-    OPS("/ui", sl_ops_ui), /* the page asks for the admin key; its data needs it */
-    SVC("/sla/tickets", M_POST, sl_sla_ingest, SL_AUTH_CLIENT),
-    {.path = "/sla/tickets/", .label = "/sla/tickets/{id}", .methods = M_GET,
-     .handler = sl_sla_get, .prefix = true, .auth = SL_AUTH_CLIENT},
-    SVC("/sla/dashboard", M_GET, sl_sla_dashboard, SL_AUTH_CLIENT_OR_ADMIN),
-    SVC("/sla/alerts/dead", M_GET, sl_sla_dead, SL_AUTH_CLIENT),
-    SVC("/triage/classify", M_POST, sl_triage_classify, SL_AUTH_CLIENT),
-    SVC("/triage/respond", M_POST, sl_triage_respond, SL_AUTH_CLIENT),
+    {LLM("/v1/chat/completions", SL_API_CHAT)},
+    {LLM("/v1/completions", SL_API_COMPLETIONS)},
+    {LLM("/v1/embeddings", SL_API_EMBEDDINGS)},
+    {LLM("/v1/messages", SL_API_MESSAGES)},
+    {OPS("/v1/models", sl_ops_models)},
+    {OPS("/health/live", sl_ops_live)},
+    {OPS("/health/ready", sl_ops_ready)},
+    {OPS("/health", sl_ops_health)},
+    {OPS("/metrics", sl_ops_metrics)},
+    {SVC("/stats", M_GET, sl_ops_stats, SL_AUTH_ADMIN)},
+    {OPS("/ui", sl_ops_ui)}, /* the page asks for the admin key; its data needs it */
+    {SVC("/sla/tickets", M_POST, sl_sla_ingest, SL_AUTH_CLIENT)},
+    {SVC("/sla/tickets/", M_GET, sl_sla_get, SL_AUTH_CLIENT), .prefix = true,
+     .label = "/sla/tickets/{id}"},
+    {SVC("/sla/dashboard", M_GET, sl_sla_dashboard, SL_AUTH_CLIENT_OR_ADMIN)},
+    {SVC("/sla/alerts/dead", M_GET, sl_sla_dead, SL_AUTH_CLIENT)},
+    {SVC("/triage/classify", M_POST, sl_triage_classify, SL_AUTH_CLIENT)},
+    {SVC("/triage/respond", M_POST, sl_triage_respond, SL_AUTH_CLIENT)},
 };
 
 #undef LLM

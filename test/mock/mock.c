@@ -681,10 +681,10 @@ static void handle_config(struct evhttp_request *req)
     }
     cJSON *ek = cJSON_GetObjectItem(o, "echo_key");
     if (ek)
-        m.k.echo_key = cJSON_IsTrue(ek)                                        ? 1
+        m.k.echo_key = cJSON_IsTrue(ek)                                           ? 1
                        : cJSON_IsString(ek) && !strcmp(ek->valuestring, "stream") ? 2
-                       : cJSON_IsNumber(ek)                                    ? ek->valueint
-                                                                               : 0;
+                       : cJSON_IsNumber(ek)                                       ? ek->valueint
+                                                                                  : 0;
     cJSON *ra = cJSON_GetObjectItem(o, "retry_after");
     if (cJSON_IsString(ra))
         snprintf(m.k.retry_after, sizeof m.k.retry_after, "%s", ra->valuestring);

@@ -143,11 +143,12 @@ T_TEST(auth_equal)
 /* Issue 17 item 12: what must never come back from a provider. */
 T_TEST(secrets_collected)
 {
-    sl_config *c = load("redis: { url: \"redis://:redis-pass-1@h:1/0\" }\n"
-                        "providers:\n"
-                        "  - { name: a, base_url: \"http://u:url-pass-1@x\", api_key: sk-long-key-1 }\n"
-                        "  - { name: b, base_url: \"http://y\", api_key: sk-long-key-1 }\n"
-                        "  - { name: c, base_url: \"http://z\", api_key: x }\n");
+    sl_config *c =
+        load("redis: { url: \"redis://:redis-pass-1@h:1/0\" }\n"
+             "providers:\n"
+             "  - { name: a, base_url: \"http://u:url-pass-1@x\", api_key: sk-long-key-1 }\n"
+             "  - { name: b, base_url: \"http://y\", api_key: sk-long-key-1 }\n"
+             "  - { name: c, base_url: \"http://z\", api_key: x }\n");
     T_CHECK(c != NULL);
     if (!c)
         return;
@@ -225,11 +226,13 @@ T_TEST(reload_table_documented)
     sl_config_each_key(collect, NULL, NULL, &all);
     for (int i = 0; i < all.n; i++) {
         char row[128];
-        snprintf(row, sizeof row, "| `%s` | %s |", all.keys[i], all.restart[i] ? "restart" : "live");
+        snprintf(row, sizeof row, "| `%s` | %s |", all.keys[i],
+                 all.restart[i] ? "restart" : "live");
         if (all.restart[i] && !strstr(sec, row))
             printf("  docs/CONFIG.md lacks the row %s\n", row);
         T_CHECK(!all.restart[i] || strstr(sec, row));
-        snprintf(row, sizeof row, "| `%s` | %s |", all.keys[i], all.restart[i] ? "live" : "restart");
+        snprintf(row, sizeof row, "| `%s` | %s |", all.keys[i],
+                 all.restart[i] ? "live" : "restart");
         T_CHECK(strstr(sec, row) == NULL); /* documented the other way round */
     }
 }
