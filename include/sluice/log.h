@@ -23,7 +23,7 @@ void sl_log_set_secrets(char *const *v, size_t n);
 /* Opens the access log target ("stdout", "stderr", "off" or a path). */
 int sl_access_open(struct event_base *base, const char *target);
 /* SIGHUP: opens target (again: a rotated file is reopened) and switches to it
- * after flushing what the old one still owes; on failure keeps the old one. */
+ * after flushing what the old one takes; on failure keeps the old one. */
 int sl_access_reopen(struct event_base *base, const char *target);
 /* Returns the buffer to append one JSON line to (without the newline), or NULL
  * when the log is off. Call sl_access_commit() after appending. */

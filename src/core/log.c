@@ -119,10 +119,11 @@ int sl_access_reopen(struct event_base *base, const char *target)
         return SL_EIO;
     }
     if (acc.fd >= 0)
-        sl_access_flush(); /* what is buffered belongs to the old target */
+        sl_access_flush(); /* what the old target takes; a stalled pipe's rest goes to the new */
     if (acc.fd >= 0 && acc.own_fd)
         close(acc.fd);
-    sl_buf_reset(&acc.buf);
+    if (fd < 0)
+        sl_buf_reset(&acc.buf); /* the log is off now */
     use_fd(base, fd, own);
     return SL_OK;
 }
