@@ -159,6 +159,12 @@ def test_empty_credentials_get_401_on_admin_routes():
     assert request("GET", s.url + "/sla/dashboard", headers={"x-api-key": "sk-team-a"})[0] == 200
     assert request("GET", s.url + "/stats", headers={"x-api-key": "sk-team-a"})[0] == 401
     s.stop()
+    # an admin key guards /stats even without client keys (it used to stay open)
+    s = Sluice(base_config(m, admin={"key": "sk-admin-0123"}))
+    assert request("GET", s.url + "/stats", headers={"x-api-key": ""})[0] == 401
+    assert request("GET", s.url + "/stats", headers={"x-api-key": "sk-admin-0123"})[0] == 200
+    assert request("GET", s.url + "/sla/dashboard")[0] == 200  # services stay open without keys
+    s.stop()
 
 
 # ---- item 11: what SIGHUP applies ---------------------------------------------
