@@ -156,6 +156,12 @@ typedef struct sl_config {
     struct {
         char *key; /* guards /stats and /ui when keys are set */
     } admin;
+
+    /* Every credential sluice holds for others (providers' api keys, the
+     * passwords in their base_url and in Redis' URL), SL_SECRET_MIN_LEN or
+     * longer: scrubbed from provider answers, errors and logs. */
+    char **secrets;
+    size_t n_secrets;
 } sl_config;
 
 /* Loads and validates path. On error returns NULL and writes
@@ -174,7 +180,12 @@ void sl_config_unref(sl_config *c); /* frees at zero */
 int sl_config_provider_for(const sl_config *c, sl_str model, size_t from);
 /* Glob match for model patterns: '*' matches any run, everything else literal. */
 bool sl_model_match(const char *pattern, sl_str model);
+/* Calls fn for every key of the configuration table (dotted: "redis.url")
+ * with whether a change needs a restart; with a and b, only for the keys
+ * whose value differs between them (lists such as providers count as
+ * unchanged: they apply live, whole). */
+typedef void (*sl_config_key_fn)(void *ud, const char *key, bool restart);
+void sl_config_each_key(sl_config_key_fn fn, const sl_config *a, const sl_config *b, void *ud);
 const sl_price_conf *sl_config_price(const sl_config *c, sl_str model);
-const sl_key_conf *sl_config_key(const sl_config *c, sl_str key); /* constant-time compare */
 
 #endif

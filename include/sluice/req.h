@@ -56,6 +56,7 @@ struct sl_req {
     const char *method;          /* "GET", "POST", ... (static strings) */
     const char *path;            /* path without query (arena) */
     const char *query;           /* query string or NULL (arena) */
+    const char *route;           /* the matched route's template (static), NULL: none */
     const char *auth_key;        /* the client's API key, never logged (arena) */
     const char *cache_control;   /* the client's Cache-Control header, or NULL */
     const char *cache_ttl;       /* x-sluice-cache-ttl as sent, or NULL (the cache checks it) */

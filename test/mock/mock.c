@@ -44,6 +44,8 @@
 
 typedef struct knobs {
     int status, delay_ms, stream_chunks, chunk_delay_ms, fail_next, drop_after_chunks;
+    int echo_key; /* 1 (true): a 401 quoting the credential received; 2 ("stream"): a
+                     stream whose first event is an error quoting it */
     char retry_after[64];
     char *body;
     cJSON *headers; /* extra response headers of LLM answers: {"Name": "value"} */
@@ -87,6 +89,7 @@ typedef struct job {
     bool logprobs; /* chat: the request asked for logprobs */
     int status;
     char *model, *reply, *id;
+    char *credential; /* the Authorization (or x-api-key) header received */
     long prompt_tokens;
     long max_tokens;
     char **words;
@@ -134,6 +137,7 @@ static void job_free(job *j)
     free(j->model);
     free(j->reply);
     free(j->id);
+    free(j->credential);
     cJSON_Delete(j->input);
     cJSON_Delete(j->tool);
     free(j->prev_id);
@@ -544,6 +548,38 @@ static void start_stream(job *j)
     schedule(j, m.k.chunk_delay_ms);
 }
 
+/* What a careless provider does: its error message quotes the key it got. */
+static cJSON *echo_error(job *j)
+{
+    char msg[1024];
+    snprintf(msg, sizeof msg, "Incorrect API key provided: %s", j->credential ? j->credential : "");
+    cJSON *o = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "type", "invalid_request_error");
+    cJSON_AddNullToObject(e, "param");
+    cJSON_AddStringToObject(e, "code", "invalid_api_key");
+    return o;
+}
+
+static void respond_echo(job *j)
+{
+    cJSON *o = echo_error(j);
+    if (m.k.echo_key == 2 && j->stream) {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(j->req);
+        evhttp_add_header(h, "Content-Type", "text/event-stream");
+        evhttp_send_reply_start(j->req, 200, "OK");
+        send_event(j, j->kind == API_MESSAGES ? "error" : NULL, o);
+        evhttp_send_reply_end(j->req);
+    } else {
+        char *s = cJSON_PrintUnformatted(o);
+        send_json(j->req, 401, s);
+        free(s);
+        cJSON_Delete(o);
+    }
+    finish(j);
+}
+
 static void respond(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -559,6 +595,10 @@ static void respond(evutil_socket_t fd, short what, void *arg)
     {
         if (cJSON_IsString(h))
             evhttp_add_header(evhttp_request_get_output_headers(j->req), h->string, h->valuestring);
+    }
+    if (m.k.echo_key) {
+        respond_echo(j);
+        return;
     }
     if (j->status != 200) {
         char body[256];
@@ -660,6 +700,10 @@ static void handle_llm(struct evhttp_request *req, api kind, const char *path)
     j->kind = kind;
     j->status = 200;
     j->model = strdup(model->valuestring);
+    const char *cred = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!cred)
+        cred = evhttp_find_header(evhttp_request_get_input_headers(req), "x-api-key");
+    j->credential = cred ? strdup(cred) : NULL;
     cJSON *st = cJSON_GetObjectItem(root, "stream");
     j->stream = cJSON_IsTrue(st);
     cJSON *so = cJSON_GetObjectItem(root, "stream_options");
@@ -1847,6 +1891,12 @@ static void handle_config(struct evhttp_request *req)
         if (cJSON_IsNumber(v))
             *ints[i].field = v->valueint;
     }
+    cJSON *ek = cJSON_GetObjectItem(o, "echo_key");
+    if (ek)
+        m.k.echo_key = cJSON_IsTrue(ek)                                           ? 1
+                       : cJSON_IsString(ek) && !strcmp(ek->valuestring, "stream") ? 2
+                       : cJSON_IsNumber(ek)                                       ? ek->valueint
+                                                                                  : 0;
     cJSON *ra = cJSON_GetObjectItem(o, "retry_after");
     if (cJSON_IsString(ra))
         snprintf(m.k.retry_after, sizeof m.k.retry_after, "%s", ra->valuestring);
