@@ -28,6 +28,7 @@
 #include "sluice/log.h"
 #include "sluice/pipeline.h"
 #include "sluice/sla.h"
+#include "sluice/stages.h"
 #include "sluice/triage.h"
 
 static struct {
@@ -71,6 +72,7 @@ static const route routes[] = {
     {LLM("/v1/embeddings", SL_API_EMBEDDINGS)},
     {LLM("/v1/messages", SL_API_MESSAGES)},
     {OPS("/v1/models", sl_ops_models)},
+    {SVC("/v1/streams/", M_GET, sl_stream_resume_route, SL_AUTH_CLIENT), .prefix = true, .label = "/v1/streams/{request_id}"},
     {OPS("/health/live", sl_ops_live)},
     {OPS("/health/ready", sl_ops_ready)},
     {OPS("/health", sl_ops_health)},
@@ -290,6 +292,7 @@ typedef struct head_facts {
     size_t bytes;
     bool control_byte;
     const char *request_id, *authorization, *api_key, *cache_control, *cache_ttl, *user;
+    const char *idem_key, *last_event_id;
 } head_facts;
 
 static void keep_first(const char **slot, const char *v)
@@ -322,8 +325,14 @@ static void scan_headers(struct evkeyvalq *in, head_facts *f)
                 keep_first(&f->cache_control, h->value);
             else if (strcasecmp(h->key, "x-sluice-user") == 0)
                 keep_first(&f->user, h->value);
+            else if (strcasecmp(h->key, "Last-Event-ID") == 0)
+                keep_first(&f->last_event_id, h->value);
             break;
         case 14: f->content_lengths += strcasecmp(h->key, "Content-Length") == 0; break;
+        case 15:
+            if (strcasecmp(h->key, "Idempotency-Key") == 0)
+                keep_first(&f->idem_key, h->value);
+            break;
         case 18:
             if (strcasecmp(h->key, "x-sluice-cache-ttl") == 0)
                 keep_first(&f->cache_ttl, h->value);
@@ -381,6 +390,10 @@ static void read_request_headers(sl_req *r, const head_facts *f)
         r->cache_ttl = sl_arena_strndup(&r->arena, f->cache_ttl, strlen(f->cache_ttl));
     if (f->user)
         r->end_user = sl_arena_strndup(&r->arena, f->user, strlen(f->user));
+    if (f->idem_key) /* checked by the idempotency stage (400 over 255 bytes) */
+        r->idem_key = sl_arena_strndup(&r->arena, f->idem_key, strlen(f->idem_key));
+    if (f->last_event_id)
+        r->last_event_id = sl_arena_strndup(&r->arena, f->last_event_id, strlen(f->last_event_id));
 }
 
 static void split_uri(sl_req *r, const char *uri)
