@@ -54,7 +54,7 @@ static const char *const RENEW_SCRIPT =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) "
     "end return 0";
 
-enum { STORE_BYTES = 64u << 20 };
+enum { STORE_BYTES = 32u << 20 }; /* stored answers in process, LRU beyond it */
 
 static sl_rec *live_recs;
 static sl_answers *store;
@@ -126,22 +126,38 @@ bool sl_rec_parse_id(const char *id, char *rid, size_t *seq)
 
 /* ---- sending ----------------------------------------------------------------- */
 
+/* "id: RID-N\n" then the event, into out (no printf: once per event). */
+static void frame_with_id(sl_buf *out, const char *rid, size_t n, const char *p, size_t len)
+{
+    sl_buf_reset(out);
+    sl_buf_append(out, "id: ", 4);
+    sl_buf_append_c(out, rid);
+    sl_buf_append(out, "-", 1);
+    sl_buf_append_i64(out, (int64_t)n);
+    sl_buf_append(out, "\n", 1);
+    sl_buf_append(out, p, len);
+}
+
 /* One event to r, with the id line `rid-n` in front. */
 static void send_numbered(sl_req *r, const char *rid, size_t n, const char *p, size_t len)
 {
     static sl_buf out; /* reused: no allocation per event once warm */
-    sl_buf_reset(&out);
-    sl_buf_printf(&out, "id: %s-%zu\n", rid, n);
-    sl_buf_append(&out, p, len);
+    frame_with_id(&out, rid, n, p, len);
     if (!out.err)
         sl_pipeline_stream_data(r, out.p, out.len);
 }
 
-/* The end of the frame starting at p (after its blank line), or NULL. */
+/* The end of the frame starting at p (after its blank line: \n\n or
+ * \r\n\r\n, as a relayed provider may frame it), or NULL. */
 static const char *frame_end(const char *p, const char *end)
 {
-    const char *nn = memmem(p, (size_t)(end - p), "\n\n", 2);
-    return nn ? nn + 2 : NULL;
+    for (const char *q = p; q < end && (q = memchr(q, '\n', (size_t)(end - q))); q++) {
+        if (q + 1 < end && q[1] == '\n')
+            return q + 2;
+        if (q + 2 < end && q[1] == '\r' && q[2] == '\n')
+            return q + 3;
+    }
+    return NULL;
 }
 
 void sl_rec_send_frames(sl_req *r, sl_str frames, size_t after, const char *rid)
@@ -268,9 +284,7 @@ static void emit_frame(sl_rec *rc, const char *p, size_t n)
     size_t seq = ++rc->n_events;
     sl_req *r = rc->r;
     static sl_buf out;
-    sl_buf_reset(&out);
-    sl_buf_printf(&out, "id: %s-%zu\n", rc->rid, seq);
-    sl_buf_append(&out, p, n);
+    frame_with_id(&out, rc->rid, seq, p, n);
     if (!out.err)
         rc->inner->ops->data(rc->inner, r, out.p, out.len);
     size_t cap = r->conf->streams.max_resumable_bytes;
