@@ -56,11 +56,11 @@ struct batch {
     batch *next_open;
     batch_ctx *members;
     size_t n_members, n_inputs;
-    sl_buf body;           /* the upstream body being built */
-    sl_buf answer;         /* what came back */
-    struct event *timer;   /* the window */
+    sl_buf body;         /* the upstream body being built */
+    sl_buf answer;       /* what came back */
+    struct event *timer; /* the window */
     sl_call *call;
-    sl_req *first;         /* whose configuration and provider the call uses */
+    sl_req *first; /* whose configuration and provider the call uses */
 };
 
 static batch *open_batches;
@@ -145,9 +145,9 @@ static size_t lookup_inputs(sl_req *r, batch_ctx *ctx, const sl_cache_key *group
     size_t missing = 0;
     bool fresh_only = r->cache_control && strstr(r->cache_control, "no-cache");
     for (size_t i = 0; i < ctx->n; i++) {
-        sl_l1_entry *e =
-            per_input_cache(r) && !fresh_only ? sl_l1_get(r->env->l1, input_key(group, ctx->in[i]))
-                                              : NULL;
+        sl_l1_entry *e = per_input_cache(r) && !fresh_only
+                             ? sl_l1_get(r->env->l1, input_key(group, ctx->in[i]))
+                             : NULL;
         const char *p = e ? sl_l1_entry_data(e) : NULL;
         const char *nl = p ? memchr(p, '\n', sl_l1_entry_len(e)) : NULL;
         if (nl) {

@@ -66,9 +66,9 @@ struct flight {
     struct flight *hnext;
     sl_req *leader;
     coalesce_ctx *leader_ctx;
-    sl_redis *redis;      /* the store the lock lives in (NULL: local only) */
-    sl_sink sink;         /* the fan-out sink installed on the leader */
-    sl_sink *leader_sink; /* the leader's own client sink */
+    sl_redis *redis;               /* the store the lock lives in (NULL: local only) */
+    sl_sink sink;                  /* the fan-out sink installed on the leader */
+    sl_sink *leader_sink;          /* the leader's own client sink */
     bool (*prev_guard)(sl_req *r); /* the leader's abort guard before ours (a recording's) */
     member *members;
     size_t n_members;

@@ -187,8 +187,8 @@ static sl_step claim_first(sl_req *r, idem_ctx *ctx)
         snprintf(ctx->token + 2 * i, 3, "%02x", raw[i]);
     sl_answers_redis_key("i", &ctx->key, "v", ctx->value_key);
     sl_answers_redis_key("i", &ctx->key, "lock", ctx->lock_key);
-    ctx->wait_until_ms = sl_now_ms() + (uint64_t)sl_rec_lease_ms(r->conf) +
-                         (uint64_t)r->conf->timeouts.total_ms;
+    ctx->wait_until_ms =
+        sl_now_ms() + (uint64_t)sl_rec_lease_ms(r->conf) + (uint64_t)r->conf->timeouts.total_ms;
     sl_req_ref(r); /* held by the claim, then the polls */
     if (claim(ctx) == SL_OK)
         return SL_WAIT;

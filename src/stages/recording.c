@@ -35,7 +35,7 @@ struct sl_rec {
     sl_cache_key idem, fp;
     char lock_key[96];
     char token[33];
-    sl_redis *redis; /* where the idempotency lock lives */
+    sl_redis *redis;        /* where the idempotency lock lives */
     struct event *renew_ev; /* the lock's lease renewal, every lease/3 */
     bool headed, sse, overflow;
     bool replayed; /* the answer came from a stored one: not stored again */
@@ -353,8 +353,8 @@ static void persist(sl_rec *rc, const sl_config *c, bool worth)
         .status = rc->status,
         .sse = rc->sse,
         .n_events = rc->n_events,
-        .content_type = rc->content_type ? (sl_str){rc->content_type, strlen(rc->content_type)}
-                                         : SL_STR(""),
+        .content_type =
+            rc->content_type ? (sl_str){rc->content_type, strlen(rc->content_type)} : SL_STR(""),
         .body = sl_buf_str(&rc->body),
     };
     char rkey[96];

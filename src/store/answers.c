@@ -105,8 +105,8 @@ void sl_answers_keep(sl_answers *s, const sl_cache_key *key, const char *blob, s
         sl_l1_put(s->l1, (sl_l1_key){key->hi, key->lo}, blob, len, 0, ttl_ms);
 }
 
-void sl_answers_put(sl_answers *s, sl_redis *redis, const sl_cache_key *key,
-                    const char *redis_key, const char *blob, size_t len, uint64_t ttl_ms)
+void sl_answers_put(sl_answers *s, sl_redis *redis, const sl_cache_key *key, const char *redis_key,
+                    const char *blob, size_t len, uint64_t ttl_ms)
 {
     if (!ttl_ms)
         return;

@@ -18,8 +18,8 @@ static void use_answer(const redisReply *rep)
     if (rep->type != REDIS_REPLY_STRING || sl_answer_decode(rep->str, rep->len, &a) != SL_OK)
         return;
     size_t frames = 0;
-    for (const char *p = a.body.p, *end = p + a.body.len; (p = memmem(p, (size_t)(end - p), "\n\n", 2));
-         p += 2)
+    for (const char *p = a.body.p, *end = p + a.body.len;
+         (p = memmem(p, (size_t)(end - p), "\n\n", 2)); p += 2)
         frames++;
     (void)frames;
 }
