@@ -55,8 +55,8 @@ void sl_rec_replayed(sl_rec *rc);
 int sl_rec_lease_ms(const sl_config *c);
 /* The live recording leading an idempotency key, or NULL. */
 sl_rec *sl_rec_find_idem(const sl_cache_key *idem);
-/* The live recording of a request id (streams only), or NULL. */
-sl_rec *sl_rec_find_stream(const char *rid);
+/* The live recording of a tenant's request id (streams only), or NULL. */
+sl_rec *sl_rec_find_stream(const char *tenant, const char *rid);
 const sl_cache_key *sl_rec_fp(const sl_rec *rc);
 const char *sl_rec_tenant(const sl_rec *rc);
 bool sl_rec_is_sse(const sl_rec *rc);

@@ -100,10 +100,10 @@ sl_rec *sl_rec_find_idem(const sl_cache_key *idem)
     return NULL;
 }
 
-sl_rec *sl_rec_find_stream(const char *rid)
+sl_rec *sl_rec_find_stream(const char *tenant, const char *rid)
 {
     for (sl_rec *rc = live_recs; rc; rc = rc->next) {
-        if (rc->is_stream && strcmp(rc->rid, rid) == 0)
+        if (rc->is_stream && strcmp(rc->rid, rid) == 0 && strcmp(sl_rec_tenant(rc), tenant) == 0)
             return rc;
     }
     return NULL;
@@ -361,7 +361,7 @@ static void persist(sl_rec *rc, const sl_config *c, bool worth)
     if (worth && !rc->replayed && sl_answer_encode(&a, &blob) == SL_OK) {
         if (rc->is_stream && rc->sse && c->streams.resume_s > 0) {
             sl_cache_key k;
-            sl_answers_key("s", "", rc->rid, &k);
+            sl_answers_key("s", sl_rec_tenant(rc), rc->rid, &k);
             sl_answers_redis_key("s", &k, "v", rkey);
             sl_answers_put(store, rc->r->env->redis, &k, rkey, blob.p, blob.len,
                            (uint64_t)c->streams.resume_s * 1000u);

@@ -75,8 +75,8 @@ static void on_stored_reply(void *ud, const redisReply *rep, int status)
 /* Looks rid up: live, stored here, stored in Redis. Answers r (now or later). */
 static void resume_from(sl_req *r, const char *rid, size_t after, bool *listening)
 {
-    sl_rec *rc = sl_rec_find_stream(rid);
-    if (rc && strcmp(sl_rec_tenant(rc), r->tenant) == 0) {
+    sl_rec *rc = sl_rec_find_stream(r->tenant, rid);
+    if (rc) {
         if (sl_rec_listen(rc, r, after, true, NULL)) {
             *listening = true;
             return;
@@ -87,7 +87,7 @@ static void resume_from(sl_req *r, const char *rid, size_t after, bool *listenin
         return;
     }
     sl_cache_key k;
-    sl_answers_key("s", "", rid, &k);
+    sl_answers_key("s", r->tenant, rid, &k); /* a tenant's ids never meet another's */
     sl_l1_entry *e = sl_answers_get(sl_rec_store(), &k);
     if (e) {
         bool served = serve_stored(r, sl_l1_entry_data(e), sl_l1_entry_len(e), rid, after);

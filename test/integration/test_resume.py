@@ -138,7 +138,7 @@ def test_resume_refusals():
     keys = [{"key": "sk-a-123456", "tenant": "a"}, {"key": "sk-b-123456", "tenant": "b"}]
     s = Sluice(base_config(m, keys=keys))
     a, b = {"Authorization": "Bearer sk-a-123456"}, {"Authorization": "Bearer sk-b-123456"}
-    st, _, _, _ = stream(s.url + U, chat("mine", stream=True), dict(a, **{"x-request-id": "rq-a"}))
+    st, _, mine, _ = stream(s.url + U, chat("mine", stream=True), dict(a, **{"x-request-id": "rq-a"}))
     assert st == 200
     st, _, j, _ = post_json(s.url + U, chat("mine", stream=True), dict(b, **{"Last-Event-ID": "rq-a-1"}))
     assert st == 404 and j["error"]["code"] == "stream_not_found"
@@ -150,6 +150,12 @@ def test_resume_refusals():
     st, _, j, _ = post_json(s.url + U, chat("mine", stream=True), dict(a, **{"Last-Event-ID": "garbage"}))
     assert st == 400 and j["error"]["code"] == "invalid_last_event_id"
     assert m.stats()["requests"] == 1
+    # another tenant's stream under the same request id is its own
+    st, _, theirs, _ = stream(s.url + U, chat("theirs", stream=True), dict(b, **{"x-request-id": "rq-a"}))
+    assert st == 200 and theirs != mine
+    for h, ev in ((a, mine), (b, theirs)):
+        st, _, body = request("GET", s.url + "/v1/streams/rq-a", headers=h)
+        assert st == 200 and [d for x in blocks(body) for d in x[1]] == ev
     s.stop()
 
 
