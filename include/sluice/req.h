@@ -61,7 +61,8 @@ struct sl_req {
     sl_str body;                 /* the client's bytes, as received */
     bool is_llm;                 /* an LLM route: the pipeline runs */
     sl_llm_req llm;              /* parsed view (valid once the parse stage ran) */
-    const struct sl_dialect *dialect; /* the client's wire format (its error shape); NULL: OpenAI's */
+    /* the client's wire format (its error shape); NULL: OpenAI's */
+    const struct sl_dialect *dialect;
     const char *tenant;          /* "default" in open mode */
     const sl_key_conf *key_conf; /* the matched key (limits, budget), or NULL */
 

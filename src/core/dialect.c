@@ -202,6 +202,8 @@ int sl_ir_nomem(sl_ir_refusal *e)
 
 void sl_ir_put_num(sl_buf *o, const char *key, const sl_ir_num *n)
 {
+    if (!n->set)
+        return;
     sl_buf_printf(o, ",\"%s\":", key);
     if (n->raw.len)
         sl_buf_append_str(o, n->raw);
@@ -215,6 +217,24 @@ void sl_ir_put_str(sl_buf *o, sl_str s, const char *dflt)
         sl_buf_json_str(o, s.p, s.len);
     else
         sl_buf_append_c(o, dflt);
+}
+
+sl_ir_finish sl_ir_finish_in(const sl_ir_finish_name *t, size_t n, sl_str name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (sl_str_eq_c(name, t[i].name))
+            return t[i].finish;
+    }
+    return SL_IR_FINISH_STOP;
+}
+
+const char *sl_ir_finish_out(const sl_ir_finish_name *t, size_t n, sl_ir_finish f)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (t[i].finish == f)
+            return t[i].name;
+    }
+    return t[0].name;
 }
 
 void sl_ir_put_joined(sl_buf *o, const sl_ir_part *parts, const char *sep)

@@ -40,13 +40,13 @@ typedef struct proxy_state {
     bool stream_mode; /* 200 + text/event-stream: forwarding chunks */
     bool done_seen;   /* the upstream sent [DONE] */
     bool asm_on;
-    bool usage_seen;       /* the provider reported usage */
-    long chunks;           /* content chunks: about one token each, for estimates */
-    sl_str body;           /* what goes upstream: the client's bytes, or with usage asked */
-    sl_str wire;           /* this attempt's body (translated when dialects differ) */
-    const sl_dialect *up;     /* the provider's dialect (this attempt's) */
-    const sl_dialect *client; /* the client's */
-    bool translate;           /* they differ: requests, answers and events are translated */
+    bool usage_seen;      /* the provider reported usage */
+    long chunks;          /* content chunks: about one token each, for estimates */
+    sl_str body;          /* what goes upstream: the client's bytes, or with usage asked */
+    sl_str wire;          /* this attempt's body (translated when dialects differ) */
+    const sl_dialect *up; /* the provider's dialect (this attempt's) */
+    const sl_dialect *client;
+    bool translate; /* up != client: bodies and events are translated */
     sl_ir_stream tr;
     sl_ir_usage usage; /* a native stream's usage so far */
     sl_asm *assembler; /* when the cache wants the stream as one object (heap, 13 KiB) */

@@ -12,8 +12,10 @@ static const char *const BASIC_REQ =
  * system prompt, a tool, and the conversation after the tool ran. */
 static const char *const TOOL_REQ =
     "{\"model\":\"claude-opus-4-1-20250805\",\"max_tokens\":1024,\"system\":\"You are a weather "
-    "assistant.\",\"tools\":[{\"name\":\"get_weather\",\"description\":\"Get the current weather in "
-    "a given location\",\"input_schema\":{\"type\":\"object\",\"properties\":{\"location\":{\"type\":"
+    "assistant.\",\"tools\":[{\"name\":\"get_weather\",\"description\":\"Get the current weather "
+    "in "
+    "a given "
+    "location\",\"input_schema\":{\"type\":\"object\",\"properties\":{\"location\":{\"type\":"
     "\"string\",\"description\":\"The city and state, e.g. San Francisco, CA\"}},\"required\":["
     "\"location\"]}}],\"tool_choice\":{\"type\":\"any\"},\"messages\":[{\"role\":\"user\","
     "\"content\":\"What is the weather like in San Francisco?\"},{\"role\":\"assistant\","
@@ -41,7 +43,8 @@ static const char *const ANSWER =
 /* The tool-use guide's answer. */
 static const char *const TOOL_ANSWER =
     "{\"id\":\"msg_01Aq9w938a90dw8q\",\"model\":\"claude-opus-4-1-20250805\",\"stop_reason\":"
-    "\"tool_use\",\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"<thinking>I need "
+    "\"tool_use\",\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"<thinking>I "
+    "need "
     "to use get_weather, and the user wants SF, which is likely San Francisco, CA.</thinking>\"},"
     "{\"type\":\"tool_use\",\"id\":\"toolu_01A09q90qw90lq917835lq9\",\"name\":\"get_weather\","
     "\"input\":{\"location\":\"San Francisco, CA\",\"unit\":\"celsius\"}}]}";
@@ -56,7 +59,8 @@ static const char *const CACHE_ANSWER =
 /* docs.anthropic.com/en/docs/build-with-claude/streaming, "Basic streaming request". */
 static const char *const STREAM[] = {
     "message_start",
-    "{\"type\": \"message_start\", \"message\": {\"id\": \"msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY\", "
+    "{\"type\": \"message_start\", \"message\": {\"id\": "
+    "\"msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY\", "
     "\"type\": \"message\", \"role\": \"assistant\", \"content\": [], \"model\": "
     "\"claude-opus-4-1-20250805\", \"stop_reason\": null, \"stop_sequence\": null, \"usage\": "
     "{\"input_tokens\": 25, \"output_tokens\": 1}}}",
@@ -74,7 +78,8 @@ static const char *const STREAM[] = {
     "content_block_stop",
     "{\"type\": \"content_block_stop\", \"index\": 0}",
     "message_delta",
-    "{\"type\": \"message_delta\", \"delta\": {\"stop_reason\": \"end_turn\", \"stop_sequence\":null}, "
+    "{\"type\": \"message_delta\", \"delta\": {\"stop_reason\": \"end_turn\", "
+    "\"stop_sequence\":null}, "
     "\"usage\": {\"output_tokens\": 15}}",
     "message_stop",
     "{\"type\": \"message_stop\"}",
@@ -85,7 +90,8 @@ static const char *const TOOL_STREAM[] = {
     "message_start",
     "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_014p7gG3wDgGV9EUtLvnow3U\",\"type\":"
     "\"message\",\"role\":\"assistant\",\"model\":\"claude-opus-4-1-20250805\",\"stop_sequence\":"
-    "null,\"usage\":{\"input_tokens\":472,\"output_tokens\":2},\"content\":[],\"stop_reason\":null}}",
+    "null,\"usage\":{\"input_tokens\":472,\"output_tokens\":2},\"content\":[],\"stop_reason\":null}"
+    "}",
     "content_block_start",
     "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":"
     "\"\"}}",
@@ -120,9 +126,11 @@ static const char *const ERROR_BODY =
     "{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\",\"message\":\"The requested "
     "resource could not be found.\"},\"request_id\":\"req_011CSHoEeqs5C35K2UUqR7Fy\"}";
 static const char *const ERROR_STREAM[] = {
-    "message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\"}}",
-    "error", "{\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": "
-             "\"Overloaded\"}}",
+    "message_start",
+    "{\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\"}}",
+    "error",
+    "{\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": "
+    "\"Overloaded\"}}",
 };
 
 T_TEST(parse_reference_requests)
@@ -157,8 +165,8 @@ T_TEST(request_round_trip)
              "\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hello, world\"}]}]}");
     T_EQ_STR(tcanon(tj(treq(AN, AN, IMAGE_REQ, &e))), tcanon(tj(IMAGE_REQ)));
     const sl_json *out = tj(treq(AN, AN, TOOL_REQ, &e)), *in = tj(TOOL_REQ);
-    static const char *const same[] = {"system", "tools", "tool_choice", "messages.1",
-                                       "messages.2", "max_tokens"};
+    static const char *const same[] = {"system",     "tools",      "tool_choice",
+                                       "messages.1", "messages.2", "max_tokens"};
     for (size_t i = 0; i < SL_ARRAY_LEN(same); i++)
         T_EQ_STR(tcanon(tget(out, same[i])), tcanon(tget(in, same[i])));
 }
@@ -175,8 +183,8 @@ T_TEST(round_trip_through_openai)
     T_EQ_STR(tstr(c, "messages.3.role"), "tool");
     T_EQ_STR(tstr(c, "tool_choice"), "required");
     const sl_json *back = tj(treq(OA, AN, chat, &e)), *in = tj(TOOL_REQ);
-    static const char *const same[] = {"system", "tools", "tool_choice", "messages.1",
-                                       "messages.2", "max_tokens"};
+    static const char *const same[] = {"system",     "tools",      "tool_choice",
+                                       "messages.1", "messages.2", "max_tokens"};
     for (size_t i = 0; i < SL_ARRAY_LEN(same); i++)
         T_EQ_STR(tcanon(tget(back, same[i])), tcanon(tget(in, same[i])));
     back = tj(treq(OA, AN, treq(AN, OA, IMAGE_REQ, &e), &e));
@@ -251,11 +259,16 @@ T_TEST(stream_round_trip)
     sl_ir_stream s;
     sl_ir_stream_init(&s, AN, AN, false);
     const char *sse = tstream(&s, TOOL_STREAM, SL_ARRAY_LEN(TOOL_STREAM));
-    const char *order[] = {"event: message_start",     "\"input_tokens\":472",
-                           "\"type\":\"text\"",        "Okay, let's check",
-                           "event: content_block_stop", "\"type\":\"tool_use\"",
-                           "\"partial_json\":\"{\\\"location\\\":\"", "\"stop_reason\":\"tool_use\"",
-                           "\"output_tokens\":89",      "event: message_stop"};
+    const char *order[] = {"event: message_start",
+                           "\"input_tokens\":472",
+                           "\"type\":\"text\"",
+                           "Okay, let's check",
+                           "event: content_block_stop",
+                           "\"type\":\"tool_use\"",
+                           "\"partial_json\":\"{\\\"location\\\":\"",
+                           "\"stop_reason\":\"tool_use\"",
+                           "\"output_tokens\":89",
+                           "event: message_stop"};
     T_CHECK(tin_order(sse, order, SL_ARRAY_LEN(order)));
 }
 
@@ -343,6 +356,6 @@ T_TEST(paths_and_headers)
     sl_arena_free(&TA);
 }
 
-T_MAIN("dialect_anthropic", parse_reference_requests, request_round_trip,
-       round_trip_through_openai, answers, usage_and_cache, stream_to_openai, stream_round_trip,
-       stream_errors, watch_native_stream, errors, refusals, paths_and_headers)
+T_MAIN("dialect_anthropic", parse_reference_requests, request_round_trip, round_trip_through_openai,
+       answers, usage_and_cache, stream_to_openai, stream_round_trip, stream_errors,
+       watch_native_stream, errors, refusals, paths_and_headers)

@@ -18,7 +18,8 @@ static const char *const IMAGE_REQ =
 
 /* The same page, example "Functions". */
 static const char *const FUNCTIONS_REQ =
-    "{\"model\":\"gpt-4.1\",\"messages\":[{\"role\":\"user\",\"content\":\"What is the weather like "
+    "{\"model\":\"gpt-4.1\",\"messages\":[{\"role\":\"user\",\"content\":\"What is the weather "
+    "like "
     "in Boston today?\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_current_"
     "weather\",\"description\":\"Get the current weather in a given location\",\"parameters\":{"
     "\"type\":\"object\",\"properties\":{\"location\":{\"type\":\"string\",\"description\":\"The "
@@ -28,7 +29,8 @@ static const char *const FUNCTIONS_REQ =
 /* Its answer. */
 static const char *const FUNCTIONS_ANSWER =
     "{\"id\":\"chatcmpl-abc123\",\"object\":\"chat.completion\",\"created\":1699896916,\"model\":"
-    "\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,"
+    "\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
+    "null,"
     "\"tool_calls\":[{\"id\":\"call_abc123\",\"type\":\"function\",\"function\":{\"name\":\"get_"
     "current_weather\",\"arguments\":\"{\\n\\\"location\\\": \\\"Boston, MA\\\"\\n}\"}}]},"
     "\"logprobs\":null,\"finish_reason\":\"tool_calls\"}],\"usage\":{\"prompt_tokens\":82,"
@@ -59,7 +61,8 @@ static const char *const STREAM[] = {
     "",
     "{\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,"
     "\"model\":\"gpt-4o-mini\",\"system_fingerprint\":\"fp_44709d6fcb\",\"choices\":[{\"index\":0,"
-    "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}",
+    "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]"
+    "}",
     "",
     "{\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,"
     "\"model\":\"gpt-4o-mini\",\"system_fingerprint\":\"fp_44709d6fcb\",\"choices\":[{\"index\":0,"
@@ -85,11 +88,13 @@ static const char *const TOOL_STREAM[] = {
     "weather\",\"arguments\":\"\"}}],\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}]}",
     "",
     "{\"id\":\"chatcmpl-t\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4.1\",\"choices\":"
-    "[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"\"}}]}"
+    "[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"\"}}]"
+    "}"
     ",\"logprobs\":null,\"finish_reason\":null}]}",
     "",
     "{\"id\":\"chatcmpl-t\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4.1\",\"choices\":"
-    "[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"location\\\""
+    "[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":"
+    "\"location\\\""
     ":\\\"Paris, France\\\"}\"}}]},\"logprobs\":null,\"finish_reason\":null}]}",
     "",
     "{\"id\":\"chatcmpl-t\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4.1\",\"choices\":"
@@ -142,10 +147,13 @@ T_TEST(request_round_trip)
     T_EQ_STR(tstr(out, "messages.1.content"), "Hello!");
     /* Sampling, stops, penalties, JSON schema, the end user: all carried. */
     const char *full =
-        "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":"
+        "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_"
+        "tokens\":"
         "50,\"temperature\":0.2,\"top_p\":0.9,\"stream\":true,\"stop\":[\"\\n\\n\",\"END\"],\"tool_"
-        "choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}},\"n\":2,\"presence_penalty\":"
-        "0.5,\"frequency_penalty\":0.1,\"response_format\":{\"type\":\"json_schema\",\"json_schema\":"
+        "choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}},\"n\":2,\"presence_"
+        "penalty\":"
+        "0.5,\"frequency_penalty\":0.1,\"response_format\":{\"type\":\"json_schema\",\"json_"
+        "schema\":"
         "{\"name\":\"math_response\",\"schema\":{\"type\":\"object\"},\"strict\":true}},\"user\":"
         "\"user-1234\",\"stream_options\":{\"include_usage\":true}}";
     T_EQ_STR(tcanon(tj(treq(OA, OA, full, &e))), tcanon(tj(full)));
@@ -284,6 +292,6 @@ T_TEST(paths_and_headers)
     sl_arena_free(&TA);
 }
 
-T_MAIN("dialect_openai", parse_reference_requests, request_round_trip,
-       round_trip_through_anthropic, answers, usage_and_cache, stream_to_anthropic,
-       stream_round_trip, watch_native_stream, errors, paths_and_headers)
+T_MAIN("dialect_openai", parse_reference_requests, request_round_trip, round_trip_through_anthropic,
+       answers, usage_and_cache, stream_to_anthropic, stream_round_trip, watch_native_stream,
+       errors, paths_and_headers)
