@@ -200,10 +200,16 @@ static void translate_answer(proxy_state *st, const sl_json *root, bool ok)
     sl_req *r = st->r;
     sl_buf out;
     sl_buf_init(&out, 0);
+    int rc = SL_OK;
     if (ok)
-        sl_dialect_answer(st->up, st->client, root, &r->arena, &out);
+        rc = sl_dialect_answer(st->up, st->client, root, &r->arena, &out);
     else
         sl_dialect_error(st->up, st->client, root, &out);
+    if (rc != SL_OK) { /* out of memory: never a truncated 200 */
+        sl_buf_free(&out);
+        sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
+        return;
+    }
     sl_buf_reset(&r->body_out);
     sl_buf_append(&r->body_out, out.p, out.len);
     sl_buf_free(&out);
