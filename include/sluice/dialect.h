@@ -99,7 +99,6 @@ typedef struct sl_ir_num {
     sl_str raw;
 } sl_ir_num;
 
-#define SL_IR_MAX_STOP 8
 /* What a dialect that requires max_tokens asks for when the client set none. */
 #define SL_DIALECT_DEFAULT_MAX_TOKENS 4096
 
@@ -112,7 +111,7 @@ typedef struct sl_ir_req {
     sl_str tool_choice_name;
     sl_ir_num max_tokens, temperature, top_p;
     sl_ir_num n, presence_penalty, frequency_penalty; /* OpenAI only */
-    sl_str stop[SL_IR_MAX_STOP];
+    sl_str *stop;                                     /* stop sequences (arena) */
     size_t n_stop;
     bool stream;
     sl_ir_format format;
@@ -289,6 +288,10 @@ sl_ir_part *sl_ir_add_part(sl_arena *a, sl_ir_part ***tail, sl_ir_part_type type
 sl_ir_msg *sl_ir_add_msg(sl_arena *a, sl_ir_msg ***tail, sl_ir_role role, sl_str role_name);
 int sl_ir_nomem(sl_ir_refusal *e);
 int sl_ir_refuse(sl_ir_refusal *e, const char *message, const char *param);
+/* Stop sequences from a string or an array of strings into ir (SL_ENOMEM). */
+int sl_ir_take_stops(const sl_json *v, sl_arena *a, sl_ir_req *ir);
+/* Writes `,"key":[...]` when ir has stop sequences. */
+void sl_ir_put_stops(sl_buf *o, const char *key, const sl_ir_req *ir);
 /* Writes `,"key":` then the number (its source text when it has one); nothing when unset. */
 void sl_ir_put_num(sl_buf *o, const char *key, const sl_ir_num *n);
 /* A slice as a JSON string, or `dflt` (raw JSON) when it is {NULL,0}. */

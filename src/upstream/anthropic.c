@@ -168,13 +168,8 @@ static void a_params(const sl_json *msg, sl_ir_req *ir)
     ir->max_tokens = sl_ir_num_of(msg, "max_tokens");
     ir->temperature = sl_ir_num_of(msg, "temperature");
     ir->top_p = sl_ir_num_of(msg, "top_p");
-    const sl_json *st = sl_json_get(msg, "stream"), *stop = sl_json_get(msg, "stop_sequences");
+    const sl_json *st = sl_json_get(msg, "stream");
     ir->stream = st && st->type == SL_JSON_TRUE;
-    for (const sl_json *s = stop && stop->type == SL_JSON_ARRAY ? stop->child : NULL;
-         s && ir->n_stop < SL_IR_MAX_STOP; s = s->next) {
-        if (is_str(s))
-            ir->stop[ir->n_stop++] = s->str;
-    }
     a_tool_choice(sl_json_get(msg, "tool_choice"), ir);
     ir->user = sl_ir_str(sl_json_get(sl_json_get(msg, "metadata"), "user_id"));
 }
@@ -187,7 +182,8 @@ static int a_parse_request(const sl_json *msg, sl_arena *a, sl_ir_req *ir, sl_ir
         return sl_ir_refuse(e, "model and messages are required", "messages");
     ir->model = model->str;
     a_params(msg, ir);
-    if (a_system(sl_json_get(msg, "system"), a, ir) || a_tools(sl_json_get(msg, "tools"), a, ir))
+    if (a_system(sl_json_get(msg, "system"), a, ir) || a_tools(sl_json_get(msg, "tools"), a, ir) ||
+        sl_ir_take_stops(sl_json_get(msg, "stop_sequences"), a, ir))
         return sl_ir_nomem(e);
     sl_ir_msg **tail = &ir->messages;
     for (const sl_json *m = msgs->child; m; m = m->next) {
@@ -369,14 +365,7 @@ static void a_put_params(sl_buf *o, const sl_ir_req *ir)
     if (ir->temperature.set) /* Anthropic's range is 0..1, OpenAI's 0..2 */
         sl_buf_printf(o, ",\"temperature\":%g", ir->temperature.v > 1 ? 1.0 : ir->temperature.v);
     sl_ir_put_num(o, "top_p", &ir->top_p);
-    if (ir->n_stop) {
-        sl_buf_append_c(o, ",\"stop_sequences\":[");
-        for (size_t i = 0; i < ir->n_stop; i++) {
-            sl_buf_append_c(o, i ? "," : "");
-            sl_buf_json_str(o, ir->stop[i].p, ir->stop[i].len);
-        }
-        sl_buf_append_c(o, "]");
-    }
+    sl_ir_put_stops(o, "stop_sequences", ir);
     if (ir->stream)
         sl_buf_append_c(o, ",\"stream\":true");
     if (ir->user.p) {

@@ -202,14 +202,6 @@ static void o_params(const sl_json *chat, sl_ir_req *ir)
     ir->n = sl_ir_num_of(chat, "n");
     ir->presence_penalty = sl_ir_num_of(chat, "presence_penalty");
     ir->frequency_penalty = sl_ir_num_of(chat, "frequency_penalty");
-    const sl_json *stop = sl_json_get(chat, "stop");
-    if (is_str(stop))
-        ir->stop[ir->n_stop++] = stop->str;
-    for (const sl_json *s = stop && stop->type == SL_JSON_ARRAY ? stop->child : NULL;
-         s && ir->n_stop < SL_IR_MAX_STOP; s = s->next) {
-        if (is_str(s))
-            ir->stop[ir->n_stop++] = s->str;
-    }
     const sl_json *st = sl_json_get(chat, "stream");
     ir->stream = st && st->type == SL_JSON_TRUE;
     ir->user = sl_ir_str(sl_json_get(chat, "user"));
@@ -231,6 +223,8 @@ static int o_parse_request(const sl_json *chat, sl_arena *a, sl_ir_req *ir, sl_i
         return sl_ir_refuse(e, "model and messages are required", "messages");
     ir->model = model->str;
     o_params(chat, ir);
+    if (sl_ir_take_stops(sl_json_get(chat, "stop"), a, ir))
+        return sl_ir_nomem(e);
     sl_ir_part **sys = &ir->system;
     sl_ir_msg **tail = &ir->messages;
     for (const sl_json *m = msgs->child; m; m = m->next) {
@@ -425,14 +419,7 @@ static int o_emit_request(const sl_ir_req *ir, sl_buf *o, sl_ir_refusal *e)
     sl_ir_put_num(o, "top_p", &ir->top_p);
     if (ir->stream)
         sl_buf_append_c(o, ",\"stream\":true");
-    if (ir->n_stop) {
-        sl_buf_append_c(o, ",\"stop\":[");
-        for (size_t i = 0; i < ir->n_stop; i++) {
-            sl_buf_append_c(o, i ? "," : "");
-            sl_buf_json_str(o, ir->stop[i].p, ir->stop[i].len);
-        }
-        sl_buf_append_c(o, "]");
-    }
+    sl_ir_put_stops(o, "stop", ir);
     o_put_tools(o, ir);
     o_put_extras(o, ir);
     if (ir->stream) /* sluice meters streams from the provider's usage chunk */

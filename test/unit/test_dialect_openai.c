@@ -170,6 +170,11 @@ T_TEST(round_trip_through_anthropic)
     T_EQ_STR(tcanon(tget(back, "tools")), tcanon(tget(tj(FUNCTIONS_REQ), "tools")));
     T_EQ_STR(tstr(back, "tool_choice"), "auto");
     T_EQ_INT(tnum(back, "max_tokens"), SL_DIALECT_DEFAULT_MAX_TOKENS);
+    /* Every stop sequence goes (none is dropped for want of room). */
+    const char *stops = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                        "\"stop\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\",\"10\"]}";
+    T_EQ_STR(tcanon(tget(tj(treq(OA, AN, stops, &e)), "stop_sequences")),
+             tcanon(tget(tj(stops), "stop")));
     back = tj(treq(AN, OA, treq(OA, AN, IMAGE_REQ, &e), &e));
     T_EQ_STR(tcanon(tget(back, "messages")), tcanon(tget(tj(IMAGE_REQ), "messages")));
     T_EQ_INT(tnum(back, "max_tokens"), 300);
