@@ -93,8 +93,7 @@ static int o_tool_calls(const sl_json *calls, sl_arena *a, sl_ir_part ***tail, s
             return sl_ir_nomem(e);
         p->id = id->str;
         p->name = name->str;
-        p->args = sl_ir_is_str(sl_json_get(fn, "arguments")) ? sl_json_get(fn, "arguments")->str
-                                                             : SL_STR("");
+        p->args = sl_ir_str(sl_json_get(fn, "arguments"));
     }
     return SL_OK;
 }
