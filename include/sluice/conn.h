@@ -64,8 +64,10 @@ void sl_conn_shutdown(void);
 sl_str sl_conn_header(const sl_req *r, const char *name);
 
 /* Incremental bodies (SL_BODY_STREAM): fn gets each piece of the decoded body
- * as it arrives (valid during the call only), then once with last = true. The
- * connection keeps at most one read buffer of it. */
+ * as it arrives (valid during the call only), then once with last = true; p is
+ * NULL with last when the body broke off (client gone, deadline, bad framing):
+ * the handler still completes r. The connection keeps at most one read buffer
+ * of it (64 KiB beyond the head). */
 typedef void (*sl_body_fn)(sl_req *r, const char *p, size_t n, bool last, void *ud);
 void sl_conn_body_reader(sl_req *r, sl_body_fn fn, void *ud);
 

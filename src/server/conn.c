@@ -232,13 +232,18 @@ static void gone(sl_conn *c)
     sl_req *r = c->req;
     c->req = NULL;
     bool started = r && (c->state == C_ACTIVE || c->dispatched);
+    sl_body_fn broke = c->state == C_BODY ? c->body_fn : NULL;
+    void *ud = c->body_ud;
     if (r && started)
         hand_buffer_to(c, r);
     conn_free(c);
-    if (r && started)
+    if (r && started) {
         sl_pipeline_abort(r);
-    else if (r)
+        if (broke)
+            broke(r, NULL, 0, true, ud); /* the body broke off */
+    } else if (r) {
         sl_req_release(r);
+    }
 }
 
 static void on_broken(sl_conn *c)
@@ -635,8 +640,13 @@ static sl_req *new_req(sl_conn *c)
  * pipeline's completion) and closes the connection after it. */
 static void refuse(sl_conn *c, sl_req *r, int status, const char *code, const char *msg)
 {
-    if (c->dispatched) { /* the request runs already: it cannot get a second answer */
+    if (c->dispatched) { /* a streamed body broke off: its handler answers, then we close */
         c->close_after = true;
+        sl_body_fn broke = c->state == C_BODY ? c->body_fn : NULL;
+        c->state = C_ACTIVE;
+        event_del(&c->timer);
+        if (broke)
+            broke(c->req, NULL, 0, true, c->body_ud);
         return;
     }
     if (!r) {
@@ -992,8 +1002,6 @@ static void parse_head(sl_conn *c)
     c->head_only = c->hp.method == HTTP_HEAD;
     bool has_body = (c->hp.flags & F_CHUNKED) ||
                     (c->hp.content_length > 0 && c->hp.content_length != ULLONG_MAX);
-    if (!body_ok(c, r, has_body))
-        return;
     sl_str expect = fact(c, H_EXPECT);
     bool wait_100 = has_body && !c->http10 && expect.p && ieq(expect.p, expect.len, "100-continue");
     sl_body_mode mode = conns.hooks.on_head(r, wait_100);
@@ -1004,6 +1012,8 @@ static void parse_head(sl_conn *c)
         sl_pipeline_start(r);
         return;
     }
+    if (mode == SL_BODY_WHOLE && !body_ok(c, r, has_body))
+        return; /* (a streaming handler takes any size and encoding) */
     if (wait_100 && c->rlen == c->line)
         continue_100(c);
     c->body_start = c->line;
@@ -1035,6 +1045,8 @@ static void dispatch(sl_conn *c)
 /* Feeds what arrived of the body to the parser; true when the request went on. */
 static bool feed_body(sl_conn *c)
 {
+    if (c->parsed >= c->rlen)
+        return false; /* (no bytes: http_parser would take it for the end of input) */
     size_t n = http_parser_execute(&c->hp, &settings, c->rbuf + c->parsed, c->rlen - c->parsed);
     c->parsed += n;
     enum http_errno e = HTTP_PARSER_ERRNO(&c->hp);
@@ -1339,19 +1351,21 @@ sl_conn *sl_conn_test_new(sl_conn_out_fn out)
 
 bool sl_conn_test_feed(sl_conn *c, const char *p, size_t n)
 {
-    while (n && c->state != C_CLOSED) {
-        if (c->state == C_LINGER) {
-            return c->state != C_CLOSED;
-        }
-        if (!make_room(c)) {
-            if (c->state == C_ACTIVE)
-                return true; /* the test drives answers itself; the rest waits */
-            refuse(c, c->req, 413, "request_too_large", "The request is too large.");
+    do {
+        if (c->state == C_CLOSED)
             break;
+        size_t take = 0;
+        if (n) {
+            if (!make_room(c)) {
+                if (c->state == C_ACTIVE)
+                    return true; /* the test answers itself; the rest is dropped */
+                refuse(c, c->req, 413, "request_too_large", "The request is too large.");
+                break;
+            }
+            take = c->rcap - c->rlen < n ? c->rcap - c->rlen : n;
+            memcpy(c->rbuf + c->rlen, p, take);
+            c->rlen += take;
         }
-        size_t take = c->rcap - c->rlen < n ? c->rcap - c->rlen : n;
-        memcpy(c->rbuf + c->rlen, p, take);
-        c->rlen += take;
         p += take;
         n -= take;
         do {
@@ -1359,7 +1373,7 @@ bool sl_conn_test_feed(sl_conn *c, const char *p, size_t n)
             if (c->state == C_HEAD || c->state == C_BODY)
                 process(c);
         } while (c->kick && c->state != C_CLOSED);
-    }
+    } while (n);
     return c->state != C_CLOSED;
 }
 
