@@ -237,7 +237,8 @@ def sluice(mock_port, cache, redis_url=None, wrap=None):
         if redis_url:
             f.write("redis: { url: %s }\n" % redis_url)
     prefix = wrap(d) if wrap else []
-    p = spawn(prefix + [os.path.join(ROOT, "build/sluice"), "-c", conf], core=None if wrap else 1)
+    binary = os.environ.get("SLUICE_BENCH_BIN", os.path.join(ROOT, "build/sluice"))  # a before/after build
+    p = spawn(prefix + [binary, "-c", conf], core=None if wrap else 1)
     wait_port(port)
     return p, port
 
