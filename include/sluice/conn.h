@@ -5,7 +5,9 @@
  * of that buffer), keeps connections alive, answers pipelined requests in
  * order, and writes answers with one writev from the head and body buffers.
  * It is the HTTP client sink: chunked answers for HTTP/1.1 streams,
- * close-delimited ones for HTTP/1.0, no body ever for HEAD.
+ * close-delimited ones for HTTP/1.0, no body ever for HEAD; over 256 KiB of
+ * output waiting it reports itself congested (sink.h), which pauses the
+ * upstream until the client drained it.
  *
  * What it refuses itself, each with an OpenAI-shaped JSON error and an
  * access-log line: 400 (malformed request line or chunk size, NUL / bare CR /

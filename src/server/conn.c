@@ -46,7 +46,8 @@ enum {
     ACCEPT_PAUSE_MS = 100,
     RBUF_FIRST = 16 * 1024,
     CHUNK_SLACK = 64 * 1024,  /* framing bytes a chunked body may add */
-    OUT_HIGH = 256 * 1024,    /* pending output above which pipelined heads wait */
+    OUT_HIGH = 256 * 1024,    /* pending output above which pipelined heads and a stream wait */
+    OUT_LOW = 64 * 1024,      /* ... and below which a waiting stream goes on */
     WBUF_KEEP = 64 * 1024,    /* a drained output buffer larger than this is freed */
     STREAM_KEEP = 64 * 1024,  /* read buffer of an incrementally read body */
 };
@@ -301,6 +302,13 @@ static void send_iov(sl_conn *c, struct iovec *iov, int n)
     }
 }
 
+static void drained(sl_req *r)
+{
+    void (*fn)(sl_req *) = r->on_drained;
+    r->on_drained = NULL;
+    fn(r);
+}
+
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     SL_UNUSED(what);
@@ -312,8 +320,12 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         return;
     }
     c->wpos += (size_t)w;
-    if (c->wpos < c->wbuf.len)
+    sl_req *r = c->req;
+    if (c->wpos < c->wbuf.len) {
+        if (r && r->on_drained && c->wbuf.len - c->wpos <= OUT_LOW)
+            drained(r);
         return;
+    }
     wbuf_drained(c);
     event_del(&c->wev);
     c->wev_added = false;
@@ -321,6 +333,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         start_linger(c);
     else if (c->state == C_HEAD && c->rpos < c->rlen)
         process(c);
+    else if (r && r->on_drained)
+        drained(r); /* last: the producer may write (and even end) from in there */
 }
 
 /* ---- answers: the HTTP client sink -------------------------------------- */
@@ -541,7 +555,16 @@ static void http_end(sl_sink *s, sl_req *r)
     answer_done(c);
 }
 
-static const sl_sink_ops http_ops = {.head = http_head, .data = http_data, .end = http_end};
+/* A slow reader: more than OUT_HIGH waits for the socket. */
+static bool http_congested(sl_sink *s, sl_req *r)
+{
+    SL_UNUSED(s);
+    sl_conn *c = attached(r);
+    return c && c->wbuf.len - c->wpos > OUT_HIGH;
+}
+
+static const sl_sink_ops http_ops = {
+    .head = http_head, .data = http_data, .end = http_end, .congested = http_congested};
 static sl_sink http_sink = {.ops = &http_ops};
 
 static void kick(sl_conn *c)

@@ -250,3 +250,31 @@ def test_drain_answers_carry_connection_close():
     idle.close()
     assert s.proc.wait(10) == 0
     s.stop()
+
+
+def test_slow_reader_pauses_the_upstream_and_loses_nothing():
+    _slow_reader(cache=False)
+
+
+def test_slow_reader_pauses_a_coalescing_leader_too():
+    _slow_reader(cache=True)  # the cache on: the answer runs through the flight's fan-out sink
+
+
+def _slow_reader(cache):
+    m = Mock()
+    s = Sluice(base_config(m, cache={"enabled": cache}))
+    chunks = 300
+    m.config(stream_chunks=chunks, chunk_pad=20000)  # a 6 MB stream
+    body = json.dumps(chat("MOCK_REPLY:" + " ".join("w%d" % i for i in range(chunks)), stream=True)).encode()
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # a slow reader: a small window
+    c.connect(("127.0.0.1", s.port))
+    c.sendall(req("/v1/chat/completions", "POST", body=body))
+    time.sleep(2.0)  # not reading: sluice must not read the whole stream into memory
+    assert s.access_log() == [], "the stream completed while the client read nothing"
+    out = read_all(c, 10, lambda b: b.endswith(b"0\r\n\r\n"))
+    c.close()
+    assert out.count(b"\"x_pad\"") == chunks + 2 and b"data: [DONE]" in out, (out.count(b'"x_pad"'), out[-200:])
+    log = s.wait_log(1)
+    assert log[0]["status"] == 200 and log[0]["stream"] is True, log  # paused longer than idle_ms, not cut
+    s.stop()
