@@ -93,7 +93,8 @@ struct sl_conn {
     sl_body_fn body_fn;
     void *body_ud;
 
-    sl_req *req; /* the request being read or answered */
+    sl_req *req;  /* the request being read or answered */
+    sl_req *lent; /* answered, but still referenced when its answer ended (see settle) */
     int resp_status;
     sl_str plain; /* a plain answer's body, zero-copy when it is r->body_out */
     sl_buf pbuf;  /* ... else collected here */
@@ -118,6 +119,7 @@ static void process(sl_conn *c);
 static void start_linger(sl_conn *c);
 static void refuse(sl_conn *c, sl_req *r, int status, const char *code, const char *msg);
 static void on_read(evutil_socket_t fd, short what, void *arg);
+static void settle(sl_conn *c);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -179,6 +181,7 @@ static size_t fmt_hex(char *out, size_t v)
 
 static void conn_free(sl_conn *c)
 {
+    settle(c);
     if (!c->test) {
         event_del(&c->rev);
         event_del(&c->wev);
@@ -196,6 +199,25 @@ static void conn_free(sl_conn *c)
     sl_buf_free(&c->pbuf);
     conns.open--;
     free(c);
+}
+
+static void hand_buffer_to(sl_conn *c, sl_req *r);
+
+/* A request answered while someone else still held it (the proxy drops its
+ * reference right after the answer) may still read r->body in our buffer.
+ * Before the buffer is touched again: if it is still held, it takes the
+ * buffer with it; usually it is not, and the buffer stays ours. */
+static void settle(sl_conn *c)
+{
+    sl_req *r = c->lent;
+    if (!r)
+        return;
+    c->lent = NULL;
+    if (r->refs > 1)
+        hand_buffer_to(c, r);
+    else
+        r->owner = NULL;
+    sl_req_release(r);
 }
 
 static void release_buffer(sl_req *r)
@@ -546,12 +568,15 @@ static void http_end(sl_sink *s, sl_req *r)
         send_iov(c, &iov, 1);
     }
     c->req = NULL;
-    /* The pipeline drops its reference right after this call: any other
+    /* The pipeline drops its reference right after this call; any other
      * holder may still read r->body, which lives in our buffer. */
-    if (r->refs > 1)
-        hand_buffer_to(c, r);
-    else
+    if (r->refs > 1) {
+        sl_req_ref(r);
+        r->detached = true; /* the sink is done with it */
+        c->lent = r;
+    } else {
         r->owner = NULL;
+    }
     answer_done(c);
 }
 
@@ -1123,6 +1148,7 @@ static void process(sl_conn *c)
     c->in_process = true;
     for (;;) {
         if (c->state == C_HEAD) {
+            settle(c); /* before the next request takes the buffer: one lent at most */
             if (c->wbuf.len - c->wpos > OUT_HIGH)
                 break; /* a client that pipelines without reading waits */
             if (c->rpos == c->rlen) {
@@ -1199,6 +1225,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         process(c);
         return;
     }
+    settle(c);
     if (c->state == C_LINGER)
         c->rlen = 0; /* read and drop */
     if (!make_room(c)) {

@@ -20,6 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct event_base *base;
 static sl_config *conf;
 static sl_req *held; /* an /async request waiting for its answer */
+static sl_req *kept; /* a /keep request answered, still referenced (reads its body later) */
 static size_t handed, answered_sync, streamed, answers_out;
 
 static sl_config *config(void)
@@ -63,6 +64,10 @@ static void on_request(sl_req *r)
         sl_conn_body_reader(r, on_body_piece, NULL);
         return;
     }
+    if (strcmp(r->path, "/keep") == 0 && !kept) {
+        sl_req_ref(r); /* like the proxy's reference, dropped after the answer */
+        kept = r;
+    }
     if (strcmp(r->path, "/async") == 0 && !held) {
         held = r;
         return;
@@ -73,8 +78,23 @@ static void on_request(sl_req *r)
     sl_pipeline_start(r);
 }
 
+static void drop_kept(void)
+{
+    sl_req *r = kept;
+    kept = NULL;
+    if (!r)
+        return;
+    size_t x = 0;
+    for (size_t i = 0; i < r->body.len; i++) /* the body must still be readable (ASan) */
+        x += (unsigned char)r->body.p[i];
+    streamed += x & 1;
+    sl_req_release(r);
+}
+
 static void answer_held(void)
 {
+    if (handed & 1)
+        drop_kept(); /* sometimes before the next piece, sometimes after */
     sl_req *r = held;
     held = NULL;
     if (!r)
@@ -120,6 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             n = size - at;
         open = sl_conn_test_feed(c, (const char *)data + at, n);
         at += n;
+        drop_kept();
         answer_held();
         if (open)
             open = sl_conn_test_feed(c, "", 0); /* pipelined bytes behind the answer */
@@ -128,6 +149,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (c)
         sl_conn_test_eof(c);
     answer_held(); /* aborted while held: it completes, nobody reads it */
+    drop_kept();
     if (sl_req_live() != live0) {
         fprintf(stderr, "fuzz_conn: %zu requests outlived their connection\n",
                 sl_req_live() - live0);
