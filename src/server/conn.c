@@ -45,11 +45,11 @@ enum {
     LINGER_MS = 1000,
     ACCEPT_PAUSE_MS = 100,
     RBUF_FIRST = 16 * 1024,
-    CHUNK_SLACK = 64 * 1024,  /* framing bytes a chunked body may add */
-    OUT_HIGH = 256 * 1024,    /* pending output above which pipelined heads and a stream wait */
-    OUT_LOW = 64 * 1024,      /* ... and below which a waiting stream goes on */
-    WBUF_KEEP = 64 * 1024,    /* a drained output buffer larger than this is freed */
-    STREAM_KEEP = 64 * 1024,  /* read buffer of an incrementally read body */
+    CHUNK_SLACK = 64 * 1024, /* framing bytes a chunked body may add */
+    OUT_HIGH = 256 * 1024,   /* pending output above which pipelined heads and a stream wait */
+    OUT_LOW = 64 * 1024,     /* ... and below which a waiting stream goes on */
+    WBUF_KEEP = 64 * 1024,   /* a drained output buffer larger than this is freed */
+    STREAM_KEEP = 64 * 1024, /* read buffer of an incrementally read body */
 };
 
 typedef enum { C_HEAD, C_BODY, C_ACTIVE, C_LINGER, C_CLOSED } c_state;
@@ -729,6 +729,16 @@ static void refuse(sl_conn *c, sl_req *r, int status, const char *code, const ch
 
 /* ---- the head: scanning as it arrives ----------------------------------- */
 
+/* obs-fold (a line that starts with whitespace), no colon, an empty name, or
+ * whitespace before the colon (`Content-Length : 5`, which a proxy in front
+ * may read differently: smuggling). */
+static bool header_line_ok(const char *ls, size_t len)
+{
+    const char *colon = memchr(ls, ':', len);
+    return *ls != ' ' && *ls != '\t' && colon && colon != ls && colon[-1] != ' ' &&
+           colon[-1] != '\t';
+}
+
 /* Looks at the lines of the head that arrived since the last call. Returns
  * 1 when the blank line that ends it is in (c->line is then its end), 0 for
  * more, -1 after a refusal. Leading empty lines are skipped (RFC 9112 2.2). */
@@ -764,9 +774,7 @@ static int scan_head(sl_conn *c)
             c->have_reqline = true;
             continue;
         }
-        const char *colon = memchr(ls, ':', len);
-        if (*ls == ' ' || *ls == '\t' || !colon || colon == ls || colon[-1] == ' ' ||
-            colon[-1] == '\t') {
+        if (!header_line_ok(ls, len)) {
             refuse(c, NULL, 400, "invalid_header",
                    "A header line is malformed (folded, no name, or whitespace before the "
                    "colon).");
@@ -1018,8 +1026,7 @@ static bool body_ok(sl_conn *c, sl_req *r, bool has_body)
         return false;
     }
     uint64_t cl = c->hp.content_length;
-    if (!(c->hp.flags & F_CHUNKED) && cl != ULLONG_MAX &&
-        cl > conf_now()->server.max_body_bytes) {
+    if (!(c->hp.flags & F_CHUNKED) && cl != ULLONG_MAX && cl > conf_now()->server.max_body_bytes) {
         refuse(c, r, 413, "request_too_large",
                sl_arena_printf(&r->arena, "The request body is larger than %zu bytes.",
                                conf_now()->server.max_body_bytes));
@@ -1032,6 +1039,26 @@ static void continue_100(sl_conn *c)
 {
     struct iovec iov = {"HTTP/1.1 100 Continue\r\n\r\n", 25};
     send_iov(c, &iov, 1);
+}
+
+/* The head was accepted: read the body (the parser goes on where it paused).
+ * A streaming handler gets the request now, the body as it comes. */
+static void start_body(sl_conn *c, sl_req *r, bool stream, bool has_body, bool wait_100)
+{
+    if (wait_100 && c->rlen == c->line)
+        continue_100(c);
+    c->body_start = c->line;
+    c->body_len = 0;
+    c->state = C_BODY;
+    if (has_body)
+        arm(c, conf_now()->server.body_timeout_s * 1000);
+    http_parser_pause(&c->hp, 0);
+    if (stream) {
+        c->dispatched = true;
+        r->body = SL_STR("");
+        event_del(&c->timer);
+        conns.hooks.on_request(r);
+    }
 }
 
 /* The whole head is in [rpos, line): parse it, check it, ask the server how
@@ -1074,20 +1101,7 @@ static void parse_head(sl_conn *c)
     }
     if (mode == SL_BODY_WHOLE && !body_ok(c, r, has_body))
         return; /* (a streaming handler takes any size and encoding) */
-    if (wait_100 && c->rlen == c->line)
-        continue_100(c);
-    c->body_start = c->line;
-    c->body_len = 0;
-    c->state = C_BODY;
-    if (has_body)
-        arm(c, conf_now()->server.body_timeout_s * 1000);
-    http_parser_pause(&c->hp, 0);
-    if (mode == SL_BODY_STREAM && has_body) {
-        c->dispatched = true;
-        r->body = SL_STR("");
-        event_del(&c->timer);
-        conns.hooks.on_request(r);
-    }
+    start_body(c, r, mode == SL_BODY_STREAM && has_body, has_body, wait_100);
 }
 
 /* ---- the body ----------------------------------------------------------- */
@@ -1112,8 +1126,8 @@ static bool feed_body(sl_conn *c)
     enum http_errno e = HTTP_PARSER_ERRNO(&c->hp);
     if (c->state != C_BODY)
         return false; /* a streaming handler answered and closed meanwhile */
-    bool raw_big = !c->body_fn && c->parsed - c->body_start >
-                                      conf_now()->server.max_body_bytes + CHUNK_SLACK;
+    bool raw_big =
+        !c->body_fn && c->parsed - c->body_start > conf_now()->server.max_body_bytes + CHUNK_SLACK;
     if (c->too_big || raw_big) {
         refuse(c, c->req, 413, "request_too_large", "The request body is too large.");
         return false;

@@ -142,8 +142,8 @@ static void on_request(sl_req *r)
         return;
     }
     unsigned m = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ? M_GET
-                 : strcmp(r->method, "POST") == 0                               ? M_POST
-                                                                                : 0;
+                 : strcmp(r->method, "POST") == 0                                ? M_POST
+                                                                                 : 0;
     if (!(rt->methods & m)) {
         sl_req_header(r, "Allow", rt->methods & M_POST ? "POST" : "GET");
         answer_error(
