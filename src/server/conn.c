@@ -286,6 +286,15 @@ static void wbuf_drained(sl_conn *c)
     c->wpos = 0;
 }
 
+/* Output waits: the client must take some of it within idle_timeout_s (a
+ * reader that stopped would otherwise hold its request, and a paused upstream
+ * call, forever). Re-armed on every write that makes progress. */
+static void write_deadline(sl_conn *c)
+{
+    if (c->state == C_ACTIVE || c->state == C_HEAD)
+        arm(c, conf_now()->server.idle_timeout_s * 1000);
+}
+
 static void send_iov(sl_conn *c, struct iovec *iov, int n)
 {
     if (c->broken || c->state == C_CLOSED)
@@ -321,6 +330,7 @@ static void send_iov(sl_conn *c, struct iovec *iov, int n)
     if (c->wbuf.len > c->wpos && !c->wev_added) {
         event_add(&c->wev, NULL);
         c->wev_added = true;
+        write_deadline(c);
     }
 }
 
@@ -344,6 +354,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     c->wpos += (size_t)w;
     sl_req *r = c->req;
     if (c->wpos < c->wbuf.len) {
+        if (w > 0)
+            write_deadline(c);
         if (r && r->on_drained && c->wbuf.len - c->wpos <= OUT_LOW)
             drained(r);
         return;
@@ -351,6 +363,12 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     wbuf_drained(c);
     event_del(&c->wev);
     c->wev_added = false;
+    if (c->state == C_ACTIVE && c->req) {
+        event_del(&c->timer); /* the request runs: no deadline while it does */
+    } else if (c->state == C_HEAD) {
+        const sl_config *conf = conf_now(); /* back to the keep-alive deadline */
+        arm(c, (conf->server.idle_timeout_s + conf->server.header_timeout_s) * 1000);
+    }
     if (c->close_after && !c->req)
         start_linger(c);
     else if (c->state == C_HEAD && c->rpos < c->rlen)
@@ -666,7 +684,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     switch (c->state) {
     case C_HEAD:
         if (c->wbuf.len > c->wpos) {
-            arm(c, conf_now()->server.idle_timeout_s * 1000); /* a slow reader: ours to wait */
+            conn_free(c); /* the client stopped reading its answer */
         } else if (!c->served_any || c->rlen > c->rpos) {
             refuse(c, NULL, 408, "request_timeout", "The request did not arrive in time.");
         } else {
@@ -680,6 +698,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             refuse(c, c->req, 408, "request_timeout", "The request body did not arrive in time.");
         break;
     case C_LINGER: conn_free(c); break;
+    case C_ACTIVE:
+        if (c->wbuf.len > c->wpos)
+            gone(c); /* it stopped reading: as good as gone (its upstream is cancelled) */
+        break;
     default: break;
     }
 }

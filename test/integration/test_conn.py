@@ -278,3 +278,21 @@ def _slow_reader(cache):
     log = s.wait_log(1)
     assert log[0]["status"] == 200 and log[0]["stream"] is True, log  # paused longer than idle_ms, not cut
     s.stop()
+
+
+def test_a_client_that_stops_reading_is_dropped_and_its_upstream_cancelled():
+    m = Mock()
+    s = Sluice(base_config(m, server={"idle_timeout_s": 1}))
+    chunks = 300
+    m.config(stream_chunks=chunks, chunk_pad=20000)
+    body = json.dumps(chat("MOCK_REPLY:" + " ".join("w%d" % i for i in range(chunks)), stream=True)).encode()
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    c.connect(("127.0.0.1", s.port))
+    c.sendall(req("/v1/chat/completions", "POST", body=body))
+    t0 = time.time()
+    log = s.wait_log(1, timeout=6)  # the paused call does not hang on forever
+    assert log and log[0]["status"] == 499 and log[0]["error"] == "client closed", log
+    assert time.time() - t0 < 4, time.time() - t0  # idle_timeout_s after the output stalled
+    c.close()
+    s.stop()
