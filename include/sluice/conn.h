@@ -13,7 +13,7 @@
  * access-log line: 400 (malformed request line or chunk size, NUL / bare CR /
  * bare LF / obs-fold / whitespace before a colon in a head, CL+TE, differing
  * Content-Lengths, missing or doubled Host on HTTP/1.1, a version other than
- * 1.0 and 1.1, two Authorization headers), 408 (a head misses
+ * 1.0 and 1.1, two Authorization or Transfer-Encoding headers), 408 (a head misses
  * server.header_timeout_s, a body server.body_timeout_s), 413 (a body over
  * server.max_body_bytes, decided from Content-Length before it is read), 414,
  * 415 (Content-Encoding on a request body), 431, 501 (Transfer-Encoding other

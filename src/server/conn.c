@@ -87,7 +87,7 @@ struct sl_conn {
     unsigned n_hdr;
     int fact[H_NFACTS];
     int cur_fact; /* the fact the header being parsed names */
-    int content_lengths, hosts, authorizations;
+    int content_lengths, hosts, authorizations, transfer_encodings;
 
     size_t body_start, body_len;
     sl_body_fn body_fn;
@@ -864,6 +864,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     c->hosts += f == -2;
     c->content_lengths += f == -3;
     c->authorizations += f == H_AUTH;
+    c->transfer_encodings += f == H_TE;
     c->cur_fact = f;
     if (f >= 0 && c->fact[f] < 0)
         c->fact[f] = (int)c->n_hdr;
@@ -997,6 +998,10 @@ static void read_request(sl_conn *c, sl_req *r)
 static bool head_ok(sl_conn *c, sl_req *r, enum http_errno e)
 {
     sl_str te = fact(c, H_TE);
+    if (c->transfer_encodings > 1) { /* which one frames the body is anybody's guess */
+        refuse(c, r, 400, "invalid_header", "Two Transfer-Encoding headers.");
+        return false;
+    }
     if (te.p && !ieq(te.p, te.len, "chunked")) {
         if (c->content_lengths)
             refuse(c, r, 400, "invalid_header", "Content-Length with Transfer-Encoding.");
@@ -1089,7 +1094,7 @@ static void parse_head(sl_conn *c)
 {
     http_parser_init(&c->hp, HTTP_REQUEST);
     c->hp.data = c;
-    c->content_lengths = c->hosts = c->authorizations = 0;
+    c->content_lengths = c->hosts = c->authorizations = c->transfer_encodings = 0;
     for (int i = 0; i < H_NFACTS; i++)
         c->fact[i] = -1;
     size_t n = http_parser_execute(&c->hp, &settings, c->rbuf + c->rpos, c->line - c->rpos);

@@ -60,6 +60,9 @@ def test_refusals_are_precise_json_and_logged():
         ("431", 431, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20000 + b"\r\n\r\n"),
         ("415 content-encoding", 415, chat_head + b"Content-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}"),
         ("501 transfer-encoding", 501, chat_head + b"Transfer-Encoding: gzip\r\n\r\n"),
+        ("501 transfer-encoding list", 501, chat_head + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"),
+        ("two transfer-encodings", 400, chat_head + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n"),
+        ("lf after a chunk size", 400, chat_head + b"Transfer-Encoding: chunked\r\n\r\n2\n{}\r\n0\r\n\r\n"),
         ("nul in a value", 400, b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n"),
     ]
     for name, want, raw in cases:
