@@ -442,7 +442,40 @@ static void rec_end(sl_sink *s, sl_req *r)
     rec_free(rc);
 }
 
-static const sl_sink_ops rec_ops = {.head = rec_head, .data = rec_data, .end = rec_end};
+/* The client paces the stream while it is there; a gone one does not. */
+static bool rec_congested(sl_sink *s, sl_req *r)
+{
+    sl_rec *rc = of_sink(s);
+    const sl_sink_ops *ops = rc->inner->ops;
+    return !r->client_gone && ops->congested && ops->congested(rc->inner, r);
+}
+
+static const sl_sink_ops rec_ops = {
+    .head = rec_head, .data = rec_data, .end = rec_end, .congested = rec_congested};
+
+static void drained_cb(evutil_socket_t fd, short what, void *arg)
+{
+    SL_UNUSED(fd);
+    SL_UNUSED(what);
+    sl_req *r = arg;
+    void (*fn)(sl_req *) = r->on_drained;
+    r->on_drained = NULL;
+    if (fn && !r->completed)
+        fn(r);
+    sl_req_release(r);
+}
+
+/* A producer paused for the client that left would wait for ever: it goes
+ * on (from the loop: the client's connection is being torn down here). */
+static void unpause(sl_req *r)
+{
+    if (!r->on_drained)
+        return;
+    sl_req_ref(r);
+    struct timeval now = {0, 0};
+    if (event_base_once(r->base, -1, EV_TIMEOUT, drained_cb, r, &now) != 0)
+        sl_req_release(r);
+}
 
 /* The client left: keep the call going while its answer can still be used. */
 static bool rec_guard(sl_req *r)
@@ -450,11 +483,12 @@ static bool rec_guard(sl_req *r)
     sl_rec *rc = r->rec;
     if (!rc)
         return false;
-    if (rc->prev_guard && rc->prev_guard(r))
-        return true;
-    if (rc->has_idem)
-        return true; /* the retry gets the answer instead of a second call */
-    return rc->is_stream && r->conf->streams.resume_s > 0 && !rc->overflow;
+    bool keep = (rc->prev_guard && rc->prev_guard(r)) ||
+                rc->has_idem || /* the retry gets the answer instead of a second call */
+                (rc->is_stream && r->conf->streams.resume_s > 0 && !rc->overflow);
+    if (keep)
+        unpause(r);
+    return keep;
 }
 
 sl_rec *sl_rec_start(sl_req *r)
