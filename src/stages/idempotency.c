@@ -35,11 +35,11 @@
 
 enum { MAX_KEY_BYTES = 255, POLL_MS = 20 };
 
-typedef struct idem_ctx {
+typedef struct idem_ctx { /* small: every request gets one, most carry no key */
     sl_req *r;
     sl_cache_key key, fp;
     bool listening;
-    char value_key[96], lock_key[96], token[33];
+    char token[33]; /* the lock's, once claimed */
     struct event *poll_ev;
     uint64_t wait_until_ms;
 } idem_ctx;
@@ -150,8 +150,10 @@ static void on_claim(void *ud, const redisReply *rep, int status)
         else
             sl_pipeline_resume(r); /* not an answer of ours: run */
     } else if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 1) {
+        char lock_key[96];
+        sl_answers_redis_key("i", &ctx->key, "lock", lock_key);
         if (r->rec)
-            sl_rec_set_lock(r->rec, r->env->redis, ctx->lock_key, ctx->token);
+            sl_rec_set_lock(r->rec, r->env->redis, lock_key, ctx->token);
         sl_pipeline_resume(r); /* the lock is ours: run */
     } else if (sl_now_ms() >= ctx->wait_until_ms) {
         sl_req_error(r, 409, "invalid_request_error", "idempotency_key_in_use", NULL,
@@ -175,7 +177,10 @@ static int claim(idem_ctx *ctx)
     sl_req *r = ctx->r;
     char px[16];
     snprintf(px, sizeof px, "%d", sl_rec_lease_ms(r->conf));
-    const char *argv[] = {ctx->value_key, ctx->lock_key, ctx->token, px};
+    char value_key[96], lock_key[96];
+    sl_answers_redis_key("i", &ctx->key, "v", value_key);
+    sl_answers_redis_key("i", &ctx->key, "lock", lock_key);
+    const char *argv[] = {value_key, lock_key, ctx->token, px};
     return sl_redis_eval(r->env->redis, CLAIM_SCRIPT, 2, 4, argv, NULL, on_claim, ctx);
 }
 
@@ -185,8 +190,6 @@ static sl_step claim_first(sl_req *r, idem_ctx *ctx)
     sl_random_bytes(raw, sizeof raw);
     for (int i = 0; i < 16; i++)
         snprintf(ctx->token + 2 * i, 3, "%02x", raw[i]);
-    sl_answers_redis_key("i", &ctx->key, "v", ctx->value_key);
-    sl_answers_redis_key("i", &ctx->key, "lock", ctx->lock_key);
     ctx->wait_until_ms =
         sl_now_ms() + (uint64_t)sl_rec_lease_ms(r->conf) + (uint64_t)r->conf->timeouts.total_ms;
     sl_req_ref(r); /* held by the claim, then the polls */

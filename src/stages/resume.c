@@ -26,8 +26,6 @@
 
 typedef struct resume_ctx {
     bool listening;
-    char rid[64];
-    size_t after;
 } resume_ctx;
 
 static void not_found(sl_req *r, const char *rid)
@@ -122,12 +120,14 @@ static sl_step resume_request(sl_req *r, void *vctx)
         }
         return SL_NEXT;
     }
-    if (!sl_rec_parse_id(r->last_event_id, ctx->rid, &ctx->after)) {
+    char rid[64];
+    size_t after;
+    if (!sl_rec_parse_id(r->last_event_id, rid, &after)) {
         sl_req_error(r, 400, "invalid_request_error", "invalid_last_event_id", NULL,
                      "Last-Event-ID must be an event id sluice sent: <request id>-<number>");
         return sl_stage_answer(r);
     }
-    resume_from(r, ctx->rid, ctx->after, &ctx->listening);
+    resume_from(r, rid, after, &ctx->listening);
     return SL_DONE;
 }
 
