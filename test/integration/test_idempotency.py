@@ -163,3 +163,31 @@ def _swallow(fn):
         fn()
     except Exception:  # noqa: BLE001 - the instance is killed under it
         pass
+
+
+def _drop_after(port, body, key, wait):
+    import socket
+    data = json.dumps(body).encode()
+    c = socket.create_connection(("127.0.0.1", port))
+    c.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Idempotency-Key: %s\r\nContent-Length: %d\r\n\r\n%s" % (key.encode(), len(data), data))
+    time.sleep(wait)
+    c.close()
+
+
+def test_client_drop_keeps_the_call_for_the_retry():
+    m = Mock()
+    s = Sluice(base_config(m))
+    m.config(stream_chunks=10, chunk_delay_ms=80)
+    body = chat("dropped stream", stream=True)
+    _drop_after(s.port, body, "dk", 0.3)
+    st, h, ev, _ = stream(s.url + U, body, idem("dk"))  # the retry: what was sent, then live
+    assert st == 200 and h["x-sluice-idempotent-replay"] == "true" and ev[-1] == "[DONE]"
+    assert m.stats()["requests"] == 1 and m.stats()["disconnects"] == 0
+    m.config(stream_chunks=0, chunk_delay_ms=0, delay_ms=400)
+    _drop_after(s.port, chat("dropped plain"), "pk", 0.1)
+    time.sleep(0.5)
+    st, h, j, _ = post_json(s.url + U, chat("dropped plain"), idem("pk"))
+    assert st == 200 and h["x-sluice-idempotent-replay"] == "true", (st, h, j)
+    assert m.stats()["requests"] == 2 and m.stats()["disconnects"] == 0
+    s.stop()
