@@ -490,10 +490,10 @@ static sl_step join(sl_req *r, batch_ctx *ctx, const sl_cache_key *group, size_t
         flush(b), b = NULL;
     if (!b && !(b = open_batch(r, group)))
         return SL_NEXT;
-    for (size_t i = 0; i < ctx->n; i++) {
+    for (size_t i = 0, k = b->n_inputs; i < ctx->n; i++) {
         if (ctx->cached[i] >= 0)
             continue;
-        if (b->n_inputs + (i ? 1 : 0) > 0 && b->body.p[b->body.len - 1] != '[')
+        if (k++)
             sl_buf_append_c(&b->body, ",");
         sl_buf_append_str(&b->body, ctx->in[i]);
     }

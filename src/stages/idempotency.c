@@ -111,8 +111,7 @@ static sl_step attach(sl_req *r, idem_ctx *ctx, sl_rec *rc)
 {
     if (!same_fp(sl_rec_fp(rc), &ctx->fp))
         return refuse_reused(r);
-    sl_req_header(r, "x-sluice-idempotent-replay", "true");
-    if (!sl_rec_listen(rc, r, 0, false, on_unserved)) {
+    if (!sl_rec_listen(rc, r, 0, false, on_unserved)) { /* it marks the answer a replay */
         sl_req_error(r, 409, "invalid_request_error", "idempotency_key_in_use", NULL,
                      "the first request with this Idempotency-Key is still running and its "
                      "answer is too large to share; retry when it is done");

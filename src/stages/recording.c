@@ -174,8 +174,17 @@ void sl_rec_send_frames(sl_req *r, sl_str frames, size_t after, const char *rid)
 }
 
 /* The recording headed as a stream: the listener gets the head and what passed. */
+/* A duplicate's answer says it is one (set only now: one that ends up
+ * running on its own is not a replay). */
+static void mark_replay(const listener *l)
+{
+    if (l->unserved)
+        sl_req_header(l->r, "x-sluice-idempotent-replay", "true");
+}
+
 static void start_listener(sl_rec *rc, listener *l)
 {
+    mark_replay(l);
     sl_pipeline_stream_head(l->r, rc->status);
     if (l->origin_ids)
         sl_rec_send_frames(l->r, sl_buf_str(&rc->body), l->after, rc->rid);
@@ -401,8 +410,10 @@ static void deliver_all(sl_rec *rc, bool worth)
         if (!worth && l->unserved && !l->live) {
             l->unserved(r); /* runs on its own */
         } else {
-            if (!l->live)
+            if (!l->live) {
+                mark_replay(l);
                 deliver_plain(rc, r);
+            }
             sl_req_finish(r);
         }
         sl_req_release(r); /* the listener's reference */

@@ -191,3 +191,18 @@ def test_client_drop_keeps_the_call_for_the_retry():
     assert st == 200 and h["x-sluice-idempotent-replay"] == "true", (st, h, j)
     assert m.stats()["requests"] == 2 and m.stats()["disconnects"] == 0
     s.stop()
+
+
+def test_duplicate_of_a_failing_first_runs_on_its_own():
+    m = Mock()
+    s = Sluice(base_config(m, retries={"max": 0, "base_ms": 1}))
+    m.config(delay_ms=300, fail_next=1)
+    body = chat("fails first", temperature=1)
+    res = run_parallel([lambda: post_json(s.url + U, body, idem("ff")),
+                        lambda: (time.sleep(0.1), post_json(s.url + U, body, idem("ff")))[1]])
+    assert res[0][0] == 500 and res[1][0] == 200, [r[:2] for r in res]
+    assert "x-sluice-idempotent-replay" not in res[1][1]
+    assert m.stats()["requests"] == 2
+    st, h, _, b = post_json(s.url + U, body, idem("ff"))
+    assert st == 200 and h["x-sluice-idempotent-replay"] == "true" and b == res[1][3]
+    s.stop()
