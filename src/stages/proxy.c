@@ -237,7 +237,7 @@ static void hook_status(void *ud, sl_call *c, int status)
 /* The client drained what a slow read let pile up: the stream goes on. */
 static void on_client_drained(sl_req *r)
 {
-    proxy_state *st = sl_pipeline_ctx(r, &sl_stage_proxy); /* not handed its context */
+    proxy_state *st = sl_pipeline_ctx(r, &sl_stage_proxy);
     if (st && st->call)
         sl_call_resume(st->call);
 }
