@@ -52,7 +52,7 @@ void sl_answers_keep(sl_answers *s, const sl_cache_key *key, const char *blob, s
 /* The 128-bit identity of a name in a namespace ("i": idempotency keys, with
  * the tenant; "s": streams, by request id). */
 void sl_answers_key(const char *ns, const char *tenant, const char *name, sl_cache_key *out);
-/* Redis key names {ns:HEX}:what, sharing one hash tag per name. */
+/* Redis key names sluice:{ns:HEX}:what, sharing one hash tag per name. */
 void sl_answers_redis_key(const char *ns, const sl_cache_key *k, const char *what, char out[96]);
 
 #endif

@@ -139,6 +139,6 @@ void sl_answers_key(const char *ns, const char *tenant, const char *name, sl_cac
 
 void sl_answers_redis_key(const char *ns, const sl_cache_key *k, const char *what, char out[96])
 {
-    snprintf(out, 96, "{%s:%016llx%016llx}:%s", ns, (unsigned long long)k->hi,
+    snprintf(out, 96, "sluice:{%s:%016llx%016llx}:%s", ns, (unsigned long long)k->hi,
              (unsigned long long)k->lo, what);
 }

@@ -144,7 +144,7 @@ def test_holder_killed_the_duplicate_takes_over():
     t = threading.Thread(target=lambda: _swallow(lambda: post_json(a.url + U, body, idem("d-1"), timeout=5)))
     t.start()
     time.sleep(0.3)
-    assert r.cmd("KEYS", "{i:*}:lock"), "A holds no lock"
+    assert r.cmd("KEYS", "sluice:{i:*}:lock"), "A holds no lock"
     a.proc.kill()
     a.proc.wait()
     t0 = time.time()

@@ -54,7 +54,7 @@ T_TEST(keys_apart)
     T_CHECK(a.lo != b.lo && a.lo != c.lo);
     char rk[96];
     sl_answers_redis_key("i", &a, "lock", rk);
-    T_CHECK(strncmp(rk, "{i:", 3) == 0 && strstr(rk, "}:lock"));
+    T_CHECK(strncmp(rk, "sluice:{i:", 10) == 0 && strstr(rk, "}:lock"));
 }
 
 T_MAIN("answers", blob_round_trip, event_ids, keys_apart)
