@@ -98,6 +98,9 @@ struct sl_req {
     bool usage_estimated;
     double cost_usd;
     double saved_usd;
+    int64_t cost_pusd;  /* the same two amounts in pico-dollars, exact: what the */
+    int64_t saved_pusd; /* log and x-sluice-cost-usd print (no float formatting) */
+    bool money_inexact; /* the pico amounts overflowed: print the doubles */
     size_t bytes_out;
 
     /* timings (monotonic µs; 0 = not reached) */

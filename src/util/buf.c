@@ -170,6 +170,83 @@ int sl_buf_json_num(sl_buf *b, double v)
     return sl_buf_append_c(b, tmp);
 }
 
+/* The digits of |v| into out (no terminator); their count. */
+static size_t digits_u64(uint64_t u, char out[20])
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+enum { PUSD_SCALE = 12 }; /* decimals of a pico-dollar amount */
+
+int sl_buf_json_pusd(sl_buf *b, int64_t pusd)
+{
+    if (pusd == 0)
+        return sl_buf_append(b, "0", 1);
+    char d[20], out[48];
+    size_t o = 0;
+    uint64_t u = pusd < 0 ? (uint64_t)0 - (uint64_t)pusd : (uint64_t)pusd;
+    if (pusd < 0)
+        out[o++] = '-';
+    size_t nd = digits_u64(u, d), sig = nd;
+    while (sig > 1 && d[sig - 1] == '0')
+        sig--; /* significant digits: trailing zeros are not printed */
+    int x = (int)nd - 1 - PUSD_SCALE; /* decimal exponent of the leading digit */
+    if (x < -4) {                     /* %g's exponent form: 1.5e-06 */
+        out[o++] = d[0];
+        if (sig > 1)
+            out[o++] = '.';
+        for (size_t i = 1; i < sig; i++)
+            out[o++] = d[i];
+        out[o++] = 'e';
+        out[o++] = '-';
+        out[o++] = (char)('0' + (-x) / 10);
+        out[o++] = (char)('0' + (-x) % 10);
+    } else if (x < 0) { /* 0.000123 */
+        out[o++] = '0';
+        out[o++] = '.';
+        for (int i = -1; i > x; i--)
+            out[o++] = '0';
+        for (size_t i = 0; i < sig; i++)
+            out[o++] = d[i];
+    } else { /* 12.5, 3 */
+        size_t whole = (size_t)x + 1;
+        for (size_t i = 0; i < whole; i++)
+            out[o++] = d[i];
+        if (sig > whole)
+            out[o++] = '.';
+        for (size_t i = whole; i < sig; i++)
+            out[o++] = d[i];
+    }
+    return sl_buf_append(b, out, o);
+}
+
+size_t sl_fmt_pusd_fixed8(int64_t pusd, char out[32])
+{
+    size_t o = 0;
+    uint64_t u = pusd < 0 ? (uint64_t)0 - (uint64_t)pusd : (uint64_t)pusd;
+    if (pusd < 0)
+        out[o++] = '-';
+    u = u / 10000 + (u % 10000 >= 5000); /* to units of 1e-8 USD, half up */
+    char d[20];
+    o += digits_u64(u / 100000000, out + o);
+    out[o++] = '.';
+    size_t nd = digits_u64(u % 100000000, d);
+    for (size_t i = nd; i < 8; i++)
+        out[o++] = '0';
+    memcpy(out + o, d, nd);
+    o += nd;
+    out[o] = '\0';
+    return o;
+}
+
 void sl_buf_consume(sl_buf *b, size_t n)
 {
     if (n >= b->len) {

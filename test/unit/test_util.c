@@ -56,6 +56,41 @@ T_TEST(numbers_without_printf)
     sl_buf_free(&b);
 }
 
+/* Money is printed from integer pico-dollars as sl_buf_json_num prints the
+ * same amount as a double (the access log's form) and as "%.8f" (the
+ * x-sluice-cost-usd header's), with no printf on the request path. */
+T_TEST(money_without_printf)
+{
+    const long long pusd[] = {0,         1,           15,          1500000,   4500000,
+                              13500000,  100000000,   123456789,   1000000000000LL,
+                              12500000000000LL, 99999999999LL, 5000, 4999, -1500000,
+                              9223372036854775807LL};
+    sl_buf got, want;
+    sl_buf_init(&got, 0);
+    sl_buf_init(&want, 0);
+    for (size_t i = 0; i < sizeof pusd / sizeof pusd[0]; i++) {
+        sl_buf_reset(&got);
+        sl_buf_reset(&want);
+        sl_buf_json_pusd(&got, pusd[i]);
+        sl_buf_json_num(&want, (double)pusd[i] / 1e12);
+        if (pusd[i] < 1000000000000000LL) /* beyond 15 digits a double is not exact */
+            T_EQ_STR(got.p, want.p);
+        char fixed[32], ref[40];
+        sl_fmt_pusd_fixed8(pusd[i], fixed);
+        snprintf(ref, sizeof ref, "%.8f", (double)pusd[i] / 1e12);
+        if (pusd[i] % 10000 != 5000 && pusd[i] < 1000000000000000LL) /* ties: half up here */
+            T_EQ_STR(fixed, ref);
+    }
+    sl_buf_reset(&got);
+    sl_buf_json_pusd(&got, 9223372036854775807LL);
+    T_EQ_STR(got.p, "9223372.036854775807");
+    char fixed[32];
+    sl_fmt_pusd_fixed8(5000, fixed);
+    T_EQ_STR(fixed, "0.00000001");
+    sl_buf_free(&got);
+    sl_buf_free(&want);
+}
+
 T_TEST(timestamps_match_gmtime)
 {
     const long long ms[] = {0,
@@ -102,4 +137,5 @@ T_TEST(cache_entries_round_trip_and_refuse_foreign_bytes)
 }
 
 T_MAIN("util", arena_big_allocation_keeps_the_current_block, arena_limit, numbers_without_printf,
+       money_without_printf,
        timestamps_match_gmtime, cache_entries_round_trip_and_refuse_foreign_bytes)
