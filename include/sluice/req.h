@@ -73,6 +73,9 @@ struct sl_req {
     /* cache */
     sl_cache_key key;
     bool has_key;
+    sl_cache_key raw_key; /* hash of the exact request (bytes, API, scope): L1's fast path */
+    bool has_raw_key;
+    bool fast_path; /* llm came from an L1 alias: the body was not parsed (llm.root NULL) */
     sl_cache_outcome cache;
     const char *cache_detail; /* "l1", "l2" or NULL */
     const char *led_by;       /* coalesced: request id of the leader */

@@ -22,6 +22,11 @@ void sl_coalesce_setup(struct sl_redis *redis);
  * coalescing); false, with nothing sent, when the bytes are not an entry. */
 bool sl_cache_serve_entry(sl_req *r, const char *entry, size_t len, const char *layer);
 
+/* The L1 fast path (cache.c), asked by the parse stage: true when r's exact
+ * bytes name a cached entry, with r->llm (no root) and r->key filled from it;
+ * false (nothing changed but r->raw_key) sends r down the full path. */
+bool sl_cache_fast(sl_req *r);
+
 /* Cost in USD of the given usage at the configured price (meter.c). */
 double sl_meter_cost(const sl_config *c, sl_str model, long prompt, long completion, bool *priced);
 

@@ -188,8 +188,17 @@ static double secs(uint64_t from_us, uint64_t to_us)
  * once and mapped (direct-mapped, a collision replaces) to the series it
  * resolved to. Series live until sl_metrics_free, which empties this too. */
 enum { TUPLE_SLOTS = 256, TUPLE_MAX = 1024 };
-enum { RS_REQUESTS, RS_DURATION, RS_UPSTREAM, RS_TTFB, RS_TOK_IN, RS_TOK_OUT, RS_COST, RS_SAVED,
-       RS__COUNT };
+enum {
+    RS_REQUESTS,
+    RS_DURATION,
+    RS_UPSTREAM,
+    RS_TTFB,
+    RS_TOK_IN,
+    RS_TOK_OUT,
+    RS_COST,
+    RS_SAVED,
+    RS__COUNT
+};
 
 typedef struct tuple_slot {
     uint64_t hash;

@@ -9,9 +9,20 @@
  *
  * Cache-Control: no-cache skips the lookup but stores; no-store does neither;
  * x-sluice-cache-ttl sets this entry's TTL. Keys are scoped by tenant unless
- * cache.shared. The stored form of an answer is in cache_entry.h. */
+ * cache.shared. The stored form of an answer is in cache_entry.h.
+ *
+ * The fast path: a request whose exact bytes (with its API and scope) were
+ * seen before is answered from L1 without parsing its JSON or building its
+ * canonical key. When the full path hits or stores an L1 entry, it adds an
+ * alias to it: XXH3-128 of (key version, API, scope, raw body) -> the entry's
+ * key plus what the parse derived from those bytes (model, stream flags, the
+ * limits' estimates). The parse stage, after auth, asks sl_cache_fast(); the
+ * limits, meter, route and log stages then run as always. An alias dies with
+ * its entry, so a miss there (or any Cache-Control or x-sluice-cache-ttl
+ * header) takes the full path. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <xxhash.h>
 
 #include "sluice/cache.h"
 #include "sluice/cache_entry.h"
@@ -46,6 +57,98 @@ typedef struct cache_state {
 static const char *route_scope(const sl_req *r)
 {
     return r->conf->cache.shared ? "-" : r->tenant;
+}
+
+/* ---- the exact-bytes fast path ------------------------------------------ */
+
+/* What the parse derived from the bytes, as an alias carries it. */
+typedef struct fast_meta {
+    int64_t max_tokens;
+    uint64_t prompt_bytes;
+    uint8_t stream, include_usage;
+    uint16_t model_len;
+} fast_meta;
+enum { FAST_META_MAX = 256 };
+
+/* Only requests whose answer depends on nothing but their bytes, API and
+ * scope: a header that changes the cache's behaviour takes the full path. */
+static bool fast_eligible(const sl_req *r)
+{
+    return cache.l1 && r->conf->cache.enabled && r->llm.api != SL_API_MESSAGES &&
+           !r->cache_control && r->ttl_override_s < 0;
+}
+
+static void raw_key(sl_req *r)
+{
+    const char *scope = route_scope(r);
+    uint64_t seed = XXH3_64bits_withSeed(scope, strlen(scope) + 1,
+                                         ((uint64_t)r->llm.api << 8) | SL_CACHE_KEY_VERSION[1]);
+    XXH128_hash_t h = XXH3_128bits_withSeed(r->body.p, r->body.len, seed);
+    r->raw_key = (sl_cache_key){h.high64, h.low64};
+    r->has_raw_key = true;
+}
+
+bool sl_cache_fast(sl_req *r)
+{
+    if (!fast_eligible(r))
+        return false;
+    raw_key(r);
+    size_t len;
+    sl_l1_key k;
+    const char *p = sl_l1_alias_get(cache.l1, (sl_l1_key){r->raw_key.hi, r->raw_key.lo}, &len, &k);
+    fast_meta m;
+    if (!p || len < sizeof m)
+        return false;
+    memcpy(&m, p, sizeof m);
+    char *model = len == sizeof m + m.model_len
+                      ? sl_arena_strndup(&r->arena, p + sizeof m, m.model_len)
+                      : NULL;
+    if (!model)
+        return false;
+    r->llm.model = (sl_str){model, m.model_len};
+    r->llm.stream = m.stream;
+    r->llm.include_usage = m.include_usage;
+    r->llm.max_tokens = (long)m.max_tokens;
+    r->llm.prompt_bytes = (size_t)m.prompt_bytes;
+    r->llm.root = NULL;
+    r->key = (sl_cache_key){k.hi, k.lo};
+    r->has_key = true;
+    r->fast_path = true;
+    return true;
+}
+
+/* After a full-path hit or store: the next request with these exact bytes
+ * takes the fast path. */
+static void add_alias(const sl_req *r)
+{
+    if (!r->has_raw_key || r->fast_path || r->llm.model.len > FAST_META_MAX)
+        return;
+    char buf[sizeof(fast_meta) + FAST_META_MAX];
+    fast_meta m = {
+        .max_tokens = r->llm.max_tokens,
+        .prompt_bytes = r->llm.prompt_bytes,
+        .stream = r->llm.stream,
+        .include_usage = r->llm.include_usage,
+        .model_len = (uint16_t)r->llm.model.len,
+    };
+    memcpy(buf, &m, sizeof m);
+    memcpy(buf + sizeof m, r->llm.model.p, m.model_len);
+    sl_l1_alias_put(cache.l1, (sl_l1_key){r->key.hi, r->key.lo},
+                    (sl_l1_key){r->raw_key.hi, r->raw_key.lo}, buf, sizeof m + m.model_len);
+}
+
+/* A fast-path request that missed L1 after all (the entry went while limits
+ * waited): it is parsed now, for the upstream call, as the full path does. */
+static bool parse_late(sl_req *r)
+{
+    if (!r->fast_path)
+        return true;
+    r->fast_path = false;
+    sl_http_error e = {0};
+    if (sl_llm_req_parse(&r->arena, r->llm.api, r->body.p, r->body.len, &r->llm, &e) == SL_OK)
+        return true;
+    sl_req_error_from(r, &e);
+    return false;
 }
 
 static void key_text(const sl_cache_key *k, char out[80])
@@ -115,9 +218,9 @@ static void on_l2_reply(void *ud, const redisReply *reply, int status)
     } else if (status == SL_OK && reply && reply->type == REDIS_REPLY_STRING &&
                sl_cache_entry_decode(reply->str, reply->len, &e) == SL_OK && serve(r, &e, "l2")) {
         uint64_t ttl_ms = remaining_ttl_ms(r, &e);
-        if (ttl_ms > 0)
-            sl_l1_put(cache.l1, (sl_l1_key){r->key.hi, r->key.lo}, reply->str, reply->len, 0,
-                      ttl_ms);
+        if (ttl_ms > 0 && sl_l1_put(cache.l1, (sl_l1_key){r->key.hi, r->key.lo}, reply->str,
+                                    reply->len, 0, ttl_ms) == SL_OK)
+            add_alias(r);
     } else {
         sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
         sl_pipeline_resume(r);
@@ -137,7 +240,8 @@ static sl_step cache_request(sl_req *r)
         r->cache = SL_CACHE_BYPASS;
         return SL_NEXT;
     }
-    if (sl_cache_key_compute(&r->llm, sl_str_c(route_scope(r)), &r->key) != SL_OK) {
+    if (!r->fast_path &&
+        sl_cache_key_compute(&r->llm, sl_str_c(route_scope(r)), &r->key) != SL_OK) {
         r->cache = SL_CACHE_BYPASS;
         return SL_NEXT;
     }
@@ -157,6 +261,7 @@ static sl_step cache_request(sl_req *r)
         bool served = sl_cache_serve_entry(r, sl_l1_entry_data(e), sl_l1_entry_len(e), "l1");
         sl_l1_entry_unref(e);
         if (served) {
+            add_alias(r);
             st->store = false;
             return SL_DONE;
         }
@@ -164,6 +269,8 @@ static sl_step cache_request(sl_req *r)
          * from Redis that does not parse): drop it, answer as a miss */
         sl_l1_del(cache.l1, (sl_l1_key){r->key.hi, r->key.lo});
     }
+    if (!parse_late(r))
+        return sl_stage_answer(r);
     if (!cache.redis) {
         sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
         return SL_NEXT;
@@ -217,7 +324,9 @@ static void cache_response(sl_req *r)
     if (!entry)
         return;
     sl_cache_entry_encode(&e, entry);
-    sl_l1_put(cache.l1, (sl_l1_key){r->key.hi, r->key.lo}, entry, len, 0, (uint64_t)ttl_s * 1000u);
+    if (sl_l1_put(cache.l1, (sl_l1_key){r->key.hi, r->key.lo}, entry, len, 0,
+                  (uint64_t)ttl_s * 1000u) == SL_OK)
+        add_alias(r);
     if (cache.redis) {
         char key[80], px[32];
         key_text(&r->key, key);

@@ -64,10 +64,10 @@ static void meter_response(sl_req *r)
     bool priced = price != NULL;
     int64_t pusd;
     r->money_inexact = !cost_pusd(price, r->prompt_tokens, r->completion_tokens, &pusd);
-    double cost = r->money_inexact
-                      ? sl_meter_cost(r->conf, r->llm.model, r->prompt_tokens,
-                                      r->completion_tokens, &priced)
-                      : (double)pusd / 1e12; /* the double agrees with what is printed */
+    double cost =
+        r->money_inexact
+            ? sl_meter_cost(r->conf, r->llm.model, r->prompt_tokens, r->completion_tokens, &priced)
+            : (double)pusd / 1e12; /* the double agrees with what is printed */
     if (!priced && (r->prompt_tokens || r->completion_tokens)) {
         warn_unpriced(r->llm.model);
         char model[128];

@@ -1,9 +1,12 @@
 /* parse.c — stage: the client's body becomes a validated sl_llm_req.
- * Bad input ends here with a 400 naming the parameter; nothing goes upstream. */
+ * Bad input ends here with a 400 naming the parameter; nothing goes upstream.
+ * Bytes the cache has answered before skip the parse (sl_cache_fast). */
 #include "sluice/stages.h"
 
 static sl_step parse_request(sl_req *r)
 {
+    if (sl_cache_fast(r))
+        return SL_NEXT; /* bytes seen before: what the parse would say is known */
     sl_http_error e = {0};
     if (sl_llm_req_parse(&r->arena, r->llm.api, r->body.p, r->body.len, &r->llm, &e) != SL_OK) {
         sl_req_error_from(r, &e);

@@ -197,7 +197,7 @@ int sl_buf_json_pusd(sl_buf *b, int64_t pusd)
         out[o++] = '-';
     size_t nd = digits_u64(u, d), sig = nd;
     while (sig > 1 && d[sig - 1] == '0')
-        sig--; /* significant digits: trailing zeros are not printed */
+        sig--;                        /* significant digits: trailing zeros are not printed */
     int x = (int)nd - 1 - PUSD_SCALE; /* decimal exponent of the leading digit */
     if (x < -4) {                     /* %g's exponent form: 1.5e-06 */
         out[o++] = d[0];

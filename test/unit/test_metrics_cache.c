@@ -54,10 +54,11 @@ T_TEST(many_tuples_count_exactly)
     for (size_t k = 0; k < sizeof probe / sizeof probe[0]; k++) {
         int i = probe[k];
         char want[256];
-        snprintf(want, sizeof want,
-                 "sluice_requests_total{route=\"/v1/chat/completions\",status=\"%d\",tenant=\"t%d\","
-                 "model=\"m\",provider=\"p\",cache=\"miss\"} 3",
-                 i % 7 ? 200 : 502, i);
+        snprintf(
+            want, sizeof want,
+            "sluice_requests_total{route=\"/v1/chat/completions\",status=\"%d\",tenant=\"t%d\","
+            "model=\"m\",provider=\"p\",cache=\"miss\"} 3",
+            i % 7 ? 200 : 502, i);
         T_CHECK(has_line(b.p, want));
         snprintf(want, sizeof want,
                  "sluice_tokens_total{tenant=\"t%d\",model=\"m\",direction=\"output\"} 15", i);

@@ -61,9 +61,20 @@ T_TEST(numbers_without_printf)
  * x-sluice-cost-usd header's), with no printf on the request path. */
 T_TEST(money_without_printf)
 {
-    const long long pusd[] = {0,         1,           15,          1500000,   4500000,
-                              13500000,  100000000,   123456789,   1000000000000LL,
-                              12500000000000LL, 99999999999LL, 5000, 4999, -1500000,
+    const long long pusd[] = {0,
+                              1,
+                              15,
+                              1500000,
+                              4500000,
+                              13500000,
+                              100000000,
+                              123456789,
+                              1000000000000LL,
+                              12500000000000LL,
+                              99999999999LL,
+                              5000,
+                              4999,
+                              -1500000,
                               9223372036854775807LL};
     sl_buf got, want;
     sl_buf_init(&got, 0);
@@ -137,5 +148,5 @@ T_TEST(cache_entries_round_trip_and_refuse_foreign_bytes)
 }
 
 T_MAIN("util", arena_big_allocation_keeps_the_current_block, arena_limit, numbers_without_printf,
-       money_without_printf,
-       timestamps_match_gmtime, cache_entries_round_trip_and_refuse_foreign_bytes)
+       money_without_printf, timestamps_match_gmtime,
+       cache_entries_round_trip_and_refuse_foreign_bytes)
