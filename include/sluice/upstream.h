@@ -29,10 +29,17 @@ typedef struct sl_call_hooks {
 } sl_call_hooks;
 
 typedef struct sl_call_opts {
-    const char *url;
+    const char *url;            /* the whole URL, or its base when url_path is set */
+    const char *url_path;       /* url + url_path, parsed once and kept (a provider's routes) */
     const char *method;         /* NULL: POST when body, else GET */
     struct curl_slist *headers; /* owned by the call from sl_call_start on */
-    const char *body;           /* borrowed until on_done / cancel */
+    /* Header lines that do not vary from call to call (auth, content type):
+     * built into one list once and kept; extra_header is one line that does
+     * (copied, at most 127 bytes). Used instead of `headers` (leave it NULL). */
+    const char *const *fixed_headers;
+    size_t n_fixed_headers;
+    const char *extra_header;
+    const char *body; /* borrowed until on_done / cancel */
     size_t body_len;
     int connect_ms;
     int first_byte_ms; /* 0: none */

@@ -437,31 +437,36 @@ static const sl_call_hooks proxy_hooks = {
 
 /* ---- attempts --------------------------------------------------------------- */
 
-static struct curl_slist *build_headers(sl_req *r, const sl_provider_conf *p)
+/* The provider's header lines that do not vary per request; upstream
+ * interns them into one list (built once per distinct set, so a reload that
+ * changes a key gets its own). The auth line is written into `auth`. */
+static size_t fixed_headers(const sl_provider_conf *p, const char *lines[4], char *auth, size_t cap)
 {
-    struct curl_slist *h = NULL;
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip on big bodies */
+    size_t n = 0;
+    lines[n++] = "Content-Type: application/json";
+    lines[n++] = "Expect:"; /* no 100-continue round trip on big bodies */
     if (p->api_key && p->api_key[0]) {
-        char line[1024];
-        if (p->kind == SL_PROVIDER_ANTHROPIC)
-            snprintf(line, sizeof line, "x-api-key: %s", p->api_key);
-        else
-            snprintf(line, sizeof line, "Authorization: Bearer %s", p->api_key);
-        h = curl_slist_append(h, line);
+        const char *name =
+            p->kind == SL_PROVIDER_ANTHROPIC ? "x-api-key: " : "Authorization: Bearer ";
+        size_t nl = strlen(name), kl = SL_MIN(strlen(p->api_key), cap - nl - 1);
+        memcpy(auth, name, nl);
+        memcpy(auth + nl, p->api_key, kl);
+        auth[nl + kl] = '\0';
+        lines[n++] = auth;
     }
     if (p->kind == SL_PROVIDER_ANTHROPIC)
-        h = curl_slist_append(h, "anthropic-version: 2023-06-01");
-    char idline[96];
-    snprintf(idline, sizeof idline, "X-Request-Id: %s", r->id);
-    return curl_slist_append(h, idline);
+        lines[n++] = "anthropic-version: 2023-06-01";
+    return n;
 }
 
 static void note_tried(sl_req *r, const char *name)
 {
-    size_t used = strlen(r->tried);
-    if (used + strlen(name) + 2 < sizeof r->tried)
-        snprintf(r->tried + used, sizeof r->tried - used, "%s%s", used ? "," : "", name);
+    size_t used = strlen(r->tried), nl = strlen(name);
+    if (used + nl + 2 >= sizeof r->tried)
+        return;
+    if (used)
+        r->tried[used++] = ',';
+    memcpy(r->tried + used, name, nl + 1);
 }
 
 static bool serves(const sl_provider_conf *p, sl_str model)
@@ -577,9 +582,17 @@ static void attempt(proxy_state *st)
         sl_req_release(r);
         return;
     }
+    const char *lines[4];
+    char auth[1024], idline[96] = "X-Request-Id: ";
+    size_t il = strlen(idline), idl = SL_MIN(strlen(r->id), sizeof idline - il - 1);
+    memcpy(idline + il, r->id, idl);
+    idline[il + idl] = '\0';
     sl_call_opts o = {
-        .url = sl_arena_printf(&r->arena, "%s%s", p->base_url, r->upstream_path),
-        .headers = build_headers(r, p),
+        .url = p->base_url,
+        .url_path = r->upstream_path,
+        .fixed_headers = lines,
+        .n_fixed_headers = fixed_headers(p, lines, auth, sizeof auth),
+        .extra_header = idline,
         .body = st->wire.p,
         .body_len = st->wire.len,
         .connect_ms = cf->timeouts.connect_ms,
