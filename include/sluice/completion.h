@@ -26,7 +26,7 @@ typedef struct sl_asm_choice {
     sl_buf refusal;
     char finish_reason[32];
     int n_tools;
-    sl_asm_tool tools[SL_ASM_MAX_TOOLS];
+    sl_asm_tool *tools; /* SL_ASM_MAX_TOOLS of them, allocated at the first tool call */
 } sl_asm_choice;
 
 typedef struct sl_asm {
@@ -40,7 +40,9 @@ typedef struct sl_asm {
     long prompt_tokens, completion_tokens, total_tokens;
     size_t max_bytes; /* bound on the assembled content */
     size_t bytes;
-    sl_asm_choice choices[SL_ASM_MAX_CHOICES];
+    /* allocated when a choice first appears: an open stream carries one
+     * small struct, not room for every choice and tool it might have */
+    sl_asm_choice *choices[SL_ASM_MAX_CHOICES];
 } sl_asm;
 
 void sl_asm_init(sl_asm *a, bool text_completion, size_t max_bytes);
