@@ -102,6 +102,46 @@ T_TEST(money_without_printf)
     sl_buf_free(&want);
 }
 
+/* The word-at-a-time scan for bytes to escape finds every one, wherever it
+ * falls in a word, and leaves high bytes (UTF-8) alone. */
+T_TEST(json_strings_escape_at_every_offset)
+{
+    const char specials[] = {'"', '\\', '\n', '\x01', '\x1f', ' ', '\x7f', (char)0xc3, (char)0x80};
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    for (size_t len = 0; len < 24; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (size_t k = 0; k < sizeof specials; k++) {
+                char in[24], want[200];
+                memset(in, 'a', len);
+                in[at] = specials[k];
+                size_t w = 0;
+                want[w++] = '"';
+                for (size_t i = 0; i < len; i++) {
+                    unsigned char c = (unsigned char)in[i];
+                    if (c == '"' || c == '\\') {
+                        want[w++] = '\\';
+                        want[w++] = (char)c;
+                    } else if (c == '\n') {
+                        want[w++] = '\\';
+                        want[w++] = 'n';
+                    } else if (c < 0x20) {
+                        w += (size_t)snprintf(want + w, 8, "\\u%04x", c);
+                    } else {
+                        want[w++] = (char)c;
+                    }
+                }
+                want[w++] = '"';
+                want[w] = '\0';
+                sl_buf_reset(&b);
+                sl_buf_json_str(&b, in, len);
+                T_EQ_STR(b.p, want);
+            }
+        }
+    }
+    sl_buf_free(&b);
+}
+
 T_TEST(timestamps_match_gmtime)
 {
     const long long ms[] = {0,
@@ -148,5 +188,5 @@ T_TEST(cache_entries_round_trip_and_refuse_foreign_bytes)
 }
 
 T_MAIN("util", arena_big_allocation_keeps_the_current_block, arena_limit, numbers_without_printf,
-       money_without_printf, timestamps_match_gmtime,
+       money_without_printf, json_strings_escape_at_every_offset, timestamps_match_gmtime,
        cache_entries_round_trip_and_refuse_foreign_bytes)
