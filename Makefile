@@ -11,7 +11,8 @@
 CC      ?= cc
 PKGS    := libevent hiredis libcurl libxxhash yaml-0.1 libcjson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+# http_parser (libhttp-parser-dev) ships no pkg-config file
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lm
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wno-format-nonliteral
 CSTD    := -std=c11 -D_GNU_SOURCE
@@ -33,7 +34,7 @@ UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/unit/%)
 FUZZ_REPLAY := $(FUZZ_SRC:test/fuzz/%.c=build/test/fuzz/%)
 FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all deps test run bench soak fuzz clean format format-check test-build
+.PHONY: all deps test run bench bench-json soak fuzz clean format format-check test-build
 all: build/sluice build/sluice-mock
 
 deps:
@@ -77,16 +78,28 @@ build/fuzz/%: test/fuzz/%.c $(LIB_SRC)
 
 test-build: all build/test/sluice build/test/sluice-mock $(UNIT_BIN) $(FUZZ_REPLAY)
 
+# The official client libraries (test/package.json) come from the npm
+# registry; when they cannot be installed, test_sdk fails saying why.
 test: deps
+	@./test/sdk/install.sh || echo "test/sdk: client libraries not installed: the SDK tests will fail"
 	@$(MAKE) --no-print-directory -j2 test-build
 	@./test/run.sh
 
 run: deps all
 	@./conf/run-demo.sh
 
-bench: deps all
+bench: deps all build/bench/json_parse
 	@./third_party/install.sh third_party/bench-packages.txt
 	@./bench/run.sh
+
+# Parse time of the worst 8 MiB JSON bodies (issue 17 item 1), release build.
+build/bench/json_parse: bench/json_parse.c build/obj/src/core/json.o build/obj/src/util/arena.o \
+                        build/obj/src/util/buf.o build/obj/src/util/util.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_REL) -o $@ $^ $(PKG_LIBS)
+
+bench-json: build/bench/json_parse
+	@./build/bench/json_parse
 
 soak: deps all
 	@./third_party/install.sh third_party/bench-packages.txt

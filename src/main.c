@@ -19,6 +19,7 @@
 #include "sluice/config.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
+#include "sluice/pipeline.h"
 #include "sluice/stages.h"
 #include "sluice/stats.h"
 #include "sluice/server.h"
@@ -28,6 +29,7 @@
 
 static struct {
     struct event_base *base;
+    sl_config *boot; /* the configuration the process started with */
     sl_l1 *l1;
     sl_redis *redis;
     const char *conf_path;
@@ -35,6 +37,8 @@ static struct {
     struct event *trim_timer;  /* gives memory back after a burst */
     uint64_t trimmed_at;       /* sl_req_served() at the last trim */
     uint64_t drain_deadline_ms;
+    uint64_t cut_grace_ms; /* after the cut: requests parked in a stage may still end */
+    bool cut_done;
     int signals_seen;
 } app;
 
@@ -48,6 +52,7 @@ static void usage(FILE *out)
 
 static void banner(const sl_config *c)
 {
+    char shown[512];
     fprintf(stderr, "sluice %s listening on http://%s (pid %d)\n", SLUICE_VERSION, c->listen,
             (int)getpid());
     if (c->redis.n_sentinels)
@@ -55,11 +60,13 @@ static void banner(const sl_config *c)
                 c->redis.master_name, c->redis.n_sentinels);
     else
         fprintf(stderr, "  state store: %s\n",
-                c->redis.url ? c->redis.url : "embedded (in-process, volatile: lost on restart)");
+                c->redis.url ? sl_redact_url(c->redis.url, shown, sizeof shown)
+                             : "embedded (in-process, volatile: lost on restart)");
     for (size_t i = 0; i < c->n_providers; i++) {
         const sl_provider_conf *p = &c->providers[i];
         fprintf(stderr, "  provider %s (%s) %s models:", p->name,
-                p->kind == SL_PROVIDER_ANTHROPIC ? "anthropic" : "openai", p->base_url);
+                p->kind == SL_PROVIDER_ANTHROPIC ? "anthropic" : "openai",
+                sl_redact_url(p->base_url, shown, sizeof shown));
         for (size_t m = 0; m < p->n_models; m++)
             fprintf(stderr, " %s", p->models[m]);
         fputc('\n', stderr);
@@ -74,9 +81,21 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     SL_UNUSED(fd);
     SL_UNUSED(what);
     SL_UNUSED(arg);
-    if (sl_req_live() == 0 || sl_now_ms() >= app.drain_deadline_ms) {
+    uint64_t now = sl_now_ms();
+    if (sl_req_live() && now >= app.drain_deadline_ms && !app.cut_done) {
+        /* Nothing may vanish: each request still running is ended as a
+         * failure would end it (shutting_down error, or an SSE error event),
+         * with its log line, metrics and settlement. */
+        size_t live = sl_req_live();
+        size_t cut = sl_pipeline_cut_all();
+        sl_warn("drain deadline reached with %zu requests in flight: %zu LLM requests cut", live,
+                cut);
+        app.cut_done = true;
+        app.cut_grace_ms = now + 1000;
+    }
+    if (sl_req_live() == 0 || (app.cut_done && now >= app.cut_grace_ms)) {
         if (sl_req_live())
-            sl_warn("drain deadline reached with %zu requests in flight", sl_req_live());
+            sl_warn("stopping with %zu requests in flight", sl_req_live());
         /* The last answers may still sit in socket buffers being written:
          * give the loop a moment to flush them before it stops. */
         struct timeval linger = {0, 250000};
@@ -105,6 +124,46 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     on_drain_tick(-1, 0, NULL);
 }
 
+/* ---- reload ---------------------------------------------------------------- */
+
+typedef struct pending_keys {
+    const char *keys[32];
+    char names[32][64];
+    size_t n;
+} pending_keys;
+
+static void note_restart_key(void *ud, const char *key, bool restart)
+{
+    pending_keys *p = ud;
+    if (!restart || p->n == SL_ARRAY_LEN(p->keys))
+        return;
+    sl_warn("%s changed: takes effect on restart", key);
+    snprintf(p->names[p->n], sizeof p->names[0], "%s", key);
+    p->keys[p->n] = p->names[p->n];
+    p->n++;
+}
+
+/* The keys read once at start that the file now sets otherwise than at
+ * start: logged, and listed on /health until a restart. */
+static void report_restart_keys(const sl_config *c)
+{
+    pending_keys p = {.n = 0};
+    sl_config_each_key(note_restart_key, app.boot, c, &p);
+    sl_ops_set_restart_pending(p.keys, p.n);
+}
+
+/* The live keys that need more than the new config pointer: the access log
+ * (reopened on every reload, which also serves log rotation), the bound on
+ * upstream calls, and the L1 budget (a smaller one evicts). */
+static void apply_live_keys(const sl_config *old, const sl_config *c)
+{
+    sl_access_reopen(app.base, c->log.access);
+    if (c->server.max_inflight != old->server.max_inflight)
+        sl_upstream_set_max_inflight(c->server.max_inflight);
+    if (app.l1 && c->cache.l1_max_bytes != old->cache.l1_max_bytes)
+        sl_l1_set_max_bytes(app.l1, c->cache.l1_max_bytes);
+}
+
 static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 {
     SL_UNUSED(sig);
@@ -116,6 +175,9 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
         sl_err("reload refused, keeping the running configuration: %s", err);
         return;
     }
+    sl_log_set_secrets(c->secrets, c->n_secrets);
+    apply_live_keys(sl_server_config(), c);
+    report_restart_keys(c);
     sl_server_swap_config(c);
     sl_sla_reload(c);
     sl_triage_setup(c);
@@ -150,10 +212,10 @@ static void on_trim_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* epoll with a changelist: evhttp disables and re-enables reading around
- * every request, and our client watch adds and removes a read event on the
- * same socket; without the changelist each of those is an epoll_ctl call,
- * with it the changes of one loop iteration are folded into at most one.
+/* epoll with a changelist: the connection layer adds and removes a
+ * connection's write event and re-arms its timer around requests; without the
+ * changelist each event change is an epoll_ctl call, with it the changes of
+ * one loop iteration are folded into at most one.
  * (Its one caveat, dup()ed descriptors sharing a file, does not arise here.) */
 static struct event_base *new_base(void)
 {
@@ -169,6 +231,7 @@ static struct event_base *new_base(void)
 static int run(sl_config *c)
 {
     app.base = new_base();
+    app.boot = c;
     if (!app.base || sl_upstream_init(app.base, c->server.max_inflight) != SL_OK ||
         sl_access_open(app.base, c->log.access) != SL_OK || sl_server_start(app.base, c) != SL_OK)
         return 1;
@@ -348,6 +411,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    sl_log_set_secrets(c->secrets, c->n_secrets);
     raise_fd_limit(c);
     if (c->workers > 1 && sl_stats_share() != SL_OK)
         sl_warn("dashboard history is per worker (no shared memory)");
@@ -355,5 +419,6 @@ int main(int argc, char **argv)
         sl_warn("/metrics is per worker (no shared memory)");
     int rc = c->workers > 1 ? supervise(c) : run(c);
     sl_config_unref(c);
+    sl_log_set_secrets(NULL, 0);
     return rc;
 }

@@ -21,6 +21,7 @@
 
 struct event_base;
 struct event;
+struct sl_dialect;
 
 #define SL_REQ_MAGIC        0x534c5251u /* "SLRQ" */
 #define SL_REQ_MAX_HEADERS  24
@@ -54,14 +55,20 @@ struct sl_req {
     const char *method;          /* "GET", "POST", ... (static strings) */
     const char *path;            /* path without query (arena) */
     const char *query;           /* query string or NULL (arena) */
+    const char *route;           /* the matched route's template (static), NULL: none */
     const char *auth_key;        /* the client's API key, never logged (arena) */
     const char *cache_control;   /* the client's Cache-Control header, or NULL */
-    long ttl_override_s;         /* x-sluice-cache-ttl, -1 absent */
+    const char *cache_ttl;       /* x-sluice-cache-ttl as sent, or NULL (the cache checks it) */
+    long ttl_override_s;         /* ... as seconds (clamped to cache.max_ttl_s), -1 absent */
+    const char *end_user;        /* x-sluice-user, or NULL (cache.scope: user) */
     sl_str body;                 /* the client's bytes, as received */
     bool is_llm;                 /* an LLM route: the pipeline runs */
     sl_llm_req llm;              /* parsed view (valid once the parse stage ran) */
     const char *tenant;          /* "default" in open mode */
     const sl_key_conf *key_conf; /* the matched key (limits, budget), or NULL */
+
+    /* the client's wire format */
+    const struct sl_dialect *dialect; /* its error shape; NULL: OpenAI's */
 
     /* routing and upstream */
     int provider_idx;          /* index into conf->providers, -1 none */
@@ -114,17 +121,21 @@ struct sl_req {
     uint64_t t_end;
 
     /* pipeline position */
-    int stage;               /* next stage to run */
-    int reached;             /* stages [0, reached) ran their on_request */
-    struct event *resume_ev; /* fires sl_pipeline_run from the loop */
-    void *stage_data[12];    /* private per-stage slot, indexed by stage position */
+    int stage;                   /* next stage to run */
+    int reached;                 /* stages [0, reached) ran their on_request */
+    struct event *resume_ev;     /* fires sl_pipeline_run from the loop */
+    sl_req *run_prev, *run_next; /* the pipeline's list of LLM requests in flight */
+    bool tracked;                /* on that list */
+    bool cut;                    /* ended by the drain deadline: answered shutting_down */
+    void *stage_data[12];        /* private per-stage slot, indexed by stage position */
     /* Set by a stage that carries work for others (a coalescing leader): when
      * it returns true, a client abort only detaches this client. */
     bool (*abort_guard)(sl_req *r);
     void (*on_release)(sl_req *r); /* owner's cleanup hook (server/service) */
-    void *owner;                   /* the owner's object (evhttp request, service call) */
-    struct event *client_watch;    /* server: notices a client that hangs up while we wait */
-    bool detached;                 /* server: evhttp detached the request from its connection */
+    void (*on_drained)(sl_req *r); /* a producer waits for a congested sink (sink.h) */
+    void *owner;   /* the owner's object (its connection, a service call; once detached, the
+                      connection's read buffer, which r->body points into) */
+    bool detached; /* server: the connection is gone; the sink writes nothing */
 };
 
 /* Takes a request from the pool (or allocates one); refs = 1, conf pinned. */
@@ -145,7 +156,8 @@ const char *sl_req_header_get(const sl_req *r, const char *name);
 /* Renders the OpenAI error object into out. */
 int sl_error_json(sl_buf *out, const char *message, const char *type, const char *param,
                   const char *code);
-/* Records an error answer on r (status, OpenAI-shaped body in body_out, r->error).
+/* Records an error answer on r (status, an error body in the client's dialect —
+ * OpenAI's shape unless r->dialect says otherwise — in body_out, r->error).
  * When the head was already sent (a stream in progress), it becomes an SSE error
  * event instead and the stream ends without [DONE]. */
 void sl_req_error(sl_req *r, int status, const char *type, const char *code, const char *param,

@@ -21,10 +21,14 @@ typedef struct sl_call sl_call;
 typedef struct sl_call_hooks {
     /* the response head is complete: status and the headers below are known (optional) */
     void (*on_status)(void *ud, sl_call *c, int status);
-    /* a piece of the body; return nonzero to abort the transfer */
+    /* a piece of the body; return 0 to go on, SL_CALL_PAUSE to be offered the
+     * same bytes again after sl_call_resume() (the consumer is full: the
+     * transfer pauses, no idle timeout runs), anything else aborts it */
     int (*on_data)(void *ud, sl_call *c, const char *p, size_t n);
     /* finished: rc 0 (complete), SL_ETIMEDOUT, SL_EIO (connect or transfer error),
-     * SL_ETOOBIG; detail says why (static string or the curl error text) */
+     * SL_ETOOBIG, SL_ENOMEM (sluice's own shortage: no descriptor, memory or
+     * local port; says nothing about the provider); detail says why (static
+     * string or the curl error text) */
     void (*on_done)(void *ud, sl_call *c, int rc, const char *detail);
 } sl_call_hooks;
 
@@ -33,11 +37,11 @@ typedef struct sl_call_opts {
     const char *url_path;       /* url + url_path, parsed once and kept (a provider's routes) */
     const char *method;         /* NULL: POST when body, else GET */
     struct curl_slist *headers; /* owned by the call from sl_call_start on */
-    /* Header lines that do not vary from call to call (auth, content type):
-     * built into one list once and kept; extra_header is one line that does
-     * (copied, at most 127 bytes). Used instead of `headers` (leave it NULL). */
-    const char *const *fixed_headers;
-    size_t n_fixed_headers;
+    /* A header list that does not vary from call to call (from
+     * sl_upstream_headers: borrowed, kept by upstream), used instead of
+     * `headers` (leave that NULL); extra_header is one line that does vary
+     * (copied, at most 127 bytes), sent in front of either. */
+    const struct curl_slist *fixed_headers;
     const char *extra_header;
     const char *body; /* borrowed until on_done / cancel */
     size_t body_len;
@@ -50,11 +54,24 @@ typedef struct sl_call_opts {
 
 int sl_upstream_init(struct event_base *base, int max_inflight);
 void sl_upstream_shutdown(void);
+/* SIGHUP: the new bound applies to calls started from now on (the ones in
+ * flight over it finish). */
+void sl_upstream_set_max_inflight(int max_inflight);
 
-/* Starts a call. NULL when out of memory or over the in-flight bound (SL_EAGAIN
- * in *err). */
+/* Starts a call. NULL when out of memory (SL_ENOMEM in *err) or over the
+ * in-flight bound (SL_EAGAIN in *err). */
 sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, int *err);
 void sl_call_cancel(sl_call *c);
+/* The header list `build` makes for (owner, key), built on first use and kept
+ * until sl_upstream_shutdown (a provider's auth and content type: a reload
+ * that changes a key gets a list of its own). NULL when the table is full
+ * or build failed: the caller sends owned headers instead. */
+const struct curl_slist *sl_upstream_headers(const void *owner, const char *key,
+                                             struct curl_slist *(*build)(const void *owner,
+                                                                         const char *key));
+#define SL_CALL_PAUSE 2
+/* Resumes a call paused by on_data (from the loop, not from a curl callback). */
+void sl_call_resume(sl_call *c);
 
 int sl_call_status(const sl_call *c);
 const char *sl_call_retry_after(const sl_call *c); /* header value or NULL */

@@ -8,18 +8,21 @@
  * stream ended with [DONE].
  *
  * Cache-Control: no-cache skips the lookup but stores; no-store does neither;
- * x-sluice-cache-ttl sets this entry's TTL. Keys are scoped by tenant unless
- * cache.shared. The stored form of an answer is in cache_entry.h.
+ * x-sluice-cache-ttl sets this entry's TTL (whole seconds, at most
+ * cache.max_ttl_s; anything else is a 400). Keys are scoped by tenant unless
+ * cache.shared, and by end user too under cache.scope: user. Sampled answers
+ * (temperature absent or above 0) are cached unless cache.sampled is false.
+ * The stored form of an answer is in cache_entry.h.
  *
  * The fast path: a request whose exact bytes (with its API and scope) were
  * seen before is answered from L1 without parsing its JSON or building its
  * canonical key. When the full path hits or stores an L1 entry, it adds an
  * alias to it: XXH3-128 of (key version, API, scope, raw body) -> the entry's
  * key plus what the parse derived from those bytes (model, stream flags, the
- * limits' estimates). The parse stage, after auth, asks sl_cache_fast(); the
- * limits, meter, route and log stages then run as always. An alias dies with
- * its entry, so a miss there (or any Cache-Control or x-sluice-cache-ttl
- * header) takes the full path. */
+ * limits' estimates, whether it is sampled). The parse stage, after auth,
+ * asks sl_cache_fast(); the limits, meter, route and log stages then run as
+ * always. An alias dies with its entry, so a miss there (or any
+ * Cache-Control or x-sluice-cache-ttl header) takes the full path. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <xxhash.h>
@@ -54,9 +57,65 @@ typedef struct cache_state {
     bool store;          /* store the answer on the way back */
 } cache_state;
 
-static const char *route_scope(const sl_req *r)
+/* Tenant (or "-" when shared), and under cache.scope: user the end user:
+ * x-sluice-user when sent, else the body's `user`. */
+static int key_scope(sl_req *r, sl_str *out)
 {
-    return r->conf->cache.shared ? "-" : r->tenant;
+    const char *base = r->conf->cache.shared ? "-" : r->tenant;
+    sl_str user = SL_STR("");
+    if (r->conf->cache.scope_user) {
+        const sl_json *u = sl_json_get(r->llm.root, "user");
+        if (r->end_user && r->end_user[0])
+            user = sl_str_c(r->end_user);
+        else if (u && u->type == SL_JSON_STRING)
+            user = u->str;
+    }
+    return sl_cache_scope_user(&r->arena, base, user, out);
+}
+
+/* cache.sampled: false keeps only answers to temperature 0. Absent means the
+ * provider's default (1), so sampled. Embeddings are never sampled. */
+static bool sampled(const sl_req *r)
+{
+    if (r->llm.api == SL_API_EMBEDDINGS)
+        return false;
+    const sl_json *t = sl_json_get(r->llm.root, "temperature");
+    return !(t && t->type == SL_JSON_NUMBER && t->num == 0);
+}
+
+/* x-sluice-cache-ttl: whole seconds (blanks around allowed), clamped to max
+ * (a huge value overflowed the milliseconds it becomes). */
+static int parse_ttl(const char *s, long max, long *out)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    long v = 0;
+    size_t digits = 0;
+    for (; *s >= '0' && *s <= '9'; s++, digits++) {
+        if (v <= max) /* max is at most ten years of seconds: no overflow */
+            v = v * 10 + (*s - '0');
+    }
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (!digits || *s)
+        return SL_EINVAL;
+    *out = v > max ? max : v;
+    return SL_OK;
+}
+
+static bool ttl_header_ok(sl_req *r)
+{
+    if (!r->cache_ttl)
+        return true;
+    long max = r->conf->cache.max_ttl_s;
+    if (parse_ttl(r->cache_ttl, max, &r->ttl_override_s) == SL_OK)
+        return true;
+    sl_req_error(r, 400, "invalid_request_error", "invalid_header", "x-sluice-cache-ttl",
+                 sl_arena_printf(&r->arena,
+                                 "Invalid value for header 'x-sluice-cache-ttl': expected a whole "
+                                 "number of seconds (0 to %ld).",
+                                 max));
+    return false;
 }
 
 /* ---- the exact-bytes fast path ------------------------------------------ */
@@ -65,7 +124,7 @@ static const char *route_scope(const sl_req *r)
 typedef struct fast_meta {
     int64_t max_tokens;
     uint64_t prompt_bytes;
-    uint8_t stream, include_usage;
+    uint8_t stream, include_usage, sampled;
     uint16_t model_len;
 } fast_meta;
 enum { FAST_META_MAX = 256 };
@@ -75,13 +134,26 @@ enum { FAST_META_MAX = 256 };
 static bool fast_eligible(const sl_req *r)
 {
     return cache.l1 && r->conf->cache.enabled && r->llm.api != SL_API_MESSAGES &&
-           !r->cache_control && r->ttl_override_s < 0;
+           !r->cache_control && !r->cache_ttl;
 }
 
 static void raw_key(sl_req *r)
 {
-    const char *scope = route_scope(r);
-    uint64_t seed = XXH3_64bits_withSeed(scope, strlen(scope) + 1,
+    /* what else decides the parse and the key: the scope's parts that are
+     * not in the body (tenant or shared; under cache.scope: user the
+     * x-sluice-user header, the body's user being in the bytes) and the JSON
+     * bounds the parse enforces (a reload may tighten them) */
+    char scope[512 + 2 * sizeof(int)];
+    const char *base = r->conf->cache.shared ? "-" : r->tenant;
+    const char *user = r->conf->cache.scope_user && r->end_user ? r->end_user : "";
+    size_t bl = SL_MIN(strlen(base), 255), ul = SL_MIN(strlen(user), 255);
+    memcpy(scope, base, bl);
+    scope[bl] = r->conf->cache.scope_user ? 'u' : '\0';
+    memcpy(scope + bl + 1, user, ul);
+    size_t sl = bl + 1 + ul;
+    memcpy(scope + sl, &r->conf->server.max_json_members, sizeof(int));
+    memcpy(scope + sl + sizeof(int), &r->conf->server.max_json_values, sizeof(int));
+    uint64_t seed = XXH3_64bits_withSeed(scope, sl + 2 * sizeof(int),
                                          ((uint64_t)r->llm.api << 8) | SL_CACHE_KEY_VERSION[1]);
     XXH128_hash_t h = XXH3_128bits_withSeed(r->body.p, r->body.len, seed);
     r->raw_key = (sl_cache_key){h.high64, h.low64};
@@ -100,6 +172,8 @@ bool sl_cache_fast(sl_req *r)
     if (!p || len < sizeof m)
         return false;
     memcpy(&m, p, sizeof m);
+    if (m.sampled && !r->conf->cache.sampled)
+        return false; /* reloaded to cache.sampled: false: the full path bypasses */
     char *model = len == sizeof m + m.model_len
                       ? sl_arena_strndup(&r->arena, p + sizeof m, m.model_len)
                       : NULL;
@@ -129,6 +203,7 @@ static void add_alias(const sl_req *r)
         .prompt_bytes = r->llm.prompt_bytes,
         .stream = r->llm.stream,
         .include_usage = r->llm.include_usage,
+        .sampled = sampled(r),
         .model_len = (uint16_t)r->llm.model.len,
     };
     memcpy(buf, &m, sizeof m);
@@ -145,7 +220,11 @@ static bool parse_late(sl_req *r)
         return true;
     r->fast_path = false;
     sl_http_error e = {0};
-    if (sl_llm_req_parse(&r->arena, r->llm.api, r->body.p, r->body.len, &r->llm, &e) == SL_OK)
+    const sl_json_limits lim = {
+        .max_members = (size_t)r->conf->server.max_json_members,
+        .max_nodes = (size_t)r->conf->server.max_json_values,
+    };
+    if (sl_llm_req_parse(&r->arena, r->llm.api, r->body.p, r->body.len, &lim, &r->llm, &e) == SL_OK)
         return true;
     sl_req_error_from(r, &e);
     return false;
@@ -236,12 +315,16 @@ static bool cache_control_has(const sl_req *r, const char *what)
 static sl_step cache_request(sl_req *r)
 {
     const sl_config *c = r->conf;
-    if (r->llm.api == SL_API_MESSAGES || !c->cache.enabled || cache_control_has(r, "no-store")) {
+    if (!ttl_header_ok(r))
+        return sl_stage_answer(r);
+    if (r->llm.api == SL_API_MESSAGES || !c->cache.enabled || cache_control_has(r, "no-store") ||
+        (!c->cache.sampled && !r->fast_path && sampled(r))) { /* the fast path checked */
         r->cache = SL_CACHE_BYPASS;
         return SL_NEXT;
     }
+    sl_str scope;
     if (!r->fast_path &&
-        sl_cache_key_compute(&r->llm, sl_str_c(route_scope(r)), &r->key) != SL_OK) {
+        (key_scope(r, &scope) != SL_OK || sl_cache_key_compute(&r->llm, scope, &r->key) != SL_OK)) {
         r->cache = SL_CACHE_BYPASS;
         return SL_NEXT;
     }

@@ -20,11 +20,11 @@
 
 #include "sluice/breaker.h"
 #include "sluice/completion.h"
+#include "sluice/dialects.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/sse.h"
 #include "sluice/stages.h"
-#include "sluice/translate.h"
 #include "sluice/upstream.h"
 
 typedef struct proxy_state {
@@ -40,49 +40,27 @@ typedef struct proxy_state {
     bool stream_mode; /* 200 + text/event-stream: forwarding chunks */
     bool done_seen;   /* the upstream sent [DONE] */
     bool asm_on;
-    bool usage_seen;       /* the provider reported usage */
-    long chunks;           /* content chunks: about one token each, for estimates */
-    sl_str body;           /* what goes upstream: the client's bytes, or with usage asked */
-    sl_str wire;           /* this attempt's body (translated when dialects differ) */
-    int dialect;           /* 0: same dialect; else SL_TR_A2O + 1 or SL_TR_O2A + 1 */
-    bool native_anthropic; /* /v1/messages to an anthropic provider */
-    sl_tr_stream tr;
+    bool usage_seen;      /* the provider reported usage */
+    long chunks;          /* content chunks: about one token each, for estimates */
+    sl_str body;          /* what goes upstream: the client's bytes, or with usage asked */
+    sl_str wire;          /* this attempt's body (translated when dialects differ) */
+    const sl_dialect *up; /* the provider's dialect (this attempt's) */
+    const sl_dialect *client;
+    bool translate; /* up != client: bodies and events are translated */
+    sl_ir_stream tr;
+    sl_ir_usage usage; /* a native stream's usage so far */
     sl_asm *assembler; /* when the cache wants the stream as one object (heap, 13 KiB) */
 } proxy_state;
 
 static void attempt(proxy_state *st);
 
-static const char *upstream_path(sl_api api, sl_provider_kind kind)
+/* Meters what a usage reader found, in the provider's own convention. */
+static void take_usage(sl_req *r, const sl_dialect *d, const sl_ir_usage *u, unsigned have)
 {
-    if (kind == SL_PROVIDER_ANTHROPIC)
-        return "/v1/messages";
-    if (api == SL_API_MESSAGES)
-        return "/chat/completions";
-    switch (api) {
-    case SL_API_CHAT: return "/chat/completions";
-    case SL_API_COMPLETIONS: return "/completions";
-    case SL_API_EMBEDDINGS: return "/embeddings";
-    case SL_API_MESSAGES: return "/messages";
-    }
-    return "/chat/completions";
-}
-
-/* Reads usage.{prompt,completion}_tokens (or Anthropic's input/output_tokens). */
-static void take_usage(sl_req *r, const sl_json *root)
-{
-    const sl_json *u = sl_json_get(root, "usage");
-    if (!u || u->type != SL_JSON_OBJECT)
-        return;
-    static const char *const in_names[] = {"prompt_tokens", "input_tokens"};
-    static const char *const out_names[] = {"completion_tokens", "output_tokens"};
-    for (size_t i = 0; i < 2; i++) {
-        const sl_json *p = sl_json_get(u, in_names[i]);
-        const sl_json *c = sl_json_get(u, out_names[i]);
-        if (p && p->type == SL_JSON_NUMBER)
-            r->prompt_tokens = (long)sl_json_int(p, 0, 1e15, 0);
-        if (c && c->type == SL_JSON_NUMBER)
-            r->completion_tokens = (long)sl_json_int(c, 0, 1e15, 0);
-    }
+    if (have & SL_USAGE_INPUT)
+        r->prompt_tokens = sl_dialect_prompt_tokens(d, u);
+    if (have & SL_USAGE_OUTPUT)
+        r->completion_tokens = u->output;
 }
 
 /* ---- stream watching ------------------------------------------------------ */
@@ -103,49 +81,6 @@ static void forward_event(sl_req *r, sl_str event, sl_str data)
     sl_pipeline_stream_data(r, frame.p, frame.len);
 }
 
-/* Reads usage from a chunk that carries it; true when the chunk is the
- * usage-only chunk (no choices) that sluice itself asked for. */
-static bool usage_chunk(sl_req *r, sl_str data)
-{
-    if (!memmem(data.p, data.len, "\"usage\"", 7)) /* only usage chunks are worth a parse */
-        return false;
-    char first[4096];
-    sl_arena scratch;
-    sl_arena_init(&scratch, first, sizeof first, 1 << 20);
-    sl_json *root = NULL;
-    sl_json_error err;
-    bool only_usage = false;
-    if (sl_json_parse(&scratch, data.p, data.len, NULL, &root, &err) == SL_OK) {
-        take_usage(r, root);
-        const sl_json *ch = sl_json_get(root, "choices");
-        only_usage = ch && ch->type == SL_JSON_ARRAY && ch->n == 0;
-    }
-    sl_arena_free(&scratch);
-    return only_usage;
-}
-
-/* Anthropic's own stream: usage sits in message_start and message_delta. */
-static void anthropic_usage(sl_req *r, sl_str data)
-{
-    if (!memmem(data.p, data.len, "\"usage\"", 7))
-        return;
-    char first[4096];
-    sl_arena scratch;
-    sl_arena_init(&scratch, first, sizeof first, 1 << 20);
-    sl_json *root = NULL;
-    sl_json_error err;
-    if (sl_json_parse(&scratch, data.p, data.len, NULL, &root, &err) == SL_OK) {
-        const sl_json *m = sl_json_get(root, "message");
-        const sl_json *u = sl_json_get(m ? m : root, "usage");
-        const sl_json *in = sl_json_get(u, "input_tokens"), *out = sl_json_get(u, "output_tokens");
-        if (in && in->type == SL_JSON_NUMBER && in->num > 0)
-            r->prompt_tokens = (long)sl_json_int(in, 0, 1e15, 0);
-        if (out && out->type == SL_JSON_NUMBER && !m)
-            r->completion_tokens = (long)sl_json_int(out, 0, 1e15, 0);
-    }
-    sl_arena_free(&scratch);
-}
-
 /* A stream whose dialect differs from the client's: translated event by event. */
 static int on_translated_event(proxy_state *st, sl_str event, sl_str data)
 {
@@ -153,10 +88,9 @@ static int on_translated_event(proxy_state *st, sl_str event, sl_str data)
     static sl_buf frames;
     sl_buf_reset(&frames);
     st->chunks++;
-    sl_tr_stream_event(&st->tr, event, data, &frames);
-    if (st->tr.input_tokens || st->tr.output_tokens) {
-        r->prompt_tokens = st->tr.input_tokens;
-        r->completion_tokens = st->tr.output_tokens;
+    sl_ir_stream_feed(&st->tr, event, data, &frames);
+    if (st->tr.usage.input || st->tr.usage.output) {
+        take_usage(r, st->up, &st->tr.usage, SL_USAGE_INPUT | SL_USAGE_OUTPUT);
         st->usage_seen = true;
     }
     if (st->tr.finished)
@@ -166,37 +100,73 @@ static int on_translated_event(proxy_state *st, sl_str event, sl_str data)
     return 0;
 }
 
-static int on_sse_event(void *ud, sl_str event, sl_str data)
+/* A native stream: each event is relayed as it came, watched for usage and its end. */
+static int dispatch_event(proxy_state *st, sl_str event, sl_str data)
 {
-    proxy_state *st = ud;
     sl_req *r = st->r;
-    if (st->dialect)
+    if (st->translate)
         return on_translated_event(st, event, data);
-    if (st->native_anthropic) {
-        st->chunks++;
-        anthropic_usage(r, data);
-        if (r->prompt_tokens || r->completion_tokens)
-            st->usage_seen = true;
-        if (sl_str_eq_c(event, "message_stop"))
-            st->done_seen = true;
-        forward_event(r, event, data);
-        return 0;
-    }
-    if (data.len == 6 && memcmp(data.p, "[DONE]", 6) == 0) {
+    unsigned have = 0;
+    unsigned f = st->up->watch_event(event, data, &st->usage, &have);
+    if (f & SL_WATCH_END)
         st->done_seen = true;
-        forward_event(r, event, data);
-        return 0;
-    }
-    if (st->asm_on)
+    if (st->asm_on && !(f & SL_WATCH_END))
         sl_asm_chunk(st->assembler, data.p, data.len);
-    st->chunks++;
-    bool only_usage = usage_chunk(r, data);
+    if (f & SL_WATCH_CHUNK)
+        st->chunks++;
+    take_usage(r, st->up, &st->usage, have);
     if (r->prompt_tokens || r->completion_tokens)
         st->usage_seen = true;
-    if (only_usage && !r->llm.include_usage)
+    if ((f & SL_WATCH_USAGE_ONLY) && !r->llm.include_usage)
         return 0; /* we asked for it for metering; the client did not */
     forward_event(r, event, data);
     return 0;
+}
+
+/* ---- secrets in provider answers --------------------------------------------- *
+ * A provider may quote the credential it was sent (a 401 whose message echoes
+ * the key). Every configured secret (config.h: sl_config.secrets) is replaced
+ * by *** in what came back before the client, a translation or the log sees
+ * it. Only errors are scanned: a non-2xx plain body, and inside a stream the
+ * events that carry an error (an `error` event, or data that opens with
+ * {"error"), which a prefix test finds without reading the chunk. Content
+ * chunks and 200 answers are the model's text: scanning each chunk would cost
+ * a search per secret per chunk on the hottest path, for a provider that
+ * would have to put its key in generated text. */
+
+static bool is_error_event(sl_str event, sl_str data)
+{
+    if (sl_str_eq_c(event, "error"))
+        return true;
+    size_t i = 0;
+    while (i < data.len && (data.p[i] == ' ' || data.p[i] == '\t'))
+        i++;
+    return data.len - i >= 8 && memcmp(data.p + i, "{\"error\"", 8) == 0;
+}
+
+static void scrub_body(sl_req *r)
+{
+    const sl_config *c = r->conf;
+    if (c->n_secrets && r->body_out.len)
+        r->body_out.len = sl_scrub(r->body_out.p, r->body_out.len, c->secrets, c->n_secrets);
+}
+
+static int on_sse_event(void *ud, sl_str event, sl_str data)
+{
+    proxy_state *st = ud;
+    const sl_config *c = st->r->conf;
+    if (!c->n_secrets || !is_error_event(event, data) ||
+        !sl_has_secret(data.p, data.len, c->secrets, c->n_secrets))
+        return dispatch_event(st, event, data);
+    char *copy = malloc(data.len + 1);
+    if (!copy)
+        return 1; /* abort the transfer rather than pass the secret on */
+    memcpy(copy, data.p, data.len);
+    copy[data.len] = '\0';
+    size_t n = sl_scrub(copy, data.len, c->secrets, c->n_secrets);
+    int rc = dispatch_event(st, event, (sl_str){copy, n});
+    free(copy);
+    return rc;
 }
 
 /* For a stream, ask the provider for usage even when the client did not, so
@@ -238,9 +208,9 @@ static void hook_status(void *ud, sl_call *c, int status)
         st->stream_mode = true;
         sl_sse_init(&st->sse, r->conf->server.max_response_bytes, on_sse_event, st);
         st->sse_on = true;
-        if (st->dialect)
-            sl_tr_stream_init(&st->tr, (sl_tr_dir)(st->dialect - 1), r->llm.include_usage);
-        if (r->want_assembled && !st->dialect) {
+        if (st->translate)
+            sl_ir_stream_init(&st->tr, st->up, st->client, r->llm.include_usage);
+        if (r->want_assembled && !st->translate) {
             st->assembler = malloc(sizeof(*st->assembler));
             if (st->assembler) {
                 sl_asm_init(st->assembler, r->llm.api == SL_API_COMPLETIONS,
@@ -254,12 +224,25 @@ static void hook_status(void *ud, sl_call *c, int status)
     }
 }
 
+/* The client drained what a slow read let pile up: the stream goes on. */
+static void on_client_drained(sl_req *r)
+{
+    proxy_state *st = r->stage_data[SL_SLOT_PROXY];
+    if (st && st->call)
+        sl_call_resume(st->call);
+}
+
 static int hook_data(void *ud, sl_call *c, const char *p, size_t n)
 {
     SL_UNUSED(c);
     proxy_state *st = ud;
     sl_req *r = st->r;
     if (st->stream_mode) {
+        const sl_sink_ops *ops = r->sink->ops;
+        if (ops->congested && ops->congested(r->sink, r)) { /* backpressure to the provider */
+            r->on_drained = on_client_drained;
+            return SL_CALL_PAUSE;
+        }
         return sl_sse_feed(&st->sse, p, n) == SL_ETOOBIG ? 1 : 0; /* events go out one by one */
     }
     return sl_buf_append(&r->body_out, p, n) == SL_OK ? 0 : 1;
@@ -276,10 +259,16 @@ static void translate_answer(proxy_state *st, const sl_json *root, bool ok)
     sl_req *r = st->r;
     sl_buf out;
     sl_buf_init(&out, 0);
-    if (st->dialect == SL_TR_A2O + 1)
-        ok ? sl_tr_messages_to_chat_resp(root, &out) : sl_tr_error_to_openai(root, &out);
+    int rc = SL_OK;
+    if (ok)
+        rc = sl_dialect_answer(st->up, st->client, root, &r->arena, &out);
     else
-        ok ? sl_tr_chat_to_messages_resp(root, &out) : sl_tr_error_to_anthropic(root, &out);
+        sl_dialect_error(st->up, st->client, root, &out);
+    if (rc != SL_OK) { /* out of memory: never a truncated 200 */
+        sl_buf_free(&out);
+        sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
+        return;
+    }
     sl_buf_reset(&r->body_out);
     sl_buf_append(&r->body_out, out.p, out.len);
     sl_buf_free(&out);
@@ -289,6 +278,8 @@ static void translate_answer(proxy_state *st, const sl_json *root, bool ok)
 static void finish_plain(proxy_state *st, int status)
 {
     sl_req *r = st->r;
+    if (status != 200)
+        scrub_body(r); /* before the parse: a translation sees no secret either */
     sl_json *root = NULL;
     sl_json_error jerr;
     bool is_json =
@@ -300,19 +291,22 @@ static void finish_plain(proxy_state *st, int status)
                          "the provider returned a response that is not a JSON object");
             return;
         }
-        take_usage(r, root);
+        sl_ir_usage u = {0};
+        take_usage(r, st->up, &u, st->up->usage(root, &u));
         r->status = 200;
         r->error = NULL;
-        if (st->dialect)
+        if (st->translate)
             translate_answer(st, root, true);
         return;
     }
-    /* Upstream error: keep an OpenAI-shaped body as it is, wrap anything else. */
+    /* Upstream error: keep an OpenAI-shaped body as it is (scrubbed above),
+     * wrap anything else. */
+
     const sl_json *e = is_json ? sl_json_get(root, "error") : NULL;
     if (e && e->type == SL_JSON_OBJECT) {
         r->status = status;
         r->error = sl_arena_printf(&r->arena, "provider answered %d", status);
-        if (st->dialect)
+        if (st->translate)
             translate_answer(st, root, false);
         return;
     }
@@ -379,6 +373,29 @@ static bool schedule_retry(proxy_state *st, const char *retry_after)
     return true;
 }
 
+/* A stream cut short (by the provider, the client or the drain deadline), or
+ * from a provider that sends no usage: meter what passed. */
+static void meter_unreported(proxy_state *st)
+{
+    sl_req *r = st->r;
+    if (!st->stream_mode || st->usage_seen)
+        return;
+    r->prompt_tokens = (long)(r->llm.prompt_bytes / 4) + 1;
+    r->completion_tokens = st->chunks;
+    r->usage_estimated = true;
+}
+
+/* sluice itself is short of descriptors or memory: 503, and no verdict on
+ * the provider (no breaker count, no fallback, no provider error rate). */
+static void answer_overloaded(sl_req *r, const char *detail)
+{
+    sl_req_header(r, "Retry-After", "1");
+    sl_req_error(r, 503, "api_error", "server_overloaded", NULL,
+                 sl_arena_printf(&r->arena, "the gateway is overloaded: %s",
+                                 detail ? detail : "out of resources"));
+    r->provider = NULL; /* never reached it */
+}
+
 static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
 {
     proxy_state *st = ud;
@@ -389,17 +406,16 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
     st->call = NULL;
     r->t_upstream_end = sl_now_us();
     int status = rc == SL_OK ? sl_call_status(c) : 0;
-    bool failed = rc != SL_OK || retriable_status(status);
+    bool local = rc == SL_ENOMEM;
+    bool failed = !local && (rc != SL_OK || retriable_status(status));
     if (st->stream_mode && rc == SL_OK && !st->done_seen)
         rc = SL_EIO, detail = "no [DONE] before the connection closed", failed = true;
-    sl_breaker_report(&st->ticket, !failed, failures, cooldown);
+    if (local)
+        sl_breaker_release(&st->ticket);
+    else
+        sl_breaker_report(&st->ticket, !failed, failures, cooldown);
 
-    if (st->stream_mode && !st->usage_seen) {
-        /* Cut short, or a provider that sends no usage: meter what passed. */
-        r->prompt_tokens = (long)(r->llm.prompt_bytes / 4) + 1;
-        r->completion_tokens = st->chunks;
-        r->usage_estimated = true;
-    }
+    meter_unreported(st);
     if (st->stream_mode) {
         if (rc != SL_OK)
             stream_failed(r, rc, detail);
@@ -407,6 +423,8 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
             sl_buf_reset(&r->assembled);
     } else if (rc == SL_OK) {
         finish_plain(st, status);
+    } else if (local) {
+        answer_overloaded(r, detail);
     } else if (rc == SL_ETIMEDOUT) {
         sl_req_error(r, 504, "api_error", "upstream_timeout", NULL,
                      detail ? detail : "the provider did not answer in time");
@@ -438,26 +456,18 @@ static const sl_call_hooks proxy_hooks = {
 
 /* ---- attempts --------------------------------------------------------------- */
 
-/* The provider's header lines that do not vary per request; upstream
- * interns them into one list (built once per distinct set, so a reload that
- * changes a key gets its own). The auth line is written into `auth`. */
-static size_t fixed_headers(const sl_provider_conf *p, const char *lines[4], char *auth, size_t cap)
+/* The headers every call to a provider of this dialect with this key sends
+ * (built once, kept by upstream); then the request id, per call. */
+static struct curl_slist *build_fixed(const void *owner, const char *api_key)
 {
-    size_t n = 0;
-    lines[n++] = "Content-Type: application/json";
-    lines[n++] = "Expect:"; /* no 100-continue round trip on big bodies */
-    if (p->api_key && p->api_key[0]) {
-        const char *name =
-            p->kind == SL_PROVIDER_ANTHROPIC ? "x-api-key: " : "Authorization: Bearer ";
-        size_t nl = strlen(name), kl = SL_MIN(strlen(p->api_key), cap - nl - 1);
-        memcpy(auth, name, nl);
-        memcpy(auth + nl, p->api_key, kl);
-        auth[nl + kl] = '\0';
-        lines[n++] = auth;
+    const sl_dialect *up = owner;
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *t = h ? curl_slist_append(h, "Expect:") : NULL; /* no 100-continue */
+    if (!t) {
+        curl_slist_free_all(h);
+        return NULL;
     }
-    if (p->kind == SL_PROVIDER_ANTHROPIC)
-        lines[n++] = "anthropic-version: 2023-06-01";
-    return n;
+    return up->headers(t, api_key[0] ? api_key : NULL);
 }
 
 static void note_tried(sl_req *r, const char *name)
@@ -522,24 +532,26 @@ static void fail_all_open(proxy_state *st, uint64_t wait_ms)
 static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
 {
     sl_req *r = st->r;
-    bool anthropic = p->kind == SL_PROVIDER_ANTHROPIC;
-    st->native_anthropic = anthropic && r->llm.api == SL_API_MESSAGES;
-    st->dialect = 0;
+    st->up = sl_dialect_of_kind(p->kind);
+    st->client = sl_dialect_of_api(r->llm.api);
+    st->translate = st->up != st->client;
+    st->usage = (sl_ir_usage){0};
     st->wire = st->body;
-    r->upstream_path = upstream_path(r->llm.api, p->kind);
-    if (anthropic && (r->llm.api == SL_API_COMPLETIONS || r->llm.api == SL_API_EMBEDDINGS)) {
+    r->upstream_path = st->up->path(r->llm.api);
+    if (!r->upstream_path) {
         sl_req_error(r, 400, "invalid_request_error", "unsupported_by_provider", "model",
-                     "this endpoint is not available for models served by an anthropic provider");
+                     sl_arena_printf(&r->arena,
+                                     "this endpoint is not available for models served by an "
+                                     "%s provider",
+                                     st->up->name));
         return SL_EINVAL;
     }
-    if (anthropic == (r->llm.api == SL_API_MESSAGES))
+    if (!st->translate)
         return SL_OK;
-    st->dialect = anthropic ? SL_TR_A2O + 1 : SL_TR_O2A + 1;
     sl_buf b;
     sl_buf_init(&b, 0);
-    sl_tr_error e = {0};
-    int rc = anthropic ? sl_tr_chat_to_messages_req(r->llm.root, &b, &e)
-                       : sl_tr_messages_to_chat_req(r->llm.root, &b, &e);
+    sl_ir_refusal e = {0};
+    int rc = sl_dialect_request(st->client, st->up, r->llm.root, &r->arena, &b, &e);
     if (rc == SL_OK) {
         char *copy = sl_arena_strndup(&r->arena, b.p, b.len);
         st->wire = (sl_str){copy ? copy : "", copy ? b.len : 0};
@@ -583,16 +595,17 @@ static void attempt(proxy_state *st)
         sl_req_release(r);
         return;
     }
-    const char *lines[4];
-    char auth[1024], idline[96] = "X-Request-Id: ";
+    const char *key = p->api_key ? p->api_key : "";
+    const struct curl_slist *fixed = sl_upstream_headers(st->up, key, build_fixed);
+    char idline[96] = "X-Request-Id: ";
     size_t il = strlen(idline), idl = SL_MIN(strlen(r->id), sizeof idline - il - 1);
     memcpy(idline + il, r->id, idl);
     idline[il + idl] = '\0';
     sl_call_opts o = {
         .url = p->base_url,
         .url_path = r->upstream_path,
-        .fixed_headers = lines,
-        .n_fixed_headers = fixed_headers(p, lines, auth, sizeof auth),
+        .fixed_headers = fixed,
+        .headers = fixed ? NULL : build_fixed(st->up, key), /* table full: owned */
         .extra_header = idline,
         .body = st->wire.p,
         .body_len = st->wire.len,
@@ -616,8 +629,7 @@ static void attempt(proxy_state *st)
             sl_req_error(r, 503, "api_error", "overloaded", NULL,
                          "too many upstream calls in flight");
         } else {
-            sl_req_error(r, 500, "api_error", "internal_error", NULL,
-                         "could not start the upstream call");
+            answer_overloaded(r, "could not start the upstream call");
         }
         sl_pipeline_complete(r);
         sl_req_release(r);
@@ -675,6 +687,7 @@ static void proxy_abort(sl_req *r)
     if (st->backoff)
         evtimer_del(st->backoff);
     r->t_upstream_end = sl_now_us();
+    meter_unreported(st); /* the provider produced what was streamed so far */
     r->status = 499;
     r->error = "client closed";
     sl_buf_reset(&r->body_out);

@@ -9,16 +9,20 @@
  * Per-transfer cost (PITFALLS: 86k -> 65k instructions): pooled easy handles
  * keep the options that never vary (set once, no curl_easy_reset); URLs
  * given as base + path are parsed once into a CURLU kept for the process;
- * fixed header lines are interned into one curl_slist, and the one varying
- * line (the request id) is a node inside the call chained in front of it;
+ * fixed header lists are built once per (owner, key) and kept, and the one
+ * varying line (the request id) is a node inside the call chained in front;
  * proxy lookup is off unless a proxy variable is set; socket contexts and
  * their events are reused from a free list. */
 #include "sluice/upstream.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "sluice/log.h"
 
@@ -34,7 +38,9 @@ struct sl_call {
     int first_byte_ms;
     int idle_ms;
     int status;
+    int sock_errno; /* why our open_socket failed: sluice's own shortage, not the provider */
     bool got_head;
+    bool paused; /* on_data asked to wait: curl holds the bytes */
     bool in_multi;
     bool cancelled;
     bool finished; /* on_done delivered (or about to be) */
@@ -72,7 +78,11 @@ static struct {
         CURLU *u;
     } urls[MAX_INTERNED];
     int n_urls;
-    struct curl_slist *header_sets[MAX_INTERNED];
+    struct {
+        const void *owner;
+        char *key;
+        struct curl_slist *list;
+    } header_sets[MAX_INTERNED];
     int n_header_sets;
 } reuse;
 
@@ -208,7 +218,10 @@ static void destroy(sl_call *c)
         c->in_multi = false;
         up.inflight--;
     }
-    release_easy(c->easy);
+    if (c->paused) /* curl may still hold bytes for it: not for the next call */
+        curl_easy_cleanup(c->easy);
+    else
+        release_easy(c->easy);
     curl_slist_free_all(c->headers);
     event_free(c->timer);
     event_free(c->reap);
@@ -308,9 +321,53 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud)
         return 0;
     if (c->idle_ms)
         arm_timer(c, c->idle_ms);
-    if (c->hooks->on_data(c->ud, c, p, len) != 0)
+    int rc = c->hooks->on_data(c->ud, c, p, len);
+    if (rc == SL_CALL_PAUSE) { /* a slow reader: the upstream waits, unbilled time is not idle */
+        c->paused = true;
+        evtimer_del(c->timer);
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (rc != 0)
         return 0; /* abort: curl ends the transfer with a write error */
     return len;
+}
+
+/* curl's socket, opened here so that a failure's errno is ours to read
+ * (curl reports it only as "could not connect"). */
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    SL_UNUSED(purpose);
+    sl_call *c = ud;
+    curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (s == CURL_SOCKET_BAD)
+        c->sock_errno = errno;
+    return s;
+}
+
+/* Errors that are this process's or this host's, not the provider's. */
+static bool local_errno(long e)
+{
+    return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM || e == EADDRNOTAVAIL;
+}
+
+/* A failed transfer that says nothing about the provider: sluice ran out of
+ * descriptors, memory or local ports. Fills errbuf with why. */
+static bool local_failure(sl_call *c, CURLcode res)
+{
+    long os_errno = 0;
+    if (!c->sock_errno && (res == CURLE_COULDNT_CONNECT || res == CURLE_FAILED_INIT))
+        curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &os_errno);
+    long e = c->sock_errno ? c->sock_errno : os_errno;
+    if (local_errno(e)) {
+        snprintf(c->errbuf, sizeof c->errbuf, "no local socket for the upstream call: %s",
+                 strerror((int)e));
+        return true;
+    }
+    if (res == CURLE_OUT_OF_MEMORY) {
+        snprintf(c->errbuf, sizeof c->errbuf, "out of memory for the upstream call");
+        return true;
+    }
+    return false;
 }
 
 static void check_done(void)
@@ -344,6 +401,8 @@ static void check_done(void)
         } else if (res == CURLE_OPERATION_TIMEDOUT) {
             finish(c, SL_ETIMEDOUT,
                    c->got_head ? "upstream total timeout" : "upstream connect timeout");
+        } else if (local_failure(c, res)) {
+            finish(c, SL_ENOMEM, c->errbuf);
         } else {
             finish(c, SL_EIO, c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
         }
@@ -351,6 +410,11 @@ static void check_done(void)
 }
 
 /* ---- public ------------------------------------------------------------ */
+
+void sl_upstream_set_max_inflight(int max_inflight)
+{
+    up.max_inflight = max_inflight > 0 ? (size_t)max_inflight : 4096;
+}
 
 int sl_upstream_init(struct event_base *base, int max_inflight)
 {
@@ -396,8 +460,10 @@ void sl_upstream_shutdown(void)
         free(reuse.urls[i].url);
         curl_url_cleanup(reuse.urls[i].u);
     }
-    for (int i = 0; i < reuse.n_header_sets; i++)
-        curl_slist_free_all(reuse.header_sets[i]);
+    for (int i = 0; i < reuse.n_header_sets; i++) {
+        free(reuse.header_sets[i].key);
+        curl_slist_free_all(reuse.header_sets[i].list);
+    }
     memset(&reuse, 0, sizeof reuse);
     event_free(up.timer);
     up.multi = NULL;
@@ -412,6 +478,7 @@ static CURL *new_easy(void)
         return NULL;
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -456,52 +523,33 @@ static CURLU *interned_url(const char *base, const char *path)
     return u;
 }
 
-static bool same_lines(const struct curl_slist *h, const char *const *lines, size_t n)
-{
-    for (size_t i = 0; i < n; i++, h = h->next) {
-        if (!h || strcmp(h->data, lines[i]) != 0)
-            return false;
-    }
-    return h == NULL;
-}
-
-/* The fixed header list with exactly these lines, built once (NULL: too
- * many sets, or no memory: the caller builds its own). */
-static struct curl_slist *interned_headers(const char *const *lines, size_t n)
+const struct curl_slist *sl_upstream_headers(const void *owner, const char *key,
+                                             struct curl_slist *(*build)(const void *owner,
+                                                                         const char *key))
 {
     for (int i = 0; i < reuse.n_header_sets; i++) {
-        if (same_lines(reuse.header_sets[i], lines, n))
-            return reuse.header_sets[i];
+        if (reuse.header_sets[i].owner == owner && strcmp(reuse.header_sets[i].key, key) == 0)
+            return reuse.header_sets[i].list;
     }
-    if (reuse.n_header_sets >= MAX_INTERNED || n == 0)
+    if (reuse.n_header_sets >= MAX_INTERNED)
         return NULL;
-    struct curl_slist *h = NULL;
-    for (size_t i = 0; i < n; i++) {
-        struct curl_slist *t = curl_slist_append(h, lines[i]);
-        if (!t) {
-            curl_slist_free_all(h);
-            return NULL;
-        }
-        h = t;
+    char *k = strdup(key);
+    struct curl_slist *list = k ? build(owner, key) : NULL;
+    if (!list) {
+        free(k);
+        return NULL;
     }
-    return reuse.header_sets[reuse.n_header_sets++] = h;
+    reuse.header_sets[reuse.n_header_sets].owner = owner;
+    reuse.header_sets[reuse.n_header_sets].key = k;
+    reuse.header_sets[reuse.n_header_sets++].list = list;
+    return list;
 }
 
-/* This call's header list: the owned one, or the interned fixed lines with
+/* This call's header list: the owned one, or the borrowed fixed list, with
  * the varying line chained in front. */
-static int call_headers(sl_call *c, const sl_call_opts *o, struct curl_slist **out)
+static void call_headers(sl_call *c, const sl_call_opts *o, struct curl_slist **out)
 {
-    *out = c->headers;
-    if (!o->fixed_headers)
-        return SL_OK;
-    struct curl_slist *fixed = interned_headers(o->fixed_headers, o->n_fixed_headers);
-    for (size_t i = 0; !fixed && i < o->n_fixed_headers; i++) { /* not interned: owned */
-        struct curl_slist *t = curl_slist_append(c->headers, o->fixed_headers[i]);
-        if (!t)
-            return SL_ENOMEM;
-        c->headers = t;
-    }
-    *out = fixed ? fixed : c->headers;
+    *out = o->fixed_headers ? (struct curl_slist *)o->fixed_headers : c->headers;
     if (o->extra_header) {
         size_t n = SL_MIN(strlen(o->extra_header), sizeof c->id_line - 1);
         memcpy(c->id_line, o->extra_header, n);
@@ -509,7 +557,6 @@ static int call_headers(sl_call *c, const sl_call_opts *o, struct curl_slist **o
         c->id_node = (struct curl_slist){c->id_line, *out};
         *out = &c->id_node;
     }
-    return SL_OK;
 }
 
 /* What varies per call; every option set here is set on every call, so
@@ -530,13 +577,13 @@ static int setup_easy(CURL *e, sl_call *c, const sl_call_opts *o)
         curl_easy_setopt(e, CURLOPT_URL, o->url);
     }
     struct curl_slist *headers;
-    if (call_headers(c, o, &headers) != SL_OK)
-        return SL_ENOMEM;
+    call_headers(c, o, &headers);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(e, CURLOPT_PRIVATE, c);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
     /* the receive buffer is allocated per transfer, freed when it ends */
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, o->recv_buffer > 0 ? (long)o->recv_buffer : 16384L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_ms > 0 ? (long)o->connect_ms : 0L);
@@ -592,6 +639,18 @@ sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, 
     up.calls_total++;
     arm_timer(c, c->first_byte_ms);
     return c;
+}
+
+void sl_call_resume(sl_call *c)
+{
+    if (!c->paused || c->cancelled || c->finished)
+        return;
+    c->paused = false;
+    if (c->idle_ms)
+        arm_timer(c, c->idle_ms);
+    up.in_curl++; /* the held bytes may be written (and a cancel asked) from in here */
+    curl_easy_pause(c->easy, CURLPAUSE_CONT);
+    up.in_curl--;
 }
 
 void sl_call_cancel(sl_call *c)
