@@ -485,8 +485,10 @@ static CURL *new_easy(void)
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* pass bodies through as sent */
-    if (up.no_proxy)
-        curl_easy_setopt(e, CURLOPT_PROXY, ""); /* no environment lookup per transfer */
+    if (up.no_proxy) { /* no environment lookups per transfer (proxy, then no_proxy) */
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+    }
     return e;
 }
 
