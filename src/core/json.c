@@ -187,6 +187,9 @@ static int scan_string(parser *ps, sl_str *str)
     bool escaped = false;
     while (ps->p < ps->end) {
         ps->p = skip_plain(ps->p, ps->end);
+        while (ps->p < ps->end && (unsigned char)*ps->p >= 0x20 && (unsigned char)*ps->p < 0x80 &&
+               *ps->p != '"' && *ps->p != '\\')
+            ps->p++; /* the plain tail of the run, short of a word */
         if (ps->p >= ps->end)
             break;
         unsigned char c = (unsigned char)*ps->p;
@@ -241,17 +244,26 @@ static int scan_string(parser *ps, sl_str *str)
 static int scan_number(parser *ps, sl_json *v)
 {
     const char *s = ps->p;
-    if (ps->p < ps->end && *ps->p == '-')
+    bool neg = ps->p < ps->end && *ps->p == '-';
+    if (neg)
         ps->p++;
     if (ps->p >= ps->end)
         return fail(ps, "bad number");
+    uint64_t whole = 0; /* the integer part, exact while it has at most 15 digits */
+    const char *digits = ps->p;
     if (*ps->p == '0') {
         ps->p++;
     } else if (*ps->p >= '1' && *ps->p <= '9') {
         while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9')
-            ps->p++;
+            whole = whole * 10 + (uint64_t)(*ps->p++ - '0');
     } else {
         return fail(ps, "bad number");
+    }
+    if (ps->p - digits <= 15 &&
+        !(ps->p < ps->end && (*ps->p == '.' || *ps->p == 'e' || *ps->p == 'E'))) {
+        /* an integer below 10^15: exactly the double strtod would give */
+        v->num = neg ? -(double)whole : (double)whole;
+        return SL_OK;
     }
     if (ps->p < ps->end && *ps->p == '.') {
         ps->p++;

@@ -241,6 +241,33 @@ T_TEST(strings_checked_at_every_offset)
     }
 }
 
+/* Integers take a short path past strtod: the same double for every one. */
+T_TEST(integers_parse_as_strtod_would)
+{
+    const char *nums[] = {"0",
+                          "-0",
+                          "7",
+                          "-7",
+                          "42",
+                          "999999999999999",
+                          "1000000000000000",
+                          "9007199254740993",
+                          "-123456789012345",
+                          "12345678901234567890",
+                          "1.5",
+                          "2e3",
+                          "0.1"};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        sl_json *v = NULL;
+        T_EQ_INT(parse(nums[i], &v), 0);
+        double want = strtod(nums[i], NULL);
+        T_CHECK(v && v->type == SL_JSON_NUMBER && memcmp(&v->num, &want, sizeof want) == 0);
+    }
+    sl_json *v = NULL;
+    T_CHECK(parse("01", &v) != 0);
+    T_CHECK(parse("-", &v) != 0);
+}
+
 T_MAIN("json", parses_values, refuses_bad_input, unicode_escapes, depth_bound, canonical_form,
        many_keys_linear, duplicates_found_in_large_objects, member_and_value_bounds,
-       strings_checked_at_every_offset)
+       strings_checked_at_every_offset, integers_parse_as_strtod_would)
