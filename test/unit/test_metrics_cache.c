@@ -75,4 +75,27 @@ T_TEST(many_tuples_count_exactly)
     sl_config_unref(c);
 }
 
-T_MAIN("metrics_cache", many_tuples_count_exactly)
+/* A tuple whose series was refused at its family's cap still counts a drop
+ * on every request, as resolving it each time did. */
+T_TEST(capped_series_count_every_drop)
+{
+    char err[256];
+    sl_config *c = sl_config_load_string("t.yaml", "", 0, err, sizeof err);
+    static char tenants[SL_METRICS_MAX_SERIES + 50][16];
+    for (int i = 0; i < SL_METRICS_MAX_SERIES + 50; i++) {
+        snprintf(tenants[i], sizeof tenants[i], "t%d", i);
+        one(c, tenants[i], 200);
+    }
+    for (int k = 0; k < 3; k++)
+        one(c, tenants[SL_METRICS_MAX_SERIES + 49], 200); /* a refused tuple, cached */
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_metrics_render(&b);
+    T_CHECK(
+        has_line(b.p, "sluice_metric_series_dropped_total{family=\"sluice_requests_total\"} 53"));
+    sl_buf_free(&b);
+    sl_metrics_free();
+    sl_config_unref(c);
+}
+
+T_MAIN("metrics_cache", many_tuples_count_exactly, capped_series_count_every_drop)
