@@ -35,8 +35,18 @@ T_TEST(arena_limit)
 T_TEST(numbers_without_printf)
 {
     char out[24];
-    const long long cases[] = {
-        0, 7, -7, 10, 123456789, -9223372036854775807LL - 1, 9223372036854775807LL};
+    const long long cases[] = {0,
+                               7,
+                               -7,
+                               10,
+                               99,
+                               -99,
+                               100,
+                               101,
+                               1000,
+                               123456789,
+                               -9223372036854775807LL - 1,
+                               9223372036854775807LL};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char want[32];
         snprintf(want, sizeof want, "%lld", cases[i]);
