@@ -128,8 +128,9 @@ static size_t plain_prefix(const char *s, size_t n)
 int sl_buf_json_str(sl_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    int rc = sl_buf_reserve(b, n + 2);
-    if (rc)
+    int rc = SL_OK;
+    bool room = b->cap > b->len && n + 2 < b->cap - b->len; /* the usual case: no call */
+    if (!room && (rc = sl_buf_reserve(b, n + 2)))
         return rc;
     size_t plain = plain_prefix(s, n);
     if (plain == n) { /* the usual case: nothing to escape, room reserved */
