@@ -22,7 +22,7 @@ int sl_buf_reserve(sl_buf *b, size_t extra)
         return SL_ETOOBIG;
     if (need + 1 <= b->cap)
         return SL_OK;
-    size_t cap = b->cap ? b->cap : 256;
+    size_t cap = b->cap ? b->cap : 32; /* small first: an open stream holds dozens of buffers */
     while (cap < need + 1)
         cap *= 2;
     if (b->max && cap > b->max + 1)
