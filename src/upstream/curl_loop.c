@@ -205,6 +205,7 @@ static void release_easy(CURL *e)
 {
     if (up.n_pool < (int)SL_ARRAY_LEN(up.pool)) {
         curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL); /* the call's buffer goes with it */
         up.pool[up.n_pool++] = e;
     } else {
         curl_easy_cleanup(e);
