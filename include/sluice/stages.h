@@ -22,6 +22,11 @@ bool sl_cache_serve_entry(sl_req *r, const char *entry, size_t len, const char *
 /* GET /v1/streams/{request_id}: the stream's events after Last-Event-ID (resume.c). */
 void sl_stream_resume_route(sl_req *r);
 
+/* The L1 fast path (cache.c), asked by the parse stage: true when r's exact
+ * bytes name a cached entry, with r->llm (no root) and r->key filled from it;
+ * false (nothing changed but r->raw_key) sends r down the full path. */
+bool sl_cache_fast(sl_req *r);
+
 uint64_t sl_coalesce_count(void); /* followers served by a flight */
 size_t sl_coalesce_flights(void); /* flights in the air now */
 
