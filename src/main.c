@@ -20,6 +20,7 @@
 #include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/pipeline.h"
+#include "sluice/resp_state.h"
 #include "sluice/stages.h"
 #include "sluice/stats.h"
 #include "sluice/server.h"
@@ -198,6 +199,7 @@ static int run(sl_config *c)
     sl_cache_setup(app.l1, app.redis);
     sl_limits_setup(app.redis);
     sl_coalesce_setup(app.redis);
+    sl_resp_state_setup(app.redis);
     sl_ops_set_stores(app.l1, app.redis);
     if (sl_sla_start(app.base, app.redis, c) != SL_OK)
         return 1;
@@ -230,6 +232,7 @@ static int run(sl_config *c)
         sl_sla_stop();
         sl_triage_stop();
         sl_redis_free(app.redis);
+        sl_resp_state_shutdown();
         sl_l1_free(app.l1);
         sl_upstream_shutdown();
         sl_access_close();

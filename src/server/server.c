@@ -27,6 +27,7 @@
 #include "sluice/dialects.h"
 #include "sluice/log.h"
 #include "sluice/pipeline.h"
+#include "sluice/resp_routes.h"
 #include "sluice/sla.h"
 #include "sluice/triage.h"
 
@@ -42,7 +43,7 @@ static struct {
     int worker;             /* index among the workers, 0 without */
 } srv;
 
-enum { M_GET = 1, M_POST = 2 };
+enum { M_GET = 1, M_POST = 2, M_DELETE = 4 };
 
 typedef struct route {
     const char *path;
@@ -59,6 +60,8 @@ static const route routes[] = {
     {"/v1/completions", M_POST, true, SL_API_COMPLETIONS, NULL, false, false},
     {"/v1/embeddings", M_POST, true, SL_API_EMBEDDINGS, NULL, false, false},
     {"/v1/messages", M_POST, true, SL_API_MESSAGES, NULL, false, false},
+    {"/v1/responses", M_POST, true, SL_API_RESPONSES, NULL, false, false},
+    {"/v1/responses/", M_GET | M_DELETE, false, 0, sl_responses_route, true, true},
     {"/v1/models", M_GET, false, 0, sl_ops_models, false, false},
     {"/health/live", M_GET, false, 0, sl_ops_live, false, false},
     {"/health/ready", M_GET, false, 0, sl_ops_ready, false, false},
@@ -447,11 +450,14 @@ static void on_request(struct evhttp_request *req, void *arg)
             sl_arena_printf(&r->arena, "Unknown request URL: %s %.200s", r->method, r->path));
         return;
     }
-    unsigned m = strcmp(r->method, "GET") == 0    ? M_GET
-                 : strcmp(r->method, "POST") == 0 ? M_POST
-                                                  : 0;
+    unsigned m = strcmp(r->method, "GET") == 0      ? M_GET
+                 : strcmp(r->method, "POST") == 0   ? M_POST
+                 : strcmp(r->method, "DELETE") == 0 ? M_DELETE
+                                                    : 0;
     if (!(rt->methods & m)) {
-        sl_req_header(r, "Allow", rt->methods & M_POST ? "POST" : "GET");
+        sl_req_header(r, "Allow", rt->methods & M_POST     ? "POST"
+                                  : rt->methods & M_DELETE ? "GET, DELETE"
+                                                           : "GET");
         answer_error(
             r, 405, "method_not_allowed",
             sl_arena_printf(&r->arena, "Method %s is not allowed on %s", r->method, r->path));

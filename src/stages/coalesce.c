@@ -34,6 +34,7 @@
 
 #include "sluice/completion.h"
 #include "sluice/redis.h"
+#include "sluice/responses.h"
 #include "sluice/sse.h"
 #include "sluice/stages.h"
 
@@ -161,16 +162,18 @@ static void fan_head(sl_sink *s, sl_req *r, int status, bool sse)
     f->leader_sink->ops->head(f->leader_sink, r, status, sse);
     if (!sse)
         return;
-    sl_asm_init(&f->assembler, r->llm.api == SL_API_COMPLETIONS,
-                r->conf->server.max_response_bytes);
-    sl_sse_init(&f->sse_parser, r->conf->server.max_response_bytes, on_flight_event, f);
-    f->asm_on = true;
     for (member *m = f->members; m; m = m->next) {
         if (m->stream) {
             m->live = true;
             sl_pipeline_stream_head(m->r, status);
         }
     }
+    if (r->llm.api == SL_API_RESPONSES)
+        return; /* plain followers get the proxy's final object (leader->assembled) */
+    sl_asm_init(&f->assembler, r->llm.api == SL_API_COMPLETIONS,
+                r->conf->server.max_response_bytes);
+    sl_sse_init(&f->sse_parser, r->conf->server.max_response_bytes, on_flight_event, f);
+    f->asm_on = true;
 }
 
 static void fan_data(sl_sink *s, sl_req *r, const char *p, size_t n)
@@ -182,7 +185,8 @@ static void fan_data(sl_sink *s, sl_req *r, const char *p, size_t n)
             f->closed = true;
         return;
     }
-    sl_sse_feed(&f->sse_parser, p, n);
+    if (f->asm_on)
+        sl_sse_feed(&f->sse_parser, p, n);
     if (!f->closed && sl_buf_append(&f->replay, p, n) != SL_OK)
         f->closed = true; /* too much to replay: later arrivals go upstream alone */
     for (member *m = f->members; m; m = m->next) {
@@ -205,7 +209,10 @@ static void deliver(flight *f, member *m)
     bool ok = leader->status == 200 && !leader->error;
     if (f->sse && !m->stream) {
         sl_buf_reset(&r->body_out);
-        if (ok && sl_asm_result(&f->assembler, &r->body_out) == SL_OK)
+        bool resp = r->llm.api == SL_API_RESPONSES;
+        if (ok && resp && leader->assembled.len)
+            r->status = 200, sl_buf_append(&r->body_out, leader->assembled.p, leader->assembled.len);
+        else if (ok && !resp && f->asm_on && sl_asm_result(&f->assembler, &r->body_out) == SL_OK)
             r->status = 200;
         else
             sl_req_error(r, 502, "api_error", "upstream_stream_error", NULL,
@@ -213,7 +220,10 @@ static void deliver(flight *f, member *m)
     } else if (!f->sse && m->stream && ok) {
         sl_buf sse;
         sl_buf_init(&sse, 0);
-        sl_replay_sse(f->plain.p, f->plain.len, r->llm.include_usage, 8, &sse);
+        if (r->llm.api == SL_API_RESPONSES)
+            sl_responses_replay(f->plain.p, f->plain.len, &sse);
+        else
+            sl_replay_sse(f->plain.p, f->plain.len, r->llm.include_usage, 8, &sse);
         sl_pipeline_stream_head(r, 200);
         sl_pipeline_stream_data(r, sse.p, sse.len);
         sl_buf_free(&sse);

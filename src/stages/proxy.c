@@ -23,6 +23,8 @@
 #include "sluice/dialects.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
+#include "sluice/resp_state.h"
+#include "sluice/responses.h"
 #include "sluice/sse.h"
 #include "sluice/stages.h"
 #include "sluice/upstream.h"
@@ -50,9 +52,120 @@ typedef struct proxy_state {
     sl_ir_stream tr;
     sl_ir_usage usage; /* a native stream's usage so far */
     sl_asm *assembler; /* when the cache wants the stream as one object (heap, 13 KiB) */
+    /* the Responses API */
+    bool responses;          /* the client speaks it */
+    int history_rc;          /* previous_response_id looked up: SL_OK, SL_ENOTFOUND, SL_EIO */
+    const sl_json *history;  /* ... its conversation items, when found */
+    sl_str prev_provider;    /* ... and the provider that made it */
+    const sl_json *resolved; /* the request with the history in its input (translations) */
+    sl_ir_echo echo;         /* the id a translated answer gets, and the request it echoes */
+    char resp_id[96];
+    bool state_saved;
 } proxy_state;
 
 static void attempt(proxy_state *st);
+
+/* ---- the Responses API's state ---------------------------------------------- */
+
+/* A response is final: its record goes to the state store before the client
+ * sees the end of it, and a streamed one becomes what the cache stores. */
+static void response_final(proxy_state *st, const sl_json *resp)
+{
+    sl_req *r = st->r;
+    if (!resp || resp->type != SL_JSON_OBJECT)
+        return;
+    if (r->want_assembled && r->llm.stream) {
+        sl_buf_reset(&r->assembled);
+        sl_buf_append_str(&r->assembled, resp->raw);
+    }
+    sl_str id = sl_ir_str(sl_json_get(resp, "id"));
+    if (r->llm.no_store || st->state_saved || !id.len)
+        return;
+    sl_buf rec;
+    sl_buf_init(&rec, 0);
+    if (sl_responses_record(&rec, r->provider, r->llm.root, resp, st->history) == SL_OK)
+        sl_resp_state_put(r->tenant ? r->tenant : "default", id, sl_buf_str(&rec),
+                          r->conf->responses.store_ttl_s);
+    sl_buf_free(&rec);
+    st->state_saved = true;
+}
+
+static void response_final_text(proxy_state *st, sl_str json)
+{
+    sl_json *root = NULL;
+    sl_json_error err;
+    if (json.len && sl_json_parse(&st->r->arena, json.p, json.len, NULL, &root, &err) == SL_OK)
+        response_final(st, root);
+}
+
+/* The previous response's record: its conversation and provider. */
+static void on_history(void *ud, int status, const char *rec, size_t len)
+{
+    proxy_state *st = ud;
+    sl_req *r = st->r;
+    st->history_rc = status;
+    char *copy = status == SL_OK ? sl_arena_strndup(&r->arena, rec, len) : NULL;
+    sl_json *root = NULL;
+    sl_json_error err;
+    if (copy && sl_json_parse(&r->arena, copy, len, NULL, &root, &err) == SL_OK) {
+        st->history = sl_json_get(root, "conversation");
+        st->prev_provider = sl_ir_str(sl_json_get(root, "provider"));
+    } else if (status == SL_OK) {
+        st->history_rc = SL_EIO;
+    }
+    attempt(st);
+}
+
+/* The request with previous_response_id resolved into its input, parsed. */
+static const sl_json *resolved_request(proxy_state *st)
+{
+    sl_req *r = st->r;
+    if (st->resolved)
+        return st->resolved;
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_responses_resolve(&b, r->llm.root, st->history);
+    char *copy = sl_arena_strndup(&r->arena, b.p ? b.p : "", b.len);
+    sl_json *root = NULL;
+    sl_json_error err;
+    if (copy && sl_json_parse(&r->arena, copy, b.len, NULL, &root, &err) == SL_OK)
+        st->resolved = root;
+    sl_buf_free(&b);
+    return st->resolved;
+}
+
+/* Which request this attempt sends, when the client continues a conversation:
+ * a provider that made the previous response gets the bytes as they came (it
+ * holds the state); any other gets the conversation from sluice's store.
+ * Returns NULL with the error recorded when the conversation is not known. */
+static const sl_json *responses_source(proxy_state *st, const sl_provider_conf *p, bool *resolved)
+{
+    sl_req *r = st->r;
+    *resolved = false;
+    if (!r->llm.previous_response_id.len)
+        return r->llm.root;
+    bool same = st->history_rc != SL_OK || sl_str_eq_c(st->prev_provider, p->name);
+    if (!st->translate && same)
+        return r->llm.root;
+    if (st->history_rc == SL_EIO) {
+        sl_req_error(r, 503, "api_error", "state_unavailable", "previous_response_id",
+                     "the conversation state store cannot be reached; retry the request");
+        return NULL;
+    }
+    if (st->history_rc != SL_OK) {
+        sl_req_error(r, 400, "invalid_request_error", "previous_response_not_found",
+                     "previous_response_id",
+                     sl_arena_printf(&r->arena, "Previous response with id '%.*s' not found.",
+                                     (int)SL_MIN(r->llm.previous_response_id.len, 200),
+                                     r->llm.previous_response_id.p));
+        return NULL;
+    }
+    *resolved = true;
+    const sl_json *root = resolved_request(st);
+    if (!root)
+        sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
+    return root;
+}
 
 /* Meters what a usage reader found, in the provider's own convention. */
 static void take_usage(sl_req *r, const sl_dialect *d, const sl_ir_usage *u, unsigned have)
@@ -95,6 +208,8 @@ static int on_translated_event(proxy_state *st, sl_str event, sl_str data)
     }
     if (st->tr.finished)
         st->done_seen = true;
+    if (st->tr.finished && st->responses) /* stored before the client sees the end */
+        response_final_text(st, sl_responses_stream_final(&st->tr));
     if (frames.len)
         sl_pipeline_stream_data(r, frames.p, frames.len);
     return 0;
@@ -120,6 +235,8 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
         st->usage_seen = true;
     if ((f & SL_WATCH_USAGE_ONLY) && !r->llm.include_usage)
         return 0; /* we asked for it for metering; the client did not */
+    if ((f & SL_WATCH_END) && st->responses)
+        response_final(st, sl_responses_terminal(event, data, &r->arena));
     forward_event(r, event, data);
     return 0;
 }
@@ -131,7 +248,7 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
 static sl_str body_with_usage(sl_req *r)
 {
     if (!r->llm.stream || r->llm.include_usage || r->llm.api == SL_API_EMBEDDINGS ||
-        r->llm.api == SL_API_MESSAGES || !r->llm.root)
+        r->llm.api == SL_API_MESSAGES || r->llm.api == SL_API_RESPONSES || !r->llm.root)
         return r->body;
     sl_buf b;
     sl_buf_init(&b, 0);
@@ -163,9 +280,12 @@ static void hook_status(void *ud, sl_call *c, int status)
         st->stream_mode = true;
         sl_sse_init(&st->sse, r->conf->server.max_response_bytes, on_sse_event, st);
         st->sse_on = true;
-        if (st->translate)
+        if (st->translate) {
+            sl_ir_stream_free(&st->tr);
             sl_ir_stream_init(&st->tr, st->up, st->client, r->llm.include_usage);
-        if (r->want_assembled && !st->translate) {
+            st->tr.echo = &st->echo;
+        }
+        if (r->want_assembled && !st->translate && !st->responses) {
             st->assembler = malloc(sizeof(*st->assembler));
             if (st->assembler) {
                 sl_asm_init(st->assembler, r->llm.api == SL_API_COMPLETIONS,
@@ -201,7 +321,8 @@ static void translate_answer(proxy_state *st, const sl_json *root, bool ok)
     sl_buf out;
     sl_buf_init(&out, 0);
     if (ok)
-        sl_dialect_answer(st->up, st->client, root, &r->arena, &out);
+        sl_dialect_answer_echo(st->up, st->client, root, &r->arena,
+                               st->responses ? &st->echo : NULL, &out);
     else
         sl_dialect_error(st->up, st->client, root, &out);
     sl_buf_reset(&r->body_out);
@@ -230,6 +351,8 @@ static void finish_plain(proxy_state *st, int status)
         r->error = NULL;
         if (st->translate)
             translate_answer(st, root, true);
+        if (st->responses)
+            response_final_text(st, sl_buf_str(&r->body_out));
         return;
     }
     /* Upstream error: keep an OpenAI-shaped body as it is, wrap anything else. */
@@ -458,7 +581,7 @@ static void fail_all_open(proxy_state *st, uint64_t wait_ms)
 static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
 {
     sl_req *r = st->r;
-    st->up = sl_dialect_of_kind(p->kind);
+    st->up = sl_dialect_for(p, r->llm.api);
     st->client = sl_dialect_of_api(r->llm.api);
     st->translate = st->up != st->client;
     st->usage = (sl_ir_usage){0};
@@ -472,12 +595,22 @@ static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
                                      st->up->name));
         return SL_EINVAL;
     }
+    const sl_json *source = r->llm.root;
+    bool resolved = false;
+    if (st->responses && !(source = responses_source(st, p, &resolved)))
+        return SL_EINVAL;
+    if (st->translate) {
+        sl_responses_make_id(st->resp_id, sizeof st->resp_id, p->name);
+        st->echo = (sl_ir_echo){.id = sl_str_c(st->resp_id), .request = r->llm.root};
+    } else if (resolved) {
+        st->wire = source->raw; /* another native provider: the conversation as items */
+    }
     if (!st->translate)
         return SL_OK;
     sl_buf b;
     sl_buf_init(&b, 0);
     sl_ir_refusal e = {0};
-    int rc = sl_dialect_request(st->client, st->up, r->llm.root, &r->arena, &b, &e);
+    int rc = sl_dialect_request(st->client, st->up, source, &r->arena, &b, &e);
     if (rc == SL_OK) {
         char *copy = sl_arena_strndup(&r->arena, b.p, b.len);
         st->wire = (sl_str){copy ? copy : "", copy ? b.len : 0};
@@ -565,6 +698,12 @@ static sl_step proxy_request(sl_req *r)
     st->next_from = r->provider_idx >= 0 ? r->provider_idx : 0;
     r->stage_data[SL_SLOT_PROXY] = st;
     sl_req_ref(r); /* held by the attempts until the answer is complete */
+    st->responses = r->llm.api == SL_API_RESPONSES;
+    if (st->responses && r->llm.previous_response_id.len) { /* attempts start once it is known */
+        sl_resp_state_get(r->tenant ? r->tenant : "default", r->llm.previous_response_id,
+                          on_history, st);
+        return SL_DONE;
+    }
     attempt(st);
     return SL_DONE;
 }
@@ -577,6 +716,7 @@ static void proxy_response(sl_req *r)
     if (st->sse_on)
         sl_sse_free(&st->sse);
     st->sse_on = false;
+    sl_ir_stream_free(&st->tr);
     if (st->asm_on) {
         sl_asm_free(st->assembler);
         free(st->assembler);
