@@ -55,9 +55,12 @@ struct sl_req {
     const char *method;          /* "GET", "POST", ... (static strings) */
     const char *path;            /* path without query (arena) */
     const char *query;           /* query string or NULL (arena) */
+    const char *route;           /* the matched route's template (static), NULL: none */
     const char *auth_key;        /* the client's API key, never logged (arena) */
     const char *cache_control;   /* the client's Cache-Control header, or NULL */
-    long ttl_override_s;         /* x-sluice-cache-ttl, -1 absent */
+    const char *cache_ttl;       /* x-sluice-cache-ttl as sent, or NULL (the cache checks it) */
+    long ttl_override_s;         /* ... as seconds (clamped to cache.max_ttl_s), -1 absent */
+    const char *end_user;        /* x-sluice-user, or NULL (cache.scope: user) */
     sl_str body;                 /* the client's bytes, as received */
     bool is_llm;                 /* an LLM route: the pipeline runs */
     sl_llm_req llm;              /* parsed view (valid once the parse stage ran) */

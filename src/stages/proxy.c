@@ -215,10 +215,9 @@ static int on_translated_event(proxy_state *st, sl_str event, sl_str data)
     return 0;
 }
 
-/* A native stream: each event is relayed as it came, watched for usage and its end. */
-static int on_sse_event(void *ud, sl_str event, sl_str data)
+/* One event of the stream: translated, or relayed as it came (watched for usage and its end). */
+static int dispatch_event(proxy_state *st, sl_str event, sl_str data)
 {
-    proxy_state *st = ud;
     sl_req *r = st->r;
     if (st->translate)
         return on_translated_event(st, event, data);
@@ -239,6 +238,52 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
         response_final(st, sl_responses_terminal(event, data, &r->arena));
     forward_event(r, event, data);
     return 0;
+}
+
+/* ---- secrets in provider answers --------------------------------------------- *
+ * A provider may quote the credential it was sent (a 401 whose message echoes
+ * the key). Every configured secret (config.h: sl_config.secrets) is replaced
+ * by *** in what came back before the client, a translation or the log sees
+ * it. Only errors are scanned: a non-2xx plain body, and inside a stream the
+ * events that carry an error (an `error` event, or data that opens with
+ * {"error"), which a prefix test finds without reading the chunk. Content
+ * chunks and 200 answers are the model's text: scanning each chunk would cost
+ * a search per secret per chunk on the hottest path, for a provider that
+ * would have to put its key in generated text. */
+
+static bool is_error_event(sl_str event, sl_str data)
+{
+    if (sl_str_eq_c(event, "error"))
+        return true;
+    size_t i = 0;
+    while (i < data.len && (data.p[i] == ' ' || data.p[i] == '\t'))
+        i++;
+    return data.len - i >= 8 && memcmp(data.p + i, "{\"error\"", 8) == 0;
+}
+
+static void scrub_body(sl_req *r)
+{
+    const sl_config *c = r->conf;
+    if (c->n_secrets && r->body_out.len)
+        r->body_out.len = sl_scrub(r->body_out.p, r->body_out.len, c->secrets, c->n_secrets);
+}
+
+static int on_sse_event(void *ud, sl_str event, sl_str data)
+{
+    proxy_state *st = ud;
+    const sl_config *c = st->r->conf;
+    if (!c->n_secrets || !is_error_event(event, data) ||
+        !sl_has_secret(data.p, data.len, c->secrets, c->n_secrets))
+        return dispatch_event(st, event, data);
+    char *copy = malloc(data.len + 1);
+    if (!copy)
+        return 1; /* abort the transfer rather than pass the secret on */
+    memcpy(copy, data.p, data.len);
+    copy[data.len] = '\0';
+    size_t n = sl_scrub(copy, data.len, c->secrets, c->n_secrets);
+    int rc = dispatch_event(st, event, (sl_str){copy, n});
+    free(copy);
+    return rc;
 }
 
 /* For a stream, ask the provider for usage even when the client did not, so
@@ -334,6 +379,8 @@ static void translate_answer(proxy_state *st, const sl_json *root, bool ok)
 static void finish_plain(proxy_state *st, int status)
 {
     sl_req *r = st->r;
+    if (status != 200)
+        scrub_body(r); /* before the parse: a translation sees no secret either */
     sl_json *root = NULL;
     sl_json_error jerr;
     bool is_json =
@@ -355,7 +402,9 @@ static void finish_plain(proxy_state *st, int status)
             response_final_text(st, sl_buf_str(&r->body_out));
         return;
     }
-    /* Upstream error: keep an OpenAI-shaped body as it is, wrap anything else. */
+    /* Upstream error: keep an OpenAI-shaped body as it is (scrubbed above),
+     * wrap anything else. */
+
     const sl_json *e = is_json ? sl_json_get(root, "error") : NULL;
     if (e && e->type == SL_JSON_OBJECT) {
         r->status = status;
