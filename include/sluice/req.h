@@ -64,9 +64,11 @@ struct sl_req {
     sl_str body;                 /* the client's bytes, as received */
     bool is_llm;                 /* an LLM route: the pipeline runs */
     sl_llm_req llm;              /* parsed view (valid once the parse stage ran) */
-    const struct sl_dialect *dialect; /* the client's wire format (its error shape); NULL: OpenAI's */
     const char *tenant;          /* "default" in open mode */
     const sl_key_conf *key_conf; /* the matched key (limits, budget), or NULL */
+
+    /* the client's wire format */
+    const struct sl_dialect *dialect; /* its error shape; NULL: OpenAI's */
 
     /* routing and upstream */
     int provider_idx;          /* index into conf->providers, -1 none */

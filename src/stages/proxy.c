@@ -42,13 +42,13 @@ typedef struct proxy_state {
     bool stream_mode; /* 200 + text/event-stream: forwarding chunks */
     bool done_seen;   /* the upstream sent [DONE] */
     bool asm_on;
-    bool usage_seen;       /* the provider reported usage */
-    long chunks;           /* content chunks: about one token each, for estimates */
-    sl_str body;           /* what goes upstream: the client's bytes, or with usage asked */
-    sl_str wire;           /* this attempt's body (translated when dialects differ) */
-    const sl_dialect *up;     /* the provider's dialect (this attempt's) */
-    const sl_dialect *client; /* the client's */
-    bool translate;           /* they differ: requests, answers and events are translated */
+    bool usage_seen;      /* the provider reported usage */
+    long chunks;          /* content chunks: about one token each, for estimates */
+    sl_str body;          /* what goes upstream: the client's bytes, or with usage asked */
+    sl_str wire;          /* this attempt's body (translated when dialects differ) */
+    const sl_dialect *up; /* the provider's dialect (this attempt's) */
+    const sl_dialect *client;
+    bool translate; /* up != client: bodies and events are translated */
     sl_ir_stream tr;
     sl_ir_usage usage; /* a native stream's usage so far */
     sl_asm *assembler; /* when the cache wants the stream as one object (heap, 13 KiB) */
@@ -365,11 +365,17 @@ static void translate_answer(proxy_state *st, const sl_json *root, bool ok)
     sl_req *r = st->r;
     sl_buf out;
     sl_buf_init(&out, 0);
+    int rc = SL_OK;
     if (ok)
-        sl_dialect_answer_echo(st->up, st->client, root, &r->arena,
-                               st->responses ? &st->echo : NULL, &out);
+        rc = sl_dialect_answer_echo(st->up, st->client, root, &r->arena,
+                                    st->responses ? &st->echo : NULL, &out);
     else
         sl_dialect_error(st->up, st->client, root, &out);
+    if (rc != SL_OK) { /* out of memory: never a truncated 200 */
+        sl_buf_free(&out);
+        sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
+        return;
+    }
     sl_buf_reset(&r->body_out);
     sl_buf_append(&r->body_out, out.p, out.len);
     sl_buf_free(&out);
