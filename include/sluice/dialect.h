@@ -219,7 +219,7 @@ typedef struct sl_ir_stream {
         int block;      /* index of the next content block */
         int tool_index; /* index of the current tool call, -1 none */
     } out;
-    sl_buf *sink; /* during a feed: where the emitter writes */
+    sl_buf *sink;           /* during a feed: where the emitter writes */
     const sl_ir_echo *echo; /* set after init by a caller whose target echoes (Responses) */
     void *out_state;        /* an emitter's own state (heap), freed by sl_ir_stream_free */
 } sl_ir_stream;

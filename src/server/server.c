@@ -447,9 +447,10 @@ static void on_request(struct evhttp_request *req, void *arg)
                  : strcmp(r->method, "DELETE") == 0 ? M_DELETE
                                                     : 0;
     if (!(rt->methods & m)) {
-        sl_req_header(r, "Allow", rt->methods & M_POST     ? "POST"
-                                  : rt->methods & M_DELETE ? "GET, DELETE"
-                                                           : "GET");
+        sl_req_header(r, "Allow",
+                      rt->methods & M_POST     ? "POST"
+                      : rt->methods & M_DELETE ? "GET, DELETE"
+                                               : "GET");
         answer_error(
             r, 405, "method_not_allowed",
             sl_arena_printf(&r->arena, "Method %s is not allowed on %s", r->method, r->path));

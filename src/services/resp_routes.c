@@ -43,7 +43,9 @@ static void answer_input(sl_req *r, const sl_json *rec)
     query_param(r->query, "limit", limit, sizeof limit);
     long n = limit[0] ? strtol(limit, NULL, 10) : 20;
     sl_responses_input_list(&r->body_out, rec, strcmp(order, "asc") == 0,
-                            n < 1 ? 1 : n > 100 ? 100 : n);
+                            n < 1     ? 1
+                            : n > 100 ? 100
+                                      : n);
 }
 
 static void on_record(void *ud, int status, const char *data, size_t len)
@@ -99,9 +101,9 @@ void sl_responses_route(sl_req *r)
     bool input = strcmp(after, "/input_items") == 0, del = strcmp(r->method, "DELETE") == 0;
     sl_str id = {rest, id_len};
     if (!id_len || (*after && !input) || (input && del)) {
-        sl_req_error(r, 404, "invalid_request_error", "unknown_url", NULL,
-                     sl_arena_printf(&r->arena, "Unknown request URL: %s %.200s", r->method,
-                                     r->path));
+        sl_req_error(
+            r, 404, "invalid_request_error", "unknown_url", NULL,
+            sl_arena_printf(&r->arena, "Unknown request URL: %s %.200s", r->method, r->path));
         sl_pipeline_complete(r);
         return;
     }

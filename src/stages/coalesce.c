@@ -211,7 +211,8 @@ static void deliver(flight *f, member *m)
         sl_buf_reset(&r->body_out);
         bool resp = r->llm.api == SL_API_RESPONSES;
         if (ok && resp && leader->assembled.len)
-            r->status = 200, sl_buf_append(&r->body_out, leader->assembled.p, leader->assembled.len);
+            r->status = 200,
+            sl_buf_append(&r->body_out, leader->assembled.p, leader->assembled.len);
         else if (ok && !resp && f->asm_on && sl_asm_result(&f->assembler, &r->body_out) == SL_OK)
             r->status = 200;
         else

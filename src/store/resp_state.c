@@ -13,8 +13,8 @@ enum { BUCKETS = 4096 };
 #define MEM_MAX_BYTES ((size_t)256 << 20)
 
 typedef struct rec {
-    struct rec *hnext;             /* bucket chain */
-    struct rec *older, *newer;     /* insertion order, for the byte bound */
+    struct rec *hnext;         /* bucket chain */
+    struct rec *older, *newer; /* insertion order, for the byte bound */
     uint64_t hash;
     int64_t expires_ms;
     size_t key_len, len;
@@ -47,8 +47,8 @@ static rec **slot_of(const char *key, size_t len, uint64_t *hash)
 {
     *hash = XXH3_64bits(key, len);
     rec **pp = &st.buckets[*hash % BUCKETS];
-    while (*pp && !((*pp)->hash == *hash && (*pp)->key_len == len &&
-                    memcmp((*pp)->data, key, len) == 0))
+    while (*pp &&
+           !((*pp)->hash == *hash && (*pp)->key_len == len && memcmp((*pp)->data, key, len) == 0))
         pp = &(*pp)->hnext;
     return pp;
 }
@@ -98,7 +98,9 @@ static void mem_put(const char *key, size_t klen, sl_str data, long ttl_s)
         return;
     uint64_t h;
     rec **pp = slot_of(key, klen, &h);
-    *r = (rec){.hash = h, .key_len = klen, .len = data.len,
+    *r = (rec){.hash = h,
+               .key_len = klen,
+               .len = data.len,
                .expires_ms = sl_wall_ms() + (int64_t)ttl_s * 1000};
     memcpy(r->data, key, klen);
     memcpy(r->data + klen, data.p, data.len);
@@ -160,8 +162,8 @@ static void on_reply(void *ud, const redisReply *reply, int status)
     bool found_here = false;
     if (p->del) {
         mem_del(p->key, p->key_len, &found_here);
-        bool there = status == SL_OK && reply && reply->type == REDIS_REPLY_INTEGER &&
-                     reply->integer > 0;
+        bool there =
+            status == SL_OK && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0;
         p->cb(p->ud, there || found_here ? SL_OK : SL_ENOTFOUND, NULL, 0);
     } else if (status == SL_OK && reply && reply->type == REDIS_REPLY_STRING) {
         p->cb(p->ud, SL_OK, reply->str, reply->len);

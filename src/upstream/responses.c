@@ -54,7 +54,8 @@ static struct curl_slist *r_headers(struct curl_slist *h, const char *api_key)
 
 /* A message item's content parts: input_text / output_text / refusal as text,
  * input_image with an image_url; anything else (files, audio) is refused. */
-static int r_parts(const sl_json *c, sl_arena *a, sl_ir_msg *m, sl_ir_part ***tail, sl_ir_refusal *e)
+static int r_parts(const sl_json *c, sl_arena *a, sl_ir_msg *m, sl_ir_part ***tail,
+                   sl_ir_refusal *e)
 {
     if (is_str(c)) {
         m->plain = true;
@@ -98,8 +99,9 @@ static sl_ir_msg *r_turn(sl_arena *a, sl_ir_req *ir, sl_ir_msg ***tail, sl_ir_ro
         fits = fits && p->type == SL_IR_TOOL_RESULT;
     if (fits && results && !last->parts)
         fits = false;
-    return fits ? last : sl_ir_add_msg(a, tail, role, role == SL_IR_USER ? SL_STR("user")
-                                                                         : SL_STR("assistant"));
+    return fits ? last
+                : sl_ir_add_msg(a, tail, role,
+                                role == SL_IR_USER ? SL_STR("user") : SL_STR("assistant"));
 }
 
 static sl_ir_part *r_append(sl_arena *a, sl_ir_msg *m, sl_ir_part_type type)
@@ -200,8 +202,9 @@ static int r_tools(const sl_json *tools, sl_arena *a, sl_ir_req *ir, sl_ir_refus
     sl_ir_tool **tail = &ir->tools;
     for (const sl_json *t = is_arr(tools) ? tools->child : NULL; t; t = t->next) {
         if (!sl_str_eq_c(sl_ir_str(sl_json_get(t, "type")), "function"))
-            return sl_ir_refuse(e, "built-in tools cannot be translated for this provider; only "
-                                   "function tools",
+            return sl_ir_refuse(e,
+                                "built-in tools cannot be translated for this provider; only "
+                                "function tools",
                                 "tools");
         const sl_json *name = sl_json_get(t, "name"), *params = sl_json_get(t, "parameters");
         if (!is_str(name))
@@ -263,7 +266,7 @@ static int r_format(const sl_json *text, sl_ir_format *f, sl_ir_refusal *e)
 /* The members that change what the model does and no other dialect can say. */
 static const char *r_unmapped(const sl_json *req)
 {
-    static const char *const never[] = {"background", "prompt",         "conversation",
+    static const char *const never[] = {"background",   "prompt",         "conversation",
                                         "top_logprobs", "max_tool_calls", "context_management"};
     for (size_t i = 0; i < SL_ARRAY_LEN(never); i++) {
         if (is_set(sl_json_get(req, never[i])))
@@ -348,8 +351,9 @@ static void r_put_msg_in(sl_buf *o, const sl_ir_msg *m, bool *first)
             continue;
         bool call = p->type == SL_IR_TOOL_CALL;
         sl_buf_append_c(o, *first ? "{\"type\":" : ",{\"type\":");
-        sl_buf_append_c(o, call ? "\"function_call\",\"call_id\":" : "\"function_call_output\","
-                                                                     "\"call_id\":");
+        sl_buf_append_c(o, call ? "\"function_call\",\"call_id\":"
+                                : "\"function_call_output\","
+                                  "\"call_id\":");
         sl_ir_put_str(o, p->id, "\"\"");
         if (call) {
             sl_buf_append_c(o, ",\"name\":");
@@ -367,8 +371,9 @@ static void r_put_msg_in(sl_buf *o, const sl_ir_msg *m, bool *first)
 
 static void r_put_tools_out(sl_buf *o, const sl_ir_req *ir)
 {
-    static const char *const names[] = {
-        [SL_IR_CHOICE_AUTO] = "auto", [SL_IR_CHOICE_ANY] = "required", [SL_IR_CHOICE_NONE] = "none"};
+    static const char *const names[] = {[SL_IR_CHOICE_AUTO] = "auto",
+                                        [SL_IR_CHOICE_ANY] = "required",
+                                        [SL_IR_CHOICE_NONE] = "none"};
     if (ir->tools) {
         sl_buf_append_c(o, ",\"tools\":[");
         for (const sl_ir_tool *t = ir->tools; t; t = t->next) {
@@ -504,10 +509,10 @@ static int r_parse_answer(const sl_json *resp, sl_arena *a, sl_ir_answer *ir)
         }
     }
     const sl_json *why = sl_json_get(sl_json_get(resp, "incomplete_details"), "reason");
-    ir->finish = calls                                                  ? SL_IR_FINISH_TOOL_CALLS
-                 : sl_str_eq_c(sl_ir_str(why), "max_output_tokens")     ? SL_IR_FINISH_LENGTH
-                 : sl_str_eq_c(sl_ir_str(why), "content_filter")        ? SL_IR_FINISH_CONTENT_FILTER
-                                                                        : SL_IR_FINISH_STOP;
+    ir->finish = calls                                              ? SL_IR_FINISH_TOOL_CALLS
+                 : sl_str_eq_c(sl_ir_str(why), "max_output_tokens") ? SL_IR_FINISH_LENGTH
+                 : sl_str_eq_c(sl_ir_str(why), "content_filter")    ? SL_IR_FINISH_CONTENT_FILTER
+                                                                    : SL_IR_FINISH_STOP;
     r_usage(resp, &ir->usage);
     return SL_OK;
 }
@@ -532,7 +537,8 @@ static void r_put_msg_item(sl_buf *o, sl_str rid, int index, const char *status,
     sl_buf_printf(o, ",\"type\":\"message\",\"status\":\"%s\",\"role\":\"assistant\",\"content\":[",
                   status);
     if (with_part) {
-        sl_buf_append_c(o, "{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":");
+        sl_buf_append_c(o,
+                        "{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":");
         sl_buf_json_str(o, text.p ? text.p : "", text.len);
         sl_buf_append_c(o, "}");
     }
@@ -555,11 +561,12 @@ static void r_put_call_item(sl_buf *o, sl_str rid, int index, const char *status
 
 static void r_put_usage(sl_buf *o, const sl_ir_usage *u)
 {
-    sl_buf_printf(o,
-                  ",\"usage\":{\"input_tokens\":%ld,\"input_tokens_details\":{\"cached_tokens\":%ld}"
-                  ",\"output_tokens\":%ld,\"output_tokens_details\":{\"reasoning_tokens\":%ld},"
-                  "\"total_tokens\":%ld}",
-                  u->input, u->cache_read, u->output, u->reasoning, u->input + u->output);
+    sl_buf_printf(
+        o,
+        ",\"usage\":{\"input_tokens\":%ld,\"input_tokens_details\":{\"cached_tokens\":%ld}"
+        ",\"output_tokens\":%ld,\"output_tokens_details\":{\"reasoning_tokens\":%ld},"
+        "\"total_tokens\":%ld}",
+        u->input, u->cache_read, u->output, u->reasoning, u->input + u->output);
 }
 
 /* `,"key":` and the request's value, or dflt (raw JSON). */
@@ -582,7 +589,9 @@ static void r_put_response(sl_buf *o, const sl_ir_echo *echo, sl_str id, sl_str 
     sl_ir_put_str(o, echo && echo->id.p ? echo->id : id, "\"resp\"");
     sl_buf_printf(o, ",\"object\":\"response\",\"created_at\":%lld,\"status\":\"%s\"",
                   (long long)(sl_wall_ms() / 1000),
-                  !final ? "in_progress" : incomplete ? "incomplete" : "completed");
+                  !final       ? "in_progress"
+                  : incomplete ? "incomplete"
+                               : "completed");
     sl_buf_append_c(o, ",\"background\":false,\"error\":null,\"incomplete_details\":");
     sl_buf_append_c(o, incomplete ? "{\"reason\":\"max_output_tokens\"}" : "null");
     r_echo(o, echo, "instructions", "null");
@@ -745,8 +754,8 @@ static void r_parse_event(sl_ir_stream *s, sl_str event, sl_str data, const sl_j
                                            .id = sl_ir_str(sl_json_get(resp, "id")),
                                            .model = sl_ir_str(sl_json_get(resp, "model"))});
     } else if (sl_str_eq_c(t, "response.output_text.delta")) {
-        sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_TEXT,
-                                           .text = sl_ir_str(sl_json_get(d, "delta"))});
+        sl_ir_stream_put(
+            s, &(sl_ir_event){.type = SL_IR_EV_TEXT, .text = sl_ir_str(sl_json_get(d, "delta"))});
     } else if (sl_str_eq_c(t, "response.output_item.added") &&
                sl_str_eq_c(sl_ir_str(sl_json_get(item, "type")), "function_call")) {
         sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_TOOL_START,
@@ -778,12 +787,12 @@ static void r_parse_event(sl_ir_stream *s, sl_str event, sl_str data, const sl_j
 
 typedef struct r_out {
     long seq;
-    int index;      /* output index of the open item, or of the next one */
-    int open;       /* 0 none, 1 a message, 2 a function call */
-    sl_buf text;    /* the open message's text, or the open call's arguments */
+    int index;   /* output index of the open item, or of the next one */
+    int open;    /* 0 none, 1 a message, 2 a function call */
+    sl_buf text; /* the open message's text, or the open call's arguments */
     sl_buf call_id, name;
-    sl_buf items;   /* the finished output items, comma-separated */
-    sl_buf final;   /* the final response object, once the stream ended */
+    sl_buf items; /* the finished output items, comma-separated */
+    sl_buf final; /* the final response object, once the stream ended */
 } r_out;
 
 static r_out *r_state(sl_ir_stream *s)
@@ -970,10 +979,9 @@ static void r_emit_event(sl_ir_stream *s, const sl_ir_event *ev)
         break;
     case SL_IR_EV_END:
         r_close(s, st);
-        r_response_event(s, st,
-                         s->finish == SL_IR_FINISH_LENGTH ? "response.incomplete"
-                                                          : "response.completed",
-                         true);
+        r_response_event(
+            s, st, s->finish == SL_IR_FINISH_LENGTH ? "response.incomplete" : "response.completed",
+            true);
         break;
     case SL_IR_EV_ERROR: r_error_event_seq(&ev->error, o, st->seq++); break;
     default: break;

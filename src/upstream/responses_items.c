@@ -283,8 +283,8 @@ static void replay_item(replay *rp, const sl_json *item, int index)
 
 int sl_responses_replay(const char *json, size_t len, sl_buf *out)
 {
-    static const char *const opening[] = {"status", "\"in_progress\"", "output", "[]",
-                                          "usage",  "null"};
+    static const char *const opening[] = {"status", "\"in_progress\"", "output",
+                                          "[]",     "usage",           "null"};
     char first[8192];
     sl_arena a;
     sl_arena_init(&a, first, sizeof first, 64u << 20);

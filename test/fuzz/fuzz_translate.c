@@ -61,8 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sl_responses_record(&out, "p", v, sl_json_get(v, "response"), sl_json_get(v, "input"));
         sl_responses_resolve(&out, v, sl_json_get(v, "input"));
         sl_responses_input_list(&out, v, false, 5);
-        sl_responses_terminal(SL_STR("response.completed"), (sl_str){(const char *)data, size},
-                              &a);
+        sl_responses_terminal(SL_STR("response.completed"), (sl_str){(const char *)data, size}, &a);
     }
     sl_buf_free(&out);
     sl_arena_free(&a);

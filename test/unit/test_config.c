@@ -275,4 +275,5 @@ T_TEST(reload_table_documented)
 }
 
 T_MAIN("config", defaults, responses_keys, example_file_loads, values_and_env,
-       errors_name_file_line_key, model_globs, auth_equal, secrets_collected, reload_marks_and_diff, reload_table_documented)
+       errors_name_file_line_key, model_globs, auth_equal, secrets_collected, reload_marks_and_diff,
+       reload_table_documented)

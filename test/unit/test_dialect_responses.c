@@ -386,8 +386,10 @@ T_TEST(native_events_watched_for_usage_and_end)
                              &u, &have),
              SL_WATCH_CHUNK);
     char ev[2048];
-    snprintf(ev, sizeof ev, "{\"type\":\"response.completed\",\"response\":%s,"
-                            "\"sequence_number\":9}", RESP);
+    snprintf(ev, sizeof ev,
+             "{\"type\":\"response.completed\",\"response\":%s,"
+             "\"sequence_number\":9}",
+             RESP);
     T_EQ_INT(RS->watch_event(SL_STR(""), sl_str_c(ev), &u, &have), SL_WATCH_END);
     T_EQ_INT(have, SL_USAGE_INPUT | SL_USAGE_OUTPUT);
     T_EQ_INT(u.input, 36);

@@ -169,9 +169,9 @@ T_TEST(responses_requests)
     T_EQ_STR(p, "input");
     T_EQ_INT(check(SL_API_RESPONSES, "{\"model\":\"m\",\"input\":\"x\",\"store\":1}", &p), 400);
     T_EQ_STR(p, "store");
-    T_EQ_INT(check(SL_API_RESPONSES,
-                   "{\"model\":\"m\",\"input\":\"x\",\"max_output_tokens\":0}", &p),
-             400);
+    T_EQ_INT(
+        check(SL_API_RESPONSES, "{\"model\":\"m\",\"input\":\"x\",\"max_output_tokens\":0}", &p),
+        400);
     T_EQ_STR(p, "max_output_tokens");
     T_EQ_INT(check(SL_API_RESPONSES,
                    "{\"model\":\"m\",\"input\":\"x\",\"previous_response_id\":\"\"}", &p),
