@@ -263,3 +263,32 @@ def test_responses_untranslatable_parameters_are_400_naming_them():
     assert st == 400 and j["error"]["param"] == "input", j
     assert m.stats()["requests"] == 0
     s.stop()
+
+
+def test_responses_coalesced_followers_get_their_own_form():
+    """One upstream call: a plain follower of a stream gets the final object, a stream
+    follower of a plain answer gets it replayed as events."""
+    import threading, time
+    m, s = setup("anthropic", cache={"enabled": True, "ttl_s": 60})
+    u = s.url + "/v1/responses"
+    for lead_stream in (True, False):
+        m.reset()
+        m.config(delay_ms=400)
+        body = {"model": "claude-3-5-haiku", "input": "together %s" % lead_stream}
+        res = {}
+        lead = threading.Thread(target=lambda: res.setdefault(
+            "lead", stream(u, dict(body, stream=True)) if lead_stream else post_json(u, body)))
+        lead.start()
+        time.sleep(0.15)
+        if lead_stream:
+            st, h, j, _ = post_json(u, body)
+            lead.join()
+            _, final = check_stream(events(res["lead"][3]))
+            assert st == 200 and h["x-sluice-cache"] == "coalesced" and j == final, (h, j, final)
+        else:
+            st, h, _, raw = stream(u, dict(body, stream=True))
+            lead.join()
+            _, final = check_stream(events(raw))
+            assert h["x-sluice-cache"] == "coalesced" and final == res["lead"][2], (h, final)
+        assert m.stats()["requests"] == 1, m.stats()
+    s.stop()
