@@ -152,10 +152,9 @@ static const char *scrubbed(sl_req *r, const char *message)
 void sl_req_error(sl_req *r, int status, const char *type, const char *code, const char *param,
                   const char *message)
 {
+    message = scrubbed(r, message);
     const sl_dialect *d = r->is_llm ? r->dialect : NULL;
     sl_ir_error e = {sl_str_c(type), sl_str_c(message), sl_str_c(param), sl_str_c(code)};
-    message = scrubbed(r, message);
-    e.message = sl_str_c(message);
     r->error = message;
     sl_buf_reset(&r->body_out);
     r->body_out.max = 0; /* an error body is small and must always fit */

@@ -215,7 +215,7 @@ static int on_translated_event(proxy_state *st, sl_str event, sl_str data)
     return 0;
 }
 
-/* One event of the stream: translated, or relayed as it came (watched for usage and its end). */
+/* A native stream: each event is relayed as it came, watched for usage and its end. */
 static int dispatch_event(proxy_state *st, sl_str event, sl_str data)
 {
     sl_req *r = st->r;
