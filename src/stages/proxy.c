@@ -216,11 +216,30 @@ static int on_translated_event(proxy_state *st, sl_str event, sl_str data)
 }
 
 /* A native stream: each event is relayed as it came, watched for usage and its end. */
+/* A native Responses stream's final event (response.completed / .incomplete),
+ * parsed once for its usage, the state store and the cache; false for others. */
+static bool on_responses_final(proxy_state *st, sl_str event, sl_str data)
+{
+    sl_req *r = st->r;
+    const sl_json *resp = sl_responses_terminal(event, data, &r->arena);
+    if (!resp)
+        return false;
+    sl_ir_usage u = {0};
+    take_usage(r, st->up, &u, st->up->usage(resp, &u));
+    st->usage_seen = st->usage_seen || r->prompt_tokens || r->completion_tokens;
+    st->done_seen = true;
+    response_final(st, resp); /* before the client sees the end */
+    forward_event(r, event, data);
+    return true;
+}
+
 static int dispatch_event(proxy_state *st, sl_str event, sl_str data)
 {
     sl_req *r = st->r;
     if (st->translate)
         return on_translated_event(st, event, data);
+    if (st->responses && on_responses_final(st, event, data))
+        return 0;
     unsigned have = 0;
     unsigned f = st->up->watch_event(event, data, &st->usage, &have);
     if (f & SL_WATCH_END)
@@ -234,8 +253,6 @@ static int dispatch_event(proxy_state *st, sl_str event, sl_str data)
         st->usage_seen = true;
     if ((f & SL_WATCH_USAGE_ONLY) && !r->llm.include_usage)
         return 0; /* we asked for it for metering; the client did not */
-    if ((f & SL_WATCH_END) && st->responses)
-        response_final(st, sl_responses_terminal(event, data, &r->arena));
     forward_event(r, event, data);
     return 0;
 }
@@ -404,8 +421,10 @@ static void finish_plain(proxy_state *st, int status)
         r->error = NULL;
         if (st->translate)
             translate_answer(st, root, true);
-        if (st->responses)
+        if (st->responses && st->translate)
             response_final_text(st, sl_buf_str(&r->body_out));
+        else if (st->responses)
+            response_final(st, root); /* the provider's object, parsed once */
         return;
     }
     /* Upstream error: keep an OpenAI-shaped body as it is (scrubbed above),
