@@ -130,6 +130,47 @@ T_TEST(function_call_items_to_chat)
     T_EQ_INT(N(c, "max_tokens"), 100);
 }
 
+/* The images guide's input_image part, and tool_choice both ways. */
+T_TEST(images_and_tool_choice)
+{
+    sl_ir_refusal e = {0};
+    const char *img =
+        "{\"model\":\"gpt-4.1-mini\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":"
+        "\"input_text\",\"text\":\"what's in this image?\"},{\"type\":\"input_image\","
+        "\"image_url\":\"data:image/jpeg;base64,QUJD\"}]}],\"tool_choice\":\"required\","
+        "\"tools\":[{\"type\":\"function\",\"name\":\"f\"}]}";
+    const sl_json *m = translate(AN, img, &e);
+    T_CHECK(m != NULL);
+    T_EQ_STR(S(m, "messages.0.content.0.text"), "what's in this image?");
+    T_EQ_STR(S(m, "messages.0.content.1.type"), "image");
+    T_EQ_STR(S(m, "messages.0.content.1.source.media_type"), "image/jpeg");
+    T_EQ_STR(S(m, "messages.0.content.1.source.data"), "QUJD");
+    T_EQ_STR(S(m, "tool_choice.type"), "any");
+    const sl_json *c = translate(OA, img, &e);
+    T_EQ_STR(S(c, "messages.0.content.1.image_url.url"), "data:image/jpeg;base64,QUJD");
+    T_EQ_STR(S(c, "tool_choice"), "required");
+    c = translate(OA, "{\"model\":\"m\",\"input\":\"x\",\"tool_choice\":\"none\"}", &e);
+    T_EQ_STR(S(c, "tool_choice"), "none");
+    /* and a chat request written as a Responses one (IR -> Responses) */
+    sl_buf_reset(&out);
+    T_EQ_INT(sl_dialect_request(OA, RS,
+                                J("{\"model\":\"m\",\"messages\":[{\"role\":\"system\","
+                                  "\"content\":\"S\"},{\"role\":\"user\",\"content\":\"hi\"}],"
+                                  "\"max_tokens\":9,\"tool_choice\":{\"type\":\"function\","
+                                  "\"function\":{\"name\":\"f\"}}}"),
+                                &A, &out, &e),
+             SL_OK);
+    const sl_json *r = J(sl_arena_strndup(&A, out.p, out.len));
+    T_EQ_STR(S(r, "instructions"), "S");
+    T_EQ_STR(S(r, "input.0.content.0.type"), "input_text");
+    T_EQ_INT(N(r, "max_output_tokens"), 9);
+    T_EQ_STR(S(r, "tool_choice.name"), "f");
+    T_EQ_INT(sl_dialect_request(OA, RS, J("{\"model\":\"m\",\"messages\":[],\"stop\":\"X\"}"), &A,
+                                &out, &e),
+             SL_EINVAL);
+    T_EQ_STR(e.param, "stop");
+}
+
 /* The structured-outputs guide: text.format with a flat json_schema. */
 T_TEST(text_format_json_schema_to_chat)
 {
@@ -465,7 +506,7 @@ T_TEST(teardown)
 }
 
 T_MAIN("dialect_responses", string_input_to_chat, function_call_items_to_messages,
-       function_call_items_to_chat, text_format_json_schema_to_chat,
+       function_call_items_to_chat, images_and_tool_choice, text_format_json_schema_to_chat,
        untranslatable_parameters_refused, chat_answer_to_response_object,
        messages_answer_with_tool_use, response_object_to_chat, messages_stream_to_events,
        chat_tool_stream_to_events, native_events_watched_for_usage_and_end,
