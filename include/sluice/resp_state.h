@@ -7,9 +7,9 @@
  * first past 256 MiB). A lookup asks Redis, then the process's table. Another
  * tenant's id is simply not found.
  *
- * Ordering: a put is queued on the one Redis connection before the caller
- * sends the answer, so any later command of this process (the client's next
- * turn) is served after it.
+ * Ordering: the proxy holds the end of an answer (its body, or the final
+ * event) until the put is acknowledged, so a follow-up sent the instant the
+ * client has it finds the record, on this instance or any other.
  *
  * Owns: the in-process table and a small record per Redis command in flight. */
 #ifndef SLUICE_RESP_STATE_H
@@ -27,7 +27,11 @@ void sl_resp_state_setup(struct sl_redis *redis); /* NULL: in process only */
 /* Frees the in-process table (at exit). */
 void sl_resp_state_shutdown(void);
 
-void sl_resp_state_put(const char *tenant, sl_str id, sl_str rec, long ttl_s);
+/* Stores rec. Returns true when Redis took the command: cb then runs once,
+ * later, with SL_OK (stored) or SL_EIO; false when it was stored in process
+ * at once (cb never runs). cb may be NULL. */
+bool sl_resp_state_put(const char *tenant, sl_str id, sl_str rec, long ttl_s, sl_resp_state_cb cb,
+                       void *ud);
 /* cb runs exactly once: before the call returns (in process) or later (Redis). */
 void sl_resp_state_get(const char *tenant, sl_str id, sl_resp_state_cb cb, void *ud);
 /* Deletes the record; cb gets SL_OK (it existed) or SL_ENOTFOUND, once. */

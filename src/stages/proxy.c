@@ -61,14 +61,39 @@ typedef struct proxy_state {
     sl_ir_echo echo;         /* the id a translated answer gets, and the request it echoes */
     char resp_id[96];
     bool state_saved;
+    bool state_pending; /* the record's SET is out: the answer's end waits for it */
+    bool done_deferred; /* ... and the call finished meanwhile: its completion waits too */
+    sl_buf held;        /* the frames held back meanwhile (a stream's last events) */
 } proxy_state;
 
 static void attempt(proxy_state *st);
 
 /* ---- the Responses API's state ---------------------------------------------- */
 
+/* The record is stored (or Redis failed to say so): what was held goes out. */
+static void on_state_stored(void *ud, int status, const char *rec, size_t len)
+{
+    SL_UNUSED(rec);
+    SL_UNUSED(len);
+    proxy_state *st = ud;
+    sl_req *r = st->r;
+    if (status != SL_OK)
+        sl_warn("request %s: the response's state was not confirmed stored", r->id);
+    st->state_pending = false;
+    if (st->held.len && !r->completed)
+        sl_pipeline_stream_data(r, st->held.p, st->held.len);
+    sl_buf_free(&st->held);
+    if (st->done_deferred) {
+        st->done_deferred = false;
+        sl_pipeline_complete(r);
+        sl_req_release(r); /* the attempt's reference */
+    }
+    sl_req_release(r); /* the SET's */
+}
+
 /* A response is final: its record goes to the state store before the client
- * sees the end of it, and a streamed one becomes what the cache stores. */
+ * sees the end of it (the end waits for the SET's answer), and a streamed one
+ * becomes what the cache stores. */
 static void response_final(proxy_state *st, const sl_json *resp)
 {
     sl_req *r = st->r;
@@ -83,11 +108,23 @@ static void response_final(proxy_state *st, const sl_json *resp)
         return;
     sl_buf rec;
     sl_buf_init(&rec, 0);
-    if (sl_responses_record(&rec, r->provider, r->llm.root, resp, st->history) == SL_OK)
+    if (sl_responses_record(&rec, r->provider, r->llm.root, resp, st->history) == SL_OK &&
         sl_resp_state_put(r->tenant ? r->tenant : "default", id, sl_buf_str(&rec),
-                          r->conf->responses.store_ttl_s);
+                          r->conf->responses.store_ttl_s, on_state_stored, st)) {
+        st->state_pending = true;
+        sl_req_ref(r); /* the SET's callback holds the request */
+    }
     sl_buf_free(&rec);
     st->state_saved = true;
+}
+
+/* Sends frames now, or holds them while the state's SET is out. */
+static void send_or_hold(proxy_state *st, const char *p, size_t n)
+{
+    if (st->state_pending)
+        sl_buf_append(&st->held, p, n);
+    else
+        sl_pipeline_stream_data(st->r, p, n);
 }
 
 static void response_final_text(proxy_state *st, sl_str json)
@@ -211,7 +248,7 @@ static int on_translated_event(proxy_state *st, sl_str event, sl_str data)
     if (st->tr.finished && st->responses) /* stored before the client sees the end */
         response_final_text(st, sl_responses_stream_final(&st->tr));
     if (frames.len)
-        sl_pipeline_stream_data(r, frames.p, frames.len);
+        send_or_hold(st, frames.p, frames.len);
     return 0;
 }
 
@@ -229,7 +266,15 @@ static bool on_responses_final(proxy_state *st, sl_str event, sl_str data)
     st->usage_seen = st->usage_seen || r->prompt_tokens || r->completion_tokens;
     st->done_seen = true;
     response_final(st, resp); /* before the client sees the end */
-    forward_event(r, event, data);
+    if (!st->state_pending) {
+        forward_event(r, event, data);
+        return true;
+    }
+    sl_buf_append_c(&st->held, "event: ");
+    sl_buf_append_str(&st->held, event.len ? event : SL_STR("response.completed"));
+    sl_buf_append_c(&st->held, "\ndata: ");
+    sl_buf_append_str(&st->held, data);
+    sl_buf_append_c(&st->held, "\n\n");
     return true;
 }
 
@@ -571,6 +616,10 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
         const char *ra = sl_call_retry_after(c);
         if (ra)
             sl_req_header(r, "Retry-After", sl_arena_strndup(&r->arena, ra, strlen(ra)));
+    }
+    if (st->state_pending) { /* the answer's end goes out once its state is stored */
+        st->done_deferred = true;
+        return;
     }
     sl_pipeline_complete(r);
     sl_req_release(r); /* the attempt's reference */

@@ -151,7 +151,7 @@ void sl_resp_state_shutdown(void)
 typedef struct pending {
     sl_resp_state_cb cb;
     void *ud;
-    bool del;
+    bool del, put;
     size_t key_len;
     char key[];
 } pending;
@@ -160,7 +160,11 @@ static void on_reply(void *ud, const redisReply *reply, int status)
 {
     pending *p = ud;
     bool found_here = false;
-    if (p->del) {
+    if (p->put) {
+        bool ok = status == SL_OK && reply && reply->type != REDIS_REPLY_ERROR;
+        if (p->cb)
+            p->cb(p->ud, ok ? SL_OK : SL_EIO, NULL, 0);
+    } else if (p->del) {
         mem_del(p->key, p->key_len, &found_here);
         bool there =
             status == SL_OK && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0;
@@ -192,16 +196,23 @@ static bool ask_redis(const char *cmd, const char *key, size_t klen, sl_resp_sta
     return false;
 }
 
-void sl_resp_state_put(const char *tenant, sl_str id, sl_str data, long ttl_s)
+bool sl_resp_state_put(const char *tenant, sl_str id, sl_str data, long ttl_s, sl_resp_state_cb cb,
+                       void *ud)
 {
     char key[400], px[32];
     size_t klen = make_key(key, sizeof key, tenant, id);
     snprintf(px, sizeof px, "%ld", ttl_s * 1000);
     const char *argv[] = {"SET", key, data.p, "PX", px};
     size_t argl[] = {3, klen, data.len, 2, strlen(px)};
-    if (st.redis && sl_redis_cmd(st.redis, NULL, NULL, 5, argv, argl) == SL_OK)
-        return;
+    pending *p = st.redis ? malloc(sizeof(*p)) : NULL;
+    if (p) {
+        *p = (pending){.cb = cb, .ud = ud, .put = true};
+        if (sl_redis_cmd(st.redis, on_reply, p, 5, argv, argl) == SL_OK)
+            return true;
+        free(p);
+    }
     mem_put(key, klen, data, ttl_s); /* no Redis, or it cannot take commands now */
+    return false;
 }
 
 void sl_resp_state_get(const char *tenant, sl_str id, sl_resp_state_cb cb, void *ud)

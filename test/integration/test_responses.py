@@ -201,6 +201,21 @@ def test_responses_two_turns_in_redis_across_a_chat_provider():
     assert 29 * 86400 * 1000 < ttl <= 30 * 86400 * 1000, ttl
     st, _, b = request("GET", s.url + "/v1/responses/" + r2["id"], headers=A)
     assert st == 200 and json.loads(b)["id"] == r2["id"], b
+    # a second instance on the same Redis continues the conversation the moment
+    # the first one's stream has ended (the end waited for the SET's answer)
+    c = base_config(m, keys=KEYS, redis={"url": r.url, "timeout_ms": 200})
+    c["providers"] = [{"name": "p", "kind": "openai", "api": "chat", "base_url": m.url + "/v1",
+                       "models": ["*"]}]
+    s2 = Sluice(c)
+    for i in range(5):
+        st, _, _, raw = stream(s.url + "/v1/responses", {"model": "gpt-4o-mini", "stream": True,
+                                                         "input": "turn %d" % i}, A)
+        rid = events(raw)[-1][1]["response"]["id"]
+        st, _, j, _ = post_json(s2.url + "/v1/responses", {"model": "gpt-4o-mini", "input": "next",
+                                                           "previous_response_id": rid}, A)
+        assert st == 200 and j["previous_response_id"] == rid, j
+        assert "turn %d" % i in json.dumps(json.loads(m.last()["body"])), m.last()
+    s2.stop()
     s.stop()
 
 
@@ -291,4 +306,23 @@ def test_responses_coalesced_followers_get_their_own_form():
             _, final = check_stream(events(raw))
             assert h["x-sluice-cache"] == "coalesced" and final == res["lead"][2], (h, final)
         assert m.stats()["requests"] == 1, m.stats()
+    s.stop()
+
+
+def test_responses_answer_survives_a_hung_state_store():
+    """Redis stopped: the answer's end waits for the SET at most redis.timeout_ms, then goes."""
+    import time
+    r = Redis()
+    m, s = setup(api="chat", redis=r)
+    u = s.url + "/v1/responses"
+    r.stop_signal()
+    try:
+        for body in ({"model": "gpt-4o-mini", "input": "hung"},
+                     {"model": "gpt-4o-mini", "input": "hung stream", "stream": True}):
+            t0 = time.time()
+            st, h, raw = request("POST", u, body)
+            assert st == 200 and time.time() - t0 < 3, (st, raw[:200])
+            assert b"response.completed" in raw if body.get("stream") else json.loads(raw)["status"] == "completed"
+    finally:
+        r.cont_signal()
     s.stop()
