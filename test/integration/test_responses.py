@@ -326,3 +326,30 @@ def test_responses_answer_survives_a_hung_state_store():
     finally:
         r.cont_signal()
     s.stop()
+
+
+def test_responses_native_conversation_moves_to_another_native_provider():
+    """The second native provider never saw turn 1: it gets the conversation as items."""
+    m1, m2 = Mock(), Mock()
+    c = base_config(m1, retries={"max": 1, "base_ms": 1})
+    c["providers"] = [{"name": "one", "kind": "openai", "base_url": m1.url + "/v1", "models": ["*"]},
+                      {"name": "two", "kind": "openai", "base_url": m2.url + "/v1", "models": ["*"]}]
+    s = Sluice(c)
+    u = s.url + "/v1/responses"
+    st, _, r1, _ = post_json(u, {"model": "gpt-4o-mini", "input": "my name is Ada"})
+    assert st == 200, r1
+    st, _, r2, _ = post_json(u, {"model": "gpt-4o-mini", "input": "same provider",
+                                 "previous_response_id": r1["id"]})
+    sent = json.loads(m1.last()["body"])
+    assert sent["previous_response_id"] == r1["id"] and sent["input"] == "same provider", sent
+    m1.config(status=503)
+    st, h, r3, _ = post_json(u, {"model": "gpt-4o-mini", "input": "what is my name?",
+                                 "previous_response_id": r2["id"], "temperature": 0.3})
+    assert st == 200 and h["x-sluice-provider"] == "two", r3
+    sent = json.loads(m2.last()["body"])
+    assert "previous_response_id" not in sent and sent["temperature"] == 0.3, sent
+    texts = [json.dumps(i) for i in sent["input"]]
+    assert "my name is Ada" in texts[0] and "same provider" in json.dumps(sent["input"]), sent
+    assert sent["input"][-1]["content"][0]["text"] == "what is my name?", sent
+    assert [i.get("role") for i in sent["input"]].count("assistant") == 2, sent
+    s.stop()
