@@ -503,12 +503,23 @@ static void finish_plain(proxy_state *st, int status)
     sl_req_error(r, status, type, "upstream_error", NULL, msg);
 }
 
-static void stream_failed(sl_req *r, int rc, const char *detail)
+static void stream_failed(proxy_state *st, int rc, const char *detail)
 {
+    sl_req *r = st->r;
     const char *msg = sl_arena_printf(&r->arena, "the upstream stream ended early: %s",
                                       detail ? detail : "connection closed");
-    sl_req_error(r, rc == SL_ETIMEDOUT ? 504 : 502, "api_error",
-                 rc == SL_ETIMEDOUT ? "upstream_timeout" : "upstream_stream_error", NULL, msg);
+    const char *code = rc == SL_ETIMEDOUT ? "upstream_timeout" : "upstream_stream_error";
+    sl_req_error(r, rc == SL_ETIMEDOUT ? 504 : 502, "api_error", code, NULL, msg);
+    if (!st->translate || st->tr.finished || st->tr.failed || !r->head_sent)
+        return;
+    /* a translated stream's own emitter writes it: its numbering (Responses) goes on */
+    sl_ir_event ev = {
+        .type = SL_IR_EV_ERROR,
+        .error = {SL_STR("api_error"), sl_str_c(r->error), SL_STR_NULL, sl_str_c(code)}};
+    sl_buf_reset(&r->body_out);
+    st->tr.sink = &r->body_out;
+    st->tr.to->emit_event(&st->tr, &ev);
+    st->tr.sink = NULL;
 }
 
 /* Seconds or an HTTP date; -1 when absent or unreadable. */
@@ -604,7 +615,7 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
     meter_unreported(st);
     if (st->stream_mode) {
         if (rc != SL_OK)
-            stream_failed(r, rc, detail);
+            stream_failed(st, rc, detail);
         else if (st->asm_on && sl_asm_result(st->assembler, &r->assembled) != SL_OK)
             sl_buf_reset(&r->assembled);
     } else if (rc == SL_OK) {

@@ -353,3 +353,19 @@ def test_responses_native_conversation_moves_to_another_native_provider():
     assert sent["input"][-1]["content"][0]["text"] == "what is my name?", sent
     assert [i.get("role") for i in sent["input"]].count("assistant") == 2, sent
     s.stop()
+
+
+def test_responses_translated_stream_cut_ends_with_a_numbered_error_event():
+    m, s = setup("anthropic")
+    m.config(drop_after_chunks=2, stream_chunks=6)
+    st, h, _, raw = stream(s.url + "/v1/responses", {"model": "claude-3-5-haiku", "input": "cut me",
+                                                     "stream": True})
+    evs = events(raw)
+    types = [d["type"] for _, d in evs]
+    assert st == 200 and types[0] == "response.created" and types[-1] == "error", types
+    assert "response.completed" not in types, types
+    assert [d["sequence_number"] for _, d in evs] == list(range(len(evs))), evs
+    assert evs[-1][1]["code"] == "upstream_stream_error" and evs[-1][0] == "error", evs[-1]
+    log = s.wait_log(1)
+    assert log[0]["status"] == 200 and log[0]["error"], log[0]
+    s.stop()
