@@ -252,7 +252,6 @@ static int on_translated_event(proxy_state *st, sl_str event, sl_str data)
     return 0;
 }
 
-/* A native stream: each event is relayed as it came, watched for usage and its end. */
 /* A native Responses stream's final event (response.completed / .incomplete),
  * parsed once for its usage, the state store and the cache; false for others. */
 static bool on_responses_final(proxy_state *st, sl_str event, sl_str data)
@@ -278,6 +277,7 @@ static bool on_responses_final(proxy_state *st, sl_str event, sl_str data)
     return true;
 }
 
+/* One event: translated, or relayed as it came and watched for usage and its end. */
 static int dispatch_event(proxy_state *st, sl_str event, sl_str data)
 {
     sl_req *r = st->r;
