@@ -11,7 +11,13 @@
  * metered from `usage`. Streams are forwarded chunk by chunk; an SSE parser
  * watches them pass for `usage` and `[DONE]`, so a stream that stops early
  * ends with an error event instead of looking complete. The client's original
- * bytes go upstream untouched. */
+ * bytes go upstream untouched.
+ *
+ * The Responses API adds conversation state: a previous_response_id is looked
+ * up (resp_state.h) before the first attempt, and each attempt sends the
+ * bytes as they came to the provider that made the previous response, or the
+ * conversation as items to any other; the final object of every answer is
+ * recorded, and the answer's end waits until the record is stored. */
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <stdio.h>
