@@ -65,6 +65,7 @@ def test_responses_native_pass_through_plain_and_stream():
     last = m.last()
     assert last["path"] == "/v1/responses" and json.loads(last["body"]) == BODY, last
     assert last["headers"]["authorization"] == "Bearer sk-prov"
+    assert float(h["x-sluice-cost-usd"]) > 0 and h["x-sluice-provider"] == "p", h
     direct = request("POST", m.url + "/v1/responses", dict(BODY, stream=True))[2]
     st, h, _, raw = stream(s.url + "/v1/responses", dict(BODY, stream=True))
     assert st == 200 and h["content-type"].startswith("text/event-stream")
@@ -73,6 +74,8 @@ def test_responses_native_pass_through_plain_and_stream():
     log = s.wait_log(2)
     assert log[0]["path"] == "/v1/responses" and log[0]["model"] == "gpt-4o-mini", log[0]
     assert log[0]["prompt_tokens"] == j["usage"]["input_tokens"] > 0, log[0]
+    assert log[0]["completion_tokens"] == j["usage"]["output_tokens"] and log[0]["cost_usd"] > 0, log[0]
+    assert log[1]["cost_usd"] > 0, log[1]
     assert log[1]["completion_tokens"] > 0 and log[1]["stream"] is True, log[1]
     s.stop()
 
@@ -368,4 +371,17 @@ def test_responses_translated_stream_cut_ends_with_a_numbered_error_event():
     assert evs[-1][1]["code"] == "upstream_stream_error" and evs[-1][0] == "error", evs[-1]
     log = s.wait_log(1)
     assert log[0]["status"] == 200 and log[0]["error"], log[0]
+    s.stop()
+
+
+def test_responses_keys_and_limits_apply():
+    m, s = setup(keys=[{"key": "sk-a", "tenant": "team-a", "rpm": 1}])
+    u = s.url + "/v1/responses"
+    st, _, j, _ = post_json(u, BODY)
+    assert st == 401 and j["error"]["code"] == "invalid_api_key", j
+    assert post_json(u, BODY, A)[0] == 200
+    st, h, j, _ = post_json(u, BODY, A)
+    assert st == 429 and "retry-after" in h, (st, j)
+    log = s.wait_log(3)
+    assert [x["status"] for x in log] == [401, 200, 429] and log[1]["tenant"] == "team-a", log
     s.stop()
