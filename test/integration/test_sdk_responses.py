@@ -100,3 +100,13 @@ def test_openai_responses_two_turns_translated():
                            headers={"Authorization": "Bearer " + CLIENT_KEY})
     assert stt == 200 and json.loads(body)["id"] == r["first"], body
     st.stop()
+
+
+def test_openai_responses_retrieve_input_items_delete():
+    """responses.retrieve, inputItems.list and delete on a response sluice keeps."""
+    st = base.Stack()
+    r = st.openai("responses_state", env={"SLUICE_MODEL": "claude-3-5-haiku"})
+    assert r["got"] == r["id"] and r["text"].startswith("mock reply to: remember me"), r
+    assert r["items"] == ["remember me"], r
+    assert r["gone"] == {"name": "NotFoundError", "status": 404}, r
+    st.stop()
