@@ -5,17 +5,11 @@
 #include "sluice/server.h"
 #include "sluice/stages.h"
 
-static sl_l1 *l1;
-static sl_redis *redis;
-
-void sl_ops_set_stores(sl_l1 *cache, sl_redis *r)
-{
-    l1 = cache;
-    redis = r;
-}
-
+/* The stores are the pipeline's (main wires them through sl_pipeline_init). */
 void sl_ops_health_stores(sl_buf *b)
 {
+    sl_l1 *l1 = sl_pipeline_env()->l1;
+    sl_redis *redis = sl_pipeline_env()->redis;
     sl_l1_stats st = {0};
     if (l1)
         sl_l1_get_stats(l1, &st);
@@ -43,6 +37,8 @@ void sl_ops_health_stores(sl_buf *b)
 
 void sl_ops_metrics_stores(void)
 {
+    sl_l1 *l1 = sl_pipeline_env()->l1;
+    sl_redis *redis = sl_pipeline_env()->redis;
     sl_l1_stats st = {0};
     if (l1)
         sl_l1_get_stats(l1, &st);

@@ -17,7 +17,7 @@ static void not_found(sl_req *r, sl_str id)
     sl_req_error(r, 404, "invalid_request_error", "response_not_found", "response_id",
                  sl_arena_printf(&r->arena, "No response found with id '%.*s'.",
                                  (int)SL_MIN(id.len, 200), id.p));
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
 }
 
 /* The value of query parameter name ("" when absent), into out. */
@@ -60,7 +60,7 @@ static void on_record(void *ud, int status, const char *data, size_t len)
     if (status == SL_EIO) {
         sl_req_error(r, 503, "api_error", "state_unavailable", NULL,
                      "the response store cannot be reached; retry the request");
-        sl_pipeline_complete(r);
+        sl_req_finish(r);
     } else if (!copy || sl_json_parse(&r->arena, copy, len, NULL, &rec, &err) != SL_OK ||
                !sl_json_get(rec, "response")) {
         not_found(r, id);
@@ -70,7 +70,7 @@ static void on_record(void *ud, int status, const char *data, size_t len)
             answer_input(r, rec);
         else
             sl_buf_append_str(&r->body_out, sl_json_get(rec, "response")->raw);
-        sl_pipeline_complete(r);
+        sl_req_finish(r);
     }
     sl_req_release(r);
 }
@@ -88,7 +88,7 @@ static void on_deleted(void *ud, int status, const char *data, size_t len)
         sl_buf_append_c(&r->body_out, "{\"id\":");
         sl_buf_json_str(&r->body_out, id.p, id.len);
         sl_buf_append_c(&r->body_out, ",\"object\":\"response\",\"deleted\":true}");
-        sl_pipeline_complete(r);
+        sl_req_finish(r);
     }
     sl_req_release(r);
 }
@@ -104,7 +104,7 @@ void sl_responses_route(sl_req *r)
         sl_req_error(
             r, 404, "invalid_request_error", "unknown_url", NULL,
             sl_arena_printf(&r->arena, "Unknown request URL: %s %.200s", r->method, r->path));
-        sl_pipeline_complete(r);
+        sl_req_finish(r);
         return;
     }
     const char *tenant = r->tenant ? r->tenant : "default";
