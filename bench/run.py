@@ -360,6 +360,8 @@ def main():
     opened = open_streams(sport, n_streams, 6)
     sampler.join()
     post(mock_url + "/_mock/reset", {})
+    import embed_storm  # issue 21: micro-batched embeddings, on and off
+    embed_rows, _ = embed_storm.run(spawn, wait_port, free_port, mock_port, secs=1 if quick else 3)
 
     out = []
     out.append("| scenario | req/s | p50 µs | p99 µs | CPU µs/req | RSS MiB |")
@@ -398,7 +400,7 @@ def main():
         pass
     head = "## %s — commit %s — %s, %d cores, %s%s" % (time.strftime("%Y-%m-%d %H:%M"), rev, os.uname().nodename,
                                                        CORES, cpu, " (quick)" if quick else "")
-    text = "\n".join([head, ""] + out + [""] + ["- " + r for r in ratios] + [""] +
+    text = "\n".join([head, ""] + out + [""] + embed_rows + [""] + ["- " + r for r in ratios] + [""] +
                      ["- %s: %s" % (c, "PASS" if ok else "MISS") for c, ok in checks] + [""])
     print(text)
     if os.environ.get("BENCH_RESULTS") != "-":  # "-": print only

@@ -41,6 +41,10 @@ struct sl_req;
       "Answers metered at 0 because their model has no price.", "model")                           \
     X(COALESCED, "sluice_coalesced_requests_total", "counter",                                     \
       "Requests answered by joining an identical call in flight.", "")                             \
+    X(EMBED_BATCHES, "sluice_embedding_batches_total", "counter",                                  \
+      "Upstream embeddings calls that carried a batch of requests.", "")                           \
+    X(EMBED_BATCH_INPUTS, "sluice_embedding_batch_inputs_total", "counter",                        \
+      "Inputs sent in embedding batches (divided by the batches: inputs per batch).", "")          \
     X(INFLIGHT, "sluice_inflight_requests", "gauge", "Requests being handled now.", "")            \
     X(CONNECTIONS, "sluice_client_connections", "gauge", "Client connections open now.", "")       \
     X(UPSTREAM_INFLIGHT, "sluice_upstream_inflight_calls", "gauge", "Upstream calls in flight.",   \

@@ -25,6 +25,7 @@
 #include "sluice/pipeline.h"
 #include "sluice/resp_routes.h"
 #include "sluice/sla.h"
+#include "sluice/stages.h"
 #include "sluice/triage.h"
 
 static struct {
@@ -67,6 +68,8 @@ static const route routes[] = {
     {SVC("/v1/responses/", M_GET | M_DELETE, sl_responses_route, SL_AUTH_CLIENT), .prefix = true,
      .label = "/v1/responses/{id}"},
     {OPS("/v1/models", sl_ops_models)},
+    {SVC("/v1/streams/", M_GET, sl_stream_resume_route, SL_AUTH_CLIENT), .prefix = true,
+     .label = "/v1/streams/{request_id}"},
     {OPS("/health/live", sl_ops_live)},
     {OPS("/health/ready", sl_ops_ready)},
     {OPS("/health", sl_ops_health)},
