@@ -103,10 +103,12 @@ static int issue(redis_store *s, const char *script, int numkeys, int argc, cons
     if (!p)
         return SL_ENOMEM;
     *p = init;
+    /* WAIT (the one command with a timeout of its own) names no key: it goes to
+     * the master of the {sla} slot, where every ticket write went */
     int rc = script ? sl_redis_eval(s->redis, script, numkeys, argc, argv, argl, on_reply, p)
-             : p->timeout_ms
-                 ? sl_redis_cmd_timeout(s->redis, p->timeout_ms, on_reply, p, argc, argv, argl)
-                 : sl_redis_cmd(s->redis, on_reply, p, argc, argv, argl);
+             : p->timeout_ms ? sl_redis_cmd_at(s->redis, K_IDS, strlen(K_IDS), 0, p->timeout_ms,
+                                               on_reply, p, argc, argv, argl)
+                             : sl_redis_cmd(s->redis, on_reply, p, argc, argv, argl);
     if (rc != SL_OK)
         free(p);
     return rc;
