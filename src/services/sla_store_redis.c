@@ -13,15 +13,16 @@
 #include <string.h>
 
 #include "sluice/redis.h"
+#include "sluice/redis_keys.h"
 #include "sluice/sla_store.h"
 
-/* Every SLA key shares the hash tag {sla}: the scripts that touch several of
- * them would run on a Redis Cluster too (all in one slot). */
-#define K_TICKET "sluice:{sla}:t:"
-#define K_RISK   "sluice:{sla}:risk"
-#define K_DUE    "sluice:{sla}:due"
-#define K_IDS    "sluice:{sla}:ids"
-#define K_DEAD   "sluice:{sla}:dead"
+/* Every SLA key shares the hash tag {sla} (redis_keys.h): the scripts that touch
+ * several of them run on a Redis Cluster too, all in one slot. */
+#define K_TICKET SL_RK_SLA_TICKET
+#define K_RISK   SL_RK_SLA_RISK
+#define K_DUE    SL_RK_SLA_DUE
+#define K_IDS    SL_RK_SLA_IDS
+#define K_DEAD   SL_RK_SLA_DEAD
 
 static const char *const UPSERT_SCRIPT =
     "local cur = redis.call('HGET', KEYS[1], 'u')\n"
@@ -46,7 +47,7 @@ static const char *const ALL_SCRIPT =
     "local out = {}\n"
     "for i, id in ipairs(ids) do\n"
     "  if i > tonumber(ARGV[1]) then break end\n"
-    "  local j = redis.call('HGET', 'sluice:{sla}:t:' .. id, 'j')\n"
+    "  local j = redis.call('HGET', '" K_TICKET "' .. id, 'j')\n"
     "  if j then out[#out + 1] = j end\n"
     "end\n"
     "return out\n";
@@ -60,8 +61,8 @@ static const char *const TICK_SCRIPT =
     "  for _, m in ipairs(ms) do\n"
     "    redis.call('ZREM', z[1], m)\n"
     "    local id = string.sub(m, 3)\n"
-    "    local json = redis.call('HGET', 'sluice:{sla}:t:' .. id, 'j')\n"
-    "    if json and redis.call('SET', 'sluice:{sla}:alert:' .. z[2] .. ':' .. m, '1', 'NX', 'EX', "
+    "    local json = redis.call('HGET', '" K_TICKET "' .. id, 'j')\n"
+    "    if json and redis.call('SET', '" SL_RK_SLA_ALERT "' .. z[2] .. ':' .. m, '1', 'NX', 'EX', "
     "ARGV[3]) then\n"
     "      out[#out + 1] = string.sub(m, 1, 1)\n"
     "      out[#out + 1] = z[2]\n"
