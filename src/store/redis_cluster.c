@@ -310,7 +310,7 @@ sl_redirect_kind sl_cluster_parse_redirect(const char *err, size_t len, sl_redir
 /* ---- the runtime ---------------------------------------------------------------------- */
 
 enum {
-    MAX_REDIRECTS = 8,       /* a command bounced more often answers its last error */
+    MAX_REDIRECTS = 8,       /* a command moved more often answers its last error */
     REFRESH_GAP_MS = 100,    /* at most this often after errors */
     REFRESH_HEALTHY_MS = 5000,
     REFRESH_DEGRADED_MS = 300, /* a master down or slots uncovered: look again soon */
@@ -533,8 +533,9 @@ static bool follow(ccmd *cc, const redisReply *reply)
     sl_cluster *c = cc->c;
     sl_redirect rd;
     sl_redirect_kind k = sl_cluster_parse_redirect(reply->str, reply->len, &rd);
-    if (k == SL_REDIR_NONE || ++cc->tries > MAX_REDIRECTS)
-        return false;
+    if (k == SL_REDIR_NONE ||
+        ((k == SL_REDIR_MOVED || k == SL_REDIR_ASK) && ++cc->tries > MAX_REDIRECTS))
+        return false; /* TRYAGAIN and CLUSTERDOWN: bounded by the deadline alone */
     if (k == SL_REDIR_MOVED || k == SL_REDIR_ASK) {
         int i = redirect_node(c, cc, &rd);
         if (i < 0)
