@@ -244,9 +244,9 @@ static int run(sl_config *c)
                                           c->redis.master_name, c->redis.password, c->redis.db,
                                           c->redis.timeout_ms);
     else if (c->redis.n_cluster)
-        app.redis = sl_redis_new_cluster(app.base, c->redis.cluster, c->redis.n_cluster,
-                                         c->redis.password, c->redis.timeout_ms,
-                                         c->redis.read_from_replicas);
+        app.redis =
+            sl_redis_new_cluster(app.base, c->redis.cluster, c->redis.n_cluster, c->redis.password,
+                                 c->redis.timeout_ms, c->redis.read_from_replicas);
     else if (c->redis.host)
         app.redis = sl_redis_new(app.base, c->redis.host, c->redis.port, c->redis.password,
                                  c->redis.db, c->redis.timeout_ms);

@@ -57,7 +57,7 @@ struct sl_req;
     X(REDIS_CLUSTER_MASTERS, "sluice_redis_cluster_masters", "gauge",                              \
       "Masters in the Redis Cluster slot map, by state (up or down).", "state")                    \
     X(REDIS_CLUSTER_SLOTS, "sluice_redis_cluster_slots_covered", "gauge",                          \
-      "Redis Cluster slots (of 16384) with a known master.", "")                                  \
+      "Redis Cluster slots (of 16384) with a known master.", "")                                   \
     X(REDIS_CLUSTER_REDIRECTS, "sluice_redis_cluster_redirects_total", "counter",                  \
       "Redis Cluster redirects followed, by kind (moved, ask, tryagain, clusterdown).", "kind")    \
     X(REDIS_CLUSTER_REFRESHES, "sluice_redis_cluster_map_refreshes_total", "counter",              \

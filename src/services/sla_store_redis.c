@@ -42,15 +42,14 @@ static const char *const UPSERT_SCRIPT =
     "if cur then return 2 end\n"
     "return 1\n";
 
-static const char *const ALL_SCRIPT =
-    "local ids = redis.call('SMEMBERS', KEYS[1])\n"
-    "local out = {}\n"
-    "for i, id in ipairs(ids) do\n"
-    "  if i > tonumber(ARGV[1]) then break end\n"
-    "  local j = redis.call('HGET', '" K_TICKET "' .. id, 'j')\n"
-    "  if j then out[#out + 1] = j end\n"
-    "end\n"
-    "return out\n";
+static const char *const ALL_SCRIPT = "local ids = redis.call('SMEMBERS', KEYS[1])\n"
+                                      "local out = {}\n"
+                                      "for i, id in ipairs(ids) do\n"
+                                      "  if i > tonumber(ARGV[1]) then break end\n"
+                                      "  local j = redis.call('HGET', '" K_TICKET "' .. id, 'j')\n"
+                                      "  if j then out[#out + 1] = j end\n"
+                                      "end\n"
+                                      "return out\n";
 
 /* Pops the members whose instant has come and claims each alert exactly once. */
 static const char *const TICK_SCRIPT =

@@ -314,8 +314,8 @@ static int shared_admit(sl_req *r, limits_ticket *tk)
     long period = period_now(k->budget_period);
     snprintf(tk->keys[0], sizeof tk->keys[0], SL_RK_TENANT_RPM, k->tenant);
     snprintf(tk->keys[1], sizeof tk->keys[1], SL_RK_TENANT_TPM, k->tenant);
-    snprintf(tk->keys[2], sizeof tk->keys[2], SL_RK_TENANT_SPEND, k->tenant,
-             (int)k->budget_period, period);
+    snprintf(tk->keys[2], sizeof tk->keys[2], SL_RK_TENANT_SPEND, k->tenant, (int)k->budget_period,
+             period);
     char a[6][32];
     snprintf(a[0], 32, "%ld", k->rpm);
     snprintf(a[1], 32, "%ld", k->tpm);

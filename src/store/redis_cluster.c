@@ -214,8 +214,8 @@ int sl_cluster_parse_shards(const redisReply *rep, const char *asked_host, sl_cl
 static int slots_node(const redisReply *n, const char *asked, sl_cluster_map *m)
 {
     long long port;
-    if (n->type != REDIS_REPLY_ARRAY || n->elements < 2 || n->element[0]->type != REDIS_REPLY_STRING ||
-        !as_int(n->element[1], &port))
+    if (n->type != REDIS_REPLY_ARRAY || n->elements < 2 ||
+        n->element[0]->type != REDIS_REPLY_STRING || !as_int(n->element[1], &port))
         return -2;
     const redisReply *h = n->element[0];
     bool known = h->len && !is_str(h, "?");
@@ -310,8 +310,8 @@ sl_redirect_kind sl_cluster_parse_redirect(const char *err, size_t len, sl_redir
 /* ---- the runtime ---------------------------------------------------------------------- */
 
 enum {
-    MAX_REDIRECTS = 8,       /* a command moved more often answers its last error */
-    REFRESH_GAP_MS = 100,    /* at most this often after errors */
+    MAX_REDIRECTS = 8,    /* a command moved more often answers its last error */
+    REFRESH_GAP_MS = 100, /* at most this often after errors */
     REFRESH_HEALTHY_MS = 5000,
     REFRESH_DEGRADED_MS = 300, /* a master down or slots uncovered: look again soon */
     RETRY_MIN_MS = 5,
@@ -321,10 +321,10 @@ enum {
 typedef struct node {
     char host[128];
     int port;
-    sl_redis *rw;   /* commands; made when the node is first a master or a target */
-    sl_redis *ro;   /* READONLY reads (read_from_replicas), made for replicas */
-    int master;     /* -1: a master (or unknown); else the node it replicates */
-    size_t slots;   /* slots it serves as master */
+    sl_redis *rw; /* commands; made when the node is first a master or a target */
+    sl_redis *ro; /* READONLY reads (read_from_replicas), made for replicas */
+    int master;   /* -1: a master (or unknown); else the node it replicates */
+    size_t slots; /* slots it serves as master */
     bool online;
 } node;
 
@@ -473,8 +473,8 @@ static int send_cmd(ccmd *cc)
         const char *asking[] = {"ASKING"};
         sl_redis_cmd(to, NULL, NULL, 1, asking, NULL);
     }
-    return sl_redis_cmd_timeout(to, (int)(cc->deadline_ms - now), on_reply, cc, cc->argc,
-                                cc->argv, cc->argvlen);
+    return sl_redis_cmd_timeout(to, (int)(cc->deadline_ms - now), on_reply, cc, cc->argc, cc->argv,
+                                cc->argvlen);
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg);
@@ -736,7 +736,7 @@ static void on_map(void *ud, const redisReply *reply, int status)
         rc = SL_EAGAIN;
     } else if (status == SL_OK && reply) {
         sl_cluster_map *m = malloc(sizeof(*m));
-        rc = !m ? SL_ENOMEM
+        rc = !m             ? SL_ENOMEM
              : c->use_slots ? sl_cluster_parse_slots(reply, asked->host, m)
                             : sl_cluster_parse_shards(reply, asked->host, m);
         if (rc == SL_OK && m->covered)

@@ -68,10 +68,20 @@ T_TEST(redirects)
     T_EQ_INT(sl_cluster_parse_redirect(tryagain, strlen(tryagain), &rd), SL_REDIR_TRYAGAIN);
     const char *down = "CLUSTERDOWN The cluster is down";
     T_EQ_INT(sl_cluster_parse_redirect(down, strlen(down), &rd), SL_REDIR_CLUSTERDOWN);
-    const char *bad[] = {"MOVED 16384 a:1", "MOVED x a:1", "MOVED 1 a", "MOVED 1 a:0",
-                         "MOVED 1 a:65536", "MOVED 1 a:7x", "MOVED", "MOVED ", "ASK 1",
-                         "MOVEDX 1 a:1", "ERR unknown command", "NOSCRIPT No matching script",
-                         "MOVED 99999999999999999999 a:1", ""};
+    const char *bad[] = {"MOVED 16384 a:1",
+                         "MOVED x a:1",
+                         "MOVED 1 a",
+                         "MOVED 1 a:0",
+                         "MOVED 1 a:65536",
+                         "MOVED 1 a:7x",
+                         "MOVED",
+                         "MOVED ",
+                         "ASK 1",
+                         "MOVEDX 1 a:1",
+                         "ERR unknown command",
+                         "NOSCRIPT No matching script",
+                         "MOVED 99999999999999999999 a:1",
+                         ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (sl_cluster_parse_redirect(bad[i], strlen(bad[i]), &rd) != SL_REDIR_NONE) {
             printf("  not refused: %s\n", bad[i]);
@@ -99,32 +109,39 @@ static const char SHARDS[] =
     "$2\r\nid\r\n$40\r\ndd2335f92d9155f0b54ef1d0d02934eced284524\r\n$4\r\nport\r\n"
     ":17001\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n"
     "$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n:4943\r\n$6\r\n"
-    "health\r\n$6\r\nonline\r\n*14\r\n$2\r\nid\r\n$40\r\n22b0247068d77a56912a597069290a187e64d8ee\r\n"
+    "health\r\n$6\r\nonline\r\n*14\r\n$2\r\nid\r\n$"
+    "40\r\n22b0247068d77a56912a597069290a187e64d8ee\r\n"
     "$4\r\nport\r\n:17006\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n"
     "$9\r\n127.0.0.1\r\n$4\r\nrole\r\n$7\r\nreplica\r\n$18\r\nreplication-offset\r\n"
     ":4943\r\n$6\r\nhealth\r\n$6\r\nonline\r\n*4\r\n$5\r\nslots\r\n*2\r\n:5461\r\n"
-    ":10922\r\n$5\r\nnodes\r\n*2\r\n*14\r\n$2\r\nid\r\n$40\r\nbb637285e085ced49f1524467b4b560752f46792\r\n"
+    ":10922\r\n$5\r\nnodes\r\n*2\r\n*14\r\n$2\r\nid\r\n$"
+    "40\r\nbb637285e085ced49f1524467b4b560752f46792\r\n"
     "$4\r\nport\r\n:17002\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n"
     "$9\r\n127.0.0.1\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n"
-    ":6549\r\n$6\r\nhealth\r\n$6\r\nonline\r\n*14\r\n$2\r\nid\r\n$40\r\ne2bec6b2235ee479081e157783780b6b36a10186\r\n"
+    ":6549\r\n$6\r\nhealth\r\n$6\r\nonline\r\n*14\r\n$2\r\nid\r\n$"
+    "40\r\ne2bec6b2235ee479081e157783780b6b36a10186\r\n"
     "$4\r\nport\r\n:17004\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n"
     "$9\r\n127.0.0.1\r\n$4\r\nrole\r\n$7\r\nreplica\r\n$18\r\nreplication-offset\r\n"
     ":6549\r\n$6\r\nhealth\r\n$6\r\nonline\r\n*4\r\n$5\r\nslots\r\n*2\r\n:10923\r\n"
-    ":16383\r\n$5\r\nnodes\r\n*2\r\n*14\r\n$2\r\nid\r\n$40\r\na4ca43e8cf9e2c5f0e6322f9c6936b3905066a0c\r\n"
+    ":16383\r\n$5\r\nnodes\r\n*2\r\n*14\r\n$2\r\nid\r\n$"
+    "40\r\na4ca43e8cf9e2c5f0e6322f9c6936b3905066a0c\r\n"
     "$4\r\nport\r\n:17003\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n"
     "$9\r\n127.0.0.1\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n"
-    ":4941\r\n$6\r\nhealth\r\n$6\r\nonline\r\n*14\r\n$2\r\nid\r\n$40\r\n54e54b8d0ffa71c3e99b91e5b5f7a937fa2d4435\r\n"
+    ":4941\r\n$6\r\nhealth\r\n$6\r\nonline\r\n*14\r\n$2\r\nid\r\n$"
+    "40\r\n54e54b8d0ffa71c3e99b91e5b5f7a937fa2d4435\r\n"
     "$4\r\nport\r\n:17005\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n"
     "$9\r\n127.0.0.1\r\n$4\r\nrole\r\n$7\r\nreplica\r\n$18\r\nreplication-offset\r\n"
     ":4941\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
 
 static const char SLOTS[] =
-    "*3\r\n*4\r\n:0\r\n:5460\r\n*4\r\n$9\r\n127.0.0.1\r\n:17001\r\n$40\r\ndd2335f92d9155f0b54ef1d0d02934eced284524\r\n"
+    "*3\r\n*4\r\n:0\r\n:5460\r\n*4\r\n$9\r\n127.0.0.1\r\n:17001\r\n$"
+    "40\r\ndd2335f92d9155f0b54ef1d0d02934eced284524\r\n"
     "*0\r\n*4\r\n$9\r\n127.0.0.1\r\n:17006\r\n$40\r\n22b0247068d77a56912a597069290a187e64d8ee\r\n"
     "*0\r\n*4\r\n:5461\r\n:10922\r\n*4\r\n$9\r\n127.0.0.1\r\n:17002\r\n$40\r\n"
     "bb637285e085ced49f1524467b4b560752f46792\r\n*0\r\n*4\r\n$9\r\n127.0.0.1\r\n"
     ":17004\r\n$40\r\ne2bec6b2235ee479081e157783780b6b36a10186\r\n*0\r\n*4\r\n"
-    ":10923\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:17003\r\n$40\r\na4ca43e8cf9e2c5f0e6322f9c6936b3905066a0c\r\n"
+    ":10923\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:17003\r\n$"
+    "40\r\na4ca43e8cf9e2c5f0e6322f9c6936b3905066a0c\r\n"
     "*0\r\n*4\r\n$9\r\n127.0.0.1\r\n:17005\r\n$40\r\n54e54b8d0ffa71c3e99b91e5b5f7a937fa2d4435\r\n"
     "*0\r\n";
 
@@ -181,7 +198,22 @@ T_TEST(cluster_slots_reply)
 /* A shard whose master failed (still the owner until a replica is promoted),
  * a failed master left without slots, replicas listed before their master,
  * and "?" / "" endpoints (the ip, else the node asked). */
-static const char SHARDS_ODD[] = "*3\r\n*4\r\n$5\r\nslots\r\n*4\r\n:0\r\n:99\r\n:200\r\n:299\r\n$5\r\nnodes\r\n*2\r\n*14\r\n$2\r\nid\r\n$4\r\nxxxx\r\n$4\r\nport\r\n:7004\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n$4\r\nrole\r\n$7\r\nreplica\r\n$18\r\nreplication-offset\r\n:1\r\n$6\r\nhealth\r\n$6\r\nonline\r\n*14\r\n$2\r\nid\r\n$4\r\nxxxx\r\n$4\r\nport\r\n:7001\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n:1\r\n$6\r\nhealth\r\n$6\r\nfailed\r\n*4\r\n$5\r\nslots\r\n*0\r\n$5\r\nnodes\r\n*1\r\n*14\r\n$2\r\nid\r\n$4\r\nxxxx\r\n$4\r\nport\r\n:7009\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n:1\r\n$6\r\nhealth\r\n$6\r\nfailed\r\n*4\r\n$5\r\nslots\r\n*2\r\n:100\r\n:199\r\n$5\r\nnodes\r\n*2\r\n*14\r\n$2\r\nid\r\n$4\r\nxxxx\r\n$4\r\nport\r\n:7002\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$1\r\n?\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n:1\r\n$6\r\nhealth\r\n$6\r\nonline\r\n*14\r\n$2\r\nid\r\n$4\r\nxxxx\r\n$4\r\nport\r\n:7003\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$0\r\n\r\n$4\r\nrole\r\n$7\r\nreplica\r\n$18\r\nreplication-offset\r\n:1\r\n$6\r\nhealth\r\n$7\r\nloading\r\n";
+static const char SHARDS_ODD[] =
+    "*3\r\n*4\r\n$5\r\nslots\r\n*4\r\n:0\r\n:99\r\n:200\r\n:299\r\n$5\r\nnodes\r\n*2\r\n*14\r\n$"
+    "2\r\nid\r\n$4\r\nxxxx\r\n$4\r\nport\r\n:7004\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$"
+    "8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n$4\r\nrole\r\n$7\r\nreplica\r\n$18\r\nreplication-"
+    "offset\r\n:1\r\n$6\r\nhealth\r\n$6\r\nonline\r\n*14\r\n$2\r\nid\r\n$4\r\nxxxx\r\n$"
+    "4\r\nport\r\n:7001\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n$"
+    "4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n:1\r\n$6\r\nhealth\r\n$"
+    "6\r\nfailed\r\n*4\r\n$5\r\nslots\r\n*0\r\n$5\r\nnodes\r\n*1\r\n*14\r\n$2\r\nid\r\n$"
+    "4\r\nxxxx\r\n$4\r\nport\r\n:7009\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$"
+    "9\r\n127.0.0.1\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n:1\r\n$"
+    "6\r\nhealth\r\n$6\r\nfailed\r\n*4\r\n$5\r\nslots\r\n*2\r\n:100\r\n:199\r\n$5\r\nnodes\r\n*"
+    "2\r\n*14\r\n$2\r\nid\r\n$4\r\nxxxx\r\n$4\r\nport\r\n:7002\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$"
+    "8\r\nendpoint\r\n$1\r\n?\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n:1\r\n$"
+    "6\r\nhealth\r\n$6\r\nonline\r\n*14\r\n$2\r\nid\r\n$4\r\nxxxx\r\n$4\r\nport\r\n:7003\r\n$"
+    "2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$0\r\n\r\n$4\r\nrole\r\n$7\r\nreplica\r\n$"
+    "18\r\nreplication-offset\r\n:1\r\n$6\r\nhealth\r\n$7\r\nloading\r\n";
 
 T_TEST(cluster_replies_odd_shapes)
 {
@@ -218,8 +250,10 @@ T_TEST(cluster_replies_odd_shapes)
     freeReplyObject(rep);
     const char *bad[] = {"*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$1\r\na\r\n:7000\r\n",
                          "*1\r\n*3\r\n:9\r\n:3\r\n*2\r\n$1\r\na\r\n:7000\r\n",
-                         "*1\r\n*3\r\n:0\r\n:3\r\n*1\r\n$1\r\na\r\n", "+OK\r\n",
-                         "*1\r\n:5\r\n", "-ERR unknown subcommand 'SHARDS'\r\n"};
+                         "*1\r\n*3\r\n:0\r\n:3\r\n*1\r\n$1\r\na\r\n",
+                         "+OK\r\n",
+                         "*1\r\n:5\r\n",
+                         "-ERR unknown subcommand 'SHARDS'\r\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rep = read_reply(bad[i], strlen(bad[i]));
         T_EQ_INT(sl_cluster_parse_slots(rep, "h", m), SL_EINVAL);
@@ -249,9 +283,13 @@ T_TEST(script_keys_share_a_slot)
     /* SLA: UPSERT (ticket, risk, due, ids), ALL and TICK (ticket and alert keys
      * built inside the scripts), WAIT routed by the ids key */
     uint16_t sla = slot_of(SL_RK_SLA_IDS);
-    const char *fixed[] = {SL_RK_SLA_RISK, SL_RK_SLA_DUE, SL_RK_SLA_DEAD,
-                           SL_RK_SLA_TICKET "T-1", SL_RK_SLA_TICKET "we}i{rd",
-                           SL_RK_SLA_ALERT "at_risk:r|T-1", SL_RK_SLA_ALERT "breached:s|{x}"};
+    const char *fixed[] = {SL_RK_SLA_RISK,
+                           SL_RK_SLA_DUE,
+                           SL_RK_SLA_DEAD,
+                           SL_RK_SLA_TICKET "T-1",
+                           SL_RK_SLA_TICKET "we}i{rd",
+                           SL_RK_SLA_ALERT "at_risk:r|T-1",
+                           SL_RK_SLA_ALERT "breached:s|{x}"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         T_EQ_INT(slot_of(fixed[i]), sla);
     /* coalescing: the lock, its value (MGET) and the renew/unlock scripts */
