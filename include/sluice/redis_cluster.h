@@ -33,7 +33,7 @@ typedef struct sl_cluster_addr {
     char host[128];
     int port;
     int master;  /* -1: a master; else the index of the master it replicates */
-    bool online; /* CLUSTER SHARDS health "online" (SLOTS lists only reachable ones) */
+    bool online; /* CLUSTER SHARDS health "online" or "loading", not "fail" */
 } sl_cluster_addr;
 
 typedef struct sl_cluster_map {

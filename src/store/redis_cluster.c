@@ -142,8 +142,8 @@ static bool read_shard_node(const redisReply *n, const char *asked, shard_node *
             ep = v;
         else if (is_str(k, "role"))
             out->master = is_str(v, "master");
-        else if (is_str(k, "health"))
-            out->online = is_str(v, "online");
+        else if (is_str(k, "health")) /* "loading": a replica not yet written to (offset 0) */
+            out->online = is_str(v, "online") || is_str(v, "loading");
     }
     const redisReply *h = ep && ep->len && !is_str(ep, "?") ? ep : ip;
     if (h && h->len && !is_str(h, "?")) {

@@ -159,6 +159,11 @@ def test_1_existing_behaviour_across_two_instances():
     assert hits == 30, hits
     per = [len(cmd(p, "KEYS", "sluice:{c:*")) for p in cl.masters()]
     assert all(n >= 3 for n in per), per
+    # read_from_replicas: the lookups read replicas; nothing else ever reaches one
+    def calls(p, command):
+        return int(info(p, "commandstats").get("cmdstat_" + command, "calls=0").split(",")[0].split("=")[1])
+    assert sum(calls(p, "get") for p in cl.replicas()) > 0
+    assert sum(calls(p, c) for p in cl.replicas() for c in ("evalsha", "eval", "mget", "hget")) == 0  # (replicated writes do count there)
     # coalescing across instances: one upstream call
     m.config(delay_ms=400)
     before = m.stats()["requests"]
