@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
 #include "sluice/log.h"
@@ -338,10 +339,10 @@ struct sl_cluster {
     node nodes[SL_CLUSTER_MAX_NODES];
     size_t n_nodes, n_seeds; /* the seeds are the first nodes */
     uint8_t slot[SL_CLUSTER_SLOTS];
-    size_t covered;
-    bool have_map, use_slots; /* use_slots: the server has no CLUSTER SHARDS */
+    size_t covered, map_covered, map_masters; /* now; as last logged */
+    bool have_map, use_slots;                 /* use_slots: the server has no CLUSTER SHARDS */
     bool refreshing, again, soon;
-    uint64_t last_refresh_ms;
+    uint64_t last_refresh_ms, last_warn_ms;
     size_t ask_next; /* the node asked for the next map */
     struct event *refresh;
     ccmd *live; /* commands waiting on a retry timer or a node */
@@ -712,6 +713,15 @@ static void apply(sl_cluster *c, const sl_cluster_map *m)
                    c->nodes[i].port, c->nodes[i].slots);
         }
     }
+    size_t masters = 0;
+    for (size_t i = 0; i < c->n_nodes; i++)
+        masters += c->nodes[i].slots > 0;
+    if (!c->have_map || masters != c->map_masters || c->covered != c->map_covered)
+        sl_log(c->covered == SL_CLUSTER_SLOTS ? "info" : "warn",
+               "redis cluster: %zu masters serve %zu of %d slots", masters, c->covered,
+               SL_CLUSTER_SLOTS);
+    c->map_masters = masters;
+    c->map_covered = c->covered;
     c->have_map = true;
     c->refreshes++;
     describe(c);
@@ -731,9 +741,15 @@ static void on_map(void *ud, const redisReply *reply, int status)
         return;
     node *asked = &c->nodes[c->ask_next % c->n_nodes];
     int rc = SL_EIO;
-    if (status == SL_OK && reply && reply->type == REDIS_REPLY_ERROR && !c->use_slots) {
-        c->use_slots = true; /* before Redis 7: CLUSTER SLOTS */
-        rc = SL_EAGAIN;
+    if (status == SL_OK && reply && reply->type == REDIS_REPLY_ERROR) {
+        if (!c->use_slots && strcasestr(reply->str, "unknown subcommand")) {
+            c->use_slots = true; /* before Redis 7: CLUSTER SLOTS */
+            rc = SL_EAGAIN;
+        } else if (sl_now_ms() - c->last_warn_ms > 10000) { /* not a cluster node, or broken */
+            c->last_warn_ms = sl_now_ms();
+            sl_warn("redis cluster: %s:%d cannot give the slot map: %s", asked->host, asked->port,
+                    reply->str);
+        }
     } else if (status == SL_OK && reply) {
         sl_cluster_map *m = malloc(sizeof(*m));
         rc = !m             ? SL_ENOMEM
