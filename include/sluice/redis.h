@@ -18,7 +18,7 @@
  * hash-tag family); sl_redis_eval by the script's first key. A command whose
  * key is not argv[1] (WAIT, XREAD ...) or that may read a replica names its
  * key with sl_redis_cmd_at. Multi-key commands and scripts keep their keys in
- * one slot by design (hash tags, docs/DEPLOY.md). MOVED, ASK, TRYAGAIN and
+ * one slot by design (families and tags: redis_keys.h). MOVED, ASK, TRYAGAIN and
  * CLUSTERDOWN are followed inside the client, within the command's timeout;
  * the callback sees only the final reply. On one Redis, routing is a no-op. */
 #ifndef SLUICE_REDIS_H
