@@ -21,10 +21,12 @@
 
 struct event_base;
 struct event;
+struct sl_env;
 struct sl_dialect;
 
 #define SL_REQ_MAGIC        0x534c5251u /* "SLRQ" */
 #define SL_REQ_MAX_HEADERS  24
+#define SL_REQ_MAX_STAGES   12
 #define SL_REQ_ARENA_INLINE 4096 /* fits a small plain request; a stream uses ~1.4 KiB */
 
 typedef enum {
@@ -115,13 +117,14 @@ struct sl_req {
     uint64_t t_end;
 
     /* pipeline position */
-    int stage;                   /* next stage to run */
-    int reached;                 /* stages [0, reached) ran their on_request */
-    struct event *resume_ev;     /* fires sl_pipeline_run from the loop */
-    sl_req *run_prev, *run_next; /* the pipeline's list of LLM requests in flight */
-    bool tracked;                /* on that list */
-    bool cut;                    /* ended by the drain deadline: answered shutting_down */
-    void *stage_data[12];        /* private per-stage slot, indexed by stage position */
+    const struct sl_env *env;           /* the stores the stages use (pipeline.h) */
+    int stage;                          /* next stage to run */
+    int reached;                        /* stages [0, reached) ran their on_request */
+    struct event *resume_ev;            /* fires the driver from the loop */
+    sl_req *run_prev, *run_next;        /* the pipeline's list of LLM requests in flight */
+    bool tracked;                       /* on that list */
+    bool cut;                           /* ended by the drain deadline: answered shutting_down */
+    void *stage_ctx[SL_REQ_MAX_STAGES]; /* each stage's context (pipeline.c), by position */
     /* Set by a stage that carries work for others (a coalescing leader): when
      * it returns true, a client abort only detaches this client. */
     bool (*abort_guard)(sl_req *r);
@@ -156,6 +159,8 @@ int sl_error_json(sl_buf *out, const char *message, const char *type, const char
  * event instead and the stream ends without [DONE]. */
 void sl_req_error(sl_req *r, int status, const char *type, const char *code, const char *param,
                   const char *message);
+/* Records that the client left: status 499, no body (the log says why). */
+void sl_req_client_closed(sl_req *r);
 /* Shorthand for sl_http_error values from the parser. */
 void sl_req_error_from(sl_req *r, const sl_http_error *e);
 

@@ -623,7 +623,8 @@ int sl_replay_sse(const char *json, size_t len, bool include_usage, int pieces, 
     const sl_json *usage = sl_json_get(root, "usage");
     if (include_usage && usage && usage->type == SL_JSON_OBJECT) {
         chunk_open(&x);
-        out->len -= strlen("\"choices\":[");
+        if (!out->err) /* a failed buffer may not hold what chunk_open wrote */
+            out->len -= strlen("\"choices\":[");
         sl_buf_append_c(out, "\"choices\":[],\"usage\":");
         sl_buf_append_str(out, usage->raw);
         sl_buf_append_c(out, "}\n\n");

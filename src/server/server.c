@@ -100,7 +100,7 @@ static const route *find_route(const char *path)
 static void answer_error(sl_req *r, int status, const char *code, const char *msg)
 {
     sl_req_error(r, status, "invalid_request_error", code, NULL, msg);
-    sl_pipeline_start(r); /* not an LLM request: completes at once, with a log line */
+    sl_req_finish(r); /* not an LLM request: no stages, one log line */
 }
 
 /* conn.c: a request's head is in. A client that waits for 100 Continue
@@ -145,7 +145,7 @@ static void on_request(sl_req *r)
         return;
     }
     if (!sl_auth_check(r, rt->auth)) {
-        sl_pipeline_start(r); /* answers the 401 at once, with a log line */
+        sl_req_finish(r); /* answers the 401 at once, with a log line */
         return;
     }
     rt->handler(r);

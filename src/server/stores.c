@@ -5,17 +5,8 @@
 #include "sluice/server.h"
 #include "sluice/stages.h"
 
-static sl_l1 *l1;
-static sl_redis *redis;
-
-void sl_ops_set_stores(sl_l1 *cache, sl_redis *r)
-{
-    l1 = cache;
-    redis = r;
-}
-
 /* ,"cluster":{...} on a Redis Cluster: what /health and the dashboard show. */
-static void health_cluster(sl_buf *b)
+static void health_cluster(sl_buf *b, sl_redis *redis)
 {
     sl_redis_cluster_stats st;
     if (!sl_redis_cluster_stats_get(redis, &st))
@@ -32,7 +23,7 @@ static void health_cluster(sl_buf *b)
     sl_buf_append_c(b, "}");
 }
 
-static void metrics_cluster(void)
+static void metrics_cluster(sl_redis *redis)
 {
     sl_redis_cluster_stats st;
     if (!sl_redis_cluster_stats_get(redis, &st))
@@ -54,8 +45,11 @@ static void metrics_cluster(void)
     sl_metric_set(SL_M_REDIS_CLUSTER_REFRESHES, (double)st.refreshes, NULL);
 }
 
+/* The stores are the pipeline's (main wires them through sl_pipeline_init). */
 void sl_ops_health_stores(sl_buf *b)
 {
+    sl_l1 *l1 = sl_pipeline_env()->l1;
+    sl_redis *redis = sl_pipeline_env()->redis;
     sl_l1_stats st = {0};
     if (l1)
         sl_l1_get_stats(l1, &st);
@@ -79,12 +73,14 @@ void sl_ops_health_stores(sl_buf *b)
                   sl_redis_state_name(sl_redis_get_state(redis)),
                   (unsigned long long)sl_redis_timeouts(redis),
                   (unsigned long long)sl_redis_reconnects(redis));
-    health_cluster(b);
+    health_cluster(b, redis);
     sl_buf_append_c(b, "}");
 }
 
 void sl_ops_metrics_stores(void)
 {
+    sl_l1 *l1 = sl_pipeline_env()->l1;
+    sl_redis *redis = sl_pipeline_env()->redis;
     sl_l1_stats st = {0};
     if (l1)
         sl_l1_get_stats(l1, &st);
@@ -92,5 +88,5 @@ void sl_ops_metrics_stores(void)
     sl_metric_set(SL_M_CACHE_BYTES, (double)st.bytes, NULL);
     sl_metric_set(SL_M_REDIS_UP, redis && sl_redis_get_state(redis) == SL_REDIS_UP, NULL);
     sl_metric_set(SL_M_REDIS_FAILOVERS, (double)sl_redis_failovers(redis), NULL);
-    metrics_cluster();
+    metrics_cluster(redis);
 }

@@ -12,11 +12,20 @@
  * cache.max_ttl_s; anything else is a 400). Keys are scoped by tenant unless
  * cache.shared, and by end user too under cache.scope: user. Sampled answers
  * (temperature absent or above 0) are cached unless cache.sampled is false.
- * The stored form of an answer is in cache_entry.h. */
+ * The stored form of an answer is in cache_entry.h. Stores: r->env->l1 and
+ * r->env->redis (NULL: L1 only).
+ *
+ * Reads:  r->llm, r->tenant, r->end_user, r->cache_control, r->cache_ttl,
+ *         r->ttl_override_s; on the way back r->status, r->error, r->body_out
+ *         or r->assembled, the tokens.
+ * Writes: r->key, r->has_key, r->cache, r->cache_detail, r->want_assembled;
+ *         on a hit the answer (body_out or an SSE replay), the tokens, Age;
+ *         a 400 for a bad x-sluice-cache-ttl.
+ * Context: cache_state (an L2 lookup out, whether to store on the way back). */
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "sluice/cache.h"
+#include "sluice/l1.h"
 #include "sluice/cache_entry.h"
 #include "sluice/completion.h"
 #include "sluice/log.h"
@@ -26,21 +35,9 @@
 
 enum { REPLAY_PIECES = 8 };
 
-static struct {
-    sl_l1 *l1;
-    sl_redis *redis;
-    size_t l1_max;
-} cache;
-
-void sl_cache_setup(sl_l1 *l1, sl_redis *redis)
-{
-    cache.l1 = l1;
-    cache.redis = redis;
-}
-
 static bool serve(sl_req *r, const sl_cache_entry *e, const char *layer);
 
-typedef struct cache_state {
+typedef struct cache_state { /* the stage's context */
     sl_req *r;
     bool lookup_pending; /* an L2 GET is out: its callback owns a reference */
     bool store;          /* store the answer on the way back */
@@ -151,7 +148,7 @@ static bool serve(sl_req *r, const sl_cache_entry *entry, const char *layer)
     }
     sl_metric_add(SL_M_CACHE_LOOKUPS, 1,
                   (const char *const[]){layer[1] == '1' ? "hit_l1" : "hit_l2"});
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
     return true;
 }
 
@@ -175,7 +172,7 @@ static void on_l2_reply(void *ud, const redisReply *reply, int status)
                sl_cache_entry_decode(reply->str, reply->len, &e) == SL_OK && serve(r, &e, "l2")) {
         uint64_t ttl_ms = remaining_ttl_ms(r, &e);
         if (ttl_ms > 0)
-            sl_l1_put(cache.l1, (sl_l1_key){r->key.hi, r->key.lo}, reply->str, reply->len, 0,
+            sl_l1_put(r->env->l1, (sl_l1_key){r->key.hi, r->key.lo}, reply->str, reply->len, 0,
                       ttl_ms);
     } else {
         sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
@@ -189,9 +186,37 @@ static bool cache_control_has(const sl_req *r, const char *what)
     return r->cache_control && strstr(r->cache_control, what);
 }
 
-static sl_step cache_request(sl_req *r)
+/* Asks Redis for the entry (bounded by its command timeout): SL_WAIT while the
+ * GET is out, SL_NEXT (a miss) in embedded mode or when Redis is away. */
+static sl_step lookup_l2(sl_req *r, cache_state *st)
+{
+    sl_redis *redis = r->env->redis;
+    if (!redis) {
+        sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
+        return SL_NEXT;
+    }
+    char key[80];
+    key_text(&r->key, key);
+    const char *argv[] = {"GET", key};
+    size_t argl[] = {3, strlen(key)};
+    sl_req_ref(r);
+    st->lookup_pending = true;
+    /* a lookup may read a replica (redis.read_from_replicas): a stale miss is harmless */
+    if (sl_redis_cmd_at(redis, key, argl[1], SL_REDIS_REPLICA_OK, 0, on_l2_reply, st, 2, argv,
+                        argl) != SL_OK) {
+        st->lookup_pending = false;
+        sl_req_release(r);
+        sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
+        return SL_NEXT; /* Redis down: a miss, no wait */
+    }
+    return SL_WAIT;
+}
+
+static sl_step cache_request(sl_req *r, void *ctx)
 {
     const sl_config *c = r->conf;
+    cache_state *st = ctx;
+    st->r = r;
     if (!ttl_header_ok(r))
         return sl_stage_answer(r);
     if (r->llm.api == SL_API_MESSAGES || !c->cache.enabled || cache_control_has(r, "no-store") ||
@@ -206,16 +231,12 @@ static sl_step cache_request(sl_req *r)
     }
     r->has_key = true;
     r->cache = SL_CACHE_MISS;
-    cache_state *st = sl_arena_calloc(&r->arena, sizeof(*st));
-    if (!st)
-        return SL_NEXT;
-    st->r = r;
     st->store = true;
     r->want_assembled = r->llm.stream;
-    r->stage_data[SL_SLOT_CACHE] = st;
     if (cache_control_has(r, "no-cache"))
         return SL_NEXT;
-    sl_l1_entry *e = sl_l1_get(cache.l1, (sl_l1_key){r->key.hi, r->key.lo});
+    const sl_env *env = r->env;
+    sl_l1_entry *e = sl_l1_get(env->l1, (sl_l1_key){r->key.hi, r->key.lo});
     if (e) {
         bool served = sl_cache_serve_entry(r, sl_l1_entry_data(e), sl_l1_entry_len(e), "l1");
         sl_l1_entry_unref(e);
@@ -225,27 +246,9 @@ static sl_step cache_request(sl_req *r)
         }
         /* an entry that cannot be served (a stream replay of a body copied
          * from Redis that does not parse): drop it, answer as a miss */
-        sl_l1_del(cache.l1, (sl_l1_key){r->key.hi, r->key.lo});
+        sl_l1_del(env->l1, (sl_l1_key){r->key.hi, r->key.lo});
     }
-    if (!cache.redis) {
-        sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
-        return SL_NEXT;
-    }
-    char key[80];
-    key_text(&r->key, key);
-    const char *argv[] = {"GET", key};
-    size_t argl[] = {3, strlen(key)};
-    sl_req_ref(r);
-    st->lookup_pending = true;
-    /* a lookup may read a replica (redis.read_from_replicas): a stale miss is harmless */
-    if (sl_redis_cmd_at(cache.redis, key, argl[1], SL_REDIS_REPLICA_OK, 0, on_l2_reply, st, 2, argv,
-                        argl) != SL_OK) {
-        st->lookup_pending = false;
-        sl_req_release(r);
-        sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
-        return SL_NEXT; /* Redis down: a miss, no wait */
-    }
-    return SL_WAIT;
+    return lookup_l2(r, st);
 }
 
 /* The stored form of the answer: the plain body, or the assembled stream. */
@@ -255,18 +258,18 @@ static bool entry_body(sl_req *r, sl_str *out)
         *out = sl_buf_str(&r->body_out);
         return out->len > 0;
     }
-    if (!r->assembled.len)
+    if (!r->assembled.len || r->assembled.err)
         return false;
     *out = sl_buf_str(&r->assembled);
     return true;
 }
 
-static void cache_response(sl_req *r)
+static void cache_response(sl_req *r, void *ctx)
 {
-    cache_state *st = r->stage_data[SL_SLOT_CACHE];
+    cache_state *st = ctx;
     sl_str body;
-    if (!st || !st->store || r->cache != SL_CACHE_MISS || r->status != 200 || r->error ||
-        r->client_gone || !entry_body(r, &body))
+    if (!st->store || r->cache != SL_CACHE_MISS || r->status != 200 || r->error || r->client_gone ||
+        !entry_body(r, &body))
         return;
     long ttl_s = r->ttl_override_s >= 0 ? r->ttl_override_s : r->conf->cache.ttl_s;
     if (ttl_s <= 0)
@@ -282,20 +285,22 @@ static void cache_response(sl_req *r)
     if (!entry)
         return;
     sl_cache_entry_encode(&e, entry);
-    sl_l1_put(cache.l1, (sl_l1_key){r->key.hi, r->key.lo}, entry, len, 0, (uint64_t)ttl_s * 1000u);
-    if (cache.redis) {
+    sl_l1_put(r->env->l1, (sl_l1_key){r->key.hi, r->key.lo}, entry, len, 0,
+              (uint64_t)ttl_s * 1000u);
+    if (r->env->redis) {
         char key[80], px[32];
         key_text(&r->key, key);
         snprintf(px, sizeof px, "%ld", ttl_s * 1000);
         const char *argv[] = {"SET", key, entry, "PX", px};
         size_t argl[] = {3, strlen(key), len, 2, strlen(px)};
-        sl_redis_cmd(cache.redis, NULL, NULL, 5, argv, argl); /* best effort */
+        sl_redis_cmd(r->env->redis, NULL, NULL, 5, argv, argl); /* best effort */
     }
     free(entry);
 }
 
 const sl_stage sl_stage_cache = {
     .name = "cache",
+    .ctx_size = sizeof(cache_state),
     .on_request = cache_request,
     .on_response = cache_response,
 };

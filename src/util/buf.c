@@ -11,15 +11,26 @@ void sl_buf_init(sl_buf *b, size_t max)
     b->p = NULL;
     b->len = b->cap = 0;
     b->max = max;
+    b->err = 0;
+}
+
+/* Records the first failure; every append after it fails with the same code. */
+static int fail(sl_buf *b, int rc)
+{
+    if (!b->err)
+        b->err = rc;
+    return b->err;
 }
 
 int sl_buf_reserve(sl_buf *b, size_t extra)
 {
+    if (b->err)
+        return b->err;
     if (extra > SIZE_MAX - b->len - 1)
-        return SL_ETOOBIG;
+        return fail(b, SL_ETOOBIG);
     size_t need = b->len + extra;
     if (b->max && need > b->max)
-        return SL_ETOOBIG;
+        return fail(b, SL_ETOOBIG);
     if (need + 1 <= b->cap)
         return SL_OK;
     size_t cap = b->cap ? b->cap : 256;
@@ -29,7 +40,7 @@ int sl_buf_reserve(sl_buf *b, size_t extra)
         cap = b->max + 1;
     char *p = realloc(b->p, cap);
     if (!p)
-        return SL_ENOMEM;
+        return fail(b, SL_ENOMEM);
     b->p = p;
     b->cap = cap;
     return SL_OK;
@@ -78,13 +89,15 @@ int sl_buf_printf(sl_buf *b, const char *fmt, ...)
 {
     /* Format straight into the spare room; only when it does not fit, grow
      * and format again (the common case formats once). */
+    if (b->err)
+        return b->err;
     size_t room = b->cap > b->len ? b->cap - b->len : 0;
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(room ? b->p + b->len : NULL, room, fmt, ap);
     va_end(ap);
     if (n < 0)
-        return SL_EINVAL;
+        return fail(b, SL_EINVAL);
     if ((size_t)n < room) {
         b->len += (size_t)n;
         return SL_OK;
@@ -182,8 +195,18 @@ void sl_buf_consume(sl_buf *b, size_t n)
         b->p[b->len] = '\0';
 }
 
+void sl_buf_truncate(sl_buf *b, size_t n)
+{
+    if (n < b->len)
+        b->len = n;
+    if (b->p)
+        b->p[b->len] = '\0';
+    b->err = 0;
+}
+
 void sl_buf_reset(sl_buf *b)
 {
+    b->err = 0;
     b->len = 0;
     if (b->p)
         b->p[0] = '\0';

@@ -1,21 +1,16 @@
-/* meter.c — stage: what the answer cost, in USD, from the provider's usage.
+/* meter.c — what the answer cost, in USD, from the provider's usage; see meter.h.
  *
- * Runs on the way back (on_response), after the proxy recorded the usage.
- * An answer served from the cache or by coalescing cost nothing: its would-be
- * price is recorded as saved. A model without a price costs 0 and is logged
- * once. Plain answers carry the cost in `x-sluice-cost-usd`; streams report
- * it in the access log. */
+ * Runs once the answer is complete, after the proxy (or the cache, or a
+ * flight) recorded the usage. An answer served from the cache or by
+ * coalescing cost nothing: its would-be price is recorded as saved. A model
+ * without a price costs 0 and is logged once. Plain answers carry the cost in
+ * `x-sluice-cost-usd`; streams report it in the access log. */
+#include "sluice/meter.h"
+
 #include <stdio.h>
 
 #include "sluice/log.h"
 #include "sluice/metrics.h"
-#include "sluice/stages.h"
-
-static sl_step meter_request(sl_req *r)
-{
-    SL_UNUSED(r);
-    return SL_NEXT;
-}
 
 /* Logs each unpriced model once (a small fixed table: a bound, not a leak). */
 static void warn_unpriced(sl_str model)
@@ -40,9 +35,9 @@ double sl_meter_cost(const sl_config *c, sl_str model, long prompt, long complet
     return ((double)prompt * p->input + (double)completion * p->output) / 1e6;
 }
 
-static void meter_response(sl_req *r)
+void sl_meter_price(sl_req *r)
 {
-    if (r->status != 200 && r->status != 499)
+    if (!r->is_llm || (r->status != 200 && r->status != 499))
         return;
     bool priced;
     double cost =
@@ -64,9 +59,3 @@ static void meter_response(sl_req *r)
                       r->cost_usd == 0 ? "0.00000000"
                                        : sl_arena_printf(&r->arena, "%.8f", r->cost_usd));
 }
-
-const sl_stage sl_stage_meter = {
-    .name = "meter",
-    .on_request = meter_request,
-    .on_response = meter_response,
-};
