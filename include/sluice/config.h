@@ -69,7 +69,10 @@ typedef struct sl_config {
         char **sentinels; /* "host:port" */
         size_t n_sentinels;
         char *master_name;
-        int min_replica_acks; /* -1: default (1 with sentinels, 0 without) */
+        int min_replica_acks; /* -1: default (1 with sentinels or a cluster, 0 without) */
+        char **cluster;       /* Redis Cluster seed nodes "host:port" */
+        size_t n_cluster;
+        bool read_from_replicas; /* cluster: L2 cache lookups may go to replicas */
     } redis;
 
     struct {

@@ -636,6 +636,8 @@ static const field redis_fields[] = {
     {"min_replica_acks", F_INT, OFF(redis.min_replica_acks), 0, 16, NULL, RESTART},
     {"password", F_STR, OFF(redis.password), 0, 0, NULL, RESTART},
     {"db", F_INT, OFF(redis.db), 0, 15, NULL, RESTART},
+    {"cluster", F_STRLIST, OFF(redis.cluster), 0, 0, NULL, RESTART},
+    {"read_from_replicas", F_BOOL, OFF(redis.read_from_replicas), 0, 0, NULL, RESTART},
 };
 static const field log_fields[] = {{"access", F_STR, OFF(log.access), 0, 0, NULL, LIVE}};
 /* cache.scope: tenant (default) | user (the end user joins the cache key). */
@@ -940,12 +942,25 @@ static int check_whole(loader *L, yaml_node_t *root)
     sl_config *c = &L->h->c;
     if (c->redis.url && c->redis.n_sentinels)
         return errf(L, root, "redis", "use either redis.url or redis.sentinels, not both");
+    if (c->redis.n_cluster && (c->redis.url || c->redis.n_sentinels))
+        return errf(L, root, "redis.cluster",
+                    "use one of redis.url, redis.sentinels or redis.cluster, not several");
     if (c->redis.n_sentinels && !c->redis.master_name)
         return errf(L, root, "redis.master_name", "required with redis.sentinels");
+    if (c->redis.read_from_replicas && !c->redis.n_cluster)
+        return errf(L, root, "redis.read_from_replicas", "only with redis.cluster");
+    if (c->redis.n_cluster && c->redis.db)
+        return errf(L, root, "redis.db", "a Redis Cluster has only db 0");
     for (size_t i = 0; i < c->redis.n_sentinels; i++) {
         char *h;
         int p;
         if (parse_hostport(L, root, "redis.sentinels", c->redis.sentinels[i], &h, &p))
+            return SL_EINVAL;
+    }
+    for (size_t i = 0; i < c->redis.n_cluster; i++) {
+        char *h;
+        int p;
+        if (parse_hostport(L, root, "redis.cluster", c->redis.cluster[i], &h, &p))
             return SL_EINVAL;
     }
     if (c->cache.ttl_s > c->cache.max_ttl_s)
