@@ -69,7 +69,10 @@ typedef struct sl_config {
         char **sentinels; /* "host:port" */
         size_t n_sentinels;
         char *master_name;
-        int min_replica_acks; /* -1: default (1 with sentinels, 0 without) */
+        int min_replica_acks; /* -1: default (1 with sentinels or a cluster, 0 without) */
+        char **cluster;       /* Redis Cluster seed nodes "host:port" */
+        size_t n_cluster;
+        bool read_from_replicas; /* cluster: L2 cache lookups may go to replicas */
     } redis;
 
     struct {
@@ -97,6 +100,10 @@ typedef struct sl_config {
     } coalesce;
 
     struct {
+        int store_ttl_s; /* how long a stored response (conversation state) lives */
+    } responses;
+
+    struct {
         int ttl_s; /* an Idempotency-Key's answer is kept this long; default 86400 */
     } idempotency;
 
@@ -109,10 +116,6 @@ typedef struct sl_config {
         int batch_window_ms;     /* embeddings.batch.window_ms; 0: no batching (default 2) */
         size_t batch_max_inputs; /* embeddings.batch.max_inputs (default 256) */
     } embeddings;
-
-    struct {
-        int store_ttl_s; /* how long a stored response (conversation state) lives */
-    } responses;
 
     sl_key_conf *keys;
     size_t n_keys;

@@ -636,6 +636,8 @@ static const field redis_fields[] = {
     {"min_replica_acks", F_INT, OFF(redis.min_replica_acks), 0, 16, NULL, RESTART},
     {"password", F_STR, OFF(redis.password), 0, 0, NULL, RESTART},
     {"db", F_INT, OFF(redis.db), 0, 15, NULL, RESTART},
+    {"cluster", F_STRLIST, OFF(redis.cluster), 0, 0, NULL, RESTART},
+    {"read_from_replicas", F_BOOL, OFF(redis.read_from_replicas), 0, 0, NULL, RESTART},
 };
 static const field log_fields[] = {{"access", F_STR, OFF(log.access), 0, 0, NULL, LIVE}};
 /* cache.scope: tenant (default) | user (the end user joins the cache key). */
@@ -667,6 +669,9 @@ static const field coalesce_fields[] = {
     /* before the lease: a lock lifetime never renewed; an alias now, 0 the default */
     {"lock_ttl_ms", F_INT, OFF(coalesce.lease_ms), 0, 600000, NULL, LIVE},
 };
+static const field responses_fields[] = {
+    {"store_ttl_s", F_INT, OFF(responses.store_ttl_s), 1, 315360000, NULL, LIVE}, /* <= 10 y */
+};
 static const field idempotency_fields[] = {
     {"ttl_s", F_INT, OFF(idempotency.ttl_s), 1, 365 * 86400, NULL, LIVE},
 };
@@ -686,9 +691,6 @@ static int sp_embeddings_batch(loader *L, yaml_node_t *n, const char *path)
 
 static const field embeddings_fields[] = {
     {"batch", F_SPECIAL, 0, 0, 0, sp_embeddings_batch, EACH},
-};
-static const field responses_fields[] = {
-    {"store_ttl_s", F_INT, OFF(responses.store_ttl_s), 1, 315360000, NULL, LIVE}, /* <= 10 y */
 };
 static const field shutdown_fields[] = {
     {"drain_s", F_INT, OFF(shutdown.drain_s), 0, 3600, NULL, LIVE}};
@@ -808,6 +810,7 @@ static const struct section {
     {"log.", log_fields, NF(log_fields)},
     {"cache.", cache_fields, NF(cache_fields)},
     {"coalesce.", coalesce_fields, NF(coalesce_fields)},
+    {"responses.", responses_fields, NF(responses_fields)},
     {"idempotency.", idempotency_fields, NF(idempotency_fields)},
     {"streams.", streams_fields, NF(streams_fields)},
     {"embeddings.", embeddings_fields, NF(embeddings_fields)},
@@ -939,12 +942,25 @@ static int check_whole(loader *L, yaml_node_t *root)
     sl_config *c = &L->h->c;
     if (c->redis.url && c->redis.n_sentinels)
         return errf(L, root, "redis", "use either redis.url or redis.sentinels, not both");
+    if (c->redis.n_cluster && (c->redis.url || c->redis.n_sentinels))
+        return errf(L, root, "redis.cluster",
+                    "use one of redis.url, redis.sentinels or redis.cluster, not several");
     if (c->redis.n_sentinels && !c->redis.master_name)
         return errf(L, root, "redis.master_name", "required with redis.sentinels");
+    if (c->redis.read_from_replicas && !c->redis.n_cluster)
+        return errf(L, root, "redis.read_from_replicas", "only with redis.cluster");
+    if (c->redis.n_cluster && c->redis.db)
+        return errf(L, root, "redis.db", "a Redis Cluster has only db 0");
     for (size_t i = 0; i < c->redis.n_sentinels; i++) {
         char *h;
         int p;
         if (parse_hostport(L, root, "redis.sentinels", c->redis.sentinels[i], &h, &p))
+            return SL_EINVAL;
+    }
+    for (size_t i = 0; i < c->redis.n_cluster; i++) {
+        char *h;
+        int p;
+        if (parse_hostport(L, root, "redis.cluster", c->redis.cluster[i], &h, &p))
             return SL_EINVAL;
     }
     if (c->cache.ttl_s > c->cache.max_ttl_s)
