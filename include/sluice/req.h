@@ -92,11 +92,14 @@ struct sl_req {
     bool streaming; /* the answer is SSE */
     bool head_sent; /* the sink got its head: no retry, no new status */
     bool client_gone;
+    bool truncated; /* a streamed body broke off: it ends without its last chunk, closed */
     bool completed;                        /* sl_req_complete ran */
     sl_header headers[SL_REQ_MAX_HEADERS]; /* extra response headers */
     int n_headers;
     sl_buf body_out;          /* buffered plain answer (or error body) */
-    const char *content_type; /* plain answers; NULL: application/json */
+    const char *content_type; /* NULL: application/json (plain), text/event-stream (streams) */
+    sl_str head_lines;        /* more header lines, "Name: value\r\n" each (a pass-through's) */
+    struct sl_pass *pass;     /* a pass-through request's state (passthrough.h), else NULL */
     const char *error;        /* short reason for the log, or NULL */
 
     /* metering */

@@ -12,6 +12,9 @@ extern const sl_stage sl_stage_route;    /* model -> provider (404 model_not_fou
 extern const sl_stage sl_stage_cache;    /* L1 + L2 lookup; store on the way back */
 extern const sl_stage sl_stage_coalesce; /* identical requests in flight share one call */
 extern const sl_stage sl_stage_proxy;    /* the upstream call, plain or streamed */
+/* other /v1/... routes relayed as they are (passthrough.h); before route: the
+ * stages after it never see a pass-through request */
+extern const sl_stage sl_stage_passthrough;
 
 struct sl_redis;
 /* Shares rate limits and budgets through Redis (NULL: in-process only). */

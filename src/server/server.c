@@ -22,6 +22,7 @@
 #include "sluice/conn.h"
 #include "sluice/dialects.h"
 #include "sluice/log.h"
+#include "sluice/passthrough.h"
 #include "sluice/pipeline.h"
 #include "sluice/sla.h"
 #include "sluice/triage.h"
@@ -34,7 +35,7 @@ static struct {
     int worker; /* index among the workers, 0 without */
 } srv;
 
-enum { M_GET = 1, M_POST = 2 };
+enum { M_GET = 1, M_POST = 2, M_ANY = 0xff };
 
 /* One row per route. `path` is the route's template: it is also the `route`
  * label of the metrics (a client can mint paths, not templates), and a
@@ -50,6 +51,7 @@ typedef struct route {
     void (*handler)(sl_req *r);
     bool prefix;
     sl_auth_level auth;
+    bool passthrough; /* relayed to a provider as it is (passthrough.h), any method */
 } route;
 
 /* The fields of the common kinds of rows (each row is braced where used). */
@@ -76,6 +78,9 @@ static const route routes[] = {
     {SVC("/sla/alerts/dead", M_GET, sl_sla_dead, SL_AUTH_CLIENT)},
     {SVC("/triage/classify", M_POST, sl_triage_classify, SL_AUTH_CLIENT)},
     {SVC("/triage/respond", M_POST, sl_triage_respond, SL_AUTH_CLIENT)},
+    /* last: every /v1/... path no row above serves */
+    {.path = "/v1/", .label = "/v1/{passthrough}", .methods = M_ANY, .prefix = true,
+     .auth = SL_AUTH_CLIENT, .passthrough = true},
 };
 
 #undef LLM
@@ -103,16 +108,60 @@ static void answer_error(sl_req *r, int status, const char *code, const char *ms
     sl_pipeline_start(r); /* not an LLM request: completes at once, with a log line */
 }
 
+static void unknown_url(sl_req *r)
+{
+    sl_req_error(r, 404, "invalid_request_error", "unknown_url",
+                 NULL, sl_arena_printf(&r->arena, "Unknown request URL: %s %.200s", r->method, r->path));
+}
+
 /* conn.c: a request's head is in. A client that waits for 100 Continue
- * learns about a bad key before it uploads the body. */
+ * learns about a bad key before it uploads the body. A pass-through body is
+ * read as it comes (any size: the provider has its own limits). */
 static sl_body_mode on_head(sl_req *r, bool expect_continue)
 {
-    if (!expect_continue)
-        return SL_BODY_WHOLE;
     const route *rt = find_route(r->path);
-    if (!rt || sl_auth_check(r, rt->auth))
-        return SL_BODY_WHOLE; /* sl_auth_check recorded the 401 otherwise */
-    return SL_BODY_REFUSE;
+    if (rt && rt->passthrough && sl_passthrough_provider(sl_server_config()) < 0) {
+        unknown_url(r); /* no provider takes it: as if the row were not there */
+        return SL_BODY_REFUSE;
+    }
+    if (expect_continue && rt && !sl_auth_check(r, rt->auth))
+        return SL_BODY_REFUSE; /* sl_auth_check recorded the 401 */
+    return rt && rt->passthrough ? SL_BODY_STREAM : SL_BODY_WHOLE;
+}
+
+/* The request headers a pass-through forwards (the client's key never). */
+static const char *const forwarded[] = {"Content-Type",    "Accept",      "Content-Encoding",
+                                        "Accept-Encoding", "OpenAI-Beta", "Idempotency-Key",
+                                        "User-Agent"};
+_Static_assert(SL_ARRAY_LEN(forwarded) <= SL_PASS_MAX_FORWARD, "sl_pass_head.lines");
+
+/* Takes what the pass-through needs from the head (whose slices do not
+ * outlive the body's streaming), then reads the body as it comes. */
+static void start_passthrough(sl_req *r)
+{
+    sl_pass_head h = {.body_len = -1};
+    for (size_t i = 0; i < SL_ARRAY_LEN(forwarded); i++) {
+        sl_str v = sl_conn_header(r, forwarded[i]);
+        if (v.p)
+            h.lines[h.n_lines++] =
+                sl_arena_printf(&r->arena, "%s: %.*s", forwarded[i], (int)v.len, v.p);
+    }
+    sl_str cl = sl_conn_header(r, "Content-Length"), te = sl_conn_header(r, "Transfer-Encoding");
+    if (cl.p) {
+        char num[24];
+        snprintf(num, sizeof num, "%.*s", (int)SL_MIN(cl.len, 20), cl.p);
+        h.body_len = strtoll(num, NULL, 10);
+    }
+    h.has_body = te.p || h.body_len > 0;
+    if (sl_passthrough_begin(r, &h, sl_conn_body_pause) != SL_OK) {
+        sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
+        sl_pipeline_start(r);
+        return;
+    }
+    sl_conn_body_reader(r, sl_passthrough_body, r->pass);
+    r->is_llm = true; /* auth, limits and meter run for it */
+    r->cache = SL_CACHE_BYPASS;
+    sl_pipeline_start(r);
 }
 
 /* conn.c: the request is complete (head and body): route it. */
@@ -120,12 +169,15 @@ static void on_request(sl_req *r)
 {
     const route *rt = find_route(r->path);
     if (!rt) { /* its metrics label stays "unmatched": paths are the client's */
-        answer_error(
-            r, 404, "unknown_url",
-            sl_arena_printf(&r->arena, "Unknown request URL: %s %.200s", r->method, r->path));
+        unknown_url(r);
+        sl_pipeline_start(r);
         return;
     }
     r->route = rt->label ? rt->label : rt->path;
+    if (rt->passthrough) {
+        start_passthrough(r);
+        return;
+    }
     unsigned m = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ? M_GET
                  : strcmp(r->method, "POST") == 0                                ? M_POST
                                                                                  : 0;

@@ -4,6 +4,8 @@
 
 static sl_step parse_request(sl_req *r)
 {
+    if (r->pass)
+        return SL_NEXT; /* a pass-through body is the provider's to read (and streams) */
     sl_http_error e = {0};
     const sl_json_limits lim = {
         .max_members = (size_t)r->conf->server.max_json_members,

@@ -2,6 +2,7 @@
  *
  *   client ─► server: route, read body, request id
  *          ─► auth ─► parse ─► limits ─► meter ─► route ─► cache ─► coalesce ─► proxy ─► provider
+ *                                              └─► passthrough ─► provider (other /v1/... routes)
  *   client ◄─ sink ◄── on_response hooks, in reverse ◄───────────────── answer
  *                      (meter prices it; then one access-log line)
  *
@@ -18,7 +19,7 @@
 #include "sluice/stages.h"
 
 static const sl_stage *const stages[] = {
-    &sl_stage_auth,  &sl_stage_parse, &sl_stage_limits,   &sl_stage_meter,
+    &sl_stage_auth,  &sl_stage_parse, &sl_stage_limits,   &sl_stage_meter, &sl_stage_passthrough,
     &sl_stage_route, &sl_stage_cache, &sl_stage_coalesce, &sl_stage_proxy,
 };
 enum { N_STAGES = (int)SL_ARRAY_LEN(stages) };
