@@ -1879,7 +1879,7 @@ static bool x_route(struct evhttp_request *req, const char *path, bool post)
 
 /* ==== pass-through probes (sluice's other /v1/... routes) ====
  *   ANY /v1/pt/echo[?status=N]  what arrived: method, path, query, headers,
- *                               body length and FNV-1a hash (the body itself
+ *                               body length and CRC-32 (the body itself
  *                               when short); answers with hop-by-hop headers
  *                               and a nominated one, which sluice must drop
  *   GET /v1/pt/bytes?n=N        N binary bytes (application/octet-stream)
@@ -1913,11 +1913,29 @@ static long pt_query_long(struct evhttp_request *req, const char *name, long dfl
     return v;
 }
 
+/* CRC-32 (zlib's), so a test checks 25 MB with zlib.crc32 instead of a loop. */
+static unsigned long pt_crc32(unsigned long crc, const unsigned char *p, size_t n)
+{
+    static unsigned long table[256];
+    if (!table[1]) {
+        for (unsigned long i = 0; i < 256; i++) {
+            unsigned long c = i;
+            for (int k = 0; k < 8; k++)
+                c = c & 1 ? 0xedb88320ul ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+    }
+    crc ^= 0xfffffffful;
+    for (size_t i = 0; i < n; i++)
+        crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+    return crc ^ 0xfffffffful;
+}
+
 static void pt_echo(struct evhttp_request *req, const char *path)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
-    unsigned long long h = 1469598103934665603ull;
+    unsigned long h = 0;
     struct evbuffer_ptr pos;
     struct evbuffer_iovec v[16];
     evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET);
@@ -1925,8 +1943,7 @@ static void pt_echo(struct evhttp_request *req, const char *path)
     while (seen < len) { /* no pullup: a 25 MB upload is hashed where it lies */
         int n = evbuffer_peek(in, -1, &pos, v, 16);
         for (int i = 0; i < n && i < 16; i++) {
-            for (size_t k = 0; k < v[i].iov_len; k++)
-                h = (h ^ ((unsigned char *)v[i].iov_base)[k]) * 1099511628211ull;
+            h = pt_crc32(h, v[i].iov_base, v[i].iov_len);
             seen += v[i].iov_len;
         }
         if (n <= 0 || evbuffer_ptr_set(in, &pos, seen, EVBUFFER_PTR_SET) < 0)
@@ -1943,8 +1960,8 @@ static void pt_echo(struct evhttp_request *req, const char *path)
     cJSON_AddStringToObject(o, "query", q ? q : "");
     cJSON_AddNumberToObject(o, "bytes", (double)len);
     char hex[24];
-    snprintf(hex, sizeof hex, "%016llx", h);
-    cJSON_AddStringToObject(o, "fnv", hex);
+    snprintf(hex, sizeof hex, "%08lx", h);
+    cJSON_AddStringToObject(o, "crc32", hex);
     char *b = malloc(shown + 1);
     memcpy(b, body, shown);
     b[shown] = '\0';
