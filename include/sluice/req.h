@@ -93,7 +93,7 @@ struct sl_req {
     bool head_sent; /* the sink got its head: no retry, no new status */
     bool client_gone;
     bool truncated; /* a streamed body broke off: it ends without its last chunk, closed */
-    bool completed;                        /* sl_req_complete ran */
+    bool completed; /* sl_req_complete ran */
     sl_header headers[SL_REQ_MAX_HEADERS]; /* extra response headers */
     int n_headers;
     sl_buf body_out;          /* buffered plain answer (or error body) */

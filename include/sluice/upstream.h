@@ -47,11 +47,11 @@ typedef struct sl_call_opts {
     const char *body;           /* borrowed until on_done / cancel */
     size_t body_len;
     int connect_ms;
-    int first_byte_ms; /* 0: none */
-    int idle_ms;       /* longest silence once bytes flow; 0: none */
-    int total_ms;      /* whole transfer; 0: none (streams) */
-    int recv_buffer;   /* curl's receive buffer (CURLOPT_BUFFERSIZE); 0: curl's 16 KiB */
-    bool upload;       /* the body comes from hooks->on_read (body/body_len unused) */
+    int first_byte_ms;  /* 0: none */
+    int idle_ms;        /* longest silence once bytes flow; 0: none */
+    int total_ms;       /* whole transfer; 0: none (streams) */
+    int recv_buffer;    /* curl's receive buffer (CURLOPT_BUFFERSIZE); 0: curl's 16 KiB */
+    bool upload;        /* the body comes from hooks->on_read (body/body_len unused) */
     int64_t upload_len; /* ... its length, -1: unknown (sent chunked) */
 } sl_call_opts;
 

@@ -1175,7 +1175,7 @@ static bool feed_body(sl_conn *c)
         return false;
     }
     if (c->body_fn && c->parsed > c->rpos) { /* streamed: what was handed over can go */
-        if (!c->body_paused) /* the client sends: its deadline starts again */
+        if (!c->body_paused)                 /* the client sends: its deadline starts again */
             arm(c, conf_now()->server.body_timeout_s * 1000);
         memmove(c->rbuf, c->rbuf + c->parsed, c->rlen - c->parsed);
         c->rlen -= c->parsed;

@@ -79,8 +79,12 @@ static const route routes[] = {
     {SVC("/triage/classify", M_POST, sl_triage_classify, SL_AUTH_CLIENT)},
     {SVC("/triage/respond", M_POST, sl_triage_respond, SL_AUTH_CLIENT)},
     /* last: every /v1/... path no row above serves */
-    {.path = "/v1/", .label = "/v1/{passthrough}", .methods = M_ANY, .prefix = true,
-     .auth = SL_AUTH_CLIENT, .passthrough = true},
+    {.path = "/v1/",
+     .label = "/v1/{passthrough}",
+     .methods = M_ANY,
+     .prefix = true,
+     .auth = SL_AUTH_CLIENT,
+     .passthrough = true},
 };
 
 #undef LLM
@@ -110,8 +114,8 @@ static void answer_error(sl_req *r, int status, const char *code, const char *ms
 
 static void unknown_url(sl_req *r)
 {
-    sl_req_error(r, 404, "invalid_request_error", "unknown_url",
-                 NULL, sl_arena_printf(&r->arena, "Unknown request URL: %s %.200s", r->method, r->path));
+    sl_req_error(r, 404, "invalid_request_error", "unknown_url", NULL,
+                 sl_arena_printf(&r->arena, "Unknown request URL: %s %.200s", r->method, r->path));
 }
 
 /* conn.c: a request's head is in. A client that waits for 100 Continue

@@ -73,8 +73,8 @@ bool sl_passthrough_relayable(sl_str name, sl_str connection)
 {
     static const char *const drop[] = {
         /* hop-by-hop (RFC 9110 7.6.1, and the old ones proxies still send) */
-        "connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-        "proxy-authorization", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+        "te", "trailer", "trailers", "transfer-encoding", "upgrade",
         /* what sluice writes itself */
         "content-length", "content-type", "date", "x-request-id"};
     for (size_t i = 0; i < SL_ARRAY_LEN(drop); i++) {
@@ -375,8 +375,8 @@ static const char *upstream_url(sl_req *r, const sl_provider_conf *p)
 
 static sl_step refuse_no_provider(sl_req *r)
 {
-    sl_req_error(r, 404, "invalid_request_error", "unknown_url",
-                 NULL, sl_arena_printf(&r->arena, "Unknown request URL: %s %.200s", r->method, r->path));
+    sl_req_error(r, 404, "invalid_request_error", "unknown_url", NULL,
+                 sl_arena_printf(&r->arena, "Unknown request URL: %s %.200s", r->method, r->path));
     return sl_stage_answer(r);
 }
 

@@ -30,7 +30,7 @@ struct sl_call {
     int status;
     int sock_errno; /* why our open_socket failed: sluice's own shortage, not the provider */
     bool got_head;
-    bool paused; /* on_data asked to wait: curl holds the bytes */
+    bool paused;      /* on_data asked to wait: curl holds the bytes */
     bool send_paused; /* on_read had nothing yet: the upload waits */
     bool custom;      /* method or upload options beyond the plain call: reset on release */
     bool in_multi;

@@ -2174,8 +2174,8 @@ int main(int argc, char **argv)
     struct evhttp *http = evhttp_new(m.base);
     evhttp_set_max_body_size(http, 64 << 20);
     evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                         EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                         EVHTTP_REQ_PATCH);
     evhttp_set_gencb(http, on_request, NULL);
     struct evhttp_bound_socket *bound =
         evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);
