@@ -156,7 +156,8 @@ int sl_error_json(sl_buf *out, const char *message, const char *type, const char
 /* Records an error answer on r (status, an error body in the client's dialect —
  * OpenAI's shape unless r->dialect says otherwise — in body_out, r->error).
  * When the head was already sent (a stream in progress), it becomes an SSE error
- * event instead and the stream ends without [DONE]. */
+ * event instead and the stream ends without [DONE]; a pass-through's streamed
+ * body (r->pass) is not SSE: it ends without its last chunk (r->truncated). */
 void sl_req_error(sl_req *r, int status, const char *type, const char *code, const char *param,
                   const char *message);
 /* Shorthand for sl_http_error values from the parser. */
