@@ -502,7 +502,9 @@ static void build_head(sl_conn *c, sl_req *r, int framing, size_t body_len)
     } else if (framing == FRAME_CHUNKED) {
         sl_buf_append_c(b, "Transfer-Encoding: chunked\r\n");
     }
-    if (c->close_after || conns.draining || !c->keep_alive || framing == FRAME_EOF) {
+    /* (C_BODY: answered before the body ended; the connection closes after it) */
+    if (c->close_after || conns.draining || !c->keep_alive || framing == FRAME_EOF ||
+        c->state == C_BODY) {
         c->close_after = true;
         sl_buf_append_c(b, "Connection: close\r\n");
     } else if (c->http10) {
