@@ -390,6 +390,9 @@ static sl_step pass_request(sl_req *r)
     if (idx < 0)
         return refuse_no_provider(r); /* a reload took it away meanwhile */
     const sl_provider_conf *p = &cf->providers[idx];
+    /* a body, or a method that has one even when empty (POST .../cancel) */
+    bool upload = st->head->has_body ||
+                  (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0);
     r->provider_idx = idx;
     r->provider = p->name;
     r->cache = SL_CACHE_BYPASS;
@@ -401,8 +404,8 @@ static sl_step pass_request(sl_req *r)
         .connect_ms = cf->timeouts.connect_ms,
         .first_byte_ms = cf->timeouts.first_byte_ms,
         .idle_ms = cf->timeouts.idle_ms,
-        .upload = st->head->has_body,
-        .upload_len = st->head->body_len,
+        .upload = upload,
+        .upload_len = st->head->has_body ? st->head->body_len : 0,
     };
     r->t_upstream_start = sl_now_us();
     int err;

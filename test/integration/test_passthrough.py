@@ -56,6 +56,9 @@ def test_passthrough_relays_method_query_type_body_and_status():
         assert last["headers"]["content-type"] == "text/plain; charset=utf-8", last
         assert last["headers"]["openai-beta"] == "assistants=v2", last
         assert h["x-sluice-provider"] == "mock" and h["x-sluice-cache"] == "bypass", h
+    # an empty POST stays a POST (POST /v1/batches/{id}/cancel has no body)
+    st, _, raw = request("POST", s.url + "/v1/pt/echo", body=b"", headers=AUTH)
+    assert st == 200 and json.loads(raw)["method"] == "POST", raw
     # the provider's status and body, as it answered
     st, h, raw = request("POST", s.url + "/v1/pt/echo?status=201", body="{}", headers=AUTH)
     assert st == 201 and json.loads(raw)["method"] == "POST", (st, raw)
