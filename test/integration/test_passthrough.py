@@ -157,6 +157,12 @@ def test_passthrough_never_caches():
 
 def test_passthrough_exact_routes_keep_precedence():
     mock, s = stack()
+    # pass-through calls first: their pooled curl handles must not carry a
+    # method, upload or NOBODY into the chat call after them
+    for method, body in (("DELETE", None), ("HEAD", None), ("PUT", "x" * 70000), ("PATCH", "{}")):
+        st, _, _ = request(method, s.url + "/v1/pt/echo", body=body, headers=AUTH)
+        assert st == 200, (method, st)
+    mock.reset()
     st, h, raw = request("POST", s.url + "/v1/chat/completions", headers=AUTH,
                          body={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
     assert st == 200 and json.loads(raw)["object"] == "chat.completion", raw
