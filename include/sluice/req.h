@@ -21,10 +21,12 @@
 
 struct event_base;
 struct event;
+struct sl_env;
 struct sl_dialect;
 
 #define SL_REQ_MAGIC        0x534c5251u /* "SLRQ" */
 #define SL_REQ_MAX_HEADERS  24
+#define SL_REQ_MAX_STAGES   12
 #define SL_REQ_ARENA_INLINE 4096 /* fits a small plain request; a stream uses ~1.4 KiB */
 
 typedef enum {
@@ -80,6 +82,9 @@ struct sl_req {
     /* cache */
     sl_cache_key key;
     bool has_key;
+    sl_cache_key raw_key; /* hash of the exact request (bytes, API, scope): L1's fast path */
+    bool has_raw_key;
+    bool fast_path; /* llm came from an L1 alias: the body was not parsed (llm.root NULL) */
     sl_cache_outcome cache;
     const char *cache_detail; /* "l1", "l2" or NULL */
     const char *led_by;       /* coalesced: request id of the leader */
@@ -108,6 +113,9 @@ struct sl_req {
     bool usage_estimated;
     double cost_usd;
     double saved_usd;
+    int64_t cost_pusd;  /* the same two amounts in pico-dollars, exact: what the */
+    int64_t saved_pusd; /* log and x-sluice-cost-usd print (no float formatting) */
+    bool money_inexact; /* the pico amounts overflowed: print the doubles */
     size_t bytes_out;
 
     /* timings (monotonic µs; 0 = not reached) */
@@ -118,13 +126,14 @@ struct sl_req {
     uint64_t t_end;
 
     /* pipeline position */
-    int stage;                   /* next stage to run */
-    int reached;                 /* stages [0, reached) ran their on_request */
-    struct event *resume_ev;     /* fires sl_pipeline_run from the loop */
-    sl_req *run_prev, *run_next; /* the pipeline's list of LLM requests in flight */
-    bool tracked;                /* on that list */
-    bool cut;                    /* ended by the drain deadline: answered shutting_down */
-    void *stage_data[12];        /* private per-stage slot, indexed by stage position */
+    const struct sl_env *env;           /* the stores the stages use (pipeline.h) */
+    int stage;                          /* next stage to run */
+    int reached;                        /* stages [0, reached) ran their on_request */
+    struct event *resume_ev;            /* fires the driver from the loop */
+    sl_req *run_prev, *run_next;        /* the pipeline's list of LLM requests in flight */
+    bool tracked;                       /* on that list */
+    bool cut;                           /* ended by the drain deadline: answered shutting_down */
+    void *stage_ctx[SL_REQ_MAX_STAGES]; /* each stage's context (pipeline.c), by position */
     /* Set by a stage that carries work for others (a coalescing leader): when
      * it returns true, a client abort only detaches this client. */
     bool (*abort_guard)(sl_req *r);
@@ -160,6 +169,8 @@ int sl_error_json(sl_buf *out, const char *message, const char *type, const char
  * body (r->pass) is not SSE: it ends without its last chunk (r->truncated). */
 void sl_req_error(sl_req *r, int status, const char *type, const char *code, const char *param,
                   const char *message);
+/* Records that the client left: status 499, no body (the log says why). */
+void sl_req_client_closed(sl_req *r);
 /* Shorthand for sl_http_error values from the parser. */
 void sl_req_error_from(sl_req *r, const sl_http_error *e);
 

@@ -759,7 +759,7 @@ static void refuse(sl_conn *c, sl_req *r, int status, const char *code, const ch
     c->state = C_ACTIVE;
     event_del(&c->timer);
     sl_req_error(r, status, "invalid_request_error", code, NULL, msg);
-    sl_pipeline_start(r);
+    sl_req_finish(r);
 }
 
 /* ---- the head: scanning as it arrives ----------------------------------- */
@@ -1134,7 +1134,7 @@ static void parse_head(sl_conn *c)
         c->close_after = has_body; /* the body was not read: the connection cannot go on */
         c->state = C_ACTIVE;
         event_del(&c->timer);
-        sl_pipeline_start(r);
+        sl_req_finish(r); /* the refusal the hook recorded (401) */
         return;
     }
     if (mode == SL_BODY_WHOLE && !body_ok(c, r, has_body))

@@ -109,7 +109,7 @@ static const route *find_route(const char *path)
 static void answer_error(sl_req *r, int status, const char *code, const char *msg)
 {
     sl_req_error(r, status, "invalid_request_error", code, NULL, msg);
-    sl_pipeline_start(r); /* not an LLM request: completes at once, with a log line */
+    sl_req_finish(r); /* not an LLM request: no stages, one log line */
 }
 
 static void unknown_url(sl_req *r)
@@ -159,11 +159,11 @@ static void start_passthrough(sl_req *r)
     h.has_body = te.p || h.body_len > 0;
     if (sl_passthrough_begin(r, &h, sl_conn_body_pause) != SL_OK) {
         sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
-        sl_pipeline_start(r);
+        sl_req_finish(r);
         return;
     }
     sl_conn_body_reader(r, sl_passthrough_body, r->pass);
-    r->is_llm = true; /* auth, limits and meter run for it */
+    r->is_llm = true; /* auth and limits run for it, and it is priced */
     r->cache = SL_CACHE_BYPASS;
     sl_pipeline_start(r);
 }
@@ -174,7 +174,7 @@ static void on_request(sl_req *r)
     const route *rt = find_route(r->path);
     if (!rt) { /* its metrics label stays "unmatched": paths are the client's */
         unknown_url(r);
-        sl_pipeline_start(r);
+        sl_req_finish(r);
         return;
     }
     r->route = rt->label ? rt->label : rt->path;
@@ -201,7 +201,7 @@ static void on_request(sl_req *r)
         return;
     }
     if (!sl_auth_check(r, rt->auth)) {
-        sl_pipeline_start(r); /* answers the 401 at once, with a log line */
+        sl_req_finish(r); /* answers the 401 at once, with a log line */
         return;
     }
     rt->handler(r);

@@ -5,26 +5,21 @@
 #include "sluice/server.h"
 #include "sluice/stages.h"
 
-static sl_l1 *l1;
-static sl_redis *redis;
-
-void sl_ops_set_stores(sl_l1 *cache, sl_redis *r)
-{
-    l1 = cache;
-    redis = r;
-}
-
+/* The stores are the pipeline's (main wires them through sl_pipeline_init). */
 void sl_ops_health_stores(sl_buf *b)
 {
+    sl_l1 *l1 = sl_pipeline_env()->l1;
+    sl_redis *redis = sl_pipeline_env()->redis;
     sl_l1_stats st = {0};
     if (l1)
         sl_l1_get_stats(l1, &st);
     sl_buf_printf(
         b,
         ",\"cache\":{\"entries\":%zu,\"bytes\":%zu,\"max_bytes\":%zu,\"hits\":%llu,\"misses\":%llu,"
-        "\"evictions\":%llu}",
+        "\"evictions\":%llu,\"aliases\":%zu,\"exact_hits\":%llu}",
         st.entries, st.bytes, st.max_bytes, (unsigned long long)st.hits,
-        (unsigned long long)st.misses, (unsigned long long)st.evictions);
+        (unsigned long long)st.misses, (unsigned long long)st.evictions, st.aliases,
+        (unsigned long long)st.alias_hits);
     sl_buf_printf(b, ",\"coalescing\":{\"flights\":%zu,\"coalesced\":%llu}", sl_coalesce_flights(),
                   (unsigned long long)sl_coalesce_count());
     sl_buf_append_c(b, ",\"redis\":");
@@ -43,6 +38,8 @@ void sl_ops_health_stores(sl_buf *b)
 
 void sl_ops_metrics_stores(void)
 {
+    sl_l1 *l1 = sl_pipeline_env()->l1;
+    sl_redis *redis = sl_pipeline_env()->redis;
     sl_l1_stats st = {0};
     if (l1)
         sl_l1_get_stats(l1, &st);

@@ -24,7 +24,7 @@ static struct {
 static void answer(sl_req *r, int status)
 {
     r->status = status;
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
 }
 
 /* 503: the store refused the call (sent false) or did not answer it. */
@@ -97,7 +97,7 @@ static void ingest_finish(ingest *in)
         r->status = 200;
     }
     sl_buf_free(&in->errors);
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
     sl_req_release(r);
 }
 

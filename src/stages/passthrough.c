@@ -334,7 +334,7 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
                      sl_arena_printf(&r->arena, "the provider could not be reached: %s",
                                      detail ? detail : "error"));
     }
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
     sl_req_release(r); /* the call's reference */
 }
 
@@ -380,8 +380,9 @@ static sl_step refuse_no_provider(sl_req *r)
     return sl_stage_answer(r);
 }
 
-static sl_step pass_request(sl_req *r)
+static sl_step pass_request(sl_req *r, void *ctx)
 {
+    SL_UNUSED(ctx);
     sl_pass *st = r->pass;
     if (!st)
         return SL_NEXT; /* an LLM route: the stages after this one serve it */
@@ -391,8 +392,8 @@ static sl_step pass_request(sl_req *r)
         return refuse_no_provider(r); /* a reload took it away meanwhile */
     const sl_provider_conf *p = &cf->providers[idx];
     /* a body, or a method that has one even when empty (POST .../cancel) */
-    bool upload = st->head->has_body ||
-                  (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0);
+    bool upload =
+        st->head->has_body || (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0);
     r->provider_idx = idx;
     r->provider = p->name;
     r->cache = SL_CACHE_BYPASS;
@@ -421,15 +422,17 @@ static sl_step pass_request(sl_req *r)
     return sl_stage_answer(r);
 }
 
-static void pass_response(sl_req *r)
+static void pass_response(sl_req *r, void *ctx)
 {
+    SL_UNUSED(ctx);
     sl_pass *st = r->pass;
     if (st)
         sl_buf_free(&st->hlines);
 }
 
-static void pass_abort(sl_req *r)
+static void pass_abort(sl_req *r, void *ctx)
 {
+    SL_UNUSED(ctx);
     sl_pass *st = r->pass;
     if (!st || !st->call)
         return;
@@ -439,7 +442,7 @@ static void pass_abort(sl_req *r)
     r->status = 499;
     r->error = "client closed";
     sl_buf_reset(&r->body_out);
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
     sl_req_release(r); /* the call's reference */
 }
 

@@ -11,7 +11,15 @@
  * metered from `usage`. Streams are forwarded chunk by chunk; an SSE parser
  * watches them pass for `usage` and `[DONE]`, so a stream that stops early
  * ends with an error event instead of looking complete. The client's original
- * bytes go upstream untouched. */
+ * bytes go upstream untouched.
+ *
+ * Reads:  r->llm, r->body, r->provider_idx, r->want_assembled, r->id.
+ * Writes: r->provider_idx, r->provider, r->tried, r->retries,
+ *         r->upstream_path, r->t_upstream_start/t_first_byte/t_upstream_end,
+ *         r->prompt_tokens, r->completion_tokens, r->usage_estimated,
+ *         r->assembled, the answer (status, body_out or the stream),
+ *         x-sluice-provider, Retry-After.
+ * Context: proxy_state, the attempts (call, breaker ticket, retry timer, stream state). */
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -27,7 +35,7 @@
 #include "sluice/stages.h"
 #include "sluice/upstream.h"
 
-typedef struct proxy_state {
+typedef struct proxy_state { /* the stage's context */
     sl_req *r;
     sl_call *call;
     sl_breaker_ticket ticket;
@@ -65,8 +73,9 @@ static void take_usage(sl_req *r, const sl_dialect *d, const sl_ir_usage *u, uns
 
 /* ---- stream watching ------------------------------------------------------ */
 
-/* Writes one event to the client, framed as SSE. */
-static void forward_event(sl_req *r, sl_str event, sl_str data)
+/* Writes one event to the client, framed as SSE; an event that could not be
+ * framed (out of memory) is not sent cut short: the stream fails instead. */
+static int forward_event(sl_req *r, sl_str event, sl_str data)
 {
     static sl_buf frame; /* reused: no allocation per chunk once warm */
     sl_buf_reset(&frame);
@@ -78,7 +87,10 @@ static void forward_event(sl_req *r, sl_str event, sl_str data)
     sl_buf_append_c(&frame, "data: ");
     sl_buf_append_str(&frame, data);
     sl_buf_append_c(&frame, "\n\n");
+    if (frame.err)
+        return frame.err;
     sl_pipeline_stream_data(r, frame.p, frame.len);
+    return 0;
 }
 
 /* A stream whose dialect differs from the client's: translated event by event. */
@@ -119,8 +131,7 @@ static int dispatch_event(proxy_state *st, sl_str event, sl_str data)
         st->usage_seen = true;
     if ((f & SL_WATCH_USAGE_ONLY) && !r->llm.include_usage)
         return 0; /* we asked for it for metering; the client did not */
-    forward_event(r, event, data);
-    return 0;
+    return forward_event(r, event, data);
 }
 
 /* ---- secrets in provider answers --------------------------------------------- *
@@ -190,8 +201,8 @@ static sl_str body_with_usage(sl_req *r)
         sl_buf_append_c(&b, ",");
     }
     sl_buf_append_c(&b, "\"stream_options\":{\"include_usage\":true}}");
-    char *copy = sl_arena_strndup(&r->arena, b.p, b.len);
-    sl_str out = copy ? (sl_str){copy, b.len} : r->body;
+    char *copy = b.err ? NULL : sl_arena_strndup(&r->arena, b.p, b.len);
+    sl_str out = copy ? (sl_str){copy, b.len} : r->body; /* unwritten: the client's bytes */
     sl_buf_free(&b);
     return out;
 }
@@ -218,6 +229,7 @@ static void hook_status(void *ud, sl_call *c, int status)
                 st->asm_on = true;
             }
         }
+        r->want_assembled = st->asm_on; /* what coalesced plain followers can count on */
         sl_req_header(r, "x-sluice-provider", r->provider);
         sl_pipeline_stream_head(r, 200);
     }
@@ -226,7 +238,7 @@ static void hook_status(void *ud, sl_call *c, int status)
 /* The client drained what a slow read let pile up: the stream goes on. */
 static void on_client_drained(sl_req *r)
 {
-    proxy_state *st = r->stage_data[SL_SLOT_PROXY];
+    proxy_state *st = sl_pipeline_ctx(r, &sl_stage_proxy);
     if (st && st->call)
         sl_call_resume(st->call);
 }
@@ -242,7 +254,7 @@ static int hook_data(void *ud, sl_call *c, const char *p, size_t n)
             r->on_drained = on_client_drained;
             return SL_CALL_PAUSE;
         }
-        return sl_sse_feed(&st->sse, p, n) == SL_ETOOBIG ? 1 : 0; /* events go out one by one */
+        return sl_sse_feed(&st->sse, p, n) != 0 ? 1 : 0; /* events go out one by one */
     }
     return sl_buf_append(&r->body_out, p, n) == SL_OK ? 0 : 1;
 }
@@ -372,6 +384,8 @@ static bool schedule_retry(proxy_state *st, const char *retry_after)
     return true;
 }
 
+static void answer(proxy_state *st);
+
 /* A stream cut short (by the provider, the client or the drain deadline), or
  * from a provider that sends no usage: meter what passed. */
 static void meter_unreported(proxy_state *st)
@@ -395,25 +409,24 @@ static void answer_overloaded(sl_req *r, const char *detail)
     r->provider = NULL; /* never reached it */
 }
 
-static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
+/* The breaker's verdict on the attempt; none when sluice itself ran short (local). */
+static void report_breaker(proxy_state *st, bool ok, bool local)
 {
-    proxy_state *st = ud;
-    sl_req *r = st->r;
-    const sl_provider_conf *p = &r->conf->providers[st->cur];
-    int failures = p->breaker_failures >= 0 ? p->breaker_failures : r->conf->breaker.failures;
-    int cooldown = p->breaker_cooldown_s >= 0 ? p->breaker_cooldown_s : r->conf->breaker.cooldown_s;
-    st->call = NULL;
-    r->t_upstream_end = sl_now_us();
-    int status = rc == SL_OK ? sl_call_status(c) : 0;
-    bool local = rc == SL_ENOMEM;
-    bool failed = !local && (rc != SL_OK || retriable_status(status));
-    if (st->stream_mode && rc == SL_OK && !st->done_seen)
-        rc = SL_EIO, detail = "no [DONE] before the connection closed", failed = true;
-    if (local)
+    if (local) {
         sl_breaker_release(&st->ticket);
-    else
-        sl_breaker_report(&st->ticket, !failed, failures, cooldown);
+        return;
+    }
+    const sl_config *cf = st->r->conf;
+    const sl_provider_conf *p = &cf->providers[st->cur];
+    int failures = p->breaker_failures >= 0 ? p->breaker_failures : cf->breaker.failures;
+    int cooldown = p->breaker_cooldown_s >= 0 ? p->breaker_cooldown_s : cf->breaker.cooldown_s;
+    sl_breaker_report(&st->ticket, ok, failures, cooldown);
+}
 
+/* Records what the attempt produced on r: usage, the answer or the error. */
+static void take_outcome(proxy_state *st, int status, int rc, const char *detail, bool local)
+{
+    sl_req *r = st->r;
     meter_unreported(st);
     if (st->stream_mode) {
         if (rc != SL_OK)
@@ -432,19 +445,29 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
                                           detail ? detail : "error");
         sl_req_error(r, 502, "api_error", "upstream_unavailable", NULL, msg);
     }
-    bool before_client = !r->head_sent;
-    if (failed && before_client && !r->client_gone &&
-        schedule_retry(st, status == 429 || status == 503 ? sl_call_retry_after(c) : NULL)) {
+}
+
+static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
+{
+    proxy_state *st = ud;
+    sl_req *r = st->r;
+    st->call = NULL;
+    r->t_upstream_end = sl_now_us();
+    int status = rc == SL_OK ? sl_call_status(c) : 0;
+    bool local = rc == SL_ENOMEM;
+    bool failed = !local && (rc != SL_OK || retriable_status(status));
+    if (st->stream_mode && rc == SL_OK && !st->done_seen)
+        rc = SL_EIO, detail = "no [DONE] before the connection closed", failed = true;
+    report_breaker(st, !failed, local);
+    take_outcome(st, status, rc, detail, local);
+    const char *ra = status == 429 || status == 503 ? sl_call_retry_after(c) : NULL;
+    if (failed && !r->head_sent && !r->client_gone && schedule_retry(st, ra)) {
         st->next_from = st->cur + 1;
         return; /* the reference stays with the pending retry */
     }
-    if (status == 429 || status == 503) {
-        const char *ra = sl_call_retry_after(c);
-        if (ra)
-            sl_req_header(r, "Retry-After", sl_arena_strndup(&r->arena, ra, strlen(ra)));
-    }
-    sl_pipeline_complete(r);
-    sl_req_release(r); /* the attempt's reference */
+    if (ra)
+        sl_req_header(r, "Retry-After", sl_arena_strndup(&r->arena, ra, strlen(ra)));
+    answer(st);
 }
 
 static const sl_call_hooks proxy_hooks = {
@@ -455,23 +478,28 @@ static const sl_call_hooks proxy_hooks = {
 
 /* ---- attempts --------------------------------------------------------------- */
 
-static struct curl_slist *build_headers(proxy_state *st, const sl_provider_conf *p)
+/* The headers every call to a provider of this dialect with this key sends
+ * (built once, kept by upstream); then the request id, per call. */
+static struct curl_slist *build_fixed(const void *owner, const char *api_key)
 {
-    sl_req *r = st->r;
-    struct curl_slist *h = NULL;
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip on big bodies */
-    h = st->up->headers(h, p->api_key);
-    char idline[96];
-    snprintf(idline, sizeof idline, "X-Request-Id: %s", r->id);
-    return curl_slist_append(h, idline);
+    const sl_dialect *up = owner;
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *t = h ? curl_slist_append(h, "Expect:") : NULL; /* no 100-continue */
+    if (!t) {
+        curl_slist_free_all(h);
+        return NULL;
+    }
+    return up->headers(t, api_key[0] ? api_key : NULL);
 }
 
 static void note_tried(sl_req *r, const char *name)
 {
-    size_t used = strlen(r->tried);
-    if (used + strlen(name) + 2 < sizeof r->tried)
-        snprintf(r->tried + used, sizeof r->tried - used, "%s%s", used ? "," : "", name);
+    size_t used = strlen(r->tried), nl = strlen(name);
+    if (used + nl + 2 >= sizeof r->tried)
+        return;
+    if (used)
+        r->tried[used++] = ',';
+    memcpy(r->tried + used, name, nl + 1);
 }
 
 static bool serves(const sl_provider_conf *p, sl_str model)
@@ -505,6 +533,7 @@ static int pick_provider(proxy_state *st, uint64_t *wait_ms)
     return -1;
 }
 
+/* Every provider's breaker is open: 503 unless an earlier attempt's answer stands. */
 static void fail_all_open(proxy_state *st, uint64_t wait_ms)
 {
     sl_req *r = st->r;
@@ -517,8 +546,6 @@ static void fail_all_open(proxy_state *st, uint64_t wait_ms)
         sl_req_error(r, 503, "api_error", "providers_unavailable", NULL, msg);
         r->error = "circuit open";
     }
-    sl_pipeline_complete(r);
-    sl_req_release(r);
 }
 
 /* Chooses this attempt's path and body for the provider's dialect: the
@@ -556,23 +583,10 @@ static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
     return rc;
 }
 
-static void attempt(proxy_state *st)
+/* Makes provider idx the one this attempt goes to. */
+static const sl_provider_conf *begin_attempt(proxy_state *st, int idx)
 {
     sl_req *r = st->r;
-    if (r->client_gone) {
-        r->status = 499;
-        r->error = "client closed";
-        sl_buf_reset(&r->body_out);
-        sl_pipeline_complete(r);
-        sl_req_release(r);
-        return;
-    }
-    uint64_t wait_ms;
-    int idx = pick_provider(st, &wait_ms);
-    if (idx < 0) {
-        fail_all_open(st, wait_ms);
-        return;
-    }
     const sl_config *cf = r->conf;
     const sl_provider_conf *p = &cf->providers[idx];
     st->cur = idx;
@@ -583,15 +597,26 @@ static void attempt(proxy_state *st)
     sl_buf_reset(&r->body_out);
     r->body_out.max = cf->server.max_response_bytes;
     sl_req_header(r, "x-sluice-provider", p->name);
-    if (prepare_dialect(st, p) != SL_OK) {
-        sl_breaker_release(&st->ticket);
-        sl_pipeline_complete(r);
-        sl_req_release(r);
-        return;
-    }
+    return p;
+}
+
+/* Starts the upstream call; on failure the error answer is set on r. */
+static int start_call(proxy_state *st, const sl_provider_conf *p)
+{
+    sl_req *r = st->r;
+    const sl_config *cf = r->conf;
+    const char *key = p->api_key ? p->api_key : "";
+    const struct curl_slist *fixed = sl_upstream_headers(st->up, key, build_fixed);
+    char idline[96] = "X-Request-Id: ";
+    size_t il = strlen(idline), idl = SL_MIN(strlen(r->id), sizeof idline - il - 1);
+    memcpy(idline + il, r->id, idl);
+    idline[il + idl] = '\0';
     sl_call_opts o = {
-        .url = sl_arena_printf(&r->arena, "%s%s", p->base_url, r->upstream_path),
-        .headers = build_headers(st, p),
+        .url = p->base_url,
+        .url_path = r->upstream_path,
+        .fixed_headers = fixed,
+        .headers = fixed ? NULL : build_fixed(st->up, key), /* table full: owned */
+        .extra_header = idline,
         .body = st->wire.p,
         .body_len = st->wire.len,
         .connect_ms = cf->timeouts.connect_ms,
@@ -606,42 +631,71 @@ static void attempt(proxy_state *st)
     if (!r->t_upstream_start)
         r->t_upstream_start = sl_now_us();
     st->call = sl_call_start(&o, &proxy_hooks, st, &err);
-    if (!st->call) {
-        sl_breaker_release(&st->ticket);
-        if (err == SL_EAGAIN) {
-            sl_req_header(r, "Retry-After", "1");
-            sl_req_header(r, "retry-after-ms", "1000");
-            sl_req_error(r, 503, "api_error", "overloaded", NULL,
-                         "too many upstream calls in flight");
-        } else {
-            answer_overloaded(r, "could not start the upstream call");
-        }
-        sl_pipeline_complete(r);
-        sl_req_release(r);
+    if (st->call)
+        return SL_OK;
+    if (err == SL_EAGAIN) {
+        sl_req_header(r, "Retry-After", "1");
+        sl_req_header(r, "retry-after-ms", "1000");
+        sl_req_error(r, 503, "api_error", "overloaded", NULL, "too many upstream calls in flight");
+    } else {
+        answer_overloaded(r, "could not start the upstream call");
     }
+    return SL_EIO;
 }
 
-static sl_step proxy_request(sl_req *r)
+/* The one exit of the stage: the answer on r stands (an upstream answer, an
+ * error, a 499); the pipeline finishes r and the attempts' reference goes. */
+static void answer(proxy_state *st)
 {
-    proxy_state *st = sl_arena_calloc(&r->arena, sizeof(*st));
-    if (!st) {
-        sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
-        return sl_stage_answer(r);
+    sl_req *r = st->r;
+    sl_req_finish(r);
+    sl_req_release(r); /* the attempts' reference */
+}
+
+/* One attempt at the next provider that may take it; false when none could
+ * start and the answer on r stands. */
+static bool try_attempt(proxy_state *st)
+{
+    sl_req *r = st->r;
+    if (r->client_gone) {
+        sl_req_client_closed(r);
+        return false;
     }
+    uint64_t wait_ms;
+    int idx = pick_provider(st, &wait_ms);
+    if (idx < 0) {
+        fail_all_open(st, wait_ms);
+        return false;
+    }
+    const sl_provider_conf *p = begin_attempt(st, idx);
+    if (prepare_dialect(st, p) != SL_OK || start_call(st, p) != SL_OK) {
+        sl_breaker_release(&st->ticket);
+        return false;
+    }
+    return true;
+}
+
+static void attempt(proxy_state *st)
+{
+    if (!try_attempt(st))
+        answer(st);
+}
+
+static sl_step proxy_request(sl_req *r, void *ctx)
+{
+    proxy_state *st = ctx;
     st->r = r;
     st->body = body_with_usage(r);
     st->next_from = r->provider_idx >= 0 ? r->provider_idx : 0;
-    r->stage_data[SL_SLOT_PROXY] = st;
     sl_req_ref(r); /* held by the attempts until the answer is complete */
     attempt(st);
     return SL_DONE;
 }
 
-static void proxy_response(sl_req *r)
+static void proxy_response(sl_req *r, void *ctx)
 {
-    proxy_state *st = r->stage_data[SL_SLOT_PROXY];
-    if (!st)
-        return;
+    SL_UNUSED(r);
+    proxy_state *st = ctx;
     if (st->sse_on)
         sl_sse_free(&st->sse);
     st->sse_on = false;
@@ -656,11 +710,9 @@ static void proxy_response(sl_req *r)
     st->backoff = NULL;
 }
 
-static void proxy_abort(sl_req *r)
+static void proxy_abort(sl_req *r, void *ctx)
 {
-    proxy_state *st = r->stage_data[SL_SLOT_PROXY];
-    if (!st)
-        return;
+    proxy_state *st = ctx;
     bool waiting = st->call || (st->backoff && evtimer_pending(st->backoff, NULL));
     if (!waiting)
         return;
@@ -673,15 +725,13 @@ static void proxy_abort(sl_req *r)
         evtimer_del(st->backoff);
     r->t_upstream_end = sl_now_us();
     meter_unreported(st); /* the provider produced what was streamed so far */
-    r->status = 499;
-    r->error = "client closed";
-    sl_buf_reset(&r->body_out);
-    sl_pipeline_complete(r);
-    sl_req_release(r); /* the attempts' reference */
+    sl_req_client_closed(r);
+    answer(st);
 }
 
 const sl_stage sl_stage_proxy = {
     .name = "proxy",
+    .ctx_size = sizeof(proxy_state),
     .on_request = proxy_request,
     .on_response = proxy_response,
     .on_abort = proxy_abort,
