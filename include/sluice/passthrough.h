@@ -15,7 +15,7 @@
  * carry x-sluice-cost-usd. Never cached, never retried (the body is gone once
  * sent).
  *
- * The pipeline runs auth, limits and meter for it (rpm counts, access log,
+ * The pipeline runs auth and limits for it and prices it (rpm counts, access log,
  * metrics under the route label "/v1/{passthrough}"); the stage
  * sl_stage_passthrough (stages.h) makes the call.
  *
