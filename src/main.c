@@ -21,6 +21,7 @@
 #include "sluice/metrics.h"
 #include "sluice/pipeline.h"
 #include "sluice/redis.h"
+#include "sluice/resp_state.h"
 #include "sluice/stats.h"
 #include "sluice/server.h"
 #include "sluice/sla.h"
@@ -239,6 +240,7 @@ static int wire_stores(const sl_config *c)
     else if (c->redis.host)
         app.redis = sl_redis_new(app.base, c->redis.host, c->redis.port, c->redis.password,
                                  c->redis.db, c->redis.timeout_ms);
+    sl_resp_state_setup(app.redis); /* the Responses API's conversation state */
     sl_env env = {.base = app.base, .l1 = app.l1, .redis = app.redis};
     return sl_pipeline_init(&env);
 }
@@ -251,6 +253,7 @@ static void free_all(void)
     sl_sla_stop();
     sl_triage_stop();
     sl_redis_free(app.redis);
+    sl_resp_state_shutdown();
     sl_l1_free(app.l1);
     sl_upstream_shutdown();
     sl_access_close();

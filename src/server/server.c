@@ -24,6 +24,7 @@
 #include "sluice/log.h"
 #include "sluice/passthrough.h"
 #include "sluice/pipeline.h"
+#include "sluice/resp_routes.h"
 #include "sluice/sla.h"
 #include "sluice/triage.h"
 
@@ -35,7 +36,7 @@ static struct {
     int worker; /* index among the workers, 0 without */
 } srv;
 
-enum { M_GET = 1, M_POST = 2, M_ANY = 0xff };
+enum { M_GET = 1, M_POST = 2, M_DELETE = 4, M_ANY = 0xff };
 
 /* One row per route. `path` is the route's template: it is also the `route`
  * label of the metrics (a client can mint paths, not templates), and a
@@ -58,12 +59,19 @@ typedef struct route {
 #define LLM(p, a)       .path = p, .methods = M_POST, .llm = true, .api = a, .auth = SL_AUTH_CLIENT
 #define OPS(p, h)       .path = p, .methods = M_GET, .handler = h, .auth = SL_AUTH_OPEN
 #define SVC(p, m, h, l) .path = p, .methods = m, .handler = h, .auth = l
+#define PASS(p)                                                                                    \
+    .path = p, .label = "/v1/{passthrough}", .methods = M_ANY, .auth = SL_AUTH_CLIENT,             \
+    .passthrough = true
 
 static const route routes[] = {
     {LLM("/v1/chat/completions", SL_API_CHAT)},
     {LLM("/v1/completions", SL_API_COMPLETIONS)},
     {LLM("/v1/embeddings", SL_API_EMBEDDINGS)},
     {LLM("/v1/messages", SL_API_MESSAGES)},
+    {LLM("/v1/responses", SL_API_RESPONSES)},
+    {PASS("/v1/responses/input_tokens")}, /* not a response id: the provider counts */
+    {SVC("/v1/responses/", M_GET | M_DELETE, sl_responses_route, SL_AUTH_CLIENT), .prefix = true,
+     .label = "/v1/responses/{id}"},
     {OPS("/v1/models", sl_ops_models)},
     {OPS("/health/live", sl_ops_live)},
     {OPS("/health/ready", sl_ops_ready)},
@@ -79,17 +87,13 @@ static const route routes[] = {
     {SVC("/triage/classify", M_POST, sl_triage_classify, SL_AUTH_CLIENT)},
     {SVC("/triage/respond", M_POST, sl_triage_respond, SL_AUTH_CLIENT)},
     /* last: every /v1/... path no row above serves */
-    {.path = "/v1/",
-     .label = "/v1/{passthrough}",
-     .methods = M_ANY,
-     .prefix = true,
-     .auth = SL_AUTH_CLIENT,
-     .passthrough = true},
+    {PASS("/v1/"), .prefix = true},
 };
 
 #undef LLM
 #undef OPS
 #undef SVC
+#undef PASS
 
 /* ---- request intake ----------------------------------------------------- */
 
@@ -184,9 +188,13 @@ static void on_request(sl_req *r)
     }
     unsigned m = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ? M_GET
                  : strcmp(r->method, "POST") == 0                                ? M_POST
+                 : strcmp(r->method, "DELETE") == 0                              ? M_DELETE
                                                                                  : 0;
     if (!(rt->methods & m)) {
-        sl_req_header(r, "Allow", rt->methods & M_POST ? "POST" : "GET");
+        sl_req_header(r, "Allow",
+                      rt->methods & M_POST     ? "POST"
+                      : rt->methods & M_DELETE ? "GET, DELETE"
+                                               : "GET");
         answer_error(
             r, 405, "method_not_allowed",
             sl_arena_printf(&r->arena, "Method %s is not allowed on %s", r->method, r->path));

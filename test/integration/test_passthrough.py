@@ -169,6 +169,10 @@ def test_passthrough_exact_routes_keep_precedence():
     assert mock.stats()["by_path"]["/v1/chat/completions"] == 1, mock.stats()
     st, _, raw = request("GET", s.url + "/v1/chat/completions", headers=AUTH)
     assert st == 405, raw  # the exact row answers, not the pass-through
+    # ... but /v1/responses/input_tokens is no response id: the provider's (the mock's 404)
+    st, h, raw = request("POST", s.url + "/v1/responses/input_tokens", body="{}", headers=AUTH)
+    assert st == 404 and json.loads(raw)["error"]["message"] == "not found", raw
+    assert h["x-sluice-provider"] == "mock", h
     assert mock.stats()["requests"] == 1
     s.stop()
     mock.stop()
