@@ -63,6 +63,8 @@ struct sl_req {
     const char *cache_ttl;       /* x-sluice-cache-ttl as sent, or NULL (the cache checks it) */
     long ttl_override_s;         /* ... as seconds (clamped to cache.max_ttl_s), -1 absent */
     const char *end_user;        /* x-sluice-user, or NULL (cache.scope: user) */
+    const char *idem_key;        /* Idempotency-Key as sent, or NULL (idempotency.c checks it) */
+    const char *last_event_id;   /* Last-Event-ID as sent, or NULL (resume.c resumes from it) */
     sl_str body;                 /* the client's bytes, as received */
     bool is_llm;                 /* an LLM route: the pipeline runs */
     sl_llm_req llm;              /* parsed view (valid once the parse stage ran) */
@@ -106,6 +108,7 @@ struct sl_req {
     sl_str head_lines;        /* more header lines, "Name: value\r\n" each (a pass-through's) */
     struct sl_pass *pass;     /* a pass-through request's state (passthrough.h), else NULL */
     const char *error;        /* short reason for the log, or NULL */
+    struct sl_rec *rec;       /* the recording of this answer (recording.h), or NULL */
 
     /* metering */
     long prompt_tokens;

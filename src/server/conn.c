@@ -59,7 +59,20 @@ typedef struct hslice {
 } hslice;
 
 /* Headers the layer or sluice reads, found while parsing (index into hdr, -1 none). */
-enum { H_TE, H_CE, H_EXPECT, H_AUTH, H_API_KEY, H_REQID, H_CACHE_CONTROL, H_TTL, H_USER, H_NFACTS };
+enum {
+    H_TE,
+    H_CE,
+    H_EXPECT,
+    H_AUTH,
+    H_API_KEY,
+    H_REQID,
+    H_CACHE_CONTROL,
+    H_TTL,
+    H_USER,
+    H_IDEM,       /* Idempotency-Key */
+    H_LAST_EVENT, /* Last-Event-ID */
+    H_NFACTS
+};
 
 struct sl_conn {
     int fd;
@@ -149,6 +162,13 @@ static sl_str fact(const sl_conn *c, int f)
 {
     int i = c->fact[f];
     return i < 0 ? SL_STR_NULL : slice(c, c->hdr[i].vo, c->hdr[i].vl);
+}
+
+/* A header's value as an arena string, or NULL when absent. */
+static const char *fact_dup(const sl_conn *c, sl_req *r, int f)
+{
+    sl_str v = fact(c, f);
+    return v.p ? sl_arena_strndup(&r->arena, v.p, v.len) : NULL;
 }
 
 static size_t fmt_dec(char *out, size_t v)
@@ -855,8 +875,10 @@ static int classify(const char *k, size_t n)
         return ieq(k, n, "authorization")   ? H_AUTH
                : ieq(k, n, "cache-control") ? H_CACHE_CONTROL
                : ieq(k, n, "x-sluice-user") ? H_USER
+               : ieq(k, n, "last-event-id") ? H_LAST_EVENT
                                             : -1;
     case 14: return ieq(k, n, "content-length") ? -3 : -1;
+    case 15: return ieq(k, n, "idempotency-key") ? H_IDEM : -1;
     case 16: return ieq(k, n, "content-encoding") ? H_CE : -1;
     case 17: return ieq(k, n, "transfer-encoding") ? H_TE : -1;
     case 18: return ieq(k, n, "x-sluice-cache-ttl") ? H_TTL : -1;
@@ -1002,6 +1024,8 @@ static void read_request(sl_conn *c, sl_req *r)
     sl_str user = fact(c, H_USER);
     if (user.p)
         r->end_user = sl_arena_strndup(&r->arena, user.p, user.len);
+    r->idem_key = fact_dup(c, r, H_IDEM); /* checked by the idempotency stage */
+    r->last_event_id = fact_dup(c, r, H_LAST_EVENT);
 }
 
 /* Framing and header rules http_parser leaves to us, or answers generically.

@@ -26,6 +26,7 @@
 #include "sluice/pipeline.h"
 #include "sluice/resp_routes.h"
 #include "sluice/sla.h"
+#include "sluice/stages.h"
 #include "sluice/triage.h"
 
 static struct {
@@ -73,6 +74,8 @@ static const route routes[] = {
     {SVC("/v1/responses/", M_GET | M_DELETE, sl_responses_route, SL_AUTH_CLIENT), .prefix = true,
      .label = "/v1/responses/{id}"},
     {OPS("/v1/models", sl_ops_models)},
+    {SVC("/v1/streams/", M_GET, sl_stream_resume_route, SL_AUTH_CLIENT), .prefix = true,
+     .label = "/v1/streams/{request_id}"},
     {OPS("/health/live", sl_ops_live)},
     {OPS("/health/ready", sl_ops_ready)},
     {OPS("/health", sl_ops_health)},
@@ -167,7 +170,9 @@ static void start_passthrough(sl_req *r)
         return;
     }
     sl_conn_body_reader(r, sl_passthrough_body, r->pass);
-    r->is_llm = true; /* auth and limits run for it, and it is priced */
+    r->idem_key = NULL;      /* the provider's to honour (forwarded): never replayed here */
+    r->last_event_id = NULL; /* nor resumed: its body is not sluice's SSE */
+    r->is_llm = true;        /* auth and limits run for it, and it is priced */
     r->cache = SL_CACHE_BYPASS;
     sl_pipeline_start(r);
 }

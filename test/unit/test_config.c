@@ -226,7 +226,7 @@ T_TEST(reload_marks_and_diff)
             strncmp(all.keys[i], "redis.", 6) == 0)
             T_CHECK(all.restart[i]);
     }
-    T_EQ_INT(restart, 9); /* listen, workers and the seven redis keys */
+    T_EQ_INT(restart, 11); /* listen, workers and the nine redis keys */
     T_CHECK(found_l1);
     sl_config *a = load("redis: { timeout_ms: 10 }\nlog: { access: off }\n");
     sl_config *b = load("redis: { timeout_ms: 20 }\nlog: { access: stderr }\nworkers: 1\n");
@@ -297,6 +297,36 @@ T_TEST(passthrough_default)
     T_CHECK(c == NULL && strstr(err, "passthrough") != NULL);
 }
 
+/* Issue 22: redis.cluster excludes url and sentinels; read_from_replicas needs it. */
+T_TEST(redis_cluster_keys)
+{
+    sl_config *c = load("redis: { cluster: [\"10.0.0.1:7000\", \"10.0.0.2:7000\"], "
+                        "read_from_replicas: true }\n");
+    T_CHECK(c && c->redis.n_cluster == 2 && c->redis.read_from_replicas);
+    T_CHECK(c && strcmp(c->redis.cluster[1], "10.0.0.2:7000") == 0 && !c->redis.url);
+    if (c)
+        sl_config_unref(c);
+    const char *bad[][2] = {
+        {"redis: { url: \"redis://h:1/0\", cluster: [\"h:1\"] }\n", "redis.cluster"},
+        {"redis: { sentinels: [\"h:1\"], master_name: m, cluster: [\"h:1\"] }\n", "redis.cluster"},
+        {"redis: { read_from_replicas: true, url: \"redis://h:1/0\" }\n",
+         "redis.read_from_replicas"},
+        {"redis: { cluster: [\"nohostport\"] }\n", "redis.cluster"},
+        {"redis: { cluster: [\"h:1\"], db: 2 }\n", "redis.db"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        c = load(bad[i][0]);
+        T_CHECK(c == NULL);
+        if (c)
+            sl_config_unref(c);
+        if (!strstr(err, bad[i][1])) {
+            printf("  %s: error \"%s\" does not name %s\n", bad[i][0], err, bad[i][1]);
+            t_failed_now = 1;
+        }
+    }
+}
+
 T_MAIN("config", defaults, responses_keys, example_file_loads, values_and_env,
        errors_name_file_line_key, model_globs, auth_equal, secrets_collected, reload_marks_and_diff,
-       reload_table_documented, passthrough_default)
+       reload_table_documented, redis_cluster_keys, passthrough_default)
