@@ -170,7 +170,9 @@ static void start_passthrough(sl_req *r)
         return;
     }
     sl_conn_body_reader(r, sl_passthrough_body, r->pass);
-    r->is_llm = true; /* auth and limits run for it, and it is priced */
+    r->idem_key = NULL;      /* the provider's to honour (forwarded): never replayed here */
+    r->last_event_id = NULL; /* nor resumed: its body is not sluice's SSE */
+    r->is_llm = true;        /* auth and limits run for it, and it is priced */
     r->cache = SL_CACHE_BYPASS;
     sl_pipeline_start(r);
 }

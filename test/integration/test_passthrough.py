@@ -147,10 +147,13 @@ def test_passthrough_prices_a_small_json_answer_with_usage():
 
 def test_passthrough_never_caches():
     mock, s = stack(cache={"enabled": True, "ttl_s": 60})
-    for _ in range(2):
-        st, h, _ = request("POST", s.url + "/v1/pt/echo", body='{"same":1}', headers=AUTH)
+    for _ in range(2):  # an Idempotency-Key is the provider's to honour: forwarded, not replayed
+        st, h, _ = request("POST", s.url + "/v1/pt/echo", body='{"same":1}',
+                           headers=dict(AUTH, **{"Idempotency-Key": "k-1"}))
         assert st == 200 and h["x-sluice-cache"] == "bypass", h
+        assert "x-sluice-idempotent-replay" not in h, h
     assert mock.stats()["requests"] == 2, mock.stats()
+    assert mock.last()["headers"]["idempotency-key"] == "k-1", mock.last()
     s.stop()
     mock.stop()
 
