@@ -19,6 +19,7 @@
 #include "sluice/config.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
+#include "sluice/pipeline.h"
 #include "sluice/stages.h"
 #include "sluice/stats.h"
 #include "sluice/server.h"
@@ -35,6 +36,8 @@ static struct {
     struct event *trim_timer;  /* gives memory back after a burst */
     uint64_t trimmed_at;       /* sl_req_served() at the last trim */
     uint64_t drain_deadline_ms;
+    uint64_t cut_grace_ms; /* after the cut: requests parked in a stage may still end */
+    bool cut_done;
     int signals_seen;
 } app;
 
@@ -74,9 +77,21 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     SL_UNUSED(fd);
     SL_UNUSED(what);
     SL_UNUSED(arg);
-    if (sl_req_live() == 0 || sl_now_ms() >= app.drain_deadline_ms) {
+    uint64_t now = sl_now_ms();
+    if (sl_req_live() && now >= app.drain_deadline_ms && !app.cut_done) {
+        /* Nothing may vanish: each request still running is ended as a
+         * failure would end it (shutting_down error, or an SSE error event),
+         * with its log line, metrics and settlement. */
+        size_t live = sl_req_live();
+        size_t cut = sl_pipeline_cut_all();
+        sl_warn("drain deadline reached with %zu requests in flight: %zu LLM requests cut", live,
+                cut);
+        app.cut_done = true;
+        app.cut_grace_ms = now + 1000;
+    }
+    if (sl_req_live() == 0 || (app.cut_done && now >= app.cut_grace_ms)) {
         if (sl_req_live())
-            sl_warn("drain deadline reached with %zu requests in flight", sl_req_live());
+            sl_warn("stopping with %zu requests in flight", sl_req_live());
         /* The last answers may still sit in socket buffers being written:
          * give the loop a moment to flush them before it stops. */
         struct timeval linger = {0, 250000};

@@ -86,7 +86,7 @@ typedef struct sl_config {
         bool enabled;
         size_t max_waiters;      /* per flight */
         size_t max_replay_bytes; /* per flight */
-        int lock_ttl_ms;         /* cross-instance lock; 0: timeouts.first_byte_ms */
+        int lease_ms;            /* cross-instance lock lease, renewed every lease/3 */
     } coalesce;
 
     sl_key_conf *keys;

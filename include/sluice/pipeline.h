@@ -36,6 +36,14 @@ void sl_pipeline_abort(sl_req *r);
 /* The same, bypassing r->abort_guard (the last waiter of a flight left). */
 void sl_pipeline_abort_now(sl_req *r);
 
+/* The drain deadline: ends every LLM request still in flight the way a failure
+ * would (its stage cancels the upstream call), answering 503 shutting_down, or
+ * an SSE error event with that code on a stream whose head went out; each gets
+ * its on_response hooks (settlement), access-log line and metrics. Requests
+ * parked where no stage can cancel them end so when they resume. Returns how
+ * many it cut. */
+size_t sl_pipeline_cut_all(void);
+
 /* Sends the head now (streams): marks head_sent. */
 void sl_pipeline_stream_head(sl_req *r, int status);
 void sl_pipeline_stream_data(sl_req *r, const char *p, size_t n);

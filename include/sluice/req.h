@@ -110,10 +110,13 @@ struct sl_req {
     uint64_t t_end;
 
     /* pipeline position */
-    int stage;               /* next stage to run */
-    int reached;             /* stages [0, reached) ran their on_request */
-    struct event *resume_ev; /* fires sl_pipeline_run from the loop */
-    void *stage_data[12];    /* private per-stage slot, indexed by stage position */
+    int stage;                   /* next stage to run */
+    int reached;                 /* stages [0, reached) ran their on_request */
+    struct event *resume_ev;     /* fires sl_pipeline_run from the loop */
+    sl_req *run_prev, *run_next; /* the pipeline's list of LLM requests in flight */
+    bool tracked;                /* on that list */
+    bool cut;                    /* ended by the drain deadline: answered shutting_down */
+    void *stage_data[12];        /* private per-stage slot, indexed by stage position */
     /* Set by a stage that carries work for others (a coalescing leader): when
      * it returns true, a client abort only detaches this client. */
     bool (*abort_guard)(sl_req *r);

@@ -22,7 +22,8 @@ typedef struct sl_kb_hit {
     double score;
 } sl_kb_hit;
 
-/* The top k documents with a positive BM25 score for query; returns how many. */
+/* The top k documents with a positive BM25 score for query; returns how many.
+ * The hits point into kb: valid only until the next reload frees it. */
 size_t sl_kb_search(const sl_kb *kb, sl_str query, size_t k, sl_kb_hit *out);
 
 void sl_triage_setup(const sl_config *c);

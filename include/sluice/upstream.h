@@ -24,7 +24,9 @@ typedef struct sl_call_hooks {
     /* a piece of the body; return nonzero to abort the transfer */
     int (*on_data)(void *ud, sl_call *c, const char *p, size_t n);
     /* finished: rc 0 (complete), SL_ETIMEDOUT, SL_EIO (connect or transfer error),
-     * SL_ETOOBIG; detail says why (static string or the curl error text) */
+     * SL_ETOOBIG, SL_ENOMEM (sluice's own shortage: no descriptor, memory or
+     * local port; says nothing about the provider); detail says why (static
+     * string or the curl error text) */
     void (*on_done)(void *ud, sl_call *c, int rc, const char *detail);
 } sl_call_hooks;
 
@@ -44,8 +46,8 @@ typedef struct sl_call_opts {
 int sl_upstream_init(struct event_base *base, int max_inflight);
 void sl_upstream_shutdown(void);
 
-/* Starts a call. NULL when out of memory or over the in-flight bound (SL_EAGAIN
- * in *err). */
+/* Starts a call. NULL when out of memory (SL_ENOMEM in *err) or over the
+ * in-flight bound (SL_EAGAIN in *err). */
 sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, int *err);
 void sl_call_cancel(sl_call *c);
 

@@ -629,7 +629,9 @@ static const field coalesce_fields[] = {
     {"enabled", F_BOOL, OFF(coalesce.enabled), 0, 0, NULL},
     {"max_waiters", F_SIZE, OFF(coalesce.max_waiters), 0, 0, NULL},
     {"max_replay_bytes", F_SIZE, OFF(coalesce.max_replay_bytes), 0, 0, NULL},
-    {"lock_ttl_ms", F_INT, OFF(coalesce.lock_ttl_ms), 0, 3600000, NULL},
+    {"lease_ms", F_INT, OFF(coalesce.lease_ms), 100, 600000, NULL},
+    /* before the lease: a lock lifetime never renewed; an alias now, 0 the default */
+    {"lock_ttl_ms", F_INT, OFF(coalesce.lease_ms), 0, 600000, NULL},
 };
 static const field shutdown_fields[] = {{"drain_s", F_INT, OFF(shutdown.drain_s), 0, 3600, NULL}};
 static const field retries_fields[] = {
@@ -722,6 +724,7 @@ static void set_defaults(loader *L)
     c->coalesce.enabled = true;
     c->coalesce.max_waiters = 1000;
     c->coalesce.max_replay_bytes = 8u << 20;
+    c->coalesce.lease_ms = 2000;
     c->shutdown.drain_s = 30;
     c->retries.max = 2;
     c->retries.base_ms = 100;

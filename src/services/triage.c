@@ -45,7 +45,7 @@ typedef struct call {
     sl_internal_sink sink;
     bool respond; /* /triage/respond, else classify */
     ticket_in t;
-    sl_kb_hit hits[16];
+    sl_kb_hit hits[16]; /* title and path copied into the parent's arena: see own_hits */
     size_t n_hits;
 } call;
 
@@ -149,6 +149,21 @@ static void build_respond(const sl_config *c, call *k, sl_buf *body)
     }
     ticket_text(&user, &k->t);
     chat_request(c, &sys, &user, false, body);
+}
+
+/* The hits point into the knowledge base, which a SIGHUP may free while the
+ * LLM call runs: once the prompt is built (the only use of the bodies), keep
+ * copies of what the answer names, in the request's arena. */
+static void own_hits(sl_req *r, call *k)
+{
+    for (size_t i = 0; i < k->n_hits; i++) {
+        sl_kb_hit *h = &k->hits[i];
+        const char *title = sl_arena_strndup(&r->arena, h->title, strlen(h->title));
+        const char *path = sl_arena_strndup(&r->arena, h->path, strlen(h->path));
+        h->title = title ? title : "";
+        h->path = path ? path : "";
+        h->body = NULL;
+    }
 }
 
 /* The assistant's text of a chat.completion, or an empty slice. */
@@ -326,6 +341,7 @@ static void start(sl_req *r, bool respond)
         k->n_hits = sl_kb_search(tri.kb, sl_buf_str(&q), top, k->hits);
         sl_buf_free(&q);
         build_respond(r->conf, k, &body);
+        own_hits(r, k);
     } else {
         build_classify(r->conf, &k->t, &body);
     }

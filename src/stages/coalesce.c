@@ -14,14 +14,18 @@
  * bytes) send the excess upstream on its own.
  *
  * Across instances (with Redis) a flight's leader first takes a lock on the
- * key (SET NX PX, random token). Holding it, it calls upstream; the cache
+ * key (SET NX PX, random token). The lock is a lease of coalesce.lease_ms
+ * that the holder renews every lease/3 while its call runs (a compare-and-
+ * renew script on its token), so a long call keeps it and a dead holder loses
+ * it within one lease. Holding it, the leader calls upstream; the cache
  * stage stores the answer in L2, and only then (the flight's end, after every
  * on_response hook queued its commands) the lock is released by a
  * compare-and-delete script. A leader that finds the lock taken polls L2 and
  * the lock together (MGET) every few ms: the entry appears -> it answers from
  * it, as do its local followers; the lock vanishes without an entry (the
  * holder died or failed) -> it takes the lock and calls upstream itself. No
- * one waits longer than the lock TTL plus one call; Redis away -> local only. */
+ * one waits longer than a lease after the holder's death (and never longer
+ * than timeouts.total_ms plus a lease); Redis away -> local only. */
 #include <stdlib.h>
 
 #include <event2/event.h>
@@ -66,6 +70,7 @@ struct flight {
     char token[33];
     bool lock_held;
     struct event *poll_ev;
+    struct event *renew_ev; /* the holder's lease renewal, every lease/3 */
     uint64_t wait_until_ms;
 };
 
@@ -79,6 +84,14 @@ void sl_coalesce_setup(sl_redis *r)
 
 static const char *const UNLOCK_SCRIPT =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+static const char *const RENEW_SCRIPT =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) "
+    "end return 0";
+
+static int lease_ms(const sl_config *c)
+{
+    return c->coalesce.lease_ms >= 100 ? c->coalesce.lease_ms : 2000;
+}
 
 enum { N_BUCKETS = 4096 };
 static flight *buckets[N_BUCKETS];
@@ -228,6 +241,8 @@ static void fan_end(sl_sink *s, sl_req *r)
     }
     if (f->poll_ev)
         event_free(f->poll_ev);
+    if (f->renew_ev)
+        event_free(f->renew_ev);
     f->leader_sink->ops->end(f->leader_sink, r);
     r->sink = f->leader_sink;
     r->abort_guard = NULL;
@@ -361,6 +376,30 @@ static void on_poll_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The holder's call still runs: extend its lease if the lock is still its
+ * own. Fire and forget: a renewal lost to a slow Redis is retried at the next
+ * tick, and a lock lost to a waiter's take-over is never touched (the token). */
+static void on_renew_timer(evutil_socket_t fd, short what, void *arg)
+{
+    SL_UNUSED(fd);
+    SL_UNUSED(what);
+    flight *f = arg;
+    char px[16];
+    snprintf(px, sizeof px, "%d", lease_ms(f->leader->conf));
+    const char *argv[] = {f->lock_key, f->token, px};
+    sl_redis_eval(redis, RENEW_SCRIPT, 1, 3, argv, NULL, NULL, NULL);
+}
+
+static void start_renewal(flight *f)
+{
+    int every = lease_ms(f->leader->conf) / 3;
+    if (!f->renew_ev)
+        f->renew_ev = event_new(f->leader->base, -1, EV_PERSIST, on_renew_timer, f);
+    struct timeval tv = {every / 1000, (every % 1000) * 1000};
+    if (f->renew_ev)
+        event_add(f->renew_ev, &tv);
+}
+
 static void on_lock_reply(void *ud, const redisReply *rep, int status)
 {
     flight *f = ud;
@@ -370,7 +409,8 @@ static void on_lock_reply(void *ud, const redisReply *rep, int status)
         return;
     }
     if (status == SL_OK && rep && rep->type == REDIS_REPLY_STATUS) {
-        f->lock_held = true; /* ours: call upstream */
+        f->lock_held = true; /* ours: call upstream, renewing the lease meanwhile */
+        start_renewal(f);
         stop_waiting(f, true);
     } else if (status == SL_OK && rep && rep->type == REDIS_REPLY_NIL) {
         if (!f->poll_ev)
@@ -387,7 +427,7 @@ static int try_lock(flight *f)
 {
     sl_req *r = f->leader;
     const sl_config *c = r->conf;
-    int ttl = c->coalesce.lock_ttl_ms > 0 ? c->coalesce.lock_ttl_ms : c->timeouts.first_byte_ms;
+    int ttl = lease_ms(c);
     if (!f->token[0]) {
         uint8_t raw[16];
         sl_random_bytes(raw, sizeof raw);
@@ -395,7 +435,8 @@ static int try_lock(flight *f)
             snprintf(f->token + 2 * i, 3, "%02x", raw[i]);
         sl_cache_key_redis(&f->key, "lock", f->lock_key);
         sl_cache_key_redis(&f->key, SL_CACHE_KEY_VERSION, f->value_key);
-        f->wait_until_ms = sl_now_ms() + (uint64_t)ttl + (uint64_t)c->timeouts.first_byte_ms;
+        /* a live holder renews for as long as its call may run */
+        f->wait_until_ms = sl_now_ms() + (uint64_t)ttl + (uint64_t)c->timeouts.total_ms;
     }
     char px[16];
     snprintf(px, sizeof px, "%d", ttl);

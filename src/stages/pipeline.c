@@ -10,6 +10,7 @@
 #include "sluice/pipeline.h"
 
 #include <event2/event.h>
+#include <stdlib.h>
 
 #include "sluice/access.h"
 #include "sluice/metrics.h"
@@ -21,6 +22,36 @@ static const sl_stage *const stages[] = {
     &sl_stage_route, &sl_stage_cache, &sl_stage_coalesce, &sl_stage_proxy,
 };
 enum { N_STAGES = (int)SL_ARRAY_LEN(stages) };
+
+/* LLM requests between sl_pipeline_start and sl_pipeline_complete, newest
+ * first: what the drain deadline has to end (sl_pipeline_cut_all). */
+static sl_req *inflight;
+static size_t n_inflight;
+
+static void track(sl_req *r)
+{
+    r->run_prev = NULL;
+    r->run_next = inflight;
+    if (inflight)
+        inflight->run_prev = r;
+    inflight = r;
+    r->tracked = true;
+    n_inflight++;
+}
+
+static void untrack(sl_req *r)
+{
+    if (!r->tracked)
+        return;
+    if (r->run_prev)
+        r->run_prev->run_next = r->run_next;
+    else
+        inflight = r->run_next;
+    if (r->run_next)
+        r->run_next->run_prev = r->run_prev;
+    r->tracked = false;
+    n_inflight--;
+}
 
 static void run(sl_req *r)
 {
@@ -50,6 +81,8 @@ void sl_pipeline_start(sl_req *r)
         sl_pipeline_complete(r);
         return;
     }
+    if (!r->tracked)
+        track(r);
     run(r);
 }
 
@@ -112,11 +145,47 @@ void sl_pipeline_stream_data(sl_req *r, const char *p, size_t n)
     r->sink->ops->data(r->sink, r, p, n);
 }
 
+size_t sl_pipeline_cut_all(void)
+{
+    /* Snapshot first: ending one request may end others (a flight's followers). */
+    size_t n = n_inflight, k = 0;
+    sl_req **all = n ? malloc(n * sizeof(*all)) : NULL;
+    if (!all)
+        return 0;
+    for (sl_req *r = inflight; r && k < n; r = r->run_next) {
+        r->cut = true;
+        sl_req_ref(r);
+        all[k++] = r;
+    }
+    for (size_t i = 0; i < k; i++) {
+        if (!all[i]->completed)
+            sl_pipeline_abort_now(all[i]);
+        sl_req_release(all[i]);
+    }
+    free(all);
+    return k;
+}
+
+/* A request the drain deadline cut: whatever its stage answered (499 on an
+ * abort), the client is told the gateway is shutting down. */
+static void answer_cut(sl_req *r)
+{
+    if (!r->head_sent)
+        sl_req_header(r, "Retry-After", "1");
+    else
+        r->status = 200; /* what the stream's head said (an abort wrote 499) */
+    sl_req_error(r, 503, "api_error", "shutting_down", NULL,
+                 "the gateway is shutting down; retry the request");
+}
+
 void sl_pipeline_complete(sl_req *r)
 {
     if (r->completed)
         return;
     r->completed = true;
+    untrack(r);
+    if (r->cut)
+        answer_cut(r);
     for (int i = r->reached - 1; i >= 0; i--) {
         if (stages[i]->on_response)
             stages[i]->on_response(r);

@@ -304,6 +304,29 @@ static bool schedule_retry(proxy_state *st, const char *retry_after)
     return true;
 }
 
+/* A stream cut short (by the provider, the client or the drain deadline), or
+ * from a provider that sends no usage: meter what passed. */
+static void meter_unreported(proxy_state *st)
+{
+    sl_req *r = st->r;
+    if (!st->stream_mode || st->usage_seen)
+        return;
+    r->prompt_tokens = (long)(r->llm.prompt_bytes / 4) + 1;
+    r->completion_tokens = st->chunks;
+    r->usage_estimated = true;
+}
+
+/* sluice itself is short of descriptors or memory: 503, and no verdict on
+ * the provider (no breaker count, no fallback, no provider error rate). */
+static void answer_overloaded(sl_req *r, const char *detail)
+{
+    sl_req_header(r, "Retry-After", "1");
+    sl_req_error(r, 503, "api_error", "server_overloaded", NULL,
+                 sl_arena_printf(&r->arena, "the gateway is overloaded: %s",
+                                 detail ? detail : "out of resources"));
+    r->provider = NULL; /* never reached it */
+}
+
 static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
 {
     proxy_state *st = ud;
@@ -314,17 +337,16 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
     st->call = NULL;
     r->t_upstream_end = sl_now_us();
     int status = rc == SL_OK ? sl_call_status(c) : 0;
-    bool failed = rc != SL_OK || retriable_status(status);
+    bool local = rc == SL_ENOMEM;
+    bool failed = !local && (rc != SL_OK || retriable_status(status));
     if (st->stream_mode && rc == SL_OK && !st->done_seen)
         rc = SL_EIO, detail = "no [DONE] before the connection closed", failed = true;
-    sl_breaker_report(&st->ticket, !failed, failures, cooldown);
+    if (local)
+        sl_breaker_release(&st->ticket);
+    else
+        sl_breaker_report(&st->ticket, !failed, failures, cooldown);
 
-    if (st->stream_mode && !st->usage_seen) {
-        /* Cut short, or a provider that sends no usage: meter what passed. */
-        r->prompt_tokens = (long)(r->llm.prompt_bytes / 4) + 1;
-        r->completion_tokens = st->chunks;
-        r->usage_estimated = true;
-    }
+    meter_unreported(st);
     if (st->stream_mode) {
         if (rc != SL_OK)
             stream_failed(r, rc, detail);
@@ -332,6 +354,8 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
             sl_buf_reset(&r->assembled);
     } else if (rc == SL_OK) {
         finish_plain(st, status);
+    } else if (local) {
+        answer_overloaded(r, detail);
     } else if (rc == SL_ETIMEDOUT) {
         sl_req_error(r, 504, "api_error", "upstream_timeout", NULL,
                      detail ? detail : "the provider did not answer in time");
@@ -522,8 +546,7 @@ static void attempt(proxy_state *st)
             sl_req_error(r, 503, "api_error", "overloaded", NULL,
                          "too many upstream calls in flight");
         } else {
-            sl_req_error(r, 500, "api_error", "internal_error", NULL,
-                         "could not start the upstream call");
+            answer_overloaded(r, "could not start the upstream call");
         }
         sl_pipeline_complete(r);
         sl_req_release(r);
@@ -581,6 +604,7 @@ static void proxy_abort(sl_req *r)
     if (st->backoff)
         evtimer_del(st->backoff);
     r->t_upstream_end = sl_now_us();
+    meter_unreported(st); /* the provider produced what was streamed so far */
     r->status = 499;
     r->error = "client closed";
     sl_buf_reset(&r->body_out);

@@ -8,9 +8,13 @@
 #include "sluice/upstream.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "sluice/log.h"
 
@@ -24,6 +28,7 @@ struct sl_call {
     int first_byte_ms;
     int idle_ms;
     int status;
+    int sock_errno; /* why our open_socket failed: sluice's own shortage, not the provider */
     bool got_head;
     bool in_multi;
     bool cancelled;
@@ -251,6 +256,44 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* curl's socket, opened here so that a failure's errno is ours to read
+ * (curl reports it only as "could not connect"). */
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    SL_UNUSED(purpose);
+    sl_call *c = ud;
+    curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (s == CURL_SOCKET_BAD)
+        c->sock_errno = errno;
+    return s;
+}
+
+/* Errors that are this process's or this host's, not the provider's. */
+static bool local_errno(long e)
+{
+    return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM || e == EADDRNOTAVAIL;
+}
+
+/* A failed transfer that says nothing about the provider: sluice ran out of
+ * descriptors, memory or local ports. Fills errbuf with why. */
+static bool local_failure(sl_call *c, CURLcode res)
+{
+    long os_errno = 0;
+    if (!c->sock_errno && (res == CURLE_COULDNT_CONNECT || res == CURLE_FAILED_INIT))
+        curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &os_errno);
+    long e = c->sock_errno ? c->sock_errno : os_errno;
+    if (local_errno(e)) {
+        snprintf(c->errbuf, sizeof c->errbuf, "no local socket for the upstream call: %s",
+                 strerror((int)e));
+        return true;
+    }
+    if (res == CURLE_OUT_OF_MEMORY) {
+        snprintf(c->errbuf, sizeof c->errbuf, "out of memory for the upstream call");
+        return true;
+    }
+    return false;
+}
+
 static void check_done(void)
 {
     CURLMsg *msg;
@@ -282,6 +325,8 @@ static void check_done(void)
         } else if (res == CURLE_OPERATION_TIMEDOUT) {
             finish(c, SL_ETIMEDOUT,
                    c->got_head ? "upstream total timeout" : "upstream connect timeout");
+        } else if (local_failure(c, res)) {
+            finish(c, SL_ENOMEM, c->errbuf);
         } else {
             finish(c, SL_EIO, c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
         }
@@ -336,6 +381,8 @@ static void setup_easy(CURL *e, sl_call *c, const sl_call_opts *o)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "sluice/json.h"
-#include "sluice/sla.h"
+#include "sluice/ticket.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

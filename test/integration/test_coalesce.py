@@ -169,3 +169,71 @@ def _try(fn):
         return fn()
     except Exception as e:
         return e
+
+
+def _lock_keys(r):
+    return [k for k in r.cmd("KEYS", "*") if (k.decode() if isinstance(k, bytes) else k).endswith(":lock")]
+
+
+def test_dead_holder_lease_taken_over_within_3s():
+    """Issue 17 item 4: the lock is a short lease (coalesce.lease_ms, default
+    2000), not timeouts.first_byte_ms: a SIGKILLed holder's waiters on the
+    other instance are answered within 3 s."""
+    from harness import Redis
+    m, r = Mock(), Redis()
+    c = base_config(m, cache={"enabled": True}, redis={"url": r.url}, retries={"max": 0, "base_ms": 1},
+                    timeouts={"connect_ms": 500, "first_byte_ms": 30000, "total_ms": 30000, "idle_ms": 30000})
+    a, b = Sluice(c), Sluice(c)
+    time.sleep(0.3)
+    m.config(delay_ms=20000)
+    res, done = {}, {}
+    ta = threading.Thread(target=lambda: _try(lambda: post_json(a.url + "/v1/chat/completions", chat("lease"), timeout=30)))
+    ta.start()
+    deadline = time.time() + 3
+    while time.time() < deadline and not _lock_keys(r):
+        time.sleep(0.02)
+    assert _lock_keys(r), "the holder never took the lock"
+
+    def follow(i):
+        res[i] = post_json(b.url + "/v1/chat/completions", chat("lease"), timeout=30)
+        done[i] = time.time()
+    tb = [threading.Thread(target=follow, args=(i,)) for i in range(3)]
+    [t.start() for t in tb]
+    time.sleep(0.5)
+    assert not res, "followers answered before the holder died"
+    m.config(delay_ms=0)
+    a.proc.kill()
+    killed = time.time()
+    [t.join(30) for t in tb]
+    for i in range(3):
+        assert res[i][0] == 200, res[i]
+        assert done[i] - killed < 3.0, "follower %d waited %.1f s after the holder died" % (i, done[i] - killed)
+    b.stop()
+
+
+def test_live_holder_renews_lease_past_its_ttl():
+    """Issue 17 item 4: a call longer than the lease keeps its lock (the holder
+    renews it): the other instance's waiters do not call upstream too."""
+    from harness import Redis
+    m, r = Mock(), Redis()
+    c = base_config(m, cache={"enabled": True}, redis={"url": r.url}, coalesce={"lease_ms": 600},
+                    timeouts={"connect_ms": 500, "first_byte_ms": 10000, "total_ms": 10000, "idle_ms": 10000})
+    a, b = Sluice(c), Sluice(c)
+    time.sleep(0.3)
+    m.config(delay_ms=2500)
+    res = {}
+    ta = threading.Thread(target=lambda: res.setdefault("a", post_json(a.url + "/v1/chat/completions", chat("renew"), timeout=20)))
+    ta.start()
+    deadline = time.time() + 3
+    while time.time() < deadline and not _lock_keys(r):
+        time.sleep(0.02)
+    tb = [threading.Thread(target=lambda i=i: res.setdefault("b%d" % i, post_json(b.url + "/v1/chat/completions", chat("renew"), timeout=20)))
+          for i in range(3)]
+    [t.start() for t in tb]
+    ta.join(20)
+    [t.join(20) for t in tb]
+    assert all(v[0] == 200 for v in res.values()) and len(res) == 4, {k: v[0] for k, v in res.items()}
+    assert len({json.dumps(v[2], sort_keys=True) for v in res.values()}) == 1
+    assert m.stats()["requests"] == 1, m.stats()
+    assert not _lock_keys(r), "the lock outlived the flight"
+    a.stop(), b.stop()

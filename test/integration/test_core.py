@@ -219,6 +219,66 @@ def test_sigterm_drains_stream():
     s.stop()
 
 
+
+def test_drain_deadline_ends_every_stream_with_shutting_down():
+    """Issue 17 item 8: streams still open at shutdown.drain_s each get an SSE
+    error event (code shutting_down), an access-log line and metering, and
+    sluice exits 0."""
+    import socket
+    n = 100
+    m = Mock()
+    s = Sluice(base_config(m, shutdown={"drain_s": 1}, keys=[{"key": "sk-d", "tenant": "d", "budget_usd": 100}]))
+    m.config(stream_chunks=40, chunk_delay_ms=100)  # 4 s streams
+    body = json.dumps(chat("drain me", stream=True)).encode()
+    req = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-d\r\n"
+           b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+    socks = []
+    for _ in range(n):
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=15)
+        c.sendall(req)
+        socks.append(c)
+    got = [b""] * n
+    for i, c in enumerate(socks):  # every stream is open: its head and first chunk came
+        while b"data:" not in got[i]:
+            chunk = c.recv(65536)
+            assert chunk, "stream %d closed early: %r" % (i, got[i])
+            got[i] += chunk
+    t0 = time.time()
+    s.signal(signal.SIGTERM)
+
+    def read_rest(i):
+        c = socks[i]
+        try:
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                got[i] += chunk
+        except OSError:
+            pass
+        c.close()
+    ts = [threading.Thread(target=read_rest, args=(i,)) for i in range(n)]
+    [t.start() for t in ts]
+    [t.join(15) for t in ts]
+    rc = s.proc.wait(15)
+    assert time.time() - t0 < 4, "the drain took %.1f s" % (time.time() - t0)
+    for i in range(n):
+        errs = []
+        for line in got[i].split(b"\n"):
+            if line.startswith(b"data: {") and b'"error"' in line:
+                errs.append(json.loads(line[6:]))
+        assert len(errs) == 1, "stream %d: %r" % (i, got[i][-600:])
+        e = errs[0]["error"]
+        assert e["code"] == "shutting_down" and set(e) == ERROR_KEYS, e
+        assert got[i].rstrip().endswith(b"0"), "stream %d did not end its chunked body" % i
+    assert rc == 0, s.stderr()[-2000:]
+    log = [l for l in s.access_log() if l["path"] == "/v1/chat/completions"]
+    assert len(log) == n, len(log)
+    assert all(l["stream"] and l["error"] and "shutting down" in l["error"] for l in log), log[0]
+    assert all(l["completion_tokens"] > 0 and l["cost_usd"] > 0 for l in log), log[0]
+    assert "LLM requests cut" in s.stderr()
+    s.stop()
+
 def test_sighup_reload():
     m = Mock()
     cfg = base_config(m)

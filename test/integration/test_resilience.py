@@ -1,5 +1,5 @@
 """Issue 5: fallback chain, breakers, retries, timeouts, client-abort cancel."""
-import json, socket, threading, time
+import json, os, socket, threading, time
 from harness import Mock, Sluice, base_config, chat, post_json, request, stream
 
 
@@ -114,4 +114,48 @@ def test_client_abort_cancels_upstream():
     assert time.time() - t0 < 0.3
     log = s.wait_log(1)
     assert log[0]["status"] == 499 and log[0]["error"] == "client closed", log
+    s.stop()
+
+
+def test_local_fd_exhaustion_is_not_a_provider_failure():
+    """Issue 17 item 10: with few descriptors left, sluice's own upstream
+    sockets fail (EMFILE): those calls are 503 server_overloaded and never
+    count against the provider's breaker (nor open it for later calls)."""
+    import http.client
+    m = Mock()
+    s = Sluice(base_config(m, retries={"max": 1, "base_ms": 1}, breaker={"failures": 3, "cooldown_s": 60}),
+               max_fds=64)
+    conns = []
+    free = 64 - len(os.listdir("/proc/%d/fd" % s.proc.pid))
+    for _ in range(free - 6):  # accepted client connections use up the descriptors but 6
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=20)
+        c.request("GET", "/health/live")
+        c.getresponse().read()
+        conns.append(c)
+    m.config(delay_ms=400)
+    out = [None] * len(conns)
+
+    def call(i):
+        c = conns[i]
+        c.request("POST", "/v1/chat/completions", body=json.dumps(chat("fd burst %d" % i)),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        j = json.loads(r.read() or b"null")
+        out[i] = (r.status, (j or {}).get("error", {}).get("code") if r.status != 200 else None)
+    ts = [threading.Thread(target=call, args=(i,)) for i in range(len(conns))]
+    [t.start() for t in ts]
+    [t.join(30) for t in ts]
+    codes = {}
+    for o in out:
+        codes[o] = codes.get(o, 0) + 1
+    assert all(o in ((200, None), (503, "server_overloaded")) for o in out), codes
+    assert codes.get((503, "server_overloaded"), 0) > 0, "the burst never ran out of descriptors: %s" % codes
+    for c in conns:
+        c.close()
+    m.config(delay_ms=0)
+    time.sleep(0.3)
+    after = [post_json(s.url + "/v1/chat/completions", chat("after %d" % i))[0] for i in range(10)]
+    assert after == [200] * 10, after
+    h = json.loads(request("GET", s.url + "/health")[2])
+    assert all(p["breaker"] == "closed" and p["consecutive_failures"] == 0 for p in h["providers"]), h
     s.stop()

@@ -1,5 +1,5 @@
 """Issue 8: triage on the LLM pipeline."""
-import json, os
+import json, os, shutil, signal, tempfile, threading, time
 from harness import ROOT, Mock, Sluice, base_config, post_json, post_status_or_closed
 
 KB = os.path.join(ROOT, "conf", "kb")
@@ -77,3 +77,44 @@ def test_triage_input_errors():
     assert post_status_or_closed(s.url + "/triage/respond", big, h) == 413
     assert m.stats()["requests"] == 0
     s.stop()
+
+
+def test_respond_survives_kb_reload_mid_call():
+    """Issue 17 item 3: a SIGHUP that swaps the knowledge base while a respond
+    waits on the LLM must not free what the answer still names (ASan build)."""
+    old, new = tempfile.mkdtemp(prefix="kb-old-"), tempfile.mkdtemp(prefix="kb-new-")
+    for f in os.listdir(KB):
+        shutil.copy(os.path.join(KB, f), old)
+    with open(os.path.join(new, "other.md"), "w") as f:
+        f.write("# Something else entirely\n\nNothing about refunds here.\n")
+    m = Mock()
+    c = base_config(m, cache={"enabled": False}, retries={"max": 0, "base_ms": 1},
+                    triage={"model": "gpt-4o-mini", "kb": old, "top_k": 2})
+    s = Sluice(c)
+    m.config(delay_ms=1200)
+    out = {}
+
+    def call():
+        out["r"] = post_json(s.url + "/triage/respond",
+                             {"ticket_id": "T-R", "subject": "refund for a duplicate charge",
+                              "content": "I was charged twice on my invoice, I want a refund"})
+
+    t = threading.Thread(target=call)
+    t.start()
+    time.sleep(0.4)
+    c["triage"]["kb"] = new
+    s.write_config(c)
+    shutil.rmtree(old)
+    s.signal(signal.SIGHUP)
+    t.join(10)
+    st, _, j, _ = out["r"]
+    assert st == 200 and j["fallback"] is False and j["answer"], j
+    assert j["sources"][0]["title"] == "Refunds and billing disputes", j
+    assert j["sources"][0]["path"] == os.path.join(old, "billing-refunds.md"), j
+    assert "reloaded" in s.stderr()
+    m.config(delay_ms=0)
+    st, _, j, _ = post_json(s.url + "/triage/respond", {"ticket_id": "T-S", "subject": "something else",
+                                                        "content": "something else entirely"})
+    assert st == 200 and j["sources"][0]["title"] == "Something else entirely", j
+    s.stop()
+    shutil.rmtree(new)

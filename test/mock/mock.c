@@ -4,7 +4,26 @@
  * configurable chunks and delays, and failure injection, all on one libevent
  * loop (the same stack as sluice, so it is never a benchmark's bottleneck).
  * Control: POST /_mock/config, POST /_mock/reset, GET /_mock/stats,
- * GET /_mock/last (the last LLM request: path, headers, body). */
+ * GET /_mock/last (the last LLM request: path, headers, body).
+ *
+ * Routes beyond chat / completions / embeddings / messages / models (the block
+ * "Responses API, tool calls, ..." near the end):
+ *   POST /v1/responses             plain and stream: true (the documented event
+ *                                  sequence, each event with sequence_number);
+ *                                  previous_response_id accepted and echoed
+ *   POST /v1/messages/count_tokens {"input_tokens"}: what /v1/messages reports
+ *   GET  /v1/models                Anthropic's shape when anthropic-version is sent
+ *   POST /v1/audio/transcriptions, /v1/audio/translations (multipart): text
+ *                                  from the uploaded file's size
+ *   POST /v1/files (multipart), /v1/moderations (MOCK_FLAG flags an input),
+ *   POST /v1/audio/speech          binary bytes, 256 + 32 per input character
+ * Tool calls (chat, messages, responses): when tools are given, the last turn
+ * is not a tool result, and tool_choice forces one or the last text says
+ * MOCK_TOOL (MOCK_TOOL:name picks it); arguments fill the schema's properties.
+ * Knobs beside the original ones: cached_tokens, cache_write_tokens,
+ * cache_write_1h_tokens, reasoning_tokens (usage fields), no_responses (404 on
+ * /v1/responses, like vLLM). Anthropic blocks with cache_control are written
+ * to the prompt cache the first time and read on a repeat. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -38,15 +57,28 @@ static struct {
     char *last; /* JSON of the last LLM request */
 } m;
 
+/* Knobs and counters of the later routes (Responses, count_tokens, uploads,
+ * prompt-cache usage): kept apart from `knobs` so each part reads alone. */
+static struct {
+    int cached_tokens, cache_write_tokens, cache_write_1h_tokens, reasoning_tokens;
+    bool no_responses; /* act as a provider without /v1/responses (vLLM, Ollama) */
+    long by_responses, by_count_tokens, by_uploads, by_other;
+    unsigned long long seen[64]; /* prompts seen with cache_control: a read, not a write */
+    int n_seen;
+} mx;
+
+static void reset_x(void);
+
 static void reset_knobs(void)
 {
+    reset_x();
     free(m.k.body);
     cJSON_Delete(m.k.headers);
     memset(&m.k, 0, sizeof m.k);
     m.k.stream_chunks = 5;
 }
 
-typedef enum { API_CHAT, API_COMPLETIONS, API_EMBEDDINGS, API_MESSAGES } api;
+typedef enum { API_CHAT, API_COMPLETIONS, API_EMBEDDINGS, API_MESSAGES, API_RESPONSES } api;
 
 typedef struct job {
     struct evhttp_request *req;
@@ -62,7 +94,24 @@ typedef struct job {
     struct event *watch; /* notices a client that hangs up while we delay */
     bool streaming;
     cJSON *input; /* embeddings */
+    /* Responses API, tool calls, prompt-cache usage */
+    cJSON *tool; /* the tool call the answer makes: {"name", "arguments" (a JSON string)} */
+    char *prev_id;
+    long cached, cache_write, cache_write_1h, reasoning;
+    int seq;
 } job;
+
+static bool x_plain(job *j);
+static void tool_plain_fix(job *j, cJSON *o);
+static bool x_stream_start(job *j);
+static bool x_stream_piece(job *j, const char *text);
+static bool x_stream_end(job *j);
+static void x_usage_openai(job *j, cJSON *u);
+static void x_usage_anthropic(job *j, cJSON *u);
+static size_t x_input_text(cJSON *root, api kind, char *last, size_t lastcap);
+static void x_parse(job *j, cJSON *root, const char *last, unsigned long long h);
+static bool x_route(struct evhttp_request *req, const char *path, bool post);
+static void x_config(cJSON *o);
 
 static unsigned long long fnv(const char *s, size_t n)
 {
@@ -85,6 +134,8 @@ static void job_free(job *j)
     free(j->reply);
     free(j->id);
     cJSON_Delete(j->input);
+    cJSON_Delete(j->tool);
+    free(j->prev_id);
     free(j);
 }
 
@@ -178,6 +229,8 @@ static const char *finish_reason(job *j)
 
 static void answer_plain(job *j)
 {
+    if (x_plain(j))
+        return;
     cJSON *o = cJSON_CreateObject();
     long ct = j->n_words;
     if (j->kind == API_EMBEDDINGS) {
@@ -218,6 +271,7 @@ static void answer_plain(job *j)
         cJSON *u = cJSON_AddObjectToObject(o, "usage");
         cJSON_AddNumberToObject(u, "input_tokens", (double)j->prompt_tokens);
         cJSON_AddNumberToObject(u, "output_tokens", (double)ct);
+        x_usage_anthropic(j, u);
     } else {
         bool chat = j->kind == API_CHAT;
         cJSON_AddStringToObject(o, "id", j->id);
@@ -241,7 +295,10 @@ static void answer_plain(job *j)
         cJSON_AddNumberToObject(u, "prompt_tokens", (double)j->prompt_tokens);
         cJSON_AddNumberToObject(u, "completion_tokens", (double)ct);
         cJSON_AddNumberToObject(u, "total_tokens", (double)(j->prompt_tokens + ct));
+        x_usage_openai(j, u);
     }
+    if (j->tool && j->kind != API_RESPONSES)
+        tool_plain_fix(j, o);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     send_json(j->req, 200, s);
@@ -314,6 +371,7 @@ static void anthropic_event(job *j, const char *type, const char *text, int phas
         cJSON *u = cJSON_AddObjectToObject(msg, "usage");
         cJSON_AddNumberToObject(u, "input_tokens", (double)j->prompt_tokens);
         cJSON_AddNumberToObject(u, "output_tokens", 1);
+        x_usage_anthropic(j, u);
     } else if (phase == 1) { /* content_block_start */
         cJSON_AddNumberToObject(o, "index", 0);
         cJSON *b = cJSON_AddObjectToObject(o, "content_block");
@@ -333,6 +391,7 @@ static void anthropic_event(job *j, const char *type, const char *text, int phas
         cJSON_AddNullToObject(d, "stop_sequence");
         cJSON *u = cJSON_AddObjectToObject(o, "usage");
         cJSON_AddNumberToObject(u, "output_tokens", j->n_words);
+        x_usage_anthropic(j, u);
     }
     send_event(j, type, o);
 }
@@ -349,7 +408,9 @@ static void schedule(job *j, int ms)
 
 static void stream_end(job *j)
 {
-    if (j->kind == API_MESSAGES) {
+    if (x_stream_end(j)) {
+        /* the Responses API's closing events */
+    } else if (j->kind == API_MESSAGES) {
         anthropic_event(j, "content_block_stop", NULL, 3);
         anthropic_event(j, "message_delta", NULL, 4);
         anthropic_event(j, "message_stop", NULL, 5);
@@ -362,6 +423,7 @@ static void stream_end(job *j)
             cJSON_AddNumberToObject(u, "prompt_tokens", (double)j->prompt_tokens);
             cJSON_AddNumberToObject(u, "completion_tokens", j->n_words);
             cJSON_AddNumberToObject(u, "total_tokens", (double)(j->prompt_tokens + j->n_words));
+            x_usage_openai(j, u);
             send_event(j, NULL, o);
         }
         send_event(j, NULL, NULL);
@@ -397,7 +459,9 @@ static void stream_step(evutil_socket_t fd, short what, void *arg)
     if (to > j->n_words)
         to = j->n_words;
     char *text = words_between(j, from < j->n_words ? from : j->n_words, to);
-    if (j->kind == API_MESSAGES)
+    if (x_stream_piece(j, text))
+        ; /* a Responses API delta */
+    else if (j->kind == API_MESSAGES)
         anthropic_event(j, "content_block_delta", text, 2);
     else
         openai_piece(j, text, NULL, false);
@@ -414,7 +478,12 @@ static void start_stream(job *j)
     evhttp_send_reply_start(j->req, 200, "OK");
     j->streaming = true;
     j->chunks = m.k.stream_chunks > 0 ? m.k.stream_chunks : 1;
-    if (j->kind == API_MESSAGES) {
+    if (x_stream_start(j)) {
+        if (j->tool) { /* a tool call is sent whole: created, the call, completed */
+            stream_end(j);
+            return;
+        }
+    } else if (j->kind == API_MESSAGES) {
         anthropic_event(j, "message_start", NULL, 0);
         anthropic_event(j, "content_block_start", NULL, 1);
         anthropic_event(j, "ping", NULL, 6);
@@ -547,10 +616,14 @@ static void handle_llm(struct evhttp_request *req, api kind, const char *path)
     cJSON *mt = cJSON_GetObjectItem(root, "max_tokens");
     if (!mt)
         mt = cJSON_GetObjectItem(root, "max_completion_tokens");
+    if (!mt)
+        mt = cJSON_GetObjectItem(root, "max_output_tokens"); /* Responses API */
     j->max_tokens = cJSON_IsNumber(mt) ? (long)mt->valuedouble : 0;
     char last[8192] = "";
     size_t bytes = 0;
-    if (kind == API_CHAT || kind == API_MESSAGES) {
+    if (kind == API_RESPONSES) {
+        bytes = x_input_text(root, kind, last, sizeof last);
+    } else if (kind == API_CHAT || kind == API_MESSAGES) {
         cJSON *msg;
         cJSON_ArrayForEach(msg, cJSON_GetObjectItem(root, "messages")) bytes +=
             text_of(cJSON_GetObjectItem(msg, "content"), last, sizeof last);
@@ -589,6 +662,7 @@ static void handle_llm(struct evhttp_request *req, api kind, const char *path)
         free(j->reply);
         j->reply = words_between(j, 0, j->n_words);
     }
+    x_parse(j, root, last, h);
     cJSON_Delete(root);
     if (m.k.fail_next > 0) {
         m.k.fail_next--;
@@ -612,6 +686,1096 @@ static void handle_llm(struct evhttp_request *req, api kind, const char *path)
         respond(-1, 0, j);
     }
 }
+
+/* ==== Responses API, tool calls, prompt-cache usage, Anthropic extras, uploads ====
+ * Everything below is reached through the x_* hooks above, so the original
+ * chat / completions / embeddings / messages answers stay byte for byte what
+ * they were unless a request asks for something new (tools, cache_control, a
+ * cache knob). */
+
+static void reset_x(void)
+{
+    memset(&mx, 0, sizeof mx);
+}
+
+static void x_config(cJSON *o)
+{
+    struct {
+        const char *name;
+        int *field;
+    } ints[] = {
+        {"cached_tokens", &mx.cached_tokens},
+        {"cache_write_tokens", &mx.cache_write_tokens},
+        {"cache_write_1h_tokens", &mx.cache_write_1h_tokens},
+        {"reasoning_tokens", &mx.reasoning_tokens},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        cJSON *v = cJSON_GetObjectItem(o, ints[i].name);
+        if (cJSON_IsNumber(v))
+            *ints[i].field = v->valueint;
+    }
+    cJSON *nr = cJSON_GetObjectItem(o, "no_responses");
+    if (cJSON_IsBool(nr) || cJSON_IsNumber(nr))
+        mx.no_responses = cJSON_IsTrue(nr) || (cJSON_IsNumber(nr) && nr->valueint != 0);
+}
+
+/* ---- request side ---- */
+
+/* Responses input: a string, or items (messages with string or part content,
+ * function_call_output items); `instructions` counts like a system prompt. */
+static size_t x_input_text(cJSON *root, api kind, char *last, size_t lastcap)
+{
+    (void)kind;
+    size_t bytes = 0;
+    cJSON *in = cJSON_GetObjectItem(root, "input");
+    if (cJSON_IsString(in)) {
+        bytes = text_of(in, last, lastcap);
+    } else {
+        cJSON *it;
+        cJSON_ArrayForEach(it, in)
+        {
+            cJSON *out = cJSON_GetObjectItem(it, "output");
+            if (cJSON_IsString(out))
+                bytes += text_of(out, last, lastcap);
+            else
+                bytes += text_of(cJSON_GetObjectItem(it, "content"), last, lastcap);
+        }
+    }
+    char ignore[8];
+    cJSON *ins = cJSON_GetObjectItem(root, "instructions");
+    return bytes + (ins ? text_of(ins, ignore, sizeof ignore) : 0);
+}
+
+/* Bytes of the text blocks that carry cache_control (-1: no cache_control at all). */
+static long cache_marked(const cJSON *c, bool *ttl_1h)
+{
+    long bytes = -1;
+    for (const cJSON *e = c ? c->child : NULL; e; e = e->next) {
+        long sub = -1;
+        const cJSON *cc = cJSON_GetObjectItem(e, "cache_control");
+        if (cJSON_IsObject(e) && cJSON_IsObject(cc)) {
+            const cJSON *ttl = cJSON_GetObjectItem(cc, "ttl");
+            const cJSON *text = cJSON_GetObjectItem(e, "text");
+            if (cJSON_IsString(ttl) && strcmp(ttl->valuestring, "1h") == 0)
+                *ttl_1h = true;
+            sub = cJSON_IsString(text) ? (long)strlen(text->valuestring) : 0;
+        } else if (cJSON_IsObject(e) || cJSON_IsArray(e)) {
+            sub = cache_marked(e, ttl_1h);
+        }
+        if (sub >= 0)
+            bytes = (bytes < 0 ? 0 : bytes) + sub;
+    }
+    return bytes;
+}
+
+/* Knobs set the cache counts outright (beside input_tokens). Without them an
+ * Anthropic request whose blocks carry cache_control writes those blocks'
+ * tokens the first time (5m or 1h) and reads them on a repeat; input_tokens
+ * then counts only the rest, as Anthropic's does. */
+static void x_cache(job *j, cJSON *root, unsigned long long h)
+{
+    j->cached = mx.cached_tokens;
+    j->cache_write = mx.cache_write_tokens;
+    j->cache_write_1h = mx.cache_write_1h_tokens;
+    j->reasoning = mx.reasoning_tokens;
+    bool ttl_1h = false;
+    long marked = j->kind == API_MESSAGES ? cache_marked(root, &ttl_1h) : -1;
+    if (j->cached || j->cache_write || j->cache_write_1h || marked < 0)
+        return;
+    long p = (marked + 3) / 4;
+    if (p >= j->prompt_tokens)
+        p = j->prompt_tokens - 1;
+    if (p < 1)
+        p = 1;
+    j->prompt_tokens = j->prompt_tokens - p > 1 ? j->prompt_tokens - p : 1;
+    for (int i = 0; i < mx.n_seen && i < 64; i++) {
+        if (mx.seen[i] == h) {
+            j->cached = p;
+            return;
+        }
+    }
+    mx.seen[mx.n_seen++ % 64] = h;
+    *(ttl_1h ? &j->cache_write_1h : &j->cache_write) = p;
+}
+
+static bool last_is_tool_result(cJSON *root, api kind)
+{
+    cJSON *list = cJSON_GetObjectItem(root, kind == API_RESPONSES ? "input" : "messages");
+    int n = cJSON_IsArray(list) ? cJSON_GetArraySize(list) : 0;
+    cJSON *lastm = n ? cJSON_GetArrayItem(list, n - 1) : NULL;
+    if (!lastm)
+        return false;
+    if (kind == API_RESPONSES) {
+        cJSON *t = cJSON_GetObjectItem(lastm, "type");
+        return cJSON_IsString(t) && strcmp(t->valuestring, "function_call_output") == 0;
+    }
+    cJSON *role = cJSON_GetObjectItem(lastm, "role");
+    if (kind == API_CHAT)
+        return cJSON_IsString(role) && strcmp(role->valuestring, "tool") == 0;
+    cJSON *blk;
+    cJSON_ArrayForEach(blk, cJSON_GetObjectItem(lastm, "content"))
+    {
+        cJSON *t = cJSON_GetObjectItem(blk, "type");
+        if (cJSON_IsString(t) && strcmp(t->valuestring, "tool_result") == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The name a tool_choice forces, "" for "call any", NULL for none forced;
+ * *off when it says "none". */
+static const char *forced_tool(cJSON *tc, bool *off)
+{
+    *off = false;
+    if (cJSON_IsString(tc)) {
+        *off = strcmp(tc->valuestring, "none") == 0;
+        return strcmp(tc->valuestring, "required") == 0 ? "" : NULL;
+    }
+    cJSON *t = cJSON_GetObjectItem(tc, "type");
+    if (!cJSON_IsString(t))
+        return NULL;
+    *off = strcmp(t->valuestring, "none") == 0;
+    if (strcmp(t->valuestring, "any") == 0)
+        return "";
+    cJSON *name = cJSON_GetObjectItem(tc, "name");
+    if (!name)
+        name = cJSON_GetObjectItem(cJSON_GetObjectItem(tc, "function"), "name");
+    return cJSON_IsString(name) ? name->valuestring : NULL;
+}
+
+static cJSON *tool_args(const cJSON *schema)
+{
+    cJSON *a = cJSON_CreateObject();
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(schema, "properties"))
+    {
+        const cJSON *en = cJSON_GetObjectItem(p, "enum");
+        const cJSON *ty = cJSON_GetObjectItem(p, "type");
+        const char *t = cJSON_IsString(ty) ? ty->valuestring : "";
+        if (cJSON_IsArray(en) && cJSON_GetArraySize(en) > 0)
+            cJSON_AddItemToObject(a, p->string, cJSON_Duplicate(cJSON_GetArrayItem(en, 0), 1));
+        else if (strcmp(t, "string") == 0)
+            cJSON_AddStringToObject(a, p->string, "mock");
+        else if (strcmp(t, "integer") == 0 || strcmp(t, "number") == 0)
+            cJSON_AddNumberToObject(a, p->string, 1);
+        else if (strcmp(t, "boolean") == 0)
+            cJSON_AddTrueToObject(a, p->string);
+        else if (strcmp(t, "array") == 0)
+            cJSON_AddArrayToObject(a, p->string);
+        else if (strcmp(t, "object") == 0)
+            cJSON_AddObjectToObject(a, p->string);
+        else
+            cJSON_AddNullToObject(a, p->string);
+    }
+    return a;
+}
+
+/* A tool call is made when tools are given, the last turn is not a tool's
+ * result, and either tool_choice forces one or the last text says MOCK_TOOL
+ * (MOCK_TOOL:name picks the tool). Arguments fill the schema's properties. */
+static cJSON *pick_tool(cJSON *root, api kind, const char *last)
+{
+    cJSON *tools = cJSON_GetObjectItem(root, "tools");
+    if (!cJSON_IsArray(tools) || cJSON_GetArraySize(tools) == 0 || last_is_tool_result(root, kind))
+        return NULL;
+    bool off;
+    const char *want = forced_tool(cJSON_GetObjectItem(root, "tool_choice"), &off);
+    const char *mark = strstr(last, "MOCK_TOOL");
+    if (off || (!want && !mark))
+        return NULL;
+    char named[128] = "";
+    if (!want && mark[9] == ':')
+        sscanf(mark + 10, "%127[A-Za-z0-9_.-]", named);
+    if (!want)
+        want = named;
+    cJSON *t, *pick = NULL;
+    cJSON_ArrayForEach(t, tools)
+    {
+        cJSON *fn = kind == API_CHAT ? cJSON_GetObjectItem(t, "function") : t;
+        cJSON *name = cJSON_GetObjectItem(fn, "name");
+        if (cJSON_IsString(name) && (!pick || strcmp(name->valuestring, want) == 0) &&
+            !(pick && want[0] == '\0'))
+            pick = fn;
+    }
+    cJSON *name = cJSON_GetObjectItem(pick, "name");
+    if (!cJSON_IsString(name))
+        return NULL;
+    cJSON *schema = cJSON_GetObjectItem(pick, kind == API_MESSAGES ? "input_schema" : "parameters");
+    cJSON *args = tool_args(schema);
+    char *s = cJSON_PrintUnformatted(args);
+    cJSON_Delete(args);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", name->valuestring);
+    cJSON_AddStringToObject(o, "arguments", s);
+    free(s);
+    return o;
+}
+
+static void x_parse(job *j, cJSON *root, const char *last, unsigned long long h)
+{
+    x_cache(j, root, h);
+    j->tool = pick_tool(root, j->kind, last);
+    if (j->kind != API_RESPONSES)
+        return;
+    cJSON *prev = cJSON_GetObjectItem(root, "previous_response_id");
+    if (cJSON_IsString(prev)) {
+        j->prev_id = strdup(prev->valuestring);
+        h ^= fnv(prev->valuestring, strlen(prev->valuestring)) * 7;
+    }
+    char id[64];
+    snprintf(id, sizeof id, "resp_mock_%012llx", h & 0xffffffffffffull);
+    free(j->id);
+    j->id = strdup(id);
+}
+
+/* ---- usage ---- */
+
+static void add_to(cJSON *u, const char *key, long n)
+{
+    cJSON *v = cJSON_GetObjectItem(u, key);
+    if (cJSON_IsNumber(v))
+        cJSON_SetNumberValue(v, v->valuedouble + (double)n);
+}
+
+static long tool_tokens(job *j)
+{
+    const char *a = cJSON_GetObjectItem(j->tool, "arguments")->valuestring;
+    return (long)(strlen(a) + 3) / 4 + 1;
+}
+
+static long out_tokens(job *j)
+{
+    return j->tool ? tool_tokens(j) : j->n_words;
+}
+
+/* OpenAI counts cached tokens inside prompt_tokens and reasoning tokens
+ * inside completion_tokens: the knobs add both on top of the text's counts. */
+static void x_usage_openai(job *j, cJSON *u)
+{
+    if (j->tool) {
+        add_to(u, "completion_tokens", tool_tokens(j) - j->n_words);
+        add_to(u, "total_tokens", tool_tokens(j) - j->n_words);
+    }
+    if (j->cached > 0) {
+        add_to(u, "prompt_tokens", j->cached);
+        add_to(u, "total_tokens", j->cached);
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "prompt_tokens_details"),
+                                "cached_tokens", (double)j->cached);
+    }
+    if (j->reasoning > 0) {
+        add_to(u, "completion_tokens", j->reasoning);
+        add_to(u, "total_tokens", j->reasoning);
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "completion_tokens_details"),
+                                "reasoning_tokens", (double)j->reasoning);
+    }
+}
+
+/* Anthropic's input_tokens exclude the cache: the cache counts stand beside it. */
+static void x_usage_anthropic(job *j, cJSON *u)
+{
+    if (!(j->cached || j->cache_write || j->cache_write_1h))
+        return;
+    cJSON_AddNumberToObject(u, "cache_creation_input_tokens",
+                            (double)(j->cache_write + j->cache_write_1h));
+    cJSON_AddNumberToObject(u, "cache_read_input_tokens", (double)j->cached);
+    cJSON *cc = cJSON_AddObjectToObject(u, "cache_creation");
+    cJSON_AddNumberToObject(cc, "ephemeral_5m_input_tokens", (double)j->cache_write);
+    cJSON_AddNumberToObject(cc, "ephemeral_1h_input_tokens", (double)j->cache_write_1h);
+}
+
+static cJSON *responses_usage(job *j)
+{
+    cJSON *u = cJSON_CreateObject();
+    long in = j->prompt_tokens + j->cached, out = out_tokens(j) + j->reasoning;
+    cJSON_AddNumberToObject(u, "input_tokens", (double)in);
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "input_tokens_details"), "cached_tokens",
+                            (double)j->cached);
+    cJSON_AddNumberToObject(u, "output_tokens", (double)out);
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "output_tokens_details"), "reasoning_tokens",
+                            (double)j->reasoning);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)(in + out));
+    return u;
+}
+
+/* ---- answers with a tool call (chat and messages) ---- */
+
+static void tool_id(job *j, const char *prefix, char *out, size_t cap)
+{
+    const char *dash = strrchr(j->id, '-'), *us = strrchr(j->id, '_');
+    const char *tail = dash && (!us || dash > us) ? dash + 1 : us ? us + 1 : j->id;
+    snprintf(out, cap, "%s%s", prefix, tail);
+}
+
+static cJSON *chat_tool_calls(job *j, bool delta, bool with_args)
+{
+    char id[80];
+    tool_id(j, "call_mock_", id, sizeof id);
+    cJSON *calls = cJSON_CreateArray();
+    cJSON *c = cJSON_CreateObject();
+    if (delta)
+        cJSON_AddNumberToObject(c, "index", 0);
+    cJSON *fn;
+    if (!delta || !with_args) {
+        cJSON_AddStringToObject(c, "id", id);
+        cJSON_AddStringToObject(c, "type", "function");
+    }
+    fn = cJSON_AddObjectToObject(c, "function");
+    if (!delta || !with_args)
+        cJSON_AddStringToObject(fn, "name", cJSON_GetObjectItem(j->tool, "name")->valuestring);
+    cJSON_AddStringToObject(
+        fn, "arguments", with_args ? cJSON_GetObjectItem(j->tool, "arguments")->valuestring : "");
+    cJSON_AddItemToArray(calls, c);
+    return calls;
+}
+
+static cJSON *anthropic_tool_block(job *j, bool with_input)
+{
+    char id[80];
+    tool_id(j, "toolu_mock_", id, sizeof id);
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "type", "tool_use");
+    cJSON_AddStringToObject(b, "id", id);
+    cJSON_AddStringToObject(b, "name", cJSON_GetObjectItem(j->tool, "name")->valuestring);
+    cJSON *in = with_input ? cJSON_Parse(cJSON_GetObjectItem(j->tool, "arguments")->valuestring)
+                           : cJSON_CreateObject();
+    cJSON_AddItemToObject(b, "input", in);
+    return b;
+}
+
+/* Rewrites a plain chat / messages answer into the tool call. */
+static void tool_plain_fix(job *j, cJSON *o)
+{
+    if (j->kind == API_MESSAGES) {
+        cJSON *content = cJSON_CreateArray();
+        cJSON_AddItemToArray(content, anthropic_tool_block(j, true));
+        cJSON_ReplaceItemInObject(o, "content", content);
+        cJSON_ReplaceItemInObject(o, "stop_reason", cJSON_CreateString("tool_use"));
+        cJSON *u = cJSON_GetObjectItem(o, "usage");
+        cJSON_ReplaceItemInObject(u, "output_tokens", cJSON_CreateNumber((double)tool_tokens(j)));
+        return;
+    }
+    cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0);
+    cJSON *msg = cJSON_GetObjectItem(ch, "message");
+    cJSON_ReplaceItemInObject(msg, "content", cJSON_CreateNull());
+    cJSON_AddItemToObject(msg, "tool_calls", chat_tool_calls(j, false, true));
+    cJSON_ReplaceItemInObject(ch, "finish_reason", cJSON_CreateString("tool_calls"));
+}
+
+static void chat_tool_delta(job *j, bool first)
+{
+    cJSON *o = chunk_base(j);
+    cJSON *ch = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
+    cJSON_AddNumberToObject(ch, "index", 0);
+    cJSON *d = cJSON_AddObjectToObject(ch, "delta");
+    if (first) {
+        cJSON_AddStringToObject(d, "role", "assistant");
+        cJSON_AddNullToObject(d, "content");
+    }
+    cJSON_AddItemToObject(d, "tool_calls", chat_tool_calls(j, true, !first));
+    cJSON_AddNullToObject(ch, "logprobs");
+    cJSON_AddNullToObject(ch, "finish_reason");
+    send_event(j, NULL, o);
+}
+
+static void anthropic_tool_start(job *j)
+{
+    anthropic_event(j, "message_start", NULL, 0);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "content_block_start");
+    cJSON_AddNumberToObject(o, "index", 0);
+    cJSON_AddItemToObject(o, "content_block", anthropic_tool_block(j, false));
+    send_event(j, "content_block_start", o);
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "content_block_delta");
+    cJSON_AddNumberToObject(o, "index", 0);
+    cJSON *d = cJSON_AddObjectToObject(o, "delta");
+    cJSON_AddStringToObject(d, "type", "input_json_delta");
+    cJSON_AddStringToObject(d, "partial_json",
+                            cJSON_GetObjectItem(j->tool, "arguments")->valuestring);
+    send_event(j, "content_block_delta", o);
+}
+
+static void anthropic_tool_end(job *j)
+{
+    anthropic_event(j, "content_block_stop", NULL, 3);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "message_delta");
+    cJSON *d = cJSON_AddObjectToObject(o, "delta");
+    cJSON_AddStringToObject(d, "stop_reason", "tool_use");
+    cJSON_AddNullToObject(d, "stop_sequence");
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "output_tokens", (double)tool_tokens(j));
+    x_usage_anthropic(j, u);
+    send_event(j, "message_delta", o);
+    anthropic_event(j, "message_stop", NULL, 5);
+}
+
+static void chat_tool_end(job *j)
+{
+    openai_piece(j, NULL, "tool_calls", false);
+    if (j->include_usage) {
+        cJSON *o = chunk_base(j);
+        cJSON_AddArrayToObject(o, "choices");
+        cJSON *u = cJSON_AddObjectToObject(o, "usage");
+        cJSON_AddNumberToObject(u, "prompt_tokens", (double)j->prompt_tokens);
+        cJSON_AddNumberToObject(u, "completion_tokens", j->n_words);
+        cJSON_AddNumberToObject(u, "total_tokens", (double)(j->prompt_tokens + j->n_words));
+        x_usage_openai(j, u);
+        send_event(j, NULL, o);
+    }
+    send_event(j, NULL, NULL);
+}
+
+/* ---- the Responses API ---- */
+
+static void item_id(job *j, const char *prefix, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s%s", prefix, j->id + strlen("resp_mock_"));
+}
+
+static bool incomplete(job *j)
+{
+    return !j->tool && strcmp(finish_reason(j), "length") == 0;
+}
+
+static cJSON *output_item(job *j, bool done)
+{
+    char id[80];
+    cJSON *it = cJSON_CreateObject();
+    if (j->tool) {
+        item_id(j, "fc_mock_", id, sizeof id);
+        char call[80];
+        tool_id(j, "call_mock_", call, sizeof call);
+        cJSON_AddStringToObject(it, "type", "function_call");
+        cJSON_AddStringToObject(it, "id", id);
+        cJSON_AddStringToObject(it, "call_id", call);
+        cJSON_AddStringToObject(it, "name", cJSON_GetObjectItem(j->tool, "name")->valuestring);
+        cJSON_AddStringToObject(it, "arguments",
+                                done ? cJSON_GetObjectItem(j->tool, "arguments")->valuestring : "");
+        cJSON_AddStringToObject(it, "status", done ? "completed" : "in_progress");
+        return it;
+    }
+    item_id(j, "msg_mock_", id, sizeof id);
+    cJSON_AddStringToObject(it, "id", id);
+    cJSON_AddStringToObject(it, "type", "message");
+    cJSON_AddStringToObject(it, "status",
+                            !done           ? "in_progress"
+                            : incomplete(j) ? "incomplete"
+                                            : "completed");
+    cJSON_AddStringToObject(it, "role", "assistant");
+    cJSON *content = cJSON_AddArrayToObject(it, "content");
+    if (done) {
+        cJSON *part = cJSON_CreateObject();
+        cJSON_AddStringToObject(part, "type", "output_text");
+        cJSON_AddStringToObject(part, "text", j->reply);
+        cJSON_AddArrayToObject(part, "annotations");
+        cJSON_AddArrayToObject(part, "logprobs");
+        cJSON_AddItemToArray(content, part);
+    }
+    return it;
+}
+
+/* The response object; `final` adds the output and usage. */
+static cJSON *response_object(job *j, bool final)
+{
+    cJSON *o = cJSON_CreateObject();
+    const char *status = !final ? "in_progress" : incomplete(j) ? "incomplete" : "completed";
+    cJSON_AddStringToObject(o, "id", j->id);
+    cJSON_AddStringToObject(o, "object", "response");
+    cJSON_AddNumberToObject(o, "created_at", 1700000000);
+    cJSON_AddStringToObject(o, "status", status);
+    cJSON_AddFalseToObject(o, "background");
+    cJSON_AddNullToObject(o, "error");
+    if (final && incomplete(j))
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "incomplete_details"), "reason",
+                                "max_output_tokens");
+    else
+        cJSON_AddNullToObject(o, "incomplete_details");
+    cJSON_AddNullToObject(o, "instructions");
+    if (j->max_tokens > 0)
+        cJSON_AddNumberToObject(o, "max_output_tokens", (double)j->max_tokens);
+    else
+        cJSON_AddNullToObject(o, "max_output_tokens");
+    cJSON_AddStringToObject(o, "model", j->model);
+    cJSON *out = cJSON_AddArrayToObject(o, "output");
+    if (final)
+        cJSON_AddItemToArray(out, output_item(j, true));
+    cJSON_AddTrueToObject(o, "parallel_tool_calls");
+    if (j->prev_id)
+        cJSON_AddStringToObject(o, "previous_response_id", j->prev_id);
+    else
+        cJSON_AddNullToObject(o, "previous_response_id");
+    cJSON *rs = cJSON_AddObjectToObject(o, "reasoning");
+    cJSON_AddNullToObject(rs, "effort");
+    cJSON_AddNullToObject(rs, "summary");
+    cJSON_AddTrueToObject(o, "store");
+    cJSON_AddNumberToObject(o, "temperature", 1);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(cJSON_AddObjectToObject(o, "text"), "format"),
+                            "type", "text");
+    cJSON_AddStringToObject(o, "tool_choice", "auto");
+    cJSON_AddArrayToObject(o, "tools");
+    cJSON_AddNumberToObject(o, "top_p", 1);
+    cJSON_AddStringToObject(o, "truncation", "disabled");
+    if (final)
+        cJSON_AddItemToObject(o, "usage", responses_usage(j));
+    else
+        cJSON_AddNullToObject(o, "usage");
+    cJSON_AddNullToObject(o, "user");
+    cJSON_AddObjectToObject(o, "metadata");
+    return o;
+}
+
+static cJSON *r_ev(const char *type)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", type);
+    return o;
+}
+
+static void r_send(job *j, cJSON *o)
+{
+    cJSON_AddNumberToObject(o, "sequence_number", j->seq++);
+    char type[64];
+    snprintf(type, sizeof type, "%s", cJSON_GetObjectItem(o, "type")->valuestring);
+    send_event(j, type, o);
+}
+
+static cJSON *r_item_ev(job *j, const char *type, bool content)
+{
+    char id[80];
+    item_id(j, j->tool ? "fc_mock_" : "msg_mock_", id, sizeof id);
+    cJSON *o = r_ev(type);
+    cJSON_AddStringToObject(o, "item_id", id);
+    cJSON_AddNumberToObject(o, "output_index", 0);
+    if (content)
+        cJSON_AddNumberToObject(o, "content_index", 0);
+    return o;
+}
+
+static cJSON *text_part(const char *text)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "type", "output_text");
+    cJSON_AddStringToObject(p, "text", text);
+    cJSON_AddArrayToObject(p, "annotations");
+    return p;
+}
+
+static void r_response_ev(job *j, const char *type, bool final)
+{
+    cJSON *o = r_ev(type);
+    cJSON_AddItemToObject(o, "response", response_object(j, final));
+    r_send(j, o);
+}
+
+static void r_item_added_or_done(job *j, bool done)
+{
+    cJSON *o = r_ev(done ? "response.output_item.done" : "response.output_item.added");
+    cJSON_AddNumberToObject(o, "output_index", 0);
+    cJSON_AddItemToObject(o, "item", output_item(j, done));
+    r_send(j, o);
+}
+
+static void r_function_call(job *j)
+{
+    const char *args = cJSON_GetObjectItem(j->tool, "arguments")->valuestring;
+    cJSON *o = r_item_ev(j, "response.function_call_arguments.delta", false);
+    cJSON_AddStringToObject(o, "delta", args);
+    r_send(j, o);
+    o = r_item_ev(j, "response.function_call_arguments.done", false);
+    cJSON_AddStringToObject(o, "name", cJSON_GetObjectItem(j->tool, "name")->valuestring);
+    cJSON_AddStringToObject(o, "arguments", args);
+    r_send(j, o);
+    r_item_added_or_done(j, true);
+}
+
+/* ---- hooks called by the original code ---- */
+
+static bool x_plain(job *j)
+{
+    if (j->kind == API_RESPONSES) {
+        cJSON *o = response_object(j, true);
+        char *s = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        send_json(j->req, 200, s);
+        free(s);
+        finish(j);
+        return true;
+    }
+    return false; /* chat and messages: answer_plain builds it, tool_plain_fix rewrites it */
+}
+
+static bool x_stream_start(job *j)
+{
+    if (j->kind == API_RESPONSES) {
+        r_response_ev(j, "response.created", false);
+        r_response_ev(j, "response.in_progress", false);
+        r_item_added_or_done(j, false);
+        if (j->tool) {
+            r_function_call(j);
+            return true;
+        }
+        cJSON *o = r_item_ev(j, "response.content_part.added", true);
+        cJSON_AddItemToObject(o, "part", text_part(""));
+        r_send(j, o);
+        return true;
+    }
+    if (!j->tool)
+        return false;
+    if (j->kind == API_MESSAGES) {
+        anthropic_tool_start(j);
+    } else {
+        chat_tool_delta(j, true);
+        chat_tool_delta(j, false);
+    }
+    return true;
+}
+
+static bool x_stream_piece(job *j, const char *text)
+{
+    if (j->kind != API_RESPONSES)
+        return false;
+    cJSON *o = r_item_ev(j, "response.output_text.delta", true);
+    cJSON_AddStringToObject(o, "delta", text);
+    cJSON_AddArrayToObject(o, "logprobs");
+    r_send(j, o);
+    return true;
+}
+
+static bool x_stream_end(job *j)
+{
+    if (j->kind == API_RESPONSES) {
+        if (!j->tool) {
+            cJSON *o = r_item_ev(j, "response.output_text.done", true);
+            cJSON_AddStringToObject(o, "text", j->reply);
+            cJSON_AddArrayToObject(o, "logprobs");
+            r_send(j, o);
+            o = r_item_ev(j, "response.content_part.done", true);
+            cJSON_AddItemToObject(o, "part", text_part(j->reply));
+            r_send(j, o);
+            r_item_added_or_done(j, true);
+        }
+        r_response_ev(j, incomplete(j) ? "response.incomplete" : "response.completed", true);
+        return true;
+    }
+    if (!j->tool)
+        return false;
+    if (j->kind == API_MESSAGES)
+        anthropic_tool_end(j);
+    else
+        chat_tool_end(j);
+    return true;
+}
+
+/* ---- routes beside the LLM ones ---- */
+
+static void send_anthropic_error(struct evhttp_request *req, int status, const char *type,
+                                 const char *msg)
+{
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"%s\"}}", type, msg);
+    send_json(req, status, body);
+}
+
+static void send_openai_error(struct evhttp_request *req, int status, const char *param,
+                              const char *msg)
+{
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\",\"param\":\"%s\","
+             "\"code\":null}}",
+             msg, param);
+    send_json(req, status, body);
+}
+
+/* The status knob (and fail_next) apply to these routes as to the LLM ones. */
+static bool refused(struct evhttp_request *req, bool anthropic)
+{
+    int st = m.k.fail_next > 0 ? 500 : m.k.status && m.k.status != 200 ? m.k.status : 0;
+    if (!st)
+        return false;
+    if (m.k.fail_next > 0)
+        m.k.fail_next--;
+    if (anthropic) {
+        send_anthropic_error(req, st, st == 401 ? "authentication_error" : "api_error",
+                             "mock error");
+    } else {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"error\":{\"message\":\"mock error\",\"type\":\"server_error\",\"param\":null,"
+                 "\"code\":\"mock_%d\"}}",
+                 st);
+        send_json(req, st, body);
+    }
+    return true;
+}
+
+/* Records the request for /_mock/last with bytes a JSON string cannot hold
+ * (an upload's binary) shown as '.'; returns the raw body. */
+static const char *take_body(struct evhttp_request *req, const char *path, size_t *len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    *len = evbuffer_get_length(in);
+    const char *body = *len ? (const char *)evbuffer_pullup(in, -1) : "";
+    char *shown = malloc(*len + 1);
+    for (size_t i = 0; i < *len; i++) {
+        unsigned char c = (unsigned char)body[i];
+        shown[i] = (c >= 0x20 && c < 0x7f) || c == '\n' || c == '\r' || c == '\t' ? (char)c : '.';
+    }
+    record_last(req, path, shown, *len);
+    free(shown);
+    m.requests++;
+    return body;
+}
+
+static bool anthropic_headers(struct evhttp_request *req)
+{
+    return evhttp_find_header(evhttp_request_get_input_headers(req), "anthropic-version") != NULL;
+}
+
+static void anthropic_models(struct evhttp_request *req)
+{
+    m.by_models++;
+    send_json(req, 200,
+              "{\"data\":["
+              "{\"type\":\"model\",\"id\":\"claude-3-5-haiku\",\"display_name\":\"Claude 3.5 "
+              "Haiku\",\"created_at\":\"2024-10-22T00:00:00Z\"},"
+              "{\"type\":\"model\",\"id\":\"claude-sonnet-4-5\",\"display_name\":\"Claude Sonnet "
+              "4.5\",\"created_at\":\"2025-09-29T00:00:00Z\"}],"
+              "\"has_more\":false,\"first_id\":\"claude-3-5-haiku\",\"last_id\":\"claude-sonnet-"
+              "4-5\"}");
+}
+
+/* The same count the mock's /v1/messages reports as usage.input_tokens. */
+static void count_tokens(struct evhttp_request *req, const char *path)
+{
+    mx.by_count_tokens++;
+    size_t len;
+    const char *body = take_body(req, path, &len);
+    if (refused(req, true))
+        return;
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    cJSON *model = cJSON_GetObjectItem(root, "model");
+    cJSON *msgs = cJSON_GetObjectItem(root, "messages");
+    if (!cJSON_IsString(model) || !cJSON_IsArray(msgs)) {
+        send_anthropic_error(req, 400, "invalid_request_error",
+                             cJSON_IsString(model) ? "messages: Field required"
+                                                   : "model: Field required");
+        cJSON_Delete(root);
+        return;
+    }
+    char last[8192], ignore[8];
+    size_t bytes = 0;
+    cJSON *msg;
+    cJSON_ArrayForEach(msg, msgs) bytes +=
+        text_of(cJSON_GetObjectItem(msg, "content"), last, sizeof last);
+    cJSON *sys = cJSON_GetObjectItem(root, "system");
+    bytes += sys ? text_of(sys, ignore, sizeof ignore) : 0;
+    long n = (long)((bytes + 3) / 4);
+    char out[64];
+    snprintf(out, sizeof out, "{\"input_tokens\":%ld}", n < 1 ? 1 : n);
+    send_json(req, 200, out);
+    cJSON_Delete(root);
+}
+
+/* ---- multipart/form-data ---- */
+
+typedef struct part {
+    char name[64], filename[256];
+    const char *data;
+    size_t len;
+} part;
+
+static bool disposition_value(const char *head, size_t n, const char *key, char *out, size_t cap)
+{
+    const char *p = head;
+    size_t klen = strlen(key);
+    while ((p = memmem(p, n - (size_t)(p - head), key, klen)) != NULL) {
+        if (p == head || p[-1] == ' ' || p[-1] == ';') {
+            const char *v = p + klen, *e = memchr(v, '"', n - (size_t)(v - head));
+            if (!e)
+                return false;
+            snprintf(out, cap, "%.*s", (int)(e - v), v);
+            return true;
+        }
+        p += klen;
+    }
+    return false;
+}
+
+/* Splits a multipart body into its parts; -1 when the request is not one. */
+static int multipart(struct evhttp_request *req, const char *body, size_t len, part *parts, int max)
+{
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    const char *b = ct ? strstr(ct, "boundary=") : NULL;
+    if (!ct || strncasecmp(ct, "multipart/form-data", 19) != 0 || !b)
+        return -1;
+    char delim[256];
+    b += 9;
+    size_t blen = strcspn(*b == '"' ? b + 1 : b, "\";");
+    snprintf(delim, sizeof delim, "--%.*s", (int)blen, *b == '"' ? b + 1 : b);
+    size_t dlen = strlen(delim);
+    int n = 0;
+    const char *end = body + len, *p = memmem(body, len, delim, dlen);
+    while (p && n < max) {
+        p += dlen;
+        if (end - p < 2 || (p[0] == '-' && p[1] == '-'))
+            break;
+        const char *head = p + 2, *hend = memmem(head, (size_t)(end - head), "\r\n\r\n", 4);
+        if (!hend)
+            break;
+        const char *data = hend + 4, *next = memmem(data, (size_t)(end - data), delim, dlen);
+        if (!next)
+            break;
+        part *pt = &parts[n++];
+        memset(pt, 0, sizeof *pt);
+        disposition_value(head, (size_t)(hend - head), "name=\"", pt->name, sizeof pt->name);
+        disposition_value(head, (size_t)(hend - head), "filename=\"", pt->filename,
+                          sizeof pt->filename);
+        pt->data = data;
+        pt->len = (size_t)(next - data) >= 2 ? (size_t)(next - data) - 2 : 0; /* CRLF */
+        p = next;
+    }
+    return n;
+}
+
+static const part *find_part(const part *parts, int n, const char *name)
+{
+    for (int i = 0; i < n; i++) {
+        if (strcmp(parts[i].name, name) == 0)
+            return &parts[i];
+    }
+    return NULL;
+}
+
+static void field(const part *parts, int n, const char *name, char *out, size_t cap)
+{
+    const part *p = find_part(parts, n, name);
+    snprintf(out, cap, "%.*s", p ? (int)p->len : 0, p ? p->data : "");
+}
+
+/* POST /v1/audio/transcriptions and /translations: the text says how many
+ * bytes the uploaded file had, so a test sees the upload arrived whole. */
+static void transcription(struct evhttp_request *req, const char *path)
+{
+    mx.by_uploads++;
+    size_t len;
+    const char *body = take_body(req, path, &len);
+    if (refused(req, false))
+        return;
+    part parts[16];
+    int n = multipart(req, body, len, parts, 16);
+    const part *file = n > 0 ? find_part(parts, n, "file") : NULL;
+    char model[128], fmt[32];
+    field(parts, n > 0 ? n : 0, "model", model, sizeof model);
+    field(parts, n > 0 ? n : 0, "response_format", fmt, sizeof fmt);
+    if (!file || !model[0]) {
+        send_openai_error(req, 400, file ? "model" : "file",
+                          n < 0 ? "expected multipart/form-data"
+                                : "a file and a model are required");
+        return;
+    }
+    char text[256];
+    snprintf(text, sizeof text, "mock transcription of %zu bytes", file->len);
+    if (strcmp(fmt, "text") == 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_printf(b, "%s\n", text);
+        evhttp_send_reply(req, 200, NULL, b);
+        evbuffer_free(b);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (strcmp(fmt, "verbose_json") == 0) {
+        cJSON_AddStringToObject(o, "task",
+                                strstr(path, "translations") ? "translate" : "transcribe");
+        cJSON_AddStringToObject(o, "language", "english");
+        cJSON_AddNumberToObject(o, "duration", (double)file->len / 32000.0);
+    }
+    cJSON_AddStringToObject(o, "text", text);
+    char *s = cJSON_PrintUnformatted(o);
+    send_json(req, 200, s);
+    free(s);
+    cJSON_Delete(o);
+}
+
+static void files_create(struct evhttp_request *req, const char *path)
+{
+    mx.by_uploads++;
+    size_t len;
+    const char *body = take_body(req, path, &len);
+    if (refused(req, false))
+        return;
+    part parts[16];
+    int n = multipart(req, body, len, parts, 16);
+    const part *file = n > 0 ? find_part(parts, n, "file") : NULL;
+    char purpose[64];
+    field(parts, n > 0 ? n : 0, "purpose", purpose, sizeof purpose);
+    if (!file || !purpose[0]) {
+        send_openai_error(req, 400, file ? "purpose" : "file",
+                          n < 0 ? "expected multipart/form-data"
+                                : "a file and a purpose are required");
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    char id[64];
+    snprintf(id, sizeof id, "file-mock%012llx", fnv(file->data, file->len) & 0xffffffffffffull);
+    cJSON_AddStringToObject(o, "object", "file");
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "purpose", purpose);
+    cJSON_AddStringToObject(o, "filename", file->filename);
+    cJSON_AddNumberToObject(o, "bytes", (double)file->len);
+    cJSON_AddNumberToObject(o, "created_at", 1700000000);
+    cJSON_AddNullToObject(o, "expires_at");
+    cJSON_AddStringToObject(o, "status", "processed");
+    cJSON_AddNullToObject(o, "status_details");
+    char *s = cJSON_PrintUnformatted(o);
+    send_json(req, 200, s);
+    free(s);
+    cJSON_Delete(o);
+}
+
+static cJSON *moderation_result(const char *text)
+{
+    static const char *cats[] = {"harassment",
+                                 "harassment/threatening",
+                                 "hate",
+                                 "hate/threatening",
+                                 "illicit",
+                                 "illicit/violent",
+                                 "self-harm",
+                                 "self-harm/intent",
+                                 "self-harm/instructions",
+                                 "sexual",
+                                 "sexual/minors",
+                                 "violence",
+                                 "violence/graphic"};
+    bool flagged = strstr(text, "MOCK_FLAG") != NULL; /* tests flag an input on purpose */
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddBoolToObject(r, "flagged", flagged);
+    cJSON *c = cJSON_AddObjectToObject(r, "categories");
+    cJSON *sc = cJSON_AddObjectToObject(r, "category_scores");
+    for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++) {
+        cJSON_AddBoolToObject(c, cats[i], flagged && i == 11);
+        cJSON_AddNumberToObject(sc, cats[i], flagged && i == 11 ? 0.99 : 0.0001);
+    }
+    return r;
+}
+
+static void moderations(struct evhttp_request *req, const char *path)
+{
+    mx.by_other++;
+    size_t len;
+    const char *body = take_body(req, path, &len);
+    if (refused(req, false))
+        return;
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    cJSON *in = cJSON_GetObjectItem(root, "input"), *model = cJSON_GetObjectItem(root, "model");
+    if (!in) {
+        send_openai_error(req, 400, "input", "input is required");
+        cJSON_Delete(root);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    char id[64];
+    char *txt = cJSON_PrintUnformatted(in);
+    snprintf(id, sizeof id, "modr-mock-%012llx", fnv(txt, strlen(txt)) & 0xffffffffffffull);
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "model",
+                            cJSON_IsString(model) ? model->valuestring : "omni-moderation-latest");
+    cJSON *results = cJSON_AddArrayToObject(o, "results");
+    if (cJSON_IsString(in)) {
+        cJSON_AddItemToArray(results, moderation_result(in->valuestring));
+    } else {
+        cJSON *it;
+        cJSON_ArrayForEach(it, in)
+        {
+            cJSON *t = cJSON_IsString(it) ? it : cJSON_GetObjectItem(it, "text");
+            cJSON_AddItemToArray(results,
+                                 moderation_result(cJSON_IsString(t) ? t->valuestring : ""));
+        }
+    }
+    free(txt);
+    char *s = cJSON_PrintUnformatted(o);
+    send_json(req, 200, s);
+    free(s);
+    cJSON_Delete(o);
+    cJSON_Delete(root);
+}
+
+/* POST /v1/audio/speech: binary bytes (every byte value occurs), as many as
+ * 256 + 32 per input character, the media type of response_format. */
+static void speech(struct evhttp_request *req, const char *path)
+{
+    mx.by_other++;
+    size_t len;
+    const char *body = take_body(req, path, &len);
+    if (refused(req, false))
+        return;
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    cJSON *in = cJSON_GetObjectItem(root, "input"),
+          *fmt = cJSON_GetObjectItem(root, "response_format");
+    if (!cJSON_IsString(in)) {
+        send_openai_error(req, 400, "input", "input is required");
+        cJSON_Delete(root);
+        return;
+    }
+    const char *f = cJSON_IsString(fmt) ? fmt->valuestring : "mp3";
+    static const char *types[][2] = {{"mp3", "audio/mpeg"}, {"opus", "audio/opus"},
+                                     {"aac", "audio/aac"},  {"flac", "audio/flac"},
+                                     {"wav", "audio/wav"},  {"pcm", "audio/pcm"}};
+    const char *type = "audio/mpeg";
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        if (strcmp(f, types[i][0]) == 0)
+            type = types[i][1];
+    }
+    size_t n = 256 + 32 * strlen(in->valuestring);
+    if (n > (1 << 20))
+        n = 1 << 20;
+    unsigned char *a = malloc(n);
+    unsigned long long h = fnv(in->valuestring, strlen(in->valuestring));
+    for (size_t i = 0; i < n; i++)
+        a[i] = (unsigned char)(i < 256 ? i : (h = h * 6364136223846793005ull + 1) >> 56);
+    memcpy(a, "ID3", 3);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, a, n);
+    evhttp_send_reply(req, 200, NULL, b);
+    evbuffer_free(b);
+    free(a);
+    cJSON_Delete(root);
+}
+
+static bool x_route(struct evhttp_request *req, const char *path, bool post)
+{
+    if (post && strcmp(path, "/v1/responses") == 0) {
+        mx.by_responses++;
+        if (mx.no_responses) /* what vLLM and most OpenAI-compatible servers answer */
+            send_json(req, 404, "{\"detail\":\"Not Found\"}");
+        else
+            handle_llm(req, API_RESPONSES, path);
+    } else if (post && strcmp(path, "/v1/messages/count_tokens") == 0) {
+        count_tokens(req, path);
+    } else if (!post && strcmp(path, "/v1/models") == 0 && anthropic_headers(req)) {
+        anthropic_models(req);
+    } else if (post && (strcmp(path, "/v1/audio/transcriptions") == 0 ||
+                        strcmp(path, "/v1/audio/translations") == 0)) {
+        transcription(req, path);
+    } else if (post && strcmp(path, "/v1/files") == 0) {
+        files_create(req, path);
+    } else if (post && strcmp(path, "/v1/moderations") == 0) {
+        moderations(req, path);
+    } else if (post && strcmp(path, "/v1/audio/speech") == 0) {
+        speech(req, path);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* ==== end of the Responses / tools / cache / uploads block ==== */
 
 static void handle_config(struct evhttp_request *req)
 {
@@ -643,6 +1807,7 @@ static void handle_config(struct evhttp_request *req)
         cJSON_Delete(m.k.headers);
         m.k.headers = cJSON_Duplicate(hd, 1);
     }
+    x_config(o);
     cJSON *b = cJSON_GetObjectItem(o, "body");
     if (cJSON_IsString(b)) {
         free(m.k.body);
@@ -662,9 +1827,11 @@ static void handle_stats(struct evhttp_request *req)
         body, sizeof body,
         "{\"requests\":%ld,\"inflight\":%ld,\"disconnects\":%ld,\"by_path\":{\"/v1/chat/"
         "completions\":%ld,"
-        "\"/v1/completions\":%ld,\"/v1/embeddings\":%ld,\"/v1/messages\":%ld,\"/v1/models\":%ld}}",
+        "\"/v1/completions\":%ld,\"/v1/embeddings\":%ld,\"/v1/messages\":%ld,\"/v1/models\":%ld,"
+        "\"/v1/responses\":%ld,\"/v1/messages/count_tokens\":%ld,\"uploads\":%ld,\"other\":%ld}}",
         m.requests, m.inflight, m.disconnects, m.by_chat, m.by_completions, m.by_embeddings,
-        m.by_messages, m.by_models);
+        m.by_messages, m.by_models, mx.by_responses, mx.by_count_tokens, mx.by_uploads,
+        mx.by_other);
     send_json(req, 200, body);
 }
 
@@ -691,7 +1858,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (q)
         *q = '\0';
     bool post = evhttp_request_get_command(req) == EVHTTP_REQ_POST;
-    if (post && strcmp(path, "/v1/chat/completions") == 0) {
+    if (x_route(req, path, post)) {
+        /* a route of the Responses / count_tokens / uploads block below */
+    } else if (post && strcmp(path, "/v1/chat/completions") == 0) {
         m.by_chat++;
         handle_llm(req, API_CHAT, path);
     } else if (post && strcmp(path, "/v1/completions") == 0) {
