@@ -143,6 +143,7 @@ typedef enum {
  * written to a prompt cache; reasoning is the part of `output` spent thinking. */
 typedef struct sl_ir_usage {
     long input, output, cache_read, cache_write, reasoning;
+    long cache_write_1h; /* the part of cache_write kept for an hour (Anthropic's 1h TTL) */
 } sl_ir_usage;
 
 /* Which counts a usage reader found. */
@@ -158,6 +159,7 @@ typedef struct sl_ir_answer {
 
 typedef struct sl_ir_error {
     sl_str type, message, param, code; /* param/code: {NULL,0} writes null */
+    int status; /* the HTTP status it answers with, 0 unknown: picks Anthropic's type */
 } sl_ir_error;
 
 /* ---- streams ------------------------------------------------------------------------ */
@@ -242,6 +244,8 @@ struct sl_dialect {
     void (*parse_event)(sl_ir_stream *s, sl_str event, sl_str data, const sl_json *d);
     /* One IR event as zero or more complete SSE frames into s->sink. */
     void (*emit_event)(sl_ir_stream *s, const sl_ir_event *ev);
+    /* Where a provider lists its models, below its base_url; NULL: it cannot. */
+    const char *models_path;
 };
 
 /* ---- translation (src/core/dialect.c) ------------------------------------------- */

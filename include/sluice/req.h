@@ -58,6 +58,8 @@ struct sl_req {
     const char *auth_key;        /* the client's API key, never logged (arena) */
     const char *cache_control;   /* the client's Cache-Control header, or NULL */
     long ttl_override_s;         /* x-sluice-cache-ttl, -1 absent */
+    const char *anthropic_version; /* the client's anthropic-version / anthropic-beta, */
+    const char *anthropic_beta;    /* forwarded to anthropic providers (arena), or NULL */
     sl_str body;                 /* the client's bytes, as received */
     bool is_llm;                 /* an LLM route: the pipeline runs */
     sl_llm_req llm;              /* parsed view (valid once the parse stage ran) */
@@ -94,9 +96,14 @@ struct sl_req {
     const char *content_type; /* plain answers; NULL: application/json */
     const char *error;        /* short reason for the log, or NULL */
 
-    /* metering */
+    /* metering: counts as the provider reports them */
     long prompt_tokens;
     long completion_tokens;
+    long cached_tokens;         /* prompt tokens read from the provider's prompt cache */
+    long cache_write_tokens;    /* prompt tokens written to it (5-minute and 1-hour) */
+    long cache_write_1h_tokens; /* ... of which written for an hour */
+    long reasoning_tokens;      /* the part of completion_tokens spent thinking */
+    bool prompt_has_cache;      /* prompt_tokens includes the cache's (OpenAI); else beside it */
     bool usage_estimated;
     double cost_usd;
     double saved_usd;

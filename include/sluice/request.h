@@ -12,6 +12,7 @@ typedef enum {
     SL_API_COMPLETIONS,
     SL_API_EMBEDDINGS,
     SL_API_MESSAGES, /* Anthropic /v1/messages */
+    SL_API_COUNT_TOKENS, /* Anthropic /v1/messages/count_tokens */
 } sl_api;
 
 typedef struct sl_llm_req {

@@ -215,6 +215,19 @@ void sl_metrics_request(const sl_req *r)
         sl_metric_add(SL_M_TOKENS, (double)r->prompt_tokens, in_labels);
     if (r->completion_tokens)
         sl_metric_add(SL_M_TOKENS, (double)r->completion_tokens, out_labels);
+    /* the kinds priced apart: parts of input (OpenAI) or beside it (Anthropic),
+     * and reasoning, a part of output */
+    const struct {
+        const char *direction;
+        long n;
+    } kinds[] = {{"cached_input", r->cached_tokens},
+                 {"cache_write", r->cache_write_tokens},
+                 {"reasoning", r->reasoning_tokens}};
+    for (size_t i = 0; i < SL_ARRAY_LEN(kinds); i++) {
+        const char *labels[] = {tenant, model, kinds[i].direction};
+        if (kinds[i].n > 0)
+            sl_metric_add(SL_M_TOKENS, (double)kinds[i].n, labels);
+    }
     if (r->cost_usd > 0)
         sl_metric_add(SL_M_COST, r->cost_usd, tm);
     if (r->saved_usd > 0)

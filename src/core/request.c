@@ -264,6 +264,7 @@ int sl_llm_req_parse(sl_arena *a, sl_api api, const char *body, size_t len, sl_l
         if (!sl_json_get(root, name))
             return bad(a, e, "missing_field", name, "Missing required parameter: '%s'.%s", NULL);
         return check_messages(a, e, root, true, out);
+    case SL_API_COUNT_TOKENS: return check_messages(a, e, root, true, out);
     }
     return SL_OK;
 }

@@ -59,6 +59,7 @@ static const route routes[] = {
     {"/v1/completions", M_POST, true, SL_API_COMPLETIONS, NULL, false, false},
     {"/v1/embeddings", M_POST, true, SL_API_EMBEDDINGS, NULL, false, false},
     {"/v1/messages", M_POST, true, SL_API_MESSAGES, NULL, false, false},
+    {"/v1/messages/count_tokens", M_POST, true, SL_API_COUNT_TOKENS, NULL, false, false},
     {"/v1/models", M_GET, false, 0, sl_ops_models, false, false},
     {"/health/live", M_GET, false, 0, sl_ops_live, false, false},
     {"/health/ready", M_GET, false, 0, sl_ops_ready, false, false},
@@ -105,6 +106,8 @@ static void add_common_headers(sl_req *r, struct evkeyvalq *out, bool sse)
                           r->content_type ? r->content_type : "application/json");
     }
     evhttp_add_header(out, "x-request-id", r->id);
+    if (r->dialect == &sl_dialect_anthropic) /* what Anthropic's clients read */
+        evhttp_add_header(out, "request-id", r->id);
     const char *cache = NULL;
     switch (r->cache) {
     case SL_CACHE_HIT: cache = "hit"; break;
@@ -274,6 +277,7 @@ typedef struct head_facts {
     size_t bytes;
     bool control_byte;
     const char *request_id, *authorization, *api_key, *cache_control, *cache_ttl;
+    const char *anthropic_version, *anthropic_beta;
 } head_facts;
 
 static void keep_first(const char **slot, const char *v)
@@ -305,7 +309,15 @@ static void scan_headers(struct evkeyvalq *in, head_facts *f)
             else if (strcasecmp(h->key, "Cache-Control") == 0)
                 keep_first(&f->cache_control, h->value);
             break;
-        case 14: f->content_lengths += strcasecmp(h->key, "Content-Length") == 0; break;
+        case 14:
+            f->content_lengths += strcasecmp(h->key, "Content-Length") == 0;
+            if (strcasecmp(h->key, "anthropic-beta") == 0)
+                keep_first(&f->anthropic_beta, h->value);
+            break;
+        case 17:
+            if (strcasecmp(h->key, "anthropic-version") == 0)
+                keep_first(&f->anthropic_version, h->value);
+            break;
         case 18:
             if (strcasecmp(h->key, "x-sluice-cache-ttl") == 0)
                 keep_first(&f->cache_ttl, h->value);
@@ -359,6 +371,11 @@ static void read_request_headers(sl_req *r, const head_facts *f)
         r->auth_key = sl_arena_strndup(&r->arena, auth, strlen(auth));
     if (f->cache_control)
         r->cache_control = sl_arena_strndup(&r->arena, f->cache_control, strlen(f->cache_control));
+    if (f->anthropic_version)
+        r->anthropic_version = sl_arena_strndup(&r->arena, f->anthropic_version,
+                                                strlen(f->anthropic_version));
+    if (f->anthropic_beta)
+        r->anthropic_beta = sl_arena_strndup(&r->arena, f->anthropic_beta, strlen(f->anthropic_beta));
     const char *ttl = f->cache_ttl;
     if (ttl) {
         char *end;
@@ -374,6 +391,10 @@ static void split_uri(sl_req *r, const char *uri)
     size_t plen = q ? (size_t)(q - uri) : strlen(uri);
     r->path = sl_arena_strndup(&r->arena, uri, plen);
     r->query = q ? sl_arena_strndup(&r->arena, q + 1, strlen(q + 1)) : NULL;
+    /* Every answer on an Anthropic path, refusals included, speaks Anthropic. */
+    if (r->path && strncmp(r->path, "/v1/messages", 12) == 0 &&
+        (r->path[12] == '\0' || r->path[12] == '/'))
+        r->dialect = &sl_dialect_anthropic;
 }
 
 static const route *find_route(const char *path, bool *path_known)

@@ -133,7 +133,7 @@ static bool cache_control_has(const sl_req *r, const char *what)
 static sl_step cache_request(sl_req *r)
 {
     const sl_config *c = r->conf;
-    if (r->llm.api == SL_API_MESSAGES || !c->cache.enabled || cache_control_has(r, "no-store")) {
+    if (r->llm.api == SL_API_COUNT_TOKENS || !c->cache.enabled || cache_control_has(r, "no-store")) {
         r->cache = SL_CACHE_BYPASS;
         return SL_NEXT;
     }

@@ -9,6 +9,7 @@
 
 #include "sluice/log.h"
 #include "sluice/metrics.h"
+#include "sluice/price.h"
 #include "sluice/stages.h"
 
 static sl_step meter_request(sl_req *r)
@@ -37,7 +38,26 @@ double sl_meter_cost(const sl_config *c, sl_str model, long prompt, long complet
     *priced = p != NULL;
     if (!p)
         return 0.0;
-    return ((double)prompt * p->input + (double)completion * p->output) / 1e6;
+    return sl_price_cost(p, &(sl_usage){.prompt = prompt, .completion = completion});
+}
+
+/* Every kind of token the provider reported, each at its own price. */
+static double request_cost(const sl_req *r, bool *priced)
+{
+    const sl_price_conf *p = sl_config_price(r->conf, r->llm.model);
+    *priced = p != NULL;
+    if (!p)
+        return 0.0;
+    sl_usage u = {
+        .prompt = r->prompt_tokens,
+        .completion = r->completion_tokens,
+        .cached = r->cached_tokens,
+        .cache_write = r->cache_write_tokens,
+        .cache_write_1h = r->cache_write_1h_tokens,
+        .reasoning = r->reasoning_tokens,
+        .prompt_has_cache = r->prompt_has_cache,
+    };
+    return sl_price_cost(p, &u);
 }
 
 static void meter_response(sl_req *r)
@@ -45,8 +65,7 @@ static void meter_response(sl_req *r)
     if (r->status != 200 && r->status != 499)
         return;
     bool priced;
-    double cost =
-        sl_meter_cost(r->conf, r->llm.model, r->prompt_tokens, r->completion_tokens, &priced);
+    double cost = request_cost(r, &priced);
     if (!priced && (r->prompt_tokens || r->completion_tokens)) {
         warn_unpriced(r->llm.model);
         char model[128];

@@ -54,13 +54,21 @@ typedef struct proxy_state {
 
 static void attempt(proxy_state *st);
 
-/* Meters what a usage reader found, in the provider's own convention. */
+/* Meters what a usage reader found, in the provider's own convention (the
+ * price of each kind of token is the meter's business). */
 static void take_usage(sl_req *r, const sl_dialect *d, const sl_ir_usage *u, unsigned have)
 {
-    if (have & SL_USAGE_INPUT)
+    if (have & SL_USAGE_INPUT) {
         r->prompt_tokens = sl_dialect_prompt_tokens(d, u);
-    if (have & SL_USAGE_OUTPUT)
+        r->cached_tokens = u->cache_read;
+        r->cache_write_tokens = u->cache_write;
+        r->cache_write_1h_tokens = u->cache_write_1h;
+        r->prompt_has_cache = d->prompt_counts_cache;
+    }
+    if (have & SL_USAGE_OUTPUT) {
         r->completion_tokens = u->output;
+        r->reasoning_tokens = u->reasoning;
+    }
 }
 
 /* ---- stream watching ------------------------------------------------------ */
@@ -131,7 +139,7 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
 static sl_str body_with_usage(sl_req *r)
 {
     if (!r->llm.stream || r->llm.include_usage || r->llm.api == SL_API_EMBEDDINGS ||
-        r->llm.api == SL_API_MESSAGES || !r->llm.root)
+        r->llm.api == SL_API_MESSAGES || r->llm.api == SL_API_COUNT_TOKENS || !r->llm.root)
         return r->body;
     sl_buf b;
     sl_buf_init(&b, 0);
@@ -194,16 +202,21 @@ static bool retriable_status(int s)
     return s == 408 || s == 429 || s == 500 || s == 502 || s == 503 || s == 504;
 }
 
-/* Rewrites body_out from the provider's dialect into the client's. */
-static void translate_answer(proxy_state *st, const sl_json *root, bool ok)
+/* Rewrites body_out from the provider's dialect into the client's; an
+ * error keeps its status, which picks the client's error type. */
+static void translate_answer(proxy_state *st, const sl_json *root, int status)
 {
     sl_req *r = st->r;
     sl_buf out;
     sl_buf_init(&out, 0);
-    if (ok)
+    if (status == 200) {
         sl_dialect_answer(st->up, st->client, root, &r->arena, &out);
-    else
-        sl_dialect_error(st->up, st->client, root, &out);
+    } else {
+        sl_ir_error e;
+        st->up->parse_error(root, &e);
+        e.status = status;
+        st->client->emit_error(&e, &out);
+    }
     sl_buf_reset(&r->body_out);
     sl_buf_append(&r->body_out, out.p, out.len);
     sl_buf_free(&out);
@@ -229,7 +242,7 @@ static void finish_plain(proxy_state *st, int status)
         r->status = 200;
         r->error = NULL;
         if (st->translate)
-            translate_answer(st, root, true);
+            translate_answer(st, root, 200);
         return;
     }
     /* Upstream error: keep an OpenAI-shaped body as it is, wrap anything else. */
@@ -238,7 +251,7 @@ static void finish_plain(proxy_state *st, int status)
         r->status = status;
         r->error = sl_arena_printf(&r->arena, "provider answered %d", status);
         if (st->translate)
-            translate_answer(st, root, false);
+            translate_answer(st, root, status);
         return;
     }
     const char *msg = sl_arena_printf(&r->arena, "the provider answered HTTP %d", status);
@@ -393,6 +406,14 @@ static struct curl_slist *build_headers(proxy_state *st, const sl_provider_conf 
     struct curl_slist *h = NULL;
     h = curl_slist_append(h, "Content-Type: application/json");
     h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip on big bodies */
+    if (st->up == &sl_dialect_anthropic) { /* the client's version and betas, first */
+        const char *v = r->anthropic_version, *beta = r->anthropic_beta;
+        char line[1024];
+        if (v && snprintf(line, sizeof line, "anthropic-version: %s", v) < (int)sizeof line)
+            h = curl_slist_append(h, line);
+        if (beta && snprintf(line, sizeof line, "anthropic-beta: %s", beta) < (int)sizeof line)
+            h = curl_slist_append(h, line);
+    }
     h = st->up->headers(h, p->api_key);
     char idline[96];
     snprintf(idline, sizeof idline, "X-Request-Id: %s", r->id);
@@ -488,6 +509,16 @@ static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
     return rc;
 }
 
+/* count_tokens for a model whose provider cannot count: about four bytes a
+ * token, as the limits stage estimates, and marked as an estimate. */
+static void answer_token_estimate(sl_req *r)
+{
+    r->status = 200;
+    r->error = NULL;
+    sl_buf_printf(&r->body_out, "{\"input_tokens\":%ld}", (long)(r->llm.prompt_bytes / 4) + 1);
+    sl_req_header(r, "x-sluice-estimated", "true");
+}
+
 static void attempt(proxy_state *st)
 {
     sl_req *r = st->r;
@@ -515,6 +546,13 @@ static void attempt(proxy_state *st)
     sl_buf_reset(&r->body_out);
     r->body_out.max = cf->server.max_response_bytes;
     sl_req_header(r, "x-sluice-provider", p->name);
+    if (r->llm.api == SL_API_COUNT_TOKENS && !sl_dialect_of_kind(p->kind)->path(r->llm.api)) {
+        sl_breaker_release(&st->ticket);
+        answer_token_estimate(r);
+        sl_pipeline_complete(r);
+        sl_req_release(r);
+        return;
+    }
     if (prepare_dialect(st, p) != SL_OK) {
         sl_breaker_release(&st->ticket);
         sl_pipeline_complete(r);

@@ -7,6 +7,7 @@
  * with the parameter at fault. */
 #include <curl/curl.h>
 #include <stdio.h>
+#include <strings.h>
 
 #include "sluice/dialects.h"
 
@@ -18,15 +19,23 @@
 
 static const char *a_path(sl_api api)
 {
+    if (api == SL_API_COUNT_TOKENS)
+        return "/v1/messages/count_tokens";
     return api == SL_API_CHAT || api == SL_API_MESSAGES ? "/v1/messages" : NULL;
 }
 
+/* The version sluice speaks unless the client's own anthropic-version is
+ * already on the list (the proxy forwards the client's first). */
 static struct curl_slist *a_headers(struct curl_slist *h, const char *api_key)
 {
     if (api_key && api_key[0]) {
         char line[1024];
         snprintf(line, sizeof line, "x-api-key: %s", api_key);
         h = curl_slist_append(h, line);
+    }
+    for (const struct curl_slist *l = h; l; l = l->next) {
+        if (strncasecmp(l->data, "anthropic-version:", 18) == 0)
+            return h;
     }
     return curl_slist_append(h, "anthropic-version: " ANTHROPIC_VERSION);
 }
@@ -439,12 +448,25 @@ static const char *a_finish_out(sl_ir_finish f)
     }
 }
 
-/* Anthropic's input_tokens excludes the cache's tokens: the IR counts them in. */
+/* Anthropic's input_tokens excludes the cache's tokens: the IR counts them in.
+ * cache_creation_input_tokens counts both TTLs; cache_creation tells them apart. */
 static void a_usage_of(const sl_json *us, sl_ir_usage *u)
 {
     u->cache_read = sl_ir_count(us, "cache_read_input_tokens");
     u->cache_write = sl_ir_count(us, "cache_creation_input_tokens");
+    u->cache_write_1h = sl_ir_count(sl_json_get(us, "cache_creation"), "ephemeral_1h_input_tokens");
+    if (u->cache_write_1h > u->cache_write)
+        u->cache_write_1h = u->cache_write;
     u->input = sl_ir_count(us, "input_tokens") + u->cache_read + u->cache_write;
+}
+
+/* A usage object that says something about the prompt: a translated
+ * message_start carries input_tokens 0 before the provider counted. */
+static bool a_has_input(const sl_json *us)
+{
+    return is_num(sl_json_get(us, "input_tokens")) &&
+           (sl_ir_count(us, "input_tokens") > 0 || sl_ir_count(us, "cache_read_input_tokens") > 0 ||
+            sl_ir_count(us, "cache_creation_input_tokens") > 0);
 }
 
 static unsigned a_usage(const sl_json *root, sl_ir_usage *u)
@@ -539,10 +561,40 @@ static void a_parse_error(const sl_json *body, sl_ir_error *e)
     };
 }
 
+/* Anthropic's error type for sluice's own errors and translated ones: by the
+ * status when it is known (OpenAI says invalid_request_error for a 401),
+ * else the type when it is one of Anthropic's, else by OpenAI's type. */
+static const char *a_error_type(const sl_ir_error *e)
+{
+    switch (e->status) {
+    case 0: break;
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 429: return "rate_limit_error";
+    case 503:
+    case 529: return "overloaded_error";
+    default: return e->status >= 500 ? "api_error" : "invalid_request_error";
+    }
+    static const char *const native[] = {
+        "invalid_request_error", "authentication_error", "permission_error", "not_found_error",
+        "rate_limit_error",      "overloaded_error",     "api_error"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(native); i++) {
+        if (sl_str_eq_c(e->type, native[i]))
+            return native[i];
+    }
+    if (sl_str_eq_c(e->type, "insufficient_quota") || sl_str_eq_c(e->code, "rate_limit_exceeded"))
+        return "rate_limit_error";
+    if (sl_str_eq_c(e->code, "invalid_api_key"))
+        return "authentication_error";
+    if (sl_str_eq_c(e->code, "model_not_found"))
+        return "not_found_error";
+    return "api_error";
+}
+
 static void a_emit_error(const sl_ir_error *e, sl_buf *o)
 {
-    sl_buf_append_c(o, "{\"type\":\"error\",\"error\":{\"type\":");
-    sl_ir_put_str(o, e->type, "\"api_error\"");
+    sl_buf_printf(o, "{\"type\":\"error\",\"error\":{\"type\":\"%s\"", a_error_type(e));
     sl_buf_append_c(o, ",\"message\":");
     sl_ir_put_str(o, e->message, "\"error\"");
     sl_buf_append_c(o, "}}");
@@ -571,8 +623,8 @@ static unsigned a_watch(sl_str event, sl_str data, sl_ir_usage *u, unsigned *hav
     if (sl_json_parse(&scratch, data.p, data.len, NULL, &root, &err) == SL_OK) {
         const sl_json *m = sl_json_get(root, "message");
         const sl_json *us = sl_json_get(m ? m : root, "usage");
-        const sl_json *in = sl_json_get(us, "input_tokens"), *out = sl_json_get(us, "output_tokens");
-        if (is_num(in) && in->num > 0)
+        const sl_json *out = sl_json_get(us, "output_tokens");
+        if (a_has_input(us)) /* message_start, and the final message_delta of today's API */
             a_usage_of(us, u), *have |= SL_USAGE_INPUT;
         if (is_num(out) && !m)
             u->output = sl_ir_count(us, "output_tokens"), *have |= SL_USAGE_OUTPUT;
@@ -608,10 +660,13 @@ static void a_parse_message_delta(sl_ir_stream *s, const sl_json *d)
     if (is_str(sr))
         sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_FINISH, .finish = a_finish_in(sr->str)});
     const sl_json *us = sl_json_get(d, "usage");
-    if (us)
-        sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_USAGE,
-                                           .usage.output = sl_ir_count(us, "output_tokens"),
-                                           .have = SL_USAGE_OUTPUT});
+    if (!us)
+        return;
+    sl_ir_event ev = {.type = SL_IR_EV_USAGE, .have = SL_USAGE_OUTPUT};
+    if (a_has_input(us)) /* the final counts: they win over message_start's */
+        a_usage_of(us, &ev.usage), ev.have |= SL_USAGE_INPUT;
+    ev.usage.output = sl_ir_count(us, "output_tokens");
+    sl_ir_stream_put(s, &ev);
 }
 
 static void a_parse_event(sl_ir_stream *s, sl_str event, sl_str data, const sl_json *d)
@@ -681,15 +736,20 @@ static void a_close_text(sl_ir_stream *s)
     a_block_stop(s);
 }
 
+/* The final message_delta carries the real counts, the prompt's included
+ * (message_start went out before an OpenAI provider counted it). */
 static void a_finish(sl_ir_stream *s)
 {
     a_start(s);
     a_close_text(s);
-    char j[256];
+    const sl_ir_usage *u = &s->usage;
+    char j[512];
     snprintf(j, sizeof j,
              "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"%s\",\"stop_sequence\":null}"
-             ",\"usage\":{\"output_tokens\":%ld}}",
-             a_finish_out(s->finish), s->usage.output);
+             ",\"usage\":{\"input_tokens\":%ld,\"cache_creation_input_tokens\":%ld,"
+             "\"cache_read_input_tokens\":%ld,\"output_tokens\":%ld}}",
+             a_finish_out(s->finish), sl_dialect_prompt_tokens(&sl_dialect_anthropic, u),
+             u->cache_write, u->cache_read, u->output);
     a_event(s->sink, "message_delta", j);
     a_event(s->sink, "message_stop", "{\"type\":\"message_stop\"}");
 }
@@ -791,4 +851,5 @@ const sl_dialect sl_dialect_anthropic = {
     .watch_event = a_watch,
     .parse_event = a_parse_event,
     .emit_event = a_emit_event,
+    .models_path = "/v1/models?limit=1000",
 };

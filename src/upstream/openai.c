@@ -21,6 +21,7 @@ static const char *o_path(sl_api api)
     case SL_API_EMBEDDINGS: return "/embeddings";
     case SL_API_CHAT:
     case SL_API_MESSAGES: return "/chat/completions"; /* messages: translated */
+    case SL_API_COUNT_TOKENS: return NULL;            /* sluice estimates (proxy.c) */
     }
     return "/chat/completions";
 }
@@ -513,6 +514,17 @@ static int o_parse_answer(const sl_json *chat, sl_arena *a, sl_ir_answer *ir)
     return SL_OK;
 }
 
+/* `,"usage":{...}`: prompt_tokens counts the cache's tokens, as OpenAI's do;
+ * the details say how many were read from it and how many were reasoning. */
+static void o_put_usage(sl_buf *o, const sl_ir_usage *u)
+{
+    sl_buf_printf(o,
+                  ",\"usage\":{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,\"total_tokens\":%ld,"
+                  "\"prompt_tokens_details\":{\"cached_tokens\":%ld},"
+                  "\"completion_tokens_details\":{\"reasoning_tokens\":%ld}}",
+                  u->input, u->output, u->input + u->output, u->cache_read, u->reasoning);
+}
+
 /* The answer's text parts as one content string (null when only tools answer). */
 static void o_put_answer_content(sl_buf *o, const sl_ir_answer *ir, bool *calls)
 {
@@ -551,10 +563,8 @@ static void o_emit_answer(const sl_ir_answer *ir, sl_buf *o)
         sl_buf_append_c(o, "]");
     }
     sl_buf_printf(o, "},\"logprobs\":null,\"finish_reason\":\"%s\"}]", o_finish_out(ir->finish));
-    const sl_ir_usage *u = &ir->usage;
-    sl_buf_printf(
-        o, ",\"usage\":{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,\"total_tokens\":%ld}}",
-        u->input, u->output, u->input + u->output);
+    o_put_usage(o, &ir->usage);
+    sl_buf_append_c(o, "}");
 }
 
 /* ---- errors -------------------------------------------------------------------------------- */
@@ -679,10 +689,9 @@ static void o_end(sl_ir_stream *s)
         sl_buf_json_cstr(o, s->id);
         sl_buf_append_c(o, ",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":");
         sl_buf_json_cstr(o, s->model);
-        sl_buf_printf(o,
-                      ",\"choices\":[],\"usage\":{\"prompt_tokens\":%ld,\"completion_tokens\":%"
-                      "ld,\"total_tokens\":%ld}}\n\n",
-                      u->input, u->output, u->input + u->output);
+        sl_buf_append_c(o, ",\"choices\":[]");
+        o_put_usage(o, u);
+        sl_buf_append_c(o, "}\n\n");
     }
     sl_buf_append_c(o, "data: [DONE]\n\n");
 }
@@ -737,4 +746,5 @@ const sl_dialect sl_dialect_openai = {
     .watch_event = o_watch,
     .parse_event = o_parse_event,
     .emit_event = o_emit_event,
+    .models_path = "/models",
 };
