@@ -43,9 +43,17 @@ typedef struct cache_state {
     bool store;          /* store the answer on the way back */
 } cache_state;
 
-static const char *route_scope(const sl_req *r)
+/* Who may share an entry: the tenant (or everyone), and for Anthropic's
+ * clients the API version and betas they asked for, which change answers. */
+static const char *route_scope(sl_req *r)
 {
-    return r->conf->cache.shared ? "-" : r->tenant;
+    const char *who = r->conf->cache.shared ? "-" : r->tenant;
+    if (!r->anthropic_version && !r->anthropic_beta)
+        return who;
+    const char *s = sl_arena_printf(&r->arena, "%s|%s|%s", who,
+                                    r->anthropic_version ? r->anthropic_version : "",
+                                    r->anthropic_beta ? r->anthropic_beta : "");
+    return s ? s : who;
 }
 
 static void key_text(const sl_cache_key *k, char out[80])
@@ -67,8 +75,8 @@ static bool serve(sl_req *r, const sl_cache_entry *entry, const char *layer)
     sl_buf sse = {0};
     if (r->llm.stream) {
         sl_buf_init(&sse, 0);
-        if (sl_replay_sse(e.json.p, e.json.len, r->llm.include_usage, REPLAY_PIECES, &sse) !=
-            SL_OK) {
+        if (sl_replay_sse_for(r->llm.api, e.json.p, e.json.len, r->llm.include_usage,
+                              REPLAY_PIECES, &sse) != SL_OK) {
             sl_buf_free(&sse);
             return false;
         }

@@ -161,8 +161,7 @@ static void fan_head(sl_sink *s, sl_req *r, int status, bool sse)
     f->leader_sink->ops->head(f->leader_sink, r, status, sse);
     if (!sse)
         return;
-    sl_asm_init(&f->assembler, r->llm.api == SL_API_COMPLETIONS,
-                r->conf->server.max_response_bytes);
+    sl_asm_init_for(&f->assembler, r->llm.api, r->conf->server.max_response_bytes);
     sl_sse_init(&f->sse_parser, r->conf->server.max_response_bytes, on_flight_event, f);
     f->asm_on = true;
     for (member *m = f->members; m; m = m->next) {
@@ -197,6 +196,11 @@ static void deliver(flight *f, member *m)
     sl_req *leader = f->leader, *r = m->r;
     r->prompt_tokens = leader->prompt_tokens;
     r->completion_tokens = leader->completion_tokens;
+    r->cached_tokens = leader->cached_tokens;
+    r->cache_write_tokens = leader->cache_write_tokens;
+    r->cache_write_1h_tokens = leader->cache_write_1h_tokens;
+    r->reasoning_tokens = leader->reasoning_tokens;
+    r->prompt_has_cache = leader->prompt_has_cache;
     r->provider = leader->provider;
     if (m->live) { /* got every chunk already, error event included */
         sl_pipeline_complete(r);
@@ -213,7 +217,7 @@ static void deliver(flight *f, member *m)
     } else if (!f->sse && m->stream && ok) {
         sl_buf sse;
         sl_buf_init(&sse, 0);
-        sl_replay_sse(f->plain.p, f->plain.len, r->llm.include_usage, 8, &sse);
+        sl_replay_sse_for(r->llm.api, f->plain.p, f->plain.len, r->llm.include_usage, 8, &sse);
         sl_pipeline_stream_head(r, 200);
         sl_pipeline_stream_data(r, sse.p, sse.len);
         sl_buf_free(&sse);

@@ -176,8 +176,7 @@ static void hook_status(void *ud, sl_call *c, int status)
         if (r->want_assembled && !st->translate) {
             st->assembler = malloc(sizeof(*st->assembler));
             if (st->assembler) {
-                sl_asm_init(st->assembler, r->llm.api == SL_API_COMPLETIONS,
-                            r->conf->server.max_response_bytes);
+                sl_asm_init_for(st->assembler, r->llm.api, r->conf->server.max_response_bytes);
                 st->asm_on = true;
             }
         }
