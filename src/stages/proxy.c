@@ -119,7 +119,7 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
     unsigned f = st->up->watch_event(event, data, &st->usage, &have);
     if (f & SL_WATCH_END)
         st->done_seen = true;
-    if (st->asm_on && !(f & SL_WATCH_END))
+    if (st->asm_on && !sl_str_eq_c(data, "[DONE]")) /* message_stop ends a message: kept */
         sl_asm_chunk(st->assembler, data.p, data.len);
     if (f & SL_WATCH_CHUNK)
         st->chunks++;
@@ -203,16 +203,17 @@ static bool retriable_status(int s)
 
 /* Rewrites body_out from the provider's dialect into the client's; an
  * error keeps its status, which picks the client's error type. */
-static void translate_answer(proxy_state *st, const sl_json *root, int status)
+static void translate_answer(proxy_state *st, const sl_dialect *from, const sl_json *root,
+                             int status)
 {
     sl_req *r = st->r;
     sl_buf out;
     sl_buf_init(&out, 0);
     if (status == 200) {
-        sl_dialect_answer(st->up, st->client, root, &r->arena, &out);
+        sl_dialect_answer(from, st->client, root, &r->arena, &out);
     } else {
         sl_ir_error e;
-        st->up->parse_error(root, &e);
+        from->parse_error(root, &e);
         e.status = status;
         st->client->emit_error(&e, &out);
     }
@@ -241,16 +242,20 @@ static void finish_plain(proxy_state *st, int status)
         r->status = 200;
         r->error = NULL;
         if (st->translate)
-            translate_answer(st, root, 200);
+            translate_answer(st, st->up, root, 200);
         return;
     }
-    /* Upstream error: keep an OpenAI-shaped body as it is, wrap anything else. */
+    /* Upstream error: keep an error object as it is (translated when the
+     * dialects differ, or when an anthropic client got another shape than
+     * Anthropic's from a provider in front of it), wrap anything else. */
     const sl_json *e = is_json ? sl_json_get(root, "error") : NULL;
     if (e && e->type == SL_JSON_OBJECT) {
         r->status = status;
         r->error = sl_arena_printf(&r->arena, "provider answered %d", status);
-        if (st->translate)
-            translate_answer(st, root, status);
+        bool foreign = st->client == &sl_dialect_anthropic &&
+                       !sl_str_eq_c(sl_ir_str(sl_json_get(root, "type")), "error");
+        if (st->translate || foreign) /* OpenAI's error object is the common one */
+            translate_answer(st, st->translate ? st->up : &sl_dialect_openai, root, status);
         return;
     }
     const char *msg = sl_arena_printf(&r->arena, "the provider answered HTTP %d", status);
@@ -512,9 +517,12 @@ static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
  * token, as the limits stage estimates, and marked as an estimate. */
 static void answer_token_estimate(sl_req *r)
 {
+    const sl_json *root = r->llm.root, *tools = sl_json_get(root, "tools");
+    size_t bytes = r->llm.prompt_bytes + sl_ir_text_of(sl_json_get(root, "system"), &r->arena).len +
+                   (tools ? tools->raw.len : 0);
     r->status = 200;
     r->error = NULL;
-    sl_buf_printf(&r->body_out, "{\"input_tokens\":%ld}", (long)(r->llm.prompt_bytes / 4) + 1);
+    sl_buf_printf(&r->body_out, "{\"input_tokens\":%ld}", (long)(bytes / 4) + 1);
     sl_req_header(r, "x-sluice-estimated", "true");
 }
 
