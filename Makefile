@@ -33,7 +33,7 @@ UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/unit/%)
 FUZZ_REPLAY := $(FUZZ_SRC:test/fuzz/%.c=build/test/fuzz/%)
 FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all deps test run bench soak fuzz clean format format-check test-build
+.PHONY: all deps test run bench bench-json soak fuzz clean format format-check test-build
 all: build/sluice build/sluice-mock
 
 deps:
@@ -87,9 +87,18 @@ test: deps
 run: deps all
 	@./conf/run-demo.sh
 
-bench: deps all
+bench: deps all build/bench/json_parse
 	@./third_party/install.sh third_party/bench-packages.txt
 	@./bench/run.sh
+
+# Parse time of the worst 8 MiB JSON bodies (issue 17 item 1), release build.
+build/bench/json_parse: bench/json_parse.c build/obj/src/core/json.o build/obj/src/util/arena.o \
+                        build/obj/src/util/buf.o build/obj/src/util/util.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_REL) -o $@ $^ $(PKG_LIBS)
+
+bench-json: build/bench/json_parse
+	@./build/bench/json_parse
 
 soak: deps all
 	@./third_party/install.sh third_party/bench-packages.txt

@@ -29,6 +29,7 @@
 
 static struct {
     struct event_base *base;
+    sl_config *boot; /* the configuration the process started with */
     sl_l1 *l1;
     sl_redis *redis;
     const char *conf_path;
@@ -51,6 +52,7 @@ static void usage(FILE *out)
 
 static void banner(const sl_config *c)
 {
+    char shown[512];
     fprintf(stderr, "sluice %s listening on http://%s (pid %d)\n", SLUICE_VERSION, c->listen,
             (int)getpid());
     if (c->redis.n_sentinels)
@@ -58,11 +60,13 @@ static void banner(const sl_config *c)
                 c->redis.master_name, c->redis.n_sentinels);
     else
         fprintf(stderr, "  state store: %s\n",
-                c->redis.url ? c->redis.url : "embedded (in-process, volatile: lost on restart)");
+                c->redis.url ? sl_redact_url(c->redis.url, shown, sizeof shown)
+                             : "embedded (in-process, volatile: lost on restart)");
     for (size_t i = 0; i < c->n_providers; i++) {
         const sl_provider_conf *p = &c->providers[i];
         fprintf(stderr, "  provider %s (%s) %s models:", p->name,
-                p->kind == SL_PROVIDER_ANTHROPIC ? "anthropic" : "openai", p->base_url);
+                p->kind == SL_PROVIDER_ANTHROPIC ? "anthropic" : "openai",
+                sl_redact_url(p->base_url, shown, sizeof shown));
         for (size_t m = 0; m < p->n_models; m++)
             fprintf(stderr, " %s", p->models[m]);
         fputc('\n', stderr);
@@ -120,6 +124,46 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     on_drain_tick(-1, 0, NULL);
 }
 
+/* ---- reload ---------------------------------------------------------------- */
+
+typedef struct pending_keys {
+    const char *keys[32];
+    char names[32][64];
+    size_t n;
+} pending_keys;
+
+static void note_restart_key(void *ud, const char *key, bool restart)
+{
+    pending_keys *p = ud;
+    if (!restart || p->n == SL_ARRAY_LEN(p->keys))
+        return;
+    sl_warn("%s changed: takes effect on restart", key);
+    snprintf(p->names[p->n], sizeof p->names[0], "%s", key);
+    p->keys[p->n] = p->names[p->n];
+    p->n++;
+}
+
+/* The keys read once at start that the file now sets otherwise than at
+ * start: logged, and listed on /health until a restart. */
+static void report_restart_keys(const sl_config *c)
+{
+    pending_keys p = {.n = 0};
+    sl_config_each_key(note_restart_key, app.boot, c, &p);
+    sl_ops_set_restart_pending(p.keys, p.n);
+}
+
+/* The live keys that need more than the new config pointer: the access log
+ * (reopened on every reload, which also serves log rotation), the bound on
+ * upstream calls, and the L1 budget (a smaller one evicts). */
+static void apply_live_keys(const sl_config *old, const sl_config *c)
+{
+    sl_access_reopen(app.base, c->log.access);
+    if (c->server.max_inflight != old->server.max_inflight)
+        sl_upstream_set_max_inflight(c->server.max_inflight);
+    if (app.l1 && c->cache.l1_max_bytes != old->cache.l1_max_bytes)
+        sl_l1_set_max_bytes(app.l1, c->cache.l1_max_bytes);
+}
+
 static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 {
     SL_UNUSED(sig);
@@ -131,6 +175,9 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
         sl_err("reload refused, keeping the running configuration: %s", err);
         return;
     }
+    sl_log_set_secrets(c->secrets, c->n_secrets);
+    apply_live_keys(sl_server_config(), c);
+    report_restart_keys(c);
     sl_server_swap_config(c);
     sl_sla_reload(c);
     sl_triage_setup(c);
@@ -184,6 +231,7 @@ static struct event_base *new_base(void)
 static int run(sl_config *c)
 {
     app.base = new_base();
+    app.boot = c;
     if (!app.base || sl_upstream_init(app.base, c->server.max_inflight) != SL_OK ||
         sl_access_open(app.base, c->log.access) != SL_OK || sl_server_start(app.base, c) != SL_OK)
         return 1;
@@ -363,6 +411,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    sl_log_set_secrets(c->secrets, c->n_secrets);
     raise_fd_limit(c);
     if (c->workers > 1 && sl_stats_share() != SL_OK)
         sl_warn("dashboard history is per worker (no shared memory)");
@@ -370,5 +419,6 @@ int main(int argc, char **argv)
         sl_warn("/metrics is per worker (no shared memory)");
     int rc = c->workers > 1 ? supervise(c) : run(c);
     sl_config_unref(c);
+    sl_log_set_secrets(NULL, 0);
     return rc;
 }

@@ -16,6 +16,10 @@ typedef struct sl_cache_key {
 } sl_cache_key;
 
 int sl_cache_key_compute(const sl_llm_req *r, sl_str scope, sl_cache_key *out);
+/* The scope of an end user's entries under cache.scope: user: base (the
+ * tenant, or "-") and the user, length-prefixed so that no user name can
+ * spell another scope. An empty user keeps base. From the arena. */
+int sl_cache_scope_user(sl_arena *a, const char *base, sl_str user, sl_str *out);
 void sl_cache_key_hex(const sl_cache_key *k, char out[33]);
 /* Redis key names; both share the hash tag {c:HEX} so scripts touching both
  * would run on a Redis Cluster too. `what` is "v1" (the entry) or "lock". */

@@ -6,7 +6,15 @@
  * the reverse: a stored complete object becomes a real SSE stream (role chunk,
  * content chunks, finish chunk, usage chunk when asked, [DONE]).
  *
- * Owns: the assembler's buffers (freed by sl_asm_free). */
+ * Neither form may lose a field (issue 17 item 9: logprobs and usage details
+ * were dropped): the assembler merges every member it sees, known or not —
+ * text deltas and arrays (logprobs.content, annotations) are joined, other
+ * values keep the last one sent (system_fingerprint, service_tier, usage with
+ * its details) — and the replayer sends every member of the stored object:
+ * top-level ones on every chunk, message fields in the role chunk, logprobs
+ * with the first piece, other choice fields with the finish chunk.
+ *
+ * Owns: the assembler's buffers and merged values (freed by sl_asm_free). */
 #ifndef SLUICE_COMPLETION_H
 #define SLUICE_COMPLETION_H
 
@@ -18,6 +26,9 @@ struct sl_msg_asm;
 
 #define SL_ASM_MAX_CHOICES 8
 #define SL_ASM_MAX_TOOLS   16
+#define SL_ASM_MAX_NODES   1024 /* merged members per answer (array elements are not members) */
+
+typedef struct sl_jm sl_jm; /* a JSON value merged across chunks (completion.c) */
 
 typedef struct sl_asm_tool {
     sl_buf id, name, args;
@@ -25,8 +36,10 @@ typedef struct sl_asm_tool {
 
 typedef struct sl_asm_choice {
     bool used;
-    sl_buf content; /* chat: message.content; legacy: text */
-    sl_buf refusal;
+    sl_buf text;     /* legacy completions: text */
+    sl_jm *message;  /* chat: the deltas merged (content, refusal, audio, annotations, ...) */
+    sl_jm *logprobs; /* choice.logprobs merged (content/refusal arrays joined), or NULL */
+    sl_jm *extra;    /* other choice members (content_filter_results, ...), or NULL */
     char finish_reason[32];
     int n_tools;
     sl_asm_tool tools[SL_ASM_MAX_TOOLS];
@@ -36,14 +49,10 @@ typedef struct sl_asm {
     bool text_completion; /* legacy completions */
     struct sl_msg_asm *msg; /* a /v1/messages stream: message_sse.h does the work */
     bool failed;          /* something we cannot represent: do not store */
-    char id[128];
-    char model[128];
-    char fingerprint[128];
-    long long created;
-    bool have_usage;
-    long prompt_tokens, completion_tokens, total_tokens;
-    size_t max_bytes; /* bound on the assembled content */
+    sl_jm *top;           /* top-level members but choices: id, model, usage, ... */
+    size_t max_bytes;     /* bound on the assembled content */
     size_t bytes;
+    size_t nodes; /* merged members, bounded by SL_ASM_MAX_NODES */
     sl_asm_choice choices[SL_ASM_MAX_CHOICES];
 } sl_asm;
 

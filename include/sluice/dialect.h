@@ -63,7 +63,7 @@ struct sl_ir_msg {
 
 typedef struct sl_ir_tool sl_ir_tool;
 struct sl_ir_tool {
-    bool function;            /* a function tool; else `type` names a provider's own kind */
+    bool function; /* a function tool; else `type` names a provider's own kind */
     sl_str type, name, description;
     const sl_json *parameters; /* JSON Schema object, or NULL */
     sl_ir_tool *next;
@@ -72,7 +72,7 @@ struct sl_ir_tool {
 typedef enum {
     SL_IR_CHOICE_UNSET,
     SL_IR_CHOICE_AUTO,
-    SL_IR_CHOICE_ANY,  /* OpenAI "required", Anthropic "any" */
+    SL_IR_CHOICE_ANY, /* OpenAI "required", Anthropic "any" */
     SL_IR_CHOICE_NONE,
     SL_IR_CHOICE_TOOL, /* name */
 } sl_ir_choice;
@@ -99,7 +99,6 @@ typedef struct sl_ir_num {
     sl_str raw;
 } sl_ir_num;
 
-#define SL_IR_MAX_STOP 8
 /* What a dialect that requires max_tokens asks for when the client set none. */
 #define SL_DIALECT_DEFAULT_MAX_TOKENS 4096
 
@@ -112,7 +111,7 @@ typedef struct sl_ir_req {
     sl_str tool_choice_name;
     sl_ir_num max_tokens, temperature, top_p;
     sl_ir_num n, presence_penalty, frequency_penalty; /* OpenAI only */
-    sl_str stop[SL_IR_MAX_STOP];
+    sl_str *stop;                                     /* stop sequences (arena) */
     size_t n_stop;
     bool stream;
     sl_ir_format format;
@@ -137,6 +136,14 @@ typedef enum {
     SL_IR_FINISH_CONTENT_FILTER,
     SL_IR_FINISH_REFUSAL,
 } sl_ir_finish;
+
+/* A dialect's names for finish reasons: the first row naming a reason is the
+ * one written; unknown names read as SL_IR_FINISH_STOP, unlisted reasons write
+ * as the table's first row. */
+typedef struct sl_ir_finish_name {
+    const char *name;
+    sl_ir_finish finish;
+} sl_ir_finish_name;
 
 /* Token counts in OpenAI's convention: `input` counts every prompt token,
  * cached or not; cache_read / cache_write are the parts of it read from and
@@ -212,8 +219,8 @@ typedef struct sl_ir_stream {
 
 /* What a native event (relayed as it came) told sluice. */
 enum {
-    SL_WATCH_CHUNK = 1, /* counts as a content chunk (usage estimates) */
-    SL_WATCH_END = 2,   /* the stream's terminal event */
+    SL_WATCH_CHUNK = 1,      /* counts as a content chunk (usage estimates) */
+    SL_WATCH_END = 2,        /* the stream's terminal event */
     SL_WATCH_USAGE_ONLY = 4, /* a usage-only chunk: sluice asks for one; the client sees
                                 it only if it asked too */
 };
@@ -285,13 +292,19 @@ sl_ir_part *sl_ir_add_part(sl_arena *a, sl_ir_part ***tail, sl_ir_part_type type
 sl_ir_msg *sl_ir_add_msg(sl_arena *a, sl_ir_msg ***tail, sl_ir_role role, sl_str role_name);
 int sl_ir_nomem(sl_ir_refusal *e);
 int sl_ir_refuse(sl_ir_refusal *e, const char *message, const char *param);
-/* Writes `,"key":` then the number (its source text when it has one). */
+/* Stop sequences from a string or an array of strings into ir (SL_ENOMEM). */
+int sl_ir_take_stops(const sl_json *v, sl_arena *a, sl_ir_req *ir);
+/* Writes `,"key":[...]` when ir has stop sequences. */
+void sl_ir_put_stops(sl_buf *o, const char *key, const sl_ir_req *ir);
+/* Writes `,"key":` then the number (its source text when it has one); nothing when unset. */
 void sl_ir_put_num(sl_buf *o, const char *key, const sl_ir_num *n);
 /* A slice as a JSON string, or `dflt` (raw JSON) when it is {NULL,0}. */
 void sl_ir_put_str(sl_buf *o, sl_str s, const char *dflt);
 /* The text of parts as one JSON string, sep between pieces (only once some
  * text was written: leading empty pieces add no separator). */
 void sl_ir_put_joined(sl_buf *o, const sl_ir_part *parts, const char *sep);
+sl_ir_finish sl_ir_finish_in(const sl_ir_finish_name *t, size_t n, sl_str name);
+const char *sl_ir_finish_out(const sl_ir_finish_name *t, size_t n, sl_ir_finish f);
 /* sluice's own error object, OpenAI's shape, as a body and as one SSE frame. */
 void sl_ir_openai_error(const sl_ir_error *e, sl_buf *out);
 void sl_ir_openai_error_event(const sl_ir_error *e, sl_buf *out);

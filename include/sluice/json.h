@@ -4,7 +4,10 @@
  * are compared and hashed by their text (no 2^53 collisions) and sub-objects
  * can be copied verbatim; invalid UTF-8, lone surrogates, duplicate keys,
  * trailing garbage and excessive depth are refused; nothing is malloc'ed.
- * Strings without escapes point into the source (zero copy).
+ * Strings without escapes point into the source (zero copy). Parsing is
+ * linear in the input: the duplicate-key check of an object beyond a few
+ * members goes through a hash set (seeded per process, in the arena), so a
+ * body of a million distinct keys costs what its bytes cost.
  *
  * Owns nothing: the tree lives in the caller's arena, and `raw`/`str` may
  * point into the source buffer, which must outlive the tree. */
@@ -36,14 +39,24 @@ struct sl_json {
     size_t n;       /* number of elements or members */
 };
 
+/* Which bound a refused input went over (the caller may name it). */
+typedef enum {
+    SL_JSON_LIMIT_NONE = 0, /* a syntax error, or out of memory */
+    SL_JSON_LIMIT_DEPTH,
+    SL_JSON_LIMIT_MEMBERS, /* sl_json_limits.max_members */
+    SL_JSON_LIMIT_VALUES,  /* sl_json_limits.max_nodes */
+} sl_json_limit;
+
 typedef struct sl_json_error {
     size_t offset;
     const char *reason; /* static string */
+    sl_json_limit limit;
 } sl_json_error;
 
 typedef struct sl_json_limits {
-    int max_depth;    /* default 64 */
-    size_t max_nodes; /* 0: unbounded */
+    int max_depth;      /* default 64 */
+    size_t max_nodes;   /* values in the whole document (members count); 0: unbounded */
+    size_t max_members; /* members of any one object; 0: unbounded */
 } sl_json_limits;
 
 int sl_json_parse(sl_arena *a, const char *p, size_t n, const sl_json_limits *lim, sl_json **out,

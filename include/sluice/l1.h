@@ -28,6 +28,9 @@ int sl_l1_put(sl_l1 *c, sl_l1_key k, const void *val, size_t len, uint32_t flags
 /* A referenced entry, or NULL when absent or expired. */
 sl_l1_entry *sl_l1_get(sl_l1 *c, sl_l1_key k);
 void sl_l1_del(sl_l1 *c, sl_l1_key k);
+/* SIGHUP: a new byte bound; a smaller one evicts least recently used entries
+ * until the cache fits (readers keep their referenced entries alive). */
+void sl_l1_set_max_bytes(sl_l1 *c, size_t max_bytes);
 void sl_l1_entry_unref(sl_l1_entry *e);
 const char *sl_l1_entry_data(const sl_l1_entry *e);
 size_t sl_l1_entry_len(const sl_l1_entry *e);

@@ -3,7 +3,13 @@
  * Owns: every series (in-process). Families are declared once in metrics.c's
  * X-macro table: the enum, the names, the help text and the exposition all
  * come from it. Labelled series live in a hash table keyed by the label
- * values; tenants appear as a `tenant` label (never a key). */
+ * values; tenants appear as a `tenant` label (never a key).
+ *
+ * Nothing a client sends may mint label values: `route` is the matched
+ * route's template ("unmatched" for every unknown path), `model` a model the
+ * configuration names or a provider recently served (else "other"), and each
+ * family holds at most SL_METRICS_MAX_SERIES series; a series over it is
+ * dropped and counted in sluice_metric_series_dropped_total{family}. */
 #ifndef SLUICE_METRICS_H
 #define SLUICE_METRICS_H
 
@@ -51,7 +57,9 @@ struct sl_req;
     X(REDIS_FAILOVERS, "sluice_redis_failovers_total", "counter",                                  \
       "Sentinel failovers followed to a new master.", "")                                          \
     X(ACCESS_DROPPED, "sluice_access_log_dropped_total", "counter",                                \
-      "Access-log lines dropped because the log reader stalled.", "")
+      "Access-log lines dropped because the log reader stalled.", "")                              \
+    X(SERIES_DROPPED, "sluice_metric_series_dropped_total", "counter",                             \
+      "Series not recorded because their family was at its series cap.", "family")
 
 typedef enum {
 #define SL_METRIC_ENUM(id, name, type, help, labels) SL_M_##id,
@@ -67,10 +75,18 @@ void sl_metric_add(sl_metric m, double v, const char *const *labels);
 void sl_metric_set(sl_metric m, double v, const char *const *labels);
 /* Records one observation in a histogram. */
 void sl_metric_observe(sl_metric m, double seconds, const char *const *labels);
+#define SL_METRICS_MAX_SERIES 10000 /* per family */
+#define SL_METRICS_MAX_MODELS 256   /* served-model names remembered as labels */
 /* Everything a finished request contributes. */
 void sl_metrics_request(const struct sl_req *r);
-/* Renders the Prometheus text exposition. */
-void sl_metrics_render(sl_buf *out);
+/* The `model` label of r into out (cap >= 2): the model's name when the
+ * configuration names it (prices, a provider's explicit models, the triage
+ * model) or a provider served it recently (a 2xx, up to
+ * SL_METRICS_MAX_MODELS names), "" without a model, else "other". */
+const char *sl_metrics_model_label(const struct sl_req *r, char *out, size_t cap);
+/* Renders the Prometheus text exposition. SL_OK, or an error (the buffer's
+ * bound or memory) after which out holds no usable text: answer 500. */
+int sl_metrics_render(sl_buf *out);
 void sl_metrics_free(void);
 /* Workers: before the fork, a shared slot per worker (SL_EINVAL outside 2..64
  * workers); in each worker, publish its series there once a second. A

@@ -33,7 +33,9 @@ typedef struct sl_http_error {
     const char *message; /* static or arena */
 } sl_http_error;
 
-int sl_llm_req_parse(sl_arena *a, sl_api api, const char *body, size_t len, sl_llm_req *out,
-                     sl_http_error *err);
+/* lim bounds the JSON (server.max_json_members / max_json_values); NULL: only
+ * the parser's depth bound. Over a bound: 400 naming the configuration key. */
+int sl_llm_req_parse(sl_arena *a, sl_api api, const char *body, size_t len,
+                     const sl_json_limits *lim, sl_llm_req *out, sl_http_error *err);
 
 #endif

@@ -33,6 +33,8 @@ void sl_ops_models(sl_req *r);
 void sl_ops_metrics(sl_req *r);
 void sl_ops_stats(sl_req *r); /* GET /stats: the dashboard's JSON */
 void sl_ops_ui(sl_req *r);    /* GET /ui: the dashboard page (ui.c) */
+/* Keys changed by reloads that wait for a restart: /health's "restart_pending". */
+void sl_ops_set_restart_pending(const char *const *keys, size_t n);
 extern const char sl_ui_page[];
 /* The stores' part of /health and /metrics (stores.c). */
 void sl_ops_health_stores(sl_buf *b);

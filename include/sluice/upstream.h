@@ -45,6 +45,9 @@ typedef struct sl_call_opts {
 
 int sl_upstream_init(struct event_base *base, int max_inflight);
 void sl_upstream_shutdown(void);
+/* SIGHUP: the new bound applies to calls started from now on (the ones in
+ * flight over it finish). */
+void sl_upstream_set_max_inflight(int max_inflight);
 
 /* Starts a call. NULL when out of memory (SL_ENOMEM in *err) or over the
  * in-flight bound (SL_EAGAIN in *err). */

@@ -71,4 +71,24 @@ int sl_parse_size(const char *s, size_t *out);
 /* Fills out with n random bytes (getrandom, falling back to /dev/urandom). */
 void sl_random_bytes(void *out, size_t n);
 
+/* A URL fit to show (banner, /health, logs): the password of its userinfo
+ * becomes *** ("redis://:***@host", "http://user:***@host"; a userinfo
+ * without a colon, a bare token, becomes "***"). Writes at most cap bytes
+ * including the NUL into out (truncated, never with the password) and
+ * returns out. NULL shows as "". */
+const char *sl_redact_url(const char *url, char *out, size_t cap);
+/* The password part of url's userinfo as a slice into url (empty: none). */
+sl_str sl_url_password(const char *url);
+
+/* Secrets shorter than this are not scrubbed: replacing "x" everywhere would
+ * mangle every answer, and a key that short guards nothing. */
+#define SL_SECRET_MIN_LEN 8
+/* Replaces every occurrence of each secret (exact bytes) in p[0..len) with
+ * "***", in place (secrets are longer than their replacement). Returns the
+ * new length; after a replacement p[new length] is NUL (inside the old bytes),
+ * so a C string or an sl_buf stays terminated. */
+size_t sl_scrub(char *p, size_t len, char *const *secrets, size_t n_secrets);
+/* True when any secret occurs in p[0..len). */
+bool sl_has_secret(const char *p, size_t len, char *const *secrets, size_t n_secrets);
+
 #endif

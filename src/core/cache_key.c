@@ -28,6 +28,25 @@ int sl_cache_key_compute(const sl_llm_req *r, sl_str scope, sl_cache_key *out)
     return SL_OK;
 }
 
+int sl_cache_scope_user(sl_arena *a, const char *base, sl_str user, sl_str *out)
+{
+    if (!user.len) {
+        *out = sl_str_c(base);
+        return SL_OK;
+    }
+    char head[32];
+    int h = snprintf(head, sizeof head, "|u%zu:", user.len);
+    size_t bl = strlen(base), n = bl + (size_t)h + user.len;
+    char *s = sl_arena_alloc(a, n);
+    if (!s)
+        return SL_ENOMEM;
+    memcpy(s, base, bl);
+    memcpy(s + bl, head, (size_t)h);
+    memcpy(s + bl + (size_t)h, user.p, user.len);
+    *out = (sl_str){s, n};
+    return SL_OK;
+}
+
 void sl_cache_key_hex(const sl_cache_key *k, char out[33])
 {
     snprintf(out, 33, "%016llx%016llx", (unsigned long long)k->hi, (unsigned long long)k->lo);

@@ -31,12 +31,20 @@ typedef struct loader {
 
 typedef enum { F_STR, F_INT, F_BOOL, F_DOUBLE, F_SIZE, F_STRLIST, F_SPECIAL } ftype;
 
+/* What a SIGHUP does with a key (the last column of every table): LIVE keys
+ * apply to new requests (a few need an action: see main.c's reload), RESTART
+ * keys are read once at start (a change is logged and shown on /health as
+ * pending), EACH marks a section whose own rows say. */
+typedef enum { LIVE = 0, RESTART, EACH } reload_kind;
+
 typedef struct field {
     const char *name;
     ftype type;
-    size_t off; /* offset in sl_config (or the row's struct) */
+    size_t off; /* offset in sl_config (or the row's struct); for a RESTART
+                   F_SPECIAL row, the char * it fills (compared on reload) */
     double min, max;
     int (*special)(loader *L, yaml_node_t *n, const char *path);
+    reload_kind reload;
 } field;
 
 static int errf(loader *L, yaml_node_t *n, const char *path, const char *fmt, ...)
@@ -336,17 +344,17 @@ static int sp_redis_url(loader *L, yaml_node_t *n, const char *path)
 }
 
 static const field provider_fields[] = {
-    {"name", F_STR, offsetof(sl_provider_conf, name), 0, 0, NULL},
-    {"kind", F_STR, 0, 0, 0, NULL}, /* handled by hand */
-    {"base_url", F_STR, offsetof(sl_provider_conf, base_url), 0, 0, NULL},
-    {"api_key", F_STR, offsetof(sl_provider_conf, api_key), 0, 0, NULL},
-    {"models", F_STRLIST, offsetof(sl_provider_conf, models), 0, 0, NULL},
-    {"breaker", F_STR, 0, 0, 0, NULL}, /* handled by hand */
+    {"name", F_STR, offsetof(sl_provider_conf, name), 0, 0, NULL, LIVE},
+    {"kind", F_STR, 0, 0, 0, NULL, LIVE}, /* handled by hand */
+    {"base_url", F_STR, offsetof(sl_provider_conf, base_url), 0, 0, NULL, LIVE},
+    {"api_key", F_STR, offsetof(sl_provider_conf, api_key), 0, 0, NULL, LIVE},
+    {"models", F_STRLIST, offsetof(sl_provider_conf, models), 0, 0, NULL, LIVE},
+    {"breaker", F_STR, 0, 0, 0, NULL, LIVE}, /* handled by hand */
 };
 
 static const field breaker_fields[] = {
-    {"failures", F_INT, offsetof(sl_provider_conf, breaker_failures), 1, 1e6, NULL},
-    {"cooldown_s", F_INT, offsetof(sl_provider_conf, breaker_cooldown_s), 0, 86400, NULL},
+    {"failures", F_INT, offsetof(sl_provider_conf, breaker_failures), 1, 1e6, NULL, LIVE},
+    {"cooldown_s", F_INT, offsetof(sl_provider_conf, breaker_cooldown_s), 0, 86400, NULL, LIVE},
 };
 
 static int one_provider(loader *L, yaml_node_t *n, const char *path, sl_provider_conf *p)
@@ -432,12 +440,12 @@ static int sp_providers(loader *L, yaml_node_t *n, const char *path)
 }
 
 static const field key_fields[] = {
-    {"key", F_STR, offsetof(sl_key_conf, key), 0, 0, NULL},
-    {"tenant", F_STR, offsetof(sl_key_conf, tenant), 0, 0, NULL},
-    {"rpm", F_INT, 0, 0, 0, NULL}, /* longs: by hand */
-    {"tpm", F_INT, 0, 0, 0, NULL},
-    {"budget_usd", F_DOUBLE, offsetof(sl_key_conf, budget_usd), 0, 1e12, NULL},
-    {"budget_period", F_STR, 0, 0, 0, NULL},
+    {"key", F_STR, offsetof(sl_key_conf, key), 0, 0, NULL, LIVE},
+    {"tenant", F_STR, offsetof(sl_key_conf, tenant), 0, 0, NULL, LIVE},
+    {"rpm", F_INT, 0, 0, 0, NULL, LIVE}, /* longs: by hand */
+    {"tpm", F_INT, 0, 0, 0, NULL, LIVE},
+    {"budget_usd", F_DOUBLE, offsetof(sl_key_conf, budget_usd), 0, 1e12, NULL, LIVE},
+    {"budget_period", F_STR, 0, 0, 0, NULL, LIVE},
 };
 
 static int one_key(loader *L, yaml_node_t *n, const char *path, sl_key_conf *k)
@@ -510,11 +518,11 @@ static int sp_keys(loader *L, yaml_node_t *n, const char *path)
 }
 
 static const field price_fields[] = {
-    {"input", F_DOUBLE, offsetof(sl_price_conf, input), 0, 1e9, NULL},
-    {"output", F_DOUBLE, offsetof(sl_price_conf, output), 0, 1e9, NULL},
-    {"cached_input", F_DOUBLE, offsetof(sl_price_conf, cached_input), 0, 1e9, NULL},
-    {"cache_write", F_DOUBLE, offsetof(sl_price_conf, cache_write), 0, 1e9, NULL},
-    {"cache_write_1h", F_DOUBLE, offsetof(sl_price_conf, cache_write_1h), 0, 1e9, NULL},
+    {"input", F_DOUBLE, offsetof(sl_price_conf, input), 0, 1e9, NULL, LIVE},
+    {"output", F_DOUBLE, offsetof(sl_price_conf, output), 0, 1e9, NULL, LIVE},
+    {"cached_input", F_DOUBLE, offsetof(sl_price_conf, cached_input), 0, 1e9, NULL, LIVE},
+    {"cache_write", F_DOUBLE, offsetof(sl_price_conf, cache_write), 0, 1e9, NULL, LIVE},
+    {"cache_write_1h", F_DOUBLE, offsetof(sl_price_conf, cache_write_1h), 0, 1e9, NULL, LIVE},
 };
 
 static size_t map_len(yaml_node_t *n)
@@ -555,8 +563,8 @@ static bool valid_priority(const char *p)
 }
 
 static const field target_fields[] = {
-    {"response", F_INT, offsetof(sl_sla_target, response_min), 0, 1e7, NULL},
-    {"resolution", F_INT, offsetof(sl_sla_target, resolution_min), 0, 1e7, NULL},
+    {"response", F_INT, offsetof(sl_sla_target, response_min), 0, 1e7, NULL, LIVE},
+    {"resolution", F_INT, offsetof(sl_sla_target, resolution_min), 0, 1e7, NULL, LIVE},
 };
 
 static int sp_targets(loader *L, yaml_node_t *n, const char *path)
@@ -596,8 +604,8 @@ static int sp_targets(loader *L, yaml_node_t *n, const char *path)
 }
 
 static const field sla_retry_fields[] = {
-    {"max", F_INT, OFF(sla.retry_max), 0, 100, NULL},
-    {"base_ms", F_INT, OFF(sla.retry_base_ms), 1, 3600000, NULL},
+    {"max", F_INT, OFF(sla.retry_max), 0, 100, NULL, LIVE},
+    {"base_ms", F_INT, OFF(sla.retry_base_ms), 1, 3600000, NULL, LIVE},
 };
 
 static int sp_sla_retry(loader *L, yaml_node_t *n, const char *path)
@@ -614,70 +622,104 @@ static int sp_sla_retry(loader *L, yaml_node_t *n, const char *path)
     }
 
 static const field redis_fields[] = {
-    {"url", F_SPECIAL, 0, 0, 0, sp_redis_url},
-    {"timeout_ms", F_INT, OFF(redis.timeout_ms), 1, 60000, NULL},
-    {"sentinels", F_STRLIST, OFF(redis.sentinels), 0, 0, NULL},
-    {"master_name", F_STR, OFF(redis.master_name), 0, 0, NULL},
-    {"min_replica_acks", F_INT, OFF(redis.min_replica_acks), 0, 16, NULL},
-    {"password", F_STR, OFF(redis.password), 0, 0, NULL},
-    {"db", F_INT, OFF(redis.db), 0, 15, NULL},
+    {"url", F_SPECIAL, OFF(redis.url), 0, 0, sp_redis_url, RESTART},
+    {"timeout_ms", F_INT, OFF(redis.timeout_ms), 1, 60000, NULL, RESTART},
+    {"sentinels", F_STRLIST, OFF(redis.sentinels), 0, 0, NULL, RESTART},
+    {"master_name", F_STR, OFF(redis.master_name), 0, 0, NULL, RESTART},
+    {"min_replica_acks", F_INT, OFF(redis.min_replica_acks), 0, 16, NULL, RESTART},
+    {"password", F_STR, OFF(redis.password), 0, 0, NULL, RESTART},
+    {"db", F_INT, OFF(redis.db), 0, 15, NULL, RESTART},
 };
-static const field log_fields[] = {{"access", F_STR, OFF(log.access), 0, 0, NULL}};
+static const field log_fields[] = {{"access", F_STR, OFF(log.access), 0, 0, NULL, LIVE}};
+/* cache.scope: tenant (default) | user (the end user joins the cache key). */
+static int sp_cache_scope(loader *L, yaml_node_t *n, const char *path)
+{
+    char *s;
+    if (scalar(L, n, path, &s))
+        return SL_EINVAL;
+    if (strcmp(s, "tenant") != 0 && strcmp(s, "user") != 0)
+        return errf(L, n, path, "expected tenant or user, got \"%s\"", s);
+    L->h->c.cache.scope_user = s[0] == 'u';
+    return SL_OK;
+}
+
 static const field cache_fields[] = {
-    {"enabled", F_BOOL, OFF(cache.enabled), 0, 0, NULL},
-    {"ttl_s", F_INT, OFF(cache.ttl_s), 0, 365 * 86400, NULL},
-    {"l1_max_bytes", F_SIZE, OFF(cache.l1_max_bytes), 0, 0, NULL},
-    {"shared", F_BOOL, OFF(cache.shared), 0, 0, NULL},
+    {"enabled", F_BOOL, OFF(cache.enabled), 0, 0, NULL, LIVE},
+    {"ttl_s", F_INT, OFF(cache.ttl_s), 0, 365 * 86400, NULL, LIVE},
+    {"max_ttl_s", F_INT, OFF(cache.max_ttl_s), 1, 10 * 365 * 86400, NULL, LIVE},
+    {"l1_max_bytes", F_SIZE, OFF(cache.l1_max_bytes), 0, 0, NULL, LIVE},
+    {"shared", F_BOOL, OFF(cache.shared), 0, 0, NULL, LIVE},
+    {"sampled", F_BOOL, OFF(cache.sampled), 0, 0, NULL, LIVE},
+    {"scope", F_SPECIAL, 0, 0, 0, sp_cache_scope, LIVE},
 };
 static const field coalesce_fields[] = {
-    {"enabled", F_BOOL, OFF(coalesce.enabled), 0, 0, NULL},
-    {"max_waiters", F_SIZE, OFF(coalesce.max_waiters), 0, 0, NULL},
-    {"max_replay_bytes", F_SIZE, OFF(coalesce.max_replay_bytes), 0, 0, NULL},
-    {"lease_ms", F_INT, OFF(coalesce.lease_ms), 100, 600000, NULL},
+    {"enabled", F_BOOL, OFF(coalesce.enabled), 0, 0, NULL, LIVE},
+    {"max_waiters", F_SIZE, OFF(coalesce.max_waiters), 0, 0, NULL, LIVE},
+    {"max_replay_bytes", F_SIZE, OFF(coalesce.max_replay_bytes), 0, 0, NULL, LIVE},
+    {"lease_ms", F_INT, OFF(coalesce.lease_ms), 100, 600000, NULL, LIVE},
     /* before the lease: a lock lifetime never renewed; an alias now, 0 the default */
-    {"lock_ttl_ms", F_INT, OFF(coalesce.lease_ms), 0, 600000, NULL},
+    {"lock_ttl_ms", F_INT, OFF(coalesce.lease_ms), 0, 600000, NULL, LIVE},
 };
-static const field shutdown_fields[] = {{"drain_s", F_INT, OFF(shutdown.drain_s), 0, 3600, NULL}};
+static const field shutdown_fields[] = {
+    {"drain_s", F_INT, OFF(shutdown.drain_s), 0, 3600, NULL, LIVE}};
 static const field retries_fields[] = {
-    {"max", F_INT, OFF(retries.max), 0, 10, NULL},
-    {"base_ms", F_INT, OFF(retries.base_ms), 0, 60000, NULL},
+    {"max", F_INT, OFF(retries.max), 0, 10, NULL, LIVE},
+    {"base_ms", F_INT, OFF(retries.base_ms), 0, 60000, NULL, LIVE},
 };
 static const field timeouts_fields[] = {
-    {"connect_ms", F_INT, OFF(timeouts.connect_ms), 1, 600000, NULL},
-    {"first_byte_ms", F_INT, OFF(timeouts.first_byte_ms), 1, 3600000, NULL},
-    {"total_ms", F_INT, OFF(timeouts.total_ms), 1, 86400000, NULL},
-    {"idle_ms", F_INT, OFF(timeouts.idle_ms), 1, 3600000, NULL},
+    {"connect_ms", F_INT, OFF(timeouts.connect_ms), 1, 600000, NULL, LIVE},
+    {"first_byte_ms", F_INT, OFF(timeouts.first_byte_ms), 1, 3600000, NULL, LIVE},
+    {"total_ms", F_INT, OFF(timeouts.total_ms), 1, 86400000, NULL, LIVE},
+    {"idle_ms", F_INT, OFF(timeouts.idle_ms), 1, 3600000, NULL, LIVE},
 };
 static const field breaker_root_fields[] = {
-    {"failures", F_INT, OFF(breaker.failures), 1, 1000000, NULL},
-    {"cooldown_s", F_INT, OFF(breaker.cooldown_s), 0, 86400, NULL},
+    {"failures", F_INT, OFF(breaker.failures), 1, 1000000, NULL, LIVE},
+    {"cooldown_s", F_INT, OFF(breaker.cooldown_s), 0, 86400, NULL, LIVE},
 };
 static const field server_fields[] = {
-    {"max_body_bytes", F_SIZE, OFF(server.max_body_bytes), 0, 0, NULL},
-    {"max_header_bytes", F_SIZE, OFF(server.max_header_bytes), 0, 0, NULL},
-    {"header_timeout_s", F_INT, OFF(server.header_timeout_s), 1, 3600, NULL},
-    {"idle_timeout_s", F_INT, OFF(server.idle_timeout_s), 1, 86400, NULL},
-    {"max_connections", F_INT, OFF(server.max_connections), 1, 1000000, NULL},
-    {"max_inflight", F_INT, OFF(server.max_inflight), 1, 1000000, NULL},
-    {"max_response_bytes", F_SIZE, OFF(server.max_response_bytes), 0, 0, NULL},
+    {"max_body_bytes", F_SIZE, OFF(server.max_body_bytes), 0, 0, NULL, LIVE},
+    {"max_header_bytes", F_SIZE, OFF(server.max_header_bytes), 0, 0, NULL, LIVE},
+    {"header_timeout_s", F_INT, OFF(server.header_timeout_s), 1, 3600, NULL, LIVE},
+    {"idle_timeout_s", F_INT, OFF(server.idle_timeout_s), 1, 86400, NULL, LIVE},
+    {"max_connections", F_INT, OFF(server.max_connections), 1, 1000000, NULL, LIVE},
+    {"max_inflight", F_INT, OFF(server.max_inflight), 1, 1000000, NULL, LIVE},
+    {"max_response_bytes", F_SIZE, OFF(server.max_response_bytes), 0, 0, NULL, LIVE},
+    {"max_json_members", F_INT, OFF(server.max_json_members), 1, 1e8, NULL, LIVE},
+    {"max_json_values", F_INT, OFF(server.max_json_values), 1, 1e9, NULL, LIVE},
 };
 static const field sla_fields[] = {
-    {"evaluate_every_s", F_INT, OFF(sla.evaluate_every_s), 1, 86400, NULL},
-    {"at_risk_ratio", F_DOUBLE, OFF(sla.at_risk_ratio), 0, 1, NULL},
-    {"webhook", F_STR, OFF(sla.webhook), 0, 0, NULL},
-    {"retry", F_SPECIAL, 0, 0, 0, sp_sla_retry},
-    {"targets", F_SPECIAL, 0, 0, 0, sp_targets},
-    {"pause_statuses", F_STRLIST, OFF(sla.pause_statuses), 0, 0, NULL},
-    {"max_batch", F_SIZE, OFF(sla.max_batch), 0, 0, NULL},
+    {"evaluate_every_s", F_INT, OFF(sla.evaluate_every_s), 1, 86400, NULL, LIVE},
+    {"at_risk_ratio", F_DOUBLE, OFF(sla.at_risk_ratio), 0, 1, NULL, LIVE},
+    {"webhook", F_STR, OFF(sla.webhook), 0, 0, NULL, LIVE},
+    {"retry", F_SPECIAL, 0, 0, 0, sp_sla_retry, EACH},
+    {"targets", F_SPECIAL, 0, 0, 0, sp_targets, LIVE},
+    {"pause_statuses", F_STRLIST, OFF(sla.pause_statuses), 0, 0, NULL, LIVE},
+    {"max_batch", F_SIZE, OFF(sla.max_batch), 0, 0, NULL, LIVE},
 };
 static const field triage_fields[] = {
-    {"model", F_STR, OFF(triage.model), 0, 0, NULL},
-    {"products", F_STRLIST, OFF(triage.products), 0, 0, NULL},
-    {"kb", F_STR, OFF(triage.kb), 0, 0, NULL},
-    {"top_k", F_INT, OFF(triage.top_k), 1, 100, NULL},
-    {"max_content_bytes", F_SIZE, OFF(triage.max_content_bytes), 0, 0, NULL},
+    {"model", F_STR, OFF(triage.model), 0, 0, NULL, LIVE},
+    {"products", F_STRLIST, OFF(triage.products), 0, 0, NULL, LIVE},
+    {"kb", F_STR, OFF(triage.kb), 0, 0, NULL, LIVE},
+    {"top_k", F_INT, OFF(triage.top_k), 1, 100, NULL, LIVE},
+    {"max_content_bytes", F_SIZE, OFF(triage.max_content_bytes), 0, 0, NULL, LIVE},
 };
-static const field admin_fields[] = {{"key", F_STR, OFF(admin.key), 0, 0, NULL}};
+/* An empty admin key (what `${ADMIN_KEY:-}` gives when the variable is unset)
+ * must not open the dashboard: it is refused here, as a short one is. */
+enum { ADMIN_KEY_MIN = 8 };
+
+static int sp_admin_key(loader *L, yaml_node_t *n, const char *path)
+{
+    char *k;
+    if (scalar(L, n, path, &k))
+        return SL_EINVAL;
+    if (strlen(k) < ADMIN_KEY_MIN)
+        return errf(L, n, path, "%s (at least %d characters)",
+                    k[0] ? "too short" : "empty: set a key or leave admin out", ADMIN_KEY_MIN);
+    L->h->c.admin.key = k;
+    return SL_OK;
+}
+
+static const field admin_fields[] = {{"key", F_SPECIAL, OFF(admin.key), 0, 0, sp_admin_key, LIVE}};
 
 SECTION(redis, redis_fields)
 SECTION(log, log_fields)
@@ -693,24 +735,100 @@ SECTION(triage, triage_fields)
 SECTION(admin, admin_fields)
 
 static const field root_fields[] = {
-    {"listen", F_SPECIAL, 0, 0, 0, sp_listen},
-    {"workers", F_INT, OFF(workers), 1, 256, NULL},
-    {"redis", F_SPECIAL, 0, 0, 0, sp_redis},
-    {"log", F_SPECIAL, 0, 0, 0, sp_log},
-    {"providers", F_SPECIAL, 0, 0, 0, sp_providers},
-    {"cache", F_SPECIAL, 0, 0, 0, sp_cache},
-    {"coalesce", F_SPECIAL, 0, 0, 0, sp_coalesce},
-    {"keys", F_SPECIAL, 0, 0, 0, sp_keys},
-    {"prices", F_SPECIAL, 0, 0, 0, sp_prices},
-    {"shutdown", F_SPECIAL, 0, 0, 0, sp_shutdown},
-    {"retries", F_SPECIAL, 0, 0, 0, sp_retries},
-    {"timeouts", F_SPECIAL, 0, 0, 0, sp_timeouts},
-    {"breaker", F_SPECIAL, 0, 0, 0, sp_breaker},
-    {"server", F_SPECIAL, 0, 0, 0, sp_server},
-    {"sla", F_SPECIAL, 0, 0, 0, sp_sla},
-    {"triage", F_SPECIAL, 0, 0, 0, sp_triage},
-    {"admin", F_SPECIAL, 0, 0, 0, sp_admin},
+    {"listen", F_SPECIAL, OFF(listen), 0, 0, sp_listen, RESTART},
+    {"workers", F_INT, OFF(workers), 1, 256, NULL, RESTART},
+    {"redis", F_SPECIAL, 0, 0, 0, sp_redis, EACH},
+    {"log", F_SPECIAL, 0, 0, 0, sp_log, EACH},
+    {"providers", F_SPECIAL, 0, 0, 0, sp_providers, LIVE},
+    {"cache", F_SPECIAL, 0, 0, 0, sp_cache, EACH},
+    {"coalesce", F_SPECIAL, 0, 0, 0, sp_coalesce, EACH},
+    {"keys", F_SPECIAL, 0, 0, 0, sp_keys, LIVE},
+    {"prices", F_SPECIAL, 0, 0, 0, sp_prices, LIVE},
+    {"shutdown", F_SPECIAL, 0, 0, 0, sp_shutdown, EACH},
+    {"retries", F_SPECIAL, 0, 0, 0, sp_retries, EACH},
+    {"timeouts", F_SPECIAL, 0, 0, 0, sp_timeouts, EACH},
+    {"breaker", F_SPECIAL, 0, 0, 0, sp_breaker, EACH},
+    {"server", F_SPECIAL, 0, 0, 0, sp_server, EACH},
+    {"sla", F_SPECIAL, 0, 0, 0, sp_sla, EACH},
+    {"triage", F_SPECIAL, 0, 0, 0, sp_triage, EACH},
+    {"admin", F_SPECIAL, 0, 0, 0, sp_admin, EACH},
 };
+
+/* ---- reload: which keys changed, and how they apply ------------------------ */
+
+/* Every table whose rows sit in sl_config itself, with the dotted prefix of
+ * its keys. (providers, keys and prices are lists: they apply whole, live.) */
+static const struct section {
+    const char *prefix;
+    const field *rows;
+    size_t n;
+} sections[] = {
+    {"", root_fields, NF(root_fields)},
+    {"redis.", redis_fields, NF(redis_fields)},
+    {"log.", log_fields, NF(log_fields)},
+    {"cache.", cache_fields, NF(cache_fields)},
+    {"coalesce.", coalesce_fields, NF(coalesce_fields)},
+    {"shutdown.", shutdown_fields, NF(shutdown_fields)},
+    {"retries.", retries_fields, NF(retries_fields)},
+    {"timeouts.", timeouts_fields, NF(timeouts_fields)},
+    {"breaker.", breaker_root_fields, NF(breaker_root_fields)},
+    {"server.", server_fields, NF(server_fields)},
+    {"sla.", sla_fields, NF(sla_fields)},
+    {"sla.retry.", sla_retry_fields, NF(sla_retry_fields)},
+    {"triage.", triage_fields, NF(triage_fields)},
+    {"admin.", admin_fields, NF(admin_fields)},
+};
+
+static bool str_same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool list_same(char *const *a, size_t na, char *const *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++) {
+        if (!str_same(a[i], b[i]))
+            return false;
+    }
+    return true;
+}
+
+/* Whether row f holds the same value in a and b; rows whose value is a whole
+ * structure (F_SPECIAL without an offset) count as the same. */
+static bool same_value(const field *f, const sl_config *a, const sl_config *b)
+{
+    const char *pa = (const char *)a + f->off, *pb = (const char *)b + f->off;
+    switch (f->type) {
+    case F_STR: return str_same(*(char *const *)pa, *(char *const *)pb);
+    case F_INT: return *(const int *)pa == *(const int *)pb;
+    case F_BOOL: return *(const bool *)pa == *(const bool *)pb;
+    case F_DOUBLE: return *(const double *)pa == *(const double *)pb;
+    case F_SIZE: return *(const size_t *)pa == *(const size_t *)pb;
+    case F_STRLIST:
+        return list_same(*(char **const *)pa, *(const size_t *)(pa + sizeof(char **)),
+                         *(char **const *)pb, *(const size_t *)(pb + sizeof(char **)));
+    case F_SPECIAL: return !f->off || str_same(*(char *const *)pa, *(char *const *)pb);
+    }
+    return true;
+}
+
+void sl_config_each_key(sl_config_key_fn fn, const sl_config *a, const sl_config *b, void *ud)
+{
+    char key[128];
+    for (size_t s = 0; s < NF(sections); s++) {
+        for (size_t i = 0; i < sections[s].n; i++) {
+            const field *f = &sections[s].rows[i];
+            if (f->reload == EACH)
+                continue; /* its own rows follow */
+            if (a && b && same_value(f, a, b))
+                continue;
+            snprintf(key, sizeof key, "%s%s", sections[s].prefix, f->name);
+            fn(ud, key, f->reload == RESTART);
+        }
+    }
+}
 
 static void set_defaults(loader *L)
 {
@@ -724,6 +842,8 @@ static void set_defaults(loader *L)
     c->log.access = adup(L, "stdout", 6);
     c->cache.enabled = true;
     c->cache.ttl_s = 3600;
+    c->cache.max_ttl_s = 30 * 86400;
+    c->cache.sampled = true;
     c->cache.l1_max_bytes = 64u << 20;
     c->coalesce.enabled = true;
     c->coalesce.max_waiters = 1000;
@@ -745,6 +865,8 @@ static void set_defaults(loader *L)
     c->server.max_connections = 10000;
     c->server.max_inflight = 4096;
     c->server.max_response_bytes = 32u << 20;
+    c->server.max_json_members = 10000;
+    c->server.max_json_values = 1000000;
     c->sla.evaluate_every_s = 60;
     c->sla.at_risk_ratio = 0.15;
     c->sla.retry_max = 5;
@@ -774,11 +896,39 @@ static int check_whole(loader *L, yaml_node_t *root)
         if (parse_hostport(L, root, "redis.sentinels", c->redis.sentinels[i], &h, &p))
             return SL_EINVAL;
     }
+    if (c->cache.ttl_s > c->cache.max_ttl_s)
+        return errf(L, root, "cache.ttl_s", "%d is more than cache.max_ttl_s (%d)", c->cache.ttl_s,
+                    c->cache.max_ttl_s);
     if (c->cache.l1_max_bytes < 4096 && c->cache.enabled)
         return errf(L, root, "cache.l1_max_bytes", "must be at least 4KiB");
     if (c->server.max_body_bytes < 1024)
         return errf(L, root, "server.max_body_bytes", "must be at least 1KiB");
     return SL_OK;
+}
+
+static void add_secret(loader *L, sl_str v)
+{
+    sl_config *c = &L->h->c;
+    if (!c->secrets || v.len < SL_SECRET_MIN_LEN)
+        return;
+    for (size_t i = 0; i < c->n_secrets; i++) {
+        if (sl_str_eq_c(v, c->secrets[i]))
+            return;
+    }
+    c->secrets[c->n_secrets++] = adup(L, v.p, v.len);
+}
+
+/* What sluice sends to others and must never hand back (see sl_config.secrets). */
+static void collect_secrets(loader *L)
+{
+    sl_config *c = &L->h->c;
+    c->secrets = sl_arena_calloc(&L->h->arena, (2 * c->n_providers + 2) * sizeof(char *));
+    c->n_secrets = 0;
+    for (size_t i = 0; i < c->n_providers; i++) {
+        add_secret(L, sl_str_c(c->providers[i].api_key));
+        add_secret(L, sl_url_password(c->providers[i].base_url));
+    }
+    add_secret(L, sl_str_c(c->redis.password));
 }
 
 sl_config *sl_config_load_string(const char *name, const char *yaml, size_t len, char *err,
@@ -812,6 +962,8 @@ sl_config *sl_config_load_string(const char *name, const char *yaml, size_t len,
         rc = walk_map(&L, root, "", root_fields, NF(root_fields), &h->c);
     if (!rc)
         rc = check_whole(&L, root);
+    if (!rc)
+        collect_secrets(&L);
     yaml_document_delete(&L.doc);
     if (rc) {
         sl_config_unref(&h->c);
@@ -910,21 +1062,4 @@ const sl_price_conf *sl_config_price(const sl_config *c, sl_str model)
             glob = &c->prices[i];
     }
     return glob;
-}
-
-/* Compares every configured key without an early exit, so the time taken
- * does not tell how much of a guess was right. */
-const sl_key_conf *sl_config_key(const sl_config *c, sl_str key)
-{
-    const sl_key_conf *found = NULL;
-    for (size_t i = 0; i < c->n_keys; i++) {
-        const char *k = c->keys[i].key;
-        size_t kl = strlen(k);
-        unsigned diff = (unsigned)(kl ^ key.len);
-        for (size_t j = 0; j < key.len; j++)
-            diff |= (unsigned char)key.p[j] ^ (unsigned char)k[j < kl ? j : 0];
-        if (diff == 0 && !found)
-            found = &c->keys[i];
-    }
-    return found;
 }

@@ -201,8 +201,39 @@ int sl_ir_nomem(sl_ir_refusal *e)
     return SL_ENOMEM;
 }
 
+int sl_ir_take_stops(const sl_json *v, sl_arena *a, sl_ir_req *ir)
+{
+    bool one = sl_ir_is_str(v), many = v && v->type == SL_JSON_ARRAY && v->n;
+    if (!one && !many)
+        return SL_OK;
+    ir->stop = sl_arena_alloc(a, (one ? 1 : v->n) * sizeof(sl_str));
+    if (!ir->stop)
+        return SL_ENOMEM;
+    if (one)
+        ir->stop[ir->n_stop++] = v->str;
+    for (const sl_json *s = many ? v->child : NULL; s; s = s->next) {
+        if (sl_ir_is_str(s))
+            ir->stop[ir->n_stop++] = s->str;
+    }
+    return SL_OK;
+}
+
+void sl_ir_put_stops(sl_buf *o, const char *key, const sl_ir_req *ir)
+{
+    if (!ir->n_stop)
+        return;
+    sl_buf_printf(o, ",\"%s\":[", key);
+    for (size_t i = 0; i < ir->n_stop; i++) {
+        sl_buf_append_c(o, i ? "," : "");
+        sl_buf_json_str(o, ir->stop[i].p, ir->stop[i].len);
+    }
+    sl_buf_append_c(o, "]");
+}
+
 void sl_ir_put_num(sl_buf *o, const char *key, const sl_ir_num *n)
 {
+    if (!n->set)
+        return;
     sl_buf_printf(o, ",\"%s\":", key);
     if (n->raw.len)
         sl_buf_append_str(o, n->raw);
@@ -216,6 +247,24 @@ void sl_ir_put_str(sl_buf *o, sl_str s, const char *dflt)
         sl_buf_json_str(o, s.p, s.len);
     else
         sl_buf_append_c(o, dflt);
+}
+
+sl_ir_finish sl_ir_finish_in(const sl_ir_finish_name *t, size_t n, sl_str name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (sl_str_eq_c(name, t[i].name))
+            return t[i].finish;
+    }
+    return SL_IR_FINISH_STOP;
+}
+
+const char *sl_ir_finish_out(const sl_ir_finish_name *t, size_t n, sl_ir_finish f)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (t[i].finish == f)
+            return t[i].name;
+    }
+    return t[0].name;
 }
 
 void sl_ir_put_joined(sl_buf *o, const sl_ir_part *parts, const char *sep)

@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -23,6 +24,25 @@ static struct {
     uint64_t dropped;
 } acc = {.fd = -1};
 
+/* The secrets of the running configuration (copies): no log line shows one. */
+static struct {
+    char **v;
+    size_t n;
+} secrets;
+
+void sl_log_set_secrets(char *const *v, size_t n)
+{
+    for (size_t i = 0; i < secrets.n; i++)
+        free(secrets.v[i]);
+    free(secrets.v);
+    secrets.v = n ? calloc(n, sizeof(char *)) : NULL;
+    secrets.n = 0;
+    for (size_t i = 0; secrets.v && i < n; i++) {
+        if ((secrets.v[secrets.n] = strdup(v[i])))
+            secrets.n++;
+    }
+}
+
 void sl_log(const char *level, const char *fmt, ...)
 {
     char ts[32];
@@ -32,6 +52,8 @@ void sl_log(const char *level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    if (secrets.n)
+        sl_scrub(line, strlen(line), secrets.v, secrets.n);
     fprintf(stderr, "%s [%s] sluice[%d]: %s\n", ts, level, (int)getpid(), line);
 }
 
@@ -44,32 +66,65 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     sl_access_flush();
 }
 
+/* The descriptor for target (-1 for "off"); *own when we opened a file. */
+static int open_target(const char *target, bool *own)
+{
+    *own = false;
+    if (!target || strcmp(target, "off") == 0)
+        return -1;
+    if (strcmp(target, "stdout") == 0)
+        return STDOUT_FILENO;
+    if (strcmp(target, "stderr") == 0)
+        return STDERR_FILENO;
+    int fd = open(target, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd >= 0)
+        *own = true;
+    return fd;
+}
+
+static void use_fd(struct event_base *base, int fd, bool own)
+{
+    acc.fd = fd;
+    acc.own_fd = own;
+    /* A pipe or terminal must never block the loop: buffer instead. */
+    if (fd >= 0 && !own) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    }
+    if (base && !acc.flush_ev)
+        acc.flush_ev = event_new(base, -1, 0, flush_cb, NULL);
+}
+
 int sl_access_open(struct event_base *base, const char *target)
 {
     sl_access_close();
-    if (!target || strcmp(target, "off") == 0)
-        return SL_OK;
-    if (strcmp(target, "stdout") == 0) {
-        acc.fd = STDOUT_FILENO;
-    } else if (strcmp(target, "stderr") == 0) {
-        acc.fd = STDERR_FILENO;
-    } else {
-        acc.fd = open(target, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        if (acc.fd < 0) {
-            sl_err("access log %s: %s", target, strerror(errno));
-            return SL_EIO;
-        }
-        acc.own_fd = true;
-    }
-    /* A pipe or terminal must never block the loop: buffer instead. */
-    if (!acc.own_fd) {
-        int fl = fcntl(acc.fd, F_GETFL);
-        if (fl >= 0)
-            fcntl(acc.fd, F_SETFL, fl | O_NONBLOCK);
+    bool own;
+    int fd = open_target(target, &own);
+    if (fd < 0 && target && strcmp(target, "off") != 0) {
+        sl_err("access log %s: %s", target, strerror(errno));
+        return SL_EIO;
     }
     sl_buf_init(&acc.buf, 0);
-    if (base)
-        acc.flush_ev = event_new(base, -1, 0, flush_cb, NULL);
+    use_fd(base, fd, own);
+    return SL_OK;
+}
+
+int sl_access_reopen(struct event_base *base, const char *target)
+{
+    bool own;
+    int fd = open_target(target, &own);
+    if (fd < 0 && target && strcmp(target, "off") != 0) {
+        sl_err("access log %s: %s; keeping the current one", target, strerror(errno));
+        return SL_EIO;
+    }
+    if (acc.fd >= 0)
+        sl_access_flush(); /* what the old target takes; a stalled pipe's rest goes to the new */
+    if (acc.fd >= 0 && acc.own_fd)
+        close(acc.fd);
+    if (fd < 0)
+        sl_buf_reset(&acc.buf); /* the log is off now */
+    use_fd(base, fd, own);
     return SL_OK;
 }
 

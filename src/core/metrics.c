@@ -36,7 +36,7 @@ static family families[] = {
 /* Histogram buckets in seconds: 1 ms .. 120 s. */
 static const double bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                 0.5,   1,      2.5,   5,    10,    30,   60,  120};
-enum { N_BOUNDS = (int)SL_ARRAY_LEN(bounds), N_BUCKETS = 1024, MAX_SERIES = 20000 };
+enum { N_BOUNDS = (int)SL_ARRAY_LEN(bounds), N_BUCKETS = 1024 };
 
 typedef struct series {
     struct series *next;     /* hash chain */
@@ -53,7 +53,9 @@ typedef struct series {
 typedef struct registry {
     series *table[N_BUCKETS];
     series *by_family[SL_M__COUNT];
-    size_t n;
+    size_t n_family[SL_M__COUNT];
+    size_t cap;                    /* series per family; 0: SL_METRICS_MAX_SERIES */
+    uint64_t dropped[SL_M__COUNT]; /* series refused at the cap */
 } registry;
 
 static registry live;
@@ -133,7 +135,13 @@ static series *find_or_add(registry *g, sl_metric m, const char *lab, size_t len
         if (s->hash == h && s->m == m && s->labels_len == len && memcmp(s->labels, lab, len) == 0)
             break;
     }
-    if (!s && g->n < MAX_SERIES && (s = calloc(1, sizeof(*s) + len + 1))) {
+    if (s)
+        return s;
+    if (g->n_family[m] >= (g->cap ? g->cap : SL_METRICS_MAX_SERIES)) {
+        g->dropped[m]++; /* a label value too many: counted, never grown */
+        return NULL;
+    }
+    if ((s = calloc(1, sizeof(*s) + len + 1))) {
         s->m = m;
         s->hash = h;
         s->labels_len = len;
@@ -142,7 +150,7 @@ static series *find_or_add(registry *g, sl_metric m, const char *lab, size_t len
         g->table[h % N_BUCKETS] = s;
         s->fam_next = g->by_family[m];
         g->by_family[m] = s;
-        g->n++;
+        g->n_family[m]++;
     }
     return s;
 }
@@ -186,17 +194,98 @@ static double secs(uint64_t from_us, uint64_t to_us)
     return (from_us && to_us >= from_us) ? (double)(to_us - from_us) / 1e6 : -1;
 }
 
+/* ---- the model label ------------------------------------------------------ *
+ * A client names any model it likes; only names the configuration knows, or
+ * that a provider answered for, become label values. Served names are kept
+ * in a small table; a full table gives its least recently seen slot to a new
+ * name once that one has been idle for MODEL_IDLE_MS. */
+
+enum { MODEL_NAME_MAX = 128, MODEL_IDLE_MS = 3600 * 1000 };
+
+static struct {
+    uint64_t hash[SL_METRICS_MAX_MODELS];
+    uint64_t seen_ms[SL_METRICS_MAX_MODELS];
+    char name[SL_METRICS_MAX_MODELS][MODEL_NAME_MAX];
+    size_t n;
+} served;
+
+static int served_find(uint64_t h, const char *name)
+{
+    for (size_t i = 0; i < served.n; i++) {
+        if (served.hash[i] == h && strcmp(served.name[i], name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+static bool served_add(uint64_t h, const char *name)
+{
+    size_t at = served.n;
+    uint64_t now = sl_now_ms();
+    if (at == SL_METRICS_MAX_MODELS) {
+        at = 0;
+        for (size_t i = 1; i < served.n; i++) {
+            if (served.seen_ms[i] < served.seen_ms[at])
+                at = i;
+        }
+        if (now - served.seen_ms[at] < MODEL_IDLE_MS)
+            return false;
+    } else {
+        served.n++;
+    }
+    served.hash[at] = h;
+    served.seen_ms[at] = now;
+    snprintf(served.name[at], MODEL_NAME_MAX, "%s", name);
+    return true;
+}
+
+static bool configured_model(const sl_config *c, sl_str m)
+{
+    for (size_t i = 0; i < c->n_prices; i++) {
+        if (sl_str_eq_c(m, c->prices[i].model))
+            return true;
+    }
+    for (size_t i = 0; i < c->n_providers; i++) {
+        const sl_provider_conf *p = &c->providers[i];
+        for (size_t k = 0; k < p->n_models; k++) {
+            if (!strchr(p->models[k], '*') && sl_str_eq_c(m, p->models[k]))
+                return true;
+        }
+    }
+    return c->triage.model && sl_str_eq_c(m, c->triage.model);
+}
+
+const char *sl_metrics_model_label(const sl_req *r, char *out, size_t cap)
+{
+    size_t n = r->llm.model.p ? SL_MIN(r->llm.model.len, SL_MIN(cap, MODEL_NAME_MAX) - 1) : 0;
+    memcpy(out, r->llm.model.p ? r->llm.model.p : "", n);
+    out[n] = '\0';
+    if (!n)
+        return out;
+    uint64_t h = XXH3_64bits(out, n);
+    int i = served_find(h, out);
+    if (i >= 0) {
+        served.seen_ms[i] = sl_now_ms();
+        return out;
+    }
+    if (configured_model(r->conf, (sl_str){out, n}))
+        return out;
+    bool answered = r->provider && r->status >= 200 && r->status < 300;
+    if (answered && served_add(h, out))
+        return out;
+    snprintf(out, cap, "other");
+    return out;
+}
+
 void sl_metrics_request(const sl_req *r)
 {
-    char status[24], model[128];
+    char status[24], model[MODEL_NAME_MAX];
     sl_fmt_i64(r->status, status);
-    size_t mlen = r->llm.model.p ? SL_MIN(r->llm.model.len, sizeof model - 1) : 0;
-    memcpy(model, r->llm.model.p ? r->llm.model.p : "", mlen);
-    model[mlen] = '\0';
+    sl_metrics_model_label(r, model, sizeof model);
     const char *cache = sl_cache_outcome_name(r->cache);
     const char *tenant = r->is_llm ? r->tenant : "";
     const char *provider = r->provider ? r->provider : "";
-    const char *route = r->path ? r->path : "";
+    const char *route = r->route ? r->route : "unmatched"; /* never the client's path */
     const char *req_labels[] = {route, status, tenant, model, provider, cache ? cache : ""};
     sl_metric_add(SL_M_REQUESTS, 1, req_labels);
     double d = secs(r->t_start, r->t_end);
@@ -246,50 +335,66 @@ void sl_metrics_on_scrape(sl_metrics_refresh_fn fn)
         refreshers[n_refreshers++] = fn;
 }
 
-static void render_value(sl_buf *out, double v)
+/* Every append is checked: a buffer at its bound (or out of memory) makes
+ * the whole rendering fail, never a truncated exposition. */
+static int render_value(sl_buf *out, double v)
 {
     if (isnan(v) || isinf(v))
-        sl_buf_append_c(out, isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
-    else
-        sl_buf_printf(out, "%.17g", v);
+        return sl_buf_append_c(out, isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
+    return sl_buf_printf(out, "%.17g", v);
 }
 
-static void render_histogram(sl_buf *out, const family *f, const series *s)
+static int render_histogram(sl_buf *out, const family *f, const series *s)
 {
     const char *sep = s->labels[0] ? "," : "";
-    for (int i = 0; i < N_BOUNDS; i++)
-        sl_buf_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", f->name, s->labels, sep, bounds[i],
-                      (unsigned long long)s->buckets[i]);
-    sl_buf_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, s->labels, sep,
-                  (unsigned long long)s->count);
-    sl_buf_printf(out, "%s_sum{%s} ", f->name, s->labels);
-    render_value(out, s->value);
-    sl_buf_printf(out, "\n%s_count{%s} %llu\n", f->name, s->labels, (unsigned long long)s->count);
+    int rc = 0;
+    for (int i = 0; i < N_BOUNDS && !rc; i++)
+        rc = sl_buf_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", f->name, s->labels, sep,
+                           bounds[i], (unsigned long long)s->buckets[i]);
+    rc = rc ? rc
+            : sl_buf_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, s->labels, sep,
+                            (unsigned long long)s->count);
+    rc = rc ? rc : sl_buf_printf(out, "%s_sum{%s} ", f->name, s->labels);
+    rc = rc ? rc : render_value(out, s->value);
+    return rc ? rc
+              : sl_buf_printf(out, "\n%s_count{%s} %llu\n", f->name, s->labels,
+                              (unsigned long long)s->count);
 }
 
-static void render_registry(const registry *g, sl_buf *out)
+static int render_series(sl_buf *out, const family *f, const series *s)
 {
-    for (int m = 0; m < SL_M__COUNT; m++) {
+    if (strcmp(f->type, "histogram") == 0)
+        return render_histogram(out, f, s);
+    int rc = s->labels[0] ? sl_buf_printf(out, "%s{%s} ", f->name, s->labels)
+                          : sl_buf_printf(out, "%s ", f->name);
+    rc = rc ? rc : render_value(out, s->value);
+    return rc ? rc : sl_buf_append(out, "\n", 1);
+}
+
+static int render_registry(const registry *g, sl_buf *out)
+{
+    int rc = 0;
+    for (int m = 0; m < SL_M__COUNT && !rc; m++) {
         const family *f = &families[m];
-        bool histo = strcmp(f->type, "histogram") == 0;
         if (!g->by_family[m] && f->labels[0])
             continue; /* a labelled family with no series yet */
-        sl_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
-        if (!g->by_family[m]) {
-            sl_buf_printf(out, "%s 0\n", f->name);
-            continue;
-        }
-        for (const series *s = g->by_family[m]; s; s = s->fam_next) {
-            if (histo) {
-                render_histogram(out, f, s);
-                continue;
-            }
-            if (s->labels[0])
-                sl_buf_printf(out, "%s{%s} ", f->name, s->labels);
-            else
-                sl_buf_printf(out, "%s ", f->name);
-            render_value(out, s->value);
-            sl_buf_append_c(out, "\n");
+        rc = sl_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
+        if (!rc && !g->by_family[m])
+            rc = sl_buf_printf(out, "%s 0\n", f->name);
+        for (const series *s = g->by_family[m]; s && !rc; s = s->fam_next)
+            rc = render_series(out, f, s);
+    }
+    return rc;
+}
+
+/* The drop counters are series of their own (one per family at most), set
+ * before each scrape and publish so that workers add theirs up. */
+static void sync_dropped(void)
+{
+    for (int m = 0; m < SL_M__COUNT; m++) {
+        if (live.dropped[m]) {
+            const char *name = families[m].name;
+            sl_metric_set(SL_M_SERIES_DROPPED, (double)live.dropped[m], &name);
         }
     }
 }
@@ -386,6 +491,7 @@ static void on_publish(evutil_socket_t fd, short what, void *arg)
     SL_UNUSED(fd), SL_UNUSED(what), SL_UNUSED(arg);
     for (int i = 0; i < n_refreshers; i++)
         refreshers[i]();
+    sync_dropped();
     publish();
 }
 
@@ -439,13 +545,12 @@ static void merge_snapshot(registry *g, const char *p, size_t len)
     }
 }
 
-static void render_group(sl_buf *out)
+static int render_group(sl_buf *out)
 {
     registry *g = calloc(1, sizeof(*g));
-    if (!g) {
-        render_registry(&live, out);
-        return;
-    }
+    if (!g)
+        return SL_ENOMEM;
+    g->cap = (size_t)SL_METRICS_MAX_SERIES * (size_t)group.n; /* the union of the workers' */
     for (int m = 0; m < SL_M__COUNT; m++) {
         for (const series *s = live.by_family[m]; s; s = s->fam_next) {
             series *t = find_or_add(g, s->m, s->labels, strlen(s->labels));
@@ -460,19 +565,21 @@ static void render_group(sl_buf *out)
             merge_snapshot(g, snap, len);
         free(snap);
     }
-    render_registry(g, out);
+    int rc = render_registry(g, out);
     registry_free(g);
     free(g);
+    return rc;
 }
 
-void sl_metrics_render(sl_buf *out)
+int sl_metrics_render(sl_buf *out)
 {
     for (int i = 0; i < n_refreshers; i++)
         refreshers[i]();
-    if (group.slots && group.self >= 0)
-        render_group(out);
-    else
-        render_registry(&live, out);
+    sync_dropped();
+    int rc = group.slots && group.self >= 0 ? render_group(out) : render_registry(&live, out);
+    if (rc)
+        sl_buf_reset(out);
+    return rc;
 }
 
 int sl_metrics_share(int workers)

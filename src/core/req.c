@@ -133,9 +133,26 @@ int sl_error_json(sl_buf *out, const char *message, const char *type, const char
     return out->len > before ? SL_OK : SL_ENOMEM;
 }
 
+/* An error message may quote what a provider or a library said (curl's
+ * error text, a provider's message): no configured secret leaves in it. Only
+ * a message that holds one is copied. */
+static const char *scrubbed(sl_req *r, const char *message)
+{
+    const sl_config *c = r->conf;
+    if (!message || !c->n_secrets ||
+        !sl_has_secret(message, strlen(message), c->secrets, c->n_secrets))
+        return message;
+    char *copy = sl_arena_strndup(&r->arena, message, strlen(message));
+    if (!copy)
+        return "error (details withheld)";
+    sl_scrub(copy, strlen(copy), c->secrets, c->n_secrets);
+    return copy;
+}
+
 void sl_req_error(sl_req *r, int status, const char *type, const char *code, const char *param,
                   const char *message)
 {
+    message = scrubbed(r, message);
     const sl_dialect *d = r->dialect; /* set for every answer on an Anthropic path */
     sl_ir_error e = {sl_str_c(type), sl_str_c(message), sl_str_c(param), sl_str_c(code), status};
     r->error = message;

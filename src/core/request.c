@@ -220,24 +220,46 @@ static int check_common(sl_arena *a, sl_http_error *e, const sl_json *root, sl_l
     return SL_OK;
 }
 
-int sl_llm_req_parse(sl_arena *a, sl_api api, const char *body, size_t len, sl_llm_req *out,
-                     sl_http_error *e)
+/* A body over a configured bound: the message names the key to raise. */
+static int json_refused(sl_arena *a, sl_http_error *e, const sl_json_limits *lim,
+                        const sl_json_error *jerr)
+{
+    e->status = 400;
+    e->type = "invalid_request_error";
+    e->param = NULL;
+    if (jerr->limit == SL_JSON_LIMIT_MEMBERS) {
+        e->code = "too_many_json_members";
+        e->message = sl_arena_printf(a,
+                                     "The JSON body of your request has an object with more than "
+                                     "%zu members (server.max_json_members), at byte %zu.",
+                                     lim->max_members, jerr->offset);
+    } else if (jerr->limit == SL_JSON_LIMIT_VALUES) {
+        e->code = "too_many_json_values";
+        e->message = sl_arena_printf(a,
+                                     "The JSON body of your request has more than %zu values "
+                                     "(server.max_json_values), at byte %zu.",
+                                     lim->max_nodes, jerr->offset);
+    } else {
+        e->code = "invalid_json";
+        e->message =
+            sl_arena_printf(a, "We could not parse the JSON body of your request: %s at byte %zu.",
+                            jerr->reason ? jerr->reason : "invalid JSON", jerr->offset);
+    }
+    if (!e->message)
+        e->message = "invalid JSON body";
+    return SL_EINVAL;
+}
+
+int sl_llm_req_parse(sl_arena *a, sl_api api, const char *body, size_t len,
+                     const sl_json_limits *lim, sl_llm_req *out, sl_http_error *e)
 {
     memset(out, 0, sizeof(*out));
     out->api = api;
     out->max_tokens = -1;
     sl_json *root = NULL;
     sl_json_error jerr = {0};
-    if (sl_json_parse(a, body, len, NULL, &root, &jerr) != SL_OK) {
-        e->status = 400;
-        e->type = "invalid_request_error";
-        e->code = "invalid_json";
-        e->param = NULL;
-        e->message =
-            sl_arena_printf(a, "We could not parse the JSON body of your request: %s at byte %zu.",
-                            jerr.reason ? jerr.reason : "invalid JSON", jerr.offset);
-        return SL_EINVAL;
-    }
+    if (sl_json_parse(a, body, len, lim, &root, &jerr) != SL_OK)
+        return json_refused(a, e, lim, &jerr);
     if (root->type != SL_JSON_OBJECT) {
         const char *name = NULL;
         return bad(a, e, "invalid_json", name, "%sThe request body must be a JSON object.%s", NULL);

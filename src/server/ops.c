@@ -35,6 +35,30 @@ void sl_ops_ready(sl_req *r)
         answer_json(r, 200, "{\"status\":\"ready\"}");
 }
 
+/* Keys a reload changed that only a restart applies (main.c sets them). */
+static struct {
+    char keys[32][64];
+    size_t n;
+} pending;
+
+void sl_ops_set_restart_pending(const char *const *keys, size_t n)
+{
+    pending.n = 0;
+    for (size_t i = 0; i < n && pending.n < SL_ARRAY_LEN(pending.keys); i++)
+        snprintf(pending.keys[pending.n++], sizeof pending.keys[0], "%s", keys[i]);
+}
+
+static void health_pending(sl_buf *b)
+{
+    sl_buf_append_c(b, ",\"restart_pending\":[");
+    for (size_t i = 0; i < pending.n; i++) {
+        if (i)
+            sl_buf_append_c(b, ",");
+        sl_buf_json_cstr(b, pending.keys[i]);
+    }
+    sl_buf_append_c(b, "]");
+}
+
 void sl_ops_health(sl_req *r)
 {
     const sl_config *c = r->conf;
@@ -48,13 +72,15 @@ void sl_ops_health(sl_req *r)
     sl_buf_append_c(b, "\"state_store\":");
     sl_buf_json_cstr(b, c->redis.host || c->redis.n_sentinels ? "redis" : "embedded");
     sl_ops_health_stores(b);
+    health_pending(b);
     sl_buf_append_c(b, ",\"providers\":[");
     for (size_t i = 0; i < c->n_providers; i++) {
         const sl_provider_conf *p = &c->providers[i];
         sl_buf_append_c(b, i ? ",{\"name\":" : "{\"name\":");
         sl_buf_json_cstr(b, p->name);
         sl_buf_printf(b, ",\"kind\":\"%s\",\"base_url\":", sl_dialect_of_kind(p->kind)->name);
-        sl_buf_json_cstr(b, p->base_url);
+        char shown[512];
+        sl_buf_json_cstr(b, sl_redact_url(p->base_url, shown, sizeof shown));
         int failures;
         uint64_t opened;
         sl_breaker_stats(p->name, &failures, &opened);
@@ -85,39 +111,21 @@ void sl_ops_metrics(sl_req *r)
         const char *name = r->conf->providers[i].name;
         sl_metric_set(SL_M_BREAKER, (double)sl_breaker_state_of(name), &name);
     }
-    sl_metrics_render(&r->body_out);
+    if (sl_metrics_render(&r->body_out) != SL_OK) {
+        /* over server.max_response_bytes or out of memory: no partial text */
+        sl_req_error(r, 500, "api_error", "metrics_unavailable", NULL,
+                     "the metrics exposition could not be rendered (too large or out of memory)");
+        sl_pipeline_complete(r);
+        return;
+    }
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
     r->status = 200;
     sl_pipeline_complete(r);
 }
 
-/* /stats and the page's data: open without keys, else the admin key only. */
-static bool admin_allowed(sl_req *r)
-{
-    const sl_config *c = r->conf;
-    if (c->n_keys == 0)
-        return true;
-    bool ok = false;
-    if (c->admin.key && r->auth_key) {
-        size_t a = strlen(c->admin.key), b = strlen(r->auth_key);
-        unsigned diff = (unsigned)(a ^ b);
-        for (size_t i = 0; i < b; i++)
-            diff |= (unsigned char)r->auth_key[i] ^ (unsigned char)c->admin.key[i < a ? i : 0];
-        ok = diff == 0;
-    }
-    if (!ok) {
-        sl_req_error(r, 401, "invalid_request_error", "invalid_admin_key", NULL,
-                     c->admin.key ? "this page needs the admin key (admin.key)"
-                                  : "set admin.key to open the dashboard when keys are configured");
-        sl_pipeline_complete(r);
-    }
-    return ok;
-}
-
+/* /stats: the route table asks for the admin key (sl_auth) before this runs. */
 void sl_ops_stats(sl_req *r)
 {
-    if (!admin_allowed(r))
-        return;
     const sl_config *c = r->conf;
     sl_buf *b = &r->body_out;
     sl_buf_printf(b, "{\"version\":\"%s\",\"uptime_s\":%llu,\"worker\":%d,\"inflight\":%zu,",

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "sluice/auth.h"
 #include "sluice/conn.h"
 #include "sluice/dialects.h"
 #include "sluice/log.h"
@@ -44,36 +45,52 @@ static struct {
 
 enum { M_GET = 1, M_POST = 2 };
 
+/* One row per route. `path` is the route's template: it is also the `route`
+ * label of the metrics (a client can mint paths, not templates), and a
+ * prefix row (`prefix`) serves `path` + a resource name. `auth` is what the
+ * caller must present (sl_auth); on the LLM routes the pipeline's auth stage
+ * checks it, on the others the server does before the handler runs. */
 typedef struct route {
     const char *path;
+    const char *label; /* the metric label; NULL: path */
     unsigned methods;
     bool llm;
     sl_api api;
     void (*handler)(sl_req *r);
-    bool prefix;  /* path is a prefix: the rest names a resource */
-    bool service; /* a service route: keys apply as on the LLM routes */
+    bool prefix;
+    sl_auth_level auth;
 } route;
 
+/* The fields of the common kinds of rows (each row is braced where used). */
+#define LLM(p, a)       .path = p, .methods = M_POST, .llm = true, .api = a, .auth = SL_AUTH_CLIENT
+#define OPS(p, h)       .path = p, .methods = M_GET, .handler = h, .auth = SL_AUTH_OPEN
+#define SVC(p, m, h, l) .path = p, .methods = m, .handler = h, .auth = l
+
 static const route routes[] = {
-    {"/v1/chat/completions", M_POST, true, SL_API_CHAT, NULL, false, false},
-    {"/v1/completions", M_POST, true, SL_API_COMPLETIONS, NULL, false, false},
-    {"/v1/embeddings", M_POST, true, SL_API_EMBEDDINGS, NULL, false, false},
-    {"/v1/messages", M_POST, true, SL_API_MESSAGES, NULL, false, false},
-    {"/v1/messages/count_tokens", M_POST, true, SL_API_COUNT_TOKENS, NULL, false, false},
-    {"/v1/models", M_GET, false, 0, sl_ops_models, false, false},
-    {"/health/live", M_GET, false, 0, sl_ops_live, false, false},
-    {"/health/ready", M_GET, false, 0, sl_ops_ready, false, false},
-    {"/health", M_GET, false, 0, sl_ops_health, false, false},
-    {"/metrics", M_GET, false, 0, sl_ops_metrics, false, false},
-    {"/stats", M_GET, false, 0, sl_ops_stats, false, false},
-    {"/ui", M_GET, false, 0, sl_ops_ui, false, false},
-    {"/sla/tickets", M_POST, false, 0, sl_sla_ingest, false, true},
-    {"/sla/tickets/", M_GET, false, 0, sl_sla_get, true, true},
-    {"/sla/dashboard", M_GET, false, 0, sl_sla_dashboard, false, true},
-    {"/sla/alerts/dead", M_GET, false, 0, sl_sla_dead, false, true},
-    {"/triage/classify", M_POST, false, 0, sl_triage_classify, false, true},
-    {"/triage/respond", M_POST, false, 0, sl_triage_respond, false, true},
+    {LLM("/v1/chat/completions", SL_API_CHAT)},
+    {LLM("/v1/completions", SL_API_COMPLETIONS)},
+    {LLM("/v1/embeddings", SL_API_EMBEDDINGS)},
+    {LLM("/v1/messages", SL_API_MESSAGES)},
+    {LLM("/v1/messages/count_tokens", SL_API_COUNT_TOKENS)},
+    {OPS("/v1/models", sl_ops_models)},
+    {OPS("/health/live", sl_ops_live)},
+    {OPS("/health/ready", sl_ops_ready)},
+    {OPS("/health", sl_ops_health)},
+    {OPS("/metrics", sl_ops_metrics)},
+    {SVC("/stats", M_GET, sl_ops_stats, SL_AUTH_ADMIN)},
+    {OPS("/ui", sl_ops_ui)}, /* the page asks for the admin key; its data needs it */
+    {SVC("/sla/tickets", M_POST, sl_sla_ingest, SL_AUTH_CLIENT)},
+    {SVC("/sla/tickets/", M_GET, sl_sla_get, SL_AUTH_CLIENT), .prefix = true,
+     .label = "/sla/tickets/{id}"},
+    {SVC("/sla/dashboard", M_GET, sl_sla_dashboard, SL_AUTH_CLIENT_OR_ADMIN)},
+    {SVC("/sla/alerts/dead", M_GET, sl_sla_dead, SL_AUTH_CLIENT)},
+    {SVC("/triage/classify", M_POST, sl_triage_classify, SL_AUTH_CLIENT)},
+    {SVC("/triage/respond", M_POST, sl_triage_respond, SL_AUTH_CLIENT)},
 };
+
+#undef LLM
+#undef OPS
+#undef SVC
 
 /* ---- the client sink --------------------------------------------------- */
 
@@ -276,7 +293,7 @@ typedef struct head_facts {
     int count, content_lengths;
     size_t bytes;
     bool control_byte;
-    const char *request_id, *authorization, *api_key, *cache_control, *cache_ttl;
+    const char *request_id, *authorization, *api_key, *cache_control, *cache_ttl, *user;
     const char *anthropic_version, *anthropic_beta;
 } head_facts;
 
@@ -308,6 +325,8 @@ static void scan_headers(struct evkeyvalq *in, head_facts *f)
                 keep_first(&f->authorization, h->value);
             else if (strcasecmp(h->key, "Cache-Control") == 0)
                 keep_first(&f->cache_control, h->value);
+            else if (strcasecmp(h->key, "x-sluice-user") == 0)
+                keep_first(&f->user, h->value);
             break;
         case 14:
             f->content_lengths += strcasecmp(h->key, "Content-Length") == 0;
@@ -376,13 +395,10 @@ static void read_request_headers(sl_req *r, const head_facts *f)
                                                 strlen(f->anthropic_version));
     if (f->anthropic_beta)
         r->anthropic_beta = sl_arena_strndup(&r->arena, f->anthropic_beta, strlen(f->anthropic_beta));
-    const char *ttl = f->cache_ttl;
-    if (ttl) {
-        char *end;
-        long v = strtol(ttl, &end, 10);
-        if (end != ttl && *end == '\0' && v >= 0)
-            r->ttl_override_s = v;
-    }
+    if (f->cache_ttl) /* checked by the cache stage (400 when not a number) */
+        r->cache_ttl = sl_arena_strndup(&r->arena, f->cache_ttl, strlen(f->cache_ttl));
+    if (f->user)
+        r->end_user = sl_arena_strndup(&r->arena, f->user, strlen(f->user));
 }
 
 static void split_uri(sl_req *r, const char *uri)
@@ -397,16 +413,13 @@ static void split_uri(sl_req *r, const char *uri)
         r->dialect = &sl_dialect_anthropic;
 }
 
-static const route *find_route(const char *path, bool *path_known)
+static const route *find_route(const char *path)
 {
-    *path_known = false;
     for (size_t i = 0; i < SL_ARRAY_LEN(routes); i++) {
         const route *rt = &routes[i];
         size_t n = strlen(rt->path);
-        if (rt->prefix ? strncmp(rt->path, path, n) == 0 && path[n] : strcmp(rt->path, path) == 0) {
-            *path_known = true;
+        if (rt->prefix ? strncmp(rt->path, path, n) == 0 && path[n] : strcmp(rt->path, path) == 0)
             return rt;
-        }
     }
     return NULL;
 }
@@ -415,28 +428,6 @@ static void answer_error(sl_req *r, int status, const char *code, const char *ms
 {
     sl_req_error(r, status, "invalid_request_error", code, NULL, msg);
     sl_pipeline_start(r); /* not an LLM request: completes at once, with a log line */
-}
-
-/* Service routes take the same keys as the LLM routes (the pipeline's auth
- * stage does it for those); the tenant is recorded for the log. */
-static bool service_auth(sl_req *r)
-{
-    if (r->conf->n_keys == 0)
-        return true;
-    const sl_key_conf *k = r->auth_key ? sl_config_key(r->conf, sl_str_c(r->auth_key)) : NULL;
-    if (k) {
-        r->tenant = k->tenant;
-        return true;
-    }
-    if (r->auth_key && r->conf->admin.key && strcmp(r->path, "/sla/dashboard") == 0 &&
-        sl_str_eq_c(sl_str_c(r->auth_key), r->conf->admin.key)) {
-        r->tenant = "admin"; /* the operators' page reads the SLA dashboard too */
-        return true;
-    }
-    sl_req_error(r, 401, "invalid_request_error", "invalid_api_key", NULL,
-                 r->auth_key ? "Incorrect API key provided." : "You didn't provide an API key.");
-    sl_pipeline_start(r);
-    return false;
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -460,14 +451,14 @@ static void on_request(struct evhttp_request *req, void *arg)
 
     if (!framing_ok(r, req, &facts))
         return;
-    bool known;
-    const route *rt = find_route(r->path, &known);
-    if (!rt) {
+    const route *rt = find_route(r->path);
+    if (!rt) { /* its metrics label stays "unmatched": paths are the client's */
         answer_error(
             r, 404, "unknown_url",
             sl_arena_printf(&r->arena, "Unknown request URL: %s %.200s", r->method, r->path));
         return;
     }
+    r->route = rt->label ? rt->label : rt->path;
     unsigned m = strcmp(r->method, "GET") == 0    ? M_GET
                  : strcmp(r->method, "POST") == 0 ? M_POST
                                                   : 0;
@@ -495,8 +486,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         sl_req_release(r);
         return;
     }
-    if (rt->service && !service_auth(r))
+    if (!sl_auth_check(r, rt->auth)) {
+        sl_pipeline_start(r); /* answers the 401 at once, with a log line */
         return;
+    }
     struct evbuffer *body = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(body);
     r->body.p = len ? (const char *)evbuffer_pullup(body, -1) : "";
@@ -571,9 +564,6 @@ int sl_server_start(struct event_base *base, sl_config *conf)
 
 void sl_server_swap_config(sl_config *conf)
 {
-    if (strcmp(conf->listen, srv.conf->listen) != 0)
-        sl_warn("reload: listen changed from %s to %s; a restart applies it", srv.conf->listen,
-                conf->listen);
     sl_config *old = srv.conf;
     srv.conf = sl_config_ref(conf);
     apply_limits(conf);

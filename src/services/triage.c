@@ -306,6 +306,7 @@ static void submit(sl_req *r, call *k, sl_buf *body)
     snprintf(child->id, sizeof child->id, "%.50s-llm", r->id);
     child->method = "POST";
     child->path = "/v1/chat/completions";
+    child->route = child->path;
     child->auth_key =
         r->auth_key ? sl_arena_strndup(&child->arena, r->auth_key, strlen(r->auth_key)) : NULL;
     char *copy = sl_arena_strndup(&child->arena, body->p, body->len);

@@ -1,29 +1,16 @@
 /* auth.c — stage: the client's key becomes a tenant.
  *
  * With `keys` configured, `Authorization: Bearer KEY` or `x-api-key: KEY` must
- * name one of them (compared in constant time); otherwise 401
- * invalid_api_key, which the SDKs raise as AuthenticationError. Without keys
- * sluice is open and every request belongs to tenant "default". */
+ * name one of them (sl_auth: constant time); otherwise 401 invalid_api_key,
+ * which the SDKs raise as AuthenticationError. Without keys sluice is open and
+ * every request belongs to tenant "default". */
+#include "sluice/auth.h"
 #include "sluice/stages.h"
 
 static sl_step auth_request(sl_req *r)
 {
-    const sl_config *c = r->conf;
-    if (c->n_keys == 0) {
-        r->tenant = "default";
-        return SL_NEXT;
-    }
-    const sl_key_conf *k = r->auth_key ? sl_config_key(c, sl_str_c(r->auth_key)) : NULL;
-    if (!k) {
-        sl_req_error(
-            r, 401, "invalid_request_error", "invalid_api_key", NULL,
-            r->auth_key ? "Incorrect API key provided."
-                        : "You didn't provide an API key. Send it as `Authorization: Bearer KEY`.");
-        return sl_stage_answer(r);
-    }
-    r->tenant = k->tenant;
-    r->key_conf = k;
-    return SL_NEXT;
+    r->tenant = "default";
+    return sl_auth_check(r, SL_AUTH_CLIENT) ? SL_NEXT : sl_stage_answer(r);
 }
 
 const sl_stage sl_stage_auth = {

@@ -8,8 +8,11 @@
  * stream ended with [DONE].
  *
  * Cache-Control: no-cache skips the lookup but stores; no-store does neither;
- * x-sluice-cache-ttl sets this entry's TTL. Keys are scoped by tenant unless
- * cache.shared. The stored form of an answer is in cache_entry.h. */
+ * x-sluice-cache-ttl sets this entry's TTL (whole seconds, at most
+ * cache.max_ttl_s; anything else is a 400). Keys are scoped by tenant unless
+ * cache.shared, and by end user too under cache.scope: user. Sampled answers
+ * (temperature absent or above 0) are cached unless cache.sampled is false.
+ * The stored form of an answer is in cache_entry.h. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -43,17 +46,72 @@ typedef struct cache_state {
     bool store;          /* store the answer on the way back */
 } cache_state;
 
-/* Who may share an entry: the tenant (or everyone), and for Anthropic's
- * clients the API version and betas they asked for, which change answers. */
-static const char *route_scope(sl_req *r)
+/* Tenant (or "-" when shared), and under cache.scope: user the end user:
+ * x-sluice-user when sent, else the body's `user`. Anthropic's clients: also
+ * the API version and betas they asked for, which change answers. */
+static int key_scope(sl_req *r, sl_str *out)
 {
-    const char *who = r->conf->cache.shared ? "-" : r->tenant;
-    if (!r->anthropic_version && !r->anthropic_beta)
-        return who;
-    const char *s = sl_arena_printf(&r->arena, "%s|%s|%s", who,
-                                    r->anthropic_version ? r->anthropic_version : "",
-                                    r->anthropic_beta ? r->anthropic_beta : "");
-    return s ? s : who;
+    const char *base = r->conf->cache.shared ? "-" : r->tenant;
+    if (r->anthropic_version || r->anthropic_beta) {
+        const char *b = sl_arena_printf(&r->arena, "%s|%s|%s", base,
+                                        r->anthropic_version ? r->anthropic_version : "",
+                                        r->anthropic_beta ? r->anthropic_beta : "");
+        base = b ? b : base;
+    }
+    sl_str user = SL_STR("");
+    if (r->conf->cache.scope_user) {
+        const sl_json *u = sl_json_get(r->llm.root, "user");
+        if (r->end_user && r->end_user[0])
+            user = sl_str_c(r->end_user);
+        else if (u && u->type == SL_JSON_STRING)
+            user = u->str;
+    }
+    return sl_cache_scope_user(&r->arena, base, user, out);
+}
+
+/* cache.sampled: false keeps only answers to temperature 0. Absent means the
+ * provider's default (1), so sampled. Embeddings are never sampled. */
+static bool sampled(const sl_req *r)
+{
+    if (r->llm.api == SL_API_EMBEDDINGS)
+        return false;
+    const sl_json *t = sl_json_get(r->llm.root, "temperature");
+    return !(t && t->type == SL_JSON_NUMBER && t->num == 0);
+}
+
+/* x-sluice-cache-ttl: whole seconds (blanks around allowed), clamped to max
+ * (a huge value overflowed the milliseconds it becomes). */
+static int parse_ttl(const char *s, long max, long *out)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    long v = 0;
+    size_t digits = 0;
+    for (; *s >= '0' && *s <= '9'; s++, digits++) {
+        if (v <= max) /* max is at most ten years of seconds: no overflow */
+            v = v * 10 + (*s - '0');
+    }
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (!digits || *s)
+        return SL_EINVAL;
+    *out = v > max ? max : v;
+    return SL_OK;
+}
+
+static bool ttl_header_ok(sl_req *r)
+{
+    if (!r->cache_ttl)
+        return true;
+    long max = r->conf->cache.max_ttl_s;
+    if (parse_ttl(r->cache_ttl, max, &r->ttl_override_s) == SL_OK)
+        return true;
+    sl_req_error(r, 400, "invalid_request_error", "invalid_header", "x-sluice-cache-ttl",
+                 sl_arena_printf(&r->arena,
+                                 "Invalid value for header 'x-sluice-cache-ttl': expected a whole "
+                                 "number of seconds (0 to %ld).",
+                                 max));
+    return false;
 }
 
 static void key_text(const sl_cache_key *k, char out[80])
@@ -141,11 +199,15 @@ static bool cache_control_has(const sl_req *r, const char *what)
 static sl_step cache_request(sl_req *r)
 {
     const sl_config *c = r->conf;
-    if (r->llm.api == SL_API_COUNT_TOKENS || !c->cache.enabled || cache_control_has(r, "no-store")) {
+    if (!ttl_header_ok(r))
+        return sl_stage_answer(r);
+    if (r->llm.api == SL_API_COUNT_TOKENS || !c->cache.enabled || cache_control_has(r, "no-store") ||
+        (!c->cache.sampled && sampled(r))) {
         r->cache = SL_CACHE_BYPASS;
         return SL_NEXT;
     }
-    if (sl_cache_key_compute(&r->llm, sl_str_c(route_scope(r)), &r->key) != SL_OK) {
+    sl_str scope;
+    if (key_scope(r, &scope) != SL_OK || sl_cache_key_compute(&r->llm, scope, &r->key) != SL_OK) {
         r->cache = SL_CACHE_BYPASS;
         return SL_NEXT;
     }

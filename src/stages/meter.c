@@ -69,8 +69,7 @@ static void meter_response(sl_req *r)
     if (!priced && (r->prompt_tokens || r->completion_tokens)) {
         warn_unpriced(r->llm.model);
         char model[128];
-        snprintf(model, sizeof model, "%.*s", (int)SL_MIN(r->llm.model.len, 127), r->llm.model.p);
-        const char *labels[] = {model};
+        const char *labels[] = {sl_metrics_model_label(r, model, sizeof model)};
         sl_metric_add(SL_M_UNPRICED, 1, labels);
     }
     if (r->cache == SL_CACHE_HIT || r->cache == SL_CACHE_COALESCED) {

@@ -5,7 +5,12 @@
 static sl_step parse_request(sl_req *r)
 {
     sl_http_error e = {0};
-    if (sl_llm_req_parse(&r->arena, r->llm.api, r->body.p, r->body.len, &r->llm, &e) != SL_OK) {
+    const sl_json_limits lim = {
+        .max_members = (size_t)r->conf->server.max_json_members,
+        .max_nodes = (size_t)r->conf->server.max_json_values,
+    };
+    if (sl_llm_req_parse(&r->arena, r->llm.api, r->body.p, r->body.len, &lim, &r->llm, &e) !=
+        SL_OK) {
         sl_req_error_from(r, &e);
         return sl_stage_answer(r);
     }

@@ -40,13 +40,13 @@ typedef struct proxy_state {
     bool stream_mode; /* 200 + text/event-stream: forwarding chunks */
     bool done_seen;   /* the upstream sent [DONE] */
     bool asm_on;
-    bool usage_seen;       /* the provider reported usage */
-    long chunks;           /* content chunks: about one token each, for estimates */
-    sl_str body;           /* what goes upstream: the client's bytes, or with usage asked */
-    sl_str wire;           /* this attempt's body (translated when dialects differ) */
-    const sl_dialect *up;     /* the provider's dialect (this attempt's) */
-    const sl_dialect *client; /* the client's */
-    bool translate;           /* they differ: requests, answers and events are translated */
+    bool usage_seen;      /* the provider reported usage */
+    long chunks;          /* content chunks: about one token each, for estimates */
+    sl_str body;          /* what goes upstream: the client's bytes, or with usage asked */
+    sl_str wire;          /* this attempt's body (translated when dialects differ) */
+    const sl_dialect *up; /* the provider's dialect (this attempt's) */
+    const sl_dialect *client;
+    bool translate; /* up != client: bodies and events are translated */
     sl_ir_stream tr;
     sl_ir_usage usage; /* a native stream's usage so far */
     sl_asm *assembler; /* when the cache wants the stream as one object (heap, 13 KiB) */
@@ -109,9 +109,8 @@ static int on_translated_event(proxy_state *st, sl_str event, sl_str data)
 }
 
 /* A native stream: each event is relayed as it came, watched for usage and its end. */
-static int on_sse_event(void *ud, sl_str event, sl_str data)
+static int dispatch_event(proxy_state *st, sl_str event, sl_str data)
 {
-    proxy_state *st = ud;
     sl_req *r = st->r;
     if (st->translate)
         return on_translated_event(st, event, data);
@@ -130,6 +129,52 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
         return 0; /* we asked for it for metering; the client did not */
     forward_event(r, event, data);
     return 0;
+}
+
+/* ---- secrets in provider answers --------------------------------------------- *
+ * A provider may quote the credential it was sent (a 401 whose message echoes
+ * the key). Every configured secret (config.h: sl_config.secrets) is replaced
+ * by *** in what came back before the client, a translation or the log sees
+ * it. Only errors are scanned: a non-2xx plain body, and inside a stream the
+ * events that carry an error (an `error` event, or data that opens with
+ * {"error"), which a prefix test finds without reading the chunk. Content
+ * chunks and 200 answers are the model's text: scanning each chunk would cost
+ * a search per secret per chunk on the hottest path, for a provider that
+ * would have to put its key in generated text. */
+
+static bool is_error_event(sl_str event, sl_str data)
+{
+    if (sl_str_eq_c(event, "error"))
+        return true;
+    size_t i = 0;
+    while (i < data.len && (data.p[i] == ' ' || data.p[i] == '\t'))
+        i++;
+    return data.len - i >= 8 && memcmp(data.p + i, "{\"error\"", 8) == 0;
+}
+
+static void scrub_body(sl_req *r)
+{
+    const sl_config *c = r->conf;
+    if (c->n_secrets && r->body_out.len)
+        r->body_out.len = sl_scrub(r->body_out.p, r->body_out.len, c->secrets, c->n_secrets);
+}
+
+static int on_sse_event(void *ud, sl_str event, sl_str data)
+{
+    proxy_state *st = ud;
+    const sl_config *c = st->r->conf;
+    if (!c->n_secrets || !is_error_event(event, data) ||
+        !sl_has_secret(data.p, data.len, c->secrets, c->n_secrets))
+        return dispatch_event(st, event, data);
+    char *copy = malloc(data.len + 1);
+    if (!copy)
+        return 1; /* abort the transfer rather than pass the secret on */
+    memcpy(copy, data.p, data.len);
+    copy[data.len] = '\0';
+    size_t n = sl_scrub(copy, data.len, c->secrets, c->n_secrets);
+    int rc = dispatch_event(st, event, (sl_str){copy, n});
+    free(copy);
+    return rc;
 }
 
 /* For a stream, ask the provider for usage even when the client did not, so
@@ -209,13 +254,19 @@ static void translate_answer(proxy_state *st, const sl_dialect *from, const sl_j
     sl_req *r = st->r;
     sl_buf out;
     sl_buf_init(&out, 0);
+    int rc = SL_OK;
     if (status == 200) {
-        sl_dialect_answer(from, st->client, root, &r->arena, &out);
+        rc = sl_dialect_answer(from, st->client, root, &r->arena, &out);
     } else {
         sl_ir_error e;
         from->parse_error(root, &e);
         e.status = status;
         st->client->emit_error(&e, &out);
+    }
+    if (rc != SL_OK) { /* out of memory: never a truncated 200 */
+        sl_buf_free(&out);
+        sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
+        return;
     }
     sl_buf_reset(&r->body_out);
     sl_buf_append(&r->body_out, out.p, out.len);
@@ -226,6 +277,8 @@ static void translate_answer(proxy_state *st, const sl_dialect *from, const sl_j
 static void finish_plain(proxy_state *st, int status)
 {
     sl_req *r = st->r;
+    if (status != 200)
+        scrub_body(r); /* before the parse: a translation sees no secret either */
     sl_json *root = NULL;
     sl_json_error jerr;
     bool is_json =
@@ -245,9 +298,9 @@ static void finish_plain(proxy_state *st, int status)
             translate_answer(st, st->up, root, 200);
         return;
     }
-    /* Upstream error: keep an error object as it is (translated when the
-     * dialects differ, or when an anthropic client got another shape than
-     * Anthropic's from a provider in front of it), wrap anything else. */
+    /* Upstream error: keep an error object as it is, scrubbed above (translated
+     * when the dialects differ, or when an anthropic client got another shape
+     * than Anthropic's from a provider in front of it), wrap anything else. */
     const sl_json *e = is_json ? sl_json_get(root, "error") : NULL;
     if (e && e->type == SL_JSON_OBJECT) {
         r->status = status;

@@ -158,6 +158,15 @@ int sl_l1_put(sl_l1 *c, sl_l1_key k, const void *val, size_t len, uint32_t flags
     return SL_OK;
 }
 
+void sl_l1_set_max_bytes(sl_l1 *c, size_t max_bytes)
+{
+    c->st.max_bytes = max_bytes;
+    while (c->tail && c->st.bytes > max_bytes) {
+        remove_entry(c, c->tail); /* least recently used first, as a put would */
+        c->st.evictions++;
+    }
+}
+
 void sl_l1_del(sl_l1 *c, sl_l1_key k)
 {
     sl_l1_entry *e = find(c, k);

@@ -11,8 +11,8 @@
 
 #include "sluice/dialects.h"
 
-#define is_str sl_ir_is_str
-#define is_num sl_ir_is_num
+#define is_str            sl_ir_is_str
+#define is_num            sl_ir_is_num
 #define ANTHROPIC_VERSION "2023-06-01"
 
 /* ---- path and headers ---------------------------------------------------------------- */
@@ -130,8 +130,7 @@ static int a_system(const sl_json *sys, sl_arena *a, sl_ir_req *ir)
         sl_ir_part *p = sl_ir_add_part(a, &tail, SL_IR_TEXT);
         return p ? (p->text = sys->str, SL_OK) : SL_ENOMEM;
     }
-    for (const sl_json *b = sys && sys->type == SL_JSON_ARRAY ? sys->child : NULL; b;
-         b = b->next) {
+    for (const sl_json *b = sys && sys->type == SL_JSON_ARRAY ? sys->child : NULL; b; b = b->next) {
         const sl_json *t = sl_json_get(b, "text");
         if (!is_str(t))
             continue;
@@ -178,13 +177,8 @@ static void a_params(const sl_json *msg, sl_ir_req *ir)
     ir->max_tokens = sl_ir_num_of(msg, "max_tokens");
     ir->temperature = sl_ir_num_of(msg, "temperature");
     ir->top_p = sl_ir_num_of(msg, "top_p");
-    const sl_json *st = sl_json_get(msg, "stream"), *stop = sl_json_get(msg, "stop_sequences");
+    const sl_json *st = sl_json_get(msg, "stream");
     ir->stream = st && st->type == SL_JSON_TRUE;
-    for (const sl_json *s = stop && stop->type == SL_JSON_ARRAY ? stop->child : NULL;
-         s && ir->n_stop < SL_IR_MAX_STOP; s = s->next) {
-        if (is_str(s))
-            ir->stop[ir->n_stop++] = s->str;
-    }
     a_tool_choice(sl_json_get(msg, "tool_choice"), ir);
     ir->user = sl_ir_str(sl_json_get(sl_json_get(msg, "metadata"), "user_id"));
 }
@@ -197,7 +191,8 @@ static int a_parse_request(const sl_json *msg, sl_arena *a, sl_ir_req *ir, sl_ir
         return sl_ir_refuse(e, "model and messages are required", "messages");
     ir->model = model->str;
     a_params(msg, ir);
-    if (a_system(sl_json_get(msg, "system"), a, ir) || a_tools(sl_json_get(msg, "tools"), a, ir))
+    if (a_system(sl_json_get(msg, "system"), a, ir) || a_tools(sl_json_get(msg, "tools"), a, ir) ||
+        sl_ir_take_stops(sl_json_get(msg, "stop_sequences"), a, ir))
         return sl_ir_nomem(e);
     sl_ir_msg **tail = &ir->messages;
     for (const sl_json *m = msgs->child; m; m = m->next) {
@@ -378,16 +373,8 @@ static void a_put_params(sl_buf *o, const sl_ir_req *ir)
 {
     if (ir->temperature.set) /* Anthropic's range is 0..1, OpenAI's 0..2 */
         sl_buf_printf(o, ",\"temperature\":%g", ir->temperature.v > 1 ? 1.0 : ir->temperature.v);
-    if (ir->top_p.set)
-        sl_ir_put_num(o, "top_p", &ir->top_p);
-    if (ir->n_stop) {
-        sl_buf_append_c(o, ",\"stop_sequences\":[");
-        for (size_t i = 0; i < ir->n_stop; i++) {
-            sl_buf_append_c(o, i ? "," : "");
-            sl_buf_json_str(o, ir->stop[i].p, ir->stop[i].len);
-        }
-        sl_buf_append_c(o, "]");
-    }
+    sl_ir_put_num(o, "top_p", &ir->top_p);
+    sl_ir_put_stops(o, "stop_sequences", ir);
     if (ir->stream)
         sl_buf_append_c(o, ",\"stream\":true");
     if (ir->user.p) {
@@ -424,29 +411,13 @@ static int a_emit_request(const sl_ir_req *ir, sl_buf *o, sl_ir_refusal *e)
 
 /* ---- answers ---------------------------------------------------------------------------- */
 
-static sl_ir_finish a_finish_in(sl_str s)
-{
-    if (sl_str_eq_c(s, "max_tokens"))
-        return SL_IR_FINISH_LENGTH;
-    if (sl_str_eq_c(s, "tool_use"))
-        return SL_IR_FINISH_TOOL_CALLS;
-    if (sl_str_eq_c(s, "stop_sequence"))
-        return SL_IR_FINISH_STOP_SEQUENCE;
-    if (sl_str_eq_c(s, "refusal"))
-        return SL_IR_FINISH_REFUSAL;
-    return SL_IR_FINISH_STOP;
-}
-
-static const char *a_finish_out(sl_ir_finish f)
-{
-    switch (f) {
-    case SL_IR_FINISH_LENGTH: return "max_tokens";
-    case SL_IR_FINISH_TOOL_CALLS: return "tool_use";
-    case SL_IR_FINISH_STOP_SEQUENCE: return "stop_sequence";
-    case SL_IR_FINISH_REFUSAL: return "refusal";
-    default: return "end_turn";
-    }
-}
+static const sl_ir_finish_name a_finishes[] = {
+    {"end_turn", SL_IR_FINISH_STOP},       {"max_tokens", SL_IR_FINISH_LENGTH},
+    {"tool_use", SL_IR_FINISH_TOOL_CALLS}, {"stop_sequence", SL_IR_FINISH_STOP_SEQUENCE},
+    {"refusal", SL_IR_FINISH_REFUSAL},
+};
+#define a_finish_in(s)  sl_ir_finish_in(a_finishes, SL_ARRAY_LEN(a_finishes), s)
+#define a_finish_out(f) sl_ir_finish_out(a_finishes, SL_ARRAY_LEN(a_finishes), f)
 
 /* Anthropic's input_tokens excludes the cache's tokens: the IR counts them in.
  * cache_creation_input_tokens counts both TTLs; cache_creation tells them apart. */
@@ -526,7 +497,8 @@ static void a_emit_answer(const sl_ir_answer *ir, sl_buf *o)
     bool first = true;
     for (const sl_ir_part *p = ir->parts; p; p = p->next) {
         if (p->type == SL_IR_TEXT && p->text.len) {
-            sl_buf_append_c(o, first ? "{\"type\":\"text\",\"text\":" : ",{\"type\":\"text\",\"text\":");
+            sl_buf_append_c(o, first ? "{\"type\":\"text\",\"text\":"
+                                     : ",{\"type\":\"text\",\"text\":");
             sl_ir_put_str(o, p->text, "\"\"");
             sl_buf_append_c(o, "}");
         } else if (p->type == SL_IR_TOOL_CALL) {
@@ -658,7 +630,8 @@ static void a_parse_message_delta(sl_ir_stream *s, const sl_json *d)
 {
     const sl_json *sr = sl_json_get(sl_json_get(d, "delta"), "stop_reason");
     if (is_str(sr))
-        sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_FINISH, .finish = a_finish_in(sr->str)});
+        sl_ir_stream_put(s,
+                         &(sl_ir_event){.type = SL_IR_EV_FINISH, .finish = a_finish_in(sr->str)});
     const sl_json *us = sl_json_get(d, "usage");
     if (!us)
         return;
@@ -754,27 +727,31 @@ static void a_finish(sl_ir_stream *s)
     a_event(s->sink, "message_stop", "{\"type\":\"message_stop\"}");
 }
 
-static void a_emit_text(sl_ir_stream *s, sl_str text)
+/* A content_block_delta of the open block; kind: the delta's type and field. */
+static void a_delta(sl_ir_stream *s, const char *kind, sl_str text)
 {
     sl_buf j;
     sl_buf_init(&j, 0);
-    if (!s->out.text_open) {
-        sl_buf_printf(&j,
-                      "{\"type\":\"content_block_start\",\"index\":%d,\"content_block\":{"
-                      "\"type\":\"text\",\"text\":\"\"}}",
-                      s->out.block);
-        a_event(s->sink, "content_block_start", j.p);
-        sl_buf_reset(&j);
-        s->out.text_open = true;
-    }
-    sl_buf_printf(&j,
-                  "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":\"text_"
-                  "delta\",\"text\":",
-                  s->out.block);
+    sl_buf_printf(&j, "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{%s", s->out.block,
+                  kind);
     sl_ir_put_str(&j, text, "\"\"");
     sl_buf_append_c(&j, "}}");
     a_event(s->sink, "content_block_delta", j.p);
     sl_buf_free(&j);
+}
+
+static void a_emit_text(sl_ir_stream *s, sl_str text)
+{
+    if (!s->out.text_open) {
+        char j[128];
+        snprintf(j, sizeof j,
+                 "{\"type\":\"content_block_start\",\"index\":%d,\"content_block\":{"
+                 "\"type\":\"text\",\"text\":\"\"}}",
+                 s->out.block);
+        a_event(s->sink, "content_block_start", j);
+        s->out.text_open = true;
+    }
+    a_delta(s, "\"type\":\"text_delta\",\"text\":", text);
 }
 
 /* A new tool call closes the open block (text or the previous call). */
@@ -798,20 +775,6 @@ static void a_emit_tool_start(sl_ir_stream *s, const sl_ir_event *ev)
     sl_buf_free(&j);
 }
 
-static void a_emit_tool_args(sl_ir_stream *s, sl_str args)
-{
-    sl_buf j;
-    sl_buf_init(&j, 0);
-    sl_buf_printf(&j,
-                  "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":"
-                  "\"input_json_delta\",\"partial_json\":",
-                  s->out.block);
-    sl_ir_put_str(&j, args, "\"\"");
-    sl_buf_append_c(&j, "}}");
-    a_event(s->sink, "content_block_delta", j.p);
-    sl_buf_free(&j);
-}
-
 static void a_emit_event(sl_ir_stream *s, const sl_ir_event *ev)
 {
     if (ev->type == SL_IR_EV_ERROR) {
@@ -823,7 +786,9 @@ static void a_emit_event(sl_ir_stream *s, const sl_ir_event *ev)
     switch (ev->type) {
     case SL_IR_EV_TEXT: a_emit_text(s, ev->text); break;
     case SL_IR_EV_TOOL_START: a_emit_tool_start(s, ev); break;
-    case SL_IR_EV_TOOL_ARGS: a_emit_tool_args(s, ev->text); break;
+    case SL_IR_EV_TOOL_ARGS:
+        a_delta(s, "\"type\":\"input_json_delta\",\"partial_json\":", ev->text);
+        break;
     case SL_IR_EV_FINISH:
         if (s->out.tool_index >= 0 && !s->out.text_open) {
             a_block_stop(s);

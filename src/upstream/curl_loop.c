@@ -335,6 +335,11 @@ static void check_done(void)
 
 /* ---- public ------------------------------------------------------------ */
 
+void sl_upstream_set_max_inflight(int max_inflight)
+{
+    up.max_inflight = max_inflight > 0 ? (size_t)max_inflight : 4096;
+}
+
 int sl_upstream_init(struct event_base *base, int max_inflight)
 {
     /* No eager TLS initialisation: OpenSSL sets itself up on the first https

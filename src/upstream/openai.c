@@ -61,7 +61,10 @@ static int o_content(const sl_json *c, sl_arena *a, sl_ir_msg *m, sl_ir_part ***
     for (const sl_json *x = c && c->type == SL_JSON_ARRAY ? c->child : NULL; x; x = x->next) {
         sl_str type = sl_ir_str(sl_json_get(x, "type"));
         bool text = sl_str_eq_c(type, "text"), image = sl_str_eq_c(type, "image_url");
-        sl_ir_part *p = sl_ir_add_part(a, tail, text ? SL_IR_TEXT : image ? SL_IR_IMAGE : SL_IR_OTHER);
+        sl_ir_part *p = sl_ir_add_part(a, tail,
+                                       text    ? SL_IR_TEXT
+                                       : image ? SL_IR_IMAGE
+                                               : SL_IR_OTHER);
         if (!p)
             return sl_ir_nomem(e);
         if (text) {
@@ -91,9 +94,7 @@ static int o_tool_calls(const sl_json *calls, sl_arena *a, sl_ir_part ***tail, s
             return sl_ir_nomem(e);
         p->id = id->str;
         p->name = name->str;
-        p->args = sl_ir_is_str(sl_json_get(fn, "arguments"))
-                      ? sl_json_get(fn, "arguments")->str
-                      : SL_STR("");
+        p->args = sl_ir_str(sl_json_get(fn, "arguments"));
     }
     return SL_OK;
 }
@@ -112,8 +113,8 @@ static int o_message(const sl_json *m, sl_arena *a, sl_ir_part ***sys, sl_ir_msg
     }
     bool tool = sl_str_eq_c(r, "tool"), assistant = sl_str_eq_c(r, "assistant");
     sl_ir_role ir_role = tool || sl_str_eq_c(r, "user") ? SL_IR_USER
-                         : assistant                   ? SL_IR_ASSISTANT
-                                                       : SL_IR_ROLE_OTHER;
+                         : assistant                    ? SL_IR_ASSISTANT
+                                                        : SL_IR_ROLE_OTHER;
     sl_ir_msg *msg = sl_ir_add_msg(a, tail, ir_role, tool ? SL_STR("user") : r);
     if (!msg)
         return sl_ir_nomem(e);
@@ -201,14 +202,6 @@ static void o_params(const sl_json *chat, sl_ir_req *ir)
     ir->n = sl_ir_num_of(chat, "n");
     ir->presence_penalty = sl_ir_num_of(chat, "presence_penalty");
     ir->frequency_penalty = sl_ir_num_of(chat, "frequency_penalty");
-    const sl_json *stop = sl_json_get(chat, "stop");
-    if (is_str(stop))
-        ir->stop[ir->n_stop++] = stop->str;
-    for (const sl_json *s = stop && stop->type == SL_JSON_ARRAY ? stop->child : NULL;
-         s && ir->n_stop < SL_IR_MAX_STOP; s = s->next) {
-        if (is_str(s))
-            ir->stop[ir->n_stop++] = s->str;
-    }
     const sl_json *st = sl_json_get(chat, "stream");
     ir->stream = st && st->type == SL_JSON_TRUE;
     ir->user = sl_ir_str(sl_json_get(chat, "user"));
@@ -230,6 +223,8 @@ static int o_parse_request(const sl_json *chat, sl_arena *a, sl_ir_req *ir, sl_i
         return sl_ir_refuse(e, "model and messages are required", "messages");
     ir->model = model->str;
     o_params(chat, ir);
+    if (sl_ir_take_stops(sl_json_get(chat, "stop"), a, ir))
+        return sl_ir_nomem(e);
     sl_ir_part **sys = &ir->system;
     sl_ir_msg **tail = &ir->messages;
     for (const sl_json *m = msgs->child; m; m = m->next) {
@@ -254,6 +249,21 @@ static void o_put_tool_call(sl_buf *o, const sl_ir_part *p, bool first)
     sl_buf_append_c(o, "}}");
 }
 
+/* The parts' tool calls as `,"tool_calls":[...]`, when there are any. */
+static void o_put_tool_calls(sl_buf *o, const sl_ir_part *parts)
+{
+    bool first = true;
+    for (const sl_ir_part *p = parts; p; p = p->next) {
+        if (p->type != SL_IR_TOOL_CALL)
+            continue;
+        sl_buf_append_c(o, first ? ",\"tool_calls\":[" : "");
+        o_put_tool_call(o, p, first);
+        first = false;
+    }
+    if (!first)
+        sl_buf_append_c(o, "]");
+}
+
 /* Text and image parts as a content value: a string when the source sent one. */
 static void o_put_content(sl_buf *o, const sl_ir_msg *m, size_t n_content)
 {
@@ -271,8 +281,9 @@ static void o_put_content(sl_buf *o, const sl_ir_msg *m, size_t n_content)
         if (p->type != SL_IR_TEXT && p->type != SL_IR_IMAGE)
             continue;
         sl_buf_append_c(o, first ? "" : ",");
-        sl_buf_append_c(o, p->type == SL_IR_TEXT ? "{\"type\":\"text\",\"text\":"
-                                                 : "{\"type\":\"image_url\",\"image_url\":{\"url\":");
+        sl_buf_append_c(o, p->type == SL_IR_TEXT
+                               ? "{\"type\":\"text\",\"text\":"
+                               : "{\"type\":\"image_url\",\"image_url\":{\"url\":");
         sl_ir_put_str(o, p->type == SL_IR_TEXT ? p->text : p->url, "\"\"");
         sl_buf_append_c(o, p->type == SL_IR_TEXT ? "}" : "}}");
         first = false;
@@ -304,15 +315,7 @@ static void o_put_message(sl_buf *o, const sl_ir_msg *m, bool *first)
     sl_ir_put_str(o, m->role_name, "\"user\"");
     sl_buf_append_c(o, ",\"content\":");
     o_put_content(o, m, n_content);
-    if (n_calls) {
-        sl_buf_append_c(o, ",\"tool_calls\":[");
-        bool first_call = true;
-        for (const sl_ir_part *p = m->parts; p; p = p->next) {
-            if (p->type == SL_IR_TOOL_CALL)
-                o_put_tool_call(o, p, first_call), first_call = false;
-        }
-        sl_buf_append_c(o, "]");
-    }
+    o_put_tool_calls(o, m->parts);
     sl_buf_append_c(o, "}");
     *first = false;
 }
@@ -356,8 +359,9 @@ static void o_put_tools(sl_buf *o, const sl_ir_req *ir)
 
 static void o_put_choice(sl_buf *o, const sl_ir_req *ir)
 {
-    static const char *const names[] = {
-        [SL_IR_CHOICE_AUTO] = "auto", [SL_IR_CHOICE_ANY] = "required", [SL_IR_CHOICE_NONE] = "none"};
+    static const char *const names[] = {[SL_IR_CHOICE_AUTO] = "auto",
+                                        [SL_IR_CHOICE_ANY] = "required",
+                                        [SL_IR_CHOICE_NONE] = "none"};
     if (ir->tool_choice == SL_IR_CHOICE_UNSET)
         return;
     if (ir->tool_choice != SL_IR_CHOICE_TOOL) {
@@ -393,12 +397,9 @@ static void o_put_format(sl_buf *o, const sl_ir_format *f)
 static void o_put_extras(sl_buf *o, const sl_ir_req *ir)
 {
     o_put_choice(o, ir);
-    if (ir->n.set)
-        sl_ir_put_num(o, "n", &ir->n);
-    if (ir->presence_penalty.set)
-        sl_ir_put_num(o, "presence_penalty", &ir->presence_penalty);
-    if (ir->frequency_penalty.set)
-        sl_ir_put_num(o, "frequency_penalty", &ir->frequency_penalty);
+    sl_ir_put_num(o, "n", &ir->n);
+    sl_ir_put_num(o, "presence_penalty", &ir->presence_penalty);
+    sl_ir_put_num(o, "frequency_penalty", &ir->frequency_penalty);
     o_put_format(o, &ir->format);
     if (ir->user.p) {
         sl_buf_append_c(o, ",\"user\":");
@@ -413,22 +414,12 @@ static int o_emit_request(const sl_ir_req *ir, sl_buf *o, sl_ir_refusal *e)
     sl_buf_append_c(o, "{\"model\":");
     sl_ir_put_str(o, ir->model, "\"\"");
     o_put_messages(o, ir);
-    if (ir->max_tokens.set)
-        sl_ir_put_num(o, "max_tokens", &ir->max_tokens);
-    if (ir->temperature.set)
-        sl_ir_put_num(o, "temperature", &ir->temperature);
-    if (ir->top_p.set)
-        sl_ir_put_num(o, "top_p", &ir->top_p);
+    sl_ir_put_num(o, "max_tokens", &ir->max_tokens);
+    sl_ir_put_num(o, "temperature", &ir->temperature);
+    sl_ir_put_num(o, "top_p", &ir->top_p);
     if (ir->stream)
         sl_buf_append_c(o, ",\"stream\":true");
-    if (ir->n_stop) {
-        sl_buf_append_c(o, ",\"stop\":[");
-        for (size_t i = 0; i < ir->n_stop; i++) {
-            sl_buf_append_c(o, i ? "," : "");
-            sl_buf_json_str(o, ir->stop[i].p, ir->stop[i].len);
-        }
-        sl_buf_append_c(o, "]");
-    }
+    sl_ir_put_stops(o, "stop", ir);
     o_put_tools(o, ir);
     o_put_extras(o, ir);
     if (ir->stream) /* sluice meters streams from the provider's usage chunk */
@@ -439,26 +430,15 @@ static int o_emit_request(const sl_ir_req *ir, sl_buf *o, sl_ir_refusal *e)
 
 /* ---- answers ---------------------------------------------------------------------------- */
 
-static sl_ir_finish o_finish_in(sl_str s)
-{
-    if (sl_str_eq_c(s, "length"))
-        return SL_IR_FINISH_LENGTH;
-    if (sl_str_eq_c(s, "tool_calls") || sl_str_eq_c(s, "function_call"))
-        return SL_IR_FINISH_TOOL_CALLS;
-    if (sl_str_eq_c(s, "content_filter"))
-        return SL_IR_FINISH_CONTENT_FILTER;
-    return SL_IR_FINISH_STOP;
-}
-
-static const char *o_finish_out(sl_ir_finish f)
-{
-    switch (f) {
-    case SL_IR_FINISH_LENGTH: return "length";
-    case SL_IR_FINISH_TOOL_CALLS: return "tool_calls";
-    case SL_IR_FINISH_CONTENT_FILTER: return "content_filter";
-    default: return "stop";
-    }
-}
+static const sl_ir_finish_name o_finishes[] = {
+    {"stop", SL_IR_FINISH_STOP},
+    {"length", SL_IR_FINISH_LENGTH},
+    {"tool_calls", SL_IR_FINISH_TOOL_CALLS},
+    {"function_call", SL_IR_FINISH_TOOL_CALLS}, /* the legacy name */
+    {"content_filter", SL_IR_FINISH_CONTENT_FILTER},
+};
+#define o_finish_in(s)  sl_ir_finish_in(o_finishes, SL_ARRAY_LEN(o_finishes), s)
+#define o_finish_out(f) sl_ir_finish_out(o_finishes, SL_ARRAY_LEN(o_finishes), f)
 
 /* usage.{prompt,completion}_tokens; input/output_tokens too, which some
  * OpenAI-compatible servers send (the later name wins, as it always did). */
@@ -553,15 +533,7 @@ static void o_emit_answer(const sl_ir_answer *ir, sl_buf *o)
                     ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
     bool calls = false;
     o_put_answer_content(o, ir, &calls);
-    if (calls) {
-        sl_buf_append_c(o, ",\"tool_calls\":[");
-        bool first = true;
-        for (const sl_ir_part *p = ir->parts; p; p = p->next) {
-            if (p->type == SL_IR_TOOL_CALL)
-                o_put_tool_call(o, p, first), first = false;
-        }
-        sl_buf_append_c(o, "]");
-    }
+    o_put_tool_calls(o, ir->parts);
     sl_buf_printf(o, "},\"logprobs\":null,\"finish_reason\":\"%s\"}]", o_finish_out(ir->finish));
     o_put_usage(o, &ir->usage);
     sl_buf_append_c(o, "}");
@@ -627,7 +599,8 @@ static void o_parse_delta(sl_ir_stream *s, const sl_json *ch)
     }
     const sl_json *fr = sl_json_get(ch, "finish_reason");
     if (is_str(fr))
-        sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_FINISH, .finish = o_finish_in(fr->str)});
+        sl_ir_stream_put(s,
+                         &(sl_ir_event){.type = SL_IR_EV_FINISH, .finish = o_finish_in(fr->str)});
 }
 
 static void o_parse_event(sl_ir_stream *s, sl_str event, sl_str data, const sl_json *d)

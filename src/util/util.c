@@ -1,4 +1,4 @@
-/* util.c — clocks, sizes, randomness: the few libc wrappers everyone needs. */
+/* util.c — clocks, sizes, randomness, redaction: the few helpers everyone needs. */
 #include "sluice/util.h"
 
 #include <ctype.h>
@@ -147,4 +147,98 @@ void sl_random_bytes(void *out, size_t n)
         p += got;
         n -= (size_t)got;
     }
+}
+
+/* The userinfo of scheme://userinfo@host/...: [*ui, *at) or false. */
+static bool find_userinfo(const char *url, const char **ui, const char **at)
+{
+    const char *s = url ? strstr(url, "://") : NULL;
+    if (!s)
+        return false;
+    s += 3;
+    size_t auth = strcspn(s, "/?#");
+    const char *last = NULL;
+    for (const char *p = s; p < s + auth; p++) {
+        if (*p == '@')
+            last = p; /* the host follows the last '@' */
+    }
+    if (!last)
+        return false;
+    *ui = s;
+    *at = last;
+    return true;
+}
+
+sl_str sl_url_password(const char *url)
+{
+    const char *ui, *at;
+    if (!find_userinfo(url, &ui, &at))
+        return SL_STR_NULL;
+    const char *colon = memchr(ui, ':', (size_t)(at - ui));
+    if (!colon)
+        return (sl_str){ui, (size_t)(at - ui)}; /* a bare token is the secret */
+    return (sl_str){colon + 1, (size_t)(at - colon - 1)};
+}
+
+static void put_bounded(char *out, size_t cap, size_t *len, const char *p, size_t n)
+{
+    size_t room = *len + 1 < cap ? cap - 1 - *len : 0;
+    n = n < room ? n : room;
+    memcpy(out + *len, p, n);
+    *len += n;
+}
+
+const char *sl_redact_url(const char *url, char *out, size_t cap)
+{
+    if (!cap)
+        return out;
+    size_t len = 0;
+    const char *ui, *at;
+    if (!url) {
+        out[0] = '\0';
+        return out;
+    }
+    if (!find_userinfo(url, &ui, &at)) {
+        put_bounded(out, cap, &len, url, strlen(url));
+    } else {
+        const char *colon = memchr(ui, ':', (size_t)(at - ui));
+        const char *keep = colon ? colon + 1 : ui; /* scheme and user name */
+        put_bounded(out, cap, &len, url, (size_t)(keep - url));
+        put_bounded(out, cap, &len, "***", 3);
+        put_bounded(out, cap, &len, at, strlen(at));
+    }
+    out[len] = '\0';
+    return out;
+}
+
+bool sl_has_secret(const char *p, size_t len, char *const *secrets, size_t n_secrets)
+{
+    for (size_t i = 0; i < n_secrets; i++) {
+        size_t sl = strlen(secrets[i]);
+        if (sl >= SL_SECRET_MIN_LEN && memmem(p, len, secrets[i], sl))
+            return true;
+    }
+    return false;
+}
+
+size_t sl_scrub(char *p, size_t len, char *const *secrets, size_t n_secrets)
+{
+    size_t orig = len;
+    for (size_t i = 0; i < n_secrets; i++) {
+        size_t sl = strlen(secrets[i]);
+        if (sl < SL_SECRET_MIN_LEN)
+            continue;
+        char *hit;
+        size_t from = 0;
+        while ((hit = memmem(p + from, len - from, secrets[i], sl))) {
+            size_t at = (size_t)(hit - p);
+            memcpy(hit, "***", 3);
+            memmove(hit + 3, hit + sl, len - at - sl);
+            len -= sl - 3;
+            from = at + 3;
+        }
+    }
+    if (len < orig)
+        p[len] = '\0'; /* inside the old bytes: keeps a C string or an sl_buf terminated */
+    return len;
 }

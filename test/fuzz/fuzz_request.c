@@ -10,7 +10,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sl_arena_init(&a, NULL, 0, 16u << 20);
         sl_llm_req r;
         sl_http_error e;
-        if (sl_llm_req_parse(&a, (sl_api)api, (const char *)data, size, &r, &e) == SL_OK) {
+        const sl_json_limits lim = {.max_members = 10000, .max_nodes = 1000000}; /* defaults */
+        if (sl_llm_req_parse(&a, (sl_api)api, (const char *)data, size, &lim, &r, &e) == SL_OK) {
             sl_cache_key k;
             sl_cache_key_compute(&r, SL_STR("-"), &k);
         }

@@ -3,8 +3,8 @@ import json, threading, time
 from harness import Mock, Redis, Sluice, base_config, chat, post_json, stream
 
 
-def cfg(m, redis=None, **over):
-    c = base_config(m, cache={"enabled": True, "ttl_s": 60}, **over)
+def cfg(m, redis=None, cache=None, **over):
+    c = base_config(m, cache=dict({"enabled": True, "ttl_s": 60}, **(cache or {})), **over)
     if redis:
         c["redis"] = {"url": redis.url, "timeout_ms": 50}
     return c
@@ -167,4 +167,103 @@ def test_redis_killed_and_hung_requests_still_fast():
     post_json(u, chat("back"))
     time.sleep(0.1)
     assert len(r.cmd("KEYS", "sluice:{c:*}:v2")) >= 1, "L2 did not come back"
+    s.stop()
+
+
+def entry_keys(r):
+    return set(r.cmd("KEYS", "sluice:{c:*}:v2"))
+
+
+def test_ttl_header_clamped_and_checked():
+    """Issue 17 item 5: 9223372036854775807 overflowed the milliseconds (the
+    sanitizer build aborted) and 9300000000000 stored an entry for 300,000
+    years; both are clamped to cache.max_ttl_s. Non-numbers are a 400."""
+    m, r = Mock(), Redis()
+    s = Sluice(cfg(m, r))
+    time.sleep(0.3)
+    u = s.url + "/v1/chat/completions"
+    for i, ttl in enumerate(("9223372036854775807", "9300000000000", "99999999999999999999999")):
+        before = entry_keys(r)
+        st, h, j, raw = post_json(u, chat("long ttl %d" % i), {"x-sluice-cache-ttl": ttl})
+        assert st == 200 and h["x-sluice-cache"] == "miss", raw
+        time.sleep(0.1)
+        (key,) = entry_keys(r) - before
+        pttl = r.cmd("PTTL", key)
+        assert 2592000000 - 60000 < pttl <= 2592000000, pttl  # 30 days, the default bound
+        assert post_json(u, chat("long ttl %d" % i))[1]["x-sluice-cache"] == "hit"
+    for bad in ("abc", "-5", "12s", "1.5", "0x10"):
+        st, h, j, raw = post_json(u, chat("bad ttl"), {"x-sluice-cache-ttl": bad})
+        assert st == 400, (bad, raw)
+        e = j["error"]
+        assert e["param"] == "x-sluice-cache-ttl" and e["type"] == "invalid_request_error", e
+        assert e["code"] == "invalid_header" and "whole number of seconds" in e["message"], e
+    assert post_json(u, chat("zero ttl"), {"x-sluice-cache-ttl": "0"})[0] == 200  # stores nothing
+    assert post_json(u, chat("zero ttl"))[1]["x-sluice-cache"] == "miss"
+    s.stop()
+    # a configured bound
+    s = Sluice(cfg(m, r, cache={"max_ttl_s": 100}))
+    time.sleep(0.3)
+    before = entry_keys(r)
+    post_json(s.url + "/v1/chat/completions", chat("bounded"), {"x-sluice-cache-ttl": "5000"})
+    time.sleep(0.1)
+    (key,) = entry_keys(r) - before
+    assert 90000 < r.cmd("PTTL", key) <= 100000
+    s.stop()
+
+
+def test_sampled_answers_cached_by_default_and_cache_sampled_false():
+    """Issue 17 item 13: answers to sampled requests (temperature > 0 or
+    absent) are cached by default; cache.sampled: false keeps only
+    temperature 0 (and embeddings, which are not sampled)."""
+    m = Mock()
+    s = Sluice(cfg(m))
+    u = s.url + "/v1/chat/completions"
+    for body in (chat("warm", temperature=0.9), chat("absent")):
+        assert post_json(u, body)[1]["x-sluice-cache"] == "miss"
+        assert post_json(u, body)[1]["x-sluice-cache"] == "hit"
+    s.stop()
+    m.reset()
+    s = Sluice(cfg(m, cache={"sampled": False}))
+    u = s.url + "/v1/chat/completions"
+    for body in (chat("warm", temperature=0.9), chat("absent"), chat("null", temperature=None)):
+        assert post_json(u, body)[1]["x-sluice-cache"] == "bypass"
+        assert post_json(u, body)[1]["x-sluice-cache"] == "bypass"
+    assert m.stats()["requests"] == 6
+    for body in (chat("cold", temperature=0), chat("cold float", temperature=0.0)):
+        assert post_json(u, body)[1]["x-sluice-cache"] == "miss"
+        assert post_json(u, body)[1]["x-sluice-cache"] == "hit"
+    e = s.url + "/v1/embeddings"
+    assert post_json(e, {"model": "gpt-4o-mini", "input": "x"})[1]["x-sluice-cache"] == "miss"
+    assert post_json(e, {"model": "gpt-4o-mini", "input": "x"})[1]["x-sluice-cache"] == "hit"
+    st, h, _, _ = stream(u, chat("warm stream", temperature=1, stream=True))
+    assert st == 200 and h["x-sluice-cache"] == "bypass"
+    s.stop()
+
+
+def test_cache_scope_tenant_or_user():
+    """Issue 17 item 13: by default end users of one tenant share entries
+    (`user` is not in the key); cache.scope: user puts the end user (header
+    x-sluice-user, else the body's `user`) into the key."""
+    m = Mock()
+    s = Sluice(cfg(m))
+    u = s.url + "/v1/chat/completions"
+    assert post_json(u, chat("shared q", user="alice"))[1]["x-sluice-cache"] == "miss"
+    assert post_json(u, chat("shared q", user="bob"))[1]["x-sluice-cache"] == "hit"
+    assert post_json(u, chat("shared q"), {"x-sluice-user": "carol"})[1]["x-sluice-cache"] == "hit"
+    s.stop()
+    s = Sluice(cfg(m, cache={"scope": "user"}))
+    u = s.url + "/v1/chat/completions"
+
+    def outcome(body, headers=None):
+        return post_json(u, body, headers)[1]["x-sluice-cache"]
+
+    assert outcome(chat("q", user="alice")) == "miss"
+    assert outcome(chat("q", user="alice")) == "hit"
+    assert outcome(chat("q", user="bob")) == "miss"
+    assert outcome(chat("q"), {"x-sluice-user": "alice"}) == "hit"  # the same end user
+    assert outcome(chat("q", user="alice"), {"x-sluice-user": "dave"}) == "miss"  # header wins
+    assert outcome(chat("q")) == "miss"  # no user: the tenant's user-less scope
+    assert outcome(chat("q")) == "hit"
+    # a user name cannot spell another user's scope
+    assert outcome(chat("q", user="u5:alice")) == "miss"
     s.stop()

@@ -165,7 +165,10 @@ def test_mock_old_answers_unchanged():
     """No tools, no cache_control, no knob: the answers keep exactly their old keys."""
     def check(m):
         j = post_json(m.url + "/v1/chat/completions", harness.chat())[2]
-        assert set(j["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}, j
+        # chat usage carries OpenAI's zero details (cache fidelity, issue 17 item 9)
+        assert set(j["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens",
+                                   "prompt_tokens_details", "completion_tokens_details"}, j
+        assert j["usage"]["prompt_tokens_details"]["cached_tokens"] == 0, j
         assert set(j["choices"][0]["message"]) == {"role", "content"}, j
         a = post_json(m.url + "/v1/messages", {"model": "c", "max_tokens": 9, "messages": [{"role": "user", "content": "hi"}]})[2]
         assert set(a["usage"]) == {"input_tokens", "output_tokens"} and a["content"][0]["type"] == "text", a
@@ -235,7 +238,8 @@ def test_mock_cache_usage_knobs():
         r = post_json(m.url + "/v1/responses", {"model": "m", "input": "cache me"})[2]["usage"]
         assert r["input_tokens_details"]["cached_tokens"] == 40 and r["output_tokens_details"]["reasoning_tokens"] == 7, r
         m.reset()
-        assert "prompt_tokens_details" not in post_json(m.url + "/v1/chat/completions", harness.chat("cache me"))[2]["usage"]
+        u = post_json(m.url + "/v1/chat/completions", harness.chat("cache me"))[2]["usage"]
+        assert u["prompt_tokens_details"]["cached_tokens"] == 0, u
     both(check)
 
 

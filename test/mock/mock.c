@@ -45,6 +45,8 @@
 
 typedef struct knobs {
     int status, delay_ms, stream_chunks, chunk_delay_ms, fail_next, drop_after_chunks;
+    int echo_key; /* 1 (true): a 401 quoting the credential received; 2 ("stream"): a
+                     stream whose first event is an error quoting it */
     char retry_after[64];
     char *body;
     cJSON *headers; /* extra response headers of LLM answers: {"Name": "value"} */
@@ -86,8 +88,10 @@ typedef struct job {
     struct evhttp_request *req;
     api kind;
     bool stream, include_usage, gone;
+    bool logprobs; /* chat: the request asked for logprobs */
     int status;
     char *model, *reply, *id;
+    char *credential; /* the Authorization (or x-api-key) header received */
     long prompt_tokens;
     long max_tokens;
     char **words;
@@ -135,6 +139,7 @@ static void job_free(job *j)
     free(j->model);
     free(j->reply);
     free(j->id);
+    free(j->credential);
     cJSON_Delete(j->input);
     cJSON_Delete(j->tool);
     free(j->prev_id);
@@ -227,6 +232,59 @@ static const char *finish_reason(job *j)
     return j->max_tokens > 0 && j->n_words >= j->max_tokens ? "length" : "stop";
 }
 
+/* Chat answers carry what OpenAI's do beyond the text, the same in both
+ * forms, so that a test can compare a cached replay with a direct answer. */
+static void add_chat_extras(job *j, cJSON *o)
+{
+    if (j->kind != API_CHAT)
+        return;
+    cJSON_AddStringToObject(o, "system_fingerprint", "fp_mock");
+    cJSON_AddStringToObject(o, "service_tier", "default");
+}
+
+static void add_usage(job *j, cJSON *o, long completion)
+{
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "prompt_tokens", (double)j->prompt_tokens);
+    cJSON_AddNumberToObject(u, "completion_tokens", (double)completion);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)(j->prompt_tokens + completion));
+    x_usage_openai(j, u); /* tool, cache and reasoning knobs */
+    if (j->kind != API_CHAT)
+        return;
+    if (!cJSON_GetObjectItem(u, "prompt_tokens_details")) {
+        cJSON *pd = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+        cJSON_AddNumberToObject(pd, "cached_tokens", 0);
+        cJSON_AddNumberToObject(pd, "audio_tokens", 0);
+    }
+    if (!cJSON_GetObjectItem(u, "completion_tokens_details"))
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "completion_tokens_details"),
+                                "reasoning_tokens", 0);
+}
+
+/* choice.logprobs for words [from, to): one token per word, or null. */
+static void add_logprobs(job *j, cJSON *ch, int from, int to)
+{
+    if (!j->logprobs || from >= to) {
+        cJSON_AddNullToObject(ch, "logprobs");
+        return;
+    }
+    cJSON *lp = cJSON_AddObjectToObject(ch, "logprobs");
+    cJSON *content = cJSON_AddArrayToObject(lp, "content");
+    for (int i = from; i < to; i++) {
+        char tok[512];
+        snprintf(tok, sizeof tok, "%s%s", i > 0 ? " " : "", j->words[i]);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "token", tok);
+        cJSON_AddNumberToObject(e, "logprob", -0.125 * (i % 8));
+        cJSON *bytes = cJSON_AddArrayToObject(e, "bytes");
+        for (const char *c = tok; *c; c++)
+            cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)*c));
+        cJSON_AddArrayToObject(e, "top_logprobs");
+        cJSON_AddItemToArray(content, e);
+    }
+    cJSON_AddNullToObject(lp, "refusal");
+}
+
 /* ---- plain answers ------------------------------------------------------------ */
 
 static void answer_plain(job *j)
@@ -290,14 +348,11 @@ static void answer_plain(job *j)
         } else {
             cJSON_AddStringToObject(ch, "text", j->reply);
         }
-        cJSON_AddNullToObject(ch, "logprobs");
+        add_logprobs(j, ch, 0, j->n_words);
         cJSON_AddStringToObject(ch, "finish_reason", finish_reason(j));
         cJSON_AddItemToArray(choices, ch);
-        cJSON *u = cJSON_AddObjectToObject(o, "usage");
-        cJSON_AddNumberToObject(u, "prompt_tokens", (double)j->prompt_tokens);
-        cJSON_AddNumberToObject(u, "completion_tokens", (double)ct);
-        cJSON_AddNumberToObject(u, "total_tokens", (double)(j->prompt_tokens + ct));
-        x_usage_openai(j, u);
+        add_usage(j, o, ct);
+        add_chat_extras(j, o);
     }
     if (j->tool && j->kind != API_RESPONSES)
         tool_plain_fix(j, o);
@@ -331,10 +386,12 @@ static cJSON *chunk_base(job *j)
                             j->kind == API_CHAT ? "chat.completion.chunk" : "text_completion");
     cJSON_AddNumberToObject(o, "created", 1700000000);
     cJSON_AddStringToObject(o, "model", j->model);
+    add_chat_extras(j, o);
     return o;
 }
 
-static void openai_piece(job *j, const char *text, const char *finish, bool role)
+/* One chunk: text holds words [from, to) (for their logprobs). */
+static void openai_piece(job *j, const char *text, const char *finish, bool role, int from, int to)
 {
     cJSON *o = chunk_base(j);
     cJSON *choices = cJSON_AddArrayToObject(o, "choices");
@@ -349,7 +406,7 @@ static void openai_piece(job *j, const char *text, const char *finish, bool role
     } else {
         cJSON_AddStringToObject(ch, "text", text ? text : "");
     }
-    cJSON_AddNullToObject(ch, "logprobs");
+    add_logprobs(j, ch, from, to);
     if (finish)
         cJSON_AddStringToObject(ch, "finish_reason", finish);
     else
@@ -417,15 +474,11 @@ static void stream_end(job *j)
         anthropic_event(j, "message_delta", NULL, 4);
         anthropic_event(j, "message_stop", NULL, 5);
     } else {
-        openai_piece(j, j->kind == API_CHAT ? NULL : "", finish_reason(j), false);
+        openai_piece(j, j->kind == API_CHAT ? NULL : "", finish_reason(j), false, 0, 0);
         if (j->include_usage) {
             cJSON *o = chunk_base(j);
             cJSON_AddArrayToObject(o, "choices");
-            cJSON *u = cJSON_AddObjectToObject(o, "usage");
-            cJSON_AddNumberToObject(u, "prompt_tokens", (double)j->prompt_tokens);
-            cJSON_AddNumberToObject(u, "completion_tokens", j->n_words);
-            cJSON_AddNumberToObject(u, "total_tokens", (double)(j->prompt_tokens + j->n_words));
-            x_usage_openai(j, u);
+            add_usage(j, o, j->n_words);
             send_event(j, NULL, o);
         }
         send_event(j, NULL, NULL);
@@ -460,13 +513,15 @@ static void stream_step(evutil_socket_t fd, short what, void *arg)
     int from = j->sent_chunks * per, to = from + per;
     if (to > j->n_words)
         to = j->n_words;
-    char *text = words_between(j, from < j->n_words ? from : j->n_words, to);
+    if (from > j->n_words)
+        from = j->n_words;
+    char *text = words_between(j, from, to);
     if (x_stream_piece(j, text))
         ; /* a Responses API delta */
     else if (j->kind == API_MESSAGES)
         anthropic_event(j, "content_block_delta", text, 2);
     else
-        openai_piece(j, text, NULL, false);
+        openai_piece(j, text, NULL, false, from, to);
     free(text);
     j->sent_chunks++;
     schedule(j, m.k.chunk_delay_ms);
@@ -490,9 +545,41 @@ static void start_stream(job *j)
         anthropic_event(j, "content_block_start", NULL, 1);
         anthropic_event(j, "ping", NULL, 6);
     } else {
-        openai_piece(j, j->kind == API_CHAT ? "" : "", NULL, j->kind == API_CHAT);
+        openai_piece(j, j->kind == API_CHAT ? "" : "", NULL, j->kind == API_CHAT, 0, 0);
     }
     schedule(j, m.k.chunk_delay_ms);
+}
+
+/* What a careless provider does: its error message quotes the key it got. */
+static cJSON *echo_error(job *j)
+{
+    char msg[1024];
+    snprintf(msg, sizeof msg, "Incorrect API key provided: %s", j->credential ? j->credential : "");
+    cJSON *o = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "type", "invalid_request_error");
+    cJSON_AddNullToObject(e, "param");
+    cJSON_AddStringToObject(e, "code", "invalid_api_key");
+    return o;
+}
+
+static void respond_echo(job *j)
+{
+    cJSON *o = echo_error(j);
+    if (m.k.echo_key == 2 && j->stream) {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(j->req);
+        evhttp_add_header(h, "Content-Type", "text/event-stream");
+        evhttp_send_reply_start(j->req, 200, "OK");
+        send_event(j, j->kind == API_MESSAGES ? "error" : NULL, o);
+        evhttp_send_reply_end(j->req);
+    } else {
+        char *s = cJSON_PrintUnformatted(o);
+        send_json(j->req, 401, s);
+        free(s);
+        cJSON_Delete(o);
+    }
+    finish(j);
 }
 
 static void respond(evutil_socket_t fd, short what, void *arg)
@@ -510,6 +597,10 @@ static void respond(evutil_socket_t fd, short what, void *arg)
     {
         if (cJSON_IsString(h))
             evhttp_add_header(evhttp_request_get_output_headers(j->req), h->string, h->valuestring);
+    }
+    if (m.k.echo_key) {
+        respond_echo(j);
+        return;
     }
     if (j->status != 200) {
         char body[256];
@@ -621,10 +712,15 @@ static void handle_llm(struct evhttp_request *req, api kind, const char *path)
     j->kind = kind;
     j->status = 200;
     j->model = strdup(model->valuestring);
+    const char *cred = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!cred)
+        cred = evhttp_find_header(evhttp_request_get_input_headers(req), "x-api-key");
+    j->credential = cred ? strdup(cred) : NULL;
     cJSON *st = cJSON_GetObjectItem(root, "stream");
     j->stream = cJSON_IsTrue(st);
     cJSON *so = cJSON_GetObjectItem(root, "stream_options");
     j->include_usage = cJSON_IsTrue(cJSON_GetObjectItem(so, "include_usage"));
+    j->logprobs = kind == API_CHAT && cJSON_IsTrue(cJSON_GetObjectItem(root, "logprobs"));
     cJSON *mt = cJSON_GetObjectItem(root, "max_tokens");
     if (!mt)
         mt = cJSON_GetObjectItem(root, "max_completion_tokens");
@@ -1131,15 +1227,11 @@ static void anthropic_tool_end(job *j)
 
 static void chat_tool_end(job *j)
 {
-    openai_piece(j, NULL, "tool_calls", false);
+    openai_piece(j, NULL, "tool_calls", false, 0, 0);
     if (j->include_usage) {
         cJSON *o = chunk_base(j);
         cJSON_AddArrayToObject(o, "choices");
-        cJSON *u = cJSON_AddObjectToObject(o, "usage");
-        cJSON_AddNumberToObject(u, "prompt_tokens", (double)j->prompt_tokens);
-        cJSON_AddNumberToObject(u, "completion_tokens", j->n_words);
-        cJSON_AddNumberToObject(u, "total_tokens", (double)(j->prompt_tokens + j->n_words));
-        x_usage_openai(j, u);
+        add_usage(j, o, j->n_words);
         send_event(j, NULL, o);
     }
     send_event(j, NULL, NULL);
@@ -1817,6 +1909,12 @@ static void handle_config(struct evhttp_request *req)
         if (cJSON_IsNumber(v))
             *ints[i].field = v->valueint;
     }
+    cJSON *ek = cJSON_GetObjectItem(o, "echo_key");
+    if (ek)
+        m.k.echo_key = cJSON_IsTrue(ek)                                           ? 1
+                       : cJSON_IsString(ek) && !strcmp(ek->valuestring, "stream") ? 2
+                       : cJSON_IsNumber(ek)                                       ? ek->valueint
+                                                                                  : 0;
     cJSON *ra = cJSON_GetObjectItem(o, "retry_after");
     if (cJSON_IsString(ra))
         snprintf(m.k.retry_after, sizeof m.k.retry_after, "%s", ra->valuestring);

@@ -1,6 +1,7 @@
 /* test_config.c — defaults, the example file, errors with file:line: key. */
 #include <stdlib.h>
 
+#include "sluice/auth.h"
 #include "sluice/config.h"
 #include "t.h"
 
@@ -21,7 +22,18 @@ T_TEST(defaults)
     T_EQ_INT(c->cache.l1_max_bytes, 64 << 20);
     T_EQ_INT(c->redis.timeout_ms, 50);
     T_CHECK(c->redis.url == NULL);
+    T_EQ_INT(c->cache.max_ttl_s, 2592000);
+    T_CHECK(c->cache.sampled && !c->cache.scope_user);
+    T_EQ_INT(c->server.max_json_members, 10000);
+    T_EQ_INT(c->server.max_json_values, 1000000);
     sl_config_unref(c);
+    c = load("cache: { sampled: false, scope: user, max_ttl_s: 7200, ttl_s: 7200 }\n"
+             "server: { max_json_members: 5, max_json_values: 50 }\n");
+    T_CHECK(c != NULL);
+    T_CHECK(c && !c->cache.sampled && c->cache.scope_user && c->cache.max_ttl_s == 7200);
+    T_CHECK(c && c->server.max_json_members == 5 && c->server.max_json_values == 50);
+    if (c)
+        sl_config_unref(c);
 }
 
 T_TEST(example_file_loads)
@@ -72,9 +84,9 @@ T_TEST(values_and_env)
     T_EQ_INT(c->sla.targets[0].resolution_min, 240);
     T_EQ_INT(sl_config_provider_for(c, SL_STR("claude-3-5-haiku"), 0), 0);
     T_EQ_INT(sl_config_provider_for(c, SL_STR("gpt-4o"), 0), 1);
-    T_CHECK(sl_config_key(c, SL_STR("k1")) == &c->keys[0]);
-    T_CHECK(sl_config_key(c, SL_STR("k2")) == NULL);
-    T_CHECK(sl_config_key(c, SL_STR("k1x")) == NULL);
+    T_CHECK(sl_auth_client_key(c, SL_STR("k1")) == &c->keys[0]);
+    T_CHECK(sl_auth_client_key(c, SL_STR("k2")) == NULL);
+    T_CHECK(sl_auth_client_key(c, SL_STR("k1x")) == NULL);
     sl_config_unref(c);
 }
 
@@ -101,6 +113,12 @@ T_TEST(errors_name_file_line_key)
          "sla:\n  targets: { gold: { low: { response: 2 } }, silver: { low: { response: 3 } } }\n",
          "t.yaml:3: sla: duplicate key"},
         {"cache: { enabled: true, enabled: false }\n", "cache.enabled: duplicate key"},
+        {"cache: { scope: team }\n", "t.yaml:1: cache.scope: expected tenant or user"},
+        {"cache: { ttl_s: 7200, max_ttl_s: 3600 }\n", "cache.ttl_s: 7200 is more than"},
+        {"server: { max_json_members: 0 }\n", "server.max_json_members"},
+        /* issue 17 item 7: an empty admin key opened the dashboard */
+        {"admin:\n  key: \"\"\n", "t.yaml:2: admin.key: empty"},
+        {"admin: { key: short }\n", "t.yaml:1: admin.key: too short"},
     };
     unsetenv("SL_MISSING_VAR");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -125,5 +143,113 @@ T_TEST(model_globs)
     T_CHECK(sl_model_match("*-mini", SL_STR("gpt-4o-mini")));
 }
 
+/* sl_auth: constant time, and nothing matches an empty credential. */
+T_TEST(auth_equal)
+{
+    T_CHECK(sl_auth_equal(SL_STR("sk-admin-1"), "sk-admin-1"));
+    T_CHECK(!sl_auth_equal(SL_STR("sk-admin-"), "sk-admin-1"));
+    T_CHECK(!sl_auth_equal(SL_STR("sk-admin-12"), "sk-admin-1"));
+    T_CHECK(!sl_auth_equal(SL_STR(""), ""));
+    T_CHECK(!sl_auth_equal(SL_STR(""), "sk-admin-1"));
+    T_CHECK(!sl_auth_equal(SL_STR("x"), NULL));
+}
+
+/* Issue 17 item 12: what must never come back from a provider. */
+T_TEST(secrets_collected)
+{
+    sl_config *c =
+        load("redis: { url: \"redis://:redis-pass-1@h:1/0\" }\n"
+             "providers:\n"
+             "  - { name: a, base_url: \"http://u:url-pass-1@x\", api_key: sk-long-key-1 }\n"
+             "  - { name: b, base_url: \"http://y\", api_key: sk-long-key-1 }\n"
+             "  - { name: c, base_url: \"http://z\", api_key: x }\n");
+    T_CHECK(c != NULL);
+    if (!c)
+        return;
+    T_EQ_INT(c->n_secrets, 3);
+    T_EQ_STR(c->secrets[0], "sk-long-key-1");
+    T_EQ_STR(c->secrets[1], "url-pass-1");
+    T_EQ_STR(c->secrets[2], "redis-pass-1");
+    sl_config_unref(c);
+}
+
+typedef struct seen {
+    char keys[64][64];
+    int restart[64];
+    int n;
+} seen;
+
+static void collect(void *ud, const char *key, bool restart)
+{
+    seen *s = ud;
+    if (s->n < 64) {
+        snprintf(s->keys[s->n], sizeof s->keys[0], "%s", key);
+        s->restart[s->n++] = restart;
+    }
+}
+
+/* Issue 17 item 11: the table says how each key reloads; a diff names the
+ * changed ones. */
+T_TEST(reload_marks_and_diff)
+{
+    seen all = {.n = 0};
+    sl_config_each_key(collect, NULL, NULL, &all);
+    int restart = 0, found_l1 = 0;
+    for (int i = 0; i < all.n; i++) {
+        restart += all.restart[i];
+        if (strcmp(all.keys[i], "cache.l1_max_bytes") == 0)
+            found_l1 = !all.restart[i];
+        if (strcmp(all.keys[i], "listen") == 0 || strcmp(all.keys[i], "workers") == 0 ||
+            strncmp(all.keys[i], "redis.", 6) == 0)
+            T_CHECK(all.restart[i]);
+    }
+    T_EQ_INT(restart, 9); /* listen, workers and the seven redis keys */
+    T_CHECK(found_l1);
+    sl_config *a = load("redis: { timeout_ms: 10 }\nlog: { access: off }\n");
+    sl_config *b = load("redis: { timeout_ms: 20 }\nlog: { access: stderr }\nworkers: 1\n");
+    T_CHECK(a && b);
+    if (!a || !b)
+        return;
+    seen d = {.n = 0};
+    sl_config_each_key(collect, a, b, &d);
+    T_EQ_INT(d.n, 2);
+    T_EQ_STR(d.keys[0], "redis.timeout_ms");
+    T_CHECK(d.restart[0]);
+    T_EQ_STR(d.keys[1], "log.access");
+    T_CHECK(!d.restart[1]);
+    sl_config_unref(a);
+    sl_config_unref(b);
+}
+
+/* docs/CONFIG.md's reload table says what the config table says. */
+T_TEST(reload_table_documented)
+{
+    FILE *f = fopen("docs/CONFIG.md", "r");
+    T_CHECK(f != NULL);
+    if (!f)
+        return;
+    static char doc[1 << 16];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    fclose(f);
+    doc[n] = '\0';
+    const char *sec = strstr(doc, "## What SIGHUP applies");
+    T_CHECK(sec != NULL);
+    if (!sec)
+        return;
+    seen all = {.n = 0};
+    sl_config_each_key(collect, NULL, NULL, &all);
+    for (int i = 0; i < all.n; i++) {
+        char row[128];
+        snprintf(row, sizeof row, "| `%s` | %s |", all.keys[i],
+                 all.restart[i] ? "restart" : "live");
+        if (all.restart[i] && !strstr(sec, row))
+            printf("  docs/CONFIG.md lacks the row %s\n", row);
+        T_CHECK(!all.restart[i] || strstr(sec, row));
+        snprintf(row, sizeof row, "| `%s` | %s |", all.keys[i],
+                 all.restart[i] ? "live" : "restart");
+        T_CHECK(strstr(sec, row) == NULL); /* documented the other way round */
+    }
+}
+
 T_MAIN("config", defaults, example_file_loads, values_and_env, errors_name_file_line_key,
-       model_globs)
+       model_globs, auth_equal, secrets_collected, reload_marks_and_diff, reload_table_documented)

@@ -79,7 +79,8 @@ T_TEST(unsupported_features_refused)
 T_TEST(answers_both_ways)
 {
     sl_buf_reset(&out);
-    sl_dialect_answer(AN, OA,
+    sl_dialect_answer(
+        AN, OA,
         J("{\"id\":\"msg_1\",\"type\":\"message\",\"model\":\"c\",\"content\":["
           "{\"type\":\"text\",\"text\":\"hi\"},{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\","
           "\"input\":{\"a\":1}}],"
@@ -90,10 +91,11 @@ T_TEST(answers_both_ways)
     T_CHECK(strstr(out.p, "\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7") !=
             NULL);
     sl_buf_reset(&out);
-    sl_dialect_answer(OA, AN, J("{\"id\":\"c1\",\"model\":\"g\",\"choices\":[{\"index\":0,"
-                                  "\"message\":{\"role\":\"assistant\","
-                                  "\"content\":\"yo\"},\"finish_reason\":\"length\"}],\"usage\":{"
-                                  "\"prompt_tokens\":3,\"completion_tokens\":1}}"),
+    sl_dialect_answer(OA, AN,
+                      J("{\"id\":\"c1\",\"model\":\"g\",\"choices\":[{\"index\":0,"
+                        "\"message\":{\"role\":\"assistant\","
+                        "\"content\":\"yo\"},\"finish_reason\":\"length\"}],\"usage\":{"
+                        "\"prompt_tokens\":3,\"completion_tokens\":1}}"),
                       &A, &out);
     T_EQ_STR(
         out.p,

@@ -102,4 +102,87 @@ T_TEST(canonical_form)
     sl_arena_free(&A);
 }
 
-T_MAIN("json", parses_values, refuses_bad_input, unicode_escapes, depth_bound, canonical_form)
+/* {"k0":0,"k1":1,...} with n members; dup >= 0 repeats member dup's name last. */
+static char *many_keys(size_t n, long dup, size_t *len)
+{
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_buf_append_c(&b, "{");
+    for (size_t i = 0; i < n; i++)
+        sl_buf_printf(&b, "%s\"k%zu\":%zu", i ? "," : "", i, i);
+    if (dup >= 0)
+        sl_buf_printf(&b, ",\"k%ld\":0", dup);
+    sl_buf_append_c(&b, "}");
+    *len = b.len;
+    return b.p;
+}
+
+/* Issue 17 item 1: a duplicate check that scanned every earlier member made
+ * 100k keys cost 39 s (quadratic). 200k keys must parse in well under a
+ * second even under the sanitizers. */
+T_TEST(many_keys_linear)
+{
+    size_t len;
+    char *s = many_keys(200000, -1, &len);
+    sl_json *v;
+    sl_json_error e;
+    uint64_t t0 = sl_now_us();
+    T_EQ_INT(sl_json_parse(&A, s, len, NULL, &v, &e), 0);
+    uint64_t us = sl_now_us() - t0;
+    T_EQ_INT(v->n, 200000);
+    printf("  200k keys parsed in %llu us\n", (unsigned long long)us);
+    T_CHECK(us < 1500000);
+    free(s);
+    sl_arena_free(&A);
+}
+
+T_TEST(duplicates_found_in_large_objects)
+{
+    static const long dups[] = {0, 15, 16, 17, 999, 4999};
+    for (size_t i = 0; i < SL_ARRAY_LEN(dups); i++) {
+        size_t len;
+        char *s = many_keys(5000, dups[i], &len);
+        sl_json *v;
+        sl_json_error e;
+        T_CHECK(sl_json_parse(&A, s, len, NULL, &v, &e) != 0);
+        T_EQ_STR(e.reason, "duplicate key");
+        T_EQ_INT(e.limit, SL_JSON_LIMIT_NONE);
+        free(s);
+        sl_arena_free(&A);
+    }
+    /* every size around the switch to the hash set, no false positives */
+    for (size_t n = 1; n < 70; n++) {
+        size_t len;
+        char *s = many_keys(n, -1, &len);
+        sl_json *v;
+        T_EQ_INT(parse(s, &v), 0);
+        T_EQ_INT(v->n, n);
+        free(s);
+    }
+    sl_arena_free(&A);
+}
+
+T_TEST(member_and_value_bounds)
+{
+    size_t len;
+    char *s = many_keys(100, -1, &len);
+    sl_json *v;
+    sl_json_error e;
+    sl_json_limits lim = {.max_members = 100};
+    T_EQ_INT(sl_json_parse(&A, s, len, &lim, &v, &e), 0);
+    lim.max_members = 99;
+    T_CHECK(sl_json_parse(&A, s, len, &lim, &v, &e) != 0);
+    T_EQ_INT(e.limit, SL_JSON_LIMIT_MEMBERS);
+    lim = (sl_json_limits){.max_nodes = 101}; /* the object and its 100 members */
+    T_EQ_INT(sl_json_parse(&A, s, len, &lim, &v, &e), 0);
+    lim.max_nodes = 100;
+    T_CHECK(sl_json_parse(&A, s, len, &lim, &v, &e) != 0);
+    T_EQ_INT(e.limit, SL_JSON_LIMIT_VALUES);
+    T_CHECK(sl_json_parse(&A, "[[[[1]]]]", 9, &(sl_json_limits){.max_depth = 2}, &v, &e) != 0);
+    T_EQ_INT(e.limit, SL_JSON_LIMIT_DEPTH);
+    free(s);
+    sl_arena_free(&A);
+}
+
+T_MAIN("json", parses_values, refuses_bad_input, unicode_escapes, depth_bound, canonical_form,
+       many_keys_linear, duplicates_found_in_large_objects, member_and_value_bounds)

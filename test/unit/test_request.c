@@ -8,7 +8,7 @@ static int check(sl_api api, const char *body, const char **param)
 {
     sl_llm_req r;
     sl_http_error e = {0};
-    int rc = sl_llm_req_parse(&A, api, body, strlen(body), &r, &e);
+    int rc = sl_llm_req_parse(&A, api, body, strlen(body), NULL, &r, &e);
     *param = e.param;
     return rc ? e.status : 0;
 }
@@ -75,7 +75,7 @@ static sl_cache_key key_of(const char *body, const char *scope)
     sl_llm_req r;
     sl_http_error e;
     sl_cache_key k = {0, 0};
-    if (sl_llm_req_parse(&A, SL_API_CHAT, body, strlen(body), &r, &e) == 0)
+    if (sl_llm_req_parse(&A, SL_API_CHAT, body, strlen(body), NULL, &r, &e) == 0)
         sl_cache_key_compute(&r, sl_str_c(scope), &k);
     return k;
 }
@@ -128,5 +128,26 @@ T_TEST(cache_key_invariance_and_sensitivity)
     sl_arena_free(&A);
 }
 
+/* Issue 17 item 1: the JSON bounds answer 400 naming the configuration key. */
+T_TEST(json_bounds_name_their_key)
+{
+    const char *body = "{\"model\":\"m\",\"metadata\":{\"a\":1,\"b\":2,\"c\":3},"
+                       "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    sl_llm_req r;
+    sl_http_error e = {0};
+    sl_json_limits lim = {.max_members = 3, .max_nodes = 100};
+    T_EQ_INT(sl_llm_req_parse(&A, SL_API_CHAT, body, strlen(body), &lim, &r, &e), 0);
+    lim.max_members = 2;
+    T_CHECK(sl_llm_req_parse(&A, SL_API_CHAT, body, strlen(body), &lim, &r, &e) != 0);
+    T_EQ_INT(e.status, 400);
+    T_EQ_STR(e.code, "too_many_json_members");
+    T_CHECK(strstr(e.message, "server.max_json_members") != NULL);
+    lim = (sl_json_limits){.max_members = 100, .max_nodes = 5};
+    T_CHECK(sl_llm_req_parse(&A, SL_API_CHAT, body, strlen(body), &lim, &r, &e) != 0);
+    T_EQ_STR(e.code, "too_many_json_values");
+    T_CHECK(strstr(e.message, "server.max_json_values") != NULL);
+    sl_arena_free(&A);
+}
+
 T_MAIN("request", valid_requests, invalid_requests_name_their_param,
-       cache_key_invariance_and_sensitivity)
+       cache_key_invariance_and_sensitivity, json_bounds_name_their_key)

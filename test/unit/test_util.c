@@ -101,5 +101,41 @@ T_TEST(cache_entries_round_trip_and_refuse_foreign_bytes)
     T_CHECK(sl_cache_entry_decode(buf, n, &d) != SL_OK);
 }
 
+/* Issue 17 item 6: a URL is shown without the password of its userinfo. */
+T_TEST(urls_shown_without_passwords)
+{
+    char out[128];
+    T_EQ_STR(sl_redact_url("redis://:PASSWORD@host:6379/0", out, sizeof out),
+             "redis://:***@host:6379/0");
+    T_EQ_STR(sl_redact_url("http://user:PASS@host/v1", out, sizeof out), "http://user:***@host/v1");
+    T_EQ_STR(sl_redact_url("https://TOKEN@host/v1", out, sizeof out), "https://***@host/v1");
+    T_EQ_STR(sl_redact_url("https://api.openai.com/v1?x=a@b", out, sizeof out),
+             "https://api.openai.com/v1?x=a@b");
+    T_EQ_STR(sl_redact_url("http://u:p@ss@host", out, sizeof out), "http://u:***@host");
+    T_EQ_STR(sl_redact_url(NULL, out, sizeof out), "");
+    char small[12];
+    T_EQ_STR(sl_redact_url("http://u:SECRET@host", small, sizeof small), "http://u:**");
+    sl_str pw = sl_url_password("redis://:PASSWORD@host");
+    T_CHECK(pw.len == 8 && memcmp(pw.p, "PASSWORD", 8) == 0);
+    T_EQ_INT(sl_url_password("http://host/v1").len, 0);
+}
+
+/* Issue 17 item 12: secrets replaced by exact match, in place. */
+T_TEST(secrets_scrubbed_in_place)
+{
+    char *secrets[] = {"sk-upstream-secret", "short", "redis-pass-1"};
+    char text[] = "key sk-upstream-secret and sk-upstream-secret, redis-pass-1; short stays";
+    size_t n = sl_scrub(text, strlen(text), secrets, 3);
+    T_EQ_STR(text, "key *** and ***, ***; short stays");
+    T_EQ_INT(n, strlen(text));
+    T_CHECK(!sl_has_secret(text, n, secrets, 3));
+    char clean[] = "nothing here";
+    T_EQ_INT(sl_scrub(clean, strlen(clean), secrets, 3), strlen("nothing here"));
+    T_EQ_STR(clean, "nothing here");
+    char edge[] = "sk-upstream-secretsk-upstream-secret";
+    T_EQ_STR((sl_scrub(edge, strlen(edge), secrets, 1), edge), "******");
+}
+
 T_MAIN("util", arena_big_allocation_keeps_the_current_block, arena_limit, numbers_without_printf,
-       timestamps_match_gmtime, cache_entries_round_trip_and_refuse_foreign_bytes)
+       timestamps_match_gmtime, cache_entries_round_trip_and_refuse_foreign_bytes,
+       urls_shown_without_passwords, secrets_scrubbed_in_place)
