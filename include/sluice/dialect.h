@@ -46,7 +46,7 @@ struct sl_ir_part {
     sl_str url;
     sl_str id, name;
     sl_str args;                  /* JSON text of the arguments object ("" when none) */
-    const sl_json *cache_control; /* Anthropic's prompt-cache marker (not yet emitted) */
+    const sl_json *cache_control; /* Anthropic's prompt-cache marker, copied verbatim */
     sl_ir_part *next;
 };
 
@@ -66,6 +66,7 @@ struct sl_ir_tool {
     bool function; /* a function tool; else `type` names a provider's own kind */
     sl_str type, name, description;
     const sl_json *parameters; /* JSON Schema object, or NULL */
+    const sl_json *cache_control; /* Anthropic's prompt-cache marker on a tool, or NULL */
     sl_ir_tool *next;
 };
 
@@ -206,6 +207,9 @@ typedef struct sl_ir_stream {
     sl_ir_usage usage;
     struct {
         bool started;
+        bool format;      /* the open block is the tool that carries a response_format */
+        bool format_seen; /* ... one was answered: its tool_use is a stop */
+        bool tools;       /* a real tool call was seen */
     } in;
     struct {
         bool started, text_open;

@@ -14,6 +14,9 @@
 #define is_str            sl_ir_is_str
 #define is_num            sl_ir_is_num
 #define ANTHROPIC_VERSION "2023-06-01"
+/* The tool that carries a response_format to a model without structured
+ * outputs: forced, and its input is the answer's text. */
+#define FORMAT_TOOL "sluice_response_format"
 
 /* ---- path and headers ---------------------------------------------------------------- */
 
@@ -157,6 +160,7 @@ static int a_tools(const sl_json *tools, sl_arena *a, sl_ir_req *ir)
         tool->name = sl_ir_str(sl_json_get(t, "name"));
         tool->description = sl_ir_str(sl_json_get(t, "description"));
         tool->parameters = sl_json_get(t, "input_schema");
+        tool->cache_control = sl_json_get(t, "cache_control");
     }
     return SL_OK;
 }
@@ -180,6 +184,16 @@ static void a_params(const sl_json *msg, sl_ir_req *ir)
     const sl_json *st = sl_json_get(msg, "stream");
     ir->stream = st && st->type == SL_JSON_TRUE;
     a_tool_choice(sl_json_get(msg, "tool_choice"), ir);
+    const sl_json *fmt = sl_json_get(sl_json_get(msg, "output_config"), "format");
+    if (!fmt)
+        fmt = sl_json_get(msg, "output_format"); /* the beta's name */
+    if (sl_str_eq_c(sl_ir_str(sl_json_get(fmt, "type")), "json_schema")) {
+        ir->format.type = SL_IR_FORMAT_JSON_SCHEMA;
+        ir->format.schema = sl_json_get(fmt, "schema");
+        ir->format.strict = true; /* constrained decoding */
+    } else if (fmt) {
+        ir->unmapped = "output_config"; /* a format the IR cannot carry */
+    }
     ir->user = sl_ir_str(sl_json_get(sl_json_get(msg, "metadata"), "user_id"));
 }
 
@@ -218,8 +232,12 @@ static int a_check(const sl_ir_req *ir, sl_ir_refusal *e)
     if (ir->frequency_penalty.set && ir->frequency_penalty.v != 0)
         return sl_ir_refuse(e, "penalties are not supported by anthropic providers",
                             "frequency_penalty");
-    if (ir->format.type != SL_IR_FORMAT_UNSET && ir->format.type != SL_IR_FORMAT_TEXT)
-        return sl_ir_refuse(e, "response_format is not supported by anthropic providers",
+    bool schema = ir->format.type == SL_IR_FORMAT_JSON_SCHEMA && ir->format.schema &&
+                  ir->format.schema->type == SL_JSON_OBJECT;
+    if (ir->format.type != SL_IR_FORMAT_UNSET && ir->format.type != SL_IR_FORMAT_TEXT && !schema)
+        return sl_ir_refuse(e,
+                            "anthropic providers take response_format json_schema with a schema "
+                            "object only",
                             "response_format");
     for (const sl_ir_tool *t = ir->tools; t; t = t->next) {
         if (!t->function)
@@ -318,6 +336,17 @@ static int a_put_part(sl_buf *o, const sl_ir_part *p, sl_ir_refusal *e)
                         "messages");
 }
 
+/* A block just written gets its cache_control (the client's, verbatim). */
+static void a_put_cache_control(sl_buf *o, const sl_json *cc)
+{
+    if (!cc || !o->len || o->p[o->len - 1] != '}')
+        return;
+    o->len--;
+    sl_buf_append_c(o, ",\"cache_control\":");
+    sl_buf_append_str(o, cc->raw);
+    sl_buf_append_c(o, "}");
+}
+
 static int a_put_messages(sl_buf *o, const sl_ir_req *ir, sl_ir_refusal *e)
 {
     conv cv = {.o = o};
@@ -331,6 +360,7 @@ static int a_put_messages(sl_buf *o, const sl_ir_req *ir, sl_ir_refusal *e)
             sl_buf_append_c(o, cv.first_block ? "" : ",");
             if (a_put_part(o, p, e))
                 return SL_EINVAL;
+            a_put_cache_control(o, p->cache_control);
             cv.first_block = false;
         }
     }
@@ -338,12 +368,66 @@ static int a_put_messages(sl_buf *o, const sl_ir_req *ir, sl_ir_refusal *e)
     return SL_OK;
 }
 
+/* Structured outputs (output_config.format): Claude Opus 4.5 and later,
+ * Sonnet 4.5 and later, Haiku 4.5 and later ("claude-<family>-<major>-<minor>",
+ * a date after the major is no minor). */
+static bool a_native_format(sl_str model)
+{
+    if (model.len < 8 || memcmp(model.p, "claude-", 7) != 0)
+        return false;
+    const char *p = model.p + 7, *end = model.p + model.len;
+    while (p < end && *p >= 'a' && *p <= 'z')
+        p++;
+    if (p >= end || *p != '-')
+        return false;
+    int major = 0, minor = 0, digits = 0;
+    for (p++; p < end && *p >= '0' && *p <= '9'; p++)
+        major = major * 10 + (*p - '0');
+    if (p < end && *p == '-') {
+        for (p++; p < end && *p >= '0' && *p <= '9' && digits < 3; p++, digits++)
+            minor = minor * 10 + (*p - '0');
+        if (digits > 2)
+            minor = 0; /* claude-sonnet-4-20250514 */
+    }
+    return major > 4 || (major == 4 && minor >= 5);
+}
+
+/* response_format json_schema without native structured outputs: a tool
+ * whose input is the answer, forced unless the client's own tools may run. */
+static bool a_format_tool(const sl_ir_req *ir)
+{
+    return ir->format.type == SL_IR_FORMAT_JSON_SCHEMA && !a_native_format(ir->model);
+}
+
+static void a_put_format_tool(sl_buf *o, const sl_ir_req *ir, bool first)
+{
+    sl_buf d;
+    sl_buf_init(&d, 0);
+    sl_buf_append_c(&d, "Give the answer as this tool's input: JSON that matches its schema");
+    if (ir->format.name.len) {
+        sl_buf_append_c(&d, " (");
+        sl_buf_append_str(&d, ir->format.name);
+        sl_buf_append_c(&d, ")");
+    }
+    sl_buf_append_c(&d, ".");
+    sl_buf_append_c(o, first ? "{" : ",{");
+    sl_buf_append_c(o, "\"name\":\"" FORMAT_TOOL "\",\"description\":");
+    sl_buf_json_str(o, d.p, d.len);
+    sl_buf_append_c(o, ",\"input_schema\":");
+    sl_buf_append_str(o, ir->format.schema->raw);
+    sl_buf_append_c(o, "}");
+    sl_buf_free(&d);
+}
+
 static void a_put_tools(sl_buf *o, const sl_ir_req *ir)
 {
-    if (ir->tools) {
+    bool format = a_format_tool(ir);
+    if (ir->tools || format) {
         sl_buf_append_c(o, ",\"tools\":[");
+        if (format)
+            a_put_format_tool(o, ir, true);
         for (const sl_ir_tool *t = ir->tools; t; t = t->next) {
-            sl_buf_append_c(o, t == ir->tools ? "{\"name\":" : ",{\"name\":");
+            sl_buf_append_c(o, t == ir->tools && !format ? "{\"name\":" : ",{\"name\":");
             sl_ir_put_str(o, t->name, "\"\"");
             if (t->description.p) {
                 sl_buf_append_c(o, ",\"description\":");
@@ -355,12 +439,18 @@ static void a_put_tools(sl_buf *o, const sl_ir_req *ir)
             else
                 sl_buf_append_c(o, "{\"type\":\"object\",\"properties\":{}}");
             sl_buf_append_c(o, "}");
+            a_put_cache_control(o, t->cache_control);
         }
         sl_buf_append_c(o, "]");
     }
     static const char *const names[] = {
         [SL_IR_CHOICE_AUTO] = "auto", [SL_IR_CHOICE_ANY] = "any", [SL_IR_CHOICE_NONE] = "none"};
-    if (ir->tool_choice == SL_IR_CHOICE_TOOL) {
+    if (format && (!ir->tools || ir->tool_choice == SL_IR_CHOICE_NONE)) {
+        sl_buf_append_c(o, ",\"tool_choice\":{\"type\":\"tool\",\"name\":\"" FORMAT_TOOL "\"}");
+    } else if (format && (ir->tool_choice == SL_IR_CHOICE_UNSET ||
+                          ir->tool_choice == SL_IR_CHOICE_AUTO)) {
+        sl_buf_append_c(o, ",\"tool_choice\":{\"type\":\"any\"}"); /* a tool, or the answer */
+    } else if (ir->tool_choice == SL_IR_CHOICE_TOOL) {
         sl_buf_append_c(o, ",\"tool_choice\":{\"type\":\"tool\",\"name\":");
         sl_ir_put_str(o, ir->tool_choice_name, "\"\"");
         sl_buf_append_c(o, "}");
@@ -384,6 +474,27 @@ static void a_put_params(sl_buf *o, const sl_ir_req *ir)
     }
 }
 
+/* The system prompt: one string, or text blocks when one carries a cache_control. */
+static void a_put_system(sl_buf *o, const sl_ir_part *sys)
+{
+    bool marked = false;
+    for (const sl_ir_part *p = sys; p; p = p->next)
+        marked |= p->cache_control != NULL;
+    sl_buf_append_c(o, ",\"system\":");
+    if (!marked) {
+        sl_ir_put_joined(o, sys, "\n\n");
+        return;
+    }
+    sl_buf_append_c(o, "[");
+    for (const sl_ir_part *p = sys; p; p = p->next) {
+        sl_buf_append_c(o, p == sys ? "{\"type\":\"text\",\"text\":" : ",{\"type\":\"text\",\"text\":");
+        sl_ir_put_str(o, p->text, "\"\"");
+        sl_buf_append_c(o, "}");
+        a_put_cache_control(o, p->cache_control);
+    }
+    sl_buf_append_c(o, "]");
+}
+
 static int a_emit_request(const sl_ir_req *ir, sl_buf *o, sl_ir_refusal *e)
 {
     if (a_check(ir, e))
@@ -399,12 +510,15 @@ static int a_emit_request(const sl_ir_req *ir, sl_buf *o, sl_ir_refusal *e)
     bool system = false;
     for (const sl_ir_part *p = ir->system; p; p = p->next)
         system |= p->text.len > 0;
-    if (system) {
-        sl_buf_append_c(o, ",\"system\":");
-        sl_ir_put_joined(o, ir->system, "\n\n");
-    }
+    if (system)
+        a_put_system(o, ir->system);
     a_put_tools(o, ir);
     a_put_params(o, ir);
+    if (ir->format.type == SL_IR_FORMAT_JSON_SCHEMA && !a_format_tool(ir)) {
+        sl_buf_append_c(o, ",\"output_config\":{\"format\":{\"type\":\"json_schema\",\"schema\":");
+        sl_buf_append_str(o, ir->format.schema->raw);
+        sl_buf_append_c(o, "}}");
+    }
     sl_buf_append_c(o, "}");
     return SL_OK;
 }
@@ -462,14 +576,26 @@ static int a_parse_answer(const sl_json *msg, sl_arena *a, sl_ir_answer *ir)
     ir->stop_sequence = sl_ir_str(sl_json_get(msg, "stop_sequence"));
     const sl_json *content = sl_json_get(msg, "content");
     sl_ir_part **tail = &ir->parts;
+    bool format = false, calls = false;
     for (const sl_json *b = content && content->type == SL_JSON_ARRAY ? content->child : NULL; b;
          b = b->next) {
         sl_str t = sl_ir_str(sl_json_get(b, "type"));
         if (!sl_str_eq_c(t, "text") && !sl_str_eq_c(t, "tool_use"))
             continue; /* thinking blocks have no chat.completion form yet */
+        sl_ir_part *added = NULL, **at = tail;
         if (a_block(b, a, &tail))
             return SL_ENOMEM;
+        added = *at;
+        if (added && added->type == SL_IR_TOOL_CALL && sl_str_eq_c(added->name, FORMAT_TOOL)) {
+            added->type = SL_IR_TEXT; /* the response_format's answer, as text */
+            added->text = added->args;
+            format = true;
+        } else if (added && added->type == SL_IR_TOOL_CALL) {
+            calls = true;
+        }
     }
+    if (format && !calls && ir->finish == SL_IR_FINISH_TOOL_CALLS)
+        ir->finish = SL_IR_FINISH_STOP;
     const sl_json *us = sl_json_get(msg, "usage");
     a_usage_of(us, &ir->usage);
     ir->usage.output = sl_ir_count(us, "output_tokens");
@@ -620,8 +746,9 @@ static void a_parse_delta(sl_ir_stream *s, const sl_json *d)
 {
     const sl_json *dd = sl_json_get(d, "delta");
     const sl_json *text = sl_json_get(dd, "text"), *pj = sl_json_get(dd, "partial_json");
-    if (is_str(text))
-        sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_TEXT, .text = text->str});
+    if (is_str(text) || (is_str(pj) && s->in.format)) /* the response_format tool: text */
+        sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_TEXT,
+                                           .text = is_str(text) ? text->str : pj->str});
     else if (is_str(pj))
         sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_TOOL_ARGS, .text = pj->str});
 }
@@ -629,9 +756,11 @@ static void a_parse_delta(sl_ir_stream *s, const sl_json *d)
 static void a_parse_message_delta(sl_ir_stream *s, const sl_json *d)
 {
     const sl_json *sr = sl_json_get(sl_json_get(d, "delta"), "stop_reason");
+    sl_ir_finish f = is_str(sr) ? a_finish_in(sr->str) : SL_IR_FINISH_STOP;
+    if (f == SL_IR_FINISH_TOOL_CALLS && s->in.format_seen && !s->in.tools)
+        f = SL_IR_FINISH_STOP; /* it answered the response_format */
     if (is_str(sr))
-        sl_ir_stream_put(s,
-                         &(sl_ir_event){.type = SL_IR_EV_FINISH, .finish = a_finish_in(sr->str)});
+        sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_FINISH, .finish = f});
     const sl_json *us = sl_json_get(d, "usage");
     if (!us)
         return;
@@ -653,10 +782,15 @@ static void a_parse_event(sl_ir_stream *s, sl_str event, sl_str data, const sl_j
         a_parse_start(s, d);
     } else if (sl_str_eq_c(t, "content_block_start")) {
         const sl_json *b = sl_json_get(d, "content_block");
-        if (sl_str_eq_c(sl_ir_str(sl_json_get(b, "type")), "tool_use"))
+        bool tool = sl_str_eq_c(sl_ir_str(sl_json_get(b, "type")), "tool_use");
+        sl_str name = sl_ir_str(sl_json_get(b, "name"));
+        s->in.format = tool && sl_str_eq_c(name, FORMAT_TOOL);
+        s->in.format_seen |= s->in.format;
+        s->in.tools |= tool && !s->in.format;
+        if (tool && !s->in.format)
             sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_TOOL_START,
                                                .id = sl_ir_str(sl_json_get(b, "id")),
-                                               .name = sl_ir_str(sl_json_get(b, "name"))});
+                                               .name = name});
     } else if (sl_str_eq_c(t, "content_block_delta")) {
         a_parse_delta(s, d);
     } else if (sl_str_eq_c(t, "message_delta")) {

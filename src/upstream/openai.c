@@ -67,6 +67,7 @@ static int o_content(const sl_json *c, sl_arena *a, sl_ir_msg *m, sl_ir_part ***
                                                : SL_IR_OTHER);
         if (!p)
             return sl_ir_nomem(e);
+        p->cache_control = sl_json_get(x, "cache_control"); /* clients that target Claude */
         if (text) {
             const sl_json *t = sl_json_get(x, "text");
             if (!is_str(t))
@@ -99,6 +100,31 @@ static int o_tool_calls(const sl_json *calls, sl_arena *a, sl_ir_part ***tail, s
     return SL_OK;
 }
 
+/* System text: one part, or one per text part when a part carries a
+ * cache_control (the prompt cache's breakpoints sit between them). */
+static int o_system(const sl_json *content, sl_arena *a, sl_ir_part ***sys, sl_ir_refusal *e)
+{
+    bool marked = false;
+    for (const sl_json *x = content && content->type == SL_JSON_ARRAY ? content->child : NULL; x;
+         x = x->next)
+        marked |= sl_json_get(x, "cache_control") != NULL;
+    if (!marked) {
+        sl_ir_part *p = sl_ir_add_part(a, sys, SL_IR_TEXT);
+        return p ? (p->text = sl_ir_text_of(content, a), SL_OK) : sl_ir_nomem(e);
+    }
+    for (const sl_json *x = content->child; x; x = x->next) {
+        const sl_json *t = sl_json_get(x, "text");
+        if (!is_str(t))
+            continue;
+        sl_ir_part *p = sl_ir_add_part(a, sys, SL_IR_TEXT);
+        if (!p)
+            return sl_ir_nomem(e);
+        p->text = t->str;
+        p->cache_control = sl_json_get(x, "cache_control");
+    }
+    return SL_OK;
+}
+
 /* One message: system text, a tool result (a user turn in the IR), or a turn. */
 static int o_message(const sl_json *m, sl_arena *a, sl_ir_part ***sys, sl_ir_msg ***tail,
                      sl_ir_refusal *e)
@@ -107,10 +133,8 @@ static int o_message(const sl_json *m, sl_arena *a, sl_ir_part ***sys, sl_ir_msg
     if (!is_str(role))
         return sl_ir_refuse(e, "every message needs a role", "messages");
     sl_str r = role->str;
-    if (sl_str_eq_c(r, "system") || sl_str_eq_c(r, "developer")) {
-        sl_ir_part *p = sl_ir_add_part(a, sys, SL_IR_TEXT);
-        return p ? (p->text = sl_ir_text_of(content, a), SL_OK) : sl_ir_nomem(e);
-    }
+    if (sl_str_eq_c(r, "system") || sl_str_eq_c(r, "developer"))
+        return o_system(content, a, sys, e);
     bool tool = sl_str_eq_c(r, "tool"), assistant = sl_str_eq_c(r, "assistant");
     sl_ir_role ir_role = tool || sl_str_eq_c(r, "user") ? SL_IR_USER
                          : assistant                    ? SL_IR_ASSISTANT
@@ -144,6 +168,7 @@ static int o_tools(const sl_json *tools, sl_arena *a, sl_ir_req *ir, sl_ir_refus
         const sl_json *fn = sl_json_get(t, "function");
         tool->type = sl_ir_str(sl_json_get(t, "type"));
         tool->function = sl_str_eq_c(tool->type, "function") && fn;
+        tool->cache_control = sl_json_get(t, "cache_control");
         if (!tool->function)
             continue;
         const sl_json *name = sl_json_get(fn, "name"), *params = sl_json_get(fn, "parameters");
