@@ -305,3 +305,111 @@ def test_models_list_every_provider_filtered_once():
     assert j["has_more"] is False and j["first_id"] == ids[0] and j["last_id"] == ids[-1], j
     assert m2.stats()["by_path"]["/v1/models"] == 1, m2.stats()
     s.stop()
+
+
+# ---- issue 16, section 4: translation without loss ----------------------------
+
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+          "required": ["city", "days"], "additionalProperties": False}
+
+
+def test_response_format_json_schema_to_anthropic():
+    """Native structured outputs where the model has them, a forced tool where it does not;
+    either way the chat client gets its JSON as the message's content."""
+    m = Mock()
+    s = Sluice(providers(m, "anthropic"))
+    u = s.url + "/v1/chat/completions"
+    rf = {"type": "json_schema", "json_schema": {"name": "forecast", "strict": True, "schema": SCHEMA}}
+    st, h, j, _ = post_json(u, chat("forecast please", model="claude-sonnet-4-5", response_format=rf))
+    assert st == 200, j
+    sent = json.loads(m.last()["body"])
+    assert sent["output_config"] == {"format": {"type": "json_schema", "schema": SCHEMA}}, sent
+    assert "tools" not in sent, sent
+    st, h, j, _ = post_json(u, chat("forecast please", model="claude-3-5-haiku", response_format=rf))
+    assert st == 200, j
+    sent = json.loads(m.last()["body"])
+    assert sent["tools"][0]["name"] == "sluice_response_format" and sent["tools"][0]["input_schema"] == SCHEMA
+    assert sent["tool_choice"] == {"type": "tool", "name": "sluice_response_format"}, sent
+    msg = j["choices"][0]["message"]
+    assert j["choices"][0]["finish_reason"] == "stop" and "tool_calls" not in msg, j
+    assert set(json.loads(msg["content"])) == {"city", "days"}, msg
+    st, h, ev, _ = stream(u, chat("forecast please", model="claude-3-5-haiku", response_format=rf, stream=True))
+    chunks = [json.loads(e) for e in ev[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert json.loads(text) == json.loads(msg["content"]), text
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]] == ["stop"]
+    assert not any(c["choices"][0]["delta"].get("tool_calls") for c in chunks if c["choices"])
+    s.stop()
+
+
+def test_chat_cache_control_and_tool_choice_reach_anthropic():
+    m = Mock()
+    s = Sluice(providers(m, "anthropic"))
+    body = {"model": "claude-3-5-haiku", "messages": [
+        {"role": "system", "content": [{"type": "text", "text": "big prefix " * 50, "cache_control": {"type": "ephemeral"}}]},
+        {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        "tool_choice": "none"}
+    st, h, j, _ = post_json(s.url + "/v1/chat/completions", body)
+    assert st == 200, j
+    sent = json.loads(m.last()["body"])
+    assert sent["system"][0]["cache_control"] == {"type": "ephemeral"}, sent
+    assert sent["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}, sent
+    assert sent["tool_choice"] == {"type": "none"}, sent
+    assert j["usage"]["prompt_tokens_details"]["cached_tokens"] == 0, j  # the mock wrote the cache
+    st, h, j, _ = post_json(s.url + "/v1/chat/completions", body)
+    assert j["usage"]["prompt_tokens_details"]["cached_tokens"] > 0, j  # ... and read it
+    log = s.wait_log(2)
+    assert log[0]["cache_write_tokens"] > 0 and log[1]["cached_tokens"] == j["usage"]["prompt_tokens_details"]["cached_tokens"], log
+    s.stop()
+
+
+# ---- issue 16, section 5: money that matches the invoice ----------------------
+
+PRICES = {"claude-*": {"input": 3.0, "output": 15.0, "cached_input": 0.3, "cache_write": 3.75,
+                       "cache_write_1h": 6.0},
+          "gpt-4o-mini": {"input": 0.15, "output": 0.60, "cached_input": 0.075}}
+
+
+def test_cache_tokens_priced_plain_and_streamed():
+    m = Mock()
+    s = Sluice(providers(m, "anthropic", prices=PRICES))
+    m.config(cached_tokens=1000, cache_write_tokens=2000, cache_write_1h_tokens=4000)
+    st, h, j, _ = post_json(s.url + "/v1/messages", MSG)
+    u = j["usage"]
+    assert u["cache_read_input_tokens"] == 1000 and u["cache_creation_input_tokens"] == 6000, u
+    want = (u["input_tokens"] * 3.0 + 1000 * 0.3 + 2000 * 3.75 + 4000 * 6.0 + u["output_tokens"] * 15.0) / 1e6
+    assert abs(float(h["x-sluice-cost-usd"]) - want) < 1e-8, (h["x-sluice-cost-usd"], want)
+    stream(s.url + "/v1/messages", dict(MSG, stream=True))  # native stream
+    stream(s.url + "/v1/chat/completions", chat("hello claude", model="claude-3-5-haiku", stream=True))  # translated
+    log = s.wait_log(3)
+    for line in log:
+        assert line["cached_tokens"] == 1000 and line["cache_write_tokens"] == 6000, line
+        want = (line["prompt_tokens"] * 3.0 + 1000 * 0.3 + 2000 * 3.75 + 4000 * 6.0
+                + line["completion_tokens"] * 15.0) / 1e6
+        assert abs(line["cost_usd"] - want) < 1e-8, (line, want)
+    assert log[0]["prompt_tokens"] == u["input_tokens"]  # Anthropic's convention: beside the cache
+    st, _, body = request("GET", s.url + "/metrics")
+    text = body.decode()
+    assert 'direction="cached_input"} 3' in text and 'direction="cache_write"} 18000' in text, \
+        [ln for ln in text.splitlines() if "sluice_tokens_total" in ln]
+    s.stop()
+
+
+def test_openai_cached_and_reasoning_tokens_priced_once():
+    m = Mock()
+    s = Sluice(providers(m, "openai", prices=PRICES))
+    m.config(cached_tokens=64, reasoning_tokens=5)
+    st, h, j, _ = post_json(s.url + "/v1/chat/completions", chat("hello"))
+    u = j["usage"]
+    assert u["prompt_tokens_details"]["cached_tokens"] == 64 and u["completion_tokens_details"]["reasoning_tokens"] == 5
+    want = ((u["prompt_tokens"] - 64) * 0.15 + 64 * 0.075 + u["completion_tokens"] * 0.60) / 1e6
+    assert abs(float(h["x-sluice-cost-usd"]) - want) < 1e-8, (h, want)
+    stream(s.url + "/v1/chat/completions", chat("hello", stream=True))
+    stream(s.url + "/v1/messages", dict(MSG, model="gpt-4o-mini", stream=True))  # translated
+    log = s.wait_log(3)
+    for line in log:
+        assert line["cached_tokens"] == 64 and line["reasoning_tokens"] == 5, line
+        want = ((line["prompt_tokens"] - 64) * 0.15 + 64 * 0.075 + line["completion_tokens"] * 0.60) / 1e6
+        assert abs(line["cost_usd"] - want) < 1e-8, (line, want)
+    s.stop()
