@@ -46,11 +46,11 @@ typedef struct sl_asm_choice {
 } sl_asm_choice;
 
 typedef struct sl_asm {
-    bool text_completion; /* legacy completions */
+    bool text_completion;   /* legacy completions */
     struct sl_msg_asm *msg; /* a /v1/messages stream: message_sse.h does the work */
-    bool failed;          /* something we cannot represent: do not store */
-    sl_jm *top;           /* top-level members but choices: id, model, usage, ... */
-    size_t max_bytes;     /* bound on the assembled content */
+    bool failed;            /* something we cannot represent: do not store */
+    sl_jm *top;             /* top-level members but choices: id, model, usage, ... */
+    size_t max_bytes;       /* bound on the assembled content */
     size_t bytes;
     size_t nodes; /* merged members, bounded by SL_ASM_MAX_NODES */
     sl_asm_choice choices[SL_ASM_MAX_CHOICES];

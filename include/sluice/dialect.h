@@ -65,7 +65,7 @@ typedef struct sl_ir_tool sl_ir_tool;
 struct sl_ir_tool {
     bool function; /* a function tool; else `type` names a provider's own kind */
     sl_str type, name, description;
-    const sl_json *parameters; /* JSON Schema object, or NULL */
+    const sl_json *parameters;    /* JSON Schema object, or NULL */
     const sl_json *cache_control; /* Anthropic's prompt-cache marker on a tool, or NULL */
     sl_ir_tool *next;
 };

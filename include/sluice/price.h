@@ -17,10 +17,10 @@
 
 typedef struct sl_usage {
     long prompt, completion;
-    long cached;         /* prompt tokens read from the prompt cache */
-    long cache_write;    /* prompt tokens written to it, both TTLs */
-    long cache_write_1h; /* ... of which for an hour */
-    long reasoning;      /* part of completion */
+    long cached;           /* prompt tokens read from the prompt cache */
+    long cache_write;      /* prompt tokens written to it, both TTLs */
+    long cache_write_1h;   /* ... of which for an hour */
+    long reasoning;        /* part of completion */
     bool prompt_has_cache; /* prompt counts cached + cache_write (OpenAI's convention) */
 } sl_usage;
 

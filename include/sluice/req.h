@@ -51,23 +51,23 @@ struct sl_req {
     sl_req *pool_next; /* free-list link while pooled */
 
     /* identity and input */
-    char id[64];                 /* x-request-id: the client's, else generated */
-    const char *method;          /* "GET", "POST", ... (static strings) */
-    const char *path;            /* path without query (arena) */
-    const char *query;           /* query string or NULL (arena) */
-    const char *route;           /* the matched route's template (static), NULL: none */
-    const char *auth_key;        /* the client's API key, never logged (arena) */
-    const char *cache_control;   /* the client's Cache-Control header, or NULL */
-    const char *cache_ttl;       /* x-sluice-cache-ttl as sent, or NULL (the cache checks it) */
-    long ttl_override_s;         /* ... as seconds (clamped to cache.max_ttl_s), -1 absent */
-    const char *end_user;        /* x-sluice-user, or NULL (cache.scope: user) */
+    char id[64];                   /* x-request-id: the client's, else generated */
+    const char *method;            /* "GET", "POST", ... (static strings) */
+    const char *path;              /* path without query (arena) */
+    const char *query;             /* query string or NULL (arena) */
+    const char *route;             /* the matched route's template (static), NULL: none */
+    const char *auth_key;          /* the client's API key, never logged (arena) */
+    const char *cache_control;     /* the client's Cache-Control header, or NULL */
+    const char *cache_ttl;         /* x-sluice-cache-ttl as sent, or NULL (the cache checks it) */
+    long ttl_override_s;           /* ... as seconds (clamped to cache.max_ttl_s), -1 absent */
+    const char *end_user;          /* x-sluice-user, or NULL (cache.scope: user) */
     const char *anthropic_version; /* the client's anthropic-version / anthropic-beta, */
     const char *anthropic_beta;    /* forwarded to anthropic providers (arena), or NULL */
-    sl_str body;                 /* the client's bytes, as received */
-    bool is_llm;                 /* an LLM route: the pipeline runs */
-    sl_llm_req llm;              /* parsed view (valid once the parse stage ran) */
-    const char *tenant;          /* "default" in open mode */
-    const sl_key_conf *key_conf; /* the matched key (limits, budget), or NULL */
+    sl_str body;                   /* the client's bytes, as received */
+    bool is_llm;                   /* an LLM route: the pipeline runs */
+    sl_llm_req llm;                /* parsed view (valid once the parse stage ran) */
+    const char *tenant;            /* "default" in open mode */
+    const sl_key_conf *key_conf;   /* the matched key (limits, budget), or NULL */
 
     /* the client's wire format */
     const struct sl_dialect *dialect; /* its error shape; NULL: OpenAI's */

@@ -58,7 +58,8 @@ static void keep(sl_msg_asm *m, sl_buf *b, sl_str s)
 static block *block_at(sl_msg_asm *m, const sl_json *ev, bool opening)
 {
     const sl_json *idx = sl_json_get(ev, "index");
-    long i = idx && idx->type == SL_JSON_NUMBER ? (long)sl_json_int(idx, 0, MAX_BLOCKS - 1, -1) : -1;
+    long i =
+        idx && idx->type == SL_JSON_NUMBER ? (long)sl_json_int(idx, 0, MAX_BLOCKS - 1, -1) : -1;
     if (i < 0 || (opening ? i != m->n_blocks : i >= m->n_blocks)) {
         m->failed = true; /* blocks open in order, once */
         return NULL;
@@ -80,8 +81,9 @@ static void take_delta(sl_msg_asm *m, const sl_json *ev)
     const sl_json *t = sl_json_get(d, "type");
     if (!b || !is_str(t))
         return (void)(m->failed = true);
-    static const char *const acc[][2] = {
-        {"text_delta", "text"}, {"thinking_delta", "thinking"}, {"input_json_delta", "partial_json"}};
+    static const char *const acc[][2] = {{"text_delta", "text"},
+                                         {"thinking_delta", "thinking"},
+                                         {"input_json_delta", "partial_json"}};
     for (size_t i = 0; i < SL_ARRAY_LEN(acc); i++) {
         const sl_json *v = sl_json_get(d, acc[i][1]);
         if (sl_str_eq_c(t->str, acc[i][0]) && is_str(v)) {
@@ -173,7 +175,7 @@ static int put_block(sl_arena *a, sl_buf *o, const block *b)
     sl_str type = is_str(sl_json_get(start, "type")) ? sl_json_get(start, "type")->str : SL_STR("");
     const char *acc_key = sl_str_eq_c(type, "text")       ? "text"
                           : sl_str_eq_c(type, "thinking") ? "thinking"
-                          : "input";
+                                                          : "input";
     if (sl_str_eq_c(SL_STR("input"), acc_key) && b->has_acc) { /* the JSON must be whole */
         sl_json *input = NULL;
         sl_json_error err;
@@ -256,9 +258,10 @@ static int put_message(sl_arena *a, const sl_msg_asm *m, sl_buf *o)
             first = false;
             put_usage(o, f, sl_json_get(ev, "usage"));
         } else {
-            const sl_json *later = sl_str_eq_c(f->key, "stop_reason")     ? sl_json_get(delta, "stop_reason")
-                                   : sl_str_eq_c(f->key, "stop_sequence") ? sl_json_get(delta, "stop_sequence")
-                                                                          : NULL;
+            const sl_json *later =
+                sl_str_eq_c(f->key, "stop_reason")     ? sl_json_get(delta, "stop_reason")
+                : sl_str_eq_c(f->key, "stop_sequence") ? sl_json_get(delta, "stop_sequence")
+                                                       : NULL;
             put_member(o, &first, f->key, later ? later->raw : f->raw);
         }
     }
@@ -307,8 +310,8 @@ static void put_block_start(sl_buf *d, const sl_json *b, const char *acc_key, in
     sl_buf_printf(d, "{\"type\":\"content_block_start\",\"index\":%d,\"content_block\":{", index);
     bool first = true;
     for (const sl_json *f = b->child; f; f = f->next) {
-        bool streamed = sl_str_eq_c(f->key, acc_key) ||
-                        (acc_key[0] == 't' && acc_key[1] == 'h' && sl_str_eq_c(f->key, "signature"));
+        bool streamed = sl_str_eq_c(f->key, acc_key) || (acc_key[0] == 't' && acc_key[1] == 'h' &&
+                                                         sl_str_eq_c(f->key, "signature"));
         sl_str empty = acc_key[0] == 'i' ? SL_STR("{}") : SL_STR("\"\"");
         put_member(d, &first, f->key, streamed ? empty : f->raw);
     }
@@ -319,8 +322,10 @@ static void put_delta(sl_buf *o, sl_buf *d, int index, const char *type, const c
                       const char *p, size_t n)
 {
     sl_buf_reset(d);
-    sl_buf_printf(d, "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":\"%s\",\"%s\":",
-                  index, type, key);
+    sl_buf_printf(
+        d,
+        "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":\"%s\",\"%s\":", index,
+        type, key);
     sl_buf_json_str(d, p, n);
     sl_buf_append_c(d, "}}");
     event(o, "content_block_delta", d);
@@ -414,9 +419,10 @@ int sl_msg_replay_sse(const char *json, size_t len, int pieces, sl_buf *out)
     const sl_json *sr = sl_json_get(msg, "stop_reason"), *ss = sl_json_get(msg, "stop_sequence");
     const sl_json *usage = sl_json_get(msg, "usage");
     sl_buf_reset(&d);
-    sl_buf_printf(&d, "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":%.*s,\"stop_sequence\":%.*s}",
-                  sr ? (int)sr->raw.len : 4, sr ? sr->raw.p : "null", ss ? (int)ss->raw.len : 4,
-                  ss ? ss->raw.p : "null");
+    sl_buf_printf(
+        &d, "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":%.*s,\"stop_sequence\":%.*s}",
+        sr ? (int)sr->raw.len : 4, sr ? sr->raw.p : "null", ss ? (int)ss->raw.len : 4,
+        ss ? ss->raw.p : "null");
     if (usage && usage->type == SL_JSON_OBJECT)
         sl_buf_printf(&d, ",\"usage\":%.*s", (int)usage->raw.len, usage->raw.p);
     sl_buf_append_c(&d, "}");

@@ -168,8 +168,8 @@ void sl_ops_ui(sl_req *r)
 typedef struct models_fetch {
     sl_req *r;
     int pending;
-    sl_buf items;  /* comma-joined model objects */
-    sl_str *seen;  /* ids listed so far (arena) */
+    sl_buf items; /* comma-joined model objects */
+    sl_str *seen; /* ids listed so far (arena) */
     size_t n_seen, cap_seen;
     sl_str first, last;
     struct fetch_one {
@@ -212,10 +212,9 @@ static void add_model(models_fetch *f, sl_str id, const sl_json *m, const char *
     sl_buf_append_c(items, "{\"id\":");
     sl_buf_json_str(items, id.p, id.len);
     const sl_json *created = sl_json_get(m, "created");
-    sl_buf_printf(items, ",\"object\":\"model\",\"type\":\"model\",\"created\":%ld,\"owned_by\":",
-                  created && created->type == SL_JSON_NUMBER
-                      ? (long)sl_json_int(created, 0, 1e12, 0)
-                      : 0L);
+    sl_buf_printf(
+        items, ",\"object\":\"model\",\"type\":\"model\",\"created\":%ld,\"owned_by\":",
+        created && created->type == SL_JSON_NUMBER ? (long)sl_json_int(created, 0, 1e12, 0) : 0L);
     sl_buf_json_cstr(items, owner);
     const sl_json *dn = sl_json_get(m, "display_name"), *at = sl_json_get(m, "created_at");
     sl_str name = dn && dn->type == SL_JSON_STRING ? dn->str : id;
@@ -279,7 +278,8 @@ static void models_finish(models_fetch *f)
                 add_model(f, sl_str_c(p->models[m]), NULL, p->name);
         }
     }
-    sl_buf_printf(&r->body_out, "{\"object\":\"list\",\"data\":[%s],\"has_more\":false,\"first_id\":",
+    sl_buf_printf(&r->body_out,
+                  "{\"object\":\"list\",\"data\":[%s],\"has_more\":false,\"first_id\":",
                   f->items.p ? f->items.p : "");
     sl_ir_put_str(&r->body_out, f->first, "null");
     sl_buf_append_c(&r->body_out, ",\"last_id\":");

@@ -391,10 +391,11 @@ static void read_request_headers(sl_req *r, const head_facts *f)
     if (f->cache_control)
         r->cache_control = sl_arena_strndup(&r->arena, f->cache_control, strlen(f->cache_control));
     if (f->anthropic_version)
-        r->anthropic_version = sl_arena_strndup(&r->arena, f->anthropic_version,
-                                                strlen(f->anthropic_version));
+        r->anthropic_version =
+            sl_arena_strndup(&r->arena, f->anthropic_version, strlen(f->anthropic_version));
     if (f->anthropic_beta)
-        r->anthropic_beta = sl_arena_strndup(&r->arena, f->anthropic_beta, strlen(f->anthropic_beta));
+        r->anthropic_beta =
+            sl_arena_strndup(&r->arena, f->anthropic_beta, strlen(f->anthropic_beta));
     if (f->cache_ttl) /* checked by the cache stage (400 when not a number) */
         r->cache_ttl = sl_arena_strndup(&r->arena, f->cache_ttl, strlen(f->cache_ttl));
     if (f->user)

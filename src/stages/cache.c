@@ -133,8 +133,8 @@ static bool serve(sl_req *r, const sl_cache_entry *entry, const char *layer)
     sl_buf sse = {0};
     if (r->llm.stream) {
         sl_buf_init(&sse, 0);
-        if (sl_replay_sse_for(r->llm.api, e.json.p, e.json.len, r->llm.include_usage,
-                              REPLAY_PIECES, &sse) != SL_OK) {
+        if (sl_replay_sse_for(r->llm.api, e.json.p, e.json.len, r->llm.include_usage, REPLAY_PIECES,
+                              &sse) != SL_OK) {
             sl_buf_free(&sse);
             return false;
         }
@@ -201,8 +201,8 @@ static sl_step cache_request(sl_req *r)
     const sl_config *c = r->conf;
     if (!ttl_header_ok(r))
         return sl_stage_answer(r);
-    if (r->llm.api == SL_API_COUNT_TOKENS || !c->cache.enabled || cache_control_has(r, "no-store") ||
-        (!c->cache.sampled && sampled(r))) {
+    if (r->llm.api == SL_API_COUNT_TOKENS || !c->cache.enabled ||
+        cache_control_has(r, "no-store") || (!c->cache.sampled && sampled(r))) {
         r->cache = SL_CACHE_BYPASS;
         return SL_NEXT;
     }

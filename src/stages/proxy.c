@@ -462,7 +462,7 @@ static struct curl_slist *build_headers(proxy_state *st, const sl_provider_conf 
     sl_req *r = st->r;
     struct curl_slist *h = NULL;
     h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip on big bodies */
+    h = curl_slist_append(h, "Expect:");   /* no 100-continue round trip on big bodies */
     if (st->up == &sl_dialect_anthropic) { /* the client's version and betas, first */
         const char *v = r->anthropic_version, *beta = r->anthropic_beta;
         char line[1024];

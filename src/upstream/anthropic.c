@@ -447,8 +447,8 @@ static void a_put_tools(sl_buf *o, const sl_ir_req *ir)
         [SL_IR_CHOICE_AUTO] = "auto", [SL_IR_CHOICE_ANY] = "any", [SL_IR_CHOICE_NONE] = "none"};
     if (format && (!ir->tools || ir->tool_choice == SL_IR_CHOICE_NONE)) {
         sl_buf_append_c(o, ",\"tool_choice\":{\"type\":\"tool\",\"name\":\"" FORMAT_TOOL "\"}");
-    } else if (format && (ir->tool_choice == SL_IR_CHOICE_UNSET ||
-                          ir->tool_choice == SL_IR_CHOICE_AUTO)) {
+    } else if (format &&
+               (ir->tool_choice == SL_IR_CHOICE_UNSET || ir->tool_choice == SL_IR_CHOICE_AUTO)) {
         sl_buf_append_c(o, ",\"tool_choice\":{\"type\":\"any\"}"); /* a tool, or the answer */
     } else if (ir->tool_choice == SL_IR_CHOICE_TOOL) {
         sl_buf_append_c(o, ",\"tool_choice\":{\"type\":\"tool\",\"name\":");
@@ -487,7 +487,8 @@ static void a_put_system(sl_buf *o, const sl_ir_part *sys)
     }
     sl_buf_append_c(o, "[");
     for (const sl_ir_part *p = sys; p; p = p->next) {
-        sl_buf_append_c(o, p == sys ? "{\"type\":\"text\",\"text\":" : ",{\"type\":\"text\",\"text\":");
+        sl_buf_append_c(o, p == sys ? "{\"type\":\"text\",\"text\":"
+                                    : ",{\"type\":\"text\",\"text\":");
         sl_ir_put_str(o, p->text, "\"\"");
         sl_buf_append_c(o, "}");
         a_put_cache_control(o, p->cache_control);
@@ -747,8 +748,8 @@ static void a_parse_delta(sl_ir_stream *s, const sl_json *d)
     const sl_json *dd = sl_json_get(d, "delta");
     const sl_json *text = sl_json_get(dd, "text"), *pj = sl_json_get(dd, "partial_json");
     if (is_str(text) || (is_str(pj) && s->in.format)) /* the response_format tool: text */
-        sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_TEXT,
-                                           .text = is_str(text) ? text->str : pj->str});
+        sl_ir_stream_put(
+            s, &(sl_ir_event){.type = SL_IR_EV_TEXT, .text = is_str(text) ? text->str : pj->str});
     else if (is_str(pj))
         sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_TOOL_ARGS, .text = pj->str});
 }

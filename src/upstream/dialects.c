@@ -9,5 +9,5 @@ const sl_dialect *sl_dialect_of_kind(sl_provider_kind kind)
 const sl_dialect *sl_dialect_of_api(sl_api api)
 {
     return api == SL_API_MESSAGES || api == SL_API_COUNT_TOKENS ? &sl_dialect_anthropic
-                                                                 : &sl_dialect_openai;
+                                                                : &sl_dialect_openai;
 }

@@ -523,11 +523,12 @@ static int o_parse_answer(const sl_json *chat, sl_arena *a, sl_ir_answer *ir)
  * the details say how many were read from it and how many were reasoning. */
 static void o_put_usage(sl_buf *o, const sl_ir_usage *u)
 {
-    sl_buf_printf(o,
-                  ",\"usage\":{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,\"total_tokens\":%ld,"
-                  "\"prompt_tokens_details\":{\"cached_tokens\":%ld},"
-                  "\"completion_tokens_details\":{\"reasoning_tokens\":%ld}}",
-                  u->input, u->output, u->input + u->output, u->cache_read, u->reasoning);
+    sl_buf_printf(
+        o,
+        ",\"usage\":{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,\"total_tokens\":%ld,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":%ld},"
+        "\"completion_tokens_details\":{\"reasoning_tokens\":%ld}}",
+        u->input, u->output, u->input + u->output, u->cache_read, u->reasoning);
 }
 
 /* The answer's text parts as one content string (null when only tools answer). */

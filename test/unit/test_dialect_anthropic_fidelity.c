@@ -61,7 +61,8 @@ static const char *math_request(const char *model)
         "{\"model\":\"%s\",\"messages\":[{\"role\":\"system\",\"content\":\"You are a helpful "
         "math tutor. Guide the user through the solution step by step.\"},{\"role\":\"user\","
         "\"content\":\"how can I solve 8x + 7 = -23\"}],\"response_format\":{\"type\":"
-        "\"json_schema\",\"json_schema\":{\"name\":\"math_response\",\"strict\":true,\"schema\":%s}}}",
+        "\"json_schema\",\"json_schema\":{\"name\":\"math_response\",\"strict\":true,\"schema\":%s}"
+        "}}",
         model, MATH_SCHEMA);
 }
 
@@ -76,14 +77,15 @@ T_TEST(json_schema_native_structured_outputs)
     m = tj(treq(OA, AN, math_request("claude-opus-4-6"), &e));
     T_EQ_STR(tstr(m, "output_config.format.type"), "json_schema");
     /* an Anthropic client's output_config reaches an OpenAI provider as response_format */
-    const sl_json *c = tj(treq(AN, OA,
-                               sl_arena_printf(&TA,
-                                               "{\"model\":\"gpt-4o\",\"max_tokens\":1024,"
-                                               "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
-                                               "\"output_config\":{\"format\":{\"type\":"
-                                               "\"json_schema\",\"schema\":%s}}}",
-                                               MATH_SCHEMA),
-                               &e));
+    const sl_json *c =
+        tj(treq(AN, OA,
+                sl_arena_printf(&TA,
+                                "{\"model\":\"gpt-4o\",\"max_tokens\":1024,"
+                                "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                                "\"output_config\":{\"format\":{\"type\":"
+                                "\"json_schema\",\"schema\":%s}}}",
+                                MATH_SCHEMA),
+                &e));
     T_EQ_STR(tstr(c, "response_format.type"), "json_schema");
     T_EQ_STR(tcanon(tget(c, "response_format.json_schema.schema")), tcanon(tj(MATH_SCHEMA)));
     T_CHECK(tget(c, "response_format.json_schema.strict")->type == SL_JSON_TRUE);
@@ -129,11 +131,13 @@ T_TEST(json_schema_forced_tool_where_unsupported)
         "content_block_delta",
         "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\","
         "\"partial_json\":\"\\\"x = -3.75\\\"}\"}}",
-        "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}",
+        "content_block_stop",
+        "{\"type\":\"content_block_stop\",\"index\":0}",
         "message_delta",
         "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":"
         "null},\"usage\":{\"output_tokens\":12}}",
-        "message_stop", "{\"type\":\"message_stop\"}",
+        "message_stop",
+        "{\"type\":\"message_stop\"}",
     };
     sl_ir_stream s;
     sl_ir_stream_init(&s, AN, OA, true);
@@ -192,11 +196,12 @@ T_TEST(stop_sequences)
                                &e));
     T_EQ_STR(tcanon(tget(c, "stop")), "[\"5\"]");
     /* Anthropic's answer stopped by one: OpenAI says stop */
-    c = tj(tanswer(AN, OA,
-                   "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":"
-                   "\"claude-3-5-haiku\",\"content\":[{\"type\":\"text\",\"text\":\"1, 2, 3, 4, \"}],"
-                   "\"stop_reason\":\"stop_sequence\",\"stop_sequence\":\"5\",\"usage\":{"
-                   "\"input_tokens\":10,\"output_tokens\":12}}"));
+    c = tj(
+        tanswer(AN, OA,
+                "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":"
+                "\"claude-3-5-haiku\",\"content\":[{\"type\":\"text\",\"text\":\"1, 2, 3, 4, \"}],"
+                "\"stop_reason\":\"stop_sequence\",\"stop_sequence\":\"5\",\"usage\":{"
+                "\"input_tokens\":10,\"output_tokens\":12}}"));
     T_EQ_STR(tstr(c, "choices.0.finish_reason"), "stop");
     T_EQ_STR(tstr(c, "choices.0.message.content"), "1, 2, 3, 4, ");
 }
@@ -279,11 +284,13 @@ T_TEST(streamed_usage_both_ways)
         "content_block_delta",
         "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
         "\"text\":\"Hello\"}}",
-        "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}",
+        "content_block_stop",
+        "{\"type\":\"content_block_stop\",\"index\":0}",
         "message_delta",
         "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":"
         "null},\"usage\":{\"output_tokens\":393}}",
-        "message_stop", "{\"type\":\"message_stop\"}",
+        "message_stop",
+        "{\"type\":\"message_stop\"}",
     };
     sl_ir_stream s;
     sl_ir_stream_init(&s, AN, OA, true);
@@ -315,7 +322,8 @@ T_TEST(streamed_usage_both_ways)
         "\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":2006,"
         "\"completion_tokens\":300,\"total_tokens\":2306,\"prompt_tokens_details\":{"
         "\"cached_tokens\":1920}}}",
-        "", "[DONE]",
+        "",
+        "[DONE]",
     };
     sl_ir_stream_init(&s, OA, AN, false);
     sse = tstream(&s, oa, SL_ARRAY_LEN(oa));

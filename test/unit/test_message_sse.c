@@ -20,7 +20,8 @@ static const char *const THINKING_STREAM[] = {
     "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\","
     "\"signature\":\"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds+/=\"}}",
     "{\"type\":\"content_block_stop\",\"index\":0}",
-    "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"redacted_thinking\","
+    "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"redacted_"
+    "thinking\","
     "\"data\":\"EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP\"}}",
     "{\"type\":\"content_block_stop\",\"index\":1}",
     "{\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"text\","

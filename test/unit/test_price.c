@@ -44,8 +44,8 @@ static sl_usage usage_of(const sl_dialect *d, const char *answer)
     };
 }
 
-#define NEAR(a, b) T_CHECK(fabs((a) - (b)) < 1e-9)
-#define CENTS(a, c) T_EQ_INT(llround((a) * 100), (c))
+#define NEAR(a, b)  T_CHECK(fabs((a) - (b)) < 1e-9)
+#define CENTS(a, c) T_EQ_INT(llround((a)*100), (c))
 
 static const sl_price_conf GPT4O = {"gpt-4o", 2.50, 10.00, 1.25, -1, -1};
 static const sl_price_conf O3MINI = {"o3-mini", 1.10, 4.40, 0.55, -1, -1};
@@ -53,10 +53,11 @@ static const sl_price_conf SONNET = {"claude-sonnet-4-5", 3.00, 15.00, 0.30, 3.7
 
 T_TEST(openai_cached_tokens_at_cached_input)
 {
-    sl_usage u = usage_of(&sl_dialect_openai,
-                          "{\"usage\":{\"prompt_tokens\":2006,\"completion_tokens\":300,"
-                          "\"total_tokens\":2306,\"prompt_tokens_details\":{\"cached_tokens\":1920},"
-                          "\"completion_tokens_details\":{\"reasoning_tokens\":0}}}");
+    sl_usage u =
+        usage_of(&sl_dialect_openai,
+                 "{\"usage\":{\"prompt_tokens\":2006,\"completion_tokens\":300,"
+                 "\"total_tokens\":2306,\"prompt_tokens_details\":{\"cached_tokens\":1920},"
+                 "\"completion_tokens_details\":{\"reasoning_tokens\":0}}}");
     T_EQ_INT(u.prompt, 2006);
     T_EQ_INT(u.cached, 1920);
     T_EQ_INT(sl_usage_uncached(&u), 86);
@@ -100,11 +101,12 @@ T_TEST(anthropic_cache_write_then_read)
 
 T_TEST(anthropic_one_hour_writes)
 {
-    sl_usage u = usage_of(&sl_dialect_anthropic,
-                          "{\"usage\":{\"input_tokens\":50,\"cache_creation_input_tokens\":100000,"
-                          "\"cache_read_input_tokens\":20000,\"cache_creation\":{"
-                          "\"ephemeral_5m_input_tokens\":40000,\"ephemeral_1h_input_tokens\":60000},"
-                          "\"output_tokens\":1000}}");
+    sl_usage u =
+        usage_of(&sl_dialect_anthropic,
+                 "{\"usage\":{\"input_tokens\":50,\"cache_creation_input_tokens\":100000,"
+                 "\"cache_read_input_tokens\":20000,\"cache_creation\":{"
+                 "\"ephemeral_5m_input_tokens\":40000,\"ephemeral_1h_input_tokens\":60000},"
+                 "\"output_tokens\":1000}}");
     T_EQ_INT(u.cache_write, 100000);
     T_EQ_INT(u.cache_write_1h, 60000);
     /* 50 x 3 + 20000 x 0.30 + 40000 x 3.75 + 60000 x 6 + 1000 x 15 = $0.53115 */
