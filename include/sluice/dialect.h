@@ -110,6 +110,7 @@ typedef struct sl_ir_req {
     sl_ir_tool *tools;
     sl_ir_choice tool_choice;
     sl_str tool_choice_name;
+    bool one_tool_call; /* OpenAI parallel_tool_calls: false, Anthropic disable_parallel_tool_use */
     sl_ir_num max_tokens, temperature, top_p;
     sl_ir_num n, presence_penalty, frequency_penalty; /* OpenAI only */
     sl_str *stop;                                     /* stop sequences (arena) */

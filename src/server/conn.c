@@ -859,10 +859,7 @@ static int classify(const char *k, size_t n)
                : ieq(k, n, "cache-control") ? H_CACHE_CONTROL
                : ieq(k, n, "x-sluice-user") ? H_USER
                                             : -1;
-    case 14:
-        return ieq(k, n, "content-length")   ? -3
-               : ieq(k, n, "anthropic-beta") ? H_AN_BETA
-                                             : -1;
+    case 14: return ieq(k, n, "content-length") ? -3 : ieq(k, n, "anthropic-beta") ? H_AN_BETA : -1;
     case 16: return ieq(k, n, "content-encoding") ? H_CE : -1;
     case 17:
         return ieq(k, n, "transfer-encoding")   ? H_TE

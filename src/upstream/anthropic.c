@@ -174,6 +174,8 @@ static void a_tool_choice(const sl_json *tc, sl_ir_req *ir)
                       : sl_str_eq_c(t, "tool") ? SL_IR_CHOICE_TOOL
                                                : SL_IR_CHOICE_UNSET;
     ir->tool_choice_name = sl_ir_str(sl_json_get(tc, "name"));
+    const sl_json *one = sl_json_get(tc, "disable_parallel_tool_use");
+    ir->one_tool_call = one && one->type == SL_JSON_TRUE;
 }
 
 static void a_params(const sl_json *msg, sl_ir_req *ir)
@@ -419,6 +421,34 @@ static void a_put_format_tool(sl_buf *o, const sl_ir_req *ir, bool first)
     sl_buf_free(&d);
 }
 
+/* tool_choice: the client's, or what the response_format's tool needs; with
+ * disable_parallel_tool_use when the client wants one call at most. */
+static void a_put_choice(sl_buf *o, const sl_ir_req *ir, bool format)
+{
+    sl_ir_choice c = ir->tool_choice;
+    sl_str name = ir->tool_choice_name;
+    if (format && (!ir->tools || c == SL_IR_CHOICE_NONE))
+        c = SL_IR_CHOICE_TOOL, name = SL_STR(FORMAT_TOOL);
+    else if (format && (c == SL_IR_CHOICE_UNSET || c == SL_IR_CHOICE_AUTO))
+        c = SL_IR_CHOICE_ANY; /* one of its tools, or the answer */
+    if (c == SL_IR_CHOICE_UNSET && ir->one_tool_call && ir->tools)
+        c = SL_IR_CHOICE_AUTO;
+    if (c == SL_IR_CHOICE_UNSET)
+        return;
+    static const char *const names[] = {[SL_IR_CHOICE_AUTO] = "auto",
+                                        [SL_IR_CHOICE_ANY] = "any",
+                                        [SL_IR_CHOICE_NONE] = "none",
+                                        [SL_IR_CHOICE_TOOL] = "tool"};
+    sl_buf_printf(o, ",\"tool_choice\":{\"type\":\"%s\"", names[c]);
+    if (c == SL_IR_CHOICE_TOOL) {
+        sl_buf_append_c(o, ",\"name\":");
+        sl_ir_put_str(o, name, "\"\"");
+    }
+    if (ir->one_tool_call && c != SL_IR_CHOICE_NONE)
+        sl_buf_append_c(o, ",\"disable_parallel_tool_use\":true");
+    sl_buf_append_c(o, "}");
+}
+
 static void a_put_tools(sl_buf *o, const sl_ir_req *ir)
 {
     bool format = a_format_tool(ir);
@@ -443,20 +473,7 @@ static void a_put_tools(sl_buf *o, const sl_ir_req *ir)
         }
         sl_buf_append_c(o, "]");
     }
-    static const char *const names[] = {
-        [SL_IR_CHOICE_AUTO] = "auto", [SL_IR_CHOICE_ANY] = "any", [SL_IR_CHOICE_NONE] = "none"};
-    if (format && (!ir->tools || ir->tool_choice == SL_IR_CHOICE_NONE)) {
-        sl_buf_append_c(o, ",\"tool_choice\":{\"type\":\"tool\",\"name\":\"" FORMAT_TOOL "\"}");
-    } else if (format &&
-               (ir->tool_choice == SL_IR_CHOICE_UNSET || ir->tool_choice == SL_IR_CHOICE_AUTO)) {
-        sl_buf_append_c(o, ",\"tool_choice\":{\"type\":\"any\"}"); /* a tool, or the answer */
-    } else if (ir->tool_choice == SL_IR_CHOICE_TOOL) {
-        sl_buf_append_c(o, ",\"tool_choice\":{\"type\":\"tool\",\"name\":");
-        sl_ir_put_str(o, ir->tool_choice_name, "\"\"");
-        sl_buf_append_c(o, "}");
-    } else if (ir->tool_choice != SL_IR_CHOICE_UNSET) {
-        sl_buf_printf(o, ",\"tool_choice\":{\"type\":\"%s\"}", names[ir->tool_choice]);
-    }
+    a_put_choice(o, ir, format);
 }
 
 static void a_put_params(sl_buf *o, const sl_ir_req *ir)

@@ -231,6 +231,8 @@ static void o_params(const sl_json *chat, sl_ir_req *ir)
     ir->stream = st && st->type == SL_JSON_TRUE;
     ir->user = sl_ir_str(sl_json_get(chat, "user"));
     o_format(sl_json_get(chat, "response_format"), &ir->format);
+    const sl_json *ptc = sl_json_get(chat, "parallel_tool_calls");
+    ir->one_tool_call = ptc && ptc->type == SL_JSON_FALSE;
     static const char *const never[] = {"logprobs", "top_logprobs", "logit_bias",
                                         "audio",    "modalities",   "prediction"};
     for (size_t i = 0; i < SL_ARRAY_LEN(never) && !ir->unmapped; i++) {
@@ -422,6 +424,8 @@ static void o_put_format(sl_buf *o, const sl_ir_format *f)
 static void o_put_extras(sl_buf *o, const sl_ir_req *ir)
 {
     o_put_choice(o, ir);
+    if (ir->one_tool_call && ir->tools)
+        sl_buf_append_c(o, ",\"parallel_tool_calls\":false");
     sl_ir_put_num(o, "n", &ir->n);
     sl_ir_put_num(o, "presence_penalty", &ir->presence_penalty);
     sl_ir_put_num(o, "frequency_penalty", &ir->frequency_penalty);

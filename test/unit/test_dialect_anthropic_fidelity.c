@@ -161,6 +161,23 @@ T_TEST(json_schema_forced_tool_where_unsupported)
     sl_buf_free(&text);
 }
 
+T_TEST(one_tool_call_at_a_time)
+{
+    sl_ir_refusal e = {0};
+    const char *body = sl_arena_printf(&TA,
+                                       "{\"model\":\"claude-3-5-haiku\",\"messages\":[{\"role\":"
+                                       "\"user\",\"content\":\"x\"}],\"tools\":[%s],"
+                                       "\"parallel_tool_calls\":false}",
+                                       WEATHER_TOOL);
+    const sl_json *m = tj(treq(OA, AN, body, &e));
+    T_EQ_STR(tcanon(tget(m, "tool_choice")),
+             "{\"disable_parallel_tool_use\":true,\"type\":\"auto\"}");
+    const sl_json *c = tj(treq(AN, OA, tcanon(m), &e));
+    T_CHECK(tget(c, "parallel_tool_calls") &&
+            tget(c, "parallel_tool_calls")->type == SL_JSON_FALSE);
+    T_EQ_STR(tstr(c, "tool_choice"), "auto");
+}
+
 T_TEST(json_schema_with_the_clients_tools)
 {
     sl_ir_refusal e = {0};
@@ -350,6 +367,6 @@ T_TEST(streamed_usage_both_ways)
 }
 
 T_MAIN("dialect_anthropic_fidelity", tool_choice_four_ways, json_schema_native_structured_outputs,
-       json_schema_forced_tool_where_unsupported, json_schema_with_the_clients_tools,
-       stop_sequences, images_as_content_parts, cache_control_passed_through,
-       streamed_usage_both_ways)
+       json_schema_forced_tool_where_unsupported, one_tool_call_at_a_time,
+       json_schema_with_the_clients_tools, stop_sequences, images_as_content_parts,
+       cache_control_passed_through, streamed_usage_both_ways)
