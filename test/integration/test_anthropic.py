@@ -413,3 +413,38 @@ def test_openai_cached_and_reasoning_tokens_priced_once():
         want = ((line["prompt_tokens"] - 64) * 0.15 + 64 * 0.075 + line["completion_tokens"] * 0.60) / 1e6
         assert abs(line["cost_usd"] - want) < 1e-8, (line, want)
     s.stop()
+
+
+def test_messages_coalesced_across_stream_and_plain():
+    """A streamed leader's answer, assembled, serves a plain follower; a plain
+    leader's, replayed as Anthropic events, serves a stream follower."""
+    for leader_streams in (True, False):
+        m = Mock()
+        s = Sluice(cached(m))
+        m.config(delay_ms=400, sse_body=THINKING_SSE)
+        u = s.url + "/v1/messages"
+        body = dict(MSG, messages=[{"role": "user", "content": "mixed %s" % leader_streams}])
+        if not leader_streams:
+            m.config(sse_body=None)
+        out = {}
+
+        def lead():
+            out["lead"] = stream(u, dict(body, stream=True)) if leader_streams else post_json(u, body)
+
+        def follow():
+            out["follow"] = post_json(u, body) if leader_streams else stream(u, dict(body, stream=True))
+        t1 = threading.Thread(target=lead)
+        t1.start()
+        time.sleep(0.15)
+        t2 = threading.Thread(target=follow)
+        t2.start()
+        t1.join()
+        t2.join()
+        assert out["follow"][1]["x-sluice-cache"] == "coalesced", out["follow"][1]
+        assert m.stats()["requests"] == 1
+        if leader_streams:
+            assert out["follow"][2]["content"] == assemble(out["lead"][2])["content"], out
+            assert out["follow"][2]["content"][0] == THINKING, out["follow"][2]
+        else:
+            assert assemble(out["follow"][2])["content"] == out["lead"][2]["content"], out
+        s.stop()
