@@ -155,8 +155,11 @@ static int a_tools(const sl_json *tools, sl_arena *a, sl_ir_req *ir)
         if (!tool)
             return SL_ENOMEM;
         *tail = tool, tail = &tool->next;
-        tool->function = true; /* client tools; server tools pass as functions, as before */
-        tool->type = SL_STR("function");
+        /* client tools (no type, or "custom"); server tools (web_search_..., bash_...)
+         * keep their type: another dialect refuses them */
+        sl_str type = sl_ir_str(sl_json_get(t, "type"));
+        tool->function = !type.p || sl_str_eq_c(type, "custom");
+        tool->type = tool->function ? SL_STR("function") : type;
         tool->name = sl_ir_str(sl_json_get(t, "name"));
         tool->description = sl_ir_str(sl_json_get(t, "description"));
         tool->parameters = sl_json_get(t, "input_schema");
@@ -178,6 +181,22 @@ static void a_tool_choice(const sl_json *tc, sl_ir_req *ir)
     ir->one_tool_call = one && one->type == SL_JSON_TRUE;
 }
 
+/* Messages parameters the IR cannot carry: another dialect refuses them,
+ * naming them, rather than answer without them. */
+static void a_unmapped(const sl_json *msg, sl_ir_req *ir)
+{
+    static const char *const never[] = {"top_k", "mcp_servers", "container", "context_management"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(never) && !ir->unmapped; i++) {
+        const sl_json *v = sl_json_get(msg, never[i]);
+        if (v && v->type != SL_JSON_NULL)
+            ir->unmapped = never[i];
+    }
+    const sl_json *th = sl_json_get(msg, "thinking");
+    if (!ir->unmapped && th && !sl_str_eq_c(sl_ir_str(sl_json_get(th, "type")), "disabled") &&
+        th->type != SL_JSON_NULL)
+        ir->unmapped = "thinking";
+}
+
 static void a_params(const sl_json *msg, sl_ir_req *ir)
 {
     ir->max_tokens = sl_ir_num_of(msg, "max_tokens");
@@ -186,6 +205,7 @@ static void a_params(const sl_json *msg, sl_ir_req *ir)
     const sl_json *st = sl_json_get(msg, "stream");
     ir->stream = st && st->type == SL_JSON_TRUE;
     a_tool_choice(sl_json_get(msg, "tool_choice"), ir);
+    a_unmapped(msg, ir);
     const sl_json *fmt = sl_json_get(sl_json_get(msg, "output_config"), "format");
     if (!fmt)
         fmt = sl_json_get(msg, "output_format"); /* the beta's name */

@@ -440,6 +440,10 @@ static int o_emit_request(const sl_ir_req *ir, sl_buf *o, sl_ir_refusal *e)
 {
     if (ir->unmapped)
         return sl_ir_refuse(e, "this parameter cannot be translated", ir->unmapped);
+    for (const sl_ir_tool *t = ir->tools; t; t = t->next) {
+        if (!t->function) /* a provider's own tool (Anthropic's web_search, bash, ...) */
+            return sl_ir_refuse(e, "only function tools can go to an openai provider", "tools");
+    }
     sl_buf_append_c(o, "{\"model\":");
     sl_ir_put_str(o, ir->model, "\"\"");
     o_put_messages(o, ir);

@@ -178,6 +178,32 @@ T_TEST(one_tool_call_at_a_time)
     T_EQ_STR(tstr(c, "tool_choice"), "auto");
 }
 
+T_TEST(what_messages_says_and_chat_cannot)
+{
+    static const struct {
+        const char *body, *param;
+    } cases[] = {
+        {"{\"model\":\"gpt-4o\",\"max_tokens\":16000,\"thinking\":{\"type\":\"enabled\","
+         "\"budget_tokens\":10000},\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+         "thinking"},
+        {"{\"model\":\"gpt-4o\",\"max_tokens\":10,\"top_k\":5,\"messages\":[]}", "top_k"},
+        {"{\"model\":\"gpt-4o\",\"max_tokens\":1024,\"messages\":[{\"role\":\"user\","
+         "\"content\":\"x\"}],\"tools\":[{\"type\":\"web_search_20250305\",\"name\":"
+         "\"web_search\",\"max_uses\":5}]}",
+         "tools"},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        sl_ir_refusal e = {0};
+        T_CHECK(treq(AN, OA, cases[i].body, &e) == NULL);
+        T_EQ_STR(e.param, cases[i].param);
+    }
+    sl_ir_refusal e = {0};
+    T_CHECK(treq(AN, OA,
+                 "{\"model\":\"gpt-4o\",\"max_tokens\":10,\"thinking\":{\"type\":"
+                 "\"disabled\"},\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+                 &e) != NULL);
+}
+
 T_TEST(json_schema_with_the_clients_tools)
 {
     sl_ir_refusal e = {0};
@@ -368,5 +394,5 @@ T_TEST(streamed_usage_both_ways)
 
 T_MAIN("dialect_anthropic_fidelity", tool_choice_four_ways, json_schema_native_structured_outputs,
        json_schema_forced_tool_where_unsupported, one_tool_call_at_a_time,
-       json_schema_with_the_clients_tools, stop_sequences, images_as_content_parts,
-       cache_control_passed_through, streamed_usage_both_ways)
+       what_messages_says_and_chat_cannot, json_schema_with_the_clients_tools, stop_sequences,
+       images_as_content_parts, cache_control_passed_through, streamed_usage_both_ways)
