@@ -172,7 +172,7 @@ static sl_step refuse(sl_req *r, long retry_ms, const char *code, const char *ms
 static long estimate_tokens(const sl_req *r)
 {
     long completion = r->llm.max_tokens > 0 ? r->llm.max_tokens : DEFAULT_COMPLETION_ESTIMATE;
-    if (r->llm.api == SL_API_EMBEDDINGS)
+    if (r->llm.api == SL_API_EMBEDDINGS || r->llm.api == SL_API_COUNT_TOKENS) /* no completion */
         completion = 0;
     return (long)(r->llm.prompt_bytes / 4) + 1 + completion;
 }
