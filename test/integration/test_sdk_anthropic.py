@@ -86,3 +86,18 @@ def test_openai_cached_tokens_in_access_log():
     log = st.s.wait_log(1)[-1]
     assert log["cached_tokens"] == 64 and log["reasoning_tokens"] == 5, log
     st.stop()
+
+
+def test_anthropic_sdk_stream_usage_through_translation():
+    """The SDK's final message counts the prompt: the translated stream's last
+    message_delta carries the real input_tokens an OpenAI provider reported."""
+    st = base.Stack()
+    r = st.anthropic("stream", env={"SLUICE_MODEL": "gpt-4o-mini"})
+    log = st.s.wait_log(1)[-1]
+    assert r["usage"]["input_tokens"] == log["prompt_tokens"] > 0, (r["usage"], log)
+    assert r["usage"]["output_tokens"] == log["completion_tokens"] > 0, (r["usage"], log)
+    st.oa.config(cached_tokens=32)
+    r = st.anthropic("stream", env={"SLUICE_MODEL": "gpt-4o-mini"})
+    assert r["usage"]["cache_read_input_tokens"] == 32, r["usage"]
+    assert r["usage"]["input_tokens"] == st.s.wait_log(2)[-1]["prompt_tokens"] - 32, r["usage"]
+    st.stop()
