@@ -256,10 +256,11 @@ static int a_check(const sl_ir_req *ir, sl_ir_refusal *e)
                             "frequency_penalty");
     bool schema = ir->format.type == SL_IR_FORMAT_JSON_SCHEMA && ir->format.schema &&
                   ir->format.schema->type == SL_JSON_OBJECT;
-    if (ir->format.type != SL_IR_FORMAT_UNSET && ir->format.type != SL_IR_FORMAT_TEXT && !schema)
+    if (ir->format.type != SL_IR_FORMAT_UNSET && ir->format.type != SL_IR_FORMAT_TEXT &&
+        ir->format.type != SL_IR_FORMAT_JSON_OBJECT && !schema)
         return sl_ir_refuse(e,
-                            "anthropic providers take response_format json_schema with a schema "
-                            "object only",
+                            "anthropic providers take response_format json_object, or "
+                            "json_schema with a schema object",
                             "response_format");
     for (const sl_ir_tool *t = ir->tools; t; t = t->next) {
         if (!t->function)
@@ -414,11 +415,13 @@ static bool a_native_format(sl_str model)
     return major > 4 || (major == 4 && minor >= 5);
 }
 
-/* response_format json_schema without native structured outputs: a tool
- * whose input is the answer, forced unless the client's own tools may run. */
+/* response_format json_schema without native structured outputs, and JSON
+ * mode (any object): a tool whose input is the answer, forced unless the
+ * client's own tools may run. */
 static bool a_format_tool(const sl_ir_req *ir)
 {
-    return ir->format.type == SL_IR_FORMAT_JSON_SCHEMA && !a_native_format(ir->model);
+    return ir->format.type == SL_IR_FORMAT_JSON_OBJECT ||
+           (ir->format.type == SL_IR_FORMAT_JSON_SCHEMA && !a_native_format(ir->model));
 }
 
 static void a_put_format_tool(sl_buf *o, const sl_ir_req *ir, bool first)
@@ -436,7 +439,10 @@ static void a_put_format_tool(sl_buf *o, const sl_ir_req *ir, bool first)
     sl_buf_append_c(o, "\"name\":\"" FORMAT_TOOL "\",\"description\":");
     sl_buf_json_str(o, d.p, d.len);
     sl_buf_append_c(o, ",\"input_schema\":");
-    sl_buf_append_str(o, ir->format.schema->raw);
+    if (ir->format.schema)
+        sl_buf_append_str(o, ir->format.schema->raw);
+    else /* JSON mode: any object */
+        sl_buf_append_c(o, "{\"type\":\"object\"}");
     sl_buf_append_c(o, "}");
     sl_buf_free(&d);
 }

@@ -339,6 +339,11 @@ def test_response_format_json_schema_to_anthropic():
     assert json.loads(text) == json.loads(msg["content"]), text
     assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]] == ["stop"]
     assert not any(c["choices"][0]["delta"].get("tool_calls") for c in chunks if c["choices"])
+    # JSON mode: the same tool, any object
+    st, h, j, _ = post_json(u, chat("json please", model="claude-sonnet-4-5",
+                                    response_format={"type": "json_object"}))
+    assert st == 200 and isinstance(json.loads(j["choices"][0]["message"]["content"]), dict), j
+    assert json.loads(m.last()["body"])["tools"][0]["input_schema"] == {"type": "object"}
     s.stop()
 
 

@@ -217,10 +217,18 @@ T_TEST(json_schema_with_the_clients_tools)
     T_EQ_STR(tstr(m, "tools.0.name"), "sluice_response_format");
     T_EQ_STR(tstr(m, "tools.1.name"), "get_current_weather");
     T_EQ_STR(tstr(m, "tool_choice.type"), "any"); /* its tool, or the answer */
-    /* json_object and a schema-less json_schema cannot be held to anything */
+    /* JSON mode: the same tool, any object (structured outputs need a schema) */
+    m = tj(treq(OA, AN,
+                "{\"model\":\"claude-sonnet-4-5\",\"messages\":[{\"role\":\"user\",\"content\":"
+                "\"x\"}],\"response_format\":{\"type\":\"json_object\"}}",
+                &e));
+    T_EQ_STR(tcanon(tget(m, "tools.0.input_schema")), "{\"type\":\"object\"}");
+    T_EQ_STR(tstr(m, "tool_choice.name"), "sluice_response_format");
+    T_CHECK(tget(m, "output_config") == NULL);
+    /* a json_schema without a schema cannot be held to anything */
     T_CHECK(treq(OA, AN,
                  "{\"model\":\"claude-3-5-haiku\",\"messages\":[],\"response_format\":{\"type\":"
-                 "\"json_object\"}}",
+                 "\"json_schema\",\"json_schema\":{\"name\":\"x\"}}}",
                  &e) == NULL);
     T_EQ_STR(e.param, "response_format");
 }
