@@ -544,8 +544,22 @@ static void fail_all_open(proxy_state *st, uint64_t wait_ms)
     sl_req_release(r);
 }
 
+/* count_tokens for a model whose provider cannot count: about four bytes a
+ * token, as the limits stage estimates, and marked as an estimate. */
+static void answer_token_estimate(sl_req *r)
+{
+    const sl_json *root = r->llm.root, *tools = sl_json_get(root, "tools");
+    size_t bytes = r->llm.prompt_bytes + sl_ir_text_of(sl_json_get(root, "system"), &r->arena).len +
+                   (tools ? tools->raw.len : 0);
+    r->status = 200;
+    r->error = NULL;
+    sl_buf_printf(&r->body_out, "{\"input_tokens\":%ld}", (long)(bytes / 4) + 1);
+    sl_req_header(r, "x-sluice-estimated", "true");
+}
+
 /* Chooses this attempt's path and body for the provider's dialect: the
- * client's bytes when both speak the same one, a translation otherwise. */
+ * client's bytes when both speak the same one, a translation otherwise.
+ * Not SL_OK: r is answered (a refusal, or count_tokens' estimate), no call. */
 static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
 {
     sl_req *r = st->r;
@@ -555,6 +569,10 @@ static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
     st->usage = (sl_ir_usage){0};
     st->wire = st->body;
     r->upstream_path = st->up->path(r->llm.api);
+    if (!r->upstream_path && r->llm.api == SL_API_COUNT_TOKENS) {
+        answer_token_estimate(r); /* answered here: no call */
+        return SL_EINVAL;
+    }
     if (!r->upstream_path) {
         sl_req_error(r, 400, "invalid_request_error", "unsupported_by_provider", "model",
                      sl_arena_printf(&r->arena,
@@ -577,19 +595,6 @@ static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
     }
     sl_buf_free(&b);
     return rc;
-}
-
-/* count_tokens for a model whose provider cannot count: about four bytes a
- * token, as the limits stage estimates, and marked as an estimate. */
-static void answer_token_estimate(sl_req *r)
-{
-    const sl_json *root = r->llm.root, *tools = sl_json_get(root, "tools");
-    size_t bytes = r->llm.prompt_bytes + sl_ir_text_of(sl_json_get(root, "system"), &r->arena).len +
-                   (tools ? tools->raw.len : 0);
-    r->status = 200;
-    r->error = NULL;
-    sl_buf_printf(&r->body_out, "{\"input_tokens\":%ld}", (long)(bytes / 4) + 1);
-    sl_req_header(r, "x-sluice-estimated", "true");
 }
 
 static void attempt(proxy_state *st)
@@ -619,13 +624,6 @@ static void attempt(proxy_state *st)
     sl_buf_reset(&r->body_out);
     r->body_out.max = cf->server.max_response_bytes;
     sl_req_header(r, "x-sluice-provider", p->name);
-    if (r->llm.api == SL_API_COUNT_TOKENS && !sl_dialect_of_kind(p->kind)->path(r->llm.api)) {
-        sl_breaker_release(&st->ticket);
-        answer_token_estimate(r);
-        sl_pipeline_complete(r);
-        sl_req_release(r);
-        return;
-    }
     if (prepare_dialect(st, p) != SL_OK) {
         sl_breaker_release(&st->ticket);
         sl_pipeline_complete(r);
