@@ -101,3 +101,17 @@ def test_anthropic_sdk_stream_usage_through_translation():
     assert r["usage"]["cache_read_input_tokens"] == 32, r["usage"]
     assert r["usage"]["input_tokens"] == st.s.wait_log(2)[-1]["prompt_tokens"] - 32, r["usage"]
     st.stop()
+
+
+def test_openai_sdk_structured_output_from_claude():
+    """chat.completions.parse with a json_schema against a Claude model without
+    structured outputs: a forced tool whose input the SDK parses as the answer.
+    (The native output_config.format path: test_anthropic.py; the mock does
+    not constrain its text, so the SDK's parse cannot be shown on it.)"""
+    st = base.Stack()
+    r = st.openai("structured", env={"SLUICE_MODEL": "claude-3-5-haiku"})
+    sent = json.loads(st.an.last()["body"])
+    assert sent["tool_choice"] == {"type": "tool", "name": "sluice_response_format"}, sent
+    assert r["finish"] == "stop" and r["tool_calls"] == [], r
+    assert set(r["parsed"]) == {"city", "days"} and isinstance(r["parsed"]["days"], int), r
+    st.stop()
