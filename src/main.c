@@ -15,12 +15,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sluice/cache.h"
 #include "sluice/config.h"
+#include "sluice/l1.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/pipeline.h"
-#include "sluice/stages.h"
+#include "sluice/redis.h"
+#include "sluice/resp_state.h"
 #include "sluice/stats.h"
 #include "sluice/server.h"
 #include "sluice/sla.h"
@@ -58,6 +59,9 @@ static void banner(const sl_config *c)
     if (c->redis.n_sentinels)
         fprintf(stderr, "  state store: redis master \"%s\" via %zu sentinels\n",
                 c->redis.master_name, c->redis.n_sentinels);
+    else if (c->redis.n_cluster)
+        fprintf(stderr, "  state store: redis cluster via %zu seed nodes%s\n", c->redis.n_cluster,
+                c->redis.read_from_replicas ? " (cache lookups read replicas)" : "");
     else
         fprintf(stderr, "  state store: %s\n",
                 c->redis.url ? sl_redact_url(c->redis.url, shown, sizeof shown)
@@ -228,6 +232,42 @@ static struct event_base *new_base(void)
     return b ? b : event_base_new();
 }
 
+/* The process's stores (main owns them), handed to the pipeline as one environment. */
+static int wire_stores(const sl_config *c)
+{
+    app.l1 = sl_l1_new(c->cache.l1_max_bytes);
+    if (c->redis.n_sentinels)
+        app.redis = sl_redis_new_sentinel(app.base, c->redis.sentinels, c->redis.n_sentinels,
+                                          c->redis.master_name, c->redis.password, c->redis.db,
+                                          c->redis.timeout_ms);
+    else if (c->redis.n_cluster)
+        app.redis =
+            sl_redis_new_cluster(app.base, c->redis.cluster, c->redis.n_cluster, c->redis.password,
+                                 c->redis.timeout_ms, c->redis.read_from_replicas);
+    else if (c->redis.host)
+        app.redis = sl_redis_new(app.base, c->redis.host, c->redis.port, c->redis.password,
+                                 c->redis.db, c->redis.timeout_ms);
+    sl_resp_state_setup(app.redis); /* the Responses API's conversation state */
+    sl_env env = {.base = app.base, .l1 = app.l1, .redis = app.redis};
+    return sl_pipeline_init(&env);
+}
+
+/* A clean stop (nothing in flight): everything is freed, for leak checkers. */
+static void free_all(void)
+{
+    sl_server_stop();
+    sl_pipeline_fini();
+    sl_sla_stop();
+    sl_triage_stop();
+    sl_redis_free(app.redis);
+    sl_resp_state_shutdown();
+    sl_l1_free(app.l1);
+    sl_upstream_shutdown();
+    sl_access_close();
+    sl_req_pool_drain();
+    event_base_free(app.base);
+}
+
 static int run(sl_config *c)
 {
     app.base = new_base();
@@ -235,18 +275,8 @@ static int run(sl_config *c)
     if (!app.base || sl_upstream_init(app.base, c->server.max_inflight) != SL_OK ||
         sl_access_open(app.base, c->log.access) != SL_OK || sl_server_start(app.base, c) != SL_OK)
         return 1;
-    app.l1 = sl_l1_new(c->cache.l1_max_bytes);
-    if (c->redis.n_sentinels)
-        app.redis = sl_redis_new_sentinel(app.base, c->redis.sentinels, c->redis.n_sentinels,
-                                          c->redis.master_name, c->redis.password, c->redis.db,
-                                          c->redis.timeout_ms);
-    else if (c->redis.host)
-        app.redis = sl_redis_new(app.base, c->redis.host, c->redis.port, c->redis.password,
-                                 c->redis.db, c->redis.timeout_ms);
-    sl_cache_setup(app.l1, app.redis);
-    sl_limits_setup(app.redis);
-    sl_coalesce_setup(app.redis);
-    sl_ops_set_stores(app.l1, app.redis);
+    if (wire_stores(c) != SL_OK)
+        return 1;
     if (sl_sla_start(app.base, app.redis, c) != SL_OK)
         return 1;
     sl_triage_setup(c);
@@ -273,19 +303,10 @@ static int run(sl_config *c)
         event_free(app.drain_timer);
     if (app.trim_timer)
         event_free(app.trim_timer);
-    if (clean) { /* with requests still in flight, the OS reclaims the rest */
-        sl_server_stop();
-        sl_sla_stop();
-        sl_triage_stop();
-        sl_redis_free(app.redis);
-        sl_l1_free(app.l1);
-        sl_upstream_shutdown();
-        sl_access_close();
-        sl_req_pool_drain();
-        event_base_free(app.base);
-    } else {
+    if (clean) /* with requests still in flight, the OS reclaims the rest */
+        free_all();
+    else
         sl_access_flush();
-    }
     sl_info("stopped");
     return 0;
 }

@@ -10,11 +10,15 @@
 #include "sluice/util.h"
 
 typedef enum { SL_PROVIDER_OPENAI = 0, SL_PROVIDER_ANTHROPIC = 1 } sl_provider_kind;
+/* What an openai-kind provider speaks for POST /v1/responses: the Responses API
+ * itself (relayed as it is), or only chat completions (sluice translates). */
+typedef enum { SL_PROVIDER_API_RESPONSES = 0, SL_PROVIDER_API_CHAT = 1 } sl_provider_api;
 typedef enum { SL_BUDGET_TOTAL = 0, SL_BUDGET_MONTHLY, SL_BUDGET_DAILY } sl_budget_period;
 
 typedef struct sl_provider_conf {
     char *name;
     sl_provider_kind kind;
+    sl_provider_api api; /* openai kind: responses (default) | chat */
     char *base_url; /* without trailing slash */
     char *api_key;  /* may be NULL or empty */
     char **models;  /* exact names, "*" or globs ("claude-*") */
@@ -67,7 +71,10 @@ typedef struct sl_config {
         char **sentinels; /* "host:port" */
         size_t n_sentinels;
         char *master_name;
-        int min_replica_acks; /* -1: default (1 with sentinels, 0 without) */
+        int min_replica_acks; /* -1: default (1 with sentinels or a cluster, 0 without) */
+        char **cluster;       /* Redis Cluster seed nodes "host:port" */
+        size_t n_cluster;
+        bool read_from_replicas; /* cluster: L2 cache lookups may go to replicas */
     } redis;
 
     struct {
@@ -93,6 +100,24 @@ typedef struct sl_config {
         size_t max_replay_bytes; /* per flight */
         int lease_ms;            /* cross-instance lock lease, renewed every lease/3 */
     } coalesce;
+
+    struct {
+        int store_ttl_s; /* how long a stored response (conversation state) lives */
+    } responses;
+
+    struct {
+        int ttl_s; /* an Idempotency-Key's answer is kept this long; default 86400 */
+    } idempotency;
+
+    struct {
+        int resume_s;               /* a finished stream stays resumable; 0: off (default 300) */
+        size_t max_resumable_bytes; /* per stream; beyond it a dropped stream is cancelled */
+    } streams;
+
+    struct {
+        int batch_window_ms;     /* embeddings.batch.window_ms; 0: no batching (default 2) */
+        size_t batch_max_inputs; /* embeddings.batch.max_inputs (default 256) */
+    } embeddings;
 
     sl_key_conf *keys;
     size_t n_keys;

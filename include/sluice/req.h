@@ -21,10 +21,12 @@
 
 struct event_base;
 struct event;
+struct sl_env;
 struct sl_dialect;
 
 #define SL_REQ_MAGIC        0x534c5251u /* "SLRQ" */
 #define SL_REQ_MAX_HEADERS  24
+#define SL_REQ_MAX_STAGES   12
 #define SL_REQ_ARENA_INLINE 4096 /* fits a small plain request; a stream uses ~1.4 KiB */
 
 typedef enum {
@@ -51,23 +53,25 @@ struct sl_req {
     sl_req *pool_next; /* free-list link while pooled */
 
     /* identity and input */
-    char id[64];                   /* x-request-id: the client's, else generated */
-    const char *method;            /* "GET", "POST", ... (static strings) */
-    const char *path;              /* path without query (arena) */
-    const char *query;             /* query string or NULL (arena) */
-    const char *route;             /* the matched route's template (static), NULL: none */
-    const char *auth_key;          /* the client's API key, never logged (arena) */
-    const char *cache_control;     /* the client's Cache-Control header, or NULL */
-    const char *cache_ttl;         /* x-sluice-cache-ttl as sent, or NULL (the cache checks it) */
-    long ttl_override_s;           /* ... as seconds (clamped to cache.max_ttl_s), -1 absent */
-    const char *end_user;          /* x-sluice-user, or NULL (cache.scope: user) */
+    char id[64];                 /* x-request-id: the client's, else generated */
+    const char *method;          /* "GET", "POST", ... (static strings) */
+    const char *path;            /* path without query (arena) */
+    const char *query;           /* query string or NULL (arena) */
+    const char *route;           /* the matched route's template (static), NULL: none */
+    const char *auth_key;        /* the client's API key, never logged (arena) */
+    const char *cache_control;   /* the client's Cache-Control header, or NULL */
+    const char *cache_ttl;       /* x-sluice-cache-ttl as sent, or NULL (the cache checks it) */
+    long ttl_override_s;         /* ... as seconds (clamped to cache.max_ttl_s), -1 absent */
+    const char *end_user;        /* x-sluice-user, or NULL (cache.scope: user) */
+    const char *idem_key;        /* Idempotency-Key as sent, or NULL (idempotency.c checks it) */
+    const char *last_event_id;   /* Last-Event-ID as sent, or NULL (resume.c resumes from it) */
     const char *anthropic_version; /* the client's anthropic-version / anthropic-beta, */
     const char *anthropic_beta;    /* forwarded to anthropic providers (arena), or NULL */
-    sl_str body;                   /* the client's bytes, as received */
-    bool is_llm;                   /* an LLM route: the pipeline runs */
-    sl_llm_req llm;                /* parsed view (valid once the parse stage ran) */
-    const char *tenant;            /* "default" in open mode */
-    const sl_key_conf *key_conf;   /* the matched key (limits, budget), or NULL */
+    sl_str body;                 /* the client's bytes, as received */
+    bool is_llm;                 /* an LLM route: the pipeline runs */
+    sl_llm_req llm;              /* parsed view (valid once the parse stage ran) */
+    const char *tenant;          /* "default" in open mode */
+    const sl_key_conf *key_conf; /* the matched key (limits, budget), or NULL */
 
     /* the client's wire format */
     const struct sl_dialect *dialect; /* its error shape; NULL: OpenAI's */
@@ -82,6 +86,9 @@ struct sl_req {
     /* cache */
     sl_cache_key key;
     bool has_key;
+    sl_cache_key raw_key; /* hash of the exact request (bytes, API, scope): L1's fast path */
+    bool has_raw_key;
+    bool fast_path; /* llm came from an L1 alias: the body was not parsed (llm.root NULL) */
     sl_cache_outcome cache;
     const char *cache_detail; /* "l1", "l2" or NULL */
     const char *led_by;       /* coalesced: request id of the leader */
@@ -100,6 +107,7 @@ struct sl_req {
     sl_buf body_out;          /* buffered plain answer (or error body) */
     const char *content_type; /* plain answers; NULL: application/json */
     const char *error;        /* short reason for the log, or NULL */
+    struct sl_rec *rec;       /* the recording of this answer (recording.h), or NULL */
 
     /* metering: counts as the provider reports them */
     long prompt_tokens;
@@ -112,6 +120,9 @@ struct sl_req {
     bool usage_estimated;
     double cost_usd;
     double saved_usd;
+    int64_t cost_pusd;  /* the same two amounts in pico-dollars, exact: what the */
+    int64_t saved_pusd; /* log and x-sluice-cost-usd print (no float formatting) */
+    bool money_inexact; /* the pico amounts overflowed: print the doubles */
     size_t bytes_out;
 
     /* timings (monotonic µs; 0 = not reached) */
@@ -122,13 +133,14 @@ struct sl_req {
     uint64_t t_end;
 
     /* pipeline position */
-    int stage;                   /* next stage to run */
-    int reached;                 /* stages [0, reached) ran their on_request */
-    struct event *resume_ev;     /* fires sl_pipeline_run from the loop */
-    sl_req *run_prev, *run_next; /* the pipeline's list of LLM requests in flight */
-    bool tracked;                /* on that list */
-    bool cut;                    /* ended by the drain deadline: answered shutting_down */
-    void *stage_data[12];        /* private per-stage slot, indexed by stage position */
+    const struct sl_env *env;           /* the stores the stages use (pipeline.h) */
+    int stage;                          /* next stage to run */
+    int reached;                        /* stages [0, reached) ran their on_request */
+    struct event *resume_ev;            /* fires the driver from the loop */
+    sl_req *run_prev, *run_next;        /* the pipeline's list of LLM requests in flight */
+    bool tracked;                       /* on that list */
+    bool cut;                           /* ended by the drain deadline: answered shutting_down */
+    void *stage_ctx[SL_REQ_MAX_STAGES]; /* each stage's context (pipeline.c), by position */
     /* Set by a stage that carries work for others (a coalescing leader): when
      * it returns true, a client abort only detaches this client. */
     bool (*abort_guard)(sl_req *r);
@@ -163,6 +175,8 @@ int sl_error_json(sl_buf *out, const char *message, const char *type, const char
  * event instead and the stream ends without [DONE]. */
 void sl_req_error(sl_req *r, int status, const char *type, const char *code, const char *param,
                   const char *message);
+/* Records that the client left: status 499, no body (the log says why). */
+void sl_req_client_closed(sl_req *r);
 /* Shorthand for sl_http_error values from the parser. */
 void sl_req_error_from(sl_req *r, const sl_http_error *e);
 

@@ -39,9 +39,5 @@ extern const char sl_ui_page[];
 /* The stores' part of /health and /metrics (stores.c). */
 void sl_ops_health_stores(sl_buf *b);
 void sl_ops_metrics_stores(void);
-/* main hands the process's stores to the ops routes. */
-struct sl_l1;
-struct sl_redis;
-void sl_ops_set_stores(struct sl_l1 *l1, struct sl_redis *redis);
 
 #endif

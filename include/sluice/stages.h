@@ -4,37 +4,36 @@
 
 #include "sluice/pipeline.h"
 
-extern const sl_stage sl_stage_auth;     /* key -> tenant (401) */
-extern const sl_stage sl_stage_parse;    /* body -> validated sl_llm_req (400/413) */
-extern const sl_stage sl_stage_limits;   /* rpm, tpm, budget (429) */
-extern const sl_stage sl_stage_meter;    /* usage x price -> cost (on the way back) */
-extern const sl_stage sl_stage_route;    /* model -> provider (404 model_not_found) */
-extern const sl_stage sl_stage_cache;    /* L1 + L2 lookup; store on the way back */
-extern const sl_stage sl_stage_coalesce; /* identical requests in flight share one call */
-extern const sl_stage sl_stage_proxy;    /* the upstream call, plain or streamed */
+extern const sl_stage sl_stage_auth;        /* key -> tenant (401) */
+extern const sl_stage sl_stage_parse;       /* body -> validated sl_llm_req (400/413) */
+extern const sl_stage sl_stage_resume;      /* SSE ids; Last-Event-ID resumes a stream */
+extern const sl_stage sl_stage_idempotency; /* Idempotency-Key: at most one call per key */
+extern const sl_stage sl_stage_limits;      /* rpm, tpm, budget (429) */
+extern const sl_stage sl_stage_route;       /* model -> provider (404 model_not_found) */
+extern const sl_stage sl_stage_cache;       /* L1 + L2 lookup; store on the way back */
+extern const sl_stage sl_stage_coalesce;    /* identical requests in flight share one call */
+extern const sl_stage sl_stage_batch;       /* concurrent embeddings share one call */
+extern const sl_stage sl_stage_proxy;       /* the upstream call, plain or streamed */
 
-struct sl_redis;
-/* Shares rate limits and budgets through Redis (NULL: in-process only). */
-void sl_limits_setup(struct sl_redis *redis);
-
-void sl_coalesce_setup(struct sl_redis *redis);
 /* Answers r from a stored cache entry (cache.c; used by cross-instance
  * coalescing); false, with nothing sent, when the bytes are not an entry. */
 bool sl_cache_serve_entry(sl_req *r, const char *entry, size_t len, const char *layer);
 
-/* Cost in USD of the given usage at the configured price (meter.c). */
-double sl_meter_cost(const sl_config *c, sl_str model, long prompt, long completion, bool *priced);
+/* GET /v1/streams/{request_id}: the stream's events after Last-Event-ID (resume.c). */
+void sl_stream_resume_route(sl_req *r);
+
+/* The L1 fast path (cache.c), asked by the parse stage: true when r's exact
+ * bytes name a cached entry, with r->llm (no root) and r->key filled from it;
+ * false (nothing changed but r->raw_key) sends r down the full path. */
+bool sl_cache_fast(sl_req *r);
 
 uint64_t sl_coalesce_count(void); /* followers served by a flight */
 size_t sl_coalesce_flights(void); /* flights in the air now */
 
-/* Private per-request slots of the stages (r->stage_data[...]). */
-enum { SL_SLOT_PROXY = 0, SL_SLOT_CACHE, SL_SLOT_COALESCE, SL_SLOT_LIMITS, SL_SLOT_AUTH };
-
-/* For stages that answer: complete the request and report SL_DONE. */
+/* For stages that answer: finish the request and report SL_DONE. */
 static inline sl_step sl_stage_answer(sl_req *r)
 {
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
     return SL_DONE;
 }
 

@@ -138,12 +138,13 @@ sl_buf *sl_access_begin(void)
 
 void sl_access_commit(void)
 {
-    if (acc.buf.len > ACCESS_MAX_BUFFERED) {
-        acc.buf.len = acc.line_start; /* the reader is stuck: drop, count */
+    sl_buf_append(&acc.buf, "\n", 1);
+    if (acc.buf.err || acc.buf.len > ACCESS_MAX_BUFFERED) {
+        /* out of memory mid-line, or the reader is stuck: drop the line, count */
+        sl_buf_truncate(&acc.buf, acc.line_start);
         acc.dropped++;
         return;
     }
-    sl_buf_append(&acc.buf, "\n", 1);
     if (acc.buf.len >= ACCESS_HIGH_WATER || !acc.flush_ev) {
         sl_access_flush();
     } else if (!acc.flush_pending) {

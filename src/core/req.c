@@ -174,6 +174,13 @@ void sl_req_error(sl_req *r, int status, const char *type, const char *code, con
         sl_ir_openai_error(&e, &r->body_out);
 }
 
+void sl_req_client_closed(sl_req *r)
+{
+    r->status = 499;
+    r->error = "client closed";
+    sl_buf_reset(&r->body_out);
+}
+
 void sl_req_error_from(sl_req *r, const sl_http_error *e)
 {
     sl_req_error(r, e->status ? e->status : 400, e->type ? e->type : "invalid_request_error",

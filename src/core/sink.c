@@ -15,13 +15,14 @@ static void internal_data(sl_sink *s, sl_req *r, const char *p, size_t n)
 {
     SL_UNUSED(r);
     sl_internal_sink *is = (sl_internal_sink *)s;
-    if (sl_buf_append(&is->body, p, n) != SL_OK)
-        is->status = 502; /* over the bound: the answer is unusable */
+    sl_buf_append(&is->body, p, n); /* a failure is sticky: internal_end checks it */
 }
 
 static void internal_end(sl_sink *s, sl_req *r)
 {
     sl_internal_sink *is = (sl_internal_sink *)s;
+    if (is->body.err)
+        is->status = 502; /* over the bound or out of memory: the answer is unusable */
     is->done(is->ud, r, is->status, sl_buf_str(&is->body));
 }
 

@@ -72,6 +72,8 @@ enum {
     H_USER,
     H_AN_VERSION, /* anthropic-version and anthropic-beta: forwarded to anthropic providers */
     H_AN_BETA,
+    H_IDEM,       /* Idempotency-Key */
+    H_LAST_EVENT, /* Last-Event-ID */
     H_NFACTS
 };
 
@@ -162,6 +164,13 @@ static sl_str fact(const sl_conn *c, int f)
 {
     int i = c->fact[f];
     return i < 0 ? SL_STR_NULL : slice(c, c->hdr[i].vo, c->hdr[i].vl);
+}
+
+/* A header's value as an arena string, or NULL when absent. */
+static const char *fact_dup(const sl_conn *c, sl_req *r, int f)
+{
+    sl_str v = fact(c, f);
+    return v.p ? sl_arena_strndup(&r->arena, v.p, v.len) : NULL;
 }
 
 static size_t fmt_dec(char *out, size_t v)
@@ -762,7 +771,7 @@ static void refuse(sl_conn *c, sl_req *r, int status, const char *code, const ch
     c->state = C_ACTIVE;
     event_del(&c->timer);
     sl_req_error(r, status, "invalid_request_error", code, NULL, msg);
-    sl_pipeline_start(r);
+    sl_req_finish(r);
 }
 
 /* ---- the head: scanning as it arrives ----------------------------------- */
@@ -858,8 +867,13 @@ static int classify(const char *k, size_t n)
         return ieq(k, n, "authorization")   ? H_AUTH
                : ieq(k, n, "cache-control") ? H_CACHE_CONTROL
                : ieq(k, n, "x-sluice-user") ? H_USER
+               : ieq(k, n, "last-event-id") ? H_LAST_EVENT
                                             : -1;
-    case 14: return ieq(k, n, "content-length") ? -3 : ieq(k, n, "anthropic-beta") ? H_AN_BETA : -1;
+    case 14:
+        return ieq(k, n, "content-length")   ? -3
+               : ieq(k, n, "anthropic-beta") ? H_AN_BETA
+                                             : -1;
+    case 15: return ieq(k, n, "idempotency-key") ? H_IDEM : -1;
     case 16: return ieq(k, n, "content-encoding") ? H_CE : -1;
     case 17:
         return ieq(k, n, "transfer-encoding")   ? H_TE
@@ -1017,6 +1031,8 @@ static void read_request(sl_conn *c, sl_req *r)
         r->anthropic_version = sl_arena_strndup(&r->arena, av.p, av.len);
     if (ab.p)
         r->anthropic_beta = sl_arena_strndup(&r->arena, ab.p, ab.len);
+    r->idem_key = fact_dup(c, r, H_IDEM); /* checked by the idempotency stage */
+    r->last_event_id = fact_dup(c, r, H_LAST_EVENT);
 }
 
 /* Framing and header rules http_parser leaves to us, or answers generically.
@@ -1149,7 +1165,7 @@ static void parse_head(sl_conn *c)
         c->close_after = has_body; /* the body was not read: the connection cannot go on */
         c->state = C_ACTIVE;
         event_del(&c->timer);
-        sl_pipeline_start(r);
+        sl_req_finish(r); /* the refusal the hook recorded (401) */
         return;
     }
     if (mode == SL_BODY_WHOLE && !body_ok(c, r, has_body))

@@ -19,7 +19,7 @@ static void answer_json(sl_req *r, int status, const char *body)
 {
     r->status = status;
     sl_buf_append_c(&r->body_out, body);
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
 }
 
 void sl_ops_live(sl_req *r)
@@ -70,7 +70,8 @@ void sl_ops_health(sl_req *r)
     sl_buf_printf(b, "\"inflight\":%zu,\"upstream_inflight\":%zu,", sl_req_live() - 1,
                   sl_upstream_inflight());
     sl_buf_append_c(b, "\"state_store\":");
-    sl_buf_json_cstr(b, c->redis.host || c->redis.n_sentinels ? "redis" : "embedded");
+    sl_buf_json_cstr(b, c->redis.host || c->redis.n_sentinels || c->redis.n_cluster ? "redis"
+                                                                                    : "embedded");
     sl_ops_health_stores(b);
     health_pending(b);
     sl_buf_append_c(b, ",\"providers\":[");
@@ -97,7 +98,7 @@ void sl_ops_health(sl_req *r)
     }
     sl_buf_append_c(b, "]}");
     r->status = 200;
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
 }
 
 void sl_ops_metrics(sl_req *r)
@@ -115,12 +116,12 @@ void sl_ops_metrics(sl_req *r)
         /* over server.max_response_bytes or out of memory: no partial text */
         sl_req_error(r, 500, "api_error", "metrics_unavailable", NULL,
                      "the metrics exposition could not be rendered (too large or out of memory)");
-        sl_pipeline_complete(r);
+        sl_req_finish(r);
         return;
     }
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
     r->status = 200;
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
 }
 
 /* /stats: the route table asks for the admin key (sl_auth) before this runs. */
@@ -146,7 +147,7 @@ void sl_ops_stats(sl_req *r)
     sl_ops_health_stores(b);
     sl_buf_append_c(b, "}");
     r->status = 200;
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
 }
 
 void sl_ops_ui(sl_req *r)
@@ -154,7 +155,7 @@ void sl_ops_ui(sl_req *r)
     r->content_type = "text/html; charset=utf-8";
     sl_buf_append_c(&r->body_out, sl_ui_page);
     r->status = 200;
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
 }
 
 /* ---- GET /v1/models ------------------------------------------------------ *
@@ -290,7 +291,7 @@ static void models_finish(models_fetch *f)
         sl_buf_free(&f->one[i].body);
     sl_buf_free(&f->items);
     free(f);
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
     sl_req_release(r);
 }
 
@@ -335,7 +336,7 @@ void sl_ops_models(sl_req *r)
     models_fetch *f = calloc(1, sizeof(*f) + c->n_providers * sizeof(f->one[0]));
     if (!f) {
         sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
-        sl_pipeline_complete(r);
+        sl_req_finish(r);
         return;
     }
     f->r = r;

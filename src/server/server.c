@@ -23,7 +23,9 @@
 #include "sluice/dialects.h"
 #include "sluice/log.h"
 #include "sluice/pipeline.h"
+#include "sluice/resp_routes.h"
 #include "sluice/sla.h"
+#include "sluice/stages.h"
 #include "sluice/triage.h"
 
 static struct {
@@ -34,7 +36,7 @@ static struct {
     int worker; /* index among the workers, 0 without */
 } srv;
 
-enum { M_GET = 1, M_POST = 2 };
+enum { M_GET = 1, M_POST = 2, M_DELETE = 4 };
 
 /* One row per route. `path` is the route's template: it is also the `route`
  * label of the metrics (a client can mint paths, not templates), and a
@@ -63,7 +65,12 @@ static const route routes[] = {
     {LLM("/v1/embeddings", SL_API_EMBEDDINGS)},
     {LLM("/v1/messages", SL_API_MESSAGES)},
     {LLM("/v1/messages/count_tokens", SL_API_COUNT_TOKENS)},
+    {LLM("/v1/responses", SL_API_RESPONSES)},
+    {SVC("/v1/responses/", M_GET | M_DELETE, sl_responses_route, SL_AUTH_CLIENT), .prefix = true,
+     .label = "/v1/responses/{id}"},
     {OPS("/v1/models", sl_ops_models)},
+    {SVC("/v1/streams/", M_GET, sl_stream_resume_route, SL_AUTH_CLIENT), .prefix = true,
+     .label = "/v1/streams/{request_id}"},
     {OPS("/health/live", sl_ops_live)},
     {OPS("/health/ready", sl_ops_ready)},
     {OPS("/health", sl_ops_health)},
@@ -101,7 +108,7 @@ static const route *find_route(const char *path)
 static void answer_error(sl_req *r, int status, const char *code, const char *msg)
 {
     sl_req_error(r, status, "invalid_request_error", code, NULL, msg);
-    sl_pipeline_start(r); /* not an LLM request: completes at once, with a log line */
+    sl_req_finish(r); /* not an LLM request: no stages, one log line */
 }
 
 /* conn.c: a request's head is in. A client that waits for 100 Continue
@@ -129,9 +136,13 @@ static void on_request(sl_req *r)
     r->route = rt->label ? rt->label : rt->path;
     unsigned m = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ? M_GET
                  : strcmp(r->method, "POST") == 0                                ? M_POST
+                 : strcmp(r->method, "DELETE") == 0                              ? M_DELETE
                                                                                  : 0;
     if (!(rt->methods & m)) {
-        sl_req_header(r, "Allow", rt->methods & M_POST ? "POST" : "GET");
+        sl_req_header(r, "Allow",
+                      rt->methods & M_POST     ? "POST"
+                      : rt->methods & M_DELETE ? "GET, DELETE"
+                                               : "GET");
         answer_error(
             r, 405, "method_not_allowed",
             sl_arena_printf(&r->arena, "Method %s is not allowed on %s", r->method, r->path));
@@ -146,7 +157,7 @@ static void on_request(sl_req *r)
         return;
     }
     if (!sl_auth_check(r, rt->auth)) {
-        sl_pipeline_start(r); /* answers the 401 at once, with a log line */
+        sl_req_finish(r); /* answers the 401 at once, with a log line */
         return;
     }
     rt->handler(r);

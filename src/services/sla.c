@@ -24,7 +24,7 @@ static struct {
 static void answer(sl_req *r, int status)
 {
     r->status = status;
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
 }
 
 /* 503: the store refused the call (sent false) or did not answer it. */
@@ -51,7 +51,7 @@ static int replica_acks(const sl_config *c)
 {
     if (c->redis.min_replica_acks >= 0)
         return c->redis.min_replica_acks;
-    return c->redis.n_sentinels ? 1 : 0;
+    return c->redis.n_sentinels || c->redis.n_cluster ? 1 : 0;
 }
 
 static void ingest_finish(ingest *in);
@@ -97,7 +97,7 @@ static void ingest_finish(ingest *in)
         r->status = 200;
     }
     sl_buf_free(&in->errors);
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
     sl_req_release(r);
 }
 

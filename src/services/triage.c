@@ -284,7 +284,7 @@ static void on_llm_done(void *ud, sl_req *child, int status, sl_str body)
         classify_done(k, status, body);
     r->status = 200;
     sl_internal_sink_free(&k->sink);
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
     sl_req_release(r);
 }
 
@@ -299,7 +299,7 @@ static void submit(sl_req *r, call *k, sl_buf *body)
     sl_req *child = sl_req_new(r->base, r->conf);
     if (!child) {
         sl_req_error(r, 503, "api_error", "out_of_memory", NULL, "out of memory");
-        sl_pipeline_complete(r);
+        sl_req_finish(r);
         return;
     }
     k->child = child;
@@ -327,7 +327,7 @@ static void start(sl_req *r, bool respond)
     if (!k || !read_ticket(r, k ? &k->t : NULL)) {
         if (!k)
             sl_req_error(r, 503, "api_error", "out_of_memory", NULL, "out of memory");
-        sl_pipeline_complete(r);
+        sl_req_finish(r);
         return;
     }
     k->parent = r;

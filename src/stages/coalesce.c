@@ -25,7 +25,12 @@
  * it, as do its local followers; the lock vanishes without an entry (the
  * holder died or failed) -> it takes the lock and calls upstream itself. No
  * one waits longer than a lease after the holder's death (and never longer
- * than timeouts.total_ms plus a lease); Redis away -> local only. */
+ * than timeouts.total_ms plus a lease); Redis away -> local only.
+ *
+ * Reads:  r->key, r->has_key, r->cache_control, r->llm.stream, r->env->redis.
+ * Writes: a leader's r->sink (the fan-out) and r->abort_guard; a follower's
+ *         r->cache (coalesced), r->led_by, its answer, tokens and provider.
+ * Context: coalesce_ctx, the flight the request leads or the one it joined. */
 #include <stdlib.h>
 
 #include <event2/event.h>
@@ -34,36 +39,49 @@
 
 #include "sluice/completion.h"
 #include "sluice/redis.h"
+#include "sluice/responses.h"
 #include "sluice/sse.h"
 #include "sluice/stages.h"
 
 typedef struct flight flight;
+typedef struct member member;
 
-typedef struct member {
+/* The stage's context: a request leads a flight, or joined one, or neither. */
+typedef struct coalesce_ctx {
+    flight *leads;  /* the flight this request's upstream call feeds */
+    member *joined; /* this request's place in another request's flight */
+} coalesce_ctx;
+
+struct member {
     sl_req *r;
     flight *f;
-    bool stream; /* the follower asked for SSE */
-    bool live;   /* it is receiving the flight's chunks as they come */
+    coalesce_ctx *ctx; /* the follower's context */
+    bool stream;       /* the follower asked for SSE */
+    bool live;         /* it is receiving the flight's chunks as they come */
     struct member *next;
     struct member *prev;
-} member;
+};
 
 struct flight {
     sl_cache_key key;
     struct flight *hnext;
     sl_req *leader;
-    sl_sink sink;         /* the fan-out sink installed on the leader */
-    sl_sink *leader_sink; /* the leader's own client sink */
+    coalesce_ctx *leader_ctx;
+    sl_redis *redis;               /* the store the lock lives in (NULL: local only) */
+    sl_sink sink;                  /* the fan-out sink installed on the leader */
+    sl_sink *leader_sink;          /* the leader's own client sink */
+    bool (*prev_guard)(sl_req *r); /* the leader's abort guard before ours (a recording's) */
     member *members;
     size_t n_members;
     bool sse; /* the leader's answer is a stream */
     bool headed;
-    bool closed;      /* no more joins (replay overflow, ending) */
-    sl_buf replay;    /* SSE bytes so far, for late stream joiners */
-    sl_buf plain;     /* the plain body, for followers */
-    sl_asm assembler; /* stream -> object, for plain followers */
-    sl_sse sse_parser;
-    bool asm_on;
+    bool closed;   /* no more joins (replay overflow, ending) */
+    sl_buf replay; /* SSE bytes so far, for late stream joiners */
+    sl_buf plain;  /* the plain body, for followers */
+    /* stream -> object for plain followers, only when one comes and the
+     * leader's proxy does not assemble the stream already (cache off) */
+    sl_asm *assembler;
+    sl_sse *sse_parser;
     /* across instances */
     char lock_key[80];
     char value_key[80];
@@ -75,12 +93,6 @@ struct flight {
 };
 
 enum { POLL_MS = 20 };
-static sl_redis *redis;
-
-void sl_coalesce_setup(sl_redis *r)
-{
-    redis = r;
-}
 
 static const char *const UNLOCK_SCRIPT =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
@@ -149,8 +161,55 @@ static int on_flight_event(void *ud, sl_str event, sl_str data)
     SL_UNUSED(event);
     flight *f = ud;
     if (!(data.len == 6 && memcmp(data.p, "[DONE]", 6) == 0))
-        sl_asm_chunk(&f->assembler, data.p, data.len);
+        sl_asm_chunk(f->assembler, data.p, data.len);
     return 0;
+}
+
+/* A plain follower of a stream needs it as one object. The leader's proxy
+ * builds that when the cache wants it (r->want_assembled); otherwise the
+ * flight makes its own assembler now, fed the bytes seen so far (the replay
+ * buffer: a flight that outgrew it takes no more joins). */
+static void flight_asm_start(flight *f)
+{
+    sl_req *r = f->leader;
+    if (f->assembler || !f->sse || r->want_assembled || r->llm.api == SL_API_RESPONSES)
+        return; /* the proxy's object: the assembled chat stream, or Responses' final object */
+    f->assembler = malloc(sizeof(*f->assembler));
+    f->sse_parser = malloc(sizeof(*f->sse_parser));
+    if (!f->assembler || !f->sse_parser) {
+        free(f->assembler);
+        free(f->sse_parser);
+        f->assembler = NULL;
+        f->sse_parser = NULL;
+        return; /* the follower gets a 502 at the end */
+    }
+    sl_asm_init_for(f->assembler, r->llm.api, r->conf->server.max_response_bytes);
+    sl_sse_init(f->sse_parser, r->conf->server.max_response_bytes, on_flight_event, f);
+    if (f->replay.len)
+        sl_sse_feed(f->sse_parser, f->replay.p, f->replay.len);
+}
+
+static void flight_asm_free(flight *f)
+{
+    if (!f->assembler)
+        return;
+    sl_asm_free(f->assembler);
+    sl_sse_free(f->sse_parser);
+    free(f->assembler);
+    free(f->sse_parser);
+    f->assembler = NULL;
+    f->sse_parser = NULL;
+}
+
+/* The stream as one object for a plain follower: the leader's, or ours. */
+static int flight_object(const flight *f, sl_buf *out)
+{
+    const sl_req *leader = f->leader;
+    if (f->assembler)
+        return sl_asm_result(f->assembler, out);
+    if (!leader->assembled.len)
+        return SL_EINVAL;
+    return sl_buf_append(out, leader->assembled.p, leader->assembled.len);
 }
 
 static void fan_head(sl_sink *s, sl_req *r, int status, bool sse)
@@ -161,13 +220,12 @@ static void fan_head(sl_sink *s, sl_req *r, int status, bool sse)
     f->leader_sink->ops->head(f->leader_sink, r, status, sse);
     if (!sse)
         return;
-    sl_asm_init_for(&f->assembler, r->llm.api, r->conf->server.max_response_bytes);
-    sl_sse_init(&f->sse_parser, r->conf->server.max_response_bytes, on_flight_event, f);
-    f->asm_on = true;
     for (member *m = f->members; m; m = m->next) {
         if (m->stream) {
             m->live = true;
             sl_pipeline_stream_head(m->r, status);
+        } else {
+            flight_asm_start(f);
         }
     }
 }
@@ -181,7 +239,8 @@ static void fan_data(sl_sink *s, sl_req *r, const char *p, size_t n)
             f->closed = true;
         return;
     }
-    sl_sse_feed(&f->sse_parser, p, n);
+    if (f->sse_parser)
+        sl_sse_feed(f->sse_parser, p, n);
     if (!f->closed && sl_buf_append(&f->replay, p, n) != SL_OK)
         f->closed = true; /* too much to replay: later arrivals go upstream alone */
     for (member *m = f->members; m; m = m->next) {
@@ -203,23 +262,32 @@ static void deliver(flight *f, member *m)
     r->prompt_has_cache = leader->prompt_has_cache;
     r->provider = leader->provider;
     if (m->live) { /* got every chunk already, error event included */
-        sl_pipeline_complete(r);
+        sl_req_finish(r);
         return;
     }
     bool ok = leader->status == 200 && !leader->error;
     if (f->sse && !m->stream) {
         sl_buf_reset(&r->body_out);
-        if (ok && sl_asm_result(&f->assembler, &r->body_out) == SL_OK)
+        if (ok && flight_object(f, &r->body_out) == SL_OK)
             r->status = 200;
         else
             sl_req_error(r, 502, "api_error", "upstream_stream_error", NULL,
                          leader->error ? leader->error : "the shared upstream stream failed");
+    } else if (f->plain.err) { /* the shared copy could not be kept whole */
+        sl_req_error(r, 502, "api_error", "upstream_error", NULL, "the shared answer was lost");
     } else if (!f->sse && m->stream && ok) {
         sl_buf sse;
         sl_buf_init(&sse, 0);
-        sl_replay_sse_for(r->llm.api, f->plain.p, f->plain.len, r->llm.include_usage, 8, &sse);
-        sl_pipeline_stream_head(r, 200);
-        sl_pipeline_stream_data(r, sse.p, sse.len);
+        int rc = r->llm.api == SL_API_RESPONSES
+                     ? sl_responses_replay(f->plain.p, f->plain.len, &sse)
+                     : sl_replay_sse_for(r->llm.api, f->plain.p, f->plain.len, r->llm.include_usage, 8, &sse);
+        if (rc == SL_OK) {
+            sl_pipeline_stream_head(r, 200);
+            sl_pipeline_stream_data(r, sse.p, sse.len);
+        } else {
+            sl_req_error(r, 502, "api_error", "upstream_error", NULL,
+                         "the shared answer could not be replayed as a stream");
+        }
         sl_buf_free(&sse);
     } else {
         r->status = leader->status;
@@ -230,7 +298,7 @@ static void deliver(flight *f, member *m)
         if (ra)
             sl_req_header(r, "Retry-After", sl_arena_strndup(&r->arena, ra, strlen(ra)));
     }
-    sl_pipeline_complete(r);
+    sl_req_finish(r);
 }
 
 static void fan_end(sl_sink *s, sl_req *r)
@@ -241,27 +309,24 @@ static void fan_end(sl_sink *s, sl_req *r)
     flights_live--;
     if (f->lock_held) { /* after the cache queued its SET: pollers find the entry */
         const char *argv[] = {f->lock_key, f->token};
-        sl_redis_eval(redis, UNLOCK_SCRIPT, 1, 2, argv, NULL, NULL, NULL);
+        sl_redis_eval(f->redis, UNLOCK_SCRIPT, 1, 2, argv, NULL, NULL, NULL);
     }
     if (f->poll_ev)
         event_free(f->poll_ev);
     if (f->renew_ev)
         event_free(f->renew_ev);
+    r->sink = f->leader_sink; /* before its end: a recording's end restores its own */
+    r->abort_guard = f->prev_guard;
     f->leader_sink->ops->end(f->leader_sink, r);
-    r->sink = f->leader_sink;
-    r->abort_guard = NULL;
-    r->stage_data[SL_SLOT_COALESCE] = NULL;
+    f->leader_ctx->leads = NULL;
     while (f->members) {
         member *m = f->members;
         unlink_member(f, m);
-        m->r->stage_data[SL_SLOT_COALESCE] = NULL;
+        m->ctx->joined = NULL;
         deliver(f, m);
         sl_req_release(m->r); /* the flight's reference */
     }
-    if (f->asm_on) {
-        sl_asm_free(&f->assembler);
-        sl_sse_free(&f->sse_parser);
-    }
+    flight_asm_free(f);
     sl_buf_free(&f->replay);
     sl_buf_free(&f->plain);
     free(f);
@@ -281,9 +346,12 @@ static const sl_sink_ops fan_ops = {
 /* The leader's client left: keep the call going while followers wait. */
 static bool leader_guard(sl_req *r)
 {
-    flight *f = r->stage_data[SL_SLOT_COALESCE];
-    if (!f || f->n_members == 0)
+    coalesce_ctx *ctx = sl_pipeline_ctx(r, &sl_stage_coalesce);
+    flight *f = ctx ? ctx->leads : NULL;
+    if (!f)
         return false;
+    if (f->n_members == 0) /* nobody else waits: whoever guarded before us decides */
+        return f->prev_guard && f->prev_guard(r);
     f->closed = true; /* no new joins onto a leaderless flight */
     return true;
 }
@@ -297,13 +365,14 @@ static bool may_coalesce(const sl_req *r)
     return !(r->cache_control && strstr(r->cache_control, "no-store"));
 }
 
-static sl_step join(sl_req *r, flight *f)
+static sl_step join(sl_req *r, coalesce_ctx *ctx, flight *f)
 {
     member *m = sl_arena_calloc(&r->arena, sizeof(*m));
     if (!m)
         return SL_NEXT;
     m->r = r;
     m->f = f;
+    m->ctx = ctx;
     m->stream = r->llm.stream;
     m->next = f->members;
     if (f->members)
@@ -311,10 +380,12 @@ static sl_step join(sl_req *r, flight *f)
     f->members = m;
     f->n_members++;
     sl_req_ref(r);
-    r->stage_data[SL_SLOT_COALESCE] = m;
+    ctx->joined = m;
     r->cache = SL_CACHE_COALESCED;
     r->led_by = f->leader->id;
     coalesced_total++;
+    if (f->headed && f->sse && !m->stream)
+        flight_asm_start(f);
     if (f->headed && f->sse && m->stream) { /* join mid-stream: replay what was sent */
         m->live = true;
         sl_pipeline_stream_head(r, 200);
@@ -382,7 +453,7 @@ static void on_poll_timer(evutil_socket_t fd, short what, void *arg)
     flight *f = arg;
     const char *argv[] = {"MGET", f->value_key, f->lock_key};
     sl_req_ref(f->leader);
-    if (sl_redis_cmd(redis, on_poll_reply, f, 3, argv, NULL) != SL_OK) {
+    if (sl_redis_cmd(f->redis, on_poll_reply, f, 3, argv, NULL) != SL_OK) {
         sl_req_release(f->leader);
         if (!abandoned(f))
             stop_waiting(f, true);
@@ -400,7 +471,7 @@ static void on_renew_timer(evutil_socket_t fd, short what, void *arg)
     char px[16];
     snprintf(px, sizeof px, "%d", lease_ms(f->leader->conf));
     const char *argv[] = {f->lock_key, f->token, px};
-    sl_redis_eval(redis, RENEW_SCRIPT, 1, 3, argv, NULL, NULL, NULL);
+    sl_redis_eval(f->redis, RENEW_SCRIPT, 1, 3, argv, NULL, NULL, NULL);
 }
 
 static void start_renewal(flight *f)
@@ -455,19 +526,21 @@ static int try_lock(flight *f)
     snprintf(px, sizeof px, "%d", ttl);
     const char *argv[] = {"SET", f->lock_key, f->token, "NX", "PX", px};
     sl_req_ref(r);
-    int rc = sl_redis_cmd(redis, on_lock_reply, f, 6, argv, NULL);
+    int rc = sl_redis_cmd(f->redis, on_lock_reply, f, 6, argv, NULL);
     if (rc != SL_OK)
         sl_req_release(r);
     return rc;
 }
 
-static sl_step lead(sl_req *r)
+static sl_step lead(sl_req *r, coalesce_ctx *ctx)
 {
     flight *f = calloc(1, sizeof(*f));
     if (!f)
         return SL_NEXT;
     f->key = r->key;
     f->leader = r;
+    f->leader_ctx = ctx;
+    f->redis = r->env->redis;
     f->sink.ops = &fan_ops;
     f->leader_sink = r->sink;
     sl_buf_init(&f->replay, r->conf->coalesce.max_replay_bytes);
@@ -477,48 +550,49 @@ static sl_step lead(sl_req *r)
     *b = f;
     flights_live++;
     r->sink = &f->sink;
+    f->prev_guard = r->abort_guard;
     r->abort_guard = leader_guard;
-    r->stage_data[SL_SLOT_COALESCE] = f;
+    ctx->leads = f;
     bool fresh_only = r->cache_control && strstr(r->cache_control, "no-cache");
-    if (!redis || fresh_only || try_lock(f) != SL_OK)
+    if (!f->redis || fresh_only || try_lock(f) != SL_OK)
         return SL_NEXT; /* local coalescing only */
     return SL_WAIT;
 }
 
-static sl_step coalesce_request(sl_req *r)
+static sl_step coalesce_request(sl_req *r, void *ctx)
 {
     if (!may_coalesce(r))
         return SL_NEXT;
     flight *f = find_flight(&r->key);
     if (!f)
-        return lead(r);
+        return lead(r, ctx);
     bool full = f->n_members >= r->conf->coalesce.max_waiters;
     if (f->closed || full)
         return SL_NEXT; /* beyond the bounds: go upstream alone */
-    return join(r, f);
+    return join(r, ctx, f);
 }
 
 /* A follower's client left: detach it; if it was the last waiter and the
  * leader's client is gone too, cancel the upstream call. */
-static void coalesce_abort(sl_req *r)
+static void coalesce_abort(sl_req *r, void *vctx)
 {
-    member *m = r->stage_data[SL_SLOT_COALESCE];
+    coalesce_ctx *ctx = vctx;
+    member *m = ctx->joined;
     if (!m || r->cache != SL_CACHE_COALESCED)
         return;
     flight *f = m->f;
-    r->stage_data[SL_SLOT_COALESCE] = NULL;
+    ctx->joined = NULL;
     unlink_member(f, m);
-    if (f->n_members == 0 && f->leader->client_gone)
-        sl_pipeline_abort_now(f->leader);
-    r->status = 499;
-    r->error = "client closed";
-    sl_buf_reset(&r->body_out);
-    sl_pipeline_complete(r);
+    if (f->n_members == 0 && f->leader->client_gone && !(f->prev_guard && f->prev_guard(f->leader)))
+        sl_pipeline_abort_now(f->leader); /* unless its recording keeps it for a resume */
+    sl_req_client_closed(r);
+    sl_req_finish(r);
     sl_req_release(r); /* the flight's reference */
 }
 
 const sl_stage sl_stage_coalesce = {
     .name = "coalesce",
+    .ctx_size = sizeof(coalesce_ctx),
     .on_request = coalesce_request,
     .on_abort = coalesce_abort,
 };

@@ -9,14 +9,23 @@
  * x-ratelimit-* headers.
  *
  * State is per tenant, in process (one table); the Redis-backed variant keeps
- * the same arithmetic in one Lua script so limits hold across instances. */
+ * the same arithmetic in one Lua script so limits hold across instances
+ * (r->env->redis; NULL: embedded).
+ *
+ * Reads:  r->key_conf, r->llm (model, max_tokens, prompt_bytes, api); on the
+ *         way back r->prompt_tokens, r->completion_tokens and r->cost_usd
+ *         (priced by the pipeline before any on_response hook).
+ * Writes: the x-ratelimit-* headers, Retry-After; answers 429.
+ * Context: limits_ctx, the admission ticket to settle (keys with limits only). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "sluice/log.h"
+#include "sluice/meter.h"
 #include "sluice/redis.h"
+#include "sluice/redis_keys.h"
 #include "sluice/stages.h"
 
 enum { MAX_TENANTS = 1024, DEFAULT_COMPLETION_ESTIMATE = 256 };
@@ -36,12 +45,6 @@ typedef struct tenant_state {
 
 static tenant_state tenants[MAX_TENANTS];
 static int n_tenants;
-static sl_redis *redis; /* NULL: in-process buckets only */
-
-void sl_limits_setup(sl_redis *r)
-{
-    redis = r;
-}
 
 /* One atomic step for both buckets and the budget, shared by every instance.
  * KEYS: rpm bucket, tpm bucket, spend counter. ARGV: rpm, tpm, tokens,
@@ -180,6 +183,7 @@ static long estimate_tokens(const sl_req *r)
 typedef struct limits_ticket {
     sl_req *r;
     tenant_state *t; /* in-process mode */
+    bool admitted;   /* taken from the buckets: settle on the way back */
     bool shared;     /* admitted by Redis: settle there */
     long tokens_estimate;
     int64_t cost_estimate_micro;
@@ -244,7 +248,7 @@ static sl_step local_admit(sl_req *r, limits_ticket *tk)
         t->tpm.tokens -= (double)est;
     set_headers(r, k, t, 0, 0);
     tk->t = t;
-    r->stage_data[SL_SLOT_LIMITS] = tk;
+    tk->admitted = true;
     return SL_NEXT;
 }
 
@@ -291,7 +295,7 @@ static void on_limit_reply(void *ud, const redisReply *rep, int status)
         shared_headers(r, k, reply_int(rep, 1), reply_int(rep, 2), wait);
         if (allowed == 1) {
             tk->shared = true;
-            r->stage_data[SL_SLOT_LIMITS] = tk;
+            tk->admitted = true;
             step = SL_NEXT;
         } else if (allowed == -1) {
             step = refuse(r, 3600 * 1000, "budget_exceeded",
@@ -311,10 +315,10 @@ static int shared_admit(sl_req *r, limits_ticket *tk)
 {
     const sl_key_conf *k = r->key_conf;
     long period = period_now(k->budget_period);
-    snprintf(tk->keys[0], sizeof tk->keys[0], "sluice:{t:%s}:rpm", k->tenant);
-    snprintf(tk->keys[1], sizeof tk->keys[1], "sluice:{t:%s}:tpm", k->tenant);
-    snprintf(tk->keys[2], sizeof tk->keys[2], "sluice:{t:%s}:spend:%d:%ld", k->tenant,
-             (int)k->budget_period, period);
+    snprintf(tk->keys[0], sizeof tk->keys[0], SL_RK_TENANT_RPM, k->tenant);
+    snprintf(tk->keys[1], sizeof tk->keys[1], SL_RK_TENANT_TPM, k->tenant);
+    snprintf(tk->keys[2], sizeof tk->keys[2], SL_RK_TENANT_SPEND, k->tenant, (int)k->budget_period,
+             period);
     char a[6][32];
     snprintf(a[0], 32, "%ld", k->rpm);
     snprintf(a[1], 32, "%ld", k->tpm);
@@ -325,24 +329,30 @@ static int shared_admit(sl_req *r, limits_ticket *tk)
     const char *argv[] = {tk->keys[0], tk->keys[1], tk->keys[2], a[0], a[1],
                           a[2],        a[3],        a[4],        a[5]};
     sl_req_ref(r);
-    int rc = sl_redis_eval(redis, LIMIT_SCRIPT, 3, 9, argv, NULL, on_limit_reply, tk);
+    int rc = sl_redis_eval(r->env->redis, LIMIT_SCRIPT, 3, 9, argv, NULL, on_limit_reply, tk);
     if (rc != SL_OK)
         sl_req_release(r);
     return rc;
 }
 
-static sl_step limits_request(sl_req *r)
+/* The stage's context: the ticket, made only for keys that have limits. */
+typedef struct limits_ctx {
+    limits_ticket *tk;
+} limits_ctx;
+
+static sl_step limits_request(sl_req *r, void *ctx)
 {
     if (!limited(r->key_conf))
         return SL_NEXT;
     limits_ticket *tk = sl_arena_calloc(&r->arena, sizeof(*tk));
     if (!tk)
         return SL_NEXT;
+    ((limits_ctx *)ctx)->tk = tk;
     tk->r = r;
     tk->tokens_estimate = estimate_tokens(r);
     if (r->key_conf->budget_usd > 0)
         tk->cost_estimate_micro = estimate_cost_micro(r, tk->tokens_estimate);
-    if (redis && shared_admit(r, tk) == SL_OK)
+    if (r->env->redis && shared_admit(r, tk) == SL_OK)
         return SL_WAIT;
     return local_admit(r, tk); /* embedded, or Redis down: no wait */
 }
@@ -360,16 +370,16 @@ static void settle_shared(limits_ticket *tk, long tokens_delta, int64_t spend_de
     snprintf(tv, sizeof tv, "%ld", tokens_delta);
     snprintf(sv, sizeof sv, "%lld", (long long)spend_delta);
     const char *argv[] = {tk->keys[1], tk->keys[2], tv, sv};
-    sl_redis_eval(redis, SETTLE_SCRIPT, 2, 4, argv, NULL, NULL, NULL); /* best effort */
+    sl_redis_eval(tk->r->env->redis, SETTLE_SCRIPT, 2, 4, argv, NULL, NULL, NULL); /* best effort */
 }
 
 /* Settles the estimate with what the answer really used and cost. */
-static void limits_response(sl_req *r)
+static void limits_response(sl_req *r, void *ctx)
 {
-    limits_ticket *tk = r->stage_data[SL_SLOT_LIMITS];
-    if (!tk)
+    limits_ticket *tk = ((limits_ctx *)ctx)->tk;
+    if (!tk || !tk->admitted)
         return;
-    r->stage_data[SL_SLOT_LIMITS] = NULL;
+    tk->admitted = false;
     const sl_key_conf *k = r->key_conf;
     long tokens_delta = tk->tokens_estimate - (r->prompt_tokens + r->completion_tokens);
     int64_t spend_delta = (int64_t)llround(r->cost_usd * 1e6) - tk->cost_estimate_micro;
@@ -388,6 +398,7 @@ static void limits_response(sl_req *r)
 
 const sl_stage sl_stage_limits = {
     .name = "limits",
+    .ctx_size = sizeof(limits_ctx),
     .on_request = limits_request,
     .on_response = limits_response,
 };

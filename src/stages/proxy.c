@@ -11,7 +11,21 @@
  * metered from `usage`. Streams are forwarded chunk by chunk; an SSE parser
  * watches them pass for `usage` and `[DONE]`, so a stream that stops early
  * ends with an error event instead of looking complete. The client's original
- * bytes go upstream untouched. */
+ * bytes go upstream untouched.
+ *
+ * The Responses API adds conversation state: a previous_response_id is looked
+ * up (resp_state.h) before the first attempt, and each attempt sends the
+ * bytes as they came to the provider that made the previous response, or the
+ * conversation as items to any other; the final object of every answer is
+ * recorded, and the answer's end waits until the record is stored.
+ *
+ * Reads:  r->llm, r->body, r->provider_idx, r->want_assembled, r->id.
+ * Writes: r->provider_idx, r->provider, r->tried, r->retries,
+ *         r->upstream_path, r->t_upstream_start/t_first_byte/t_upstream_end,
+ *         r->prompt_tokens, r->completion_tokens, r->usage_estimated,
+ *         r->assembled, the answer (status, body_out or the stream),
+ *         x-sluice-provider, Retry-After.
+ * Context: proxy_state, the attempts (call, breaker ticket, retry timer, stream state). */
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -23,11 +37,13 @@
 #include "sluice/dialects.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
+#include "sluice/resp_state.h"
+#include "sluice/responses.h"
 #include "sluice/sse.h"
 #include "sluice/stages.h"
 #include "sluice/upstream.h"
 
-typedef struct proxy_state {
+typedef struct proxy_state { /* the stage's context */
     sl_req *r;
     sl_call *call;
     sl_breaker_ticket ticket;
@@ -50,9 +66,157 @@ typedef struct proxy_state {
     sl_ir_stream tr;
     sl_ir_usage usage; /* a native stream's usage so far */
     sl_asm *assembler; /* when the cache wants the stream as one object (heap, 13 KiB) */
+    /* the Responses API */
+    bool responses;          /* the client speaks it */
+    int history_rc;          /* previous_response_id looked up: SL_OK, SL_ENOTFOUND, SL_EIO */
+    const sl_json *history;  /* ... its conversation items, when found */
+    sl_str prev_provider;    /* ... and the provider that made it */
+    const sl_json *resolved; /* the request with the history in its input (translations) */
+    sl_ir_echo echo;         /* the id a translated answer gets, and the request it echoes */
+    char resp_id[96];
+    bool state_saved;
+    bool state_pending; /* the record's SET is out: the answer's end waits for it */
+    bool done_deferred; /* ... and the call finished meanwhile: its completion waits too */
+    sl_buf held;        /* the frames held back meanwhile (a stream's last events) */
 } proxy_state;
 
 static void attempt(proxy_state *st);
+static void answer(proxy_state *st);
+
+/* ---- the Responses API's state ---------------------------------------------- */
+
+/* The record is stored (or Redis failed to say so): what was held goes out. */
+static void on_state_stored(void *ud, int status, const char *rec, size_t len)
+{
+    SL_UNUSED(rec);
+    SL_UNUSED(len);
+    proxy_state *st = ud;
+    sl_req *r = st->r;
+    if (status != SL_OK)
+        sl_warn("request %s: the response's state was not confirmed stored", r->id);
+    st->state_pending = false;
+    if (st->held.len && !r->completed)
+        sl_pipeline_stream_data(r, st->held.p, st->held.len);
+    sl_buf_free(&st->held);
+    if (st->done_deferred) {
+        st->done_deferred = false;
+        answer(st);
+    }
+    sl_req_release(r); /* the SET's */
+}
+
+/* A response is final: its record goes to the state store before the client
+ * sees the end of it (the end waits for the SET's answer), and a streamed one
+ * becomes what the cache stores. */
+static void response_final(proxy_state *st, const sl_json *resp)
+{
+    sl_req *r = st->r;
+    if (!resp || resp->type != SL_JSON_OBJECT)
+        return;
+    if (r->want_assembled && r->llm.stream) {
+        sl_buf_reset(&r->assembled);
+        sl_buf_append_str(&r->assembled, resp->raw);
+    }
+    sl_str id = sl_ir_str(sl_json_get(resp, "id"));
+    if (r->llm.no_store || st->state_saved || !id.len)
+        return;
+    sl_buf rec;
+    sl_buf_init(&rec, 0);
+    if (sl_responses_record(&rec, r->provider, r->llm.root, resp, st->history) == SL_OK &&
+        sl_resp_state_put(r->tenant ? r->tenant : "default", id, sl_buf_str(&rec),
+                          r->conf->responses.store_ttl_s, on_state_stored, st)) {
+        st->state_pending = true;
+        sl_req_ref(r); /* the SET's callback holds the request */
+    }
+    sl_buf_free(&rec);
+    st->state_saved = true;
+}
+
+/* Sends frames now, or holds them while the state's SET is out. */
+static void send_or_hold(proxy_state *st, const char *p, size_t n)
+{
+    if (st->state_pending)
+        sl_buf_append(&st->held, p, n);
+    else
+        sl_pipeline_stream_data(st->r, p, n);
+}
+
+static void response_final_text(proxy_state *st, sl_str json)
+{
+    sl_json *root = NULL;
+    sl_json_error err;
+    if (json.len && sl_json_parse(&st->r->arena, json.p, json.len, NULL, &root, &err) == SL_OK)
+        response_final(st, root);
+}
+
+/* The previous response's record: its conversation and provider. */
+static void on_history(void *ud, int status, const char *rec, size_t len)
+{
+    proxy_state *st = ud;
+    sl_req *r = st->r;
+    st->history_rc = status;
+    char *copy = status == SL_OK ? sl_arena_strndup(&r->arena, rec, len) : NULL;
+    sl_json *root = NULL;
+    sl_json_error err;
+    if (copy && sl_json_parse(&r->arena, copy, len, NULL, &root, &err) == SL_OK) {
+        st->history = sl_json_get(root, "conversation");
+        st->prev_provider = sl_ir_str(sl_json_get(root, "provider"));
+    } else if (status == SL_OK) {
+        st->history_rc = SL_EIO;
+    }
+    attempt(st);
+}
+
+/* The request with previous_response_id resolved into its input, parsed. */
+static const sl_json *resolved_request(proxy_state *st)
+{
+    sl_req *r = st->r;
+    if (st->resolved)
+        return st->resolved;
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_responses_resolve(&b, r->llm.root, st->history);
+    char *copy = sl_arena_strndup(&r->arena, b.p ? b.p : "", b.len);
+    sl_json *root = NULL;
+    sl_json_error err;
+    if (copy && sl_json_parse(&r->arena, copy, b.len, NULL, &root, &err) == SL_OK)
+        st->resolved = root;
+    sl_buf_free(&b);
+    return st->resolved;
+}
+
+/* Which request this attempt sends, when the client continues a conversation:
+ * a provider that made the previous response gets the bytes as they came (it
+ * holds the state); any other gets the conversation from sluice's store.
+ * Returns NULL with the error recorded when the conversation is not known. */
+static const sl_json *responses_source(proxy_state *st, const sl_provider_conf *p, bool *resolved)
+{
+    sl_req *r = st->r;
+    *resolved = false;
+    if (!r->llm.previous_response_id.len)
+        return r->llm.root;
+    bool same = st->history_rc != SL_OK || sl_str_eq_c(st->prev_provider, p->name);
+    if (!st->translate && same)
+        return r->llm.root;
+    if (st->history_rc == SL_EIO) {
+        sl_req_error(r, 503, "api_error", "state_unavailable", "previous_response_id",
+                     "the conversation state store cannot be reached; retry the request");
+        return NULL;
+    }
+    if (st->history_rc != SL_OK) {
+        sl_req_error(r, 400, "invalid_request_error", "previous_response_not_found",
+                     "previous_response_id",
+                     sl_arena_printf(&r->arena, "Previous response with id '%.*s' not found.",
+                                     (int)SL_MIN(r->llm.previous_response_id.len, 200),
+                                     r->llm.previous_response_id.p));
+        return NULL;
+    }
+    *resolved = true;
+    const sl_json *root = resolved_request(st);
+    if (!root)
+        sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
+    return root;
+}
 
 /* Meters what a usage reader found, in the provider's own convention (the
  * price of each kind of token is the meter's business). */
@@ -73,8 +237,9 @@ static void take_usage(sl_req *r, const sl_dialect *d, const sl_ir_usage *u, uns
 
 /* ---- stream watching ------------------------------------------------------ */
 
-/* Writes one event to the client, framed as SSE. */
-static void forward_event(sl_req *r, sl_str event, sl_str data)
+/* Writes one event to the client, framed as SSE; an event that could not be
+ * framed (out of memory) is not sent cut short: the stream fails instead. */
+static int forward_event(sl_req *r, sl_str event, sl_str data)
 {
     static sl_buf frame; /* reused: no allocation per chunk once warm */
     sl_buf_reset(&frame);
@@ -86,7 +251,10 @@ static void forward_event(sl_req *r, sl_str event, sl_str data)
     sl_buf_append_c(&frame, "data: ");
     sl_buf_append_str(&frame, data);
     sl_buf_append_c(&frame, "\n\n");
+    if (frame.err)
+        return frame.err;
     sl_pipeline_stream_data(r, frame.p, frame.len);
+    return 0;
 }
 
 /* A stream whose dialect differs from the client's: translated event by event. */
@@ -103,17 +271,46 @@ static int on_translated_event(proxy_state *st, sl_str event, sl_str data)
     }
     if (st->tr.finished)
         st->done_seen = true;
+    if (st->tr.finished && st->responses) /* stored before the client sees the end */
+        response_final_text(st, sl_responses_stream_final(&st->tr));
     if (frames.len)
-        sl_pipeline_stream_data(r, frames.p, frames.len);
+        send_or_hold(st, frames.p, frames.len);
     return 0;
 }
 
-/* A native stream: each event is relayed as it came, watched for usage and its end. */
+/* A native Responses stream's final event (response.completed / .incomplete),
+ * parsed once for its usage, the state store and the cache; false for others. */
+static bool on_responses_final(proxy_state *st, sl_str event, sl_str data)
+{
+    sl_req *r = st->r;
+    const sl_json *resp = sl_responses_terminal(event, data, &r->arena);
+    if (!resp)
+        return false;
+    sl_ir_usage u = {0};
+    take_usage(r, st->up, &u, st->up->usage(resp, &u));
+    st->usage_seen = st->usage_seen || r->prompt_tokens || r->completion_tokens;
+    st->done_seen = true;
+    response_final(st, resp); /* before the client sees the end */
+    if (!st->state_pending) {
+        forward_event(r, event, data);
+        return true;
+    }
+    sl_buf_append_c(&st->held, "event: ");
+    sl_buf_append_str(&st->held, event.len ? event : SL_STR("response.completed"));
+    sl_buf_append_c(&st->held, "\ndata: ");
+    sl_buf_append_str(&st->held, data);
+    sl_buf_append_c(&st->held, "\n\n");
+    return true;
+}
+
+/* One event: translated, or relayed as it came and watched for usage and its end. */
 static int dispatch_event(proxy_state *st, sl_str event, sl_str data)
 {
     sl_req *r = st->r;
     if (st->translate)
         return on_translated_event(st, event, data);
+    if (st->responses && on_responses_final(st, event, data))
+        return 0;
     unsigned have = 0;
     unsigned f = st->up->watch_event(event, data, &st->usage, &have);
     if (f & SL_WATCH_END)
@@ -127,8 +324,7 @@ static int dispatch_event(proxy_state *st, sl_str event, sl_str data)
         st->usage_seen = true;
     if ((f & SL_WATCH_USAGE_ONLY) && !r->llm.include_usage)
         return 0; /* we asked for it for metering; the client did not */
-    forward_event(r, event, data);
-    return 0;
+    return forward_event(r, event, data);
 }
 
 /* ---- secrets in provider answers --------------------------------------------- *
@@ -184,7 +380,8 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
 static sl_str body_with_usage(sl_req *r)
 {
     if (!r->llm.stream || r->llm.include_usage || r->llm.api == SL_API_EMBEDDINGS ||
-        r->llm.api == SL_API_MESSAGES || r->llm.api == SL_API_COUNT_TOKENS || !r->llm.root)
+        r->llm.api == SL_API_MESSAGES || r->llm.api == SL_API_RESPONSES ||
+        r->llm.api == SL_API_COUNT_TOKENS || !r->llm.root)
         return r->body;
     sl_buf b;
     sl_buf_init(&b, 0);
@@ -198,8 +395,8 @@ static sl_str body_with_usage(sl_req *r)
         sl_buf_append_c(&b, ",");
     }
     sl_buf_append_c(&b, "\"stream_options\":{\"include_usage\":true}}");
-    char *copy = sl_arena_strndup(&r->arena, b.p, b.len);
-    sl_str out = copy ? (sl_str){copy, b.len} : r->body;
+    char *copy = b.err ? NULL : sl_arena_strndup(&r->arena, b.p, b.len);
+    sl_str out = copy ? (sl_str){copy, b.len} : r->body; /* unwritten: the client's bytes */
     sl_buf_free(&b);
     return out;
 }
@@ -216,15 +413,20 @@ static void hook_status(void *ud, sl_call *c, int status)
         st->stream_mode = true;
         sl_sse_init(&st->sse, r->conf->server.max_response_bytes, on_sse_event, st);
         st->sse_on = true;
-        if (st->translate)
+        if (st->translate) {
+            sl_ir_stream_free(&st->tr);
             sl_ir_stream_init(&st->tr, st->up, st->client, r->llm.include_usage);
-        if (r->want_assembled && !st->translate) {
+            st->tr.echo = &st->echo;
+        }
+        if (r->want_assembled && !st->translate && !st->responses) {
             st->assembler = malloc(sizeof(*st->assembler));
             if (st->assembler) {
                 sl_asm_init_for(st->assembler, r->llm.api, r->conf->server.max_response_bytes);
                 st->asm_on = true;
             }
         }
+        if (!st->responses)                 /* Responses: the final object is the assembled form */
+            r->want_assembled = st->asm_on; /* what coalesced plain followers can count on */
         sl_req_header(r, "x-sluice-provider", r->provider);
         sl_pipeline_stream_head(r, 200);
     }
@@ -233,7 +435,7 @@ static void hook_status(void *ud, sl_call *c, int status)
 /* The client drained what a slow read let pile up: the stream goes on. */
 static void on_client_drained(sl_req *r)
 {
-    proxy_state *st = r->stage_data[SL_SLOT_PROXY];
+    proxy_state *st = sl_pipeline_ctx(r, &sl_stage_proxy);
     if (st && st->call)
         sl_call_resume(st->call);
 }
@@ -249,7 +451,7 @@ static int hook_data(void *ud, sl_call *c, const char *p, size_t n)
             r->on_drained = on_client_drained;
             return SL_CALL_PAUSE;
         }
-        return sl_sse_feed(&st->sse, p, n) == SL_ETOOBIG ? 1 : 0; /* events go out one by one */
+        return sl_sse_feed(&st->sse, p, n) != 0 ? 1 : 0; /* events go out one by one */
     }
     return sl_buf_append(&r->body_out, p, n) == SL_OK ? 0 : 1;
 }
@@ -269,7 +471,8 @@ static void translate_answer(proxy_state *st, const sl_dialect *from, const sl_j
     sl_buf_init(&out, 0);
     int rc = SL_OK;
     if (status == 200) {
-        rc = sl_dialect_answer(from, st->client, root, &r->arena, &out);
+        rc = sl_dialect_answer_echo(from, st->client, root, &r->arena,
+                                    st->responses ? &st->echo : NULL, &out);
     } else {
         sl_ir_error e;
         from->parse_error(root, &e);
@@ -309,6 +512,10 @@ static void finish_plain(proxy_state *st, int status)
         r->error = NULL;
         if (st->translate)
             translate_answer(st, st->up, root, 200);
+        if (st->responses && st->translate)
+            response_final_text(st, sl_buf_str(&r->body_out));
+        else if (st->responses)
+            response_final(st, root); /* the provider's object, parsed once */
         return;
     }
     /* Upstream error: keep an error object as it is, scrubbed above (translated
@@ -331,12 +538,23 @@ static void finish_plain(proxy_state *st, int status)
     sl_req_error(r, status, type, "upstream_error", NULL, msg);
 }
 
-static void stream_failed(sl_req *r, int rc, const char *detail)
+static void stream_failed(proxy_state *st, int rc, const char *detail)
 {
+    sl_req *r = st->r;
     const char *msg = sl_arena_printf(&r->arena, "the upstream stream ended early: %s",
                                       detail ? detail : "connection closed");
-    sl_req_error(r, rc == SL_ETIMEDOUT ? 504 : 502, "api_error",
-                 rc == SL_ETIMEDOUT ? "upstream_timeout" : "upstream_stream_error", NULL, msg);
+    const char *code = rc == SL_ETIMEDOUT ? "upstream_timeout" : "upstream_stream_error";
+    sl_req_error(r, rc == SL_ETIMEDOUT ? 504 : 502, "api_error", code, NULL, msg);
+    if (!st->translate || st->tr.finished || st->tr.failed || !r->head_sent)
+        return;
+    /* a translated stream's own emitter writes it: its numbering (Responses) goes on */
+    sl_ir_event ev = {
+        .type = SL_IR_EV_ERROR,
+        .error = {SL_STR("api_error"), sl_str_c(r->error), SL_STR_NULL, sl_str_c(code)}};
+    sl_buf_reset(&r->body_out);
+    st->tr.sink = &r->body_out;
+    st->tr.to->emit_event(&st->tr, &ev);
+    st->tr.sink = NULL;
 }
 
 /* Seconds or an HTTP date; -1 when absent or unreadable. */
@@ -410,29 +628,28 @@ static void answer_overloaded(sl_req *r, const char *detail)
     r->provider = NULL; /* never reached it */
 }
 
-static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
+/* The breaker's verdict on the attempt; none when sluice itself ran short (local). */
+static void report_breaker(proxy_state *st, bool ok, bool local)
 {
-    proxy_state *st = ud;
-    sl_req *r = st->r;
-    const sl_provider_conf *p = &r->conf->providers[st->cur];
-    int failures = p->breaker_failures >= 0 ? p->breaker_failures : r->conf->breaker.failures;
-    int cooldown = p->breaker_cooldown_s >= 0 ? p->breaker_cooldown_s : r->conf->breaker.cooldown_s;
-    st->call = NULL;
-    r->t_upstream_end = sl_now_us();
-    int status = rc == SL_OK ? sl_call_status(c) : 0;
-    bool local = rc == SL_ENOMEM;
-    bool failed = !local && (rc != SL_OK || retriable_status(status));
-    if (st->stream_mode && rc == SL_OK && !st->done_seen)
-        rc = SL_EIO, detail = "no [DONE] before the connection closed", failed = true;
-    if (local)
+    if (local) {
         sl_breaker_release(&st->ticket);
-    else
-        sl_breaker_report(&st->ticket, !failed, failures, cooldown);
+        return;
+    }
+    const sl_config *cf = st->r->conf;
+    const sl_provider_conf *p = &cf->providers[st->cur];
+    int failures = p->breaker_failures >= 0 ? p->breaker_failures : cf->breaker.failures;
+    int cooldown = p->breaker_cooldown_s >= 0 ? p->breaker_cooldown_s : cf->breaker.cooldown_s;
+    sl_breaker_report(&st->ticket, ok, failures, cooldown);
+}
 
+/* Records what the attempt produced on r: usage, the answer or the error. */
+static void take_outcome(proxy_state *st, int status, int rc, const char *detail, bool local)
+{
+    sl_req *r = st->r;
     meter_unreported(st);
     if (st->stream_mode) {
         if (rc != SL_OK)
-            stream_failed(r, rc, detail);
+            stream_failed(st, rc, detail);
         else if (st->asm_on && sl_asm_result(st->assembler, &r->assembled) != SL_OK)
             sl_buf_reset(&r->assembled);
     } else if (rc == SL_OK) {
@@ -447,19 +664,33 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
                                           detail ? detail : "error");
         sl_req_error(r, 502, "api_error", "upstream_unavailable", NULL, msg);
     }
-    bool before_client = !r->head_sent;
-    if (failed && before_client && !r->client_gone &&
-        schedule_retry(st, status == 429 || status == 503 ? sl_call_retry_after(c) : NULL)) {
+}
+
+static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
+{
+    proxy_state *st = ud;
+    sl_req *r = st->r;
+    st->call = NULL;
+    r->t_upstream_end = sl_now_us();
+    int status = rc == SL_OK ? sl_call_status(c) : 0;
+    bool local = rc == SL_ENOMEM;
+    bool failed = !local && (rc != SL_OK || retriable_status(status));
+    if (st->stream_mode && rc == SL_OK && !st->done_seen)
+        rc = SL_EIO, detail = "no [DONE] before the connection closed", failed = true;
+    report_breaker(st, !failed, local);
+    take_outcome(st, status, rc, detail, local);
+    const char *ra = status == 429 || status == 503 ? sl_call_retry_after(c) : NULL;
+    if (failed && !r->head_sent && !r->client_gone && schedule_retry(st, ra)) {
         st->next_from = st->cur + 1;
         return; /* the reference stays with the pending retry */
     }
-    if (status == 429 || status == 503) {
-        const char *ra = sl_call_retry_after(c);
-        if (ra)
-            sl_req_header(r, "Retry-After", sl_arena_strndup(&r->arena, ra, strlen(ra)));
+    if (ra)
+        sl_req_header(r, "Retry-After", sl_arena_strndup(&r->arena, ra, strlen(ra)));
+    if (st->state_pending) { /* the answer's end goes out once its state is stored */
+        st->done_deferred = true;
+        return;
     }
-    sl_pipeline_complete(r);
-    sl_req_release(r); /* the attempt's reference */
+    answer(st);
 }
 
 static const sl_call_hooks proxy_hooks = {
@@ -470,31 +701,28 @@ static const sl_call_hooks proxy_hooks = {
 
 /* ---- attempts --------------------------------------------------------------- */
 
-static struct curl_slist *build_headers(proxy_state *st, const sl_provider_conf *p)
+/* The headers every call to a provider of this dialect with this key sends
+ * (built once, kept by upstream); then the request id, per call. */
+static struct curl_slist *build_fixed(const void *owner, const char *api_key)
 {
-    sl_req *r = st->r;
-    struct curl_slist *h = NULL;
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:");   /* no 100-continue round trip on big bodies */
-    if (st->up == &sl_dialect_anthropic) { /* the client's version and betas, first */
-        const char *v = r->anthropic_version, *beta = r->anthropic_beta;
-        char line[1024];
-        if (v && snprintf(line, sizeof line, "anthropic-version: %s", v) < (int)sizeof line)
-            h = curl_slist_append(h, line);
-        if (beta && snprintf(line, sizeof line, "anthropic-beta: %s", beta) < (int)sizeof line)
-            h = curl_slist_append(h, line);
+    const sl_dialect *up = owner;
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *t = h ? curl_slist_append(h, "Expect:") : NULL; /* no 100-continue */
+    if (!t) {
+        curl_slist_free_all(h);
+        return NULL;
     }
-    h = st->up->headers(h, p->api_key);
-    char idline[96];
-    snprintf(idline, sizeof idline, "X-Request-Id: %s", r->id);
-    return curl_slist_append(h, idline);
+    return up->headers(t, api_key[0] ? api_key : NULL);
 }
 
 static void note_tried(sl_req *r, const char *name)
 {
-    size_t used = strlen(r->tried);
-    if (used + strlen(name) + 2 < sizeof r->tried)
-        snprintf(r->tried + used, sizeof r->tried - used, "%s%s", used ? "," : "", name);
+    size_t used = strlen(r->tried), nl = strlen(name);
+    if (used + nl + 2 >= sizeof r->tried)
+        return;
+    if (used)
+        r->tried[used++] = ',';
+    memcpy(r->tried + used, name, nl + 1);
 }
 
 static bool serves(const sl_provider_conf *p, sl_str model)
@@ -528,6 +756,7 @@ static int pick_provider(proxy_state *st, uint64_t *wait_ms)
     return -1;
 }
 
+/* Every provider's breaker is open: 503 unless an earlier attempt's answer stands. */
 static void fail_all_open(proxy_state *st, uint64_t wait_ms)
 {
     sl_req *r = st->r;
@@ -540,8 +769,6 @@ static void fail_all_open(proxy_state *st, uint64_t wait_ms)
         sl_req_error(r, 503, "api_error", "providers_unavailable", NULL, msg);
         r->error = "circuit open";
     }
-    sl_pipeline_complete(r);
-    sl_req_release(r);
 }
 
 /* count_tokens for a model whose provider cannot count: about four bytes a
@@ -563,7 +790,7 @@ static void answer_token_estimate(sl_req *r)
 static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
 {
     sl_req *r = st->r;
-    st->up = sl_dialect_of_kind(p->kind);
+    st->up = sl_dialect_for(p, r->llm.api);
     st->client = sl_dialect_of_api(r->llm.api);
     st->translate = st->up != st->client;
     st->usage = (sl_ir_usage){0};
@@ -581,12 +808,22 @@ static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
                                      st->up->name));
         return SL_EINVAL;
     }
+    const sl_json *source = r->llm.root;
+    bool resolved = false;
+    if (st->responses && !(source = responses_source(st, p, &resolved)))
+        return SL_EINVAL;
+    if (st->translate) {
+        sl_responses_make_id(st->resp_id, sizeof st->resp_id, p->name);
+        st->echo = (sl_ir_echo){.id = sl_str_c(st->resp_id), .request = r->llm.root};
+    } else if (resolved) {
+        st->wire = source->raw; /* another native provider: the conversation as items */
+    }
     if (!st->translate)
         return SL_OK;
     sl_buf b;
     sl_buf_init(&b, 0);
     sl_ir_refusal e = {0};
-    int rc = sl_dialect_request(st->client, st->up, r->llm.root, &r->arena, &b, &e);
+    int rc = sl_dialect_request(st->client, st->up, source, &r->arena, &b, &e);
     if (rc == SL_OK) {
         char *copy = sl_arena_strndup(&r->arena, b.p, b.len);
         st->wire = (sl_str){copy ? copy : "", copy ? b.len : 0};
@@ -597,23 +834,10 @@ static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
     return rc;
 }
 
-static void attempt(proxy_state *st)
+/* Makes provider idx the one this attempt goes to. */
+static const sl_provider_conf *begin_attempt(proxy_state *st, int idx)
 {
     sl_req *r = st->r;
-    if (r->client_gone) {
-        r->status = 499;
-        r->error = "client closed";
-        sl_buf_reset(&r->body_out);
-        sl_pipeline_complete(r);
-        sl_req_release(r);
-        return;
-    }
-    uint64_t wait_ms;
-    int idx = pick_provider(st, &wait_ms);
-    if (idx < 0) {
-        fail_all_open(st, wait_ms);
-        return;
-    }
     const sl_config *cf = r->conf;
     const sl_provider_conf *p = &cf->providers[idx];
     st->cur = idx;
@@ -624,15 +848,46 @@ static void attempt(proxy_state *st)
     sl_buf_reset(&r->body_out);
     r->body_out.max = cf->server.max_response_bytes;
     sl_req_header(r, "x-sluice-provider", p->name);
-    if (prepare_dialect(st, p) != SL_OK) {
-        sl_breaker_release(&st->ticket);
-        sl_pipeline_complete(r);
-        sl_req_release(r);
-        return;
-    }
+    return p;
+}
+
+/* The client's anthropic-version and betas first (a_headers then adds no
+ * version of its own), then the provider's fixed headers. */
+static struct curl_slist *anthropic_client_headers(proxy_state *st, const char *key)
+{
+    sl_req *r = st->r;
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = h ? curl_slist_append(h, "Expect:") : NULL;
+    char line[1024];
+    const char *v = r->anthropic_version, *beta = r->anthropic_beta;
+    if (h && v && snprintf(line, sizeof line, "anthropic-version: %s", v) < (int)sizeof line)
+        h = curl_slist_append(h, line);
+    if (h && beta && snprintf(line, sizeof line, "anthropic-beta: %s", beta) < (int)sizeof line)
+        h = curl_slist_append(h, line);
+    return h ? st->up->headers(h, key[0] ? key : NULL) : NULL;
+}
+
+/* Starts the upstream call; on failure the error answer is set on r. */
+static int start_call(proxy_state *st, const sl_provider_conf *p)
+{
+    sl_req *r = st->r;
+    const sl_config *cf = r->conf;
+    const char *key = p->api_key ? p->api_key : "";
+    const struct curl_slist *fixed = sl_upstream_headers(st->up, key, build_fixed);
+    char idline[96] = "X-Request-Id: ";
+    size_t il = strlen(idline), idl = SL_MIN(strlen(r->id), sizeof idline - il - 1);
+    memcpy(idline + il, r->id, idl);
+    idline[il + idl] = '\0';
+    /* the client's anthropic-version / anthropic-beta vary per call: an owned list */
+    bool client_an = st->up == &sl_dialect_anthropic && (r->anthropic_version || r->anthropic_beta);
+    if (client_an)
+        fixed = NULL;
     sl_call_opts o = {
-        .url = sl_arena_printf(&r->arena, "%s%s", p->base_url, r->upstream_path),
-        .headers = build_headers(st, p),
+        .url = p->base_url,
+        .url_path = r->upstream_path,
+        .fixed_headers = fixed,
+        .headers = fixed ? NULL : client_an ? anthropic_client_headers(st, key) : build_fixed(st->up, key),
+        .extra_header = idline,
         .body = st->wire.p,
         .body_len = st->wire.len,
         .connect_ms = cf->timeouts.connect_ms,
@@ -647,45 +902,81 @@ static void attempt(proxy_state *st)
     if (!r->t_upstream_start)
         r->t_upstream_start = sl_now_us();
     st->call = sl_call_start(&o, &proxy_hooks, st, &err);
-    if (!st->call) {
-        sl_breaker_release(&st->ticket);
-        if (err == SL_EAGAIN) {
-            sl_req_header(r, "Retry-After", "1");
-            sl_req_header(r, "retry-after-ms", "1000");
-            sl_req_error(r, 503, "api_error", "overloaded", NULL,
-                         "too many upstream calls in flight");
-        } else {
-            answer_overloaded(r, "could not start the upstream call");
-        }
-        sl_pipeline_complete(r);
-        sl_req_release(r);
+    if (st->call)
+        return SL_OK;
+    if (err == SL_EAGAIN) {
+        sl_req_header(r, "Retry-After", "1");
+        sl_req_header(r, "retry-after-ms", "1000");
+        sl_req_error(r, 503, "api_error", "overloaded", NULL, "too many upstream calls in flight");
+    } else {
+        answer_overloaded(r, "could not start the upstream call");
     }
+    return SL_EIO;
 }
 
-static sl_step proxy_request(sl_req *r)
+/* The one exit of the stage: the answer on r stands (an upstream answer, an
+ * error, a 499); the pipeline finishes r and the attempts' reference goes. */
+static void answer(proxy_state *st)
 {
-    proxy_state *st = sl_arena_calloc(&r->arena, sizeof(*st));
-    if (!st) {
-        sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
-        return sl_stage_answer(r);
+    sl_req *r = st->r;
+    sl_req_finish(r);
+    sl_req_release(r); /* the attempts' reference */
+}
+
+/* One attempt at the next provider that may take it; false when none could
+ * start and the answer on r stands. */
+static bool try_attempt(proxy_state *st)
+{
+    sl_req *r = st->r;
+    if (r->client_gone) {
+        sl_req_client_closed(r);
+        return false;
     }
+    uint64_t wait_ms;
+    int idx = pick_provider(st, &wait_ms);
+    if (idx < 0) {
+        fail_all_open(st, wait_ms);
+        return false;
+    }
+    const sl_provider_conf *p = begin_attempt(st, idx);
+    if (prepare_dialect(st, p) != SL_OK || start_call(st, p) != SL_OK) {
+        sl_breaker_release(&st->ticket);
+        return false;
+    }
+    return true;
+}
+
+static void attempt(proxy_state *st)
+{
+    if (!try_attempt(st))
+        answer(st);
+}
+
+static sl_step proxy_request(sl_req *r, void *ctx)
+{
+    proxy_state *st = ctx;
     st->r = r;
     st->body = body_with_usage(r);
     st->next_from = r->provider_idx >= 0 ? r->provider_idx : 0;
-    r->stage_data[SL_SLOT_PROXY] = st;
     sl_req_ref(r); /* held by the attempts until the answer is complete */
+    st->responses = r->llm.api == SL_API_RESPONSES;
+    if (st->responses && r->llm.previous_response_id.len) { /* attempts start once it is known */
+        sl_resp_state_get(r->tenant ? r->tenant : "default", r->llm.previous_response_id,
+                          on_history, st);
+        return SL_DONE;
+    }
     attempt(st);
     return SL_DONE;
 }
 
-static void proxy_response(sl_req *r)
+static void proxy_response(sl_req *r, void *ctx)
 {
-    proxy_state *st = r->stage_data[SL_SLOT_PROXY];
-    if (!st)
-        return;
+    SL_UNUSED(r);
+    proxy_state *st = ctx;
     if (st->sse_on)
         sl_sse_free(&st->sse);
     st->sse_on = false;
+    sl_ir_stream_free(&st->tr);
     if (st->asm_on) {
         sl_asm_free(st->assembler);
         free(st->assembler);
@@ -697,11 +988,9 @@ static void proxy_response(sl_req *r)
     st->backoff = NULL;
 }
 
-static void proxy_abort(sl_req *r)
+static void proxy_abort(sl_req *r, void *ctx)
 {
-    proxy_state *st = r->stage_data[SL_SLOT_PROXY];
-    if (!st)
-        return;
+    proxy_state *st = ctx;
     bool waiting = st->call || (st->backoff && evtimer_pending(st->backoff, NULL));
     if (!waiting)
         return;
@@ -714,15 +1003,13 @@ static void proxy_abort(sl_req *r)
         evtimer_del(st->backoff);
     r->t_upstream_end = sl_now_us();
     meter_unreported(st); /* the provider produced what was streamed so far */
-    r->status = 499;
-    r->error = "client closed";
-    sl_buf_reset(&r->body_out);
-    sl_pipeline_complete(r);
-    sl_req_release(r); /* the attempts' reference */
+    sl_req_client_closed(r);
+    answer(st);
 }
 
 const sl_stage sl_stage_proxy = {
     .name = "proxy",
+    .ctx_size = sizeof(proxy_state),
     .on_request = proxy_request,
     .on_response = proxy_response,
     .on_abort = proxy_abort,

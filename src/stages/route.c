@@ -1,8 +1,12 @@
-/* route.c — stage: picks the first provider whose `models` serve the request's model. */
+/* route.c — stage: picks the first provider whose `models` serve the request's model.
+ *
+ * Reads:  r->llm.model, conf->providers.
+ * Writes: r->provider_idx (where the proxy starts looking); answers 404. No context. */
 #include "sluice/stages.h"
 
-static sl_step route_request(sl_req *r)
+static sl_step route_request(sl_req *r, void *ctx)
 {
+    SL_UNUSED(ctx);
     int idx = sl_config_provider_for(r->conf, r->llm.model, 0);
     if (idx < 0) {
         const char *msg =

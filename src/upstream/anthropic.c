@@ -24,7 +24,8 @@ static const char *a_path(sl_api api)
 {
     if (api == SL_API_COUNT_TOKENS)
         return "/v1/messages/count_tokens";
-    return api == SL_API_CHAT || api == SL_API_MESSAGES ? "/v1/messages" : NULL;
+    return api == SL_API_CHAT || api == SL_API_MESSAGES || api == SL_API_RESPONSES ? "/v1/messages"
+                                                                                   : NULL;
 }
 
 /* The version sluice speaks unless the client's own anthropic-version is

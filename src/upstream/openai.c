@@ -20,8 +20,9 @@ static const char *o_path(sl_api api)
     case SL_API_COMPLETIONS: return "/completions";
     case SL_API_EMBEDDINGS: return "/embeddings";
     case SL_API_CHAT:
-    case SL_API_MESSAGES: return "/chat/completions"; /* messages: translated */
-    case SL_API_COUNT_TOKENS: return NULL;            /* sluice estimates (proxy.c) */
+    case SL_API_MESSAGES:
+    case SL_API_RESPONSES: return "/chat/completions"; /* translated */
+    case SL_API_COUNT_TOKENS: return NULL; /* sluice estimates (proxy.c) */
     }
     return "/chat/completions";
 }

@@ -36,6 +36,29 @@ T_TEST(defaults)
         sl_config_unref(c);
 }
 
+/* providers[].api and responses.store_ttl_s (issue 16). */
+T_TEST(responses_keys)
+{
+    sl_config *c = load("providers:\n"
+                        "  - {name: a, kind: openai, base_url: http://x}\n"
+                        "  - {name: b, kind: openai, api: chat, base_url: http://y}\n");
+    T_CHECK(c != NULL);
+    if (!c)
+        return;
+    T_EQ_INT(c->providers[0].api, SL_PROVIDER_API_RESPONSES);
+    T_EQ_INT(c->providers[1].api, SL_PROVIDER_API_CHAT);
+    T_EQ_INT(c->responses.store_ttl_s, 30 * 86400);
+    sl_config_unref(c);
+    c = load("responses: {store_ttl_s: 60}\n");
+    T_CHECK(c && c->responses.store_ttl_s == 60);
+    if (c)
+        sl_config_unref(c);
+    T_CHECK(load("providers:\n  - {name: a, api: soap, base_url: http://x}\n") == NULL);
+    T_CHECK(strstr(err, "api") && strstr(err, "responses | chat"));
+    T_CHECK(load("responses: {store_ttl_s: 0}\n") == NULL);
+    T_CHECK(load("responses: {keep: 1}\n") == NULL);
+}
+
 T_TEST(example_file_loads)
 {
     unsetenv("OPENAI_API_KEY");
@@ -203,7 +226,7 @@ T_TEST(reload_marks_and_diff)
             strncmp(all.keys[i], "redis.", 6) == 0)
             T_CHECK(all.restart[i]);
     }
-    T_EQ_INT(restart, 9); /* listen, workers and the seven redis keys */
+    T_EQ_INT(restart, 11); /* listen, workers and the nine redis keys */
     T_CHECK(found_l1);
     sl_config *a = load("redis: { timeout_ms: 10 }\nlog: { access: off }\n");
     sl_config *b = load("redis: { timeout_ms: 20 }\nlog: { access: stderr }\nworkers: 1\n");
@@ -251,5 +274,36 @@ T_TEST(reload_table_documented)
     }
 }
 
-T_MAIN("config", defaults, example_file_loads, values_and_env, errors_name_file_line_key,
-       model_globs, auth_equal, secrets_collected, reload_marks_and_diff, reload_table_documented)
+/* Issue 22: redis.cluster excludes url and sentinels; read_from_replicas needs it. */
+T_TEST(redis_cluster_keys)
+{
+    sl_config *c = load("redis: { cluster: [\"10.0.0.1:7000\", \"10.0.0.2:7000\"], "
+                        "read_from_replicas: true }\n");
+    T_CHECK(c && c->redis.n_cluster == 2 && c->redis.read_from_replicas);
+    T_CHECK(c && strcmp(c->redis.cluster[1], "10.0.0.2:7000") == 0 && !c->redis.url);
+    if (c)
+        sl_config_unref(c);
+    const char *bad[][2] = {
+        {"redis: { url: \"redis://h:1/0\", cluster: [\"h:1\"] }\n", "redis.cluster"},
+        {"redis: { sentinels: [\"h:1\"], master_name: m, cluster: [\"h:1\"] }\n", "redis.cluster"},
+        {"redis: { read_from_replicas: true, url: \"redis://h:1/0\" }\n",
+         "redis.read_from_replicas"},
+        {"redis: { cluster: [\"nohostport\"] }\n", "redis.cluster"},
+        {"redis: { cluster: [\"h:1\"], db: 2 }\n", "redis.db"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        c = load(bad[i][0]);
+        T_CHECK(c == NULL);
+        if (c)
+            sl_config_unref(c);
+        if (!strstr(err, bad[i][1])) {
+            printf("  %s: error \"%s\" does not name %s\n", bad[i][0], err, bad[i][1]);
+            t_failed_now = 1;
+        }
+    }
+}
+
+T_MAIN("config", defaults, responses_keys, example_file_loads, values_and_env,
+       errors_name_file_line_key, model_globs, auth_equal, secrets_collected, reload_marks_and_diff,
+       reload_table_documented, redis_cluster_keys)
