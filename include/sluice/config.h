@@ -25,6 +25,8 @@ typedef struct sl_provider_conf {
     size_t n_models;
     int breaker_failures;   /* -1: use breaker.failures */
     int breaker_cooldown_s; /* -1: use breaker.cooldown_s */
+    bool passthrough;       /* other /v1/... routes may go here (default: the first openai-kind) */
+    bool passthrough_set;   /* the file said so (else the default applies) */
 } sl_provider_conf;
 
 typedef struct sl_key_conf {

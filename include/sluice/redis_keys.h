@@ -27,4 +27,8 @@
  * while an entry, its coalescing lock and the lock poll (MGET) share a slot */
 #define SL_RK_CACHE "sluice:{c:%s}:%s" /* hex hash, what: SL_CACHE_KEY_VERSION or "lock" */
 
+/* answers.c (sl_answers_redis_key): "sluice:{NS:HASH}:what", one tag per answer
+ * (idempotency's claim script takes the answer "v" and its "lock");
+ * resp_state.c's "sluice:resp:..." keys are only ever used one at a time. */
+
 #endif

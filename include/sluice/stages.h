@@ -14,6 +14,9 @@ extern const sl_stage sl_stage_cache;       /* L1 + L2 lookup; store on the way 
 extern const sl_stage sl_stage_coalesce;    /* identical requests in flight share one call */
 extern const sl_stage sl_stage_batch;       /* concurrent embeddings share one call */
 extern const sl_stage sl_stage_proxy;       /* the upstream call, plain or streamed */
+/* other /v1/... routes relayed as they are (passthrough.h); before route: the
+ * stages after it never see a pass-through request */
+extern const sl_stage sl_stage_passthrough;
 
 /* Answers r from a stored cache entry (cache.c; used by cross-instance
  * coalescing); false, with nothing sent, when the bytes are not an entry. */

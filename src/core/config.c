@@ -351,6 +351,7 @@ static const field provider_fields[] = {
     {"api_key", F_STR, offsetof(sl_provider_conf, api_key), 0, 0, NULL, LIVE},
     {"models", F_STRLIST, offsetof(sl_provider_conf, models), 0, 0, NULL, LIVE},
     {"breaker", F_STR, 0, 0, 0, NULL, LIVE}, /* handled by hand */
+    {"passthrough", F_BOOL, offsetof(sl_provider_conf, passthrough), 0, 0, NULL, LIVE},
 };
 
 static const field breaker_fields[] = {
@@ -403,6 +404,7 @@ static int one_provider(loader *L, yaml_node_t *n, const char *path, sl_provider
                 return errf(L, k, sub, "unknown key");
             if (set_field(L, f, p, v, sub))
                 return SL_EINVAL;
+            p->passthrough_set |= f->off == offsetof(sl_provider_conf, passthrough);
         }
     }
     if (!p->name || !p->name[0])
@@ -446,6 +448,16 @@ static int sp_providers(loader *L, yaml_node_t *n, const char *path)
             if (strcmp(c->providers[j].name, c->providers[i].name) == 0)
                 return errf(L, item, sub, "duplicate provider name \"%s\"", c->providers[i].name);
         }
+    }
+    /* passthrough defaults to true for the first openai-kind provider only */
+    bool first = true;
+    for (size_t i = 0; i < c->n_providers; i++) {
+        sl_provider_conf *p = &c->providers[i];
+        if (p->kind != SL_PROVIDER_OPENAI)
+            continue;
+        if (!p->passthrough_set)
+            p->passthrough = first;
+        first = false;
     }
     return SL_OK;
 }

@@ -82,6 +82,7 @@ struct sl_conn {
     c_state state;
     bool test, closed_only, broken, in_process, close_after, served_any, kick, dispatched;
     bool keep_alive, head_only, http10, resp_sse, resp_chunked, too_big, headers_done, msg_done;
+    bool body_paused; /* a streamed body's reader is full: the socket is not read */
     struct event rev, wev, timer;
     bool wev_added;
     sl_conn_out_fn out;
@@ -500,7 +501,7 @@ static void build_head(sl_conn *c, sl_req *r, int framing, size_t body_len)
         sl_buf_append(b, " Status\r\n", 9);
     }
     put_n(b, "Date", 4, http_date(), 29);
-    if (c->resp_sse) {
+    if (c->resp_sse && !r->content_type) {
         PUT_LIT(b, "Content-Type", "text/event-stream");
         PUT_LIT(b, "Cache-Control", "no-cache");
     } else if (!r->content_type) {
@@ -516,6 +517,8 @@ static void build_head(sl_conn *c, sl_req *r, int framing, size_t body_len)
         put(b, "x-sluice-cache", cw);
     for (int i = 0; i < r->n_headers; i++)
         put(b, r->headers[i].name, r->headers[i].value);
+    if (r->head_lines.len)
+        sl_buf_append_str(b, r->head_lines);
     if (framing == FRAME_LENGTH) {
         char num[24];
         sl_buf_append(b, "Content-Length: ", 16);
@@ -524,7 +527,9 @@ static void build_head(sl_conn *c, sl_req *r, int framing, size_t body_len)
     } else if (framing == FRAME_CHUNKED) {
         sl_buf_append_c(b, "Transfer-Encoding: chunked\r\n");
     }
-    if (c->close_after || conns.draining || !c->keep_alive || framing == FRAME_EOF) {
+    /* (C_BODY: answered before the body ended; the connection closes after it) */
+    if (c->close_after || conns.draining || !c->keep_alive || framing == FRAME_EOF ||
+        c->state == C_BODY) {
         c->close_after = true;
         sl_buf_append_c(b, "Connection: close\r\n");
     } else if (c->http10) {
@@ -596,6 +601,11 @@ static void http_end(sl_sink *s, sl_req *r)
     sl_conn *c = attached(r);
     if (!c || c->req != r)
         return;
+    if (c->state == C_BODY && c->body_fn) { /* answered before its body ended: it never will */
+        sl_body_fn fn = c->body_fn;
+        c->body_fn = NULL;
+        fn(r, NULL, 0, true, c->body_ud);
+    }
     if (!c->resp_sse) {
         sl_str body = c->plain.p ? c->plain : sl_buf_str(&c->pbuf);
         build_head(c, r, FRAME_LENGTH, body.len);
@@ -606,6 +616,8 @@ static void http_end(sl_sink *s, sl_req *r)
             sl_buf_free(&c->pbuf);
         else
             sl_buf_reset(&c->pbuf);
+    } else if (r->truncated) {
+        c->close_after = true; /* no last chunk: the client sees the body broke off */
     } else if (c->resp_chunked) {
         struct iovec iov = {"0\r\n\r\n", 5};
         send_iov(c, &iov, 1);
@@ -654,6 +666,7 @@ static void reset_request(sl_conn *c)
     c->n_hdr = 0;
     c->body_fn = NULL;
     c->body_len = 0;
+    c->body_paused = false;
 }
 
 /* The answer has been handed to the socket: next request, or close. */
@@ -1208,6 +1221,8 @@ static bool feed_body(sl_conn *c)
         return false;
     }
     if (c->body_fn && c->parsed > c->rpos) { /* streamed: what was handed over can go */
+        if (!c->body_paused)                 /* the client sends: its deadline starts again */
+            arm(c, conf_now()->server.body_timeout_s * 1000);
         memmove(c->rbuf, c->rbuf + c->parsed, c->rlen - c->parsed);
         c->rlen -= c->parsed;
         c->rpos = c->line = c->parsed = c->body_start = 0;
@@ -1480,6 +1495,28 @@ void sl_conn_body_reader(sl_req *r, sl_body_fn fn, void *ud)
     c->body_ud = ud;
     if (c->state == C_ACTIVE && c->msg_done)
         fn(r, "", 0, true, ud); /* nothing was left to read */
+    else if (c->state == C_BODY)
+        arm(c, conf_now()->server.body_timeout_s * 1000);
+}
+
+void sl_conn_body_pause(sl_req *r, bool pause)
+{
+    sl_conn *c = attached(r);
+    if (!c || c->req != r || c->state != C_BODY || !c->body_fn || c->body_paused == pause)
+        return;
+    c->body_paused = pause;
+    if (c->test)
+        return;
+    if (pause) { /* the client's bytes wait in the kernel: TCP pushes back */
+        event_del(&c->timer);
+        watch_close_only(c);
+        return;
+    }
+    event_del(&c->rev);
+    event_assign(&c->rev, conns.base, c->fd, EV_READ | EV_PERSIST, on_read, c);
+    event_add(&c->rev, NULL);
+    c->closed_only = false;
+    arm(c, conf_now()->server.body_timeout_s * 1000);
 }
 
 /* ---- tests and fuzzing -------------------------------------------------- */

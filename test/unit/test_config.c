@@ -304,6 +304,29 @@ T_TEST(redis_cluster_keys)
     }
 }
 
+/* Issue 16 part 2: passthrough defaults to the first openai-kind provider. */
+T_TEST(passthrough_default)
+{
+    sl_config *c = load("providers:\n"
+                        "  - { name: c, kind: anthropic, base_url: http://a }\n"
+                        "  - { name: o1, kind: openai, base_url: http://b/v1 }\n"
+                        "  - { name: o2, kind: openai, base_url: http://c/v1 }\n");
+    T_CHECK(c != NULL);
+    if (!c)
+        return;
+    T_CHECK(!c->providers[0].passthrough && c->providers[1].passthrough);
+    T_CHECK(!c->providers[2].passthrough);
+    sl_config_unref(c);
+    c = load("providers:\n"
+             "  - { name: o1, kind: openai, base_url: http://b/v1, passthrough: false }\n"
+             "  - { name: o2, kind: openai, base_url: http://c/v1, passthrough: true }\n");
+    T_CHECK(c && !c->providers[0].passthrough && c->providers[1].passthrough);
+    if (c)
+        sl_config_unref(c);
+    c = load("providers:\n  - { name: o1, base_url: http://b/v1, passthrough: maybe }\n");
+    T_CHECK(c == NULL && strstr(err, "passthrough") != NULL);
+}
+
 T_MAIN("config", defaults, responses_keys, example_file_loads, values_and_env,
        errors_name_file_line_key, model_globs, auth_equal, secrets_collected, reload_marks_and_diff,
-       reload_table_documented, redis_cluster_keys)
+       reload_table_documented, redis_cluster_keys, passthrough_default)

@@ -7,6 +7,7 @@
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 
+#include "sluice/answers.h"
 #include "sluice/cache_key.h"
 #include "sluice/redis_cluster.h"
 #include "sluice/redis_keys.h"
@@ -234,7 +235,7 @@ T_TEST(cluster_replies_odd_shapes)
             T_EQ_INT(m->node[m->node[i].master].port, 7001);
         if (m->node[i].port == 7003) {
             T_EQ_INT(m->node[m->node[i].master].port, 7002);
-            T_CHECK(m->node[i].online); /* "loading": readable, just empty */
+            T_CHECK(m->node[i].online);             /* "loading": readable, just empty */
             T_EQ_STR(m->node[i].host, "127.0.0.1"); /* endpoint "": the ip */
         }
         if (m->node[i].port == 7009)
@@ -298,6 +299,16 @@ T_TEST(script_keys_share_a_slot)
         char v[80], lock[80];
         sl_cache_key_redis(&k, SL_CACHE_KEY_VERSION, v);
         sl_cache_key_redis(&k, "lock", lock);
+        T_EQ_INT(slot_of(v), slot_of(lock));
+    }
+    /* idempotency (answers.c): CLAIM_SCRIPT takes the answer and its lock */
+    const char *idems[] = {"req-1", "a}b{c", ""};
+    for (size_t i = 0; i < sizeof idems / sizeof idems[0]; i++) {
+        sl_cache_key k;
+        char v[96], lock[96];
+        sl_answers_key("i", "team-a", idems[i], &k);
+        sl_answers_redis_key("i", &k, "v", v);
+        sl_answers_redis_key("i", &k, "lock", lock);
         T_EQ_INT(slot_of(v), slot_of(lock));
     }
 }
