@@ -20,6 +20,9 @@
 
 #include "sluice/buf.h"
 #include "sluice/json.h"
+#include "sluice/request.h"
+
+struct sl_msg_asm;
 
 #define SL_ASM_MAX_CHOICES 8
 #define SL_ASM_MAX_TOOLS   16
@@ -43,10 +46,11 @@ typedef struct sl_asm_choice {
 } sl_asm_choice;
 
 typedef struct sl_asm {
-    bool text_completion; /* legacy completions */
-    bool failed;          /* something we cannot represent: do not store */
-    sl_jm *top;           /* top-level members but choices: id, model, usage, ... */
-    size_t max_bytes;     /* bound on the assembled content */
+    bool text_completion;   /* legacy completions */
+    struct sl_msg_asm *msg; /* a /v1/messages stream: message_sse.h does the work */
+    bool failed;            /* something we cannot represent: do not store */
+    sl_jm *top;             /* top-level members but choices: id, model, usage, ... */
+    size_t max_bytes;       /* bound on the assembled content */
     size_t bytes;
     size_t nodes; /* merged members, bounded by SL_ASM_MAX_NODES */
     /* allocated when a choice first appears: an open stream carries one
@@ -55,6 +59,8 @@ typedef struct sl_asm {
 } sl_asm;
 
 void sl_asm_init(sl_asm *a, bool text_completion, size_t max_bytes);
+/* The assembler for an API's stream: chat, legacy completions or messages. */
+void sl_asm_init_for(sl_asm *a, sl_api api, size_t max_bytes);
 /* Feeds one SSE data payload (one chunk object; "[DONE]" is the caller's business). */
 void sl_asm_chunk(sl_asm *a, const char *data, size_t len);
 /* Writes the complete object. SL_EINVAL when the stream could not be assembled. */
@@ -64,5 +70,8 @@ void sl_asm_free(sl_asm *a);
 /* Replays a complete chat.completion / text_completion (json) as SSE into out.
  * include_usage adds the usage chunk. content is split into about `pieces` chunks. */
 int sl_replay_sse(const char *json, size_t len, bool include_usage, int pieces, sl_buf *out);
+/* The same for an API: a stored Anthropic message replays as its own events. */
+int sl_replay_sse_for(sl_api api, const char *json, size_t len, bool include_usage, int pieces,
+                      sl_buf *out);
 
 #endif

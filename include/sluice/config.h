@@ -40,9 +40,11 @@ typedef struct sl_key_conf {
 
 typedef struct sl_price_conf {
     char *model;
-    double input;        /* USD per 1M prompt tokens */
-    double output;       /* USD per 1M completion tokens */
-    double cached_input; /* USD per 1M cached prompt tokens; <0: same as input */
+    double input;          /* USD per 1M prompt tokens */
+    double output;         /* USD per 1M completion tokens */
+    double cached_input;   /* USD per 1M prompt tokens read from a cache; <0: same as input */
+    double cache_write;    /* ... written to a 5-minute cache; <0: 1.25x input */
+    double cache_write_1h; /* ... written to a 1-hour cache; <0: 2x input */
 } sl_price_conf;
 
 typedef struct sl_sla_target {

@@ -46,7 +46,7 @@ struct sl_ir_part {
     sl_str url;
     sl_str id, name;
     sl_str args;                  /* JSON text of the arguments object ("" when none) */
-    const sl_json *cache_control; /* Anthropic's prompt-cache marker (not yet emitted) */
+    const sl_json *cache_control; /* Anthropic's prompt-cache marker, copied verbatim */
     sl_ir_part *next;
 };
 
@@ -65,7 +65,8 @@ typedef struct sl_ir_tool sl_ir_tool;
 struct sl_ir_tool {
     bool function; /* a function tool; else `type` names a provider's own kind */
     sl_str type, name, description;
-    const sl_json *parameters; /* JSON Schema object, or NULL */
+    const sl_json *parameters;    /* JSON Schema object, or NULL */
+    const sl_json *cache_control; /* Anthropic's prompt-cache marker on a tool, or NULL */
     sl_ir_tool *next;
 };
 
@@ -109,6 +110,7 @@ typedef struct sl_ir_req {
     sl_ir_tool *tools;
     sl_ir_choice tool_choice;
     sl_str tool_choice_name;
+    bool one_tool_call; /* OpenAI parallel_tool_calls: false, Anthropic disable_parallel_tool_use */
     sl_ir_num max_tokens, temperature, top_p;
     sl_ir_num n, presence_penalty, frequency_penalty; /* OpenAI only */
     sl_str *stop;                                     /* stop sequences (arena) */
@@ -150,6 +152,7 @@ typedef struct sl_ir_finish_name {
  * written to a prompt cache; reasoning is the part of `output` spent thinking. */
 typedef struct sl_ir_usage {
     long input, output, cache_read, cache_write, reasoning;
+    long cache_write_1h; /* the part of cache_write kept for an hour (Anthropic's 1h TTL) */
 } sl_ir_usage;
 
 /* Which counts a usage reader found. */
@@ -174,6 +177,7 @@ typedef struct sl_ir_answer {
 
 typedef struct sl_ir_error {
     sl_str type, message, param, code; /* param/code: {NULL,0} writes null */
+    int status; /* the HTTP status it answers with, 0 unknown: picks Anthropic's type */
 } sl_ir_error;
 
 /* ---- streams ------------------------------------------------------------------------ */
@@ -213,6 +217,9 @@ typedef struct sl_ir_stream {
     sl_ir_usage usage;
     struct {
         bool started;
+        bool format;      /* the open block is the tool that carries a response_format */
+        bool format_seen; /* ... one was answered: its tool_use is a stop */
+        bool tools;       /* a real tool call was seen */
     } in;
     struct {
         bool started, text_open;
@@ -260,6 +267,8 @@ struct sl_dialect {
     void (*parse_event)(sl_ir_stream *s, sl_str event, sl_str data, const sl_json *d);
     /* One IR event as zero or more complete SSE frames into s->sink. */
     void (*emit_event)(sl_ir_stream *s, const sl_ir_event *ev);
+    /* Where a provider lists its models, below its base_url; NULL: it cannot. */
+    const char *models_path;
     /* Optional: frees s->out_state. */
     void (*stream_free)(sl_ir_stream *s);
 };

@@ -28,7 +28,9 @@ struct sl_req;
       "Time spent in upstream calls.", "provider")                                                 \
     X(TTFB_SECONDS, "sluice_upstream_ttfb_seconds", "histogram",                                   \
       "Time to the first byte of the upstream answer.", "provider")                                \
-    X(TOKENS, "sluice_tokens_total", "counter", "Tokens metered, by direction.",                   \
+    X(TOKENS, "sluice_tokens_total", "counter",                                                    \
+      "Tokens metered, by direction: input, output, and the kinds priced apart "                   \
+      "(cached_input, cache_write, reasoning).",                                                   \
       "tenant,model,direction")                                                                    \
     X(COST, "sluice_cost_usd_total", "counter", "Money spent on providers, in USD.",               \
       "tenant,model")                                                                              \

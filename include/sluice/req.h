@@ -65,6 +65,8 @@ struct sl_req {
     const char *end_user;        /* x-sluice-user, or NULL (cache.scope: user) */
     const char *idem_key;        /* Idempotency-Key as sent, or NULL (idempotency.c checks it) */
     const char *last_event_id;   /* Last-Event-ID as sent, or NULL (resume.c resumes from it) */
+    const char *anthropic_version; /* the client's anthropic-version / anthropic-beta, */
+    const char *anthropic_beta;    /* forwarded to anthropic providers (arena), or NULL */
     sl_str body;                 /* the client's bytes, as received */
     bool is_llm;                 /* an LLM route: the pipeline runs */
     sl_llm_req llm;              /* parsed view (valid once the parse stage ran) */
@@ -110,9 +112,14 @@ struct sl_req {
     const char *error;        /* short reason for the log, or NULL */
     struct sl_rec *rec;       /* the recording of this answer (recording.h), or NULL */
 
-    /* metering */
+    /* metering: counts as the provider reports them */
     long prompt_tokens;
     long completion_tokens;
+    long cached_tokens;         /* prompt tokens read from the provider's prompt cache */
+    long cache_write_tokens;    /* prompt tokens written to it (5-minute and 1-hour) */
+    long cache_write_1h_tokens; /* ... of which written for an hour */
+    long reasoning_tokens;      /* the part of completion_tokens spent thinking */
+    bool prompt_has_cache;      /* prompt_tokens includes the cache's (OpenAI); else beside it */
     bool usage_estimated;
     double cost_usd;
     double saved_usd;

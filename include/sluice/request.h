@@ -13,6 +13,7 @@ typedef enum {
     SL_API_EMBEDDINGS,
     SL_API_MESSAGES,  /* Anthropic /v1/messages */
     SL_API_RESPONSES, /* OpenAI /v1/responses */
+    SL_API_COUNT_TOKENS, /* Anthropic /v1/messages/count_tokens */
 } sl_api;
 
 typedef struct sl_llm_req {

@@ -81,6 +81,12 @@ void sl_access_log_req(const sl_req *r)
     sl_buf_append_i64(b, r->prompt_tokens);
     FIELD(b, "completion_tokens");
     sl_buf_append_i64(b, r->completion_tokens);
+    FIELD(b, "cached_tokens");
+    sl_buf_append_i64(b, r->cached_tokens);
+    FIELD(b, "cache_write_tokens");
+    sl_buf_append_i64(b, r->cache_write_tokens);
+    FIELD(b, "reasoning_tokens");
+    sl_buf_append_i64(b, r->reasoning_tokens);
     FIELD_BOOL(b, "usage_estimated", r->usage_estimated);
     FIELD(b, "cost_usd");
     field_money(b, r->cost_usd, r->cost_pusd, r->money_inexact);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "sluice/arena.h"
+#include "sluice/message_sse.h"
 
 void sl_asm_init(sl_asm *a, bool text_completion, size_t max_bytes)
 {
@@ -279,10 +280,23 @@ static bool top_skip(sl_str k)
     return sl_str_eq_c(k, "choices") || sl_str_eq_c(k, "object") || sl_str_eq_c(k, "obfuscation");
 }
 
+void sl_asm_init_for(sl_asm *a, sl_api api, size_t max_bytes)
+{
+    sl_asm_init(a, api == SL_API_COMPLETIONS, max_bytes);
+    if (api != SL_API_MESSAGES)
+        return;
+    a->msg = sl_msg_asm_new(a->max_bytes);
+    a->failed = !a->msg;
+}
+
 void sl_asm_chunk(sl_asm *a, const char *data, size_t len)
 {
     if (a->failed)
         return;
+    if (a->msg) {
+        sl_msg_asm_event(a->msg, data, len);
+        return;
+    }
     char first[8192];
     sl_arena scratch;
     sl_arena_init(&scratch, first, sizeof first, 4u << 20);
@@ -366,6 +380,8 @@ int sl_asm_result(const sl_asm *a, sl_buf *o)
 {
     if (a->failed)
         return SL_EINVAL;
+    if (a->msg)
+        return sl_msg_asm_result(a->msg, o);
     sl_buf_append_c(o, "{");
     put_top(o, a, "id", "\"\"");
     sl_buf_printf(o, ",\"object\":\"%s\",",
@@ -409,6 +425,8 @@ int sl_asm_result(const sl_asm *a, sl_buf *o)
 
 void sl_asm_free(sl_asm *a)
 {
+    sl_msg_asm_free(a->msg);
+    a->msg = NULL;
     jm_free(a->top);
     a->top = NULL;
     for (int i = 0; i < SL_ASM_MAX_CHOICES; i++) {
@@ -646,4 +664,12 @@ int sl_replay_sse(const char *json, size_t len, bool include_usage, int pieces, 
 out:
     sl_arena_free(&a);
     return rc;
+}
+
+int sl_replay_sse_for(sl_api api, const char *json, size_t len, bool include_usage, int pieces,
+                      sl_buf *out)
+{
+    if (api == SL_API_MESSAGES)
+        return sl_msg_replay_sse(json, len, pieces, out);
+    return sl_replay_sse(json, len, include_usage, pieces, out);
 }

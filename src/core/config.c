@@ -544,6 +544,8 @@ static const field price_fields[] = {
     {"input", F_DOUBLE, offsetof(sl_price_conf, input), 0, 1e9, NULL, LIVE},
     {"output", F_DOUBLE, offsetof(sl_price_conf, output), 0, 1e9, NULL, LIVE},
     {"cached_input", F_DOUBLE, offsetof(sl_price_conf, cached_input), 0, 1e9, NULL, LIVE},
+    {"cache_write", F_DOUBLE, offsetof(sl_price_conf, cache_write), 0, 1e9, NULL, LIVE},
+    {"cache_write_1h", F_DOUBLE, offsetof(sl_price_conf, cache_write_1h), 0, 1e9, NULL, LIVE},
 };
 
 static size_t map_len(yaml_node_t *n)
@@ -568,7 +570,9 @@ static int sp_prices(loader *L, yaml_node_t *n, const char *path)
                  k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?");
         if (scalar(L, k, path, &c->prices[i].model))
             return SL_EINVAL;
-        c->prices[i].cached_input = -1;
+        c->prices[i].cached_input = -1; /* absent: the defaults of price.h */
+        c->prices[i].cache_write = -1;
+        c->prices[i].cache_write_1h = -1;
         if (walk_map(L, v, sub, price_fields, NF(price_fields), &c->prices[i]))
             return SL_EINVAL;
     }

@@ -78,6 +78,7 @@ static void take_usage(sl_ir_usage *u, const sl_ir_usage *in, unsigned have)
         u->input = in->input;
         u->cache_read = in->cache_read;
         u->cache_write = in->cache_write;
+        u->cache_write_1h = in->cache_write_1h;
     }
     if (have & SL_USAGE_OUTPUT) {
         u->output = in->output;

@@ -5,6 +5,7 @@
  * coalescing cost nothing: its would-be price is recorded as saved. A model
  * without a price costs 0 and is logged once. Plain answers carry the cost in
  * `x-sluice-cost-usd`; streams report it in the access log. */
+#include "sluice/price.h"
 #include "sluice/meter.h"
 
 #include <math.h>
@@ -63,6 +64,18 @@ void sl_meter_price(sl_req *r)
         r->money_inexact
             ? sl_meter_cost(r->conf, r->llm.model, r->prompt_tokens, r->completion_tokens, &priced)
             : (double)pusd / 1e12; /* the double agrees with what is printed */
+    if (price && (r->cached_tokens || r->cache_write_tokens)) { /* each kind at its price */
+        sl_usage u = {.prompt = r->prompt_tokens,
+                      .completion = r->completion_tokens,
+                      .cached = r->cached_tokens,
+                      .cache_write = r->cache_write_tokens,
+                      .cache_write_1h = r->cache_write_1h_tokens,
+                      .reasoning = r->reasoning_tokens,
+                      .prompt_has_cache = r->prompt_has_cache};
+        cost = sl_price_cost(price, &u);
+        r->money_inexact = cost * 1e12 >= 9e18;
+        pusd = r->money_inexact ? 0 : (int64_t)llround(cost * 1e12);
+    }
     if (!priced && (r->prompt_tokens || r->completion_tokens)) {
         warn_unpriced(r->llm.model);
         char model[128];

@@ -305,6 +305,19 @@ static void llm_series(const sl_req *r, tuple_slot *t, const char *tenant, const
         add_to(resolve(t, RS_TOK_IN, SL_M_TOKENS, in_labels), (double)r->prompt_tokens);
     if (r->completion_tokens)
         add_to(resolve(t, RS_TOK_OUT, SL_M_TOKENS, out_labels), (double)r->completion_tokens);
+    /* the kinds priced apart: parts of input (OpenAI) or beside it (Anthropic),
+     * and reasoning, a part of output (rarer series: looked up, not cached) */
+    const struct {
+        const char *direction;
+        long n;
+    } kinds[] = {{"cached_input", r->cached_tokens},
+                 {"cache_write", r->cache_write_tokens},
+                 {"reasoning", r->reasoning_tokens}};
+    for (size_t i = 0; i < SL_ARRAY_LEN(kinds); i++) {
+        const char *labels[] = {tenant, model, kinds[i].direction};
+        if (kinds[i].n > 0)
+            sl_metric_add(SL_M_TOKENS, (double)kinds[i].n, labels);
+    }
     if (r->cost_usd > 0)
         add_to(resolve(t, RS_COST, SL_M_COST, tm), r->cost_usd);
     if (r->saved_usd > 0)

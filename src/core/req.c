@@ -127,7 +127,7 @@ const char *sl_req_header_get(const sl_req *r, const char *name)
 int sl_error_json(sl_buf *out, const char *message, const char *type, const char *param,
                   const char *code)
 {
-    sl_ir_error e = {sl_str_c(type), sl_str_c(message), sl_str_c(param), sl_str_c(code)};
+    sl_ir_error e = {sl_str_c(type), sl_str_c(message), sl_str_c(param), sl_str_c(code), 0};
     size_t before = out->len;
     sl_ir_openai_error(&e, out);
     return out->len > before ? SL_OK : SL_ENOMEM;
@@ -153,8 +153,8 @@ void sl_req_error(sl_req *r, int status, const char *type, const char *code, con
                   const char *message)
 {
     message = scrubbed(r, message);
-    const sl_dialect *d = r->is_llm ? r->dialect : NULL;
-    sl_ir_error e = {sl_str_c(type), sl_str_c(message), sl_str_c(param), sl_str_c(code)};
+    const sl_dialect *d = r->dialect; /* set for every answer on an Anthropic path */
+    sl_ir_error e = {sl_str_c(type), sl_str_c(message), sl_str_c(param), sl_str_c(code), status};
     r->error = message;
     sl_buf_reset(&r->body_out);
     r->body_out.max = 0; /* an error body is small and must always fit */

@@ -343,6 +343,7 @@ int sl_llm_req_parse(sl_arena *a, sl_api api, const char *body, size_t len,
             return bad(a, e, "missing_field", name, "Missing required parameter: '%s'.%s", NULL);
         return check_messages(a, e, root, true, out);
     case SL_API_RESPONSES: return check_responses(a, e, root, out);
+    case SL_API_COUNT_TOKENS: return check_messages(a, e, root, true, out);
     }
     return SL_OK;
 }

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sluice/dialects.h"
 #include "sluice/log.h"
 #include "sluice/pipeline.h"
 
@@ -69,6 +70,8 @@ enum {
     H_CACHE_CONTROL,
     H_TTL,
     H_USER,
+    H_AN_VERSION, /* anthropic-version and anthropic-beta: forwarded to anthropic providers */
+    H_AN_BETA,
     H_IDEM,       /* Idempotency-Key */
     H_LAST_EVENT, /* Last-Event-ID */
     H_NFACTS
@@ -507,6 +510,8 @@ static void build_head(sl_conn *c, sl_req *r, int framing, size_t body_len)
         put(b, "Content-Type", r->content_type);
     }
     put(b, "x-request-id", r->id);
+    if (r->dialect == &sl_dialect_anthropic) /* what Anthropic's clients read */
+        put(b, "request-id", r->id);
     const char *cw = cache_word(r->cache);
     if (cw)
         put(b, "x-sluice-cache", cw);
@@ -877,10 +882,16 @@ static int classify(const char *k, size_t n)
                : ieq(k, n, "x-sluice-user") ? H_USER
                : ieq(k, n, "last-event-id") ? H_LAST_EVENT
                                             : -1;
-    case 14: return ieq(k, n, "content-length") ? -3 : -1;
+    case 14:
+        return ieq(k, n, "content-length")   ? -3
+               : ieq(k, n, "anthropic-beta") ? H_AN_BETA
+                                             : -1;
     case 15: return ieq(k, n, "idempotency-key") ? H_IDEM : -1;
     case 16: return ieq(k, n, "content-encoding") ? H_CE : -1;
-    case 17: return ieq(k, n, "transfer-encoding") ? H_TE : -1;
+    case 17:
+        return ieq(k, n, "transfer-encoding")   ? H_TE
+               : ieq(k, n, "anthropic-version") ? H_AN_VERSION
+                                                : -1;
     case 18: return ieq(k, n, "x-sluice-cache-ttl") ? H_TTL : -1;
     default: return -1;
     }
@@ -1003,6 +1014,10 @@ static void read_request(sl_conn *c, sl_req *r)
     size_t plen = q ? (size_t)(q - url.p) : url.len;
     r->path = sl_arena_strndup(&r->arena, url.p, plen);
     r->query = q ? sl_arena_strndup(&r->arena, q + 1, url.len - plen - 1) : NULL;
+    /* Every answer on an Anthropic path, refusals included, speaks Anthropic. */
+    if (r->path && strncmp(r->path, "/v1/messages", 12) == 0 &&
+        (r->path[12] == '\0' || r->path[12] == '/'))
+        r->dialect = &sl_dialect_anthropic;
     sl_str id = fact(c, H_REQID);
     if (valid_request_id(id)) {
         memcpy(r->id, id.p, id.len);
@@ -1024,6 +1039,11 @@ static void read_request(sl_conn *c, sl_req *r)
     sl_str user = fact(c, H_USER);
     if (user.p)
         r->end_user = sl_arena_strndup(&r->arena, user.p, user.len);
+    sl_str av = fact(c, H_AN_VERSION), ab = fact(c, H_AN_BETA);
+    if (av.p)
+        r->anthropic_version = sl_arena_strndup(&r->arena, av.p, av.len);
+    if (ab.p)
+        r->anthropic_beta = sl_arena_strndup(&r->arena, ab.p, ab.len);
     r->idem_key = fact_dup(c, r, H_IDEM); /* checked by the idempotency stage */
     r->last_event_id = fact_dup(c, r, H_LAST_EVENT);
 }

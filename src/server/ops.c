@@ -159,37 +159,136 @@ void sl_ops_ui(sl_req *r)
 }
 
 /* ---- GET /v1/models ------------------------------------------------------ *
- * Explicit model names are listed as they are; a provider serving "*" is
- * asked for its own list, all of them at once. */
+ * Every provider's models, in provider order, each once: explicit model names
+ * are listed as they are; a provider serving a pattern is asked for its own
+ * list (an anthropic-kind one at {base_url}/v1/models, with its own headers),
+ * all of them at once, and what it lists is kept only where its patterns
+ * serve it. Each item carries OpenAI's fields and Anthropic's, so both SDKs'
+ * models.list read the same answer. */
 
 typedef struct models_fetch {
     sl_req *r;
     int pending;
     sl_buf items; /* comma-joined model objects */
+    sl_str *seen; /* ids listed so far (arena) */
+    size_t n_seen, cap_seen;
+    sl_str first, last;
     struct fetch_one {
         struct models_fetch *all;
         const sl_provider_conf *p;
+        bool fetched;
+        int status;
         sl_buf body;
     } one[];
 } models_fetch;
 
-static void add_model(sl_buf *items, sl_str id, const char *owner)
+static bool already_listed(models_fetch *f, sl_str id)
 {
+    for (size_t i = 0; i < f->n_seen; i++) {
+        if (sl_str_eq(f->seen[i], id))
+            return true;
+    }
+    if (f->n_seen == f->cap_seen) {
+        size_t cap = f->cap_seen ? f->cap_seen * 2 : 64;
+        sl_str *grown = sl_arena_alloc(&f->r->arena, cap * sizeof(*grown));
+        if (!grown)
+            return true; /* out of memory: list no more */
+        if (f->n_seen)
+            memcpy(grown, f->seen, f->n_seen * sizeof(*grown));
+        f->seen = grown, f->cap_seen = cap;
+    }
+    f->seen[f->n_seen++] = id;
+    return false;
+}
+
+/* One model; m is the provider's own object (for Anthropic's display_name
+ * and created_at), or NULL. */
+static void add_model(models_fetch *f, sl_str id, const sl_json *m, const char *owner)
+{
+    if (already_listed(f, id))
+        return;
+    sl_buf *items = &f->items;
     if (items->len)
         sl_buf_append_c(items, ",");
     sl_buf_append_c(items, "{\"id\":");
     sl_buf_json_str(items, id.p, id.len);
-    sl_buf_append_c(items, ",\"object\":\"model\",\"created\":0,\"owned_by\":");
+    const sl_json *created = sl_json_get(m, "created");
+    sl_buf_printf(
+        items, ",\"object\":\"model\",\"type\":\"model\",\"created\":%ld,\"owned_by\":",
+        created && created->type == SL_JSON_NUMBER ? (long)sl_json_int(created, 0, 1e12, 0) : 0L);
     sl_buf_json_cstr(items, owner);
+    const sl_json *dn = sl_json_get(m, "display_name"), *at = sl_json_get(m, "created_at");
+    sl_str name = dn && dn->type == SL_JSON_STRING ? dn->str : id;
+    sl_buf_append_c(items, ",\"display_name\":");
+    sl_buf_json_str(items, name.p, name.len);
+    sl_buf_append_c(items, ",\"created_at\":");
+    if (at && at->type == SL_JSON_STRING)
+        sl_buf_json_str(items, at->str.p, at->str.len);
+    else
+        sl_buf_append_c(items, "\"1970-01-01T00:00:00Z\"");
     sl_buf_append_c(items, "}");
+    if (!f->first.p)
+        f->first = id;
+    f->last = id;
+}
+
+static bool provider_serves(const sl_provider_conf *p, sl_str id)
+{
+    for (size_t m = 0; m < p->n_models; m++) {
+        if (sl_model_match(p->models[m], id))
+            return true;
+    }
+    return false;
+}
+
+static void add_fetched(models_fetch *f, struct fetch_one *one)
+{
+    sl_json *root = NULL;
+    sl_json_error err;
+    if (one->status != 200 ||
+        sl_json_parse(&f->r->arena, one->body.p, one->body.len, NULL, &root, &err) != SL_OK)
+        return;
+    const sl_json *data = sl_json_get(root, "data");
+    for (const sl_json *m = data && data->type == SL_JSON_ARRAY ? data->child : NULL; m;
+         m = m->next) {
+        const sl_json *id = sl_json_get(m, "id");
+        if (id && id->type == SL_JSON_STRING && provider_serves(one->p, id->str))
+            add_model(f, id->str, m, one->p->name);
+    }
+}
+
+static bool serves_all(const sl_provider_conf *p)
+{
+    for (size_t m = 0; m < p->n_models; m++) {
+        if (strchr(p->models[m], '*'))
+            return true;
+    }
+    return false;
 }
 
 static void models_finish(models_fetch *f)
 {
     sl_req *r = f->r;
-    sl_buf_printf(&r->body_out, "{\"object\":\"list\",\"data\":[%s]}",
+    const sl_config *c = r->conf;
+    for (size_t i = 0; i < c->n_providers; i++) {
+        const sl_provider_conf *p = &c->providers[i];
+        if (f->one[i].fetched) {
+            add_fetched(f, &f->one[i]);
+        } else {
+            for (size_t m = 0; m < p->n_models; m++)
+                add_model(f, sl_str_c(p->models[m]), NULL, p->name);
+        }
+    }
+    sl_buf_printf(&r->body_out,
+                  "{\"object\":\"list\",\"data\":[%s],\"has_more\":false,\"first_id\":",
                   f->items.p ? f->items.p : "");
+    sl_ir_put_str(&r->body_out, f->first, "null");
+    sl_buf_append_c(&r->body_out, ",\"last_id\":");
+    sl_ir_put_str(&r->body_out, f->last, "null");
+    sl_buf_append_c(&r->body_out, "}");
     r->status = 200;
+    for (size_t i = 0; i < c->n_providers; i++) /* the ids above point into them */
+        sl_buf_free(&f->one[i].body);
     sl_buf_free(&f->items);
     free(f);
     sl_req_finish(r);
@@ -207,41 +306,20 @@ static void fetch_done(void *ud, sl_call *c, int rc, const char *detail)
 {
     SL_UNUSED(detail);
     struct fetch_one *one = ud;
-    models_fetch *f = one->all;
-    sl_json *root = NULL;
-    sl_json_error err;
-    if (rc == SL_OK && sl_call_status(c) == 200 &&
-        sl_json_parse(&f->r->arena, one->body.p, one->body.len, NULL, &root, &err) == SL_OK) {
-        const sl_json *data = sl_json_get(root, "data");
-        for (const sl_json *m = data && data->type == SL_JSON_ARRAY ? data->child : NULL; m;
-             m = m->next) {
-            const sl_json *id = sl_json_get(m, "id");
-            if (id && id->type == SL_JSON_STRING)
-                add_model(&f->items, id->str, one->p->name);
-        }
-    }
-    sl_buf_free(&one->body);
-    if (--f->pending == 0)
-        models_finish(f);
+    one->status = rc == SL_OK && c ? sl_call_status(c) : 0;
+    if (--one->all->pending == 0)
+        models_finish(one->all);
 }
 
 static const sl_call_hooks fetch_hooks = {.on_data = fetch_data, .on_done = fetch_done};
 
-static bool serves_all(const sl_provider_conf *p)
-{
-    for (size_t m = 0; m < p->n_models; m++) {
-        if (strchr(p->models[m], '*'))
-            return true;
-    }
-    return false;
-}
-
 static void start_fetch(struct fetch_one *one, sl_req *r)
 {
     const sl_provider_conf *p = one->p;
-    struct curl_slist *h = sl_dialect_of_kind(p->kind)->headers(NULL, p->api_key);
+    const sl_dialect *d = sl_dialect_of_kind(p->kind);
+    struct curl_slist *h = d->headers(NULL, p->api_key);
     sl_call_opts o = {
-        .url = sl_arena_printf(&r->arena, "%s/models", p->base_url),
+        .url = sl_arena_printf(&r->arena, "%s%s", p->base_url, d->models_path),
         .headers = h,
         .connect_ms = r->conf->timeouts.connect_ms,
         .first_byte_ms = r->conf->timeouts.first_byte_ms,
@@ -257,9 +335,8 @@ void sl_ops_models(sl_req *r)
     const sl_config *c = r->conf;
     models_fetch *f = calloc(1, sizeof(*f) + c->n_providers * sizeof(f->one[0]));
     if (!f) {
-        answer_json(r, 500,
-                    "{\"error\":{\"message\":\"out of "
-                    "memory\",\"type\":\"api_error\",\"param\":null,\"code\":null}}");
+        sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
+        sl_req_finish(r);
         return;
     }
     f->r = r;
@@ -267,15 +344,13 @@ void sl_ops_models(sl_req *r)
     f->pending = 1; /* held while starting, so an early finish cannot free f */
     for (size_t i = 0; i < c->n_providers; i++) {
         const sl_provider_conf *p = &c->providers[i];
-        if (serves_all(p)) {
-            f->one[i] = (struct fetch_one){.all = f, .p = p};
-            sl_buf_init(&f->one[i].body, 4 << 20);
-            f->pending++;
-            start_fetch(&f->one[i], r);
+        f->one[i] = (struct fetch_one){.all = f, .p = p};
+        if (!serves_all(p) || !sl_dialect_of_kind(p->kind)->models_path)
             continue;
-        }
-        for (size_t m = 0; m < p->n_models; m++)
-            add_model(&f->items, sl_str_c(p->models[m]), p->name);
+        f->one[i].fetched = true;
+        sl_buf_init(&f->one[i].body, 4 << 20);
+        f->pending++;
+        start_fetch(&f->one[i], r);
     }
     if (--f->pending == 0)
         models_finish(f);

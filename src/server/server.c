@@ -69,6 +69,7 @@ static const route routes[] = {
     {LLM("/v1/completions", SL_API_COMPLETIONS)},
     {LLM("/v1/embeddings", SL_API_EMBEDDINGS)},
     {LLM("/v1/messages", SL_API_MESSAGES)},
+    {LLM("/v1/messages/count_tokens", SL_API_COUNT_TOKENS)},
     {LLM("/v1/responses", SL_API_RESPONSES)},
     {PASS("/v1/responses/input_tokens")}, /* not a response id: the provider counts */
     {SVC("/v1/responses/", M_GET | M_DELETE, sl_responses_route, SL_AUTH_CLIENT), .prefix = true,

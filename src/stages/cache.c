@@ -56,10 +56,17 @@ typedef struct cache_state { /* the stage's context */
 } cache_state;
 
 /* Tenant (or "-" when shared), and under cache.scope: user the end user:
- * x-sluice-user when sent, else the body's `user`. */
+ * x-sluice-user when sent, else the body's `user`. Anthropic's clients: also
+ * the API version and betas they asked for, which change answers. */
 static int key_scope(sl_req *r, sl_str *out)
 {
     const char *base = r->conf->cache.shared ? "-" : r->tenant;
+    if (r->anthropic_version || r->anthropic_beta) {
+        const char *b = sl_arena_printf(&r->arena, "%s|%s|%s", base,
+                                        r->anthropic_version ? r->anthropic_version : "",
+                                        r->anthropic_beta ? r->anthropic_beta : "");
+        base = b ? b : base;
+    }
     sl_str user = SL_STR("");
     if (r->conf->cache.scope_user) {
         const sl_json *u = sl_json_get(r->llm.root, "user");
@@ -131,8 +138,9 @@ enum { FAST_META_MAX = 256 };
  * scope: a header that changes the cache's behaviour takes the full path. */
 static bool fast_eligible(const sl_req *r)
 {
-    return r->env->l1 && r->conf->cache.enabled && r->llm.api != SL_API_MESSAGES &&
-           !r->cache_control && !r->cache_ttl;
+    return r->env->l1 && r->conf->cache.enabled && r->llm.api != SL_API_COUNT_TOKENS &&
+           !r->cache_control && !r->cache_ttl && !r->anthropic_version &&
+           !r->anthropic_beta; /* they join the scope (key_scope) */
 }
 
 static void raw_key(sl_req *r)
@@ -250,7 +258,7 @@ static bool serve(sl_req *r, const sl_cache_entry *entry, const char *layer)
         int rc =
             r->llm.api == SL_API_RESPONSES
                 ? sl_responses_replay(e.json.p, e.json.len, &sse)
-                : sl_replay_sse(e.json.p, e.json.len, r->llm.include_usage, REPLAY_PIECES, &sse);
+                : sl_replay_sse_for(r->llm.api, e.json.p, e.json.len, r->llm.include_usage, REPLAY_PIECES, &sse);
         if (rc != SL_OK) {
             sl_buf_free(&sse);
             return false;
@@ -346,7 +354,7 @@ static sl_step cache_request(sl_req *r, void *ctx)
     st->r = r;
     if (!ttl_header_ok(r))
         return sl_stage_answer(r);
-    if (r->llm.api == SL_API_MESSAGES || !c->cache.enabled || cache_control_has(r, "no-store") ||
+    if (r->llm.api == SL_API_COUNT_TOKENS || !c->cache.enabled || cache_control_has(r, "no-store") ||
         (!c->cache.sampled && !r->fast_path && sampled(r))) { /* the fast path checked */
         r->cache = SL_CACHE_BYPASS;
         return SL_NEXT;

@@ -183,7 +183,7 @@ static void flight_asm_start(flight *f)
         f->sse_parser = NULL;
         return; /* the follower gets a 502 at the end */
     }
-    sl_asm_init(f->assembler, r->llm.api == SL_API_COMPLETIONS, r->conf->server.max_response_bytes);
+    sl_asm_init_for(f->assembler, r->llm.api, r->conf->server.max_response_bytes);
     sl_sse_init(f->sse_parser, r->conf->server.max_response_bytes, on_flight_event, f);
     if (f->replay.len)
         sl_sse_feed(f->sse_parser, f->replay.p, f->replay.len);
@@ -255,6 +255,11 @@ static void deliver(flight *f, member *m)
     sl_req *leader = f->leader, *r = m->r;
     r->prompt_tokens = leader->prompt_tokens;
     r->completion_tokens = leader->completion_tokens;
+    r->cached_tokens = leader->cached_tokens;
+    r->cache_write_tokens = leader->cache_write_tokens;
+    r->cache_write_1h_tokens = leader->cache_write_1h_tokens;
+    r->reasoning_tokens = leader->reasoning_tokens;
+    r->prompt_has_cache = leader->prompt_has_cache;
     r->provider = leader->provider;
     if (m->live) { /* got every chunk already, error event included */
         sl_req_finish(r);
@@ -275,7 +280,7 @@ static void deliver(flight *f, member *m)
         sl_buf_init(&sse, 0);
         int rc = r->llm.api == SL_API_RESPONSES
                      ? sl_responses_replay(f->plain.p, f->plain.len, &sse)
-                     : sl_replay_sse(f->plain.p, f->plain.len, r->llm.include_usage, 8, &sse);
+                     : sl_replay_sse_for(r->llm.api, f->plain.p, f->plain.len, r->llm.include_usage, 8, &sse);
         if (rc == SL_OK) {
             sl_pipeline_stream_head(r, 200);
             sl_pipeline_stream_data(r, sse.p, sse.len);

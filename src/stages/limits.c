@@ -177,7 +177,7 @@ static long estimate_tokens(const sl_req *r)
     if (r->pass)
         return 0; /* a pass-through counts as a request; tokens only if its answer says */
     long completion = r->llm.max_tokens > 0 ? r->llm.max_tokens : DEFAULT_COMPLETION_ESTIMATE;
-    if (r->llm.api == SL_API_EMBEDDINGS)
+    if (r->llm.api == SL_API_EMBEDDINGS || r->llm.api == SL_API_COUNT_TOKENS) /* no completion */
         completion = 0;
     return (long)(r->llm.prompt_bytes / 4) + 1 + completion;
 }

@@ -218,13 +218,21 @@ static const sl_json *responses_source(proxy_state *st, const sl_provider_conf *
     return root;
 }
 
-/* Meters what a usage reader found, in the provider's own convention. */
+/* Meters what a usage reader found, in the provider's own convention (the
+ * price of each kind of token is the meter's business). */
 static void take_usage(sl_req *r, const sl_dialect *d, const sl_ir_usage *u, unsigned have)
 {
-    if (have & SL_USAGE_INPUT)
+    if (have & SL_USAGE_INPUT) {
         r->prompt_tokens = sl_dialect_prompt_tokens(d, u);
-    if (have & SL_USAGE_OUTPUT)
+        r->cached_tokens = u->cache_read;
+        r->cache_write_tokens = u->cache_write;
+        r->cache_write_1h_tokens = u->cache_write_1h;
+        r->prompt_has_cache = d->prompt_counts_cache;
+    }
+    if (have & SL_USAGE_OUTPUT) {
         r->completion_tokens = u->output;
+        r->reasoning_tokens = u->reasoning;
+    }
 }
 
 /* ---- stream watching ------------------------------------------------------ */
@@ -307,7 +315,7 @@ static int dispatch_event(proxy_state *st, sl_str event, sl_str data)
     unsigned f = st->up->watch_event(event, data, &st->usage, &have);
     if (f & SL_WATCH_END)
         st->done_seen = true;
-    if (st->asm_on && !(f & SL_WATCH_END))
+    if (st->asm_on && !sl_str_eq_c(data, "[DONE]")) /* message_stop ends a message: kept */
         sl_asm_chunk(st->assembler, data.p, data.len);
     if (f & SL_WATCH_CHUNK)
         st->chunks++;
@@ -372,7 +380,8 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
 static sl_str body_with_usage(sl_req *r)
 {
     if (!r->llm.stream || r->llm.include_usage || r->llm.api == SL_API_EMBEDDINGS ||
-        r->llm.api == SL_API_MESSAGES || r->llm.api == SL_API_RESPONSES || !r->llm.root)
+        r->llm.api == SL_API_MESSAGES || r->llm.api == SL_API_RESPONSES ||
+        r->llm.api == SL_API_COUNT_TOKENS || !r->llm.root)
         return r->body;
     sl_buf b;
     sl_buf_init(&b, 0);
@@ -412,8 +421,7 @@ static void hook_status(void *ud, sl_call *c, int status)
         if (r->want_assembled && !st->translate && !st->responses) {
             st->assembler = malloc(sizeof(*st->assembler));
             if (st->assembler) {
-                sl_asm_init(st->assembler, r->llm.api == SL_API_COMPLETIONS,
-                            r->conf->server.max_response_bytes);
+                sl_asm_init_for(st->assembler, r->llm.api, r->conf->server.max_response_bytes);
                 st->asm_on = true;
             }
         }
@@ -453,18 +461,24 @@ static bool retriable_status(int s)
     return s == 408 || s == 429 || s == 500 || s == 502 || s == 503 || s == 504;
 }
 
-/* Rewrites body_out from the provider's dialect into the client's. */
-static void translate_answer(proxy_state *st, const sl_json *root, bool ok)
+/* Rewrites body_out from the provider's dialect into the client's; an
+ * error keeps its status, which picks the client's error type. */
+static void translate_answer(proxy_state *st, const sl_dialect *from, const sl_json *root,
+                             int status)
 {
     sl_req *r = st->r;
     sl_buf out;
     sl_buf_init(&out, 0);
     int rc = SL_OK;
-    if (ok)
-        rc = sl_dialect_answer_echo(st->up, st->client, root, &r->arena,
+    if (status == 200) {
+        rc = sl_dialect_answer_echo(from, st->client, root, &r->arena,
                                     st->responses ? &st->echo : NULL, &out);
-    else
-        sl_dialect_error(st->up, st->client, root, &out);
+    } else {
+        sl_ir_error e;
+        from->parse_error(root, &e);
+        e.status = status;
+        st->client->emit_error(&e, &out);
+    }
     if (rc != SL_OK) { /* out of memory: never a truncated 200 */
         sl_buf_free(&out);
         sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
@@ -497,22 +511,24 @@ static void finish_plain(proxy_state *st, int status)
         r->status = 200;
         r->error = NULL;
         if (st->translate)
-            translate_answer(st, root, true);
+            translate_answer(st, st->up, root, 200);
         if (st->responses && st->translate)
             response_final_text(st, sl_buf_str(&r->body_out));
         else if (st->responses)
             response_final(st, root); /* the provider's object, parsed once */
         return;
     }
-    /* Upstream error: keep an OpenAI-shaped body as it is (scrubbed above),
-     * wrap anything else. */
-
+    /* Upstream error: keep an error object as it is, scrubbed above (translated
+     * when the dialects differ, or when an anthropic client got another shape
+     * than Anthropic's from a provider in front of it), wrap anything else. */
     const sl_json *e = is_json ? sl_json_get(root, "error") : NULL;
     if (e && e->type == SL_JSON_OBJECT) {
         r->status = status;
         r->error = sl_arena_printf(&r->arena, "provider answered %d", status);
-        if (st->translate)
-            translate_answer(st, root, false);
+        bool foreign = st->client == &sl_dialect_anthropic &&
+                       !sl_str_eq_c(sl_ir_str(sl_json_get(root, "type")), "error");
+        if (st->translate || foreign) /* OpenAI's error object is the common one */
+            translate_answer(st, st->translate ? st->up : &sl_dialect_openai, root, status);
         return;
     }
     const char *msg = sl_arena_printf(&r->arena, "the provider answered HTTP %d", status);
@@ -755,8 +771,22 @@ static void fail_all_open(proxy_state *st, uint64_t wait_ms)
     }
 }
 
+/* count_tokens for a model whose provider cannot count: about four bytes a
+ * token, as the limits stage estimates, and marked as an estimate. */
+static void answer_token_estimate(sl_req *r)
+{
+    const sl_json *root = r->llm.root, *tools = sl_json_get(root, "tools");
+    size_t bytes = r->llm.prompt_bytes + sl_ir_text_of(sl_json_get(root, "system"), &r->arena).len +
+                   (tools ? tools->raw.len : 0);
+    r->status = 200;
+    r->error = NULL;
+    sl_buf_printf(&r->body_out, "{\"input_tokens\":%ld}", (long)(bytes / 4) + 1);
+    sl_req_header(r, "x-sluice-estimated", "true");
+}
+
 /* Chooses this attempt's path and body for the provider's dialect: the
- * client's bytes when both speak the same one, a translation otherwise. */
+ * client's bytes when both speak the same one, a translation otherwise.
+ * Not SL_OK: r is answered (a refusal, or count_tokens' estimate), no call. */
 static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
 {
     sl_req *r = st->r;
@@ -766,6 +796,10 @@ static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
     st->usage = (sl_ir_usage){0};
     st->wire = st->body;
     r->upstream_path = st->up->path(r->llm.api);
+    if (!r->upstream_path && r->llm.api == SL_API_COUNT_TOKENS) {
+        answer_token_estimate(r); /* answered here: no call */
+        return SL_EINVAL;
+    }
     if (!r->upstream_path) {
         sl_req_error(r, 400, "invalid_request_error", "unsupported_by_provider", "model",
                      sl_arena_printf(&r->arena,
@@ -817,6 +851,22 @@ static const sl_provider_conf *begin_attempt(proxy_state *st, int idx)
     return p;
 }
 
+/* The client's anthropic-version and betas first (a_headers then adds no
+ * version of its own), then the provider's fixed headers. */
+static struct curl_slist *anthropic_client_headers(proxy_state *st, const char *key)
+{
+    sl_req *r = st->r;
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = h ? curl_slist_append(h, "Expect:") : NULL;
+    char line[1024];
+    const char *v = r->anthropic_version, *beta = r->anthropic_beta;
+    if (h && v && snprintf(line, sizeof line, "anthropic-version: %s", v) < (int)sizeof line)
+        h = curl_slist_append(h, line);
+    if (h && beta && snprintf(line, sizeof line, "anthropic-beta: %s", beta) < (int)sizeof line)
+        h = curl_slist_append(h, line);
+    return h ? st->up->headers(h, key[0] ? key : NULL) : NULL;
+}
+
 /* Starts the upstream call; on failure the error answer is set on r. */
 static int start_call(proxy_state *st, const sl_provider_conf *p)
 {
@@ -828,11 +878,15 @@ static int start_call(proxy_state *st, const sl_provider_conf *p)
     size_t il = strlen(idline), idl = SL_MIN(strlen(r->id), sizeof idline - il - 1);
     memcpy(idline + il, r->id, idl);
     idline[il + idl] = '\0';
+    /* the client's anthropic-version / anthropic-beta vary per call: an owned list */
+    bool client_an = st->up == &sl_dialect_anthropic && (r->anthropic_version || r->anthropic_beta);
+    if (client_an)
+        fixed = NULL;
     sl_call_opts o = {
         .url = p->base_url,
         .url_path = r->upstream_path,
         .fixed_headers = fixed,
-        .headers = fixed ? NULL : build_fixed(st->up, key), /* table full: owned */
+        .headers = fixed ? NULL : client_an ? anthropic_client_headers(st, key) : build_fixed(st->up, key),
         .extra_header = idline,
         .body = st->wire.p,
         .body_len = st->wire.len,

@@ -7,27 +7,39 @@
  * with the parameter at fault. */
 #include <curl/curl.h>
 #include <stdio.h>
+#include <strings.h>
 
 #include "sluice/dialects.h"
 
 #define is_str            sl_ir_is_str
 #define is_num            sl_ir_is_num
 #define ANTHROPIC_VERSION "2023-06-01"
+/* The tool that carries a response_format to a model without structured
+ * outputs: forced, and its input is the answer's text. */
+#define FORMAT_TOOL "sluice_response_format"
 
 /* ---- path and headers ---------------------------------------------------------------- */
 
 static const char *a_path(sl_api api)
 {
+    if (api == SL_API_COUNT_TOKENS)
+        return "/v1/messages/count_tokens";
     return api == SL_API_CHAT || api == SL_API_MESSAGES || api == SL_API_RESPONSES ? "/v1/messages"
                                                                                    : NULL;
 }
 
+/* The version sluice speaks unless the client's own anthropic-version is
+ * already on the list (the proxy forwards the client's first). */
 static struct curl_slist *a_headers(struct curl_slist *h, const char *api_key)
 {
     if (api_key && api_key[0]) {
         char line[1024];
         snprintf(line, sizeof line, "x-api-key: %s", api_key);
         h = curl_slist_append(h, line);
+    }
+    for (const struct curl_slist *l = h; l; l = l->next) {
+        if (strncasecmp(l->data, "anthropic-version:", 18) == 0)
+            return h;
     }
     return curl_slist_append(h, "anthropic-version: " ANTHROPIC_VERSION);
 }
@@ -144,11 +156,15 @@ static int a_tools(const sl_json *tools, sl_arena *a, sl_ir_req *ir)
         if (!tool)
             return SL_ENOMEM;
         *tail = tool, tail = &tool->next;
-        tool->function = true; /* client tools; server tools pass as functions, as before */
-        tool->type = SL_STR("function");
+        /* client tools (no type, or "custom"); server tools (web_search_..., bash_...)
+         * keep their type: another dialect refuses them */
+        sl_str type = sl_ir_str(sl_json_get(t, "type"));
+        tool->function = !type.p || sl_str_eq_c(type, "custom");
+        tool->type = tool->function ? SL_STR("function") : type;
         tool->name = sl_ir_str(sl_json_get(t, "name"));
         tool->description = sl_ir_str(sl_json_get(t, "description"));
         tool->parameters = sl_json_get(t, "input_schema");
+        tool->cache_control = sl_json_get(t, "cache_control");
     }
     return SL_OK;
 }
@@ -162,6 +178,24 @@ static void a_tool_choice(const sl_json *tc, sl_ir_req *ir)
                       : sl_str_eq_c(t, "tool") ? SL_IR_CHOICE_TOOL
                                                : SL_IR_CHOICE_UNSET;
     ir->tool_choice_name = sl_ir_str(sl_json_get(tc, "name"));
+    const sl_json *one = sl_json_get(tc, "disable_parallel_tool_use");
+    ir->one_tool_call = one && one->type == SL_JSON_TRUE;
+}
+
+/* Messages parameters the IR cannot carry: another dialect refuses them,
+ * naming them, rather than answer without them. */
+static void a_unmapped(const sl_json *msg, sl_ir_req *ir)
+{
+    static const char *const never[] = {"top_k", "mcp_servers", "container", "context_management"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(never) && !ir->unmapped; i++) {
+        const sl_json *v = sl_json_get(msg, never[i]);
+        if (v && v->type != SL_JSON_NULL)
+            ir->unmapped = never[i];
+    }
+    const sl_json *th = sl_json_get(msg, "thinking");
+    if (!ir->unmapped && th && !sl_str_eq_c(sl_ir_str(sl_json_get(th, "type")), "disabled") &&
+        th->type != SL_JSON_NULL)
+        ir->unmapped = "thinking";
 }
 
 static void a_params(const sl_json *msg, sl_ir_req *ir)
@@ -172,6 +206,17 @@ static void a_params(const sl_json *msg, sl_ir_req *ir)
     const sl_json *st = sl_json_get(msg, "stream");
     ir->stream = st && st->type == SL_JSON_TRUE;
     a_tool_choice(sl_json_get(msg, "tool_choice"), ir);
+    a_unmapped(msg, ir);
+    const sl_json *fmt = sl_json_get(sl_json_get(msg, "output_config"), "format");
+    if (!fmt)
+        fmt = sl_json_get(msg, "output_format"); /* the beta's name */
+    if (sl_str_eq_c(sl_ir_str(sl_json_get(fmt, "type")), "json_schema")) {
+        ir->format.type = SL_IR_FORMAT_JSON_SCHEMA;
+        ir->format.schema = sl_json_get(fmt, "schema");
+        ir->format.strict = true; /* constrained decoding */
+    } else if (fmt) {
+        ir->unmapped = "output_config"; /* a format the IR cannot carry */
+    }
     ir->user = sl_ir_str(sl_json_get(sl_json_get(msg, "metadata"), "user_id"));
 }
 
@@ -210,8 +255,13 @@ static int a_check(const sl_ir_req *ir, sl_ir_refusal *e)
     if (ir->frequency_penalty.set && ir->frequency_penalty.v != 0)
         return sl_ir_refuse(e, "penalties are not supported by anthropic providers",
                             "frequency_penalty");
-    if (ir->format.type != SL_IR_FORMAT_UNSET && ir->format.type != SL_IR_FORMAT_TEXT)
-        return sl_ir_refuse(e, "response_format is not supported by anthropic providers",
+    bool schema = ir->format.type == SL_IR_FORMAT_JSON_SCHEMA && ir->format.schema &&
+                  ir->format.schema->type == SL_JSON_OBJECT;
+    if (ir->format.type != SL_IR_FORMAT_UNSET && ir->format.type != SL_IR_FORMAT_TEXT &&
+        ir->format.type != SL_IR_FORMAT_JSON_OBJECT && !schema)
+        return sl_ir_refuse(e,
+                            "anthropic providers take response_format json_object, or "
+                            "json_schema with a schema object",
                             "response_format");
     for (const sl_ir_tool *t = ir->tools; t; t = t->next) {
         if (!t->function)
@@ -310,6 +360,17 @@ static int a_put_part(sl_buf *o, const sl_ir_part *p, sl_ir_refusal *e)
                         "messages");
 }
 
+/* A block just written gets its cache_control (the client's, verbatim). */
+static void a_put_cache_control(sl_buf *o, const sl_json *cc)
+{
+    if (!cc || !o->len || o->p[o->len - 1] != '}')
+        return;
+    o->len--;
+    sl_buf_append_c(o, ",\"cache_control\":");
+    sl_buf_append_str(o, cc->raw);
+    sl_buf_append_c(o, "}");
+}
+
 static int a_put_messages(sl_buf *o, const sl_ir_req *ir, sl_ir_refusal *e)
 {
     conv cv = {.o = o};
@@ -323,6 +384,7 @@ static int a_put_messages(sl_buf *o, const sl_ir_req *ir, sl_ir_refusal *e)
             sl_buf_append_c(o, cv.first_block ? "" : ",");
             if (a_put_part(o, p, e))
                 return SL_EINVAL;
+            a_put_cache_control(o, p->cache_control);
             cv.first_block = false;
         }
     }
@@ -330,12 +392,99 @@ static int a_put_messages(sl_buf *o, const sl_ir_req *ir, sl_ir_refusal *e)
     return SL_OK;
 }
 
+/* Structured outputs (output_config.format): Claude Opus 4.5 and later,
+ * Sonnet 4.5 and later, Haiku 4.5 and later ("claude-<family>-<major>-<minor>",
+ * a date after the major is no minor). */
+static bool a_native_format(sl_str model)
+{
+    if (model.len < 8 || memcmp(model.p, "claude-", 7) != 0)
+        return false;
+    const char *p = model.p + 7, *end = model.p + model.len;
+    while (p < end && *p >= 'a' && *p <= 'z')
+        p++;
+    if (p >= end || *p != '-')
+        return false;
+    int major = 0, minor = 0, digits = 0;
+    for (p++; p < end && *p >= '0' && *p <= '9'; p++)
+        major = major * 10 + (*p - '0');
+    if (p < end && *p == '-') {
+        for (p++; p < end && *p >= '0' && *p <= '9' && digits < 3; p++, digits++)
+            minor = minor * 10 + (*p - '0');
+        if (digits > 2)
+            minor = 0; /* claude-sonnet-4-20250514 */
+    }
+    return major > 4 || (major == 4 && minor >= 5);
+}
+
+/* response_format json_schema without native structured outputs, and JSON
+ * mode (any object): a tool whose input is the answer, forced unless the
+ * client's own tools may run. */
+static bool a_format_tool(const sl_ir_req *ir)
+{
+    return ir->format.type == SL_IR_FORMAT_JSON_OBJECT ||
+           (ir->format.type == SL_IR_FORMAT_JSON_SCHEMA && !a_native_format(ir->model));
+}
+
+static void a_put_format_tool(sl_buf *o, const sl_ir_req *ir, bool first)
+{
+    sl_buf d;
+    sl_buf_init(&d, 0);
+    sl_buf_append_c(&d, "Give the answer as this tool's input: JSON that matches its schema");
+    if (ir->format.name.len) {
+        sl_buf_append_c(&d, " (");
+        sl_buf_append_str(&d, ir->format.name);
+        sl_buf_append_c(&d, ")");
+    }
+    sl_buf_append_c(&d, ".");
+    sl_buf_append_c(o, first ? "{" : ",{");
+    sl_buf_append_c(o, "\"name\":\"" FORMAT_TOOL "\",\"description\":");
+    sl_buf_json_str(o, d.p, d.len);
+    sl_buf_append_c(o, ",\"input_schema\":");
+    if (ir->format.schema)
+        sl_buf_append_str(o, ir->format.schema->raw);
+    else /* JSON mode: any object */
+        sl_buf_append_c(o, "{\"type\":\"object\"}");
+    sl_buf_append_c(o, "}");
+    sl_buf_free(&d);
+}
+
+/* tool_choice: the client's, or what the response_format's tool needs; with
+ * disable_parallel_tool_use when the client wants one call at most. */
+static void a_put_choice(sl_buf *o, const sl_ir_req *ir, bool format)
+{
+    sl_ir_choice c = ir->tool_choice;
+    sl_str name = ir->tool_choice_name;
+    if (format && (!ir->tools || c == SL_IR_CHOICE_NONE))
+        c = SL_IR_CHOICE_TOOL, name = SL_STR(FORMAT_TOOL);
+    else if (format && (c == SL_IR_CHOICE_UNSET || c == SL_IR_CHOICE_AUTO))
+        c = SL_IR_CHOICE_ANY; /* one of its tools, or the answer */
+    if (c == SL_IR_CHOICE_UNSET && ir->one_tool_call && ir->tools)
+        c = SL_IR_CHOICE_AUTO;
+    if (c == SL_IR_CHOICE_UNSET)
+        return;
+    static const char *const names[] = {[SL_IR_CHOICE_AUTO] = "auto",
+                                        [SL_IR_CHOICE_ANY] = "any",
+                                        [SL_IR_CHOICE_NONE] = "none",
+                                        [SL_IR_CHOICE_TOOL] = "tool"};
+    sl_buf_printf(o, ",\"tool_choice\":{\"type\":\"%s\"", names[c]);
+    if (c == SL_IR_CHOICE_TOOL) {
+        sl_buf_append_c(o, ",\"name\":");
+        sl_ir_put_str(o, name, "\"\"");
+    }
+    if (ir->one_tool_call && c != SL_IR_CHOICE_NONE)
+        sl_buf_append_c(o, ",\"disable_parallel_tool_use\":true");
+    sl_buf_append_c(o, "}");
+}
+
 static void a_put_tools(sl_buf *o, const sl_ir_req *ir)
 {
-    if (ir->tools) {
+    bool format = a_format_tool(ir);
+    if (ir->tools || format) {
         sl_buf_append_c(o, ",\"tools\":[");
+        if (format)
+            a_put_format_tool(o, ir, true);
         for (const sl_ir_tool *t = ir->tools; t; t = t->next) {
-            sl_buf_append_c(o, t == ir->tools ? "{\"name\":" : ",{\"name\":");
+            sl_buf_append_c(o, t == ir->tools && !format ? "{\"name\":" : ",{\"name\":");
             sl_ir_put_str(o, t->name, "\"\"");
             if (t->description.p) {
                 sl_buf_append_c(o, ",\"description\":");
@@ -347,18 +496,11 @@ static void a_put_tools(sl_buf *o, const sl_ir_req *ir)
             else
                 sl_buf_append_c(o, "{\"type\":\"object\",\"properties\":{}}");
             sl_buf_append_c(o, "}");
+            a_put_cache_control(o, t->cache_control);
         }
         sl_buf_append_c(o, "]");
     }
-    static const char *const names[] = {
-        [SL_IR_CHOICE_AUTO] = "auto", [SL_IR_CHOICE_ANY] = "any", [SL_IR_CHOICE_NONE] = "none"};
-    if (ir->tool_choice == SL_IR_CHOICE_TOOL) {
-        sl_buf_append_c(o, ",\"tool_choice\":{\"type\":\"tool\",\"name\":");
-        sl_ir_put_str(o, ir->tool_choice_name, "\"\"");
-        sl_buf_append_c(o, "}");
-    } else if (ir->tool_choice != SL_IR_CHOICE_UNSET) {
-        sl_buf_printf(o, ",\"tool_choice\":{\"type\":\"%s\"}", names[ir->tool_choice]);
-    }
+    a_put_choice(o, ir, format);
 }
 
 static void a_put_params(sl_buf *o, const sl_ir_req *ir)
@@ -376,6 +518,28 @@ static void a_put_params(sl_buf *o, const sl_ir_req *ir)
     }
 }
 
+/* The system prompt: one string, or text blocks when one carries a cache_control. */
+static void a_put_system(sl_buf *o, const sl_ir_part *sys)
+{
+    bool marked = false;
+    for (const sl_ir_part *p = sys; p; p = p->next)
+        marked |= p->cache_control != NULL;
+    sl_buf_append_c(o, ",\"system\":");
+    if (!marked) {
+        sl_ir_put_joined(o, sys, "\n\n");
+        return;
+    }
+    sl_buf_append_c(o, "[");
+    for (const sl_ir_part *p = sys; p; p = p->next) {
+        sl_buf_append_c(o, p == sys ? "{\"type\":\"text\",\"text\":"
+                                    : ",{\"type\":\"text\",\"text\":");
+        sl_ir_put_str(o, p->text, "\"\"");
+        sl_buf_append_c(o, "}");
+        a_put_cache_control(o, p->cache_control);
+    }
+    sl_buf_append_c(o, "]");
+}
+
 static int a_emit_request(const sl_ir_req *ir, sl_buf *o, sl_ir_refusal *e)
 {
     if (a_check(ir, e))
@@ -391,12 +555,15 @@ static int a_emit_request(const sl_ir_req *ir, sl_buf *o, sl_ir_refusal *e)
     bool system = false;
     for (const sl_ir_part *p = ir->system; p; p = p->next)
         system |= p->text.len > 0;
-    if (system) {
-        sl_buf_append_c(o, ",\"system\":");
-        sl_ir_put_joined(o, ir->system, "\n\n");
-    }
+    if (system)
+        a_put_system(o, ir->system);
     a_put_tools(o, ir);
     a_put_params(o, ir);
+    if (ir->format.type == SL_IR_FORMAT_JSON_SCHEMA && !a_format_tool(ir)) {
+        sl_buf_append_c(o, ",\"output_config\":{\"format\":{\"type\":\"json_schema\",\"schema\":");
+        sl_buf_append_str(o, ir->format.schema->raw);
+        sl_buf_append_c(o, "}}");
+    }
     sl_buf_append_c(o, "}");
     return SL_OK;
 }
@@ -411,12 +578,25 @@ static const sl_ir_finish_name a_finishes[] = {
 #define a_finish_in(s)  sl_ir_finish_in(a_finishes, SL_ARRAY_LEN(a_finishes), s)
 #define a_finish_out(f) sl_ir_finish_out(a_finishes, SL_ARRAY_LEN(a_finishes), f)
 
-/* Anthropic's input_tokens excludes the cache's tokens: the IR counts them in. */
+/* Anthropic's input_tokens excludes the cache's tokens: the IR counts them in.
+ * cache_creation_input_tokens counts both TTLs; cache_creation tells them apart. */
 static void a_usage_of(const sl_json *us, sl_ir_usage *u)
 {
     u->cache_read = sl_ir_count(us, "cache_read_input_tokens");
     u->cache_write = sl_ir_count(us, "cache_creation_input_tokens");
+    u->cache_write_1h = sl_ir_count(sl_json_get(us, "cache_creation"), "ephemeral_1h_input_tokens");
+    if (u->cache_write_1h > u->cache_write)
+        u->cache_write_1h = u->cache_write;
     u->input = sl_ir_count(us, "input_tokens") + u->cache_read + u->cache_write;
+}
+
+/* A usage object that says something about the prompt: a translated
+ * message_start carries input_tokens 0 before the provider counted. */
+static bool a_has_input(const sl_json *us)
+{
+    return is_num(sl_json_get(us, "input_tokens")) &&
+           (sl_ir_count(us, "input_tokens") > 0 || sl_ir_count(us, "cache_read_input_tokens") > 0 ||
+            sl_ir_count(us, "cache_creation_input_tokens") > 0);
 }
 
 static unsigned a_usage(const sl_json *root, sl_ir_usage *u)
@@ -441,14 +621,26 @@ static int a_parse_answer(const sl_json *msg, sl_arena *a, sl_ir_answer *ir)
     ir->stop_sequence = sl_ir_str(sl_json_get(msg, "stop_sequence"));
     const sl_json *content = sl_json_get(msg, "content");
     sl_ir_part **tail = &ir->parts;
+    bool format = false, calls = false;
     for (const sl_json *b = content && content->type == SL_JSON_ARRAY ? content->child : NULL; b;
          b = b->next) {
         sl_str t = sl_ir_str(sl_json_get(b, "type"));
         if (!sl_str_eq_c(t, "text") && !sl_str_eq_c(t, "tool_use"))
             continue; /* thinking blocks have no chat.completion form yet */
+        sl_ir_part *added = NULL, **at = tail;
         if (a_block(b, a, &tail))
             return SL_ENOMEM;
+        added = *at;
+        if (added && added->type == SL_IR_TOOL_CALL && sl_str_eq_c(added->name, FORMAT_TOOL)) {
+            added->type = SL_IR_TEXT; /* the response_format's answer, as text */
+            added->text = added->args;
+            format = true;
+        } else if (added && added->type == SL_IR_TOOL_CALL) {
+            calls = true;
+        }
     }
+    if (format && !calls && ir->finish == SL_IR_FINISH_TOOL_CALLS)
+        ir->finish = SL_IR_FINISH_STOP;
     const sl_json *us = sl_json_get(msg, "usage");
     a_usage_of(us, &ir->usage);
     ir->usage.output = sl_ir_count(us, "output_tokens");
@@ -512,10 +704,40 @@ static void a_parse_error(const sl_json *body, sl_ir_error *e)
     };
 }
 
+/* Anthropic's error type for sluice's own errors and translated ones: by the
+ * status when it is known (OpenAI says invalid_request_error for a 401),
+ * else the type when it is one of Anthropic's, else by OpenAI's type. */
+static const char *a_error_type(const sl_ir_error *e)
+{
+    switch (e->status) {
+    case 0: break;
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 429: return "rate_limit_error";
+    case 503:
+    case 529: return "overloaded_error";
+    default: return e->status >= 500 ? "api_error" : "invalid_request_error";
+    }
+    static const char *const native[] = {
+        "invalid_request_error", "authentication_error", "permission_error", "not_found_error",
+        "rate_limit_error",      "overloaded_error",     "api_error"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(native); i++) {
+        if (sl_str_eq_c(e->type, native[i]))
+            return native[i];
+    }
+    if (sl_str_eq_c(e->type, "insufficient_quota") || sl_str_eq_c(e->code, "rate_limit_exceeded"))
+        return "rate_limit_error";
+    if (sl_str_eq_c(e->code, "invalid_api_key"))
+        return "authentication_error";
+    if (sl_str_eq_c(e->code, "model_not_found"))
+        return "not_found_error";
+    return "api_error";
+}
+
 static void a_emit_error(const sl_ir_error *e, sl_buf *o)
 {
-    sl_buf_append_c(o, "{\"type\":\"error\",\"error\":{\"type\":");
-    sl_ir_put_str(o, e->type, "\"api_error\"");
+    sl_buf_printf(o, "{\"type\":\"error\",\"error\":{\"type\":\"%s\"", a_error_type(e));
     sl_buf_append_c(o, ",\"message\":");
     sl_ir_put_str(o, e->message, "\"error\"");
     sl_buf_append_c(o, "}}");
@@ -544,9 +766,8 @@ static unsigned a_watch(sl_str event, sl_str data, sl_ir_usage *u, unsigned *hav
     if (sl_json_parse(&scratch, data.p, data.len, NULL, &root, &err) == SL_OK) {
         const sl_json *m = sl_json_get(root, "message");
         const sl_json *us = sl_json_get(m ? m : root, "usage");
-        const sl_json *in = sl_json_get(us, "input_tokens"),
-                      *out = sl_json_get(us, "output_tokens");
-        if (is_num(in) && in->num > 0)
+        const sl_json *out = sl_json_get(us, "output_tokens");
+        if (a_has_input(us)) /* message_start, and the final message_delta of today's API */
             a_usage_of(us, u), *have |= SL_USAGE_INPUT;
         if (is_num(out) && !m)
             u->output = sl_ir_count(us, "output_tokens"), *have |= SL_USAGE_OUTPUT;
@@ -570,8 +791,9 @@ static void a_parse_delta(sl_ir_stream *s, const sl_json *d)
 {
     const sl_json *dd = sl_json_get(d, "delta");
     const sl_json *text = sl_json_get(dd, "text"), *pj = sl_json_get(dd, "partial_json");
-    if (is_str(text))
-        sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_TEXT, .text = text->str});
+    if (is_str(text) || (is_str(pj) && s->in.format)) /* the response_format tool: text */
+        sl_ir_stream_put(
+            s, &(sl_ir_event){.type = SL_IR_EV_TEXT, .text = is_str(text) ? text->str : pj->str});
     else if (is_str(pj))
         sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_TOOL_ARGS, .text = pj->str});
 }
@@ -579,14 +801,19 @@ static void a_parse_delta(sl_ir_stream *s, const sl_json *d)
 static void a_parse_message_delta(sl_ir_stream *s, const sl_json *d)
 {
     const sl_json *sr = sl_json_get(sl_json_get(d, "delta"), "stop_reason");
+    sl_ir_finish f = is_str(sr) ? a_finish_in(sr->str) : SL_IR_FINISH_STOP;
+    if (f == SL_IR_FINISH_TOOL_CALLS && s->in.format_seen && !s->in.tools)
+        f = SL_IR_FINISH_STOP; /* it answered the response_format */
     if (is_str(sr))
-        sl_ir_stream_put(s,
-                         &(sl_ir_event){.type = SL_IR_EV_FINISH, .finish = a_finish_in(sr->str)});
+        sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_FINISH, .finish = f});
     const sl_json *us = sl_json_get(d, "usage");
-    if (us)
-        sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_USAGE,
-                                           .usage.output = sl_ir_count(us, "output_tokens"),
-                                           .have = SL_USAGE_OUTPUT});
+    if (!us)
+        return;
+    sl_ir_event ev = {.type = SL_IR_EV_USAGE, .have = SL_USAGE_OUTPUT};
+    if (a_has_input(us)) /* the final counts: they win over message_start's */
+        a_usage_of(us, &ev.usage), ev.have |= SL_USAGE_INPUT;
+    ev.usage.output = sl_ir_count(us, "output_tokens");
+    sl_ir_stream_put(s, &ev);
 }
 
 static void a_parse_event(sl_ir_stream *s, sl_str event, sl_str data, const sl_json *d)
@@ -600,10 +827,15 @@ static void a_parse_event(sl_ir_stream *s, sl_str event, sl_str data, const sl_j
         a_parse_start(s, d);
     } else if (sl_str_eq_c(t, "content_block_start")) {
         const sl_json *b = sl_json_get(d, "content_block");
-        if (sl_str_eq_c(sl_ir_str(sl_json_get(b, "type")), "tool_use"))
+        bool tool = sl_str_eq_c(sl_ir_str(sl_json_get(b, "type")), "tool_use");
+        sl_str name = sl_ir_str(sl_json_get(b, "name"));
+        s->in.format = tool && sl_str_eq_c(name, FORMAT_TOOL);
+        s->in.format_seen |= s->in.format;
+        s->in.tools |= tool && !s->in.format;
+        if (tool && !s->in.format)
             sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_TOOL_START,
                                                .id = sl_ir_str(sl_json_get(b, "id")),
-                                               .name = sl_ir_str(sl_json_get(b, "name"))});
+                                               .name = name});
     } else if (sl_str_eq_c(t, "content_block_delta")) {
         a_parse_delta(s, d);
     } else if (sl_str_eq_c(t, "message_delta")) {
@@ -656,15 +888,20 @@ static void a_close_text(sl_ir_stream *s)
     a_block_stop(s);
 }
 
+/* The final message_delta carries the real counts, the prompt's included
+ * (message_start went out before an OpenAI provider counted it). */
 static void a_finish(sl_ir_stream *s)
 {
     a_start(s);
     a_close_text(s);
-    char j[256];
+    const sl_ir_usage *u = &s->usage;
+    char j[512];
     snprintf(j, sizeof j,
              "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"%s\",\"stop_sequence\":null}"
-             ",\"usage\":{\"output_tokens\":%ld}}",
-             a_finish_out(s->finish), s->usage.output);
+             ",\"usage\":{\"input_tokens\":%ld,\"cache_creation_input_tokens\":%ld,"
+             "\"cache_read_input_tokens\":%ld,\"output_tokens\":%ld}}",
+             a_finish_out(s->finish), sl_dialect_prompt_tokens(&sl_dialect_anthropic, u),
+             u->cache_write, u->cache_read, u->output);
     a_event(s->sink, "message_delta", j);
     a_event(s->sink, "message_stop", "{\"type\":\"message_stop\"}");
 }
@@ -758,4 +995,5 @@ const sl_dialect sl_dialect_anthropic = {
     .watch_event = a_watch,
     .parse_event = a_parse_event,
     .emit_event = a_emit_event,
+    .models_path = "/v1/models?limit=1000",
 };

@@ -8,7 +8,7 @@ const sl_dialect *sl_dialect_of_kind(sl_provider_kind kind)
 
 const sl_dialect *sl_dialect_of_api(sl_api api)
 {
-    return api == SL_API_MESSAGES    ? &sl_dialect_anthropic
+    return api == SL_API_MESSAGES || api == SL_API_COUNT_TOKENS ? &sl_dialect_anthropic
            : api == SL_API_RESPONSES ? &sl_dialect_responses
                                      : &sl_dialect_openai;
 }

@@ -22,6 +22,7 @@ static const char *o_path(sl_api api)
     case SL_API_CHAT:
     case SL_API_MESSAGES:
     case SL_API_RESPONSES: return "/chat/completions"; /* translated */
+    case SL_API_COUNT_TOKENS: return NULL; /* sluice estimates (proxy.c) */
     }
     return "/chat/completions";
 }
@@ -67,6 +68,7 @@ static int o_content(const sl_json *c, sl_arena *a, sl_ir_msg *m, sl_ir_part ***
                                                : SL_IR_OTHER);
         if (!p)
             return sl_ir_nomem(e);
+        p->cache_control = sl_json_get(x, "cache_control"); /* clients that target Claude */
         if (text) {
             const sl_json *t = sl_json_get(x, "text");
             if (!is_str(t))
@@ -99,6 +101,31 @@ static int o_tool_calls(const sl_json *calls, sl_arena *a, sl_ir_part ***tail, s
     return SL_OK;
 }
 
+/* System text: one part, or one per text part when a part carries a
+ * cache_control (the prompt cache's breakpoints sit between them). */
+static int o_system(const sl_json *content, sl_arena *a, sl_ir_part ***sys, sl_ir_refusal *e)
+{
+    bool marked = false;
+    for (const sl_json *x = content && content->type == SL_JSON_ARRAY ? content->child : NULL; x;
+         x = x->next)
+        marked |= sl_json_get(x, "cache_control") != NULL;
+    if (!marked) {
+        sl_ir_part *p = sl_ir_add_part(a, sys, SL_IR_TEXT);
+        return p ? (p->text = sl_ir_text_of(content, a), SL_OK) : sl_ir_nomem(e);
+    }
+    for (const sl_json *x = content->child; x; x = x->next) {
+        const sl_json *t = sl_json_get(x, "text");
+        if (!is_str(t))
+            continue;
+        sl_ir_part *p = sl_ir_add_part(a, sys, SL_IR_TEXT);
+        if (!p)
+            return sl_ir_nomem(e);
+        p->text = t->str;
+        p->cache_control = sl_json_get(x, "cache_control");
+    }
+    return SL_OK;
+}
+
 /* One message: system text, a tool result (a user turn in the IR), or a turn. */
 static int o_message(const sl_json *m, sl_arena *a, sl_ir_part ***sys, sl_ir_msg ***tail,
                      sl_ir_refusal *e)
@@ -107,10 +134,8 @@ static int o_message(const sl_json *m, sl_arena *a, sl_ir_part ***sys, sl_ir_msg
     if (!is_str(role))
         return sl_ir_refuse(e, "every message needs a role", "messages");
     sl_str r = role->str;
-    if (sl_str_eq_c(r, "system") || sl_str_eq_c(r, "developer")) {
-        sl_ir_part *p = sl_ir_add_part(a, sys, SL_IR_TEXT);
-        return p ? (p->text = sl_ir_text_of(content, a), SL_OK) : sl_ir_nomem(e);
-    }
+    if (sl_str_eq_c(r, "system") || sl_str_eq_c(r, "developer"))
+        return o_system(content, a, sys, e);
     bool tool = sl_str_eq_c(r, "tool"), assistant = sl_str_eq_c(r, "assistant");
     sl_ir_role ir_role = tool || sl_str_eq_c(r, "user") ? SL_IR_USER
                          : assistant                    ? SL_IR_ASSISTANT
@@ -144,6 +169,7 @@ static int o_tools(const sl_json *tools, sl_arena *a, sl_ir_req *ir, sl_ir_refus
         const sl_json *fn = sl_json_get(t, "function");
         tool->type = sl_ir_str(sl_json_get(t, "type"));
         tool->function = sl_str_eq_c(tool->type, "function") && fn;
+        tool->cache_control = sl_json_get(t, "cache_control");
         if (!tool->function)
             continue;
         const sl_json *name = sl_json_get(fn, "name"), *params = sl_json_get(fn, "parameters");
@@ -206,6 +232,8 @@ static void o_params(const sl_json *chat, sl_ir_req *ir)
     ir->stream = st && st->type == SL_JSON_TRUE;
     ir->user = sl_ir_str(sl_json_get(chat, "user"));
     o_format(sl_json_get(chat, "response_format"), &ir->format);
+    const sl_json *ptc = sl_json_get(chat, "parallel_tool_calls");
+    ir->one_tool_call = ptc && ptc->type == SL_JSON_FALSE;
     static const char *const never[] = {"logprobs", "top_logprobs", "logit_bias",
                                         "audio",    "modalities",   "prediction"};
     for (size_t i = 0; i < SL_ARRAY_LEN(never) && !ir->unmapped; i++) {
@@ -397,6 +425,8 @@ static void o_put_format(sl_buf *o, const sl_ir_format *f)
 static void o_put_extras(sl_buf *o, const sl_ir_req *ir)
 {
     o_put_choice(o, ir);
+    if (ir->one_tool_call && ir->tools)
+        sl_buf_append_c(o, ",\"parallel_tool_calls\":false");
     sl_ir_put_num(o, "n", &ir->n);
     sl_ir_put_num(o, "presence_penalty", &ir->presence_penalty);
     sl_ir_put_num(o, "frequency_penalty", &ir->frequency_penalty);
@@ -411,6 +441,10 @@ static int o_emit_request(const sl_ir_req *ir, sl_buf *o, sl_ir_refusal *e)
 {
     if (ir->unmapped)
         return sl_ir_refuse(e, "this parameter cannot be translated", ir->unmapped);
+    for (const sl_ir_tool *t = ir->tools; t; t = t->next) {
+        if (!t->function) /* a provider's own tool (Anthropic's web_search, bash, ...) */
+            return sl_ir_refuse(e, "only function tools can go to an openai provider", "tools");
+    }
     sl_buf_append_c(o, "{\"model\":");
     sl_ir_put_str(o, ir->model, "\"\"");
     o_put_messages(o, ir);
@@ -494,6 +528,18 @@ static int o_parse_answer(const sl_json *chat, sl_arena *a, sl_ir_answer *ir)
     return SL_OK;
 }
 
+/* `,"usage":{...}`: prompt_tokens counts the cache's tokens, as OpenAI's do;
+ * the details say how many were read from it and how many were reasoning. */
+static void o_put_usage(sl_buf *o, const sl_ir_usage *u)
+{
+    sl_buf_printf(
+        o,
+        ",\"usage\":{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,\"total_tokens\":%ld,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":%ld},"
+        "\"completion_tokens_details\":{\"reasoning_tokens\":%ld}}",
+        u->input, u->output, u->input + u->output, u->cache_read, u->reasoning);
+}
+
 /* The answer's text parts as one content string (null when only tools answer). */
 static void o_put_answer_content(sl_buf *o, const sl_ir_answer *ir, bool *calls)
 {
@@ -524,10 +570,8 @@ static void o_emit_answer(const sl_ir_answer *ir, sl_buf *o)
     o_put_answer_content(o, ir, &calls);
     o_put_tool_calls(o, ir->parts);
     sl_buf_printf(o, "},\"logprobs\":null,\"finish_reason\":\"%s\"}]", o_finish_out(ir->finish));
-    const sl_ir_usage *u = &ir->usage;
-    sl_buf_printf(
-        o, ",\"usage\":{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,\"total_tokens\":%ld}}",
-        u->input, u->output, u->input + u->output);
+    o_put_usage(o, &ir->usage);
+    sl_buf_append_c(o, "}");
 }
 
 /* ---- errors -------------------------------------------------------------------------------- */
@@ -653,10 +697,9 @@ static void o_end(sl_ir_stream *s)
         sl_buf_json_cstr(o, s->id);
         sl_buf_append_c(o, ",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":");
         sl_buf_json_cstr(o, s->model);
-        sl_buf_printf(o,
-                      ",\"choices\":[],\"usage\":{\"prompt_tokens\":%ld,\"completion_tokens\":%"
-                      "ld,\"total_tokens\":%ld}}\n\n",
-                      u->input, u->output, u->input + u->output);
+        sl_buf_append_c(o, ",\"choices\":[]");
+        o_put_usage(o, u);
+        sl_buf_append_c(o, "}\n\n");
     }
     sl_buf_append_c(o, "data: [DONE]\n\n");
 }
@@ -711,4 +754,5 @@ const sl_dialect sl_dialect_openai = {
     .watch_event = o_watch,
     .parse_event = o_parse_event,
     .emit_event = o_emit_event,
+    .models_path = "/models",
 };

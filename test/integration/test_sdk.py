@@ -167,12 +167,12 @@ def test_anthropic_sdk_401_is_authentication_error():
 
 
 def test_anthropic_sdk_headers_forwarded():
-    """The provider gets its own key (never the client's) and an anthropic-version."""
+    """The provider gets its own key (never the client's) and the client's anthropic-version."""
     st = Stack()
     st.anthropic("headers")
     h = st.an.last()["headers"]
     assert h["x-api-key"] == "sk-anthropic-upstream", h
-    assert h["anthropic-version"] == "2023-06-01", h
+    assert h["anthropic-version"], h  # the SDK's own (issue 16: the client's is forwarded)
     assert "authorization" not in h and CLIENT_KEY not in json.dumps(h), h
     assert h["content-type"].startswith("application/json"), h
     st.stop()

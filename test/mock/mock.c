@@ -22,7 +22,8 @@
  * MOCK_TOOL (MOCK_TOOL:name picks it); arguments fill the schema's properties.
  * Knobs beside the original ones: cached_tokens, cache_write_tokens,
  * cache_write_1h_tokens, reasoning_tokens (usage fields), no_responses (404 on
- * /v1/responses, like vLLM). Anthropic blocks with cache_control are written
+ * /v1/responses, like vLLM), sse_body (a stream's whole answer as raw SSE
+ * bytes; `body` is the same for plain answers). Anthropic blocks with cache_control are written
  * to the prompt cache the first time and read on a repeat. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -65,6 +66,7 @@ static struct {
 static struct {
     int cached_tokens, cache_write_tokens, cache_write_1h_tokens, reasoning_tokens;
     bool no_responses; /* act as a provider without /v1/responses (vLLM, Ollama) */
+    char *sse_body;    /* a stream's whole answer, as raw SSE bytes (thinking blocks, ...) */
     long by_responses, by_count_tokens, by_uploads, by_other;
     unsigned long long seen[64]; /* prompts seen with cache_control: a read, not a write */
     int n_seen;
@@ -621,6 +623,16 @@ static void respond(evutil_socket_t fd, short what, void *arg)
         finish(j);
         return;
     }
+    if (j->stream && mx.sse_body) {
+        evhttp_add_header(evhttp_request_get_output_headers(j->req), "Content-Type",
+                          "text/event-stream");
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add(b, mx.sse_body, strlen(mx.sse_body));
+        evhttp_send_reply(j->req, 200, NULL, b);
+        evbuffer_free(b);
+        finish(j);
+        return;
+    }
     if (m.k.body) {
         send_json(j->req, 200, m.k.body);
         finish(j);
@@ -799,6 +811,7 @@ static void handle_llm(struct evhttp_request *req, api kind, const char *path)
 
 static void reset_x(void)
 {
+    free(mx.sse_body);
     memset(&mx, 0, sizeof mx);
 }
 
@@ -817,6 +830,11 @@ static void x_config(cJSON *o)
         cJSON *v = cJSON_GetObjectItem(o, ints[i].name);
         if (cJSON_IsNumber(v))
             *ints[i].field = v->valueint;
+    }
+    cJSON *sb = cJSON_GetObjectItem(o, "sse_body");
+    if (cJSON_IsString(sb) || cJSON_IsNull(sb)) {
+        free(mx.sse_body);
+        mx.sse_body = cJSON_IsString(sb) && sb->valuestring[0] ? strdup(sb->valuestring) : NULL;
     }
     cJSON *nr = cJSON_GetObjectItem(o, "no_responses");
     if (cJSON_IsBool(nr) || cJSON_IsNumber(nr))

@@ -59,6 +59,15 @@ const cases = {
     return { finish: r.choices[0].finish_reason, name: call.function.name, id: call.id, args,
              second: r2.choices[0].message.content, stream: { name: sname, args: JSON.parse(sargs), finish: sfinish } };
   },
+  async structured() {
+    // response_format json_schema, read back by the SDK's own parser
+    const schema = { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } },
+                     required: ['city', 'days'], additionalProperties: false };
+    const r = await client.chat.completions.parse({ model: MODEL, messages: [{ role: 'user', content: 'forecast' }],
+      response_format: { type: 'json_schema', json_schema: { name: 'forecast', strict: true, schema } } });
+    const m = r.choices[0].message;
+    return { finish: r.choices[0].finish_reason, parsed: m.parsed, tool_calls: m.tool_calls ?? [], usage: r.usage };
+  },
   async embeddings() {
     const r = await client.embeddings.create({ model: 'text-embedding-3-small', input: ['one', 'two'], encoding_format: 'float' });
     return { n: r.data.length, dims: r.data[0].embedding.length, usage: r.usage };

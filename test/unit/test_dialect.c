@@ -65,8 +65,8 @@ T_TEST(unsupported_features_refused)
         {"{\"model\":\"c\",\"n\":2,\"messages\":[]}", "n"},
         {"{\"model\":\"c\",\"logprobs\":true,\"messages\":[]}", "logprobs"},
         {"{\"model\":\"c\",\"presence_penalty\":1,\"messages\":[]}", "presence_penalty"},
-        {"{\"model\":\"c\",\"response_format\":{\"type\":\"json_object\"},\"messages\":[]}",
-         "response_format"},
+        {"{\"model\":\"c\",\"response_format\":{\"type\":\"json_schema\"},\"messages\":[]}",
+         "response_format"}, /* json_object: a forced tool since issue 16 */
         {"{\"model\":\"c\",\"messages\":[],\"tools\":[{\"type\":\"code_interpreter\"}]}", "tools"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -330,7 +330,7 @@ T_TEST(refusals)
         {"{\"model\":\"c\",\"frequency_penalty\":0.5,\"messages\":[]}", "frequency_penalty"},
         {"{\"model\":\"c\",\"top_logprobs\":2,\"messages\":[]}", "top_logprobs"},
         {"{\"model\":\"c\",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{"
-         "\"name\":\"x\",\"schema\":{}}},\"messages\":[]}",
+         "\"name\":\"x\"}},\"messages\":[]}", /* no schema: nothing to hold the answer to */
          "response_format"},
         {"{\"model\":\"c\",\"tool_choice\":{\"type\":\"function\"},\"messages\":[]}",
          "tool_choice"},
