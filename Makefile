@@ -9,9 +9,10 @@
 #   make format-check clang-format over the tree
 
 CC      ?= cc
+CXX     := g++
 PKGS    := libevent hiredis libcurl libxxhash yaml-0.1 libcjson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lstdc++
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wno-format-nonliteral
 CSTD    := -std=c11 -D_GNU_SOURCE
@@ -21,14 +22,23 @@ CFLAGS_TEST := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer \
                -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all \
                -DSL_TEST_BUILD $(INC) $(PKG_CFLAGS)
 LDFLAGS_TEST := -fsanitize=address,undefined,float-cast-overflow
+# The one C++ file (hnswlib behind include/sluice/vindex.h). The vector
+# kernels use AVX when the building machine has it (sluice is built where it runs).
+SIMD    := $(shell grep -qw avx /proc/cpuinfo 2>/dev/null && echo -mavx)
+CXXFLAGS_COMMON := -std=c++17 -Wall -Wextra -Werror -Wshadow $(SIMD) $(INC)
+CXXFLAGS_REL  := $(CXXFLAGS_COMMON) -O2 -g
+CXXFLAGS_TEST := $(CXXFLAGS_COMMON) -O1 -g -fno-omit-frame-pointer \
+                 -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
 
 LIB_SRC  := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
+CXX_SRC  := $(shell find src -name '*.cpp' | sort)
 MOCK_SRC := $(shell find test/mock -name '*.c' | sort)
 UNIT_SRC := $(shell find test/unit -name 'test_*.c' | sort)
 FUZZ_SRC := $(shell find test/fuzz -name 'fuzz_*.c' | sort)
 
-REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o)
-TEST_OBJ := $(LIB_SRC:%.c=build/test/obj/%.o)
+REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o) $(CXX_SRC:%.cpp=build/obj/%.o)
+TEST_OBJ := $(LIB_SRC:%.c=build/test/obj/%.o) $(CXX_SRC:%.cpp=build/test/obj/%.o)
+FUZZ_CXX_OBJ := $(CXX_SRC:%.cpp=build/fuzz/obj/%.o)
 UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/unit/%)
 FUZZ_REPLAY := $(FUZZ_SRC:test/fuzz/%.c=build/test/fuzz/%)
 FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=build/fuzz/%)
@@ -46,6 +56,18 @@ build/obj/%.o: %.c
 build/test/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_TEST) -MMD -MP -c $< -o $@
+
+build/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_REL) -MMD -MP -c $< -o $@
+
+build/test/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_TEST) -MMD -MP -c $< -o $@
+
+build/fuzz/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	clang++ -std=c++17 $(SIMD) -O1 -g -fsanitize=fuzzer-no-link,address,undefined $(INC) -c $< -o $@
 
 build/sluice: $(REL_OBJ) build/obj/src/main.o
 	$(CC) -o $@ $^ $(PKG_LIBS)
@@ -69,11 +91,11 @@ build/test/fuzz/%: build/test/obj/test/fuzz/%.o build/test/obj/test/fuzz/replay.
 	$(CC) $(LDFLAGS_TEST) -o $@ $^ $(PKG_LIBS)
 
 # Real libFuzzer builds (clang only).
-build/fuzz/%: test/fuzz/%.c $(LIB_SRC)
+build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(FUZZ_CXX_OBJ)
 	@mkdir -p $(dir $@)
 	clang $(CSTD) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	    $(INC) $(PKG_CFLAGS) \
-	    -o $@ $< $(LIB_SRC) $(PKG_LIBS)
+	    -o $@ $< $(LIB_SRC) $(FUZZ_CXX_OBJ) $(PKG_LIBS)
 
 test-build: all build/test/sluice build/test/sluice-mock $(UNIT_BIN) $(FUZZ_REPLAY)
 
