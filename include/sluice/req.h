@@ -34,6 +34,7 @@ typedef enum {
     SL_CACHE_HIT,
     SL_CACHE_COALESCED,
     SL_CACHE_BYPASS,
+    SL_CACHE_SEMANTIC, /* answered with a paraphrase's entry (stages/semantic.c) */
 } sl_cache_outcome;
 
 typedef struct sl_header {
@@ -62,6 +63,7 @@ struct sl_req {
     const char *cache_ttl;       /* x-sluice-cache-ttl as sent, or NULL (the cache checks it) */
     long ttl_override_s;         /* ... as seconds (clamped to cache.max_ttl_s), -1 absent */
     const char *end_user;        /* x-sluice-user, or NULL (cache.scope: user) */
+    const char *cache_opt;       /* x-sluice-cache as sent ("semantic-off"), or NULL */
     sl_str body;                 /* the client's bytes, as received */
     bool is_llm;                 /* an LLM route: the pipeline runs */
     sl_llm_req llm;              /* parsed view (valid once the parse stage ran) */
@@ -81,6 +83,8 @@ struct sl_req {
     sl_cache_outcome cache;
     const char *cache_detail; /* "l1", "l2" or NULL */
     const char *led_by;       /* coalesced: request id of the leader */
+    const char *served_from;  /* semantic: id of the request whose answer was served */
+    double similarity;        /* semantic: the served entry's cosine similarity (0: none) */
     bool want_assembled;      /* the cache wants a streamed answer as one object */
     sl_buf assembled;         /* ... which the proxy builds here on a clean end */
 
@@ -103,6 +107,7 @@ struct sl_req {
     bool usage_estimated;
     double cost_usd;
     double saved_usd;
+    double cache_overhead_usd; /* the semantic level's embedding cost, counted against saved */
     size_t bytes_out;
 
     /* timings (monotonic µs; 0 = not reached) */
@@ -132,6 +137,12 @@ struct sl_req {
 
 /* Takes a request from the pool (or allocates one); refs = 1, conf pinned. */
 sl_req *sl_req_new(struct event_base *base, sl_config *conf);
+/* A request sluice itself makes on parent's behalf (triage's calls, the
+ * semantic cache's embeddings): id PARENT-suffix, the parent's key (so its
+ * tenant, limits and budget), path and API, a copy of body, answered into
+ * sink. The caller starts it with sl_pipeline_start; NULL: out of memory. */
+sl_req *sl_req_new_internal(sl_req *parent, const char *path, sl_api api, sl_str body,
+                            const char *suffix, sl_sink *sink);
 void sl_req_ref(sl_req *r);
 /* Drops a reference; at zero the owner's hook runs and the request returns to the pool. */
 void sl_req_release(sl_req *r);

@@ -9,12 +9,17 @@ extern const sl_stage sl_stage_parse;    /* body -> validated sl_llm_req (400/41
 extern const sl_stage sl_stage_limits;   /* rpm, tpm, budget (429) */
 extern const sl_stage sl_stage_route;    /* model -> provider (404 model_not_found) */
 extern const sl_stage sl_stage_cache;    /* L1 + L2 lookup; store on the way back */
+extern const sl_stage sl_stage_semantic; /* a paraphrase's answer, guarded (semantic.c) */
 extern const sl_stage sl_stage_coalesce; /* identical requests in flight share one call */
 extern const sl_stage sl_stage_proxy;    /* the upstream call, plain or streamed */
 
 /* Answers r from a stored cache entry (cache.c; used by cross-instance
  * coalescing); false, with nothing sent, when the bytes are not an entry. */
 bool sl_cache_serve_entry(sl_req *r, const char *entry, size_t len, const char *layer);
+
+/* Whether c turns the semantic level on anywhere (cache.semantic.enabled or a
+ * key's semantic: true): main makes its index only then. */
+bool sl_semantic_wanted(const sl_config *c);
 
 uint64_t sl_coalesce_count(void); /* followers served by a flight */
 size_t sl_coalesce_flights(void); /* flights in the air now */

@@ -48,10 +48,12 @@ void sl_meter_price(sl_req *r)
         const char *labels[] = {sl_metrics_model_label(r, model, sizeof model)};
         sl_metric_add(SL_M_UNPRICED, 1, labels);
     }
-    if (r->cache == SL_CACHE_HIT || r->cache == SL_CACHE_COALESCED) {
-        r->saved_usd = cost;
+    if (r->cache == SL_CACHE_HIT || r->cache == SL_CACHE_COALESCED ||
+        r->cache == SL_CACHE_SEMANTIC) {
+        r->saved_usd = cost - r->cache_overhead_usd;
         r->cost_usd = 0.0;
     } else {
+        r->saved_usd = -r->cache_overhead_usd; /* a semantic miss: the embedding was spent */
         r->cost_usd = cost;
     }
     if (!r->head_sent)

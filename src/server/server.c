@@ -127,6 +127,7 @@ static void add_common_headers(sl_req *r, struct evkeyvalq *out, bool sse)
     case SL_CACHE_MISS: cache = "miss"; break;
     case SL_CACHE_COALESCED: cache = "coalesced"; break;
     case SL_CACHE_BYPASS: cache = "bypass"; break;
+    case SL_CACHE_SEMANTIC: cache = "semantic"; break;
     default: break;
     }
     if (cache)
@@ -289,7 +290,8 @@ typedef struct head_facts {
     int count, content_lengths;
     size_t bytes;
     bool control_byte;
-    const char *request_id, *authorization, *api_key, *cache_control, *cache_ttl, *user;
+    const char *request_id, *authorization, *api_key, *cache_control, *cache_ttl, *user,
+        *cache_opt;
 } head_facts;
 
 static void keep_first(const char **slot, const char *v)
@@ -323,7 +325,11 @@ static void scan_headers(struct evkeyvalq *in, head_facts *f)
             else if (strcasecmp(h->key, "x-sluice-user") == 0)
                 keep_first(&f->user, h->value);
             break;
-        case 14: f->content_lengths += strcasecmp(h->key, "Content-Length") == 0; break;
+        case 14:
+            f->content_lengths += strcasecmp(h->key, "Content-Length") == 0;
+            if (strcasecmp(h->key, "x-sluice-cache") == 0)
+                keep_first(&f->cache_opt, h->value);
+            break;
         case 18:
             if (strcasecmp(h->key, "x-sluice-cache-ttl") == 0)
                 keep_first(&f->cache_ttl, h->value);
@@ -381,6 +387,8 @@ static void read_request_headers(sl_req *r, const head_facts *f)
         r->cache_ttl = sl_arena_strndup(&r->arena, f->cache_ttl, strlen(f->cache_ttl));
     if (f->user)
         r->end_user = sl_arena_strndup(&r->arena, f->user, strlen(f->user));
+    if (f->cache_opt)
+        r->cache_opt = sl_arena_strndup(&r->arena, f->cache_opt, strlen(f->cache_opt));
 }
 
 static void split_uri(sl_req *r, const char *uri)
