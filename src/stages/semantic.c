@@ -44,6 +44,8 @@ typedef struct sem_state {
     bool resolved;       /* r went on (or was answered): later callbacks only clean up */
     bool fetching;       /* a Redis GET of the candidate's entry is out (holds a reference) */
     bool store;          /* index the answer on the way back */
+    bool starting;       /* inside on_request: an answer that comes at once (an exact
+                            hit on the embedding) goes on without a resume */
     sl_str question;
     int turn;
     sl_cache_key partition;
@@ -98,7 +100,8 @@ static void go_on(sem_state *st)
     if (st->timer_on)
         evtimer_del(&st->timer);
     st->timer_on = false;
-    sl_pipeline_resume(st->r);
+    if (!st->starting)
+        sl_pipeline_resume(st->r);
 }
 
 /* The embedding's first vector, normalised, into the request's arena. */
@@ -309,9 +312,13 @@ static sl_step semantic_request(sl_req *r, void *ctx)
     if (!eligible(r, st))
         return SL_NEXT;
     st->store = true;
-    if (!start_embedding(st))
-        return SL_NEXT;
-    return st->resolved ? SL_NEXT : SL_WAIT;
+    sl_req_ref(r); /* st lives in r's arena: it must outlive an answer given at once */
+    st->starting = true;
+    bool started = start_embedding(st);
+    st->starting = false;
+    sl_step step = r->completed ? SL_DONE : !started || st->resolved ? SL_NEXT : SL_WAIT;
+    sl_req_release(r);
+    return step;
 }
 
 static void semantic_abort(sl_req *r, void *ctx)
