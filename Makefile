@@ -45,7 +45,7 @@ UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/unit/%)
 FUZZ_REPLAY := $(FUZZ_SRC:test/fuzz/%.c=build/test/fuzz/%)
 FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all deps test run bench bench-json soak fuzz clean format format-check test-build
+.PHONY: all deps test run bench bench-json bench-vindex soak fuzz clean format format-check test-build
 all: build/sluice build/sluice-mock
 
 deps:
@@ -111,7 +111,7 @@ test: deps
 run: deps all
 	@./conf/run-demo.sh
 
-bench: deps all build/bench/json_parse
+bench: deps all build/bench/json_parse build/bench/vindex
 	@./third_party/install.sh third_party/bench-packages.txt
 	@./bench/run.sh
 
@@ -120,6 +120,16 @@ build/bench/json_parse: bench/json_parse.c build/obj/src/core/json.o build/obj/s
                         build/obj/src/util/buf.o build/obj/src/util/util.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_REL) -o $@ $^ $(PKG_LIBS)
+
+# The semantic cache's index: lookup p50/p99, recall@1, memory (issue 20), release build.
+build/bench/vindex: bench/vindex.c build/obj/src/store/hnsw_shim.o build/obj/src/core/semantic.o \
+                    build/obj/src/core/json.o build/obj/src/core/cache_key.o \
+                    build/obj/src/util/arena.o build/obj/src/util/buf.o build/obj/src/util/util.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_REL) -o $@ $^ $(PKG_LIBS)
+
+bench-vindex: build/bench/vindex
+	@./build/bench/vindex
 
 bench-json: build/bench/json_parse
 	@./build/bench/json_parse

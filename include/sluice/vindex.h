@@ -30,7 +30,7 @@ extern "C" {
 
 typedef struct sl_vindex sl_vindex;
 
-/* dim > 0, capacity > 0 slots; ef: the search breadth (>= 16). NULL: out of memory. */
+/* dim > 0, capacity > 0 slots; ef: the search breadth and the neighbours a large partition looks at (>= 8). NULL: out of memory. */
 sl_vindex *sl_vindex_new(size_t dim, size_t capacity, size_t ef);
 void sl_vindex_free(sl_vindex *ix);
 size_t sl_vindex_dim(const sl_vindex *ix);

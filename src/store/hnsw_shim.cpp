@@ -18,7 +18,6 @@ namespace {
 constexpr size_t kM = 16;              // graph degree (32 on the base layer)
 constexpr size_t kEfConstruction = 64; // insert breadth: build cost vs. graph quality
 constexpr size_t kFirstElements = 256;
-constexpr size_t kSearchK = 64; // graph neighbours examined for a large partition
 constexpr uint32_t kNone = 0xffffffffu;
 
 struct Slot {
@@ -94,7 +93,7 @@ sl_vindex *sl_vindex_new(size_t dim, size_t capacity, size_t ef)
     if (!dim || !capacity || capacity >= kNone)
         return nullptr;
     try {
-        return new sl_vindex(dim, capacity, ef < 16 ? 16 : ef);
+        return new sl_vindex(dim, capacity, ef < 8 ? 8 : ef);
     } catch (...) {
         return nullptr;
     }
@@ -177,7 +176,7 @@ int sl_vindex_nearest(const sl_vindex *ix, uint64_t partition, const float *q, u
     if (it->second.size() <= SL_VINDEX_SCAN_MAX)
         return ix->scan(it->second, q, slot, similarity);
     try {
-        size_t k = ix->live < kSearchK ? ix->live : kSearchK;
+        size_t k = ix->live < ix->ef ? ix->live : ix->ef; // neighbours examined
         auto found = ix->graph.searchKnn(q, k); // farthest first
         float best = -2;
         uint32_t at = kNone;

@@ -1,0 +1,124 @@
+/* vindex.c — the semantic cache's index under load (issue 20): lookup time
+ * p50/p99 and recall@1 against an exact scan, at 10k and 100k entries of
+ * 1536 dimensions in one partition, and the memory the index holds.
+ *
+ * The vectors are shaped like embeddings of questions, not uniform noise:
+ * 1,000 topics (random unit centres), each entry its topic plus its own
+ * direction (cosine ~0.75 to its centre, ~0.55 to a sibling); half of the
+ * queries are paraphrases of stored entries (cosine ~0.96 to their entry),
+ * half new questions on a known topic (the nearest is a sibling). Recall@1:
+ * the index answers the same nearest entry as the exact scan. One thread, as
+ * in sluice. BENCH_VINDEX_SIZES="10000 100000" chooses the sizes. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sluice/semantic.h"
+#include "sluice/vindex.h"
+
+enum { DIM = 1536, TOPICS = 1000, QUERIES = 1000 };
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static float gauss(void)
+{
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    double u = ((rng >> 11) + 0.5) / 9007199254740992.0;
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    double v = ((rng >> 11) + 0.5) / 9007199254740992.0;
+    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
+}
+
+/* out = unit(base * a + noise * b) */
+static void mix(float *out, const float *base, float a, float b)
+{
+    for (int i = 0; i < DIM; i++)
+        out[i] = (base ? base[i] * a : 0) + gauss() * b / sqrtf(DIM);
+    sl_sem_normalise(out, DIM);
+}
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static size_t ef = 64;
+
+static void run(size_t n, float *topics)
+{
+    float *v = malloc(n * DIM * sizeof(float));
+    static float q[DIM];
+    sl_vindex *ix = sl_vindex_new(DIM, n, ef);
+    if (!v || !ix) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    double t0 = now_us();
+    for (size_t i = 0; i < n; i++) {
+        mix(&v[i * DIM], &topics[(i % TOPICS) * DIM], 1.0f, 0.9f);
+        sl_vindex_put(ix, (uint32_t)i, 42, &v[i * DIM]);
+    }
+    double build_s = (now_us() - t0) / 1e6;
+    static double took[QUERIES];
+    int agree = 0, para_hits = 0;
+    for (int k = 0; k < QUERIES; k++) {
+        size_t at = (size_t)(gauss() * 1e6) % n;
+        if (k % 2)
+            mix(q, &v[at * DIM], 1.0f, 0.3f); /* a paraphrase of entry `at` */
+        else
+            mix(q, &topics[(at % TOPICS) * DIM], 1.0f, 0.9f); /* a new question */
+        uint32_t got, want;
+        float sg, sw;
+        double a = now_us();
+        int found = sl_vindex_nearest(ix, 42, q, &got, &sg);
+        took[k] = now_us() - a;
+        sl_vindex_nearest_exact(ix, 42, q, &want, &sw);
+        agree += found == 1 && got == want;
+        para_hits += k % 2 && found == 1 && got == at;
+    }
+    qsort(took, QUERIES, sizeof(double), cmp_double);
+    printf("| %zu | %.0f | %.0f | %.3f | %.3f | %.1f | %.0f |\n", n, took[QUERIES / 2],
+           took[QUERIES * 99 / 100], (double)agree / QUERIES, (double)para_hits / (QUERIES / 2),
+           (double)sl_vindex_memory(ix) / (1 << 20) * (100000.0 / (double)n), build_s);
+    fflush(stdout);
+    sl_vindex_free(ix);
+    free(v);
+}
+
+int main(void)
+{
+    float *topics = malloc((size_t)TOPICS * DIM * sizeof(float));
+    if (!topics)
+        return 1;
+    for (int t = 0; t < TOPICS; t++)
+        mix(&topics[t * DIM], NULL, 0, 1);
+    if (getenv("BENCH_VINDEX_EF"))
+        ef = strtoull(getenv("BENCH_VINDEX_EF"), NULL, 10);
+    const char *sizes = getenv("BENCH_VINDEX_SIZES");
+    if (!sizes)
+        sizes = "10000 100000";
+    printf("semantic index (hnswlib, M=16, ef=%zu), %d dims, one partition, %d queries\n\n", ef,
+           DIM, QUERIES);
+    printf("| entries | lookup p50 µs | lookup p99 µs | recall@1 | paraphrase found | MiB per "
+           "100k | build s |\n|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (const char *p = sizes; *p;) {
+        char *end;
+        size_t n = strtoull(p, &end, 10);
+        if (end == p)
+            break;
+        run(n, topics);
+        p = end;
+    }
+    free(topics);
+    return 0;
+}
