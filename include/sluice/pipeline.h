@@ -34,8 +34,8 @@ struct sl_semstore;
 /* What the stages run against. redis NULL: embedded mode (in-process state). */
 typedef struct sl_env {
     struct event_base *base;
-    struct sl_l1 *l1;       /* the in-process response cache */
-    struct sl_redis *redis; /* shared state, or NULL */
+    struct sl_l1 *l1;             /* the in-process response cache */
+    struct sl_redis *redis;       /* shared state, or NULL */
     struct sl_semstore *semantic; /* the semantic cache's index, or NULL (off) */
 } sl_env;
 

@@ -47,8 +47,8 @@ void sl_semstore_forget(sl_semstore *s, const sl_cache_key *k);
 
 typedef struct sl_semstore_stats {
     size_t entries, max_entries, memory_bytes;
-    uint64_t learned;   /* entries taken from Redis (stream and rebuild) */
-    bool rebuilt;       /* the start-up rebuild from Redis is done */
+    uint64_t learned; /* entries taken from Redis (stream and rebuild) */
+    bool rebuilt;     /* the start-up rebuild from Redis is done */
 } sl_semstore_stats;
 void sl_semstore_get_stats(const sl_semstore *s, sl_semstore_stats *out);
 

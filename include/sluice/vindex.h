@@ -30,11 +30,12 @@ extern "C" {
 
 typedef struct sl_vindex sl_vindex;
 
-/* dim > 0, capacity > 0 slots; ef: the search breadth and the neighbours a large partition looks at (>= 8). NULL: out of memory. */
+/* dim > 0, capacity > 0 slots; ef: the search breadth and the neighbours a large partition looks at
+ * (>= 8). NULL: out of memory. */
 sl_vindex *sl_vindex_new(size_t dim, size_t capacity, size_t ef);
 void sl_vindex_free(sl_vindex *ix);
 size_t sl_vindex_dim(const sl_vindex *ix);
-size_t sl_vindex_count(const sl_vindex *ix); /* live vectors */
+size_t sl_vindex_count(const sl_vindex *ix);  /* live vectors */
 size_t sl_vindex_memory(const sl_vindex *ix); /* bytes held, approximately */
 /* v: dim floats, normalised by the caller. 0, or -1 (bad slot, out of memory). */
 int sl_vindex_put(sl_vindex *ix, uint32_t slot, uint64_t partition, const float *v);
@@ -44,8 +45,8 @@ void sl_vindex_del(sl_vindex *ix, uint32_t slot);
 int sl_vindex_nearest(const sl_vindex *ix, uint64_t partition, const float *q, uint32_t *slot,
                       float *similarity);
 /* The same by an exact scan of the partition (the reference for recall). */
-int sl_vindex_nearest_exact(const sl_vindex *ix, uint64_t partition, const float *q,
-                            uint32_t *slot, float *similarity);
+int sl_vindex_nearest_exact(const sl_vindex *ix, uint64_t partition, const float *q, uint32_t *slot,
+                            float *similarity);
 
 #ifdef __cplusplus
 }

@@ -152,8 +152,8 @@ static bool word_byte(const char *p, size_t i, size_t n)
     if (isalnum(c) || c >= 0x80)
         return true;
     /* an apostrophe or a separator between digits stays inside the word */
-    bool inner = i > 0 && i + 1 < n && isalnum((unsigned char)p[i - 1]) &&
-                 isalnum((unsigned char)p[i + 1]);
+    bool inner =
+        i > 0 && i + 1 < n && isalnum((unsigned char)p[i - 1]) && isalnum((unsigned char)p[i + 1]);
     if (c == '\'')
         return inner;
     return (c == '.' || c == ',') && inner && isdigit((unsigned char)p[i - 1]) &&
@@ -207,8 +207,8 @@ static bool has_word(const text *t, const char *w)
 }
 
 static const char *const DEFAULT_NEGATIONS[] = {
-    "not",    "no",      "never", "none",   "nobody", "nothing", "neither",
-    "nor",    "nowhere", "without", "cannot", "dont",  "doesnt",  "isnt",
+    "not", "no",      "never",   "none",   "nobody", "nothing", "neither",
+    "nor", "nowhere", "without", "cannot", "dont",   "doesnt",  "isnt",
 };
 
 static bool ends_with(const char *w, size_t n, const char *suffix)
@@ -232,9 +232,9 @@ static size_t negations_in(const text *t, char *const *list, size_t n_list)
 }
 
 static const char *const NUMBER_WORDS[] = {
-    "zero",  "one",  "two",     "three",    "four",     "five",   "six",   "seven",
-    "eight", "nine", "ten",     "eleven",   "twelve",   "twenty", "dozen", "hundred",
-    "thousand", "million", "billion", "half", "first", "second", "third", "once", "twice",
+    "zero",    "one",  "two",    "three",  "four",   "five",  "six",     "seven",    "eight",
+    "nine",    "ten",  "eleven", "twelve", "twenty", "dozen", "hundred", "thousand", "million",
+    "billion", "half", "first",  "second", "third",  "once",  "twice",
 };
 
 static bool is_number(const char *key)

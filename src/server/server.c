@@ -290,8 +290,7 @@ typedef struct head_facts {
     int count, content_lengths;
     size_t bytes;
     bool control_byte;
-    const char *request_id, *authorization, *api_key, *cache_control, *cache_ttl, *user,
-        *cache_opt;
+    const char *request_id, *authorization, *api_key, *cache_control, *cache_ttl, *user, *cache_opt;
 } head_facts;
 
 static void keep_first(const char **slot, const char *v)

@@ -297,8 +297,8 @@ static void release_child(sl_req *child)
 static void submit(sl_req *r, call *k, sl_buf *body)
 {
     sl_internal_sink_init(&k->sink, r->conf->server.max_response_bytes, on_llm_done, k);
-    sl_req *child = sl_req_new_internal(r, "/v1/chat/completions", SL_API_CHAT,
-                                        sl_buf_str(body), "llm", &k->sink.base);
+    sl_req *child = sl_req_new_internal(r, "/v1/chat/completions", SL_API_CHAT, sl_buf_str(body),
+                                        "llm", &k->sink.base);
     if (!child) {
         sl_internal_sink_free(&k->sink);
         sl_req_error(r, 503, "api_error", "out_of_memory", NULL, "out of memory");

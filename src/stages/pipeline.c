@@ -1,7 +1,7 @@
 /* pipeline.c — the request flow, as two tables, and its driver.
  *
  *   client ─► server: route, read body, request id
- *          ─► auth ─► parse ─► limits ─► route ─► cache ─► semantic ─► coalesce ─► proxy ─► provider
+ *          ─► auth ─► parse ─► limits ─► route ─► cache ─► semantic ─► coalesce ─► proxy
  *                                                                                    │
  *                                                    sl_req_finish(r) ◄── answer ◄───┘
  *                                         (or any stage that answers itself)
@@ -26,7 +26,7 @@
 #include "sluice/stats.h"
 
 static const sl_stage *const default_stages[] = {
-    &sl_stage_auth,  &sl_stage_parse,    &sl_stage_limits, &sl_stage_route,
+    &sl_stage_auth,  &sl_stage_parse,    &sl_stage_limits,   &sl_stage_route,
     &sl_stage_cache, &sl_stage_semantic, &sl_stage_coalesce, &sl_stage_proxy,
 };
 

@@ -38,14 +38,14 @@
 typedef struct sem_state {
     sl_req *r;
     sl_internal_sink sink;
-    bool embedding;      /* the internal request is out: it holds a reference on r */
-    struct event timer;  /* the embedding's deadline */
+    bool embedding;     /* the internal request is out: it holds a reference on r */
+    struct event timer; /* the embedding's deadline */
     bool timer_on;
-    bool resolved;       /* r went on (or was answered): later callbacks only clean up */
-    bool fetching;       /* a Redis GET of the candidate's entry is out (holds a reference) */
-    bool store;          /* index the answer on the way back */
-    bool starting;       /* inside on_request: an answer that comes at once (an exact
-                            hit on the embedding) goes on without a resume */
+    bool resolved; /* r went on (or was answered): later callbacks only clean up */
+    bool fetching; /* a Redis GET of the candidate's entry is out (holds a reference) */
+    bool store;    /* index the answer on the way back */
+    bool starting; /* inside on_request: an answer that comes at once (an exact
+                      hit on the embedding) goes on without a resume */
     sl_str question;
     int turn;
     sl_cache_key partition;

@@ -44,8 +44,8 @@ struct sl_semstore {
     struct event *timer;
     unsigned ticks;
     bool busy, rebuilt;
-    char last_id[48];       /* the stream position read up to */
-    sl_cache_key *pending;  /* keys to fetch, oldest last */
+    char last_id[48];      /* the stream position read up to */
+    sl_cache_key *pending; /* keys to fetch, oldest last */
     size_t n_pending;
     uint64_t learned;
     float vec[SL_SEM_MAX_DIM]; /* decode scratch */
@@ -198,8 +198,12 @@ static int add_local(sl_semstore *s, const sl_sem_entry *e)
     }
     memcpy(text, e->text.p, e->text.len);
     text[e->text.len] = '\0';
-    *d = (slot){.key = e->key, .part = e->partition, .expires_ms = e->expires_at_ms,
-                .text = text, .text_len = e->text.len, .used = true};
+    *d = (slot){.key = e->key,
+                .part = e->partition,
+                .expires_ms = e->expires_at_ms,
+                .text = text,
+                .text_len = e->text.len,
+                .used = true};
     snprintf(d->id, sizeof d->id, "%.*s", (int)SL_MIN(e->request_id.len, (size_t)SL_SEM_MAX_ID),
              e->request_id.p);
     uint32_t *b = bucket_of(s, &e->key);

@@ -296,10 +296,10 @@ enum { EMBED_DIMS = 256 };
 
 static void embed_word(char *w, size_t n, float *v)
 {
-    static const char *const stop[] = {"what", "whats", "is", "are", "the", "a", "an", "of",
-                                       "s", "please", "tell", "me", "do", "does", "in", "to"};
-    static const char *const light[] = {"not", "no", "never", "without", "dont", "isnt",
-                                        "doesnt", "cannot", "cant"};
+    static const char *const stop[] = {"what", "whats",  "is",   "are", "the", "a",    "an", "of",
+                                       "s",    "please", "tell", "me",  "do",  "does", "in", "to"};
+    static const char *const light[] = {"not",  "no",     "never",  "without", "dont",
+                                        "isnt", "doesnt", "cannot", "cant"};
     w[n] = '\0';
     for (size_t i = 0; i < sizeof stop / sizeof *stop; i++) {
         if (strcmp(w, stop[i]) == 0)

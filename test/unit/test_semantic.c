@@ -50,7 +50,9 @@ T_TEST(guard_refuses_numbers)
 T_TEST(guard_refuses_quoted_and_capitalised_terms)
 {
     T_EQ_STR(guard("What does \"idle_ms\" do?", "What does \"total_ms\" do?"), "quoted term");
-    T_EQ_STR(guard("what does \xe2\x80\x9c" "foo\xe2\x80\x9d mean", "what does bar mean"),
+    T_EQ_STR(guard("what does \xe2\x80\x9c"
+                   "foo\xe2\x80\x9d mean",
+                   "what does bar mean"),
              "quoted term");
     T_EQ_STR(guard("What is the population of Paris?", "What is the population of Rome?"),
              "capitalised term");
@@ -118,9 +120,10 @@ T_TEST(question_and_eligibility)
 {
     sl_str q;
     int turn;
-    sl_llm_req r = parse("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"},"
-                         "{\"role\":\"assistant\",\"content\":\"b\"},{\"role\":\"user\",\"content\":"
-                         "[{\"type\":\"text\",\"text\":\"c\"},{\"type\":\"text\",\"text\":\"d\"}]}]}");
+    sl_llm_req r =
+        parse("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"},"
+              "{\"role\":\"assistant\",\"content\":\"b\"},{\"role\":\"user\",\"content\":"
+              "[{\"type\":\"text\",\"text\":\"c\"},{\"type\":\"text\",\"text\":\"d\"}]}]}");
     T_EQ_INT(sl_sem_question(&A, &r, &q, &turn), SL_OK);
     T_EQ_INT(turn, 2);
     T_CHECK(sl_str_eq_c(q, "c\nd"));
@@ -142,8 +145,13 @@ T_TEST(question_and_eligibility)
 T_TEST(vector_entry_round_trip_and_refusals)
 {
     float v[4] = {3, 0, 4, 0}, out[SL_SEM_MAX_DIM];
-    sl_sem_entry e = {.key = {1, 2}, .partition = {3, 4}, .stored_at_ms = 5, .expires_at_ms = 6,
-                      .text = SL_STR("question"), .request_id = SL_STR("req-1"), .dim = 4,
+    sl_sem_entry e = {.key = {1, 2},
+                      .partition = {3, 4},
+                      .stored_at_ms = 5,
+                      .expires_at_ms = 6,
+                      .text = SL_STR("question"),
+                      .request_id = SL_STR("req-1"),
+                      .dim = 4,
                       .vec = v};
     char buf[256];
     size_t n = sl_sem_entry_size(&e);
