@@ -248,6 +248,22 @@ static int wire_stores(const sl_config *c)
     return sl_pipeline_init(&env);
 }
 
+/* A clean stop (nothing in flight): everything is freed, for leak checkers. */
+static void free_all(void)
+{
+    sl_server_stop();
+    sl_pipeline_fini();
+    sl_sla_stop();
+    sl_triage_stop();
+    sl_redis_free(app.redis);
+    sl_semstore_free(app.semantic); /* after Redis: its pending callbacks use it */
+    sl_l1_free(app.l1);
+    sl_upstream_shutdown();
+    sl_access_close();
+    sl_req_pool_drain();
+    event_base_free(app.base);
+}
+
 static int run(sl_config *c)
 {
     app.base = new_base();
@@ -283,21 +299,10 @@ static int run(sl_config *c)
         event_free(app.drain_timer);
     if (app.trim_timer)
         event_free(app.trim_timer);
-    if (clean) { /* with requests still in flight, the OS reclaims the rest */
-        sl_server_stop();
-        sl_pipeline_fini();
-        sl_sla_stop();
-        sl_triage_stop();
-        sl_redis_free(app.redis);
-        sl_semstore_free(app.semantic); /* after Redis: its pending callbacks use it */
-        sl_l1_free(app.l1);
-        sl_upstream_shutdown();
-        sl_access_close();
-        sl_req_pool_drain();
-        event_base_free(app.base);
-    } else {
+    if (clean) /* with requests still in flight, the OS reclaims the rest */
+        free_all();
+    else
         sl_access_flush();
-    }
     sl_info("stopped");
     return 0;
 }

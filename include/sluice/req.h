@@ -22,6 +22,7 @@
 struct event_base;
 struct event;
 struct sl_env;
+struct sl_dialect;
 
 #define SL_REQ_MAGIC        0x534c5251u /* "SLRQ" */
 #define SL_REQ_MAX_HEADERS  24
@@ -69,6 +70,9 @@ struct sl_req {
     sl_llm_req llm;              /* parsed view (valid once the parse stage ran) */
     const char *tenant;          /* "default" in open mode */
     const sl_key_conf *key_conf; /* the matched key (limits, budget), or NULL */
+
+    /* the client's wire format */
+    const struct sl_dialect *dialect; /* its error shape; NULL: OpenAI's */
 
     /* routing and upstream */
     int provider_idx;          /* index into conf->providers, -1 none */
@@ -159,7 +163,8 @@ const char *sl_req_header_get(const sl_req *r, const char *name);
 /* Renders the OpenAI error object into out. */
 int sl_error_json(sl_buf *out, const char *message, const char *type, const char *param,
                   const char *code);
-/* Records an error answer on r (status, OpenAI-shaped body in body_out, r->error).
+/* Records an error answer on r (status, an error body in the client's dialect —
+ * OpenAI's shape unless r->dialect says otherwise — in body_out, r->error).
  * When the head was already sent (a stream in progress), it becomes an SSE error
  * event instead and the stream ends without [DONE]. */
 void sl_req_error(sl_req *r, int status, const char *type, const char *code, const char *param,

@@ -1,6 +1,8 @@
 /* req.c — request objects: pool, references, headers, error answers. */
 #include "sluice/req.h"
 
+#include "sluice/dialect.h"
+
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,26 +149,10 @@ const char *sl_req_header_get(const sl_req *r, const char *name)
 int sl_error_json(sl_buf *out, const char *message, const char *type, const char *param,
                   const char *code)
 {
-    int rc = sl_buf_append_c(out, "{\"error\":{\"message\":");
-    rc = rc ? rc : sl_buf_json_cstr(out, message ? message : "error");
-    rc = rc ? rc : sl_buf_append_c(out, ",\"type\":");
-    rc = rc ? rc : sl_buf_json_cstr(out, type ? type : "api_error");
-    rc = rc ? rc : sl_buf_append_c(out, ",\"param\":");
-    rc = rc ? rc : sl_buf_json_cstr(out, param);
-    rc = rc ? rc : sl_buf_append_c(out, ",\"code\":");
-    rc = rc ? rc : sl_buf_json_cstr(out, code);
-    rc = rc ? rc : sl_buf_append_c(out, "}}");
-    return rc;
-}
-
-/* Anthropic's error object, for clients of /v1/messages. */
-static void anthropic_error_json(sl_buf *out, const char *message, const char *type)
-{
-    sl_buf_append_c(out, "{\"type\":\"error\",\"error\":{\"type\":");
-    sl_buf_json_cstr(out, type ? type : "api_error");
-    sl_buf_append_c(out, ",\"message\":");
-    sl_buf_json_cstr(out, message ? message : "error");
-    sl_buf_append_c(out, "}}");
+    sl_ir_error e = {sl_str_c(type), sl_str_c(message), sl_str_c(param), sl_str_c(code)};
+    size_t before = out->len;
+    sl_ir_openai_error(&e, out);
+    return out->len > before ? SL_OK : SL_ENOMEM;
 }
 
 /* An error message may quote what a provider or a library said (curl's
@@ -188,27 +174,26 @@ static const char *scrubbed(sl_req *r, const char *message)
 void sl_req_error(sl_req *r, int status, const char *type, const char *code, const char *param,
                   const char *message)
 {
-    bool anthropic = r->is_llm && r->llm.api == SL_API_MESSAGES;
     message = scrubbed(r, message);
+    const sl_dialect *d = r->is_llm ? r->dialect : NULL;
+    sl_ir_error e = {sl_str_c(type), sl_str_c(message), sl_str_c(param), sl_str_c(code)};
     r->error = message;
     sl_buf_reset(&r->body_out);
     r->body_out.max = 0; /* an error body is small and must always fit */
     if (r->head_sent) {
         /* Mid-stream: an SSE error event; the stream ends without [DONE]. */
-        sl_buf_append_c(&r->body_out, anthropic ? "event: error\ndata: " : "data: ");
-        if (anthropic)
-            anthropic_error_json(&r->body_out, message, type);
+        if (d)
+            d->emit_error_event(&e, &r->body_out);
         else
-            sl_error_json(&r->body_out, message, type, param, code);
-        sl_buf_append_c(&r->body_out, "\n\n");
+            sl_ir_openai_error_event(&e, &r->body_out);
         return;
     }
     r->status = status;
     r->streaming = false;
-    if (anthropic)
-        anthropic_error_json(&r->body_out, message, type);
+    if (d)
+        d->emit_error(&e, &r->body_out);
     else
-        sl_error_json(&r->body_out, message, type, param, code);
+        sl_ir_openai_error(&e, &r->body_out);
 }
 
 void sl_req_client_closed(sl_req *r)

@@ -6,6 +6,7 @@
 
 #include "sluice/breaker.h"
 #include "sluice/conn.h"
+#include "sluice/dialects.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
@@ -77,8 +78,7 @@ void sl_ops_health(sl_req *r)
         const sl_provider_conf *p = &c->providers[i];
         sl_buf_append_c(b, i ? ",{\"name\":" : "{\"name\":");
         sl_buf_json_cstr(b, p->name);
-        sl_buf_printf(b, ",\"kind\":\"%s\",\"base_url\":",
-                      p->kind == SL_PROVIDER_ANTHROPIC ? "anthropic" : "openai");
+        sl_buf_printf(b, ",\"kind\":\"%s\",\"base_url\":", sl_dialect_of_kind(p->kind)->name);
         char shown[512];
         sl_buf_json_cstr(b, sl_redact_url(p->base_url, shown, sizeof shown));
         int failures;
@@ -238,18 +238,7 @@ static bool serves_all(const sl_provider_conf *p)
 static void start_fetch(struct fetch_one *one, sl_req *r)
 {
     const sl_provider_conf *p = one->p;
-    struct curl_slist *h = NULL;
-    char line[1024];
-    if (p->api_key && p->api_key[0]) {
-        if (p->kind == SL_PROVIDER_ANTHROPIC) {
-            snprintf(line, sizeof line, "x-api-key: %s", p->api_key);
-            h = curl_slist_append(h, line);
-            h = curl_slist_append(h, "anthropic-version: 2023-06-01");
-        } else {
-            snprintf(line, sizeof line, "Authorization: Bearer %s", p->api_key);
-            h = curl_slist_append(h, line);
-        }
-    }
+    struct curl_slist *h = sl_dialect_of_kind(p->kind)->headers(NULL, p->api_key);
     sl_call_opts o = {
         .url = sl_arena_printf(&r->arena, "%s/models", p->base_url),
         .headers = h,

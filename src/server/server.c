@@ -25,6 +25,7 @@
 
 #include "sluice/auth.h"
 #include "sluice/conn.h"
+#include "sluice/dialects.h"
 #include "sluice/log.h"
 #include "sluice/pipeline.h"
 #include "sluice/sla.h"
@@ -461,6 +462,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         r->body.len = len;
         r->is_llm = true;
         r->llm.api = rt->api;
+        r->dialect = sl_dialect_of_api(rt->api);
         r->cache = SL_CACHE_BYPASS;
         /* Watch for a hang-up only if the request parks (a cache hit never does). */
         sl_req_ref(r);

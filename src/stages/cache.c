@@ -188,6 +188,30 @@ static bool cache_control_has(const sl_req *r, const char *what)
     return r->cache_control && strstr(r->cache_control, what);
 }
 
+/* Asks Redis for the entry (bounded by its command timeout): SL_WAIT while the
+ * GET is out, SL_NEXT (a miss) in embedded mode or when Redis is away. */
+static sl_step lookup_l2(sl_req *r, cache_state *st)
+{
+    sl_redis *redis = r->env->redis;
+    if (!redis) {
+        sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
+        return SL_NEXT;
+    }
+    char key[80];
+    key_text(&r->key, key);
+    const char *argv[] = {"GET", key};
+    size_t argl[] = {3, strlen(key)};
+    sl_req_ref(r);
+    st->lookup_pending = true;
+    if (sl_redis_cmd(redis, on_l2_reply, st, 2, argv, argl) != SL_OK) {
+        st->lookup_pending = false;
+        sl_req_release(r);
+        sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
+        return SL_NEXT; /* Redis down: a miss, no wait */
+    }
+    return SL_WAIT;
+}
+
 static sl_step cache_request(sl_req *r, void *ctx)
 {
     const sl_config *c = r->conf;
@@ -224,23 +248,7 @@ static sl_step cache_request(sl_req *r, void *ctx)
          * from Redis that does not parse): drop it, answer as a miss */
         sl_l1_del(env->l1, (sl_l1_key){r->key.hi, r->key.lo});
     }
-    if (!env->redis) {
-        sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
-        return SL_NEXT;
-    }
-    char key[80];
-    key_text(&r->key, key);
-    const char *argv[] = {"GET", key};
-    size_t argl[] = {3, strlen(key)};
-    sl_req_ref(r);
-    st->lookup_pending = true;
-    if (sl_redis_cmd(env->redis, on_l2_reply, st, 2, argv, argl) != SL_OK) {
-        st->lookup_pending = false;
-        sl_req_release(r);
-        sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
-        return SL_NEXT; /* Redis down: a miss, no wait */
-    }
-    return SL_WAIT;
+    return lookup_l2(r, st);
 }
 
 /* The stored form of the answer: the plain body, or the assembled stream. */

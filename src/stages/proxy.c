@@ -28,11 +28,11 @@
 
 #include "sluice/breaker.h"
 #include "sluice/completion.h"
+#include "sluice/dialects.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/sse.h"
 #include "sluice/stages.h"
-#include "sluice/translate.h"
 #include "sluice/upstream.h"
 
 typedef struct proxy_state { /* the stage's context */
@@ -48,49 +48,27 @@ typedef struct proxy_state { /* the stage's context */
     bool stream_mode; /* 200 + text/event-stream: forwarding chunks */
     bool done_seen;   /* the upstream sent [DONE] */
     bool asm_on;
-    bool usage_seen;       /* the provider reported usage */
-    long chunks;           /* content chunks: about one token each, for estimates */
-    sl_str body;           /* what goes upstream: the client's bytes, or with usage asked */
-    sl_str wire;           /* this attempt's body (translated when dialects differ) */
-    int dialect;           /* 0: same dialect; else SL_TR_A2O + 1 or SL_TR_O2A + 1 */
-    bool native_anthropic; /* /v1/messages to an anthropic provider */
-    sl_tr_stream tr;
+    bool usage_seen;      /* the provider reported usage */
+    long chunks;          /* content chunks: about one token each, for estimates */
+    sl_str body;          /* what goes upstream: the client's bytes, or with usage asked */
+    sl_str wire;          /* this attempt's body (translated when dialects differ) */
+    const sl_dialect *up; /* the provider's dialect (this attempt's) */
+    const sl_dialect *client;
+    bool translate; /* up != client: bodies and events are translated */
+    sl_ir_stream tr;
+    sl_ir_usage usage; /* a native stream's usage so far */
     sl_asm *assembler; /* when the cache wants the stream as one object (heap, 13 KiB) */
 } proxy_state;
 
 static void attempt(proxy_state *st);
 
-static const char *upstream_path(sl_api api, sl_provider_kind kind)
+/* Meters what a usage reader found, in the provider's own convention. */
+static void take_usage(sl_req *r, const sl_dialect *d, const sl_ir_usage *u, unsigned have)
 {
-    if (kind == SL_PROVIDER_ANTHROPIC)
-        return "/v1/messages";
-    if (api == SL_API_MESSAGES)
-        return "/chat/completions";
-    switch (api) {
-    case SL_API_CHAT: return "/chat/completions";
-    case SL_API_COMPLETIONS: return "/completions";
-    case SL_API_EMBEDDINGS: return "/embeddings";
-    case SL_API_MESSAGES: return "/messages";
-    }
-    return "/chat/completions";
-}
-
-/* Reads usage.{prompt,completion}_tokens (or Anthropic's input/output_tokens). */
-static void take_usage(sl_req *r, const sl_json *root)
-{
-    const sl_json *u = sl_json_get(root, "usage");
-    if (!u || u->type != SL_JSON_OBJECT)
-        return;
-    static const char *const in_names[] = {"prompt_tokens", "input_tokens"};
-    static const char *const out_names[] = {"completion_tokens", "output_tokens"};
-    for (size_t i = 0; i < 2; i++) {
-        const sl_json *p = sl_json_get(u, in_names[i]);
-        const sl_json *c = sl_json_get(u, out_names[i]);
-        if (p && p->type == SL_JSON_NUMBER)
-            r->prompt_tokens = (long)sl_json_int(p, 0, 1e15, 0);
-        if (c && c->type == SL_JSON_NUMBER)
-            r->completion_tokens = (long)sl_json_int(c, 0, 1e15, 0);
-    }
+    if (have & SL_USAGE_INPUT)
+        r->prompt_tokens = sl_dialect_prompt_tokens(d, u);
+    if (have & SL_USAGE_OUTPUT)
+        r->completion_tokens = u->output;
 }
 
 /* ---- stream watching ------------------------------------------------------ */
@@ -115,49 +93,6 @@ static int forward_event(sl_req *r, sl_str event, sl_str data)
     return 0;
 }
 
-/* Reads usage from a chunk that carries it; true when the chunk is the
- * usage-only chunk (no choices) that sluice itself asked for. */
-static bool usage_chunk(sl_req *r, sl_str data)
-{
-    if (!memmem(data.p, data.len, "\"usage\"", 7)) /* only usage chunks are worth a parse */
-        return false;
-    char first[4096];
-    sl_arena scratch;
-    sl_arena_init(&scratch, first, sizeof first, 1 << 20);
-    sl_json *root = NULL;
-    sl_json_error err;
-    bool only_usage = false;
-    if (sl_json_parse(&scratch, data.p, data.len, NULL, &root, &err) == SL_OK) {
-        take_usage(r, root);
-        const sl_json *ch = sl_json_get(root, "choices");
-        only_usage = ch && ch->type == SL_JSON_ARRAY && ch->n == 0;
-    }
-    sl_arena_free(&scratch);
-    return only_usage;
-}
-
-/* Anthropic's own stream: usage sits in message_start and message_delta. */
-static void anthropic_usage(sl_req *r, sl_str data)
-{
-    if (!memmem(data.p, data.len, "\"usage\"", 7))
-        return;
-    char first[4096];
-    sl_arena scratch;
-    sl_arena_init(&scratch, first, sizeof first, 1 << 20);
-    sl_json *root = NULL;
-    sl_json_error err;
-    if (sl_json_parse(&scratch, data.p, data.len, NULL, &root, &err) == SL_OK) {
-        const sl_json *m = sl_json_get(root, "message");
-        const sl_json *u = sl_json_get(m ? m : root, "usage");
-        const sl_json *in = sl_json_get(u, "input_tokens"), *out = sl_json_get(u, "output_tokens");
-        if (in && in->type == SL_JSON_NUMBER && in->num > 0)
-            r->prompt_tokens = (long)sl_json_int(in, 0, 1e15, 0);
-        if (out && out->type == SL_JSON_NUMBER && !m)
-            r->completion_tokens = (long)sl_json_int(out, 0, 1e15, 0);
-    }
-    sl_arena_free(&scratch);
-}
-
 /* A stream whose dialect differs from the client's: translated event by event. */
 static int on_translated_event(proxy_state *st, sl_str event, sl_str data)
 {
@@ -165,10 +100,9 @@ static int on_translated_event(proxy_state *st, sl_str event, sl_str data)
     static sl_buf frames;
     sl_buf_reset(&frames);
     st->chunks++;
-    sl_tr_stream_event(&st->tr, event, data, &frames);
-    if (st->tr.input_tokens || st->tr.output_tokens) {
-        r->prompt_tokens = st->tr.input_tokens;
-        r->completion_tokens = st->tr.output_tokens;
+    sl_ir_stream_feed(&st->tr, event, data, &frames);
+    if (st->tr.usage.input || st->tr.usage.output) {
+        take_usage(r, st->up, &st->tr.usage, SL_USAGE_INPUT | SL_USAGE_OUTPUT);
         st->usage_seen = true;
     }
     if (st->tr.finished)
@@ -178,31 +112,24 @@ static int on_translated_event(proxy_state *st, sl_str event, sl_str data)
     return 0;
 }
 
+/* A native stream: each event is relayed as it came, watched for usage and its end. */
 static int dispatch_event(proxy_state *st, sl_str event, sl_str data)
 {
     sl_req *r = st->r;
-    if (st->dialect)
+    if (st->translate)
         return on_translated_event(st, event, data);
-    if (st->native_anthropic) {
-        st->chunks++;
-        anthropic_usage(r, data);
-        if (r->prompt_tokens || r->completion_tokens)
-            st->usage_seen = true;
-        if (sl_str_eq_c(event, "message_stop"))
-            st->done_seen = true;
-        return forward_event(r, event, data);
-    }
-    if (data.len == 6 && memcmp(data.p, "[DONE]", 6) == 0) {
+    unsigned have = 0;
+    unsigned f = st->up->watch_event(event, data, &st->usage, &have);
+    if (f & SL_WATCH_END)
         st->done_seen = true;
-        return forward_event(r, event, data);
-    }
-    if (st->asm_on)
+    if (st->asm_on && !(f & SL_WATCH_END))
         sl_asm_chunk(st->assembler, data.p, data.len);
-    st->chunks++;
-    bool only_usage = usage_chunk(r, data);
+    if (f & SL_WATCH_CHUNK)
+        st->chunks++;
+    take_usage(r, st->up, &st->usage, have);
     if (r->prompt_tokens || r->completion_tokens)
         st->usage_seen = true;
-    if (only_usage && !r->llm.include_usage)
+    if ((f & SL_WATCH_USAGE_ONLY) && !r->llm.include_usage)
         return 0; /* we asked for it for metering; the client did not */
     return forward_event(r, event, data);
 }
@@ -292,9 +219,9 @@ static void hook_status(void *ud, sl_call *c, int status)
         st->stream_mode = true;
         sl_sse_init(&st->sse, r->conf->server.max_response_bytes, on_sse_event, st);
         st->sse_on = true;
-        if (st->dialect)
-            sl_tr_stream_init(&st->tr, (sl_tr_dir)(st->dialect - 1), r->llm.include_usage);
-        if (r->want_assembled && !st->dialect) {
+        if (st->translate)
+            sl_ir_stream_init(&st->tr, st->up, st->client, r->llm.include_usage);
+        if (r->want_assembled && !st->translate) {
             st->assembler = malloc(sizeof(*st->assembler));
             if (st->assembler) {
                 sl_asm_init(st->assembler, r->llm.api == SL_API_COMPLETIONS,
@@ -329,10 +256,16 @@ static void translate_answer(proxy_state *st, const sl_json *root, bool ok)
     sl_req *r = st->r;
     sl_buf out;
     sl_buf_init(&out, 0);
-    if (st->dialect == SL_TR_A2O + 1)
-        ok ? sl_tr_messages_to_chat_resp(root, &out) : sl_tr_error_to_openai(root, &out);
+    int rc = SL_OK;
+    if (ok)
+        rc = sl_dialect_answer(st->up, st->client, root, &r->arena, &out);
     else
-        ok ? sl_tr_chat_to_messages_resp(root, &out) : sl_tr_error_to_anthropic(root, &out);
+        sl_dialect_error(st->up, st->client, root, &out);
+    if (rc != SL_OK) { /* out of memory: never a truncated 200 */
+        sl_buf_free(&out);
+        sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
+        return;
+    }
     sl_buf_reset(&r->body_out);
     sl_buf_append(&r->body_out, out.p, out.len);
     sl_buf_free(&out);
@@ -355,10 +288,11 @@ static void finish_plain(proxy_state *st, int status)
                          "the provider returned a response that is not a JSON object");
             return;
         }
-        take_usage(r, root);
+        sl_ir_usage u = {0};
+        take_usage(r, st->up, &u, st->up->usage(root, &u));
         r->status = 200;
         r->error = NULL;
-        if (st->dialect)
+        if (st->translate)
             translate_answer(st, root, true);
         return;
     }
@@ -369,7 +303,7 @@ static void finish_plain(proxy_state *st, int status)
     if (e && e->type == SL_JSON_OBJECT) {
         r->status = status;
         r->error = sl_arena_printf(&r->arena, "provider answered %d", status);
-        if (st->dialect)
+        if (st->translate)
             translate_answer(st, root, false);
         return;
     }
@@ -530,21 +464,13 @@ static const sl_call_hooks proxy_hooks = {
 
 /* ---- attempts --------------------------------------------------------------- */
 
-static struct curl_slist *build_headers(sl_req *r, const sl_provider_conf *p)
+static struct curl_slist *build_headers(proxy_state *st, const sl_provider_conf *p)
 {
+    sl_req *r = st->r;
     struct curl_slist *h = NULL;
     h = curl_slist_append(h, "Content-Type: application/json");
     h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip on big bodies */
-    if (p->api_key && p->api_key[0]) {
-        char line[1024];
-        if (p->kind == SL_PROVIDER_ANTHROPIC)
-            snprintf(line, sizeof line, "x-api-key: %s", p->api_key);
-        else
-            snprintf(line, sizeof line, "Authorization: Bearer %s", p->api_key);
-        h = curl_slist_append(h, line);
-    }
-    if (p->kind == SL_PROVIDER_ANTHROPIC)
-        h = curl_slist_append(h, "anthropic-version: 2023-06-01");
+    h = st->up->headers(h, p->api_key);
     char idline[96];
     snprintf(idline, sizeof idline, "X-Request-Id: %s", r->id);
     return curl_slist_append(h, idline);
@@ -608,24 +534,26 @@ static void fail_all_open(proxy_state *st, uint64_t wait_ms)
 static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
 {
     sl_req *r = st->r;
-    bool anthropic = p->kind == SL_PROVIDER_ANTHROPIC;
-    st->native_anthropic = anthropic && r->llm.api == SL_API_MESSAGES;
-    st->dialect = 0;
+    st->up = sl_dialect_of_kind(p->kind);
+    st->client = sl_dialect_of_api(r->llm.api);
+    st->translate = st->up != st->client;
+    st->usage = (sl_ir_usage){0};
     st->wire = st->body;
-    r->upstream_path = upstream_path(r->llm.api, p->kind);
-    if (anthropic && (r->llm.api == SL_API_COMPLETIONS || r->llm.api == SL_API_EMBEDDINGS)) {
+    r->upstream_path = st->up->path(r->llm.api);
+    if (!r->upstream_path) {
         sl_req_error(r, 400, "invalid_request_error", "unsupported_by_provider", "model",
-                     "this endpoint is not available for models served by an anthropic provider");
+                     sl_arena_printf(&r->arena,
+                                     "this endpoint is not available for models served by an "
+                                     "%s provider",
+                                     st->up->name));
         return SL_EINVAL;
     }
-    if (anthropic == (r->llm.api == SL_API_MESSAGES))
+    if (!st->translate)
         return SL_OK;
-    st->dialect = anthropic ? SL_TR_A2O + 1 : SL_TR_O2A + 1;
     sl_buf b;
     sl_buf_init(&b, 0);
-    sl_tr_error e = {0};
-    int rc = anthropic ? sl_tr_chat_to_messages_req(r->llm.root, &b, &e)
-                       : sl_tr_messages_to_chat_req(r->llm.root, &b, &e);
+    sl_ir_refusal e = {0};
+    int rc = sl_dialect_request(st->client, st->up, r->llm.root, &r->arena, &b, &e);
     if (rc == SL_OK) {
         char *copy = sl_arena_strndup(&r->arena, b.p, b.len);
         st->wire = (sl_str){copy ? copy : "", copy ? b.len : 0};
@@ -660,7 +588,7 @@ static int start_call(proxy_state *st, const sl_provider_conf *p)
     const sl_config *cf = r->conf;
     sl_call_opts o = {
         .url = sl_arena_printf(&r->arena, "%s%s", p->base_url, r->upstream_path),
-        .headers = build_headers(r, p),
+        .headers = build_headers(st, p),
         .body = st->wire.p,
         .body_len = st->wire.len,
         .connect_ms = cf->timeouts.connect_ms,

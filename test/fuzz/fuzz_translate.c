@@ -1,7 +1,23 @@
-/* fuzz_translate.c — every translator on arbitrary JSON, and streams of events. */
-#include "sluice/translate.h"
+/* fuzz_translate.c — every dialect's readers and writers on arbitrary JSON, both
+ * directions through the IR, and streams of events both ways. */
+#include "sluice/dialects.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const sl_dialect *const dialects[] = {&sl_dialect_openai, &sl_dialect_anthropic};
+
+static void one_pair(const sl_dialect *from, const sl_dialect *to, const sl_json *v, sl_buf *out)
+{
+    sl_arena a;
+    sl_arena_init(&a, NULL, 0, 16u << 20);
+    sl_ir_refusal e;
+    sl_dialect_request(from, to, v, &a, out, &e);
+    sl_dialect_answer(from, to, v, &a, out);
+    sl_dialect_error(from, to, v, out);
+    sl_ir_usage u = {0};
+    from->usage(v, &u);
+    sl_arena_free(&a);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -11,25 +27,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sl_json_error e;
     sl_buf out;
     sl_buf_init(&out, 0);
-    if (sl_json_parse(&a, (const char *)data, size, NULL, &v, &e) == SL_OK) {
-        sl_tr_error te;
-        sl_tr_chat_to_messages_req(v, &out, &te);
-        sl_tr_messages_to_chat_req(v, &out, &te);
-        sl_tr_messages_to_chat_resp(v, &out);
-        sl_tr_chat_to_messages_resp(v, &out);
-        sl_tr_error_to_openai(v, &out);
-        sl_tr_error_to_anthropic(v, &out);
-    }
-    /* The same bytes as a stream of newline-separated events, both ways. */
-    for (int dir = SL_TR_A2O; dir <= SL_TR_O2A; dir++) {
-        sl_tr_stream s;
-        sl_tr_stream_init(&s, (sl_tr_dir)dir, true);
-        const char *p = (const char *)data, *end = p + size;
-        while (p < end) {
-            const char *nl = memchr(p, '\n', (size_t)(end - p));
-            size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-            sl_tr_stream_event(&s, SL_STR("message_start"), (sl_str){p, n}, &out);
-            p += n + 1;
+    bool json = sl_json_parse(&a, (const char *)data, size, NULL, &v, &e) == SL_OK;
+    for (size_t i = 0; i < SL_ARRAY_LEN(dialects); i++) {
+        for (size_t j = 0; j < SL_ARRAY_LEN(dialects); j++) {
+            if (json)
+                one_pair(dialects[i], dialects[j], v, &out);
+            if (i == j)
+                continue;
+            /* The same bytes as a stream of newline-separated events. */
+            sl_ir_stream s;
+            sl_ir_stream_init(&s, dialects[i], dialects[j], true);
+            const char *p = (const char *)data, *end = p + size;
+            while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+                sl_ir_usage u = {0};
+                unsigned have = 0;
+                dialects[i]->watch_event(SL_STR("message_stop"), (sl_str){p, n}, &u, &have);
+                sl_ir_stream_feed(&s, SL_STR("message_start"), (sl_str){p, n}, &out);
+                p += n + 1;
+            }
+            sl_buf_reset(&out);
         }
     }
     sl_buf_free(&out);

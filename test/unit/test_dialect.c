@@ -1,5 +1,5 @@
-/* test_translate.c — OpenAI <-> Anthropic on recorded pairs. */
-#include "sluice/translate.h"
+/* test_dialect.c — translation through the IR: the first translator's recorded pairs. */
+#include "sluice/dialects.h"
 #include "t.h"
 
 static sl_arena A;
@@ -13,18 +13,21 @@ static const sl_json *J(const char *s)
     return v;
 }
 
-static const char *go(int (*fn)(const sl_json *, sl_buf *, sl_tr_error *), const char *in,
-                      sl_tr_error *e)
+#define OA (&sl_dialect_openai)
+#define AN (&sl_dialect_anthropic)
+
+static const char *go(const sl_dialect *from, const sl_dialect *to, const char *in,
+                      sl_ir_refusal *e)
 {
     sl_buf_reset(&out);
-    return fn(J(in), &out, e) == SL_OK ? out.p : NULL;
+    return sl_dialect_request(from, to, J(in), &A, &out, e) == SL_OK ? out.p : NULL;
 }
 
 T_TEST(chat_request_to_messages)
 {
-    sl_tr_error e = {0};
+    sl_ir_refusal e = {0};
     const char *r =
-        go(sl_tr_chat_to_messages_req,
+        go(OA, AN,
            "{\"model\":\"claude\",\"temperature\":1.5,\"stop\":\"X\",\"messages\":["
            "{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"user\",\"content\":\"a\"},"
            "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"b\"},"
@@ -67,8 +70,8 @@ T_TEST(unsupported_features_refused)
         {"{\"model\":\"c\",\"messages\":[],\"tools\":[{\"type\":\"code_interpreter\"}]}", "tools"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        sl_tr_error e = {0};
-        T_CHECK(go(sl_tr_chat_to_messages_req, cases[i].body, &e) == NULL);
+        sl_ir_refusal e = {0};
+        T_CHECK(go(OA, AN, cases[i].body, &e) == NULL);
         T_EQ_STR(e.param, cases[i].param);
     }
 }
@@ -76,22 +79,24 @@ T_TEST(unsupported_features_refused)
 T_TEST(answers_both_ways)
 {
     sl_buf_reset(&out);
-    sl_tr_messages_to_chat_resp(
+    sl_dialect_answer(
+        AN, OA,
         J("{\"id\":\"msg_1\",\"type\":\"message\",\"model\":\"c\",\"content\":["
           "{\"type\":\"text\",\"text\":\"hi\"},{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\","
           "\"input\":{\"a\":1}}],"
           "\"stop_reason\":\"tool_use\",\"usage\":{\"input_tokens\":5,\"output_tokens\":2}}"),
-        &out);
+        &A, &out);
     T_CHECK(strstr(out.p, "\"finish_reason\":\"tool_calls\"") != NULL);
     T_CHECK(strstr(out.p, "\"arguments\":\"{\\\"a\\\":1}\"") != NULL);
     T_CHECK(strstr(out.p, "\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7") !=
             NULL);
     sl_buf_reset(&out);
-    sl_tr_chat_to_messages_resp(J("{\"id\":\"c1\",\"model\":\"g\",\"choices\":[{\"index\":0,"
-                                  "\"message\":{\"role\":\"assistant\","
-                                  "\"content\":\"yo\"},\"finish_reason\":\"length\"}],\"usage\":{"
-                                  "\"prompt_tokens\":3,\"completion_tokens\":1}}"),
-                                &out);
+    sl_dialect_answer(OA, AN,
+                      J("{\"id\":\"c1\",\"model\":\"g\",\"choices\":[{\"index\":0,"
+                        "\"message\":{\"role\":\"assistant\","
+                        "\"content\":\"yo\"},\"finish_reason\":\"length\"}],\"usage\":{"
+                        "\"prompt_tokens\":3,\"completion_tokens\":1}}"),
+                      &A, &out);
     T_EQ_STR(
         out.p,
         "{\"id\":\"c1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"g\",\"content\":["
@@ -100,16 +105,16 @@ T_TEST(answers_both_ways)
         "\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}");
 }
 
-static void feed(sl_tr_stream *s, const char *ev, const char *data)
+static void feed(sl_ir_stream *s, const char *ev, const char *data)
 {
-    sl_tr_stream_event(s, sl_str_c(ev), sl_str_c(data), &out);
+    sl_ir_stream_feed(s, sl_str_c(ev), sl_str_c(data), &out);
 }
 
 T_TEST(streams_both_ways)
 {
-    sl_tr_stream s;
+    sl_ir_stream s;
     sl_buf_reset(&out);
-    sl_tr_stream_init(&s, SL_TR_A2O, true);
+    sl_ir_stream_init(&s, AN, OA, true);
     feed(&s, "message_start",
          "{\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_"
          "tokens\":4}}}");
@@ -129,7 +134,7 @@ T_TEST(streams_both_ways)
     T_CHECK(s.finished && strstr(out.p, "data: [DONE]") != NULL);
 
     sl_buf_reset(&out);
-    sl_tr_stream_init(&s, SL_TR_O2A, false);
+    sl_ir_stream_init(&s, OA, AN, false);
     feed(&s, "",
          "{\"id\":\"c\",\"model\":\"g\",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
          "\"assistant\",\"content\":\"\"}}]}");
@@ -159,5 +164,5 @@ T_TEST(streams_both_ways)
     sl_arena_free(&A);
 }
 
-T_MAIN("translate", chat_request_to_messages, unsupported_features_refused, answers_both_ways,
+T_MAIN("dialect", chat_request_to_messages, unsupported_features_refused, answers_both_ways,
        streams_both_ways)

@@ -1,0 +1,308 @@
+/* dialect.h — one internal representation (IR) of LLM calls, and the shape of a dialect.
+ *
+ * A dialect is one provider wire format (OpenAI chat completions, Anthropic
+ * messages, later the OpenAI Responses API). Each exports one `const
+ * sl_dialect` (src/upstream/<name>.c) that reads its format into the IR and
+ * writes the IR in its format: requests, complete answers, error bodies and
+ * stream events. Translating between any two formats goes through the IR, so
+ * N formats need N translators, not N².
+ *
+ * The IR is a view: strings are decoded slices pointing into the parsed JSON
+ * (or into the arena given to the parser), nodes come from that arena, and
+ * JSON Schema objects stay `const sl_json *` (copied verbatim). A parser takes
+ * everything its format says that the IR can carry; an emitter refuses, with
+ * a reason and the parameter at fault, what its format cannot say. Nothing is
+ * dropped silently, except what the first design already dropped (listed at
+ * each field as "not yet emitted by").
+ *
+ * This header and src/core/dialect.c (the translation drivers, the stream
+ * state machine's bookkeeping and the helpers dialects share) are core: they
+ * need only json/buf/arena, and core code (req.c: the client's error shape)
+ * calls a dialect through a pointer without reaching up into upstream/.
+ *
+ * Owns: nothing; a sl_ir_stream owns only its small fixed fields. */
+#ifndef SLUICE_DIALECT_H
+#define SLUICE_DIALECT_H
+
+#include "sluice/json.h"
+#include "sluice/request.h"
+
+struct curl_slist;
+
+/* ---- requests ---------------------------------------------------------------------- */
+
+typedef enum {
+    SL_IR_TEXT,        /* text */
+    SL_IR_IMAGE,       /* url: http(s), or a data: URL for an inline image */
+    SL_IR_TOOL_CALL,   /* id, name, args: the model asked for a function call */
+    SL_IR_TOOL_RESULT, /* id (the call answered), text */
+    SL_IR_OTHER,       /* a part the IR cannot carry; text names its type */
+} sl_ir_part_type;
+
+typedef struct sl_ir_part sl_ir_part;
+struct sl_ir_part {
+    sl_ir_part_type type;
+    sl_str text;
+    sl_str url;
+    sl_str id, name;
+    sl_str args;                  /* JSON text of the arguments object ("" when none) */
+    const sl_json *cache_control; /* Anthropic's prompt-cache marker (not yet emitted) */
+    sl_ir_part *next;
+};
+
+typedef enum { SL_IR_USER, SL_IR_ASSISTANT, SL_IR_ROLE_OTHER } sl_ir_role;
+
+typedef struct sl_ir_msg sl_ir_msg;
+struct sl_ir_msg {
+    sl_ir_role role;
+    sl_str role_name; /* as the client spelled it */
+    bool plain;       /* the content was one bare string: a format may write it back as one */
+    sl_ir_part *parts;
+    sl_ir_msg *next;
+};
+
+typedef struct sl_ir_tool sl_ir_tool;
+struct sl_ir_tool {
+    bool function; /* a function tool; else `type` names a provider's own kind */
+    sl_str type, name, description;
+    const sl_json *parameters; /* JSON Schema object, or NULL */
+    sl_ir_tool *next;
+};
+
+typedef enum {
+    SL_IR_CHOICE_UNSET,
+    SL_IR_CHOICE_AUTO,
+    SL_IR_CHOICE_ANY, /* OpenAI "required", Anthropic "any" */
+    SL_IR_CHOICE_NONE,
+    SL_IR_CHOICE_TOOL, /* name */
+} sl_ir_choice;
+
+typedef enum {
+    SL_IR_FORMAT_UNSET,
+    SL_IR_FORMAT_TEXT,
+    SL_IR_FORMAT_JSON_OBJECT,
+    SL_IR_FORMAT_JSON_SCHEMA, /* name, schema, strict */
+    SL_IR_FORMAT_OTHER,
+} sl_ir_format_type;
+
+typedef struct sl_ir_format {
+    sl_ir_format_type type;
+    sl_str name;
+    const sl_json *schema;
+    bool strict;
+} sl_ir_format;
+
+/* A number as sent: its value and its source text (written back verbatim). */
+typedef struct sl_ir_num {
+    bool set;
+    double v;
+    sl_str raw;
+} sl_ir_num;
+
+/* What a dialect that requires max_tokens asks for when the client set none. */
+#define SL_DIALECT_DEFAULT_MAX_TOKENS 4096
+
+typedef struct sl_ir_req {
+    sl_str model;
+    sl_ir_part *system; /* TEXT parts, in order */
+    sl_ir_msg *messages;
+    sl_ir_tool *tools;
+    sl_ir_choice tool_choice;
+    sl_str tool_choice_name;
+    sl_ir_num max_tokens, temperature, top_p;
+    sl_ir_num n, presence_penalty, frequency_penalty; /* OpenAI only */
+    sl_str *stop;                                     /* stop sequences (arena) */
+    size_t n_stop;
+    bool stream;
+    sl_ir_format format;
+    sl_str user; /* end-user id: OpenAI `user`, Anthropic `metadata.user_id` */
+    /* The first parameter the source format set that the IR cannot carry
+     * (logprobs, audio, ...): every other dialect refuses it. */
+    const char *unmapped;
+} sl_ir_req;
+
+typedef struct sl_ir_refusal {
+    const char *message; /* static */
+    const char *param;   /* static, or NULL */
+} sl_ir_refusal;
+
+/* ---- answers ------------------------------------------------------------------------ */
+
+typedef enum {
+    SL_IR_FINISH_STOP,
+    SL_IR_FINISH_LENGTH,
+    SL_IR_FINISH_TOOL_CALLS,
+    SL_IR_FINISH_STOP_SEQUENCE,
+    SL_IR_FINISH_CONTENT_FILTER,
+    SL_IR_FINISH_REFUSAL,
+} sl_ir_finish;
+
+/* A dialect's names for finish reasons: the first row naming a reason is the
+ * one written; unknown names read as SL_IR_FINISH_STOP, unlisted reasons write
+ * as the table's first row. */
+typedef struct sl_ir_finish_name {
+    const char *name;
+    sl_ir_finish finish;
+} sl_ir_finish_name;
+
+/* Token counts in OpenAI's convention: `input` counts every prompt token,
+ * cached or not; cache_read / cache_write are the parts of it read from and
+ * written to a prompt cache; reasoning is the part of `output` spent thinking. */
+typedef struct sl_ir_usage {
+    long input, output, cache_read, cache_write, reasoning;
+} sl_ir_usage;
+
+/* Which counts a usage reader found. */
+enum { SL_USAGE_INPUT = 1, SL_USAGE_OUTPUT = 2 };
+
+typedef struct sl_ir_answer {
+    sl_str id, model;
+    sl_ir_part *parts; /* TEXT and TOOL_CALL, in order */
+    sl_ir_finish finish;
+    sl_str stop_sequence; /* the one that matched (not yet emitted) */
+    sl_ir_usage usage;
+} sl_ir_answer;
+
+typedef struct sl_ir_error {
+    sl_str type, message, param, code; /* param/code: {NULL,0} writes null */
+} sl_ir_error;
+
+/* ---- streams ------------------------------------------------------------------------ */
+
+typedef enum {
+    SL_IR_EV_START,      /* id, model; usage (input) when known */
+    SL_IR_EV_TEXT,       /* text */
+    SL_IR_EV_TOOL_START, /* id, name: a tool call opens */
+    SL_IR_EV_TOOL_ARGS,  /* text: a piece of the open call's arguments */
+    SL_IR_EV_FINISH,     /* finish */
+    SL_IR_EV_USAGE,      /* usage, the counts named by `have` */
+    SL_IR_EV_END,        /* the stream is complete */
+    SL_IR_EV_ERROR,      /* error */
+} sl_ir_event_type;
+
+typedef struct sl_ir_event {
+    sl_ir_event_type type;
+    sl_str id, model, name, text;
+    sl_ir_finish finish;
+    sl_ir_usage usage;
+    unsigned have; /* SL_USAGE_* */
+    sl_ir_error error;
+} sl_ir_event;
+
+typedef struct sl_dialect sl_dialect;
+
+/* One translated stream. The driver keeps what every emitter needs (id,
+ * model, finish, usage); `in` is the parser's state, `out` the emitter's. */
+typedef struct sl_ir_stream {
+    const sl_dialect *from, *to;
+    bool include_usage; /* the client asked for usage in the stream */
+    bool failed;        /* an error event went out */
+    bool finished;      /* the terminal event went out */
+    char id[96];
+    char model[96];
+    sl_ir_finish finish;
+    sl_ir_usage usage;
+    struct {
+        bool started;
+    } in;
+    struct {
+        bool started, text_open;
+        int block;      /* index of the next content block */
+        int tool_index; /* index of the current tool call, -1 none */
+    } out;
+    sl_buf *sink; /* during a feed: where the emitter writes */
+} sl_ir_stream;
+
+/* ---- a dialect ------------------------------------------------------------------- */
+
+/* What a native event (relayed as it came) told sluice. */
+enum {
+    SL_WATCH_CHUNK = 1,      /* counts as a content chunk (usage estimates) */
+    SL_WATCH_END = 2,        /* the stream's terminal event */
+    SL_WATCH_USAGE_ONLY = 4, /* a usage-only chunk: sluice asks for one; the client sees
+                                it only if it asked too */
+};
+
+struct sl_dialect {
+    const char *name; /* "openai", "anthropic": the providers' `kind` */
+    /* Upstream path for a client's API; NULL when this dialect has none for it. */
+    const char *(*path)(sl_api api);
+    /* Appends the provider's auth and version headers. */
+    struct curl_slist *(*headers)(struct curl_slist *h, const char *api_key);
+    bool prompt_counts_cache; /* its prompt count includes cached tokens (metering) */
+
+    int (*parse_request)(const sl_json *body, sl_arena *a, sl_ir_req *ir, sl_ir_refusal *e);
+    int (*emit_request)(const sl_ir_req *ir, sl_buf *out, sl_ir_refusal *e);
+    int (*parse_answer)(const sl_json *body, sl_arena *a, sl_ir_answer *ir);
+    void (*emit_answer)(const sl_ir_answer *ir, sl_buf *out);
+    /* Usage of an answer in this format; returns SL_USAGE_* for what was there. */
+    unsigned (*usage)(const sl_json *answer, sl_ir_usage *u);
+    void (*parse_error)(const sl_json *body, sl_ir_error *e);
+    void (*emit_error)(const sl_ir_error *e, sl_buf *out);
+    void (*emit_error_event)(const sl_ir_error *e, sl_buf *out); /* one SSE frame */
+
+    /* A native event passing through: updates *u and *have, returns SL_WATCH_*.
+     * Parses only events that can carry usage. */
+    unsigned (*watch_event)(sl_str event, sl_str data, sl_ir_usage *u, unsigned *have);
+    /* One upstream event into IR events, each handed to sl_ir_stream_put();
+     * d is data parsed as a JSON object, or NULL. */
+    void (*parse_event)(sl_ir_stream *s, sl_str event, sl_str data, const sl_json *d);
+    /* One IR event as zero or more complete SSE frames into s->sink. */
+    void (*emit_event)(sl_ir_stream *s, const sl_ir_event *ev);
+};
+
+/* ---- translation (src/core/dialect.c) ------------------------------------------- */
+
+/* Requests: a refusal (SL_EINVAL) fills *e; SL_ENOMEM when a is exhausted. */
+int sl_dialect_request(const sl_dialect *from, const sl_dialect *to, const sl_json *body,
+                       sl_arena *a, sl_buf *out, sl_ir_refusal *e);
+int sl_dialect_answer(const sl_dialect *from, const sl_dialect *to, const sl_json *body,
+                      sl_arena *a, sl_buf *out);
+void sl_dialect_error(const sl_dialect *from, const sl_dialect *to, const sl_json *body,
+                      sl_buf *out);
+/* The prompt tokens to meter, in the provider's own convention. */
+long sl_dialect_prompt_tokens(const sl_dialect *d, const sl_ir_usage *u);
+
+void sl_ir_stream_init(sl_ir_stream *s, const sl_dialect *from, const sl_dialect *to,
+                       bool include_usage);
+/* One upstream event in, zero or more client frames (complete SSE events) out. */
+void sl_ir_stream_feed(sl_ir_stream *s, sl_str event, sl_str data, sl_buf *out);
+/* For parsers: records what the event says, then has the target emit it. */
+void sl_ir_stream_put(sl_ir_stream *s, const sl_ir_event *ev);
+
+/* ---- helpers shared by the dialects ---------------------------------------------- */
+
+bool sl_ir_is_str(const sl_json *v);
+bool sl_ir_is_num(const sl_json *v);
+/* The decoded string v, or {NULL,0}. */
+sl_str sl_ir_str(const sl_json *v);
+/* A number member as a count (0 when absent or not a number). */
+long sl_ir_count(const sl_json *obj, const char *key);
+/* A number member as an sl_ir_num (unset when absent or not a number). */
+sl_ir_num sl_ir_num_of(const sl_json *obj, const char *key);
+/* The text of a string, or of the `text` members of an array of parts,
+ * concatenated (in a when there is more than one piece). */
+sl_str sl_ir_text_of(const sl_json *c, sl_arena *a);
+/* A new zeroed part / message appended at *tail (which then points at its next). */
+sl_ir_part *sl_ir_add_part(sl_arena *a, sl_ir_part ***tail, sl_ir_part_type type);
+sl_ir_msg *sl_ir_add_msg(sl_arena *a, sl_ir_msg ***tail, sl_ir_role role, sl_str role_name);
+int sl_ir_nomem(sl_ir_refusal *e);
+int sl_ir_refuse(sl_ir_refusal *e, const char *message, const char *param);
+/* Stop sequences from a string or an array of strings into ir (SL_ENOMEM). */
+int sl_ir_take_stops(const sl_json *v, sl_arena *a, sl_ir_req *ir);
+/* Writes `,"key":[...]` when ir has stop sequences. */
+void sl_ir_put_stops(sl_buf *o, const char *key, const sl_ir_req *ir);
+/* Writes `,"key":` then the number (its source text when it has one); nothing when unset. */
+void sl_ir_put_num(sl_buf *o, const char *key, const sl_ir_num *n);
+/* A slice as a JSON string, or `dflt` (raw JSON) when it is {NULL,0}. */
+void sl_ir_put_str(sl_buf *o, sl_str s, const char *dflt);
+/* The text of parts as one JSON string, sep between pieces (only once some
+ * text was written: leading empty pieces add no separator). */
+void sl_ir_put_joined(sl_buf *o, const sl_ir_part *parts, const char *sep);
+sl_ir_finish sl_ir_finish_in(const sl_ir_finish_name *t, size_t n, sl_str name);
+const char *sl_ir_finish_out(const sl_ir_finish_name *t, size_t n, sl_ir_finish f);
+/* sluice's own error object, OpenAI's shape, as a body and as one SSE frame. */
+void sl_ir_openai_error(const sl_ir_error *e, sl_buf *out);
+void sl_ir_openai_error_event(const sl_ir_error *e, sl_buf *out);
+
+#endif

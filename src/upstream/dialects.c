@@ -1,0 +1,12 @@
+/* dialects.c — which dialect a provider kind and a client API speak; see dialects.h. */
+#include "sluice/dialects.h"
+
+const sl_dialect *sl_dialect_of_kind(sl_provider_kind kind)
+{
+    return kind == SL_PROVIDER_ANTHROPIC ? &sl_dialect_anthropic : &sl_dialect_openai;
+}
+
+const sl_dialect *sl_dialect_of_api(sl_api api)
+{
+    return api == SL_API_MESSAGES ? &sl_dialect_anthropic : &sl_dialect_openai;
+}
