@@ -19,7 +19,7 @@
 #define NONE   UINT32_MAX
 #define STREAM "sluice:semantic:stream"
 
-enum { SYNC_MS = 200, SWEEP_TICKS = 50, BATCH = 128, SEARCH_EF = 64 };
+enum { SYNC_MS = 200, SWEEP_TICKS = 50, BATCH = 128, SEARCH_EF = 32 };
 
 typedef struct slot {
     sl_cache_key key, part;
