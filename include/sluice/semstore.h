@@ -39,9 +39,11 @@ typedef struct sl_sem_hit {
 
 /* The nearest live entry of the partition to q (dim floats, unit length):
  * true with *hit; false when there is none (or q's dimension is not the
- * index's). Touches the entry in the LRU. */
+ * index's). */
 bool sl_semstore_nearest(sl_semstore *s, const sl_cache_key *partition, const float *q,
                          uint32_t dim, sl_sem_hit *hit);
+/* The entry of exact key k answered a request: most recently used now. */
+void sl_semstore_touch(sl_semstore *s, const sl_cache_key *k);
 /* Drops the entry of exact key k (its answer is gone). */
 void sl_semstore_forget(sl_semstore *s, const sl_cache_key *k);
 

@@ -150,8 +150,10 @@ static bool serve_hit(sem_state *st, const char *entry, size_t len, const char *
         evtimer_del(&st->timer);
     st->timer_on = false;
     count("hit_semantic");
-    if (sl_cache_serve_entry(r, entry, len, layer))
+    if (sl_cache_serve_entry(r, entry, len, layer)) {
+        sl_semstore_touch(r->env->semantic, &st->cand);
         return true;
+    }
     r->n_headers = n_headers;
     r->cache = SL_CACHE_MISS;
     r->similarity = 0;

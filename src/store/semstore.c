@@ -229,10 +229,17 @@ bool sl_semstore_nearest(sl_semstore *s, const sl_cache_key *partition, const fl
         remove_slot(s, i);
         return false;
     }
-    lru_unlink(s, i);
-    lru_push(s, i);
     *hit = (sl_sem_hit){e->key, sim, {e->text, e->text_len}, sl_str_c(e->id)};
     return true;
+}
+
+void sl_semstore_touch(sl_semstore *s, const sl_cache_key *k)
+{
+    uint32_t i = find(s, k);
+    if (i != NONE) {
+        lru_unlink(s, i);
+        lru_push(s, i);
+    }
 }
 
 void sl_semstore_forget(sl_semstore *s, const sl_cache_key *k)

@@ -152,3 +152,30 @@ def test_shared_through_redis_and_rebuilt_at_start():
     assert answers(m) == 1
     a.stop()
     b2.stop()
+
+
+def test_lru_bound_and_dashboard():
+    m = Mock()
+    s = Sluice(cfg(m, semantic={"max_entries": 2}))
+    ask(s, Q)
+    ask(s, "How tall is the Eiffel Tower?")
+    ask(s, "Who wrote Hamlet?")  # the third entry evicts the least recently used (Q)
+    assert json.loads(request("GET", s.url + "/health")[2])["semantic"]["entries"] == 2
+    h = ask(s, PARA)[0]
+    assert h["x-sluice-cache"] == "miss", h  # (and now evicts the tower)
+    assert ask(s, "who wrote Hamlet")[0]["x-sluice-cache"] == "semantic"
+    ui = request("GET", s.url + "/ui")[2].decode()
+    assert 'id="semantic_hits"' in ui and "semantic_saved_usd" in ui
+    s.stop()
+
+
+def test_config_checks():
+    m = Mock()
+    for sem, word in [({"threshold": 2}, "cache.semantic.threshold"),
+                      ({"max_entries": 0}, "cache.semantic.max_entries"),
+                      ({"bogus": 1}, "cache.semantic.bogus")]:
+        s = Sluice(cfg(m, semantic=sem), wait=False)
+        assert s.proc.wait(10) != 0 and word in s.stderr(), (sem, s.stderr())
+    c = cfg(m, keys=[{"key": "sk-a", "tenant": "a", "semantic": "maybe"}])
+    s = Sluice(c, wait=False)
+    assert s.proc.wait(10) != 0 and "keys[0].semantic" in s.stderr(), s.stderr()
