@@ -179,3 +179,17 @@ def test_config_checks():
     c = cfg(m, keys=[{"key": "sk-a", "tenant": "a", "semantic": "maybe"}])
     s = Sluice(c, wait=False)
     assert s.proc.wait(10) != 0 and "keys[0].semantic" in s.stderr(), s.stderr()
+
+
+def test_slow_embedding_is_skipped_not_waited_for():
+    m = Mock()
+    s = Sluice(cfg(m, semantic={"timeout_ms": 50}))
+    ask(s, Q)
+    m.config(delay_ms=400)
+    t0 = time.time()
+    h, _ = ask(s, PARA)  # the embedding is late: the provider answers instead
+    assert h["x-sluice-cache"] == "miss" and time.time() - t0 < 1.5, h
+    _, _, raw = request("GET", s.url + "/metrics")
+    assert 'sluice_cache_lookups_total{result="semantic_skipped"} 1' in raw.decode()
+    time.sleep(0.5)  # the late embedding ends after its request: nothing leaks at exit
+    s.stop()
