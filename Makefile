@@ -67,9 +67,11 @@ build/test/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS_TEST) -MMD -MP -c $< -o $@
 
+.PRECIOUS: build/fuzz/obj/%.o
 build/fuzz/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
-	clang++ -std=c++17 -DNO_MANUAL_VECTORIZATION -O1 -g -fsanitize=fuzzer-no-link,address,undefined $(INC) -c $< -o $@
+	clang++ -std=c++17 -DNO_MANUAL_VECTORIZATION -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+	    -fno-sanitize=vptr,function $(INC) -c $< -o $@
 
 build/sluice: $(REL_OBJ) build/obj/src/main.o
 	$(CC) -o $@ $^ $(PKG_LIBS)

@@ -410,9 +410,11 @@ int sl_sem_normalise(float *v, uint32_t dim)
     }
     if (!(norm > 0) || !isfinite(norm))
         return SL_EINVAL;
-    float inv = (float)(1.0 / sqrt(norm));
+    /* divided in double: the inverse of a tiny norm does not fit a float
+     * (1e-40 components made inf; found by fuzz_vector) */
+    double len = sqrt(norm);
     for (uint32_t i = 0; i < dim; i++)
-        v[i] *= inv;
+        v[i] = (float)(v[i] / len);
     return SL_OK;
 }
 
