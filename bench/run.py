@@ -39,17 +39,42 @@ def wait_port(port):
 def spawn(cmd, core=None, **kw):
     if core is not None and CORES >= 2 and shutil.which("taskset"):
         cmd = ["taskset", "-c", str(core)] + cmd
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    # its own process group: stopping it stops its children too (nginx's
+    # workers outlive a killed master otherwise, holding the port and a core)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, **kw)
     procs.append(p)
     return p
 
 
+def _group_alive(pgid):
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid and fields[0] != "Z":
+                    return True
+            except (OSError, ValueError, IndexError):
+                pass
+    return False
+
+
+def stop_group(p, timeout=5.0):
+    """Kills p's whole process group and waits until none of it is left."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.wait()
+    end = time.time() + timeout
+    while _group_alive(p.pid) and time.time() < end:
+        time.sleep(0.02)
+
+
 def cleanup(*_):
     for p in procs:
-        if p.poll() is None:
-            p.kill()
-    for p in procs:
-        p.wait()
+        stop_group(p)
 
 
 def tree(pid):
@@ -96,14 +121,6 @@ def rss_kib(pid):
     return sum(_one_rss(p) for p in tree(pid))
 
 
-def parse_latency(s):
-    m = re.match(r"([\d.]+)(us|ms|s|m)", s)
-    if not m:
-        raise SystemExit("cannot read the latency %r" % s)
-    v, u = float(m.group(1)), m.group(2)
-    return v * {"us": 1, "ms": 1000, "s": 1e6, "m": 60e6}[u]
-
-
 _nonce = [0]
 
 
@@ -116,16 +133,24 @@ def wrk(url, mode, conns=CONNS, secs=SECS):
     if CORES >= 2:
         cmd = ["taskset", "-c", "0"] + cmd
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
-    if "Requests/sec" not in out or "50%" not in out:
-        raise SystemExit("wrk gave no result for %s:\n%s" % (url, out))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    p50 = parse_latency(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = parse_latency(re.search(r"99%\s+(\S+)", out).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:  # a row that measured errors would measure the wrong thing
-        raise SystemExit("wrk: %s of %d answers from %s were not 2xx" % (errors.group(1), total, url))
-    return {"rps": rps, "total": total, "p50_us": p50, "p99_us": p99, "non2xx": int(errors.group(1)) if errors else 0}
+    return read_bench_json(out, url)
+
+
+def read_bench_json(out, url="?"):
+    """The numbers come from the BENCH_JSON line chat.lua's done() prints
+    (wrk's exact percentiles in µs), not from wrk's text, whose latency table
+    has a `+/- Stdev` column a pattern can take for the latency."""
+    m = re.search(r"^BENCH_JSON (\{.*\})\s*$", out, re.M)
+    if not m:
+        raise SystemExit("wrk gave no BENCH_JSON line for %s:\n%s" % (url, out))
+    j = json.loads(m.group(1))
+    total = int(j["requests"])
+    if total == 0 or j["duration_us"] <= 0:
+        raise SystemExit("wrk measured nothing for %s:\n%s" % (url, out))
+    if j["err_status"]:  # a row that measured errors would measure the wrong thing
+        raise SystemExit("wrk: %d of %d answers from %s were not 2xx" % (j["err_status"], total, url))
+    return {"rps": total / (j["duration_us"] / 1e6), "total": total, "p50_us": float(j["p50_us"]),
+            "p99_us": float(j["p99_us"]), "non2xx": int(j["err_status"])}
 
 
 def measure(name, pid, url, mode, conns=CONNS):
@@ -212,7 +237,8 @@ def sluice(mock_port, cache, redis_url=None, wrap=None):
         if redis_url:
             f.write("redis: { url: %s }\n" % redis_url)
     prefix = wrap(d) if wrap else []
-    p = spawn(prefix + [os.path.join(ROOT, "build/sluice"), "-c", conf], core=None if wrap else 1)
+    binary = os.environ.get("SLUICE_BENCH_BIN", os.path.join(ROOT, "build/sluice"))  # a before/after build
+    p = spawn(prefix + [binary, "-c", conf], core=None if wrap else 1)
     wait_port(port)
     return p, port
 

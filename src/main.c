@@ -215,10 +215,10 @@ static void on_trim_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* epoll with a changelist: evhttp disables and re-enables reading around
- * every request, and our client watch adds and removes a read event on the
- * same socket; without the changelist each of those is an epoll_ctl call,
- * with it the changes of one loop iteration are folded into at most one.
+/* epoll with a changelist: the connection layer adds and removes a
+ * connection's write event and re-arms its timer around requests; without the
+ * changelist each event change is an epoll_ctl call, with it the changes of
+ * one loop iteration are folded into at most one.
  * (Its one caveat, dup()ed descriptors sharing a file, does not arise here.) */
 static struct event_base *new_base(void)
 {

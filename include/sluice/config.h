@@ -134,6 +134,7 @@ typedef struct sl_config {
         size_t max_body_bytes;     /* default 8 MiB */
         size_t max_header_bytes;   /* default 16 KiB */
         int header_timeout_s;      /* default 10 */
+        int body_timeout_s;        /* a request body must arrive within; default 60 */
         int idle_timeout_s;        /* keep-alive idle; default 60 */
         int max_connections;       /* default 10000 */
         int max_inflight;          /* upstream calls at once; default 4096 */

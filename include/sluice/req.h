@@ -134,9 +134,10 @@ struct sl_req {
      * it returns true, a client abort only detaches this client. */
     bool (*abort_guard)(sl_req *r);
     void (*on_release)(sl_req *r); /* owner's cleanup hook (server/service) */
-    void *owner;                   /* the owner's object (evhttp request, service call) */
-    struct event *client_watch;    /* server: notices a client that hangs up while we wait */
-    bool detached;                 /* server: evhttp detached the request from its connection */
+    void (*on_drained)(sl_req *r); /* a producer waits for a congested sink (sink.h) */
+    void *owner;   /* the owner's object (its connection, a service call; once detached, the
+                      connection's read buffer, which r->body points into) */
+    bool detached; /* server: the connection is gone; the sink writes nothing */
 };
 
 /* Takes a request from the pool (or allocates one); refs = 1, conf pinned. */

@@ -1,7 +1,7 @@
 /* server.h — inbound HTTP: the listener, the route table, the client sink,
  * drain and reload.
  *
- * Owns: the evhttp server and its listener, the current configuration
+ * Owns: the listener (handed to the connection layer, conn.h), the current configuration
  * (swapped atomically on reload; requests pin the one they started with), the
  * draining flag. Routes are one table in server.c. */
 #ifndef SLUICE_SERVER_H

@@ -22,6 +22,10 @@ typedef struct sl_sink_ops {
     void (*head)(sl_sink *s, struct sl_req *r, int status, bool sse);
     void (*data)(sl_sink *s, struct sl_req *r, const char *p, size_t n);
     void (*end)(sl_sink *s, struct sl_req *r);
+    /* optional: the consumer is not keeping up (a slow client: its output
+     * waits above a high-water mark). A producer that can wait sets
+     * r->on_drained and stops; the sink calls it once the output drained. */
+    bool (*congested)(sl_sink *s, struct sl_req *r);
 } sl_sink_ops;
 
 struct sl_sink {

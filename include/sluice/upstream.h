@@ -21,7 +21,9 @@ typedef struct sl_call sl_call;
 typedef struct sl_call_hooks {
     /* the response head is complete: status and the headers below are known (optional) */
     void (*on_status)(void *ud, sl_call *c, int status);
-    /* a piece of the body; return nonzero to abort the transfer */
+    /* a piece of the body; return 0 to go on, SL_CALL_PAUSE to be offered the
+     * same bytes again after sl_call_resume() (the consumer is full: the
+     * transfer pauses, no idle timeout runs), anything else aborts it */
     int (*on_data)(void *ud, sl_call *c, const char *p, size_t n);
     /* finished: rc 0 (complete), SL_ETIMEDOUT, SL_EIO (connect or transfer error),
      * SL_ETOOBIG, SL_ENOMEM (sluice's own shortage: no descriptor, memory or
@@ -53,6 +55,9 @@ void sl_upstream_set_max_inflight(int max_inflight);
  * in-flight bound (SL_EAGAIN in *err). */
 sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, int *err);
 void sl_call_cancel(sl_call *c);
+#define SL_CALL_PAUSE 2
+/* Resumes a call paused by on_data (from the loop, not from a curl callback). */
+void sl_call_resume(sl_call *c);
 
 int sl_call_status(const sl_call *c);
 const char *sl_call_retry_after(const sl_call *c); /* header value or NULL */

@@ -693,6 +693,7 @@ static const field server_fields[] = {
     {"max_body_bytes", F_SIZE, OFF(server.max_body_bytes), 0, 0, NULL, LIVE},
     {"max_header_bytes", F_SIZE, OFF(server.max_header_bytes), 0, 0, NULL, LIVE},
     {"header_timeout_s", F_INT, OFF(server.header_timeout_s), 1, 3600, NULL, LIVE},
+    {"body_timeout_s", F_INT, OFF(server.body_timeout_s), 1, 86400, NULL, LIVE},
     {"idle_timeout_s", F_INT, OFF(server.idle_timeout_s), 1, 86400, NULL, LIVE},
     {"max_connections", F_INT, OFF(server.max_connections), 1, 1000000, NULL, LIVE},
     {"max_inflight", F_INT, OFF(server.max_inflight), 1, 1000000, NULL, LIVE},
@@ -879,6 +880,7 @@ static void set_defaults(loader *L)
     c->server.max_body_bytes = 8u << 20;
     c->server.max_header_bytes = 16u << 10;
     c->server.header_timeout_s = 10;
+    c->server.body_timeout_s = 60;
     c->server.idle_timeout_s = 60;
     c->server.max_connections = 10000;
     c->server.max_inflight = 4096;

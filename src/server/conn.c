@@ -1,378 +1,1344 @@
-/* conn.c — every client connection, from accept to close (see conn.h).
+/* conn.c — sluice's own HTTP/1.1 connection layer (see conn.h).
  *
- * How we see connections evhttp keeps to itself: evhttp asks us (bevcb) for
- * the bufferevent of each accepted socket. We create it, hold a reference and
- * queue it; later in the same loop iteration, before the socket can be read,
- * we adopt it: by then evhttp has wired the bufferevent to its connection
- * (its callback argument), so we can set the connection's close callback, a
- * deadline timer and an output-buffer callback. The reference protects us if
- * evhttp freed the connection meanwhile (it only does when out of memory): a
- * freed bufferevent has its callbacks cleared, and we skip it. */
+ * One connection, one read buffer, four states:
+ *
+ *   accept ─► HEAD ──head in──► BODY ──message complete──► ACTIVE ──answer end──┐
+ *              ▲  (scan, then http_parser      (http_parser        (the request │
+ *              │   over the whole head)         frames the body)    runs)       │
+ *              └───────────── keep-alive, next pipelined head ◄─────────────────┘
+ *   any refusal, Connection: close, drain ─► LINGER (shut down our side, read
+ *   and drop until the client closes or 1 s) ─► freed
+ *
+ * The read buffer holds the current request from its first byte: the head is
+ * scanned line by line as it arrives (NUL, bare CR, bare LF, obs-fold, space
+ * before a colon, sizes) and parsed in one http_parser call once complete, so
+ * every header is one contiguous slice. The body follows the head in the same
+ * buffer; a chunked body is decoded in place (data only ever moves towards
+ * the front). While a request runs nothing before its body's end moves: bytes
+ * a client pipelines are appended behind it, and the buffer never grows under
+ * a running request (it watches for the client's close instead when full).
+ * Deadlines: one timer per connection, armed per phase. */
 #include "sluice/conn.h"
 
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
+#include <event2/event_struct.h>
 #include <event2/listener.h>
+#include <http_parser.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "sluice/log.h"
 #include "sluice/pipeline.h"
-#include "sluice/server.h"
 
 enum {
-    LINGER_MS = 1000,      /* after our own refusal, how long we read and drop */
-    ACCEPT_PAUSE_MS = 100, /* after EMFILE and friends */
-    DRAIN_MAX = 64 * 1024, /* bytes read and dropped before a refusal is sent */
+    MAX_URI_BYTES = 8192,
+    REQLINE_MAX = MAX_URI_BYTES + 64, /* method, spaces and version around the URI */
+    MAX_HEADER_COUNT = 100,
+    LINGER_MS = 1000,
+    ACCEPT_PAUSE_MS = 100,
+    RBUF_FIRST = 16 * 1024,
+    CHUNK_SLACK = 64 * 1024, /* framing bytes a chunked body may add */
+    OUT_HIGH = 256 * 1024,   /* pending output above which pipelined heads and a stream wait */
+    OUT_LOW = 64 * 1024,     /* ... and below which a waiting stream goes on */
+    WBUF_KEEP = 64 * 1024,   /* a drained output buffer larger than this is freed */
+    STREAM_KEEP = 64 * 1024, /* read buffer of an incrementally read body */
 };
 
-typedef struct sl_conn {
-    struct evhttp_connection *evcon;
-    struct bufferevent *bev;
-    evutil_socket_t fd;
-    sl_req *active;           /* the request being answered, if any */
-    struct event *deadline;   /* a whole request must arrive before it fires */
-    struct event *linger;     /* after our refusal: read and drop until EOF */
-    sl_internal_sink refusal; /* our own answer (503, 408, 400), sent raw */
-    bool refusing;
-    /* the request head being read (see scan_head) */
-    bool in_body, pending_cr;
-    unsigned head_lines;
-    size_t line_len;
-} sl_conn;
+typedef enum { C_HEAD, C_BODY, C_ACTIVE, C_LINGER, C_CLOSED } c_state;
+
+typedef struct hslice {
+    uint32_t no, nl, vo, vl; /* name and value: offsets into rbuf and lengths */
+} hslice;
+
+/* Headers the layer or sluice reads, found while parsing (index into hdr, -1 none). */
+enum {
+    H_TE,
+    H_CE,
+    H_EXPECT,
+    H_AUTH,
+    H_API_KEY,
+    H_REQID,
+    H_CACHE_CONTROL,
+    H_TTL,
+    H_USER,
+    H_CACHE_OPT,
+    H_NFACTS
+};
+
+struct sl_conn {
+    int fd;
+    c_state state;
+    bool test, closed_only, broken, in_process, close_after, served_any, kick, dispatched;
+    bool keep_alive, head_only, http10, resp_sse, resp_chunked, too_big, headers_done, msg_done;
+    struct event rev, wev, timer;
+    bool wev_added;
+    sl_conn_out_fn out;
+    sl_conn *prev, *next;
+
+    char *rbuf; /* the current request from its first byte, then what follows */
+    size_t rcap, rlen;
+    size_t rpos;   /* first byte of the current request */
+    size_t line;   /* head scan: start of the line not yet complete */
+    size_t parsed; /* next byte for http_parser */
+    bool have_reqline;
+    unsigned hcount;
+    size_t hbytes;
+
+    http_parser hp;
+    uint32_t url_o, url_l;
+    bool have_url;
+    hslice hdr[MAX_HEADER_COUNT];
+    unsigned n_hdr;
+    int fact[H_NFACTS];
+    int cur_fact; /* the fact the header being parsed names */
+    int content_lengths, hosts, authorizations, transfer_encodings;
+
+    size_t body_start, body_len;
+    sl_body_fn body_fn;
+    void *body_ud;
+
+    sl_req *req;  /* the request being read or answered */
+    sl_req *lent; /* answered, but still referenced when its answer ended (see settle) */
+    int resp_status;
+    sl_str plain; /* a plain answer's body, zero-copy when it is r->body_out */
+    sl_buf pbuf;  /* ... else collected here */
+    sl_buf wbuf;  /* output the socket did not take yet */
+    size_t wpos;
+};
 
 static struct {
     struct event_base *base;
-    struct evhttp *http;
+    sl_conn_hooks hooks;
     struct evconnlistener *listener;
-    struct event *adopt_ev, *resume_accept_ev;
-    struct bufferevent **fresh; /* created for evhttp, not adopted yet */
-    size_t n_fresh, cap_fresh;
-    sl_conn **by_fd;
-    size_t by_fd_len;
+    struct event *resume_accept_ev;
+    sl_conn *all;
     size_t open;
-    sl_conn_gone_fn gone;
+    bool draining;
+    sl_buf head; /* response heads are built here, then written at once */
 } conns;
 
-/* ---- logging refusals -------------------------------------------------- */
+static http_parser_settings settings;
 
-static void log_only_end(sl_sink *s, sl_req *r)
-{
-    SL_UNUSED(s);
-    SL_UNUSED(r);
-}
-static void log_only_head(sl_sink *s, sl_req *r, int status, bool sse)
-{
-    SL_UNUSED(s), SL_UNUSED(r), SL_UNUSED(status), SL_UNUSED(sse);
-}
-static void log_only_data(sl_sink *s, sl_req *r, const char *p, size_t n)
-{
-    SL_UNUSED(s), SL_UNUSED(r), SL_UNUSED(p), SL_UNUSED(n);
-}
-static const sl_sink_ops log_only_ops = {log_only_head, log_only_data, log_only_end};
-static sl_sink log_only_sink = {.ops = &log_only_ops};
+static void process(sl_conn *c);
+static void start_linger(sl_conn *c);
+static void refuse(sl_conn *c, sl_req *r, int status, const char *code, const char *msg);
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void settle(sl_conn *c);
 
-/* Runs a refusal through the pipeline's completion, so that it gets its
- * access-log line and metrics like any answer; the sink decides where the
- * bytes go. */
-static void complete_refusal(sl_sink *sink, int status, const char *code, const char *msg)
+/* ---- small helpers ------------------------------------------------------ */
+
+static const sl_config *conf_now(void)
 {
-    sl_req *r = sl_req_new(conns.base, sl_server_config());
-    if (!r)
-        return;
-    sl_req_make_id(r->id);
-    r->method = "-";
-    r->path = "-";
-    r->sink = sink;
-    sl_req_error(r, status, "invalid_request_error", code, NULL, msg);
-    sl_req_finish(r);
+    return conns.hooks.config();
 }
 
-/* ---- closing ------------------------------------------------------------ */
+static void arm(sl_conn *c, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_add(&c->timer, &tv);
+}
 
-static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
-static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
+static bool ieq(const char *p, size_t n, const char *lit)
+{
+    return strlen(lit) == n && strncasecmp(p, lit, n) == 0;
+}
+
+static sl_str slice(const sl_conn *c, uint32_t off, uint32_t len)
+{
+    return (sl_str){c->rbuf + off, len};
+}
+
+static sl_str fact(const sl_conn *c, int f)
+{
+    int i = c->fact[f];
+    return i < 0 ? SL_STR_NULL : slice(c, c->hdr[i].vo, c->hdr[i].vl);
+}
+
+static size_t fmt_dec(char *out, size_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static size_t fmt_hex(char *out, size_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = digits[v & 15];
+        v >>= 4;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
 
 static void conn_free(sl_conn *c)
 {
-    if (c->fd >= 0 && (size_t)c->fd < conns.by_fd_len && conns.by_fd[c->fd] == c)
-        conns.by_fd[c->fd] = NULL;
-    if (c->deadline)
-        event_free(c->deadline);
-    if (c->linger)
-        event_free(c->linger);
-    sl_internal_sink_free(&c->refusal);
+    settle(c);
+    if (!c->test) {
+        event_del(&c->rev);
+        event_del(&c->wev);
+        close(c->fd);
+    }
+    event_del(&c->timer);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        conns.all = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c->rbuf);
+    sl_buf_free(&c->wbuf);
+    sl_buf_free(&c->pbuf);
     conns.open--;
     free(c);
 }
 
-/* evhttp closes the connection (any reason): the request on it, if any, has
- * lost its client. */
-static void on_close(struct evhttp_connection *evcon, void *arg)
+static void hand_buffer_to(sl_conn *c, sl_req *r);
+
+/* A request answered while someone else still held it (the proxy drops its
+ * reference right after the answer) may still read r->body in our buffer.
+ * Before the buffer is touched again: if it is still held, it takes the
+ * buffer with it; usually it is not, and the buffer stays ours. */
+static void settle(sl_conn *c)
 {
-    SL_UNUSED(evcon);
-    sl_conn *c = arg;
-    sl_req *r = c->active;
-    c->active = NULL;
-    evhttp_connection_set_closecb(c->evcon, NULL, NULL);
-    evbuffer_remove_cb(bufferevent_get_output(c->bev), on_output, c);
-    evbuffer_remove_cb(bufferevent_get_input(c->bev), on_input, c);
+    sl_req *r = c->lent;
+    if (!r)
+        return;
+    c->lent = NULL;
+    if (r->refs > 1)
+        hand_buffer_to(c, r);
+    else
+        r->owner = NULL;
+    sl_req_release(r);
+}
+
+static void release_buffer(sl_req *r)
+{
+    free(r->owner);
+    r->owner = NULL;
+}
+
+/* r lives on without its connection (an aborted call still running, or a
+ * reference held past the answer): its body stays readable, so the read
+ * buffer goes with it. Bytes pipelined behind it are copied out first. */
+static void hand_buffer_to(sl_conn *c, sl_req *r)
+{
+    char *keep = NULL;
+    size_t rest = c->rlen > c->parsed ? c->rlen - c->parsed : 0;
+    if (rest && c->state != C_LINGER) {
+        keep = malloc(rest > RBUF_FIRST ? rest : RBUF_FIRST);
+        if (keep)
+            memcpy(keep, c->rbuf + c->parsed, rest);
+    }
+    r->owner = c->rbuf;
+    r->on_release = release_buffer;
+    r->detached = true;
+    c->rbuf = keep;
+    c->rcap = keep ? (rest > RBUF_FIRST ? rest : RBUF_FIRST) : 0;
+    c->rlen = keep ? rest : 0;
+    c->rpos = c->line = c->parsed = c->body_start = 0;
+}
+
+/* The client went away. A request being answered is aborted (its upstream
+ * call cancelled); one whose body was still arriving never started. */
+static void gone(sl_conn *c)
+{
+    sl_req *r = c->req;
+    c->req = NULL;
+    bool started = r && (c->state == C_ACTIVE || c->dispatched);
+    sl_body_fn broke = c->state == C_BODY ? c->body_fn : NULL;
+    void *ud = c->body_ud;
+    if (r && started)
+        hand_buffer_to(c, r);
     conn_free(c);
-    if (r)
-        conns.gone(r);
-}
-
-static void close_now(sl_conn *c)
-{
-    evhttp_connection_free(c->evcon); /* calls on_close */
-}
-
-static void on_linger_read(evutil_socket_t fd, short what, void *arg)
-{
-    SL_UNUSED(what);
-    char buf[4096];
-    ssize_t n;
-    while ((n = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
-        ;
-    if (n == 0 || (errno != EAGAIN && errno != EINTR))
-        close_now(arg);
-}
-
-static const char *reason(int status)
-{
-    switch (status) {
-    case 400: return "Bad Request";
-    case 408: return "Request Timeout";
-    default: return "Service Unavailable";
+    if (r && started) {
+        sl_pipeline_abort(r);
+        if (broke)
+            broke(r, NULL, 0, true, ud); /* the body broke off */
+    } else if (r) {
+        sl_req_release(r);
     }
 }
 
-/* The answer of our own refusal: written straight to the socket (evhttp is
- * not reading this connection any more), then a lingering close, so that a
- * client whose request bytes are still arriving reads our answer instead of
- * a reset. */
-static void on_refusal_done(void *ud, sl_req *r, int status, sl_str body)
+static void on_broken(sl_conn *c)
 {
-    sl_conn *c = ud;
-    char head[256];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                     "x-request-id: %s\r\nConnection: close\r\n\r\n",
-                     status, reason(status), body.len, r->id);
-    struct iovec iov[2] = {{head, (size_t)n}, {(void *)body.p, body.len}};
-    struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
-    (void)sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL); /* best effort: we close anyway */
-    shutdown(c->fd, SHUT_WR);
-    c->linger = event_new(conns.base, c->fd, EV_READ | EV_PERSIST, on_linger_read, c);
-    if (c->linger)
-        event_add(c->linger, NULL);
-    struct timeval tv = {LINGER_MS / 1000, (LINGER_MS % 1000) * 1000};
-    event_add(c->deadline, &tv); /* on_deadline sees `refusing` and closes */
+    c->broken = true;
+    if (!c->test)
+        event_active(&c->rev, EV_READ, 1); /* closed from the loop, not inside a sink call */
 }
 
-static void refuse(sl_conn *c, int status, const char *code, const char *msg)
+/* ---- output ------------------------------------------------------------- */
+
+static void wbuf_drained(sl_conn *c)
 {
-    c->refusing = true;
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    char buf[4096];
-    size_t dropped = 0;
-    ssize_t n;
-    while (dropped < DRAIN_MAX && (n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
-        dropped += (size_t)n;
-    sl_internal_sink_init(&c->refusal, 4096, on_refusal_done, c);
-    complete_refusal(&c->refusal.base, status, code, msg);
+    if (c->wbuf.cap > WBUF_KEEP)
+        sl_buf_free(&c->wbuf);
+    else
+        sl_buf_reset(&c->wbuf);
+    c->wpos = 0;
 }
 
-/* ---- deadlines ---------------------------------------------------------- */
-
-static void arm(sl_conn *c, int seconds)
+/* Output waits: the client must take some of it within idle_timeout_s (a
+ * reader that stopped would otherwise hold its request, and a paused upstream
+ * call, forever). Re-armed on every write that makes progress. */
+static void write_deadline(sl_conn *c)
 {
-    struct timeval tv = {seconds, 0};
-    event_add(c->deadline, &tv);
+    if (c->state == C_ACTIVE || c->state == C_HEAD)
+        arm(c, conf_now()->server.idle_timeout_s * 1000);
 }
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
+static void send_iov(sl_conn *c, struct iovec *iov, int n)
 {
-    SL_UNUSED(fd);
+    if (c->broken || c->state == C_CLOSED)
+        return;
+    if (c->test) {
+        for (int i = 0; i < n; i++)
+            if (c->out && iov[i].iov_len)
+                c->out(iov[i].iov_base, iov[i].iov_len);
+        return;
+    }
+    size_t done = 0;
+    if (c->wbuf.len == c->wpos) {
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            on_broken(c);
+            return;
+        }
+        done = w > 0 ? (size_t)w : 0;
+    }
+    for (int i = 0; i < n; i++) {
+        size_t len = iov[i].iov_len;
+        if (done >= len) {
+            done -= len;
+            continue;
+        }
+        if (sl_buf_append(&c->wbuf, (char *)iov[i].iov_base + done, len - done) != SL_OK) {
+            on_broken(c);
+            return;
+        }
+        done = 0;
+    }
+    if (c->wbuf.len > c->wpos && !c->wev_added) {
+        event_add(&c->wev, NULL);
+        c->wev_added = true;
+        write_deadline(c);
+    }
+}
+
+static void drained(sl_req *r)
+{
+    void (*fn)(sl_req *) = r->on_drained;
+    r->on_drained = NULL;
+    fn(r);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
     SL_UNUSED(what);
     sl_conn *c = arg;
-    if (c->refusing)
-        close_now(c); /* the linger is over */
-    else if (!c->active)
-        refuse(c, 408, "request_timeout", "The request did not arrive in time.");
-    /* else: a request is being answered; its end re-arms the deadline */
+    ssize_t w = send(fd, c->wbuf.p + c->wpos, c->wbuf.len - c->wpos, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            gone(c);
+        return;
+    }
+    c->wpos += (size_t)w;
+    sl_req *r = c->req;
+    if (c->wpos < c->wbuf.len) {
+        if (w > 0)
+            write_deadline(c);
+        if (r && r->on_drained && c->wbuf.len - c->wpos <= OUT_LOW)
+            drained(r);
+        return;
+    }
+    wbuf_drained(c);
+    event_del(&c->wev);
+    c->wev_added = false;
+    if (c->state == C_ACTIVE && c->req) {
+        event_del(&c->timer); /* the request runs: no deadline while it does */
+    } else if (c->state == C_HEAD) {
+        const sl_config *conf = conf_now(); /* back to the keep-alive deadline */
+        arm(c, (conf->server.idle_timeout_s + conf->server.header_timeout_s) * 1000);
+    }
+    if (c->close_after && !c->req)
+        start_linger(c);
+    else if (c->state == C_HEAD && c->rpos < c->rlen)
+        process(c);
+    else if (r && r->on_drained)
+        drained(r); /* last: the producer may write (and even end) from in there */
 }
 
-/* ---- evhttp's own refusals ---------------------------------------------- */
+/* ---- answers: the HTTP client sink -------------------------------------- */
 
-/* Bytes evhttp adds to the output while no request of ours is on the
- * connection are its own answer to a request it refused: log it. */
-static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+/* The Date header, formatted once a second. */
+static const char *http_date(void)
 {
-    sl_conn *c = arg;
-    if (c->active || c->refusing || info->n_added == 0)
-        return;
-    char line[13] = {0};
-    struct evbuffer_ptr at;
-    if (evbuffer_ptr_set(buf, &at, info->orig_size, EVBUFFER_PTR_SET) != 0 ||
-        evbuffer_copyout_from(buf, &at, line, 12) != 12 || memcmp(line, "HTTP/1.", 7) != 0)
-        return;
-    int status = atoi(line + 9);
-    if (status >= 400)
-        complete_refusal(&log_only_sink, status, "invalid_request",
-                         "Refused by the HTTP parser (framing, size or syntax).");
+    static char text[40];
+    static int64_t at_s = -1;
+    int64_t now_s = sl_wall_ms() / 1000;
+    if (now_s != at_s) {
+        time_t t = (time_t)now_s;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        at_s = now_s;
+    }
+    return text;
 }
 
-/* ---- request heads evhttp accepts and we do not ---------------------------- */
-
-/* evhttp takes a bare LF as a line end and a NUL as the end of a value, and
- * hides both from us; a proxy in front of sluice may read such a head
- * differently (request smuggling). So we look at the bytes of each request
- * head as they arrive (up to its blank line; bodies are not scanned, nor a
- * pipelined head that arrived in one read with the request before it): every
- * line must end in CRLF, with no CR or NUL inside. memchr keeps it to a few
- * vector scans per line. Returns false at the first bad byte. */
-static bool scan_head(sl_conn *c, const char *p, size_t n)
+static const char *status_line(int status)
 {
-    while (n && !c->in_body) {
-        const char *nl = memchr(p, '\n', n);
-        size_t seg = nl ? (size_t)(nl - p) : n; /* bytes before the LF */
-        if (seg && memchr(p, '\0', seg))
-            return false;
-        const char *cr = seg ? memchr(p, '\r', seg) : NULL;
-        if ((cr && cr != p + seg - 1) || (c->pending_cr && seg > 0))
-            return false; /* a CR not followed by LF */
-        if (!nl) {        /* the line goes on in the next read */
-            c->line_len += seg - (cr ? 1 : 0);
-            c->pending_cr = cr != NULL;
-            return true;
+    switch (status) {
+    case 100: return "HTTP/1.1 100 Continue\r\n";
+    case 200: return "HTTP/1.1 200 OK\r\n";
+    case 201: return "HTTP/1.1 201 Created\r\n";
+    case 202: return "HTTP/1.1 202 Accepted\r\n";
+    case 204: return "HTTP/1.1 204 No Content\r\n";
+    case 400: return "HTTP/1.1 400 Bad Request\r\n";
+    case 401: return "HTTP/1.1 401 Unauthorized\r\n";
+    case 402: return "HTTP/1.1 402 Payment Required\r\n";
+    case 403: return "HTTP/1.1 403 Forbidden\r\n";
+    case 404: return "HTTP/1.1 404 Not Found\r\n";
+    case 405: return "HTTP/1.1 405 Method Not Allowed\r\n";
+    case 408: return "HTTP/1.1 408 Request Timeout\r\n";
+    case 409: return "HTTP/1.1 409 Conflict\r\n";
+    case 413: return "HTTP/1.1 413 Payload Too Large\r\n";
+    case 414: return "HTTP/1.1 414 URI Too Long\r\n";
+    case 415: return "HTTP/1.1 415 Unsupported Media Type\r\n";
+    case 422: return "HTTP/1.1 422 Unprocessable Entity\r\n";
+    case 429: return "HTTP/1.1 429 Too Many Requests\r\n";
+    case 431: return "HTTP/1.1 431 Request Header Fields Too Large\r\n";
+    case 499: return "HTTP/1.1 499 Client Closed Request\r\n";
+    case 500: return "HTTP/1.1 500 Internal Server Error\r\n";
+    case 501: return "HTTP/1.1 501 Not Implemented\r\n";
+    case 502: return "HTTP/1.1 502 Bad Gateway\r\n";
+    case 503: return "HTTP/1.1 503 Service Unavailable\r\n";
+    case 504: return "HTTP/1.1 504 Gateway Timeout\r\n";
+    default: return NULL;
+    }
+}
+
+static void put_n(sl_buf *b, const char *name, size_t nl, const char *value, size_t vl)
+{
+    if (sl_buf_reserve(b, nl + vl + 4) != SL_OK)
+        return;
+    char *o = b->p + b->len;
+    memcpy(o, name, nl);
+    o[nl] = ':';
+    o[nl + 1] = ' ';
+    memcpy(o + nl + 2, value, vl);
+    o[nl + 2 + vl] = '\r';
+    o[nl + 3 + vl] = '\n';
+    b->len += nl + vl + 4;
+    b->p[b->len] = '\0';
+}
+
+static void put(sl_buf *b, const char *name, const char *value)
+{
+    put_n(b, name, strlen(name), value, strlen(value));
+}
+
+#define PUT_LIT(b, name, value) put_n((b), name, sizeof(name) - 1, value, sizeof(value) - 1)
+
+static const char *cache_word(sl_cache_outcome o)
+{
+    switch (o) {
+    case SL_CACHE_HIT: return "hit";
+    case SL_CACHE_MISS: return "miss";
+    case SL_CACHE_COALESCED: return "coalesced";
+    case SL_CACHE_BYPASS: return "bypass";
+    case SL_CACHE_SEMANTIC: return "semantic";
+    default: return NULL;
+    }
+}
+
+enum { FRAME_LENGTH, FRAME_CHUNKED, FRAME_EOF };
+
+/* Builds the answer's head into conns.head. */
+static void build_head(sl_conn *c, sl_req *r, int framing, size_t body_len)
+{
+    sl_buf *b = &conns.head;
+    sl_buf_reset(b);
+    const char *sl = status_line(c->resp_status);
+    if (sl) {
+        sl_buf_append_c(b, sl);
+    } else {
+        char code[24];
+        sl_buf_append(b, "HTTP/1.1 ", 9);
+        sl_buf_append(b, code, fmt_dec(code, (size_t)(c->resp_status > 0 ? c->resp_status : 500)));
+        sl_buf_append(b, " Status\r\n", 9);
+    }
+    put_n(b, "Date", 4, http_date(), 29);
+    if (c->resp_sse) {
+        PUT_LIT(b, "Content-Type", "text/event-stream");
+        PUT_LIT(b, "Cache-Control", "no-cache");
+    } else if (!r->content_type) {
+        PUT_LIT(b, "Content-Type", "application/json");
+    } else {
+        put(b, "Content-Type", r->content_type);
+    }
+    put(b, "x-request-id", r->id);
+    const char *cw = cache_word(r->cache);
+    if (cw)
+        put(b, "x-sluice-cache", cw);
+    for (int i = 0; i < r->n_headers; i++)
+        put(b, r->headers[i].name, r->headers[i].value);
+    if (framing == FRAME_LENGTH) {
+        char num[24];
+        sl_buf_append(b, "Content-Length: ", 16);
+        sl_buf_append(b, num, fmt_dec(num, body_len));
+        sl_buf_append(b, "\r\n", 2);
+    } else if (framing == FRAME_CHUNKED) {
+        sl_buf_append_c(b, "Transfer-Encoding: chunked\r\n");
+    }
+    if (c->close_after || conns.draining || !c->keep_alive || framing == FRAME_EOF) {
+        c->close_after = true;
+        sl_buf_append_c(b, "Connection: close\r\n");
+    } else if (c->http10) {
+        sl_buf_append_c(b, "Connection: keep-alive\r\n");
+    }
+    sl_buf_append(b, "\r\n", 2);
+}
+
+static sl_conn *attached(sl_req *r)
+{
+    return r->detached ? NULL : r->owner;
+}
+
+static void http_head(sl_sink *s, sl_req *r, int status, bool sse)
+{
+    SL_UNUSED(s);
+    sl_conn *c = attached(r);
+    if (!c)
+        return;
+    c->resp_status = status;
+    c->resp_sse = sse;
+    c->plain = SL_STR_NULL;
+    if (!sse)
+        return; /* a plain answer's head is written with its body, at the end */
+    c->resp_chunked = !c->http10 && !c->head_only;
+    build_head(c, r, c->head_only ? FRAME_LENGTH : c->resp_chunked ? FRAME_CHUNKED : FRAME_EOF, 0);
+    struct iovec iov = {conns.head.p, conns.head.len};
+    send_iov(c, &iov, 1);
+}
+
+static void http_data(sl_sink *s, sl_req *r, const char *p, size_t n)
+{
+    SL_UNUSED(s);
+    sl_conn *c = attached(r);
+    if (!c || !n)
+        return;
+    if (!c->resp_sse) {
+        if (!c->plain.p && !c->pbuf.len && p == r->body_out.p) {
+            c->plain = (sl_str){p, n}; /* lives until r is released, after end */
+            return;
         }
-        if (!(cr || (seg == 0 && c->pending_cr)))
-            return false; /* a bare LF */
-        size_t content = c->line_len + seg - (cr ? 1 : 0);
-        if (content == 0 && c->head_lines > 0)
-            c->in_body = true; /* the blank line that ends the head */
-        else if (content > 0)
-            c->head_lines++;
-        c->line_len = 0;
-        c->pending_cr = false;
-        p = nl + 1;
-        n -= seg + 1;
+        if (c->plain.p) {
+            sl_buf_append(&c->pbuf, c->plain.p, c->plain.len);
+            c->plain = SL_STR_NULL;
+        }
+        sl_buf_append(&c->pbuf, p, n);
+        return;
+    }
+    if (c->head_only)
+        return;
+    if (!c->resp_chunked) {
+        struct iovec iov = {(void *)p, n};
+        send_iov(c, &iov, 1);
+        return;
+    }
+    char size[24];
+    size_t sn = fmt_hex(size, n);
+    size[sn++] = '\r';
+    size[sn++] = '\n';
+    struct iovec iov[3] = {{size, sn}, {(void *)p, n}, {"\r\n", 2}};
+    send_iov(c, iov, 3);
+}
+
+static void answer_done(sl_conn *c);
+
+static void http_end(sl_sink *s, sl_req *r)
+{
+    SL_UNUSED(s);
+    sl_conn *c = attached(r);
+    if (!c || c->req != r)
+        return;
+    if (!c->resp_sse) {
+        sl_str body = c->plain.p ? c->plain : sl_buf_str(&c->pbuf);
+        build_head(c, r, FRAME_LENGTH, body.len);
+        struct iovec iov[2] = {{conns.head.p, conns.head.len}, {(void *)body.p, body.len}};
+        send_iov(c, iov, c->head_only || !body.len ? 1 : 2);
+        c->plain = SL_STR_NULL;
+        if (c->pbuf.cap > WBUF_KEEP)
+            sl_buf_free(&c->pbuf);
+        else
+            sl_buf_reset(&c->pbuf);
+    } else if (c->resp_chunked) {
+        struct iovec iov = {"0\r\n\r\n", 5};
+        send_iov(c, &iov, 1);
+    }
+    c->req = NULL;
+    /* The pipeline drops its reference right after this call; any other
+     * holder may still read r->body, which lives in our buffer. */
+    if (r->refs > 1) {
+        sl_req_ref(r);
+        r->detached = true; /* the sink is done with it */
+        c->lent = r;
+    } else {
+        r->owner = NULL;
+    }
+    answer_done(c);
+}
+
+/* A slow reader: more than OUT_HIGH waits for the socket. */
+static bool http_congested(sl_sink *s, sl_req *r)
+{
+    SL_UNUSED(s);
+    sl_conn *c = attached(r);
+    return c && c->wbuf.len - c->wpos > OUT_HIGH;
+}
+
+static const sl_sink_ops http_ops = {
+    .head = http_head, .data = http_data, .end = http_end, .congested = http_congested};
+static sl_sink http_sink = {.ops = &http_ops};
+
+static void kick(sl_conn *c)
+{
+    if (c->in_process)
+        return; /* the loop in process() goes on with the next head */
+    if (c->test)
+        c->kick = true;
+    else
+        event_active(&c->rev, EV_TIMEOUT, 1);
+}
+
+static void reset_request(sl_conn *c)
+{
+    c->have_reqline = c->dispatched = c->too_big = c->headers_done = c->msg_done = false;
+    c->have_url = c->resp_sse = c->resp_chunked = c->head_only = false;
+    c->hcount = 0;
+    c->hbytes = 0;
+    c->n_hdr = 0;
+    c->body_fn = NULL;
+    c->body_len = 0;
+}
+
+/* The answer has been handed to the socket: next request, or close. */
+static void answer_done(sl_conn *c)
+{
+    c->served_any = true;
+    bool mid_body = c->state == C_BODY; /* a streamed body the handler did not wait for */
+    if (c->closed_only && !c->test) {
+        event_del(&c->rev);
+        event_assign(&c->rev, conns.base, c->fd, EV_READ | EV_PERSIST, on_read, c);
+        event_add(&c->rev, NULL);
+        c->closed_only = false;
+    }
+    if (c->close_after || conns.draining || !c->keep_alive || mid_body) {
+        c->close_after = true;
+        if (c->wbuf.len == c->wpos)
+            start_linger(c);
+        else
+            c->state = C_ACTIVE; /* on_write lingers once the answer left */
+        return;
+    }
+    c->state = C_HEAD;
+    c->rpos = c->line = c->parsed;
+    reset_request(c);
+    const sl_config *conf = conf_now();
+    arm(c, (conf->server.idle_timeout_s + conf->server.header_timeout_s) * 1000);
+    if (c->rpos < c->rlen)
+        kick(c);
+    else
+        c->rpos = c->rlen = c->line = c->parsed = 0;
+}
+
+/* ---- closing ------------------------------------------------------------ */
+
+/* Our side is done: shut it down and read until the client closes (so that a
+ * client still sending reads our answer instead of a reset), at most 1 s. */
+static void start_linger(sl_conn *c)
+{
+    c->state = C_LINGER;
+    c->rlen = c->rpos = c->line = c->parsed = 0;
+    if (c->test) {
+        c->state = C_CLOSED;
+        return;
+    }
+    shutdown(c->fd, SHUT_WR);
+    arm(c, LINGER_MS);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    SL_UNUSED(fd), SL_UNUSED(what);
+    sl_conn *c = arg;
+    switch (c->state) {
+    case C_HEAD:
+        if (c->wbuf.len > c->wpos) {
+            conn_free(c); /* the client stopped reading its answer */
+        } else if (!c->served_any || c->rlen > c->rpos) {
+            refuse(c, NULL, 408, "request_timeout", "The request did not arrive in time.");
+        } else {
+            conn_free(c); /* an idle keep-alive connection */
+        }
+        break;
+    case C_BODY:
+        if (c->dispatched)
+            gone(c);
+        else
+            refuse(c, c->req, 408, "request_timeout", "The request body did not arrive in time.");
+        break;
+    case C_LINGER: conn_free(c); break;
+    case C_ACTIVE:
+        if (c->wbuf.len > c->wpos)
+            gone(c); /* it stopped reading: as good as gone (its upstream is cancelled) */
+        break;
+    default: break;
+    }
+}
+
+/* ---- refusals ----------------------------------------------------------- */
+
+static sl_req *new_req(sl_conn *c)
+{
+    sl_req *r = sl_req_new(conns.base, conns.hooks.config());
+    if (!r)
+        return NULL;
+    r->sink = &http_sink;
+    r->owner = c;
+    r->method = "-";
+    r->path = "-";
+    c->req = r;
+    return r;
+}
+
+/* Answers a refusal (every one is logged and counted: it runs through the
+ * pipeline's completion) and closes the connection after it. */
+static void refuse(sl_conn *c, sl_req *r, int status, const char *code, const char *msg)
+{
+    if (c->dispatched) { /* a streamed body broke off: its handler answers, then we close */
+        c->close_after = true;
+        sl_body_fn broke = c->state == C_BODY ? c->body_fn : NULL;
+        c->state = C_ACTIVE;
+        event_del(&c->timer);
+        if (broke)
+            broke(c->req, NULL, 0, true, c->body_ud);
+        return;
+    }
+    if (!r) {
+        r = new_req(c);
+        if (!r) {
+            start_linger(c);
+            return;
+        }
+        sl_req_make_id(r->id);
+    }
+    c->close_after = true;
+    c->state = C_ACTIVE;
+    event_del(&c->timer);
+    sl_req_error(r, status, "invalid_request_error", code, NULL, msg);
+    sl_req_finish(r);
+}
+
+/* ---- the head: scanning as it arrives ----------------------------------- */
+
+/* obs-fold (a line that starts with whitespace), no colon, an empty name, or
+ * whitespace before the colon (`Content-Length : 5`, which a proxy in front
+ * may read differently: smuggling). */
+static bool header_line_ok(const char *ls, size_t len)
+{
+    const char *colon = memchr(ls, ':', len);
+    return *ls != ' ' && *ls != '\t' && colon && colon != ls && colon[-1] != ' ' &&
+           colon[-1] != '\t';
+}
+
+/* Looks at the lines of the head that arrived since the last call. Returns
+ * 1 when the blank line that ends it is in (c->line is then its end), 0 for
+ * more, -1 after a refusal. Leading empty lines are skipped (RFC 9112 2.2). */
+static int scan_head(sl_conn *c)
+{
+    const size_t max_hdr = conf_now()->server.max_header_bytes;
+    while (c->line < c->rlen) {
+        const char *ls = c->rbuf + c->line;
+        size_t avail = c->rlen - c->line;
+        const char *nl = memchr(ls, '\n', avail);
+        size_t seg = nl ? (size_t)(nl - ls) : avail;
+        const char *cr = seg ? memchr(ls, '\r', seg) : NULL;
+        if ((seg && memchr(ls, '\0', seg)) || (cr && cr != ls + seg - 1) || (nl && !cr))
+            goto bad_bytes;
+        if (!nl) {
+            if (!c->have_reqline && seg > REQLINE_MAX)
+                goto uri_too_long;
+            if (c->have_reqline && c->hbytes + seg > max_hdr)
+                goto too_large;
+            return 0;
+        }
+        size_t len = seg - 1;
+        c->line += seg + 1;
+        if (len == 0) {
+            if (c->have_reqline)
+                return 1;
+            c->rpos = c->line; /* an empty line before the request line */
+            continue;
+        }
+        if (!c->have_reqline) {
+            if (len > REQLINE_MAX)
+                goto uri_too_long;
+            c->have_reqline = true;
+            continue;
+        }
+        if (!header_line_ok(ls, len)) {
+            refuse(c, NULL, 400, "invalid_header",
+                   "A header line is malformed (folded, no name, or whitespace before the "
+                   "colon).");
+            return -1;
+        }
+        c->hbytes += len + 2;
+        if (++c->hcount > MAX_HEADER_COUNT || c->hbytes > max_hdr)
+            goto too_large;
+    }
+    return 0;
+bad_bytes:
+    refuse(c, NULL, 400, "invalid_header",
+           "A request line or header holds NUL, a bare CR or a bare LF.");
+    return -1;
+uri_too_long:
+    refuse(c, NULL, 414, "uri_too_long", "The request URI is longer than 8 KiB.");
+    return -1;
+too_large:
+    refuse(c, NULL, 431, "headers_too_large",
+           "Request headers are too large (limits: 100 headers, server.max_header_bytes).");
+    return -1;
+}
+
+/* ---- the head: http_parser callbacks ------------------------------------ */
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    sl_conn *c = p->data;
+    c->url_o = (uint32_t)(at - c->rbuf);
+    c->url_l = (uint32_t)n;
+    c->have_url = true;
+    return 0;
+}
+
+static int classify(const char *k, size_t n)
+{
+    switch (n) { /* the length picks the one name worth comparing */
+    case 4: return ieq(k, n, "host") ? -2 : -1;
+    case 6: return ieq(k, n, "expect") ? H_EXPECT : -1;
+    case 9: return ieq(k, n, "x-api-key") ? H_API_KEY : -1;
+    case 12: return ieq(k, n, "x-request-id") ? H_REQID : -1;
+    case 13:
+        return ieq(k, n, "authorization")   ? H_AUTH
+               : ieq(k, n, "cache-control") ? H_CACHE_CONTROL
+               : ieq(k, n, "x-sluice-user") ? H_USER
+                                            : -1;
+    case 14:
+        return ieq(k, n, "content-length") ? -3 : ieq(k, n, "x-sluice-cache") ? H_CACHE_OPT : -1;
+    case 16: return ieq(k, n, "content-encoding") ? H_CE : -1;
+    case 17: return ieq(k, n, "transfer-encoding") ? H_TE : -1;
+    case 18: return ieq(k, n, "x-sluice-cache-ttl") ? H_TTL : -1;
+    default: return -1;
+    }
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    sl_conn *c = p->data;
+    if (c->n_hdr >= MAX_HEADER_COUNT)
+        return 1; /* the scan refused such a head already */
+    hslice *h = &c->hdr[c->n_hdr];
+    h->no = (uint32_t)(at - c->rbuf);
+    h->nl = (uint32_t)n;
+    h->vo = h->no + h->nl;
+    h->vl = 0;
+    int f = classify(at, n);
+    c->hosts += f == -2;
+    c->content_lengths += f == -3;
+    c->authorizations += f == H_AUTH;
+    c->transfer_encodings += f == H_TE;
+    c->cur_fact = f;
+    if (f >= 0 && c->fact[f] < 0)
+        c->fact[f] = (int)c->n_hdr;
+    c->n_hdr++;
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    sl_conn *c = p->data;
+    if (!c->n_hdr)
+        return 1;
+    while (n && (at[n - 1] == ' ' || at[n - 1] == '\t'))
+        n--; /* (Debian's build is strict: a control byte in a value is HPE_INVALID_HEADER_TOKEN) */
+    hslice *h = &c->hdr[c->n_hdr - 1];
+    h->vo = (uint32_t)(at - c->rbuf);
+    h->vl = (uint32_t)n;
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    sl_conn *c = p->data;
+    c->headers_done = true;
+    http_parser_pause(p, 1); /* decide before any body byte is taken */
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    sl_conn *c = p->data;
+    if (c->body_fn) {
+        c->body_fn(c->req, at, n, false, c->body_ud);
+        return 0;
+    }
+    if (c->body_len + n > conf_now()->server.max_body_bytes) {
+        c->too_big = true;
+        return 1;
+    }
+    char *to = c->rbuf + c->body_start + c->body_len;
+    if (to != at)
+        memmove(to, at, n); /* chunked: decoded in place, towards the front */
+    c->body_len += n;
+    return 0;
+}
+
+static int on_chunk_header(http_parser *p)
+{
+    sl_conn *c = p->data;
+    if (!c->body_fn && c->body_len + p->content_length > conf_now()->server.max_body_bytes) {
+        c->too_big = true;
+        return 1;
+    }
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    sl_conn *c = p->data;
+    c->msg_done = true;
+    http_parser_pause(p, 1); /* a pipelined request behind it waits its turn */
+    return 0;
+}
+
+/* ---- the head: what sluice takes from it -------------------------------- */
+
+/* x-request-id is echoed in a header: accept only a safe, bounded token. */
+static bool valid_request_id(sl_str v)
+{
+    if (!v.len || v.len >= 63)
+        return false;
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char ch = (unsigned char)v.p[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+            return false;
     }
     return true;
 }
 
-static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+/* The path of the request target; the absolute form (a proxy's) is accepted. */
+static sl_str target_path(sl_str url)
+{
+    if (url.len > 7 && (strncasecmp(url.p, "http://", 7) == 0 ||
+                        (url.len > 8 && strncasecmp(url.p, "https://", 8) == 0))) {
+        size_t skip = url.p[4] == ':' ? 7 : 8;
+        const char *slash = memchr(url.p + skip, '/', url.len - skip);
+        const char *q = memchr(url.p + skip, '?', url.len - skip);
+        if (!slash || (q && q < slash))
+            return SL_STR("/");
+        return (sl_str){slash, url.len - (size_t)(slash - url.p)};
+    }
+    return url;
+}
+
+static void read_request(sl_conn *c, sl_req *r)
+{
+    r->method = http_method_str((enum http_method)c->hp.method);
+    sl_str url = target_path(slice(c, c->url_o, c->url_l));
+    const char *q = memchr(url.p, '?', url.len);
+    size_t plen = q ? (size_t)(q - url.p) : url.len;
+    r->path = sl_arena_strndup(&r->arena, url.p, plen);
+    r->query = q ? sl_arena_strndup(&r->arena, q + 1, url.len - plen - 1) : NULL;
+    sl_str id = fact(c, H_REQID);
+    if (valid_request_id(id)) {
+        memcpy(r->id, id.p, id.len);
+        r->id[id.len] = '\0';
+    } else {
+        sl_req_make_id(r->id);
+    }
+    sl_str auth = fact(c, H_AUTH);
+    if (auth.len >= 7 && strncasecmp(auth.p, "Bearer ", 7) == 0)
+        r->auth_key = sl_arena_strndup(&r->arena, auth.p + 7, auth.len - 7);
+    else if ((auth = fact(c, H_API_KEY)).p)
+        r->auth_key = sl_arena_strndup(&r->arena, auth.p, auth.len);
+    sl_str cc = fact(c, H_CACHE_CONTROL);
+    if (cc.p)
+        r->cache_control = sl_arena_strndup(&r->arena, cc.p, cc.len);
+    sl_str ttl = fact(c, H_TTL);
+    if (ttl.p) /* checked by the cache stage (400 when not whole seconds) */
+        r->cache_ttl = sl_arena_strndup(&r->arena, ttl.p, ttl.len);
+    sl_str user = fact(c, H_USER);
+    if (user.p)
+        r->end_user = sl_arena_strndup(&r->arena, user.p, user.len);
+    sl_str opt = fact(c, H_CACHE_OPT);
+    if (opt.p) /* semantic-off skips the semantic level */
+        r->cache_opt = sl_arena_strndup(&r->arena, opt.p, opt.len);
+}
+
+/* Framing and header rules http_parser leaves to us, or answers generically.
+ * Returns false after a refusal. */
+static bool head_ok(sl_conn *c, sl_req *r, enum http_errno e)
+{
+    sl_str te = fact(c, H_TE);
+    if (c->transfer_encodings > 1) { /* which one frames the body is anybody's guess */
+        refuse(c, r, 400, "invalid_header", "Two Transfer-Encoding headers.");
+        return false;
+    }
+    if (te.p && !ieq(te.p, te.len, "chunked")) {
+        if (c->content_lengths)
+            refuse(c, r, 400, "invalid_header", "Content-Length with Transfer-Encoding.");
+        else
+            refuse(c, r, 501, "unsupported_transfer_encoding",
+                   "Only the chunked Transfer-Encoding is supported.");
+        return false;
+    }
+    if (te.p && c->content_lengths) {
+        refuse(c, r, 400, "invalid_header", "Content-Length with Transfer-Encoding.");
+        return false;
+    }
+    if (c->content_lengths > 1) {
+        refuse(c, r, 400, "invalid_header", "conflicting Content-Length headers");
+        return false;
+    }
+    if (e == HPE_INVALID_HEADER_TOKEN) {
+        refuse(c, r, 400, "invalid_header",
+               "A header name or value holds a control character or a separator.");
+        return false;
+    }
+    if (e != HPE_PAUSED || !c->headers_done) {
+        refuse(c, r, 400, "invalid_request",
+               sl_arena_printf(&r->arena, "Malformed request (%s).", http_errno_description(e)));
+        return false;
+    }
+    if (c->hp.http_major != 1 || c->hp.http_minor > 1) {
+        refuse(c, r, 400, "unsupported_http_version", "Only HTTP/1.0 and HTTP/1.1 are served.");
+        return false;
+    }
+    if (c->hosts > 1 || (c->hp.http_minor == 1 && c->hosts == 0)) {
+        refuse(c, r, 400, "invalid_header", "An HTTP/1.1 request carries exactly one Host header.");
+        return false;
+    }
+    if (c->authorizations > 1) {
+        refuse(c, r, 400, "invalid_header", "Two Authorization headers.");
+        return false;
+    }
+    return true;
+}
+
+/* The body is known from its head: refuse what cannot be taken. */
+static bool body_ok(sl_conn *c, sl_req *r, bool has_body)
+{
+    sl_str ce = fact(c, H_CE);
+    if (has_body && ce.p && !ieq(ce.p, ce.len, "identity")) {
+        refuse(c, r, 415, "unsupported_content_encoding",
+               "Request bodies with a Content-Encoding are not accepted.");
+        return false;
+    }
+    uint64_t cl = c->hp.content_length;
+    if (!(c->hp.flags & F_CHUNKED) && cl != ULLONG_MAX && cl > conf_now()->server.max_body_bytes) {
+        refuse(c, r, 413, "request_too_large",
+               sl_arena_printf(&r->arena, "The request body is larger than %zu bytes.",
+                               conf_now()->server.max_body_bytes));
+        return false;
+    }
+    return true;
+}
+
+static void continue_100(sl_conn *c)
+{
+    struct iovec iov = {"HTTP/1.1 100 Continue\r\n\r\n", 25};
+    send_iov(c, &iov, 1);
+}
+
+/* The head was accepted: read the body (the parser goes on where it paused).
+ * A streaming handler gets the request now, the body as it comes. */
+static void start_body(sl_conn *c, sl_req *r, bool stream, bool has_body, bool wait_100)
+{
+    if (wait_100 && c->rlen == c->line)
+        continue_100(c);
+    c->body_start = c->line;
+    c->body_len = 0;
+    c->state = C_BODY;
+    if (has_body)
+        arm(c, conf_now()->server.body_timeout_s * 1000);
+    http_parser_pause(&c->hp, 0);
+    if (stream) {
+        c->dispatched = true;
+        r->body = SL_STR("");
+        event_del(&c->timer);
+        conns.hooks.on_request(r);
+    }
+}
+
+/* The whole head is in [rpos, line): parse it, check it, ask the server how
+ * to take the body. */
+static void parse_head(sl_conn *c)
+{
+    http_parser_init(&c->hp, HTTP_REQUEST);
+    c->hp.data = c;
+    c->content_lengths = c->hosts = c->authorizations = c->transfer_encodings = 0;
+    for (int i = 0; i < H_NFACTS; i++)
+        c->fact[i] = -1;
+    size_t n = http_parser_execute(&c->hp, &settings, c->rbuf + c->rpos, c->line - c->rpos);
+    c->parsed = c->rpos + n;
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->hp);
+    sl_req *r = new_req(c);
+    if (!r) {
+        start_linger(c);
+        return;
+    }
+    if (e == HPE_PAUSED && c->have_url)
+        read_request(c, r);
+    else
+        sl_req_make_id(r->id);
+    if (!head_ok(c, r, e))
+        return;
+    c->keep_alive = http_should_keep_alive(&c->hp);
+    c->http10 = c->hp.http_minor == 0;
+    c->head_only = c->hp.method == HTTP_HEAD;
+    bool has_body = (c->hp.flags & F_CHUNKED) ||
+                    (c->hp.content_length > 0 && c->hp.content_length != ULLONG_MAX);
+    sl_str expect = fact(c, H_EXPECT);
+    bool wait_100 = has_body && !c->http10 && expect.p && ieq(expect.p, expect.len, "100-continue");
+    sl_body_mode mode = conns.hooks.on_head(r, wait_100);
+    if (mode == SL_BODY_REFUSE) {
+        c->close_after = has_body; /* the body was not read: the connection cannot go on */
+        c->state = C_ACTIVE;
+        event_del(&c->timer);
+        sl_req_finish(r); /* the refusal the hook recorded (401) */
+        return;
+    }
+    if (mode == SL_BODY_WHOLE && !body_ok(c, r, has_body))
+        return; /* (a streaming handler takes any size and encoding) */
+    start_body(c, r, mode == SL_BODY_STREAM && has_body, has_body, wait_100);
+}
+
+/* ---- the body ----------------------------------------------------------- */
+
+static void dispatch(sl_conn *c)
+{
+    sl_req *r = c->req;
+    c->state = C_ACTIVE;
+    event_del(&c->timer);
+    r->body = c->body_len ? (sl_str){c->rbuf + c->body_start, c->body_len} : SL_STR("");
+    c->dispatched = true;
+    conns.hooks.on_request(r);
+}
+
+/* Feeds what arrived of the body to the parser; true when the request went on. */
+static bool feed_body(sl_conn *c)
+{
+    if (c->parsed >= c->rlen)
+        return false; /* (no bytes: http_parser would take it for the end of input) */
+    size_t n = http_parser_execute(&c->hp, &settings, c->rbuf + c->parsed, c->rlen - c->parsed);
+    c->parsed += n;
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->hp);
+    if (c->state != C_BODY)
+        return false; /* a streaming handler answered and closed meanwhile */
+    bool raw_big =
+        !c->body_fn && c->parsed - c->body_start > conf_now()->server.max_body_bytes + CHUNK_SLACK;
+    if (c->too_big || raw_big) {
+        refuse(c, c->req, 413, "request_too_large", "The request body is too large.");
+        return false;
+    }
+    if (e != HPE_OK && e != HPE_PAUSED) {
+        refuse(c, c->req, 400, "invalid_request",
+               sl_arena_printf(&c->req->arena, "Malformed request body (%s).",
+                               http_errno_description(e)));
+        return false;
+    }
+    if (c->body_fn && c->parsed > c->rpos) { /* streamed: what was handed over can go */
+        memmove(c->rbuf, c->rbuf + c->parsed, c->rlen - c->parsed);
+        c->rlen -= c->parsed;
+        c->rpos = c->line = c->parsed = c->body_start = 0;
+    }
+    if (!c->msg_done)
+        return false;
+    if (!c->dispatched) {
+        dispatch(c);
+        return true;
+    }
+    c->state = C_ACTIVE; /* a streamed body is complete; the answer may still come */
+    if (c->body_fn)
+        c->body_fn(c->req, "", 0, true, c->body_ud);
+    return c->state != C_ACTIVE;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static void process(sl_conn *c)
+{
+    c->in_process = true;
+    for (;;) {
+        if (c->state == C_HEAD) {
+            settle(c); /* before the next request takes the buffer: one lent at most */
+            if (c->wbuf.len - c->wpos > OUT_HIGH)
+                break; /* a client that pipelines without reading waits */
+            if (c->rpos == c->rlen) {
+                c->rpos = c->rlen = c->line = c->parsed = 0;
+                break;
+            }
+            if (conns.draining && c->served_any) {
+                start_linger(c);
+                break;
+            }
+            if (scan_head(c) <= 0)
+                break;
+            parse_head(c);
+        } else if (c->state == C_BODY) {
+            if (!feed_body(c))
+                break;
+        } else {
+            break;
+        }
+    }
+    c->in_process = false;
+}
+
+/* Room to read into. False when the buffer may not move or grow now. */
+static bool make_room(sl_conn *c)
+{
+    if (c->rlen < c->rcap)
+        return true;
+    if (c->state == C_HEAD && c->rpos > 0) {
+        memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+        c->rlen -= c->rpos;
+        c->line -= c->rpos;
+        c->rpos = c->parsed = 0;
+        if (c->rlen < c->rcap)
+            return true;
+    }
+    if (c->state != C_HEAD && c->state != C_BODY && c->state != C_LINGER)
+        return false;
+    const sl_config *conf = conf_now();
+    size_t limit = REQLINE_MAX + conf->server.max_header_bytes + 4096;
+    if (c->state == C_BODY)
+        limit += c->body_fn ? STREAM_KEEP : conf->server.max_body_bytes + CHUNK_SLACK;
+    if (c->state == C_LINGER)
+        limit = RBUF_FIRST;
+    size_t want = c->rcap ? c->rcap * 2 : RBUF_FIRST;
+    if (want > limit)
+        want = limit;
+    if (want <= c->rcap)
+        return false;
+    char *p = realloc(c->rbuf, want);
+    if (!p)
+        return false;
+    c->rbuf = p;
+    c->rcap = want;
+    return true;
+}
+
+static void watch_close_only(sl_conn *c)
+{
+    event_del(&c->rev);
+    event_assign(&c->rev, conns.base, c->fd, EV_CLOSED | EV_PERSIST, on_read, c);
+    event_add(&c->rev, NULL);
+    c->closed_only = true;
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     sl_conn *c = arg;
-    if (info->n_added == 0 || c->refusing || c->in_body)
-        return;
-    struct evbuffer_ptr at;
-    struct evbuffer_iovec v[16];
-    if (evbuffer_ptr_set(buf, &at, info->orig_size, EVBUFFER_PTR_SET) != 0)
-        return;
-    int n = evbuffer_peek(buf, (ev_ssize_t)info->n_added, &at, v, 16);
-    for (int i = 0; i < n && i < 16; i++) {
-        if (scan_head(c, v[i].iov_base, v[i].iov_len))
-            continue;
-        evbuffer_drain(buf, evbuffer_get_length(buf)); /* evhttp must not parse it */
-        refuse(c, 400, "invalid_header",
-               "A request line or header holds NUL, a bare CR or a bare LF.");
+    if (c->broken || (what & EV_CLOSED)) {
+        gone(c);
         return;
     }
+    if (what == EV_TIMEOUT) { /* kick(): pipelined bytes wait in the buffer */
+        process(c);
+        return;
+    }
+    settle(c);
+    if (c->state == C_LINGER)
+        c->rlen = 0; /* read and drop */
+    if (!make_room(c)) {
+        if (c->state == C_ACTIVE)
+            watch_close_only(c);
+        else
+            refuse(c, c->req, 413, "request_too_large", "The request is too large.");
+        return;
+    }
+    ssize_t n = recv(fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+    if (n > 0) {
+        c->rlen += (size_t)n;
+        if (c->state == C_HEAD || c->state == C_BODY)
+            process(c);
+        return;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        gone(c);
 }
 
-static void head_reset(sl_conn *c)
-{
-    c->in_body = c->pending_cr = false;
-    c->head_lines = 0;
-    c->line_len = 0;
-}
+/* ---- accepting ---------------------------------------------------------- */
 
-/* ---- adoption ----------------------------------------------------------- */
-
-static int ensure_slot(evutil_socket_t fd)
-{
-    if ((size_t)fd < conns.by_fd_len)
-        return SL_OK;
-    size_t n = conns.by_fd_len ? conns.by_fd_len : 1024;
-    while (n <= (size_t)fd)
-        n *= 2;
-    sl_conn **p = realloc(conns.by_fd, n * sizeof(*p));
-    if (!p)
-        return SL_ENOMEM;
-    memset(p + conns.by_fd_len, 0, (n - conns.by_fd_len) * sizeof(*p));
-    conns.by_fd = p;
-    conns.by_fd_len = n;
-    return SL_OK;
-}
-
-static void adopt(struct bufferevent *bev, struct evhttp_connection *evcon, evutil_socket_t fd)
+static sl_conn *conn_new(int fd)
 {
     sl_conn *c = calloc(1, sizeof(*c));
-    if (!c || ensure_slot(fd) != SL_OK ||
-        !(c->deadline = evtimer_new(conns.base, on_deadline, c))) {
-        free(c);
-        return; /* out of memory: served, but neither bounded nor timed */
-    }
-    c->evcon = evcon;
-    c->bev = bev;
-    c->fd = fd;
-    sl_buf_init(&c->refusal.body, 0);
-    conns.by_fd[fd] = c;
-    conns.open++;
-    evhttp_connection_set_closecb(evcon, on_close, c);
-    evbuffer_add_cb(bufferevent_get_output(bev), on_output, c);
-    evbuffer_add_cb(bufferevent_get_input(bev), on_input, c);
-    const sl_config *conf = sl_server_config();
-    if (conns.open > (size_t)conf->server.max_connections)
-        refuse(c, 503, "too_many_connections", "The gateway is at its connection limit.");
-    else
-        arm(c, conf->server.header_timeout_s);
-}
-
-static void on_adopt(evutil_socket_t fd, short what, void *arg)
-{
-    SL_UNUSED(fd), SL_UNUSED(what), SL_UNUSED(arg);
-    for (size_t i = 0; i < conns.n_fresh; i++) {
-        struct bufferevent *bev = conns.fresh[i];
-        void *evcon = NULL;
-        bufferevent_getcb(bev, NULL, NULL, NULL, &evcon);
-        evutil_socket_t s = bufferevent_getfd(bev);
-        if (evcon && s >= 0)
-            adopt(bev, evcon, s);
-        bufferevent_decref(bev);
-    }
-    conns.n_fresh = 0;
-}
-
-static struct bufferevent *on_new_bufferevent(struct event_base *base, void *arg)
-{
-    SL_UNUSED(arg);
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!bev)
+    if (!c)
         return NULL;
-    if (conns.n_fresh == conns.cap_fresh) {
-        size_t n = conns.cap_fresh ? conns.cap_fresh * 2 : 64;
-        struct bufferevent **p = realloc(conns.fresh, n * sizeof(*p));
-        if (!p)
-            return bev; /* untracked */
-        conns.fresh = p;
-        conns.cap_fresh = n;
-    }
-    bufferevent_incref(bev);
-    conns.fresh[conns.n_fresh++] = bev;
-    event_active(conns.adopt_ev, EV_TIMEOUT, 1);
-    return bev;
+    c->fd = fd;
+    c->state = C_HEAD;
+    c->keep_alive = true;
+    c->next = conns.all;
+    if (conns.all)
+        conns.all->prev = c;
+    conns.all = c;
+    conns.open++;
+    evtimer_assign(&c->timer, conns.base, on_timer, c);
+    return c;
 }
 
-/* ---- accept errors ------------------------------------------------------ */
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+    SL_UNUSED(l), SL_UNUSED(sa), SL_UNUSED(len), SL_UNUSED(arg);
+    sl_conn *c = conn_new(fd);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    event_assign(&c->rev, conns.base, fd, EV_READ | EV_PERSIST, on_read, c);
+    event_assign(&c->wev, conns.base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+    event_add(&c->rev, NULL);
+    const sl_config *conf = conf_now();
+    if (conns.open > (size_t)conf->server.max_connections)
+        refuse(c, NULL, 503, "too_many_connections", "The gateway is at its connection limit.");
+    else
+        arm(c, conf->server.header_timeout_s * 1000);
+}
 
 static void on_resume_accept(evutil_socket_t fd, short what, void *arg)
 {
@@ -399,52 +1365,52 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 
 /* ---- interface ---------------------------------------------------------- */
 
-int sl_conn_setup(struct event_base *base, struct evhttp *http, sl_conn_gone_fn gone)
+int sl_conn_setup(struct event_base *base, const sl_conn_hooks *hooks)
 {
     conns.base = base;
-    conns.http = http;
-    conns.gone = gone;
-    conns.adopt_ev = event_new(base, -1, 0, on_adopt, NULL);
+    conns.hooks = *hooks;
+    conns.draining = false;
     conns.resume_accept_ev = evtimer_new(base, on_resume_accept, NULL);
-    if (!conns.adopt_ev || !conns.resume_accept_ev)
+    if (!conns.resume_accept_ev)
         return SL_ENOMEM;
-    evhttp_set_bevcb(http, on_new_bufferevent, NULL);
+    sl_buf_init(&conns.head, 0);
+    settings.on_url = on_url;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_body = on_body;
+    settings.on_chunk_header = on_chunk_header;
+    settings.on_message_complete = on_message_complete;
+    /* our own scan bounds a head precisely; the parser's bound only caps
+     * what is left to it (chunk extensions) */
+    http_parser_set_max_header_size(64 * 1024);
     return SL_OK;
 }
 
-void sl_conn_set_listener(struct evconnlistener *l)
+void sl_conn_listen(struct evconnlistener *l)
 {
     conns.listener = l;
-    if (l)
+    if (l) {
+        evconnlistener_set_cb(l, on_accept, NULL);
         evconnlistener_set_error_cb(l, on_accept_error);
-    else if (conns.resume_accept_ev)
+    } else if (conns.resume_accept_ev) {
         event_del(conns.resume_accept_ev);
+    }
 }
 
-static sl_conn *conn_of(struct evhttp_connection *evcon)
+void sl_conn_drain(void)
 {
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-    sl_conn *c = fd >= 0 && (size_t)fd < conns.by_fd_len ? conns.by_fd[fd] : NULL;
-    return c && c->evcon == evcon ? c : NULL;
-}
-
-void sl_conn_request_begin(struct evhttp_connection *evcon, sl_req *r)
-{
-    sl_conn *c = conn_of(evcon);
-    if (c)
-        c->active = r;
-}
-
-void sl_conn_request_end(struct evhttp_connection *evcon)
-{
-    sl_conn *c = conn_of(evcon);
-    if (!c)
-        return;
-    c->active = NULL;
-    head_reset(c);
-    const sl_config *conf = sl_server_config();
-    arm(c, conf->server.idle_timeout_s + conf->server.header_timeout_s);
+    conns.draining = true;
+    if (conns.listener) {
+        evconnlistener_free(conns.listener);
+        sl_conn_listen(NULL);
+    }
+    for (sl_conn *c = conns.all, *next; c; c = next) {
+        next = c->next;
+        bool idle = c->state == C_HEAD && c->rlen == c->rpos && c->wbuf.len == c->wpos;
+        if (idle)
+            conn_free(c);
+    }
 }
 
 size_t sl_conn_open_count(void)
@@ -454,12 +1420,91 @@ size_t sl_conn_open_count(void)
 
 void sl_conn_shutdown(void)
 {
-    on_adopt(-1, 0, NULL); /* drop the references still queued */
-    free(conns.fresh);
-    free(conns.by_fd);
-    if (conns.adopt_ev)
-        event_free(conns.adopt_ev);
+    while (conns.all)
+        gone(conns.all);
+    if (conns.listener)
+        evconnlistener_free(conns.listener);
     if (conns.resume_accept_ev)
         event_free(conns.resume_accept_ev);
+    sl_buf_free(&conns.head);
     memset(&conns, 0, sizeof conns);
+}
+
+sl_str sl_conn_header(const sl_req *r, const char *name)
+{
+    const sl_conn *c = r->detached ? NULL : r->owner;
+    if (!c || c->req != r || c->body_fn)
+        return SL_STR_NULL;
+    size_t n = strlen(name);
+    for (unsigned i = 0; i < c->n_hdr; i++) {
+        const hslice *h = &c->hdr[i];
+        if (h->nl == n && strncasecmp(c->rbuf + h->no, name, n) == 0)
+            return slice(c, h->vo, h->vl);
+    }
+    return SL_STR_NULL;
+}
+
+void sl_conn_body_reader(sl_req *r, sl_body_fn fn, void *ud)
+{
+    sl_conn *c = attached(r);
+    if (!c || c->req != r)
+        return;
+    c->body_fn = fn;
+    c->body_ud = ud;
+    if (c->state == C_ACTIVE && c->msg_done)
+        fn(r, "", 0, true, ud); /* nothing was left to read */
+}
+
+/* ---- tests and fuzzing -------------------------------------------------- */
+
+sl_conn *sl_conn_test_new(sl_conn_out_fn out)
+{
+    sl_conn *c = conn_new(-1);
+    if (!c)
+        return NULL;
+    c->test = true;
+    c->out = out;
+    return c;
+}
+
+bool sl_conn_test_feed(sl_conn *c, const char *p, size_t n)
+{
+    do {
+        if (c->state == C_CLOSED)
+            break;
+        size_t take = 0;
+        if (n) {
+            if (!make_room(c)) {
+                if (c->state == C_ACTIVE)
+                    return true; /* the test answers itself; the rest is dropped */
+                refuse(c, c->req, 413, "request_too_large", "The request is too large.");
+                break;
+            }
+            take = c->rcap - c->rlen < n ? c->rcap - c->rlen : n;
+            memcpy(c->rbuf + c->rlen, p, take);
+            c->rlen += take;
+        }
+        p += take;
+        n -= take;
+        do {
+            c->kick = false;
+            if (c->state == C_HEAD || c->state == C_BODY)
+                process(c);
+        } while (c->kick && c->state != C_CLOSED);
+    } while (n);
+    return c->state != C_CLOSED;
+}
+
+void sl_conn_test_eof(sl_conn *c)
+{
+    if (c->state == C_CLOSED || c->state == C_LINGER) {
+        conn_free(c);
+        return;
+    }
+    gone(c);
+}
+
+size_t sl_conn_test_bufcap(const sl_conn *c)
+{
+    return c->rcap;
 }

@@ -278,7 +278,16 @@ static void fan_end(sl_sink *s, sl_req *r)
     free(f);
 }
 
-static const sl_sink_ops fan_ops = {.head = fan_head, .data = fan_data, .end = fan_end};
+/* The leader's client sets the pace (followers' answers queue in their own sinks). */
+static bool fan_congested(sl_sink *s, sl_req *r)
+{
+    flight *f = (flight *)((char *)s - offsetof(flight, sink));
+    const sl_sink_ops *ops = f->leader_sink->ops;
+    return ops->congested && ops->congested(f->leader_sink, r);
+}
+
+static const sl_sink_ops fan_ops = {
+    .head = fan_head, .data = fan_data, .end = fan_end, .congested = fan_congested};
 
 /* The leader's client left: keep the call going while followers wait. */
 static bool leader_guard(sl_req *r)

@@ -234,12 +234,25 @@ static void hook_status(void *ud, sl_call *c, int status)
     }
 }
 
+/* The client drained what a slow read let pile up: the stream goes on. */
+static void on_client_drained(sl_req *r)
+{
+    proxy_state *st = sl_pipeline_ctx(r, &sl_stage_proxy);
+    if (st && st->call)
+        sl_call_resume(st->call);
+}
+
 static int hook_data(void *ud, sl_call *c, const char *p, size_t n)
 {
     SL_UNUSED(c);
     proxy_state *st = ud;
     sl_req *r = st->r;
     if (st->stream_mode) {
+        const sl_sink_ops *ops = r->sink->ops;
+        if (ops->congested && ops->congested(r->sink, r)) { /* backpressure to the provider */
+            r->on_drained = on_client_drained;
+            return SL_CALL_PAUSE;
+        }
         return sl_sse_feed(&st->sse, p, n) != 0 ? 1 : 0; /* events go out one by one */
     }
     return sl_buf_append(&r->body_out, p, n) == SL_OK ? 0 : 1;

@@ -30,6 +30,7 @@ struct sl_call {
     int status;
     int sock_errno; /* why our open_socket failed: sluice's own shortage, not the provider */
     bool got_head;
+    bool paused; /* on_data asked to wait: curl holds the bytes */
     bool in_multi;
     bool cancelled;
     bool finished; /* on_done delivered (or about to be) */
@@ -251,7 +252,13 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud)
         return 0;
     if (c->idle_ms)
         arm_timer(c, c->idle_ms);
-    if (c->hooks->on_data(c->ud, c, p, len) != 0)
+    int rc = c->hooks->on_data(c->ud, c, p, len);
+    if (rc == SL_CALL_PAUSE) { /* a slow reader: the upstream waits, unbilled time is not idle */
+        c->paused = true;
+        evtimer_del(c->timer);
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (rc != 0)
         return 0; /* abort: curl ends the transfer with a write error */
     return len;
 }
@@ -445,6 +452,18 @@ sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, 
     up.calls_total++;
     arm_timer(c, c->first_byte_ms);
     return c;
+}
+
+void sl_call_resume(sl_call *c)
+{
+    if (!c->paused || c->cancelled || c->finished)
+        return;
+    c->paused = false;
+    if (c->idle_ms)
+        arm_timer(c, c->idle_ms);
+    up.in_curl++; /* the held bytes may be written (and a cancel asked) from in here */
+    curl_easy_pause(c->easy, CURLPAUSE_CONT);
+    up.in_curl--;
 }
 
 void sl_call_cancel(sl_call *c)

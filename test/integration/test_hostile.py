@@ -27,6 +27,7 @@ def test_hostile_framing():
     precise = {  # sluice's own checks: the status says what was wrong
         "long uri": 414, "big header": 431, "many headers": 431, "bare cr": 400, "ctl byte": 400,
         "two cl": 400, "nul": 400, "bare lf": 400, "bare lf end": 400,
+        "bad chunk": 400, "cl+te": 400,  # issue 18: a bad chunk size is 400 (evhttp said 413)
     }
     cases["nul"] = b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n"
     cases["bare lf"] = b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\nX-B: b\r\n\r\n"

@@ -47,6 +47,7 @@ typedef struct knobs {
     int status, delay_ms, stream_chunks, chunk_delay_ms, fail_next, drop_after_chunks;
     int echo_key; /* 1 (true): a 401 quoting the credential received; 2 ("stream"): a
                      stream whose first event is an error quoting it */
+    int chunk_pad; /* bytes of "x_pad" in every streamed OpenAI chunk (big streams) */
     char retry_after[64];
     char *body;
     cJSON *headers; /* extra response headers of LLM answers: {"Name": "value"} */
@@ -464,6 +465,13 @@ static void openai_piece(job *j, const char *text, const char *finish, bool role
     else
         cJSON_AddNullToObject(ch, "finish_reason");
     cJSON_AddItemToArray(choices, ch);
+    if (m.k.chunk_pad > 0) {
+        char *pad = malloc((size_t)m.k.chunk_pad + 1);
+        memset(pad, 'p', (size_t)m.k.chunk_pad);
+        pad[m.k.chunk_pad] = '\0';
+        cJSON_AddStringToObject(o, "x_pad", pad);
+        free(pad);
+    }
     send_event(j, NULL, o);
 }
 
@@ -1939,6 +1947,7 @@ static void handle_config(struct evhttp_request *req)
         {"chunk_delay_ms", &m.k.chunk_delay_ms},
         {"fail_next", &m.k.fail_next},
         {"drop_after_chunks", &m.k.drop_after_chunks},
+        {"chunk_pad", &m.k.chunk_pad},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         cJSON *v = cJSON_GetObjectItem(o, ints[i].name);

@@ -40,7 +40,7 @@ static void rec_end(sl_sink *s, sl_req *r)
     sink_ends++;
     note("end");
 }
-static const sl_sink_ops rec_ops = {rec_head, rec_data, rec_end};
+static const sl_sink_ops rec_ops = {.head = rec_head, .data = rec_data, .end = rec_end};
 static sl_sink rec_sink = {.ops = &rec_ops};
 
 /* ---- observers ------------------------------------------------------------- */

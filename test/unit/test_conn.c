@@ -1,0 +1,230 @@
+/* test_conn.c — the connection layer's parsing core on buffers (no sockets):
+ * incremental bodies stay bounded, pipelined answers keep their order, the
+ * answer does not depend on how the bytes were split, headers are slices. */
+#include <event2/event.h>
+
+#include "sluice/conn.h"
+#include "sluice/pipeline.h"
+#include "t.h"
+
+static sl_config *conf;
+static sl_buf output;
+static size_t streamed, max_cap, pieces;
+static uint64_t sum;
+static bool saw_last, broke_off;
+static sl_conn *current;
+static char seen_header[64];
+
+static sl_config *config(void)
+{
+    return conf;
+}
+
+static void out(const char *p, size_t n)
+{
+    sl_buf_append(&output, p, n);
+}
+
+static void on_piece(sl_req *r, const char *p, size_t n, bool last, void *ud)
+{
+    (void)ud;
+    for (size_t i = 0; i < n; i++)
+        sum = sum * 31 + (unsigned char)p[i];
+    streamed += n;
+    pieces += n > 0;
+    if (current && sl_conn_test_bufcap(current) > max_cap)
+        max_cap = sl_conn_test_bufcap(current);
+    if (!last)
+        return;
+    saw_last = true;
+    broke_off = p == NULL;
+    r->status = 200;
+    sl_buf_printf(&r->body_out, "{\"bytes\":%zu}", streamed);
+    sl_pipeline_start(r);
+}
+
+static sl_body_mode on_head(sl_req *r, bool expect_continue)
+{
+    (void)expect_continue;
+    sl_str h = sl_conn_header(r, "X-Probe");
+    if (h.p)
+        snprintf(seen_header, sizeof seen_header, "%.*s", (int)h.len, h.p);
+    return strcmp(r->path, "/upload") == 0 ? SL_BODY_STREAM : SL_BODY_WHOLE;
+}
+
+static void on_request(sl_req *r)
+{
+    if (strcmp(r->path, "/upload") == 0) {
+        sl_conn_body_reader(r, on_piece, NULL);
+        return;
+    }
+    r->status = 200;
+    sl_buf_printf(&r->body_out, "{\"path\":\"%s\",\"len\":%zu}", r->path, r->body.len);
+    sl_pipeline_start(r);
+}
+
+static void setup(void)
+{
+    if (conf)
+        return;
+    static const char yaml[] = "listen: 127.0.0.1:1\nserver:\n  max_body_bytes: 1MiB\n";
+    char err[256];
+    struct event_base *base = event_base_new();
+    conf = sl_config_load_string("t", yaml, sizeof yaml - 1, err, sizeof err);
+    static const sl_conn_hooks hooks = {on_head, on_request, config};
+    sl_conn_setup(base, &hooks);
+    sl_buf_init(&output, 0);
+}
+
+static void reset(void)
+{
+    setup();
+    sl_buf_reset(&output);
+    streamed = max_cap = pieces = 0;
+    sum = 0;
+    saw_last = broke_off = false;
+    seen_header[0] = '\0';
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+/* A 25 MiB upload reaches a streaming handler piece by piece: never whole. */
+static void upload(bool chunked)
+{
+    reset();
+    enum { TOTAL = 25 << 20, PIECE = 60000 };
+    current = sl_conn_test_new(out);
+    char head[256];
+    int hn = chunked ? snprintf(head, sizeof head,
+                                "POST /upload HTTP/1.1\r\nHost: x\r\nX-Probe: yes\r\n"
+                                "Transfer-Encoding: chunked\r\n\r\n")
+                     : snprintf(head, sizeof head,
+                                "POST /upload HTTP/1.1\r\nHost: x\r\nX-Probe: yes\r\n"
+                                "Content-Length: %d\r\n\r\n",
+                                TOTAL);
+    T_CHECK(sl_conn_test_feed(current, head, (size_t)hn));
+    static char piece[PIECE + 32];
+    uint64_t want = 0;
+    for (size_t sent = 0; sent < TOTAL;) {
+        size_t n = TOTAL - sent < PIECE ? TOTAL - sent : PIECE;
+        size_t at = 0;
+        if (chunked)
+            at = (size_t)snprintf(piece, 32, "%zx\r\n", n);
+        for (size_t i = 0; i < n; i++) {
+            piece[at + i] = (char)('a' + (sent + i) % 26);
+            want = want * 31 + (unsigned char)piece[at + i];
+        }
+        at += n;
+        if (chunked) {
+            memcpy(piece + at, "\r\n", 2);
+            at += 2;
+        }
+        T_CHECK(sl_conn_test_feed(current, piece, at));
+        sent += n;
+    }
+    if (chunked)
+        T_CHECK(sl_conn_test_feed(current, "0\r\n\r\n", 5));
+    T_CHECK(saw_last && !broke_off);
+    T_EQ_INT(streamed, TOTAL);
+    T_CHECK(sum == want);
+    T_CHECK(max_cap <= 256 * 1024); /* the buffer, not the body */
+    T_CHECK(pieces > 100);
+    T_EQ_STR(seen_header, "yes");
+    T_CHECK(strstr(output.p, "HTTP/1.1 200 OK\r\n") == output.p);
+    T_CHECK(strstr(output.p, "{\"bytes\":26214400}") != NULL);
+    sl_conn_test_eof(current);
+    current = NULL;
+    T_EQ_INT(sl_req_live(), 0);
+}
+
+T_TEST(upload_25mib_streamed_not_held)
+{
+    upload(false);
+}
+
+T_TEST(chunked_upload_25mib_streamed_not_held)
+{
+    upload(true);
+}
+
+T_TEST(upload_broken_off_is_told_to_the_handler)
+{
+    reset();
+    sl_conn *c = sl_conn_test_new(out);
+    const char *h = "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc";
+    T_CHECK(sl_conn_test_feed(c, h, strlen(h)));
+    sl_conn_test_eof(c);
+    T_CHECK(saw_last && broke_off);
+    T_EQ_INT(streamed, 3);
+    T_EQ_INT(sl_req_live(), 0);
+}
+
+T_TEST(pipelined_answers_in_order)
+{
+    reset();
+    sl_conn *c = sl_conn_test_new(out);
+    char all[4096];
+    size_t n = 0;
+    for (int i = 0; i < 10; i++)
+        n += (size_t)snprintf(all + n, sizeof all - n,
+                              i % 2 ? "POST /p%d HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+                                    : "GET /p%d HTTP/1.1\r\nHost: x\r\n\r\n",
+                              i);
+    T_CHECK(sl_conn_test_feed(c, all, n));
+    T_EQ_INT(count(output.p, "HTTP/1.1 200 OK"), 10);
+    const char *at = output.p;
+    for (int i = 0; i < 10; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "{\"path\":\"/p%d\",\"len\":%d}", i, i % 2 ? 2 : 0);
+        const char *got = strstr(at, want);
+        T_CHECK(got != NULL);
+        if (got)
+            at = got;
+    }
+    sl_conn_test_eof(c);
+    T_EQ_INT(sl_req_live(), 0);
+}
+
+/* The same bytes split at every offset give the same answer. */
+T_TEST(answer_independent_of_the_split)
+{
+    const char *raw = "POST /s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\nT: 1\r\n\r\n"
+                      "GET /t HTTP/1.1\r\nHost: x\r\n\r\n";
+    size_t n = strlen(raw);
+    char whole[1024];
+    reset();
+    sl_conn *c = sl_conn_test_new(out);
+    sl_conn_test_feed(c, raw, n);
+    sl_conn_test_eof(c);
+    T_CHECK(strstr(output.p, "{\"path\":\"/s\",\"len\":7}") != NULL);
+    T_CHECK(strstr(output.p, "{\"path\":\"/t\",\"len\":0}") != NULL);
+    /* Date and x-request-id vary: compare the answers without their heads */
+    snprintf(whole, sizeof whole, "%s", output.p);
+    size_t want_answers = count(whole, "HTTP/1.1 200 OK");
+    T_EQ_INT(want_answers, 2);
+    for (size_t cut = 1; cut < n; cut++) {
+        reset();
+        c = sl_conn_test_new(out);
+        sl_conn_test_feed(c, raw, cut);
+        sl_conn_test_feed(c, raw + cut, n - cut);
+        sl_conn_test_eof(c);
+        if (count(output.p, "HTTP/1.1 200 OK") != 2 ||
+            !strstr(output.p, "{\"path\":\"/s\",\"len\":7}")) {
+            printf("  split at %zu: %s\n", cut, output.p);
+            T_CHECK(0);
+            break;
+        }
+    }
+    T_EQ_INT(sl_req_live(), 0);
+}
+
+T_MAIN("test_conn", upload_25mib_streamed_not_held, chunked_upload_25mib_streamed_not_held,
+       upload_broken_off_is_told_to_the_handler, pipelined_answers_in_order,
+       answer_independent_of_the_split)
