@@ -133,6 +133,9 @@ def test_shared_through_redis_and_rebuilt_at_start():
     a, b = Sluice(cfg(m, redis=r)), Sluice(cfg(m, redis=r))
     time.sleep(0.3)
     _, first = ask(a, Q)
+    t0 = time.time()
+    while time.time() < t0 + 1 and not r.cmd("KEYS", "*:sv1"):
+        time.sleep(0.02)  # written after the answer went out
     keys = r.cmd("KEYS", "*:sv1")
     assert len(keys) == 1 and 0 < r.cmd("PTTL", keys[0]) <= 60000, keys  # beside the entry, its TTL
     t0 = time.time()
