@@ -85,13 +85,14 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static size_t ef = 32; /* what the semantic store uses (semstore.c) */
+static size_t efs[8] = {32}, n_efs = 1; /* 32: what the semantic store uses (semstore.c) */
+
+static void measure(sl_vindex *ix, const float *v, size_t n, double build_s, const float *topics);
 
 static void run(size_t n, float *topics)
 {
     float *v = malloc(n * DIM * sizeof(float));
-    static float q[DIM];
-    sl_vindex *ix = sl_vindex_new(DIM, n, ef);
+    sl_vindex *ix = sl_vindex_new(DIM, n, efs[0]);
     if (!v || !ix) {
         fprintf(stderr, "out of memory\n");
         exit(1);
@@ -102,6 +103,17 @@ static void run(size_t n, float *topics)
         sl_vindex_put(ix, (uint32_t)i, 42, &v[i * DIM]);
     }
     double build_s = (now_us() - t0) / 1e6;
+    for (size_t e = 0; e < n_efs; e++) {
+        sl_vindex_set_ef(ix, efs[e]);
+        measure(ix, v, n, build_s, topics);
+    }
+    sl_vindex_free(ix);
+    free(v);
+}
+
+static void measure(sl_vindex *ix, const float *v, size_t n, double build_s, const float *topics)
+{
+    static float q[DIM];
     static double took[QUERIES], cpu[QUERIES];
     int agree = 0, para_hits = 0, close = 0, close_agree = 0;
     double para_sim = 0, new_sim = 0;
@@ -128,14 +140,12 @@ static void run(size_t n, float *topics)
     qsort(cpu, QUERIES, sizeof(double), cmp_double);
     fprintf(stderr, "  (n=%zu: mean nearest similarity: paraphrases %.3f, new questions %.3f)\n", n,
             para_sim / (QUERIES / 2), new_sim / (QUERIES / 2));
-    printf("| %zu | %.0f | %.0f | %.0f | %.0f | %.3f | %.3f | %.3f | %.1f | %.0f |\n", n,
-           took[QUERIES / 2], took[QUERIES * 99 / 100], cpu[QUERIES / 2], cpu[QUERIES * 99 / 100],
+    printf("| %zu | %zu | %.0f | %.0f | %.0f | %.0f | %.3f | %.3f | %.3f | %.1f | %.0f |\n", n,
+           sl_vindex_ef(ix), took[QUERIES / 2], took[QUERIES * 99 / 100], cpu[QUERIES / 2], cpu[QUERIES * 99 / 100],
            (double)agree / QUERIES,
            close ? (double)close_agree / close : 1.0, (double)para_hits / (QUERIES / 2),
            (double)sl_vindex_memory(ix) / (1 << 20) * (100000.0 / (double)n), build_s);
     fflush(stdout);
-    sl_vindex_free(ix);
-    free(v);
 }
 
 int main(void)
@@ -151,16 +161,27 @@ int main(void)
         mix(&topics[t * DIM], NULL, 0, 1);
     for (int j = 0; j < FEATURES; j++)
         mix(&features[j * DIM], NULL, 0, 1);
-    if (getenv("BENCH_VINDEX_EF"))
-        ef = strtoull(getenv("BENCH_VINDEX_EF"), NULL, 10);
+    const char *efl = getenv("BENCH_VINDEX_EF"); /* search breadths to measure, "16 32" */
+    if (!efl)
+        efl = "16 24 32";
+    n_efs = 0;
+    for (char *end; n_efs < 8; efl = end) {
+        size_t e = strtoull(efl, &end, 10);
+        if (end == efl)
+            break;
+        efs[n_efs++] = e;
+    }
+    if (!n_efs)
+        efs[n_efs++] = 32;
     const char *sizes = getenv("BENCH_VINDEX_SIZES");
     if (!sizes)
         sizes = "10000 100000";
-    printf("semantic index (hnswlib, M=16, ef=%zu), %d dims, one partition, %d queries%s\n\n",
-           ef, DIM, QUERIES, isotropic ? ", isotropic entries" : "");
-    printf("| entries | lookup p50 µs | lookup p99 µs | CPU p50 µs | CPU p99 µs | recall@1 | "
+    printf("semantic index (hnswlib, M=16, ef_construction=64), %d dims, one partition, %d "
+           "queries%s\n\n",
+           DIM, QUERIES, isotropic ? ", isotropic entries" : "");
+    printf("| entries | ef | lookup p50 µs | lookup p99 µs | CPU p50 µs | CPU p99 µs | recall@1 | "
            "recall@1, nearest >= 0.9 | paraphrase found | MiB per 100k | build s |\n"
-           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (const char *p = sizes; *p;) {
         char *end;
         size_t n = strtoull(p, &end, 10);

@@ -34,7 +34,9 @@ typedef struct sl_vindex sl_vindex;
  * (>= 8). NULL: out of memory. */
 sl_vindex *sl_vindex_new(size_t dim, size_t capacity, size_t ef);
 void sl_vindex_free(sl_vindex *ix);
+void sl_vindex_set_ef(sl_vindex *ix, size_t ef); /* the search breadth from now on (>= 8) */
 size_t sl_vindex_dim(const sl_vindex *ix);
+size_t sl_vindex_ef(const sl_vindex *ix);
 size_t sl_vindex_count(const sl_vindex *ix);  /* live vectors */
 size_t sl_vindex_memory(const sl_vindex *ix); /* bytes held, approximately */
 /* v: dim floats, normalised by the caller. 0, or -1 (bad slot, out of memory). */

@@ -104,6 +104,17 @@ void sl_vindex_free(sl_vindex *ix)
     delete ix;
 }
 
+void sl_vindex_set_ef(sl_vindex *ix, size_t ef)
+{
+    ix->ef = ef < 8 ? 8 : ef;
+    ix->graph.setEf(ix->ef);
+}
+
+size_t sl_vindex_ef(const sl_vindex *ix)
+{
+    return ix->ef;
+}
+
 size_t sl_vindex_dim(const sl_vindex *ix)
 {
     return ix->dim;
