@@ -45,6 +45,9 @@ def test_paraphrase_is_a_semantic_hit():
     hit = log[-1]
     assert hit["cache"] == "semantic" and hit["similarity"] >= 0.95, hit
     assert hit["served_from"] == log[0]["request_id"] and hit["saved_usd"] > 0, hit
+    emb = [l["cost_usd"] for l in s.access_log() if l["path"] == "/v1/embeddings"]
+    assert emb[0] > 0 and log[0]["saved_usd"] == -emb[0], (log[0], emb)  # the overhead
+    assert abs(hit["saved_usd"] - (log[0]["cost_usd"] - emb[1])) < 1e-12, (hit, emb)
     emb = [l for l in s.access_log() if l["path"] == "/v1/embeddings"]
     assert len(emb) == 2 and emb[0]["request_id"].endswith("-emb"), emb
     st, _, raw = request("GET", s.url + "/stats")
