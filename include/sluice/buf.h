@@ -51,6 +51,14 @@ int sl_buf_append_i64(sl_buf *b, int64_t v);
 int sl_buf_append_ms(sl_buf *b, uint64_t us);
 /* Appends a double in the shortest form that round-trips ("%.17g" trimmed). */
 int sl_buf_json_num(sl_buf *b, double v);
+/* Money on the request path is an integer of pico-dollars (1e-12 USD: a token
+ * at a price quoted to the micro-dollar per 1M tokens is exact). These write
+ * it without printf or floating point:
+ * - as the JSON number sl_buf_json_num would print for the same amount
+ *   ("%g" shape: 0.0001, 1.5e-06, 12.5);
+ * - with exactly 8 decimals, rounded half up ("%.8f": 0.00001350). */
+int sl_buf_json_pusd(sl_buf *b, int64_t pusd);
+size_t sl_fmt_pusd_fixed8(int64_t pusd, char out[32]);
 void sl_buf_consume(sl_buf *b, size_t n); /* drop n bytes from the front */
 /* Keeps the first n bytes (n <= len) and clears the error: a writer rolls back
  * a piece it could not finish (one access-log line). */

@@ -39,7 +39,7 @@ typedef struct sl_asm_choice {
     sl_jm *extra;    /* other choice members (content_filter_results, ...), or NULL */
     char finish_reason[32];
     int n_tools;
-    sl_asm_tool tools[SL_ASM_MAX_TOOLS];
+    sl_asm_tool *tools; /* SL_ASM_MAX_TOOLS of them, allocated at the first tool call */
 } sl_asm_choice;
 
 typedef struct sl_asm {
@@ -49,7 +49,9 @@ typedef struct sl_asm {
     size_t max_bytes;     /* bound on the assembled content */
     size_t bytes;
     size_t nodes; /* merged members, bounded by SL_ASM_MAX_NODES */
-    sl_asm_choice choices[SL_ASM_MAX_CHOICES];
+    /* allocated when a choice first appears: an open stream carries one
+     * small struct, not room for every choice and tool it might have */
+    sl_asm_choice *choices[SL_ASM_MAX_CHOICES];
 } sl_asm;
 
 void sl_asm_init(sl_asm *a, bool text_completion, size_t max_bytes);

@@ -18,6 +18,8 @@ typedef struct sl_l1_key {
 typedef struct sl_l1_stats {
     size_t entries, bytes, max_bytes;
     uint64_t hits, misses, evictions, expired;
+    size_t aliases;      /* exact-bytes aliases held */
+    uint64_t alias_hits; /* alias lookups that found a live entry */
 } sl_l1_stats;
 
 sl_l1 *sl_l1_new(size_t max_bytes);
@@ -36,6 +38,18 @@ const char *sl_l1_entry_data(const sl_l1_entry *e);
 size_t sl_l1_entry_len(const sl_l1_entry *e);
 uint32_t sl_l1_entry_flags(const sl_l1_entry *e);
 void sl_l1_get_stats(const sl_l1 *c, sl_l1_stats *out);
+/* A second index: an alias key names an entry and carries a few bytes of the
+ * caller's (the cache uses the hash of a request's exact bytes, with what it
+ * derived from them). An alias lives exactly as long as its entry's place in
+ * the table: replaced, deleted, evicted or expired together. Its bytes count
+ * in the budget; an entry keeps at most SL_L1_MAX_ALIASES (the oldest goes).
+ * alias_put: SL_ENOTFOUND when the entry is absent or expired. */
+#define SL_L1_MAX_ALIASES 8
+int sl_l1_alias_put(sl_l1 *c, sl_l1_key entry, sl_l1_key alias, const void *meta, size_t len);
+/* The alias's meta bytes (valid until the next change to the cache) and the
+ * key of its entry; NULL when absent or the entry expired. Not a hit and no
+ * LRU touch: the caller's sl_l1_get of the entry is. */
+const void *sl_l1_alias_get(sl_l1 *c, sl_l1_key alias, size_t *len, sl_l1_key *entry);
 /* Tests inject a clock (NULL restores the monotonic one). */
 void sl_l1_set_clock(uint64_t (*now_ms)(void));
 

@@ -84,6 +84,9 @@ struct sl_req {
     /* cache */
     sl_cache_key key;
     bool has_key;
+    sl_cache_key raw_key; /* hash of the exact request (bytes, API, scope): L1's fast path */
+    bool has_raw_key;
+    bool fast_path; /* llm came from an L1 alias: the body was not parsed (llm.root NULL) */
     sl_cache_outcome cache;
     const char *cache_detail; /* "l1", "l2" or NULL */
     const char *led_by;       /* coalesced: request id of the leader */
@@ -111,7 +114,11 @@ struct sl_req {
     bool usage_estimated;
     double cost_usd;
     double saved_usd;
-    double cache_overhead_usd; /* the semantic level's embedding cost, counted against saved */
+    int64_t cost_pusd;           /* the same two amounts in pico-dollars, exact: what the */
+    int64_t saved_pusd;          /* log and x-sluice-cost-usd print (no float formatting) */
+    bool money_inexact;          /* the pico amounts overflowed: print the doubles */
+    double cache_overhead_usd;   /* the semantic level's embedding cost, counted against saved */
+    int64_t cache_overhead_pusd; /* ... in pico-dollars */
     size_t bytes_out;
 
     /* timings (monotonic µs; 0 = not reached) */

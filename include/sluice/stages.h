@@ -17,6 +17,10 @@ extern const sl_stage sl_stage_proxy;    /* the upstream call, plain or streamed
  * coalescing); false, with nothing sent, when the bytes are not an entry. */
 bool sl_cache_serve_entry(sl_req *r, const char *entry, size_t len, const char *layer);
 
+/* The L1 fast path (cache.c), asked by the parse stage: true when r's exact
+ * bytes name a cached entry, with r->llm (no root) and r->key filled from it;
+ * false (nothing changed but r->raw_key) sends r down the full path. */
+bool sl_cache_fast(sl_req *r);
 /* Whether c turns the semantic level on anywhere (cache.semantic.enabled or a
  * key's semantic: true): main makes its index only then. */
 bool sl_semantic_wanted(const sl_config *c);

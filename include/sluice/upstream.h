@@ -33,10 +33,17 @@ typedef struct sl_call_hooks {
 } sl_call_hooks;
 
 typedef struct sl_call_opts {
-    const char *url;
+    const char *url;            /* the whole URL, or its base when url_path is set */
+    const char *url_path;       /* url + url_path, parsed once and kept (a provider's routes) */
     const char *method;         /* NULL: POST when body, else GET */
     struct curl_slist *headers; /* owned by the call from sl_call_start on */
-    const char *body;           /* borrowed until on_done / cancel */
+    /* A header list that does not vary from call to call (from
+     * sl_upstream_headers: borrowed, kept by upstream), used instead of
+     * `headers` (leave that NULL); extra_header is one line that does vary
+     * (copied, at most 127 bytes), sent in front of either. */
+    const struct curl_slist *fixed_headers;
+    const char *extra_header;
+    const char *body; /* borrowed until on_done / cancel */
     size_t body_len;
     int connect_ms;
     int first_byte_ms; /* 0: none */
@@ -55,6 +62,13 @@ void sl_upstream_set_max_inflight(int max_inflight);
  * in-flight bound (SL_EAGAIN in *err). */
 sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, int *err);
 void sl_call_cancel(sl_call *c);
+/* The header list `build` makes for (owner, key), built on first use and kept
+ * until sl_upstream_shutdown (a provider's auth and content type: a reload
+ * that changes a key gets a list of its own). NULL when the table is full
+ * or build failed: the caller sends owned headers instead. */
+const struct curl_slist *sl_upstream_headers(const void *owner, const char *key,
+                                             struct curl_slist *(*build)(const void *owner,
+                                                                         const char *key));
 #define SL_CALL_PAUSE 2
 /* Resumes a call paused by on_data (from the loop, not from a curl callback). */
 void sl_call_resume(sl_call *c);

@@ -41,6 +41,15 @@ static void field_bool(sl_buf *b, const char *name_lit, size_t name_len, bool v)
 }
 #define FIELD_BOOL(b, name, v) field_bool((b), ",\"" name "\":", sizeof(name) + 3, (v))
 
+/* Money from its exact integer form; the double only when that overflowed. */
+static void field_money(sl_buf *b, double usd, int64_t pusd, bool inexact)
+{
+    if (inexact)
+        sl_buf_json_num(b, usd);
+    else
+        sl_buf_json_pusd(b, pusd);
+}
+
 void sl_access_log_req(const sl_req *r)
 {
     sl_buf *b = sl_access_begin();
@@ -75,9 +84,9 @@ void sl_access_log_req(const sl_req *r)
     sl_buf_append_i64(b, r->completion_tokens);
     FIELD_BOOL(b, "usage_estimated", r->usage_estimated);
     FIELD(b, "cost_usd");
-    sl_buf_json_num(b, r->cost_usd);
+    field_money(b, r->cost_usd, r->cost_pusd, r->money_inexact);
     FIELD(b, "saved_usd");
-    sl_buf_json_num(b, r->saved_usd);
+    field_money(b, r->saved_usd, r->saved_pusd, r->money_inexact);
     FIELD(b, "retries");
     sl_buf_append_i64(b, r->retries);
     FIELD_STR(b, "providers_tried", r->tried[0] ? r->tried : NULL);

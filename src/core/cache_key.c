@@ -17,9 +17,11 @@ int sl_cache_key_compute(const sl_llm_req *r, sl_str scope, sl_cache_key *out)
      * allocation once it has grown to the working size. */
     static sl_buf canon;
     sl_buf_reset(&canon);
-    char prefix[64];
-    int n = snprintf(prefix, sizeof prefix, "%s|%d|", SL_CACHE_KEY_VERSION, (int)r->api);
-    if (sl_buf_append(&canon, prefix, (size_t)n) || sl_buf_append_str(&canon, scope) ||
+    char prefix[64] = SL_CACHE_KEY_VERSION "|"; /* "v2|<api>|", without printf */
+    size_t n = sizeof SL_CACHE_KEY_VERSION;
+    n += sl_fmt_i64((int64_t)r->api, prefix + n);
+    prefix[n++] = '|';
+    if (sl_buf_append(&canon, prefix, n) || sl_buf_append_str(&canon, scope) ||
         sl_buf_append(&canon, "|", 1) || sl_json_canonical(r->root, &canon, excluded))
         return SL_ENOMEM;
     XXH128_hash_t h = XXH3_128bits(canon.p, canon.len);

@@ -209,6 +209,10 @@ static void take_tool_calls(sl_asm *a, sl_asm_choice *c, const sl_json *calls)
             a->failed = true;
             return;
         }
+        if (!c->tools && !(c->tools = calloc(SL_ASM_MAX_TOOLS, sizeof(*c->tools)))) {
+            a->failed = true;
+            return;
+        }
         if (i >= c->n_tools)
             c->n_tools = i + 1;
         sl_asm_tool *tool = &c->tools[i];
@@ -241,7 +245,11 @@ static void take_choice(sl_asm *a, const sl_json *ch)
         a->failed = true;
         return;
     }
-    sl_asm_choice *c = &a->choices[i];
+    if (!a->choices[i] && !(a->choices[i] = calloc(1, sizeof(sl_asm_choice)))) {
+        a->failed = true;
+        return;
+    }
+    sl_asm_choice *c = a->choices[i];
     c->used = true;
     if (a->text_completion) {
         append(a, &c->text, sl_json_get(ch, "text"));
@@ -368,8 +376,8 @@ int sl_asm_result(const sl_asm *a, sl_buf *o)
     sl_buf_append_c(o, ",\"choices\":[");
     bool first = true;
     for (int i = 0; i < SL_ASM_MAX_CHOICES; i++) {
-        const sl_asm_choice *c = &a->choices[i];
-        if (!c->used)
+        const sl_asm_choice *c = a->choices[i];
+        if (!c || !c->used)
             continue;
         sl_buf_printf(o, "%s{\"index\":%d,", first ? "" : ",", i);
         first = false;
@@ -404,17 +412,22 @@ void sl_asm_free(sl_asm *a)
     jm_free(a->top);
     a->top = NULL;
     for (int i = 0; i < SL_ASM_MAX_CHOICES; i++) {
-        sl_asm_choice *c = &a->choices[i];
+        sl_asm_choice *c = a->choices[i];
+        if (!c)
+            continue;
         sl_buf_free(&c->text);
         jm_free(c->message);
         jm_free(c->logprobs);
         jm_free(c->extra);
         c->message = c->logprobs = c->extra = NULL;
-        for (int t = 0; t < SL_ASM_MAX_TOOLS; t++) {
+        for (int t = 0; c->tools && t < SL_ASM_MAX_TOOLS; t++) {
             sl_buf_free(&c->tools[t].id);
             sl_buf_free(&c->tools[t].name);
             sl_buf_free(&c->tools[t].args);
         }
+        free(c->tools);
+        free(c);
+        a->choices[i] = NULL;
     }
 }
 

@@ -165,11 +165,53 @@ static int decode_escapes(parser *ps, const char *s, const char *e, sl_str *out)
 }
 
 /* Scans a string starting after its opening quote; fills v->str (and raw). */
+/* 1 for a byte that is plain inside a string: ASCII, not a control byte, '"'
+ * or '\\'. */
+static const unsigned char plain_byte[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 10 */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 20 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 30 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 50 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 60 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 70 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 80 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 90 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* a0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* b0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* c0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* d0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* e0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* f0 */
+};
+
+/* Bytes from p that are plain ASCII inside a string (no '"', '\\', control
+ * byte or UTF-8 lead), eight at a time: most of a request body is text. */
+static const char *skip_plain(const char *p, const char *end)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (end - p >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
+        if ((((v - ones * 0x20) | (q - ones) | (bs - ones)) & ~v & highs) | (v & highs))
+            break;
+        p += 8;
+    }
+    return p;
+}
+
 static int scan_string(parser *ps, sl_str *str)
 {
     const char *s = ps->p;
     bool escaped = false;
     while (ps->p < ps->end) {
+        ps->p = skip_plain(ps->p, ps->end);
+        while (ps->p < ps->end && plain_byte[(unsigned char)*ps->p])
+            ps->p++; /* the plain tail of the run, short of a word */
+        if (ps->p >= ps->end)
+            break;
         unsigned char c = (unsigned char)*ps->p;
         if (c == '"')
             break;
@@ -200,6 +242,10 @@ static int scan_string(parser *ps, sl_str *str)
             ps->p += 2;
             continue;
         }
+        if (c < 0x80) {
+            ps->p++;
+            continue;
+        }
         size_t k = utf8_seq((const unsigned char *)ps->p, (const unsigned char *)ps->end);
         if (!k)
             return fail(ps, "invalid UTF-8");
@@ -218,17 +264,26 @@ static int scan_string(parser *ps, sl_str *str)
 static int scan_number(parser *ps, sl_json *v)
 {
     const char *s = ps->p;
-    if (ps->p < ps->end && *ps->p == '-')
+    bool neg = ps->p < ps->end && *ps->p == '-';
+    if (neg)
         ps->p++;
     if (ps->p >= ps->end)
         return fail(ps, "bad number");
+    uint64_t whole = 0; /* the integer part, exact while it has at most 15 digits */
+    const char *digits = ps->p;
     if (*ps->p == '0') {
         ps->p++;
     } else if (*ps->p >= '1' && *ps->p <= '9') {
         while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9')
-            ps->p++;
+            whole = whole * 10 + (uint64_t)(*ps->p++ - '0');
     } else {
         return fail(ps, "bad number");
+    }
+    if (ps->p - digits <= 15 &&
+        !(ps->p < ps->end && (*ps->p == '.' || *ps->p == 'e' || *ps->p == 'E'))) {
+        /* an integer below 10^15: exactly the double strtod would give */
+        v->num = neg ? -(double)whole : (double)whole;
+        return SL_OK;
     }
     if (ps->p < ps->end && *ps->p == '.') {
         ps->p++;

@@ -7,6 +7,7 @@
  * `x-sluice-cost-usd`; streams report it in the access log. */
 #include "sluice/meter.h"
 
+#include <math.h>
 #include <stdio.h>
 
 #include "sluice/log.h"
@@ -35,29 +36,56 @@ double sl_meter_cost(const sl_config *c, sl_str model, long prompt, long complet
     return ((double)prompt * p->input + (double)completion * p->output) / 1e6;
 }
 
+/* The same cost in pico-dollars: tokens times the price in micro-dollars per
+ * 1M tokens, exact in integers. False when it does not fit in 63 bits
+ * (over 9 million dollars for one answer). */
+static bool cost_pusd(const sl_price_conf *p, long prompt, long completion, int64_t *out)
+{
+    *out = 0;
+    if (!p)
+        return true;
+    int64_t in = (int64_t)llround(p->input * 1e6), outp = (int64_t)llround(p->output * 1e6);
+    int64_t a, b;
+    return !__builtin_mul_overflow((int64_t)prompt, in, &a) &&
+           !__builtin_mul_overflow((int64_t)completion, outp, &b) &&
+           !__builtin_add_overflow(a, b, out);
+}
+
 void sl_meter_price(sl_req *r)
 {
     if (!r->is_llm || (r->status != 200 && r->status != 499))
         return;
-    bool priced;
+    const sl_price_conf *price = sl_config_price(r->conf, r->llm.model);
+    bool priced = price != NULL;
+    int64_t pusd;
+    r->money_inexact = !cost_pusd(price, r->prompt_tokens, r->completion_tokens, &pusd);
     double cost =
-        sl_meter_cost(r->conf, r->llm.model, r->prompt_tokens, r->completion_tokens, &priced);
+        r->money_inexact
+            ? sl_meter_cost(r->conf, r->llm.model, r->prompt_tokens, r->completion_tokens, &priced)
+            : (double)pusd / 1e12; /* the double agrees with what is printed */
     if (!priced && (r->prompt_tokens || r->completion_tokens)) {
         warn_unpriced(r->llm.model);
         char model[128];
         const char *labels[] = {sl_metrics_model_label(r, model, sizeof model)};
         sl_metric_add(SL_M_UNPRICED, 1, labels);
     }
-    if (r->cache == SL_CACHE_HIT || r->cache == SL_CACHE_COALESCED ||
-        r->cache == SL_CACHE_SEMANTIC) {
-        r->saved_usd = cost - r->cache_overhead_usd;
-        r->cost_usd = 0.0;
-    } else {
-        r->saved_usd = -r->cache_overhead_usd; /* a semantic miss: the embedding was spent */
-        r->cost_usd = cost;
+    bool saved =
+        r->cache == SL_CACHE_HIT || r->cache == SL_CACHE_COALESCED || r->cache == SL_CACHE_SEMANTIC;
+    /* the semantic level's embedding counts against the money saved (a miss
+     * that embedded saved a negative amount) */
+    r->saved_usd = (saved ? cost : 0.0) - r->cache_overhead_usd;
+    r->cost_usd = saved ? 0.0 : cost;
+    r->saved_pusd = (saved ? pusd : 0) - r->cache_overhead_pusd;
+    r->cost_pusd = saved ? 0 : pusd;
+    if (r->head_sent)
+        return;
+    const char *hdr = "0.00000000";
+    if (r->cost_usd != 0 && r->money_inexact)
+        hdr = sl_arena_printf(&r->arena, "%.8f", r->cost_usd);
+    else if (r->cost_usd != 0) {
+        char num[32];
+        size_t n = sl_fmt_pusd_fixed8(r->cost_pusd, num);
+        hdr = sl_arena_strndup(&r->arena, num, n);
     }
-    if (!r->head_sent)
-        sl_req_header(r, "x-sluice-cost-usd",
-                      r->cost_usd == 0 ? "0.00000000"
-                                       : sl_arena_printf(&r->arena, "%.8f", r->cost_usd));
+    sl_req_header(r, "x-sluice-cost-usd", hdr);
 }

@@ -176,9 +176,110 @@ void sl_metric_set(sl_metric m, double v, const char *const *labels)
         s->value = v;
 }
 
+static void observe(series *s, double seconds);
+
 void sl_metric_observe(sl_metric m, double seconds, const char *const *labels)
 {
-    series *s = get_series(m, labels);
+    observe(get_series(m, labels), seconds);
+}
+
+static double secs(uint64_t from_us, uint64_t to_us)
+{
+    return (from_us && to_us >= from_us) ? (double)(to_us - from_us) / 1e6 : -1;
+}
+
+/* ---- the series of a finished request, resolved once per label tuple ----
+ *
+ * A request touches up to eight series whose labels all come from one tuple
+ * (route, status, tenant, model, provider, cache). Rendering and hashing each
+ * series key per request cost more than the counting, so the tuple is hashed
+ * once and mapped (direct-mapped, a collision replaces) to the series it
+ * resolved to. Series live until sl_metrics_free, which empties this too. */
+enum { TUPLE_SLOTS = 256, TUPLE_MAX = 1024 };
+enum {
+    RS_REQUESTS,
+    RS_DURATION,
+    RS_UPSTREAM,
+    RS_TTFB,
+    RS_TOK_IN,
+    RS_TOK_OUT,
+    RS_COST,
+    RS_SAVED,
+    RS__COUNT
+};
+
+typedef struct tuple_slot {
+    uint64_t hash;
+    size_t len;
+    char *tuple; /* the label values, NUL-separated (heap) */
+    series *s[RS__COUNT];
+    bool resolved[RS__COUNT]; /* NULL after resolving: refused (cap) or unrenderable */
+    bool capped[RS__COUNT];   /* refused at its family's cap: each use counts a drop */
+} tuple_slot;
+
+static tuple_slot tuples[TUPLE_SLOTS];
+
+static void tuples_free(void)
+{
+    for (int i = 0; i < TUPLE_SLOTS; i++)
+        free(tuples[i].tuple);
+    memset(tuples, 0, sizeof tuples);
+}
+
+/* The slot for the tuple of values v[0..5]; NULL when the tuple is too long to
+ * cache (the caller then resolves each series the slow way). */
+static tuple_slot *tuple_of(const char *const v[6])
+{
+    char buf[TUPLE_MAX];
+    size_t len = 0;
+    for (int i = 0; i < 6; i++) {
+        size_t n = strlen(v[i]);
+        if (len + n + 1 > sizeof buf)
+            return NULL;
+        memcpy(buf + len, v[i], n);
+        buf[len + n] = '\0';
+        len += n + 1;
+    }
+    uint64_t h = XXH3_64bits(buf, len);
+    tuple_slot *t = &tuples[h % TUPLE_SLOTS];
+    if (t->tuple && t->hash == h && t->len == len && memcmp(t->tuple, buf, len) == 0)
+        return t;
+    char *copy = malloc(len);
+    if (!copy)
+        return NULL;
+    free(t->tuple);
+    memset(t, 0, sizeof(*t));
+    memcpy(copy, buf, len);
+    t->tuple = copy;
+    t->hash = h;
+    t->len = len;
+    return t;
+}
+
+/* Series `which` of metric m with these labels, through the tuple's slot. */
+static series *resolve(tuple_slot *t, int which, sl_metric m, const char *const *labels)
+{
+    if (!t)
+        return get_series(m, labels);
+    if (!t->resolved[which]) {
+        uint64_t dropped = live.dropped[m];
+        t->s[which] = get_series(m, labels);
+        t->resolved[which] = true;
+        t->capped[which] = live.dropped[m] > dropped;
+    } else if (t->capped[which]) {
+        live.dropped[m]++; /* as resolving it again would have counted */
+    }
+    return t->s[which];
+}
+
+static void add_to(series *s, double v)
+{
+    if (s)
+        s->value += v;
+}
+
+static void observe(series *s, double seconds)
+{
     if (!s)
         return;
     s->value += seconds;
@@ -189,9 +290,25 @@ void sl_metric_observe(sl_metric m, double seconds, const char *const *labels)
     }
 }
 
-static double secs(uint64_t from_us, uint64_t to_us)
+static void llm_series(const sl_req *r, tuple_slot *t, const char *tenant, const char *model,
+                       const char *provider)
 {
-    return (from_us && to_us >= from_us) ? (double)(to_us - from_us) / 1e6 : -1;
+    double d;
+    if ((d = secs(r->t_upstream_start, r->t_upstream_end)) >= 0)
+        observe(resolve(t, RS_UPSTREAM, SL_M_UPSTREAM_SECONDS, &provider), d);
+    if ((d = secs(r->t_upstream_start, r->t_first_byte)) >= 0)
+        observe(resolve(t, RS_TTFB, SL_M_TTFB_SECONDS, &provider), d);
+    const char *in_labels[] = {tenant, model, "input"};
+    const char *out_labels[] = {tenant, model, "output"};
+    const char *tm[] = {tenant, model};
+    if (r->prompt_tokens)
+        add_to(resolve(t, RS_TOK_IN, SL_M_TOKENS, in_labels), (double)r->prompt_tokens);
+    if (r->completion_tokens)
+        add_to(resolve(t, RS_TOK_OUT, SL_M_TOKENS, out_labels), (double)r->completion_tokens);
+    if (r->cost_usd > 0)
+        add_to(resolve(t, RS_COST, SL_M_COST, tm), r->cost_usd);
+    if (r->saved_usd > 0)
+        add_to(resolve(t, RS_SAVED, SL_M_SAVED, tm), r->saved_usd);
 }
 
 /* ---- the model label ------------------------------------------------------ *
@@ -287,27 +404,14 @@ void sl_metrics_request(const sl_req *r)
     const char *provider = r->provider ? r->provider : "";
     const char *route = r->route ? r->route : "unmatched"; /* never the client's path */
     const char *req_labels[] = {route, status, tenant, model, provider, cache ? cache : ""};
-    sl_metric_add(SL_M_REQUESTS, 1, req_labels);
+    tuple_slot *t = tuple_of(req_labels);
+    add_to(resolve(t, RS_REQUESTS, SL_M_REQUESTS, req_labels), 1);
     double d = secs(r->t_start, r->t_end);
     if (d >= 0)
-        sl_metric_observe(SL_M_REQUEST_SECONDS, d, &route);
+        observe(resolve(t, RS_DURATION, SL_M_REQUEST_SECONDS, &route), d);
     if (!r->is_llm)
         return;
-    if ((d = secs(r->t_upstream_start, r->t_upstream_end)) >= 0)
-        sl_metric_observe(SL_M_UPSTREAM_SECONDS, d, &provider);
-    if ((d = secs(r->t_upstream_start, r->t_first_byte)) >= 0)
-        sl_metric_observe(SL_M_TTFB_SECONDS, d, &provider);
-    const char *in_labels[] = {tenant, model, "input"};
-    const char *out_labels[] = {tenant, model, "output"};
-    const char *tm[] = {tenant, model};
-    if (r->prompt_tokens)
-        sl_metric_add(SL_M_TOKENS, (double)r->prompt_tokens, in_labels);
-    if (r->completion_tokens)
-        sl_metric_add(SL_M_TOKENS, (double)r->completion_tokens, out_labels);
-    if (r->cost_usd > 0)
-        sl_metric_add(SL_M_COST, r->cost_usd, tm);
-    if (r->saved_usd > 0)
-        sl_metric_add(SL_M_SAVED, r->saved_usd, tm);
+    llm_series(r, t, tenant, model, provider);
     if (r->retries)
         sl_metric_add(SL_M_RETRIES, r->retries, NULL);
     if (r->retries && strchr(r->tried, ',') && r->status == 200)
@@ -401,6 +505,7 @@ static void registry_free(registry *g)
 
 void sl_metrics_free(void)
 {
+    tuples_free(); /* it points into the live registry */
     registry_free(&live);
 }
 

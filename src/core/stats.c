@@ -156,9 +156,10 @@ static void note_error(const sl_req *r)
 
 static void note_money(const sl_req *r)
 {
-    char model[64];
-    snprintf(model, sizeof model, "%.*s", (int)SL_MIN(r->llm.model.len, 63),
-             r->llm.model.p ? r->llm.model.p : "");
+    char model[64]; /* truncated to a row's name, as a NUL-terminated copy (no printf) */
+    size_t mlen = r->llm.model.p ? SL_MIN(r->llm.model.len, sizeof model - 1) : 0;
+    memcpy(model, r->llm.model.p ? r->llm.model.p : "", mlen);
+    model[mlen] = '\0';
     row *rows[] = {row_of(st->tenants, r->tenant ? r->tenant : "default"),
                    model[0] ? row_of(st->models, model) : NULL};
     for (size_t i = 0; i < SL_ARRAY_LEN(rows); i++) {

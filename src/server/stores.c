@@ -17,9 +17,10 @@ void sl_ops_health_stores(sl_buf *b)
     sl_buf_printf(
         b,
         ",\"cache\":{\"entries\":%zu,\"bytes\":%zu,\"max_bytes\":%zu,\"hits\":%llu,\"misses\":%llu,"
-        "\"evictions\":%llu}",
+        "\"evictions\":%llu,\"aliases\":%zu,\"exact_hits\":%llu}",
         st.entries, st.bytes, st.max_bytes, (unsigned long long)st.hits,
-        (unsigned long long)st.misses, (unsigned long long)st.evictions);
+        (unsigned long long)st.misses, (unsigned long long)st.evictions, st.aliases,
+        (unsigned long long)st.alias_hits);
     sl_buf_printf(b, ",\"coalescing\":{\"flights\":%zu,\"coalesced\":%llu}", sl_coalesce_flights(),
                   (unsigned long long)sl_coalesce_count());
     sl_semstore *sem = sl_pipeline_env()->semantic;

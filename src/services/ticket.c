@@ -224,6 +224,11 @@ sl_sla_view sl_sla_compute(const sl_config *c, const sl_ticket *t, int kind, int
     int minutes = target_minutes(c, t, kind);
     if (minutes <= 0)
         return v;
+    /* Times are RFC 3339 instants (years 0000-9999); a clock outside that range
+     * (found by fuzz_ticket: INT64_MIN) is clamped so the differences below
+     * cannot overflow. */
+    const int64_t max_ms = 253402300799999; /* 9999-12-31T23:59:59.999Z */
+    now = now < 0 ? 0 : now > max_ms ? max_ms : now;
     int64_t target_ms = (int64_t)minutes * 60000;
     v.due_ms = t->created_ms + target_ms;
     int64_t done = done_at(t, kind);

@@ -21,9 +21,20 @@
  * Writes: r->key, r->has_key, r->cache, r->cache_detail, r->want_assembled;
  *         on a hit the answer (body_out or an SSE replay), the tokens, Age;
  *         a 400 for a bad x-sluice-cache-ttl.
- * Context: cache_state (an L2 lookup out, whether to store on the way back). */
+ * Context: cache_state (an L2 lookup out, whether to store on the way back).
+ *
+ * The fast path: a request whose exact bytes (with its API and scope) were
+ * seen before is answered from L1 without parsing its JSON or building its
+ * canonical key. When the full path hits or stores an L1 entry, it adds an
+ * alias to it: XXH3-128 of (key version, API, scope, raw body) -> the entry's
+ * key plus what the parse derived from those bytes (model, stream flags, the
+ * limits' estimates, whether it is sampled). The parse stage, after auth,
+ * asks sl_cache_fast(); the limits, meter, route and log stages then run as
+ * always. An alias dies with its entry, so a miss there (or any
+ * Cache-Control or x-sluice-cache-ttl header) takes the full path. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <xxhash.h>
 
 #include "sluice/l1.h"
 #include "sluice/cache_entry.h"
@@ -104,6 +115,118 @@ static bool ttl_header_ok(sl_req *r)
     return false;
 }
 
+/* ---- the exact-bytes fast path ------------------------------------------ */
+
+/* What the parse derived from the bytes, as an alias carries it. */
+typedef struct fast_meta {
+    int64_t max_tokens;
+    uint64_t prompt_bytes;
+    uint8_t stream, include_usage, sampled;
+    uint16_t model_len;
+} fast_meta;
+enum { FAST_META_MAX = 256 };
+
+/* Only requests whose answer depends on nothing but their bytes, API and
+ * scope: a header that changes the cache's behaviour takes the full path. */
+static bool fast_eligible(const sl_req *r)
+{
+    return r->env->l1 && r->conf->cache.enabled && r->llm.api != SL_API_MESSAGES &&
+           !r->cache_control && !r->cache_ttl;
+}
+
+static void raw_key(sl_req *r)
+{
+    /* what else decides the parse and the key: the scope's parts that are
+     * not in the body (tenant or shared; under cache.scope: user the
+     * x-sluice-user header, the body's user being in the bytes) and the JSON
+     * bounds the parse enforces (a reload may tighten them) */
+    char scope[512 + 2 * sizeof(int)];
+    const char *base = r->conf->cache.shared ? "-" : r->tenant;
+    const char *user = r->conf->cache.scope_user && r->end_user ? r->end_user : "";
+    size_t bl = SL_MIN(strlen(base), 255), ul = SL_MIN(strlen(user), 255);
+    memcpy(scope, base, bl);
+    scope[bl] = r->conf->cache.scope_user ? 'u' : '\0';
+    memcpy(scope + bl + 1, user, ul);
+    size_t sl = bl + 1 + ul;
+    memcpy(scope + sl, &r->conf->server.max_json_members, sizeof(int));
+    memcpy(scope + sl + sizeof(int), &r->conf->server.max_json_values, sizeof(int));
+    uint64_t seed = XXH3_64bits_withSeed(scope, sl + 2 * sizeof(int),
+                                         ((uint64_t)r->llm.api << 8) | SL_CACHE_KEY_VERSION[1]);
+    XXH128_hash_t h = XXH3_128bits_withSeed(r->body.p, r->body.len, seed);
+    r->raw_key = (sl_cache_key){h.high64, h.low64};
+    r->has_raw_key = true;
+}
+
+bool sl_cache_fast(sl_req *r)
+{
+    if (!fast_eligible(r))
+        return false;
+    raw_key(r);
+    size_t len;
+    sl_l1_key k;
+    const char *p = sl_l1_alias_get(r->env->l1, (sl_l1_key){r->raw_key.hi, r->raw_key.lo}, &len, &k);
+    fast_meta m;
+    if (!p || len < sizeof m)
+        return false;
+    memcpy(&m, p, sizeof m);
+    if (m.sampled && !r->conf->cache.sampled)
+        return false; /* reloaded to cache.sampled: false: the full path bypasses */
+    char *model = len == sizeof m + m.model_len
+                      ? sl_arena_strndup(&r->arena, p + sizeof m, m.model_len)
+                      : NULL;
+    if (!model)
+        return false;
+    r->llm.model = (sl_str){model, m.model_len};
+    r->llm.stream = m.stream;
+    r->llm.include_usage = m.include_usage;
+    r->llm.max_tokens = (long)m.max_tokens;
+    r->llm.prompt_bytes = (size_t)m.prompt_bytes;
+    r->llm.root = NULL;
+    r->key = (sl_cache_key){k.hi, k.lo};
+    r->has_key = true;
+    r->fast_path = true;
+    return true;
+}
+
+/* After a full-path hit or store: the next request with these exact bytes
+ * takes the fast path. */
+static void add_alias(const sl_req *r)
+{
+    if (!r->has_raw_key || r->fast_path || r->llm.model.len > FAST_META_MAX)
+        return;
+    char buf[sizeof(fast_meta) + FAST_META_MAX];
+    fast_meta m = {
+        .max_tokens = r->llm.max_tokens,
+        .prompt_bytes = r->llm.prompt_bytes,
+        .stream = r->llm.stream,
+        .include_usage = r->llm.include_usage,
+        .sampled = sampled(r),
+        .model_len = (uint16_t)r->llm.model.len,
+    };
+    memcpy(buf, &m, sizeof m);
+    memcpy(buf + sizeof m, r->llm.model.p, m.model_len);
+    sl_l1_alias_put(r->env->l1, (sl_l1_key){r->key.hi, r->key.lo},
+                    (sl_l1_key){r->raw_key.hi, r->raw_key.lo}, buf, sizeof m + m.model_len);
+}
+
+/* A fast-path request that missed L1 after all (the entry went while limits
+ * waited): it is parsed now, for the upstream call, as the full path does. */
+static bool parse_late(sl_req *r)
+{
+    if (!r->fast_path)
+        return true;
+    r->fast_path = false;
+    sl_http_error e = {0};
+    const sl_json_limits lim = {
+        .max_members = (size_t)r->conf->server.max_json_members,
+        .max_nodes = (size_t)r->conf->server.max_json_values,
+    };
+    if (sl_llm_req_parse(&r->arena, r->llm.api, r->body.p, r->body.len, &lim, &r->llm, &e) == SL_OK)
+        return true;
+    sl_req_error_from(r, &e);
+    return false;
+}
+
 static void key_text(const sl_cache_key *k, char out[80])
 {
     sl_cache_key_redis(k, SL_CACHE_KEY_VERSION, out);
@@ -173,9 +296,9 @@ static void on_l2_reply(void *ud, const redisReply *reply, int status)
     } else if (status == SL_OK && reply && reply->type == REDIS_REPLY_STRING &&
                sl_cache_entry_decode(reply->str, reply->len, &e) == SL_OK && serve(r, &e, "l2")) {
         uint64_t ttl_ms = remaining_ttl_ms(r, &e);
-        if (ttl_ms > 0)
-            sl_l1_put(r->env->l1, (sl_l1_key){r->key.hi, r->key.lo}, reply->str, reply->len, 0,
-                      ttl_ms);
+        if (ttl_ms > 0 && sl_l1_put(r->env->l1, (sl_l1_key){r->key.hi, r->key.lo}, reply->str,
+                                    reply->len, 0, ttl_ms) == SL_OK)
+            add_alias(r);
     } else {
         sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
         sl_pipeline_resume(r);
@@ -220,12 +343,13 @@ static sl_step cache_request(sl_req *r, void *ctx)
     if (!ttl_header_ok(r))
         return sl_stage_answer(r);
     if (r->llm.api == SL_API_MESSAGES || !c->cache.enabled || cache_control_has(r, "no-store") ||
-        (!c->cache.sampled && sampled(r))) {
+        (!c->cache.sampled && !r->fast_path && sampled(r))) { /* the fast path checked */
         r->cache = SL_CACHE_BYPASS;
         return SL_NEXT;
     }
     sl_str scope;
-    if (key_scope(r, &scope) != SL_OK || sl_cache_key_compute(&r->llm, scope, &r->key) != SL_OK) {
+    if (!r->fast_path &&
+        (key_scope(r, &scope) != SL_OK || sl_cache_key_compute(&r->llm, scope, &r->key) != SL_OK)) {
         r->cache = SL_CACHE_BYPASS;
         return SL_NEXT;
     }
@@ -241,6 +365,7 @@ static sl_step cache_request(sl_req *r, void *ctx)
         bool served = sl_cache_serve_entry(r, sl_l1_entry_data(e), sl_l1_entry_len(e), "l1");
         sl_l1_entry_unref(e);
         if (served) {
+            add_alias(r);
             st->store = false;
             return SL_DONE;
         }
@@ -248,6 +373,8 @@ static sl_step cache_request(sl_req *r, void *ctx)
          * from Redis that does not parse): drop it, answer as a miss */
         sl_l1_del(env->l1, (sl_l1_key){r->key.hi, r->key.lo});
     }
+    if (!parse_late(r))
+        return sl_stage_answer(r);
     return lookup_l2(r, st);
 }
 
@@ -285,8 +412,9 @@ static void cache_response(sl_req *r, void *ctx)
     if (!entry)
         return;
     sl_cache_entry_encode(&e, entry);
-    sl_l1_put(r->env->l1, (sl_l1_key){r->key.hi, r->key.lo}, entry, len, 0,
-              (uint64_t)ttl_s * 1000u);
+    if (sl_l1_put(r->env->l1, (sl_l1_key){r->key.hi, r->key.lo}, entry, len, 0,
+                  (uint64_t)ttl_s * 1000u) == SL_OK)
+        add_alias(r);
     if (r->env->redis) {
         char key[80], px[32];
         key_text(&r->key, key);

@@ -73,12 +73,13 @@ struct flight {
     size_t n_members;
     bool sse; /* the leader's answer is a stream */
     bool headed;
-    bool closed;      /* no more joins (replay overflow, ending) */
-    sl_buf replay;    /* SSE bytes so far, for late stream joiners */
-    sl_buf plain;     /* the plain body, for followers */
-    sl_asm assembler; /* stream -> object, for plain followers */
-    sl_sse sse_parser;
-    bool asm_on;
+    bool closed;   /* no more joins (replay overflow, ending) */
+    sl_buf replay; /* SSE bytes so far, for late stream joiners */
+    sl_buf plain;  /* the plain body, for followers */
+    /* stream -> object for plain followers, only when one comes and the
+     * leader's proxy does not assemble the stream already (cache off) */
+    sl_asm *assembler;
+    sl_sse *sse_parser;
     /* across instances */
     char lock_key[80];
     char value_key[80];
@@ -158,8 +159,55 @@ static int on_flight_event(void *ud, sl_str event, sl_str data)
     SL_UNUSED(event);
     flight *f = ud;
     if (!(data.len == 6 && memcmp(data.p, "[DONE]", 6) == 0))
-        sl_asm_chunk(&f->assembler, data.p, data.len);
+        sl_asm_chunk(f->assembler, data.p, data.len);
     return 0;
+}
+
+/* A plain follower of a stream needs it as one object. The leader's proxy
+ * builds that when the cache wants it (r->want_assembled); otherwise the
+ * flight makes its own assembler now, fed the bytes seen so far (the replay
+ * buffer: a flight that outgrew it takes no more joins). */
+static void flight_asm_start(flight *f)
+{
+    sl_req *r = f->leader;
+    if (f->assembler || !f->sse || r->want_assembled)
+        return;
+    f->assembler = malloc(sizeof(*f->assembler));
+    f->sse_parser = malloc(sizeof(*f->sse_parser));
+    if (!f->assembler || !f->sse_parser) {
+        free(f->assembler);
+        free(f->sse_parser);
+        f->assembler = NULL;
+        f->sse_parser = NULL;
+        return; /* the follower gets a 502 at the end */
+    }
+    sl_asm_init(f->assembler, r->llm.api == SL_API_COMPLETIONS, r->conf->server.max_response_bytes);
+    sl_sse_init(f->sse_parser, r->conf->server.max_response_bytes, on_flight_event, f);
+    if (f->replay.len)
+        sl_sse_feed(f->sse_parser, f->replay.p, f->replay.len);
+}
+
+static void flight_asm_free(flight *f)
+{
+    if (!f->assembler)
+        return;
+    sl_asm_free(f->assembler);
+    sl_sse_free(f->sse_parser);
+    free(f->assembler);
+    free(f->sse_parser);
+    f->assembler = NULL;
+    f->sse_parser = NULL;
+}
+
+/* The stream as one object for a plain follower: the leader's, or ours. */
+static int flight_object(const flight *f, sl_buf *out)
+{
+    const sl_req *leader = f->leader;
+    if (f->assembler)
+        return sl_asm_result(f->assembler, out);
+    if (!leader->assembled.len)
+        return SL_EINVAL;
+    return sl_buf_append(out, leader->assembled.p, leader->assembled.len);
 }
 
 static void fan_head(sl_sink *s, sl_req *r, int status, bool sse)
@@ -170,14 +218,12 @@ static void fan_head(sl_sink *s, sl_req *r, int status, bool sse)
     f->leader_sink->ops->head(f->leader_sink, r, status, sse);
     if (!sse)
         return;
-    sl_asm_init(&f->assembler, r->llm.api == SL_API_COMPLETIONS,
-                r->conf->server.max_response_bytes);
-    sl_sse_init(&f->sse_parser, r->conf->server.max_response_bytes, on_flight_event, f);
-    f->asm_on = true;
     for (member *m = f->members; m; m = m->next) {
         if (m->stream) {
             m->live = true;
             sl_pipeline_stream_head(m->r, status);
+        } else {
+            flight_asm_start(f);
         }
     }
 }
@@ -191,7 +237,8 @@ static void fan_data(sl_sink *s, sl_req *r, const char *p, size_t n)
             f->closed = true;
         return;
     }
-    sl_sse_feed(&f->sse_parser, p, n);
+    if (f->sse_parser)
+        sl_sse_feed(f->sse_parser, p, n);
     if (!f->closed && sl_buf_append(&f->replay, p, n) != SL_OK)
         f->closed = true; /* too much to replay: later arrivals go upstream alone */
     for (member *m = f->members; m; m = m->next) {
@@ -214,7 +261,7 @@ static void deliver(flight *f, member *m)
     bool ok = leader->status == 200 && !leader->error;
     if (f->sse && !m->stream) {
         sl_buf_reset(&r->body_out);
-        if (ok && sl_asm_result(&f->assembler, &r->body_out) == SL_OK)
+        if (ok && flight_object(f, &r->body_out) == SL_OK)
             r->status = 200;
         else
             sl_req_error(r, 502, "api_error", "upstream_stream_error", NULL,
@@ -269,10 +316,7 @@ static void fan_end(sl_sink *s, sl_req *r)
         deliver(f, m);
         sl_req_release(m->r); /* the flight's reference */
     }
-    if (f->asm_on) {
-        sl_asm_free(&f->assembler);
-        sl_sse_free(&f->sse_parser);
-    }
+    flight_asm_free(f);
     sl_buf_free(&f->replay);
     sl_buf_free(&f->plain);
     free(f);
@@ -328,6 +372,8 @@ static sl_step join(sl_req *r, coalesce_ctx *ctx, flight *f)
     r->cache = SL_CACHE_COALESCED;
     r->led_by = f->leader->id;
     coalesced_total++;
+    if (f->headed && f->sse && !m->stream)
+        flight_asm_start(f);
     if (f->headed && f->sse && m->stream) { /* join mid-stream: replay what was sent */
         m->live = true;
         sl_pipeline_stream_head(r, 200);

@@ -1,5 +1,6 @@
 /* parse.c — stage: the client's body becomes a validated sl_llm_req.
  * Bad input ends here with a 400 naming the parameter; nothing goes upstream.
+ * Bytes the cache has answered before skip the parse (sl_cache_fast).
  *
  * Reads:  r->body, r->llm.api.
  * Writes: r->llm (the parsed view every later stage reads); answers 400. No context. */
@@ -8,6 +9,8 @@
 static sl_step parse_request(sl_req *r, void *ctx)
 {
     SL_UNUSED(ctx);
+    if (sl_cache_fast(r))
+        return SL_NEXT; /* bytes seen before: what the parse would say is known */
     sl_http_error e = {0};
     const sl_json_limits lim = {
         .max_members = (size_t)r->conf->server.max_json_members,

@@ -229,6 +229,7 @@ static void hook_status(void *ud, sl_call *c, int status)
                 st->asm_on = true;
             }
         }
+        r->want_assembled = st->asm_on; /* what coalesced plain followers can count on */
         sl_req_header(r, "x-sluice-provider", r->provider);
         sl_pipeline_stream_head(r, 200);
     }
@@ -477,23 +478,28 @@ static const sl_call_hooks proxy_hooks = {
 
 /* ---- attempts --------------------------------------------------------------- */
 
-static struct curl_slist *build_headers(proxy_state *st, const sl_provider_conf *p)
+/* The headers every call to a provider of this dialect with this key sends
+ * (built once, kept by upstream); then the request id, per call. */
+static struct curl_slist *build_fixed(const void *owner, const char *api_key)
 {
-    sl_req *r = st->r;
-    struct curl_slist *h = NULL;
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip on big bodies */
-    h = st->up->headers(h, p->api_key);
-    char idline[96];
-    snprintf(idline, sizeof idline, "X-Request-Id: %s", r->id);
-    return curl_slist_append(h, idline);
+    const sl_dialect *up = owner;
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *t = h ? curl_slist_append(h, "Expect:") : NULL; /* no 100-continue */
+    if (!t) {
+        curl_slist_free_all(h);
+        return NULL;
+    }
+    return up->headers(t, api_key[0] ? api_key : NULL);
 }
 
 static void note_tried(sl_req *r, const char *name)
 {
-    size_t used = strlen(r->tried);
-    if (used + strlen(name) + 2 < sizeof r->tried)
-        snprintf(r->tried + used, sizeof r->tried - used, "%s%s", used ? "," : "", name);
+    size_t used = strlen(r->tried), nl = strlen(name);
+    if (used + nl + 2 >= sizeof r->tried)
+        return;
+    if (used)
+        r->tried[used++] = ',';
+    memcpy(r->tried + used, name, nl + 1);
 }
 
 static bool serves(const sl_provider_conf *p, sl_str model)
@@ -599,9 +605,18 @@ static int start_call(proxy_state *st, const sl_provider_conf *p)
 {
     sl_req *r = st->r;
     const sl_config *cf = r->conf;
+    const char *key = p->api_key ? p->api_key : "";
+    const struct curl_slist *fixed = sl_upstream_headers(st->up, key, build_fixed);
+    char idline[96] = "X-Request-Id: ";
+    size_t il = strlen(idline), idl = SL_MIN(strlen(r->id), sizeof idline - il - 1);
+    memcpy(idline + il, r->id, idl);
+    idline[il + idl] = '\0';
     sl_call_opts o = {
-        .url = sl_arena_printf(&r->arena, "%s%s", p->base_url, r->upstream_path),
-        .headers = build_headers(st, p),
+        .url = p->base_url,
+        .url_path = r->upstream_path,
+        .fixed_headers = fixed,
+        .headers = fixed ? NULL : build_fixed(st->up, key), /* table full: owned */
+        .extra_header = idline,
         .body = st->wire.p,
         .body_len = st->wire.len,
         .connect_ms = cf->timeouts.connect_ms,

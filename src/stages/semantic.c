@@ -242,6 +242,7 @@ static void on_embedding(void *ud, sl_req *child, int status, sl_str body)
     sl_req *r = st->r;
     st->embedding = false;
     r->cache_overhead_usd += child->cost_usd;
+    r->cache_overhead_pusd += child->cost_pusd;
     if (!st->resolved) {
         if (status == 200 && read_vector(st, body)) {
             lookup(st);

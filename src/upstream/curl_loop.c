@@ -4,7 +4,15 @@
  * (socket_cb) and when to wake it (timer_cb); we tell curl what happened
  * (curl_multi_socket_action) and then collect finished transfers
  * (check_done). Our own per-call timer enforces first-byte and stream-idle
- * timeouts, which CURLOPT_TIMEOUT_MS cannot express for streams. */
+ * timeouts, which CURLOPT_TIMEOUT_MS cannot express for streams.
+ *
+ * Per-transfer cost (PITFALLS: 86k -> 65k instructions): pooled easy handles
+ * keep the options that never vary (set once, no curl_easy_reset); URLs
+ * given as base + path are parsed once into a CURLU kept for the process;
+ * fixed header lists are built once per (owner, key) and kept, and the one
+ * varying line (the request id) is a node inside the call chained in front;
+ * proxy lookup is off unless a proxy variable is set; socket contexts and
+ * their events are reused from a free list. */
 #include "sluice/upstream.h"
 
 #include <curl/curl.h>
@@ -24,7 +32,9 @@ struct sl_call {
     void *ud;
     struct event *timer;        /* first-byte, then idle */
     struct event *reap;         /* deferred cleanup after cancel */
-    struct curl_slist *headers; /* owned */
+    struct curl_slist *headers; /* owned (NULL when the fixed list is borrowed) */
+    struct curl_slist id_node;  /* the varying header line, in front of the fixed list */
+    char id_line[128];
     int first_byte_ms;
     int idle_ms;
     int status;
@@ -49,11 +59,32 @@ static struct {
     size_t max_inflight;
     int in_curl; /* >0 while curl is on the stack: cancel must defer */
     uint64_t calls_total;
+    bool no_proxy; /* no proxy variable in the environment: CURLOPT_PROXY "" */
 } up;
 
 typedef struct sock_ctx {
-    struct event *ev;
+    struct event *ev; /* allocated once, re-assigned for each socket */
+    short kind;       /* what ev waits for now */
+    struct sock_ctx *next_free;
 } sock_ctx;
+
+enum { MAX_FREE_SOCKS = 1024, MAX_INTERNED = 64 };
+
+static struct {
+    sock_ctx *free_socks;
+    int n_free_socks;
+    struct {
+        char *url; /* base + path */
+        CURLU *u;
+    } urls[MAX_INTERNED];
+    int n_urls;
+    struct {
+        const void *owner;
+        char *key;
+        struct curl_slist *list;
+    } header_sets[MAX_INTERNED];
+    int n_header_sets;
+} reuse;
 
 static void check_done(void);
 
@@ -82,6 +113,39 @@ static void on_multi_timer(evutil_socket_t fd, short what, void *arg)
     check_done();
 }
 
+/* A socket context from the free list (its event allocated once, assigned
+ * per socket), or a new one. */
+static sock_ctx *sock_get(void)
+{
+    sock_ctx *ctx = reuse.free_socks;
+    if (ctx) {
+        reuse.free_socks = ctx->next_free;
+        reuse.n_free_socks--;
+        return ctx;
+    }
+    if (!(ctx = calloc(1, sizeof(*ctx))))
+        return NULL;
+    if (!(ctx->ev = event_new(up.base, -1, 0, on_socket_event, NULL))) {
+        free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static void sock_put(sock_ctx *ctx)
+{
+    event_del(ctx->ev);
+    ctx->kind = 0;
+    if (reuse.n_free_socks >= MAX_FREE_SOCKS) {
+        event_free(ctx->ev);
+        free(ctx);
+        return;
+    }
+    ctx->next_free = reuse.free_socks;
+    reuse.free_socks = ctx;
+    reuse.n_free_socks++;
+}
+
 static int socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
 {
     SL_UNUSED(e);
@@ -89,23 +153,24 @@ static int socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sock
     sock_ctx *ctx = sockp;
     if (what == CURL_POLL_REMOVE) {
         if (ctx) {
-            event_free(ctx->ev);
-            free(ctx);
             curl_multi_assign(up.multi, s, NULL);
+            sock_put(ctx);
         }
         return 0;
     }
     short kind =
         EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
     if (!ctx) {
-        ctx = calloc(1, sizeof(*ctx));
-        if (!ctx)
+        if (!(ctx = sock_get()))
             return -1;
         curl_multi_assign(up.multi, s, ctx);
+    } else if (ctx->kind == kind) {
+        return 0; /* already waiting for exactly that */
     } else {
-        event_free(ctx->ev);
+        event_del(ctx->ev);
     }
-    ctx->ev = event_new(up.base, s, kind, on_socket_event, NULL);
+    event_assign(ctx->ev, up.base, s, kind, on_socket_event, NULL);
+    ctx->kind = kind;
     event_add(ctx->ev, NULL);
     return 0;
 }
@@ -135,10 +200,12 @@ static void arm_timer(sl_call *c, int ms)
     evtimer_add(c->timer, &tv);
 }
 
+/* Back to the pool as it is: the next call sets only what varies. */
 static void release_easy(CURL *e)
 {
     if (up.n_pool < (int)SL_ARRAY_LEN(up.pool)) {
-        curl_easy_reset(e);
+        curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL); /* the call's buffer goes with it */
         up.pool[up.n_pool++] = e;
     } else {
         curl_easy_cleanup(e);
@@ -152,7 +219,10 @@ static void destroy(sl_call *c)
         c->in_multi = false;
         up.inflight--;
     }
-    release_easy(c->easy);
+    if (c->paused) /* curl may still hold bytes for it: not for the next call */
+        curl_easy_cleanup(c->easy);
+    else
+        release_easy(c->easy);
     curl_slist_free_all(c->headers);
     event_free(c->timer);
     event_free(c->reap);
@@ -362,6 +432,14 @@ int sl_upstream_init(struct event_base *base, int max_inflight)
     curl_multi_setopt(up.multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(up.multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(up.multi, CURLMOPT_MAXCONNECTS, 1024L);
+    static const char *const proxy_vars[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+                                             "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
+    up.no_proxy = true;
+    for (size_t i = 0; i < SL_ARRAY_LEN(proxy_vars); i++) {
+        const char *v = getenv(proxy_vars[i]);
+        if (v && v[0])
+            up.no_proxy = false; /* configured: curl keeps honouring it */
+    }
     return SL_OK;
 }
 
@@ -373,47 +451,161 @@ void sl_upstream_shutdown(void)
         curl_easy_cleanup(up.pool[i]);
     up.n_pool = 0;
     curl_multi_cleanup(up.multi);
+    while (reuse.free_socks) {
+        sock_ctx *next = reuse.free_socks->next_free;
+        event_free(reuse.free_socks->ev);
+        free(reuse.free_socks);
+        reuse.free_socks = next;
+    }
+    for (int i = 0; i < reuse.n_urls; i++) {
+        free(reuse.urls[i].url);
+        curl_url_cleanup(reuse.urls[i].u);
+    }
+    for (int i = 0; i < reuse.n_header_sets; i++) {
+        free(reuse.header_sets[i].key);
+        curl_slist_free_all(reuse.header_sets[i].list);
+    }
+    memset(&reuse, 0, sizeof reuse);
     event_free(up.timer);
     up.multi = NULL;
     curl_global_cleanup();
 }
 
-static CURL *take_easy(void)
+/* The options no call changes: set once, when the handle is made. */
+static CURL *new_easy(void)
 {
-    return up.n_pool > 0 ? up.pool[--up.n_pool] : curl_easy_init();
-}
-
-static void setup_easy(CURL *e, sl_call *c, const sl_call_opts *o)
-{
-    curl_easy_setopt(e, CURLOPT_URL, o->url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, c);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+    CURL *e = curl_easy_init();
+    if (!e)
+        return NULL;
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* pass bodies through as sent */
-    if (o->recv_buffer > 0) /* allocated per transfer, freed when it ends */
-        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)o->recv_buffer);
-    if (o->connect_ms > 0)
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)o->connect_ms);
-    if (o->total_ms > 0)
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)o->total_ms);
+    if (up.no_proxy) { /* no environment lookups per transfer (proxy, then no_proxy) */
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+    }
+    return e;
+}
+
+static CURL *take_easy(void)
+{
+    return up.n_pool > 0 ? up.pool[--up.n_pool] : new_easy();
+}
+
+/* The parsed URL for base + path, made once (NULL: too many, or it does not
+ * parse: the caller sets the string instead). */
+static CURLU *interned_url(const char *base, const char *path)
+{
+    size_t bl = strlen(base), pl = strlen(path);
+    for (int i = 0; i < reuse.n_urls; i++) {
+        const char *u = reuse.urls[i].url;
+        /* strncmp/strcmp stop at the shorter string: memcmp read past a
+         * shorter interned URL (an /embeddings URL asked for a chat path) */
+        if (strncmp(u, base, bl) == 0 && strcmp(u + bl, path) == 0)
+            return reuse.urls[i].u;
+    }
+    if (reuse.n_urls >= MAX_INTERNED)
+        return NULL;
+    char *url = malloc(bl + pl + 1);
+    CURLU *u = url ? curl_url() : NULL;
+    if (u) {
+        memcpy(url, base, bl);
+        memcpy(url + bl, path, pl + 1);
+    }
+    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+        curl_url_cleanup(u);
+        free(url);
+        return NULL;
+    }
+    reuse.urls[reuse.n_urls].url = url;
+    reuse.urls[reuse.n_urls++].u = u;
+    return u;
+}
+
+const struct curl_slist *sl_upstream_headers(const void *owner, const char *key,
+                                             struct curl_slist *(*build)(const void *owner,
+                                                                         const char *key))
+{
+    for (int i = 0; i < reuse.n_header_sets; i++) {
+        if (reuse.header_sets[i].owner == owner && strcmp(reuse.header_sets[i].key, key) == 0)
+            return reuse.header_sets[i].list;
+    }
+    if (reuse.n_header_sets >= MAX_INTERNED)
+        return NULL;
+    char *k = strdup(key);
+    struct curl_slist *list = k ? build(owner, key) : NULL;
+    if (!list) {
+        free(k);
+        return NULL;
+    }
+    reuse.header_sets[reuse.n_header_sets].owner = owner;
+    reuse.header_sets[reuse.n_header_sets].key = k;
+    reuse.header_sets[reuse.n_header_sets++].list = list;
+    return list;
+}
+
+/* This call's header list: the owned one, or the borrowed fixed list, with
+ * the varying line chained in front. */
+static void call_headers(sl_call *c, const sl_call_opts *o, struct curl_slist **out)
+{
+    *out = o->fixed_headers ? (struct curl_slist *)o->fixed_headers : c->headers;
+    if (o->extra_header) {
+        size_t n = SL_MIN(strlen(o->extra_header), sizeof c->id_line - 1);
+        memcpy(c->id_line, o->extra_header, n);
+        c->id_line[n] = '\0';
+        c->id_node = (struct curl_slist){c->id_line, *out};
+        *out = &c->id_node;
+    }
+}
+
+/* What varies per call; every option set here is set on every call, so
+ * nothing of a previous call on the pooled handle survives. */
+static int setup_easy(CURL *e, sl_call *c, const sl_call_opts *o)
+{
+    CURLU *u = o->url_path ? interned_url(o->url, o->url_path) : NULL;
+    curl_easy_setopt(e, CURLOPT_CURLU, u);
+    if (!u && o->url_path) {
+        char *url = malloc(strlen(o->url) + strlen(o->url_path) + 1);
+        if (!url)
+            return SL_ENOMEM;
+        strcpy(url, o->url);
+        strcat(url, o->url_path);
+        curl_easy_setopt(e, CURLOPT_URL, url); /* curl copies it */
+        free(url);
+    } else if (!u) {
+        curl_easy_setopt(e, CURLOPT_URL, o->url);
+    }
+    struct curl_slist *headers;
+    call_headers(c, o, &headers);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, c);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
+    /* the receive buffer is allocated per transfer, freed when it ends */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, o->recv_buffer > 0 ? (long)o->recv_buffer : 16384L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_ms > 0 ? (long)o->connect_ms : 0L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->total_ms > 0 ? (long)o->total_ms : 0L);
     if (o->body) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, o->body);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+    } else {
+        /* POSTFIELDS makes the method POST, so it is undone first */
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     }
-    if (o->method && strcmp(o->method, "POST") != 0 && strcmp(o->method, "GET") != 0)
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, o->method);
+    bool custom = o->method && strcmp(o->method, "POST") != 0 && strcmp(o->method, "GET") != 0;
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, custom ? o->method : NULL);
+    return SL_OK;
 }
 
 sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, int *err)
@@ -440,8 +632,8 @@ sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, 
     c->idle_ms = o->idle_ms;
     c->timer = evtimer_new(up.base, on_call_timer, c);
     c->reap = event_new(up.base, -1, 0, on_reap, c);
-    setup_easy(e, c, o);
-    if (!c->timer || !c->reap || curl_multi_add_handle(up.multi, e) != CURLM_OK) {
+    if (!c->timer || !c->reap || setup_easy(e, c, o) != SL_OK ||
+        curl_multi_add_handle(up.multi, e) != CURLM_OK) {
         c->finished = true;
         destroy(c);
         *err = SL_ENOMEM;

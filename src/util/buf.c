@@ -33,7 +33,7 @@ int sl_buf_reserve(sl_buf *b, size_t extra)
         return fail(b, SL_ETOOBIG);
     if (need + 1 <= b->cap)
         return SL_OK;
-    size_t cap = b->cap ? b->cap : 256;
+    size_t cap = b->cap ? b->cap : 32; /* small first: an open stream holds dozens of buffers */
     while (cap < need + 1)
         cap *= 2;
     if (b->max && cap > b->max + 1)
@@ -115,15 +115,46 @@ int sl_buf_printf(sl_buf *b, const char *fmt, ...)
     return SL_OK;
 }
 
+/* Bytes before the first one JSON must escape (control, '"', '\\'), eight
+ * at a time: the access log writes a dozen short strings per request. */
+static size_t plain_prefix(const char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, s + i, 8);
+        uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
+        uint64_t hit = ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((bs - ones) & ~bs);
+        if (hit & highs)
+            break;
+    }
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\')
+            break;
+        i++;
+    }
+    return i;
+}
+
 int sl_buf_json_str(sl_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    int rc = sl_buf_reserve(b, n + 2);
-    if (rc)
+    int rc = SL_OK;
+    bool room = b->cap > b->len && n + 2 < b->cap - b->len; /* the usual case: no call */
+    if (!room && (rc = sl_buf_reserve(b, n + 2)))
         return rc;
+    size_t plain = plain_prefix(s, n);
+    if (plain == n) { /* the usual case: nothing to escape, room reserved */
+        b->p[b->len] = '"';
+        memcpy(b->p + b->len + 1, s, n);
+        b->len += n + 1;
+        return sl_buf_append(b, "\"", 1);
+    }
     b->p[b->len++] = '"';
     size_t run = 0; /* bytes copied verbatim in one go */
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = plain; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
@@ -181,6 +212,83 @@ int sl_buf_json_num(sl_buf *b, double v)
             break;
     }
     return sl_buf_append_c(b, tmp);
+}
+
+/* The digits of |v| into out (no terminator); their count. */
+static size_t digits_u64(uint64_t u, char out[20])
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+enum { PUSD_SCALE = 12 }; /* decimals of a pico-dollar amount */
+
+int sl_buf_json_pusd(sl_buf *b, int64_t pusd)
+{
+    if (pusd == 0)
+        return sl_buf_append(b, "0", 1);
+    char d[20], out[48];
+    size_t o = 0;
+    uint64_t u = pusd < 0 ? (uint64_t)0 - (uint64_t)pusd : (uint64_t)pusd;
+    if (pusd < 0)
+        out[o++] = '-';
+    size_t nd = digits_u64(u, d), sig = nd;
+    while (sig > 1 && d[sig - 1] == '0')
+        sig--;                        /* significant digits: trailing zeros are not printed */
+    int x = (int)nd - 1 - PUSD_SCALE; /* decimal exponent of the leading digit */
+    if (x < -4) {                     /* %g's exponent form: 1.5e-06 */
+        out[o++] = d[0];
+        if (sig > 1)
+            out[o++] = '.';
+        for (size_t i = 1; i < sig; i++)
+            out[o++] = d[i];
+        out[o++] = 'e';
+        out[o++] = '-';
+        out[o++] = (char)('0' + (-x) / 10);
+        out[o++] = (char)('0' + (-x) % 10);
+    } else if (x < 0) { /* 0.000123 */
+        out[o++] = '0';
+        out[o++] = '.';
+        for (int i = -1; i > x; i--)
+            out[o++] = '0';
+        for (size_t i = 0; i < sig; i++)
+            out[o++] = d[i];
+    } else { /* 12.5, 3 */
+        size_t whole = (size_t)x + 1;
+        for (size_t i = 0; i < whole; i++)
+            out[o++] = d[i];
+        if (sig > whole)
+            out[o++] = '.';
+        for (size_t i = whole; i < sig; i++)
+            out[o++] = d[i];
+    }
+    return sl_buf_append(b, out, o);
+}
+
+size_t sl_fmt_pusd_fixed8(int64_t pusd, char out[32])
+{
+    size_t o = 0;
+    uint64_t u = pusd < 0 ? (uint64_t)0 - (uint64_t)pusd : (uint64_t)pusd;
+    if (pusd < 0)
+        out[o++] = '-';
+    u = u / 10000 + (u % 10000 >= 5000); /* to units of 1e-8 USD, half up */
+    char d[20];
+    o += digits_u64(u / 100000000, out + o);
+    out[o++] = '.';
+    size_t nd = digits_u64(u % 100000000, d);
+    for (size_t i = nd; i < 8; i++)
+        out[o++] = '0';
+    memcpy(out + o, d, nd);
+    o += nd;
+    out[o] = '\0';
+    return o;
 }
 
 void sl_buf_consume(sl_buf *b, size_t n)

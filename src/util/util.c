@@ -61,18 +61,30 @@ size_t sl_rfc3339_ms(int64_t wall_ms, char *out)
 
 size_t sl_fmt_i64(int64_t v, char *out)
 {
-    char tmp[21];
-    size_t n = 0;
+    /* two digits per division, written backwards from the end of tmp */
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    size_t len = 0;
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        *--p = pairs[d + 1];
+        *--p = pairs[d];
+    }
+    if (u >= 10) {
+        *--p = pairs[u * 2 + 1];
+        *--p = pairs[u * 2];
+    } else {
+        *--p = (char)('0' + u);
+    }
     if (v < 0)
-        out[len++] = '-';
-    while (n)
-        out[len++] = tmp[--n];
+        *--p = '-';
+    size_t len = (size_t)(tmp + sizeof tmp - p);
+    memcpy(out, p, len);
     out[len] = '\0';
     return len;
 }

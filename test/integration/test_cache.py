@@ -267,3 +267,57 @@ def test_cache_scope_tenant_or_user():
     # a user name cannot spell another user's scope
     assert outcome(chat("q", user="u5:alice")) == "miss"
     s.stop()
+
+def _l1(s):
+    from harness import request
+    return json.loads(request("GET", s.url + "/health")[2])["cache"]
+
+
+def test_exact_bytes_fast_path():
+    """Issue 18: bytes answered from L1 before are answered again without the
+    parse; auth, limits, metering and the log still run; other tenants, other
+    bytes and cache headers take the full path; the alias dies with its entry."""
+    m = Mock()
+    keys = [{"key": "sk-a", "tenant": "a", "rpm": 3}, {"key": "sk-b", "tenant": "b"}]
+    s = Sluice(cfg(m, keys=keys))
+    u = s.url + "/v1/chat/completions"
+    a, b = {"Authorization": "Bearer sk-a"}, {"Authorization": "Bearer sk-b"}
+    body = json.dumps(chat("exact bytes"))
+    ttl1 = dict(a, **{"x-sluice-cache-ttl": "1"})
+    st, h, first, _ = post_json(u, body, ttl1)  # stored for 1 s; a ttl header: no alias
+    assert st == 200 and h["x-sluice-cache"] == "miss" and _l1(s)["aliases"] == 0
+    st, h, second, _ = post_json(u, body, a)  # full-path hit: adds the alias
+    assert h["x-sluice-cache"] == "hit" and _l1(s)["aliases"] == 1 and _l1(s)["exact_hits"] == 0
+    st, h, third, _ = post_json(u, body, a)  # the fast path
+    assert st == 200 and h["x-sluice-cache"] == "hit" and third == first == second, h
+    assert h["x-sluice-cost-usd"] == "0.00000000" and "age" in h
+    assert _l1(s)["exact_hits"] == 1
+    assert post_json(u, body, {"Authorization": "Bearer sk-wrong"})[0] == 401  # auth still runs
+    st, h, _, _ = post_json(u, body, a)  # limits still run: rpm 3 spent
+    assert st == 429, (st, h)
+    st, h, _, _ = post_json(u, body, b)  # another tenant: its own entry
+    assert h["x-sluice-cache"] == "miss"
+    n = _l1(s)["exact_hits"]
+    st, h, _, _ = post_json(u, body, dict(b, **{"Cache-Control": "no-cache"}))
+    assert h["x-sluice-cache"] == "miss" and _l1(s)["exact_hits"] == n
+    ev = stream(u, json.dumps(chat("exact bytes", stream=True)), b)[2]  # the stream twin
+    assert ev[-1] == "[DONE]" and m.stats()["requests"] == 3
+    log = s.wait_log(9)
+    fast = log[2]
+    assert fast["cache"] == "hit" and fast["model"] == "gpt-4o-mini" and fast["tenant"] == "a"
+    assert fast["saved_usd"] > 0 and fast["prompt_tokens"] == log[0]["prompt_tokens"], fast
+    time.sleep(1.1)  # tenant a's entry expired: its alias with it, the full path asks upstream
+    st, h, again, _ = post_json(u, body, {"Authorization": "Bearer sk-b"})
+    assert h["x-sluice-cache"] == "hit"  # b's entry (60 s) still there
+    s.stop()
+    s2 = Sluice(cfg(m, keys=[{"key": "sk-a", "tenant": "a"}]))
+    u2 = s2.url + "/v1/chat/completions"
+    post_json(u2, body, ttl1)
+    post_json(u2, body, a)
+    assert _l1(s2)["aliases"] == 1
+    time.sleep(1.1)
+    before = m.stats()["requests"]
+    st, h, _, _ = post_json(u2, body, a)
+    assert st == 200 and h["x-sluice-cache"] == "miss" and m.stats()["requests"] == before + 1
+    assert _l1(s2)["exact_hits"] == 0
+    s2.stop()

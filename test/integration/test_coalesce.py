@@ -237,3 +237,39 @@ def test_live_holder_renews_lease_past_its_ttl():
     assert m.stats()["requests"] == 1, m.stats()
     assert not _lock_keys(r), "the lock outlived the flight"
     a.stop(), b.stop()
+
+def test_plain_followers_of_a_stream_get_one_object():
+    """Issue 18: a streaming flight carries no assembler of its own when its
+    leader's proxy assembles the stream for the cache; when it does not (a
+    translated stream), one is made for the first plain follower, fed the
+    bytes so far. Followers before the head and mid-stream get the object."""
+    for kind in ("openai", "anthropic"):
+        m = Mock()
+        c = base_config(m, cache={"enabled": True})
+        c["providers"] = [{"name": "p", "kind": kind, "base_url": m.url + ("/v1" if kind == "openai" else ""),
+                           "api_key": "sk-prov", "models": ["*"]}]
+        s = Sluice(c)
+        m.config(delay_ms=300, stream_chunks=6, chunk_delay_ms=100)
+        u = s.url + "/v1/chat/completions"
+        out = {}
+
+        def lead():
+            out["lead"] = stream(u, chat("stream then plain", stream=True))
+        t = threading.Thread(target=lead)
+        t.start()
+        time.sleep(0.15)  # before the head
+        early = threading.Thread(target=lambda: out.__setitem__("early", post_json(u, chat("stream then plain"))))
+        early.start()
+        time.sleep(0.45)  # mid-stream
+        late = post_json(u, chat("stream then plain"))
+        early.join(10)
+        t.join(10)
+        ev = out["lead"][2]
+        assert ev[-1] == "[DONE]", (kind, ev)
+        text = "".join((json.loads(e)["choices"][0]["delta"].get("content") or "")
+                       for e in ev[:-1] if json.loads(e)["choices"])
+        for name, r in (("early", out["early"]), ("late", late)):
+            assert r[0] == 200 and r[1]["x-sluice-cache"] == "coalesced", (kind, name, r[:2])
+            assert r[2]["object"] == "chat.completion" and r[2]["choices"][0]["message"]["content"] == text, (kind, name, r[2])
+        assert m.stats()["requests"] == 1, kind
+        s.stop()

@@ -1,7 +1,7 @@
 """Issue 2: the gateway core, seen from a client."""
 import json, os, signal, subprocess, threading, time
 from harness import (Mock, Sluice, SLUICE_BIN, base_config, chat, post_json, post_status_or_closed,
-                     request, send_raw, sse_events, stream)
+                     free_port, request, send_raw, sse_events, stream)
 
 ERROR_KEYS = {"message", "type", "param", "code"}
 
@@ -391,3 +391,36 @@ def test_two_workers_metrics_report_the_group():
     r = subprocess.run([shutil.which("promtool"), "check", "metrics"], input=body, capture_output=True)
     assert r.returncode == 0, r.stdout + r.stderr  # the merged exposition is valid too
     s.stop()
+
+
+def test_pooled_upstream_handles_carry_nothing_over():
+    """Issue 18: easy handles are reused without curl_easy_reset, URLs and the
+    fixed header lines are interned: each call still sends exactly its own
+    method, path, body, request id and the provider's key."""
+    m = Mock()
+    m2 = Mock()
+    c = base_config(m)
+    c["providers"] = [
+        {"name": "one", "kind": "openai", "base_url": m.url + "/v1", "api_key": "sk-one", "models": ["gpt-*"]},
+        {"name": "two", "kind": "openai", "base_url": m2.url + "/v1", "api_key": "sk-two", "models": ["text-*"]}]
+    s = Sluice(c)
+    for i in range(3):
+        st, h, _, _ = post_json(s.url + "/v1/chat/completions", chat("pool %d" % i),
+                                {"x-request-id": "req-pool-%d" % i})
+        assert st == 200, h
+        last = m.last()
+        assert last["path"] == "/v1/chat/completions" and json.loads(last["body"])["messages"][0]["content"] == "pool %d" % i
+        assert last["headers"]["authorization"] == "Bearer sk-one" and last["headers"]["x-request-id"] == "req-pool-%d" % i
+        assert last["headers"]["content-type"] == "application/json"
+        st, _, body = request("GET", s.url + "/v1/models")  # a GET on a handle a POST used
+        assert st == 200 and json.loads(body)["data"], body
+        st, _, j, _ = post_json(s.url + "/v1/embeddings", {"model": "text-embedding-3-small", "input": "x"})
+        assert st == 200 and m2.last()["headers"]["authorization"] == "Bearer sk-two"
+        assert m2.last()["path"] == "/v1/embeddings"
+    s.stop()
+    # a proxy in the environment is still honoured (here: one that refuses)
+    s = Sluice(base_config(m), env={"http_proxy": "http://127.0.0.1:%d" % free_port()})
+    st, _, j, _ = post_json(s.url + "/v1/chat/completions", chat("via proxy"))
+    assert st == 502, (st, j)
+    s.stop()
+    m2.stop()

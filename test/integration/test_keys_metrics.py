@@ -1,5 +1,5 @@
 """Issue 6: keys, limits, budgets, cost, metrics."""
-import json, os, shutil, subprocess, tempfile, threading, time
+import json, os, re, shutil, subprocess, tempfile, threading, time
 from harness import Mock, Redis, Sluice, base_config, chat, post_json, request, stream
 
 KEYS = [{"key": "sk-team-a", "tenant": "team-a"}, {"key": "sk-team-b", "tenant": "team-b"}]
@@ -30,6 +30,12 @@ def test_cost_header_exact():
     u = j["usage"]
     want = (u["prompt_tokens"] * 0.15 + u["completion_tokens"] * 0.60) / 1e6
     assert abs(float(h["x-sluice-cost-usd"]) - want) < 1e-12, (h["x-sluice-cost-usd"], want)
+    assert re.fullmatch(r"\d+\.\d{8}", h["x-sluice-cost-usd"]), h["x-sluice-cost-usd"]
+    s.wait_log(1)
+    # the log prints the amount from integer pico-dollars, in the shortest form
+    # that reads back (as "%g" did: 4.5e-06, 0.0001), never float noise
+    text = re.search(r'"cost_usd":([^,]+),', open(s.access_path).read()).group(1)
+    assert abs(float(text) - want) < 1e-15 and repr(float(text)) == text, (text, want)
     s.stop()
 
 

@@ -229,5 +229,27 @@ T_TEST(legacy_completion_logprobs_round_trip)
     sl_buf_free(&out);
 }
 
+/* Issue 18: every open stream with the cache on carries an assembler, so it
+ * starts small; choices and tool calls get their room when they appear. */
+T_TEST(assembler_is_small_until_used)
+{
+    T_CHECK(sizeof(sl_asm) <= 1024);
+    sl_asm a;
+    sl_asm_init(&a, false, 0);
+    const char *c1 =
+        "{\"id\":\"x\",\"model\":\"m\",\"created\":1,\"choices\":[{\"index\":2,\"delta\":"
+        "{\"tool_calls\":[{\"index\":1,\"id\":\"t\",\"function\":{\"name\":\"f\","
+        "\"arguments\":\"{}\"}}]},\"finish_reason\":\"tool_calls\"}]}";
+    sl_asm_chunk(&a, c1, strlen(c1));
+    T_CHECK(a.choices[0] == NULL && a.choices[2] != NULL && a.choices[2]->tools != NULL);
+    sl_buf out;
+    sl_buf_init(&out, 0);
+    T_EQ_INT(sl_asm_result(&a, &out), 0);
+    T_CHECK(strstr(out.p, "\"index\":2") && strstr(out.p, "\"name\":\"f\""));
+    sl_buf_free(&out);
+    sl_asm_free(&a);
+}
+
 T_MAIN("completion", assemble_then_replay, error_chunk_refuses_assembly, replay_keeps_every_field,
-       stream_assembly_keeps_every_field, legacy_completion_logprobs_round_trip)
+       stream_assembly_keeps_every_field, legacy_completion_logprobs_round_trip,
+       assembler_is_small_until_used)

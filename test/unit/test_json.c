@@ -184,5 +184,90 @@ T_TEST(member_and_value_bounds)
     sl_arena_free(&A);
 }
 
+/* The eight-at-a-time scan inside strings stops at every byte that matters,
+ * wherever it falls in a word: a quote ends the string, an escape is
+ * decoded, a control byte or bad UTF-8 is refused, good UTF-8 passes. */
+T_TEST(strings_checked_at_every_offset)
+{
+    static const struct {
+        const char *piece;
+        bool ok;
+        const char *decoded;
+    } cases[] = {
+        {"\\n", true, "\n"},    {"\\\"", true, "\""},
+        {"\x01", false, NULL},  {"\xc3\xa9", true, "\xc3\xa9"},
+        {"\xc3", false, NULL},  {"\xff", false, NULL},
+        {"\x7f", true, "\x7f"},
+    };
+    for (size_t len = 0; len < 20; len++) {
+        for (size_t at = 0; at <= len; at++) {
+            for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+                char text[64], want[64];
+                size_t t = 0, w = 0;
+                text[t++] = '"';
+                for (size_t i = 0; i < len; i++) {
+                    if (i == at) {
+                        size_t pl = strlen(cases[k].piece);
+                        memcpy(text + t, cases[k].piece, pl);
+                        t += pl;
+                        if (cases[k].decoded) {
+                            memcpy(want + w, cases[k].decoded, strlen(cases[k].decoded));
+                            w += strlen(cases[k].decoded);
+                        }
+                    }
+                    text[t++] = 'a';
+                    want[w++] = 'a';
+                }
+                if (at == len) { /* the piece last */
+                    size_t pl = strlen(cases[k].piece);
+                    memcpy(text + t, cases[k].piece, pl);
+                    t += pl;
+                    if (cases[k].decoded) {
+                        memcpy(want + w, cases[k].decoded, strlen(cases[k].decoded));
+                        w += strlen(cases[k].decoded);
+                    }
+                }
+                text[t++] = '"';
+                text[t] = '\0';
+                want[w] = '\0';
+                sl_json *v = NULL;
+                int rc = parse(text, &v);
+                T_CHECK((rc == 0) == cases[k].ok);
+                if (rc == 0 && cases[k].ok)
+                    T_CHECK(v->type == SL_JSON_STRING && v->str.len == w &&
+                            memcmp(v->str.p, want, w) == 0);
+            }
+        }
+    }
+}
+
+/* Integers take a short path past strtod: the same double for every one. */
+T_TEST(integers_parse_as_strtod_would)
+{
+    const char *nums[] = {"0",
+                          "-0",
+                          "7",
+                          "-7",
+                          "42",
+                          "999999999999999",
+                          "1000000000000000",
+                          "9007199254740993",
+                          "-123456789012345",
+                          "12345678901234567890",
+                          "1.5",
+                          "2e3",
+                          "0.1"};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        sl_json *v = NULL;
+        T_EQ_INT(parse(nums[i], &v), 0);
+        double want = strtod(nums[i], NULL);
+        T_CHECK(v && v->type == SL_JSON_NUMBER && memcmp(&v->num, &want, sizeof want) == 0);
+    }
+    sl_json *v = NULL;
+    T_CHECK(parse("01", &v) != 0);
+    T_CHECK(parse("-", &v) != 0);
+}
+
 T_MAIN("json", parses_values, refuses_bad_input, unicode_escapes, depth_bound, canonical_form,
-       many_keys_linear, duplicates_found_in_large_objects, member_and_value_bounds)
+       many_keys_linear, duplicates_found_in_large_objects, member_and_value_bounds,
+       strings_checked_at_every_offset, integers_parse_as_strtod_would)

@@ -35,8 +35,18 @@ T_TEST(arena_limit)
 T_TEST(numbers_without_printf)
 {
     char out[24];
-    const long long cases[] = {
-        0, 7, -7, 10, 123456789, -9223372036854775807LL - 1, 9223372036854775807LL};
+    const long long cases[] = {0,
+                               7,
+                               -7,
+                               10,
+                               99,
+                               -99,
+                               100,
+                               101,
+                               1000,
+                               123456789,
+                               -9223372036854775807LL - 1,
+                               9223372036854775807LL};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char want[32];
         snprintf(want, sizeof want, "%lld", cases[i]);
@@ -52,6 +62,92 @@ T_TEST(numbers_without_printf)
         sl_buf_reset(&b);
         sl_buf_append_ms(&b, us[i]);
         T_EQ_STR(b.p, want);
+    }
+    sl_buf_free(&b);
+}
+
+/* Money is printed from integer pico-dollars as sl_buf_json_num prints the
+ * same amount as a double (the access log's form) and as "%.8f" (the
+ * x-sluice-cost-usd header's), with no printf on the request path. */
+T_TEST(money_without_printf)
+{
+    const long long pusd[] = {0,
+                              1,
+                              15,
+                              1500000,
+                              4500000,
+                              13500000,
+                              100000000,
+                              123456789,
+                              1000000000000LL,
+                              12500000000000LL,
+                              99999999999LL,
+                              5000,
+                              4999,
+                              -1500000,
+                              9223372036854775807LL};
+    sl_buf got, want;
+    sl_buf_init(&got, 0);
+    sl_buf_init(&want, 0);
+    for (size_t i = 0; i < sizeof pusd / sizeof pusd[0]; i++) {
+        sl_buf_reset(&got);
+        sl_buf_reset(&want);
+        sl_buf_json_pusd(&got, pusd[i]);
+        sl_buf_json_num(&want, (double)pusd[i] / 1e12);
+        if (pusd[i] < 1000000000000000LL) /* beyond 15 digits a double is not exact */
+            T_EQ_STR(got.p, want.p);
+        char fixed[32], ref[40];
+        sl_fmt_pusd_fixed8(pusd[i], fixed);
+        snprintf(ref, sizeof ref, "%.8f", (double)pusd[i] / 1e12);
+        if (pusd[i] % 10000 != 5000 && pusd[i] < 1000000000000000LL) /* ties: half up here */
+            T_EQ_STR(fixed, ref);
+    }
+    sl_buf_reset(&got);
+    sl_buf_json_pusd(&got, 9223372036854775807LL);
+    T_EQ_STR(got.p, "9223372.036854775807");
+    char fixed[32];
+    sl_fmt_pusd_fixed8(5000, fixed);
+    T_EQ_STR(fixed, "0.00000001");
+    sl_buf_free(&got);
+    sl_buf_free(&want);
+}
+
+/* The word-at-a-time scan for bytes to escape finds every one, wherever it
+ * falls in a word, and leaves high bytes (UTF-8) alone. */
+T_TEST(json_strings_escape_at_every_offset)
+{
+    const char specials[] = {'"', '\\', '\n', '\x01', '\x1f', ' ', '\x7f', (char)0xc3, (char)0x80};
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    for (size_t len = 0; len < 24; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (size_t k = 0; k < sizeof specials; k++) {
+                char in[24], want[200];
+                memset(in, 'a', len);
+                in[at] = specials[k];
+                size_t w = 0;
+                want[w++] = '"';
+                for (size_t i = 0; i < len; i++) {
+                    unsigned char c = (unsigned char)in[i];
+                    if (c == '"' || c == '\\') {
+                        want[w++] = '\\';
+                        want[w++] = (char)c;
+                    } else if (c == '\n') {
+                        want[w++] = '\\';
+                        want[w++] = 'n';
+                    } else if (c < 0x20) {
+                        w += (size_t)snprintf(want + w, 8, "\\u%04x", c);
+                    } else {
+                        want[w++] = (char)c;
+                    }
+                }
+                want[w++] = '"';
+                want[w] = '\0';
+                sl_buf_reset(&b);
+                sl_buf_json_str(&b, in, len);
+                T_EQ_STR(b.p, want);
+            }
+        }
     }
     sl_buf_free(&b);
 }
@@ -137,5 +233,6 @@ T_TEST(secrets_scrubbed_in_place)
 }
 
 T_MAIN("util", arena_big_allocation_keeps_the_current_block, arena_limit, numbers_without_printf,
-       timestamps_match_gmtime, cache_entries_round_trip_and_refuse_foreign_bytes,
-       urls_shown_without_passwords, secrets_scrubbed_in_place)
+       money_without_printf, json_strings_escape_at_every_offset, timestamps_match_gmtime,
+       cache_entries_round_trip_and_refuse_foreign_bytes, urls_shown_without_passwords,
+       secrets_scrubbed_in_place)
