@@ -21,6 +21,7 @@
 #include "sluice/metrics.h"
 #include "sluice/pipeline.h"
 #include "sluice/redis.h"
+#include "sluice/resp_state.h"
 #include "sluice/semstore.h"
 #include "sluice/stages.h"
 #include "sluice/stats.h"
@@ -242,6 +243,7 @@ static int wire_stores(const sl_config *c)
     else if (c->redis.host)
         app.redis = sl_redis_new(app.base, c->redis.host, c->redis.port, c->redis.password,
                                  c->redis.db, c->redis.timeout_ms);
+    sl_resp_state_setup(app.redis); /* the Responses API's conversation state */
     if (sl_semantic_wanted(c))
         app.semantic = sl_semstore_new(app.base, app.redis, (size_t)c->cache.semantic.max_entries);
     sl_env env = {.base = app.base, .l1 = app.l1, .redis = app.redis, .semantic = app.semantic};
@@ -257,6 +259,7 @@ static void free_all(void)
     sl_triage_stop();
     sl_redis_free(app.redis);
     sl_semstore_free(app.semantic); /* after Redis: its pending callbacks use it */
+    sl_resp_state_shutdown();
     sl_l1_free(app.l1);
     sl_upstream_shutdown();
     sl_access_close();

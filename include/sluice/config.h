@@ -10,11 +10,15 @@
 #include "sluice/util.h"
 
 typedef enum { SL_PROVIDER_OPENAI = 0, SL_PROVIDER_ANTHROPIC = 1 } sl_provider_kind;
+/* What an openai-kind provider speaks for POST /v1/responses: the Responses API
+ * itself (relayed as it is), or only chat completions (sluice translates). */
+typedef enum { SL_PROVIDER_API_RESPONSES = 0, SL_PROVIDER_API_CHAT = 1 } sl_provider_api;
 typedef enum { SL_BUDGET_TOTAL = 0, SL_BUDGET_MONTHLY, SL_BUDGET_DAILY } sl_budget_period;
 
 typedef struct sl_provider_conf {
     char *name;
     sl_provider_kind kind;
+    sl_provider_api api; /* openai kind: responses (default) | chat */
     char *base_url; /* without trailing slash */
     char *api_key;  /* may be NULL or empty */
     char **models;  /* exact names, "*" or globs ("claude-*") */
@@ -102,6 +106,10 @@ typedef struct sl_config {
         size_t max_replay_bytes; /* per flight */
         int lease_ms;            /* cross-instance lock lease, renewed every lease/3 */
     } coalesce;
+
+    struct {
+        int store_ttl_s; /* how long a stored response (conversation state) lives */
+    } responses;
 
     sl_key_conf *keys;
     size_t n_keys;

@@ -155,7 +155,16 @@ typedef struct sl_ir_usage {
 /* Which counts a usage reader found. */
 enum { SL_USAGE_INPUT = 1, SL_USAGE_OUTPUT = 2 };
 
+/* What a format whose answers echo their request (the Responses API's
+ * response object) needs beside the answer: the id sluice gives it and the
+ * client's request. Set by the caller; NULL for the other formats. */
+typedef struct sl_ir_echo {
+    sl_str id;
+    const sl_json *request;
+} sl_ir_echo;
+
 typedef struct sl_ir_answer {
+    const sl_ir_echo *echo; /* or NULL */
     sl_str id, model;
     sl_ir_part *parts; /* TEXT and TOOL_CALL, in order */
     sl_ir_finish finish;
@@ -210,7 +219,9 @@ typedef struct sl_ir_stream {
         int block;      /* index of the next content block */
         int tool_index; /* index of the current tool call, -1 none */
     } out;
-    sl_buf *sink; /* during a feed: where the emitter writes */
+    sl_buf *sink;           /* during a feed: where the emitter writes */
+    const sl_ir_echo *echo; /* set after init by a caller whose target echoes (Responses) */
+    void *out_state;        /* an emitter's own state (heap), freed by sl_ir_stream_free */
 } sl_ir_stream;
 
 /* ---- a dialect ------------------------------------------------------------------- */
@@ -249,6 +260,8 @@ struct sl_dialect {
     void (*parse_event)(sl_ir_stream *s, sl_str event, sl_str data, const sl_json *d);
     /* One IR event as zero or more complete SSE frames into s->sink. */
     void (*emit_event)(sl_ir_stream *s, const sl_ir_event *ev);
+    /* Optional: frees s->out_state. */
+    void (*stream_free)(sl_ir_stream *s);
 };
 
 /* ---- translation (src/core/dialect.c) ------------------------------------------- */
@@ -258,6 +271,9 @@ int sl_dialect_request(const sl_dialect *from, const sl_dialect *to, const sl_js
                        sl_arena *a, sl_buf *out, sl_ir_refusal *e);
 int sl_dialect_answer(const sl_dialect *from, const sl_dialect *to, const sl_json *body,
                       sl_arena *a, sl_buf *out);
+/* The same, for targets that echo the request (echo may be NULL). */
+int sl_dialect_answer_echo(const sl_dialect *from, const sl_dialect *to, const sl_json *body,
+                           sl_arena *a, const sl_ir_echo *echo, sl_buf *out);
 void sl_dialect_error(const sl_dialect *from, const sl_dialect *to, const sl_json *body,
                       sl_buf *out);
 /* The prompt tokens to meter, in the provider's own convention. */
@@ -265,6 +281,8 @@ long sl_dialect_prompt_tokens(const sl_dialect *d, const sl_ir_usage *u);
 
 void sl_ir_stream_init(sl_ir_stream *s, const sl_dialect *from, const sl_dialect *to,
                        bool include_usage);
+/* Frees what the emitter kept (safe on a stream never fed, and twice). */
+void sl_ir_stream_free(sl_ir_stream *s);
 /* One upstream event in, zero or more client frames (complete SSE events) out. */
 void sl_ir_stream_feed(sl_ir_stream *s, sl_str event, sl_str data, sl_buf *out);
 /* For parsers: records what the event says, then has the target emit it. */

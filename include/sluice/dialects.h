@@ -14,9 +14,13 @@
 
 extern const sl_dialect sl_dialect_openai;
 extern const sl_dialect sl_dialect_anthropic;
+extern const sl_dialect sl_dialect_responses; /* OpenAI's Responses API (responses.c) */
 
 /* The dialect a provider of this kind speaks. */
 const sl_dialect *sl_dialect_of_kind(sl_provider_kind kind);
+/* The dialect provider p is spoken to in, for a client of this API: an
+ * openai-kind provider with `api: responses` takes Responses requests as they are. */
+const sl_dialect *sl_dialect_for(const sl_provider_conf *p, sl_api api);
 /* The dialect a client of this API speaks. */
 const sl_dialect *sl_dialect_of_api(sl_api api);
 

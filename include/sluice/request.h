@@ -11,7 +11,8 @@ typedef enum {
     SL_API_CHAT = 0,
     SL_API_COMPLETIONS,
     SL_API_EMBEDDINGS,
-    SL_API_MESSAGES, /* Anthropic /v1/messages */
+    SL_API_MESSAGES,  /* Anthropic /v1/messages */
+    SL_API_RESPONSES, /* OpenAI /v1/responses */
 } sl_api;
 
 typedef struct sl_llm_req {
@@ -22,6 +23,9 @@ typedef struct sl_llm_req {
     bool include_usage;  /* stream_options.include_usage */
     long max_tokens;     /* max_tokens or max_completion_tokens; -1 absent */
     size_t prompt_bytes; /* text bytes of messages / prompt / input */
+    /* Responses API */
+    sl_str previous_response_id; /* {NULL,0}: none */
+    bool no_store;               /* "store": false: sluice keeps no state for it */
 } sl_llm_req;
 
 typedef struct sl_http_error {

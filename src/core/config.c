@@ -346,6 +346,7 @@ static int sp_redis_url(loader *L, yaml_node_t *n, const char *path)
 static const field provider_fields[] = {
     {"name", F_STR, offsetof(sl_provider_conf, name), 0, 0, NULL, LIVE},
     {"kind", F_STR, 0, 0, 0, NULL, LIVE}, /* handled by hand */
+    {"api", F_STR, 0, 0, 0, NULL, LIVE},  /* handled by hand */
     {"base_url", F_STR, offsetof(sl_provider_conf, base_url), 0, 0, NULL, LIVE},
     {"api_key", F_STR, offsetof(sl_provider_conf, api_key), 0, 0, NULL, LIVE},
     {"models", F_STRLIST, offsetof(sl_provider_conf, models), 0, 0, NULL, LIVE},
@@ -379,6 +380,16 @@ static int one_provider(loader *L, yaml_node_t *n, const char *path, sl_provider
                 p->kind = SL_PROVIDER_ANTHROPIC;
             else
                 return errf(L, v, sub, "unknown kind \"%s\" (openai | anthropic)", kind);
+        } else if (strcmp(key, "api") == 0) {
+            char *api;
+            if (scalar(L, v, sub, &api))
+                return SL_EINVAL;
+            if (strcmp(api, "responses") == 0)
+                p->api = SL_PROVIDER_API_RESPONSES;
+            else if (strcmp(api, "chat") == 0)
+                p->api = SL_PROVIDER_API_CHAT;
+            else
+                return errf(L, v, sub, "unknown api \"%s\" (responses | chat)", api);
         } else if (strcmp(key, "breaker") == 0) {
             if (walk_map(L, v, sub, breaker_fields, NF(breaker_fields), p))
                 return SL_EINVAL;
@@ -673,6 +684,9 @@ static const field coalesce_fields[] = {
     /* before the lease: a lock lifetime never renewed; an alias now, 0 the default */
     {"lock_ttl_ms", F_INT, OFF(coalesce.lease_ms), 0, 600000, NULL, LIVE},
 };
+static const field responses_fields[] = {
+    {"store_ttl_s", F_INT, OFF(responses.store_ttl_s), 1, 315360000, NULL, LIVE}, /* <= 10 y */
+};
 static const field shutdown_fields[] = {
     {"drain_s", F_INT, OFF(shutdown.drain_s), 0, 3600, NULL, LIVE}};
 static const field retries_fields[] = {
@@ -740,6 +754,8 @@ SECTION(log, log_fields)
 SECTION(cache, cache_fields)
 SECTION(coalesce, coalesce_fields)
 SECTION(shutdown, shutdown_fields)
+
+SECTION(responses, responses_fields)
 SECTION(retries, retries_fields)
 SECTION(timeouts, timeouts_fields)
 SECTION(breaker, breaker_root_fields)
@@ -759,6 +775,7 @@ static const field root_fields[] = {
     {"keys", F_SPECIAL, 0, 0, 0, sp_keys, LIVE},
     {"prices", F_SPECIAL, 0, 0, 0, sp_prices, LIVE},
     {"shutdown", F_SPECIAL, 0, 0, 0, sp_shutdown, EACH},
+    {"responses", F_SPECIAL, 0, 0, 0, sp_responses, EACH},
     {"retries", F_SPECIAL, 0, 0, 0, sp_retries, EACH},
     {"timeouts", F_SPECIAL, 0, 0, 0, sp_timeouts, EACH},
     {"breaker", F_SPECIAL, 0, 0, 0, sp_breaker, EACH},
@@ -857,6 +874,7 @@ static void set_defaults(loader *L)
     c->log.access = adup(L, "stdout", 6);
     c->cache.enabled = true;
     c->cache.ttl_s = 3600;
+    c->responses.store_ttl_s = 30 * 86400;
     c->cache.max_ttl_s = 30 * 86400;
     c->cache.sampled = true;
     c->cache.l1_max_bytes = 64u << 20;

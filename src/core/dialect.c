@@ -16,8 +16,15 @@ int sl_dialect_request(const sl_dialect *from, const sl_dialect *to, const sl_js
 int sl_dialect_answer(const sl_dialect *from, const sl_dialect *to, const sl_json *body,
                       sl_arena *a, sl_buf *out)
 {
+    return sl_dialect_answer_echo(from, to, body, a, NULL, out);
+}
+
+int sl_dialect_answer_echo(const sl_dialect *from, const sl_dialect *to, const sl_json *body,
+                           sl_arena *a, const sl_ir_echo *echo, sl_buf *out)
+{
     sl_ir_answer ir;
     int rc = from->parse_answer(body, a, &ir);
+    ir.echo = echo;
     if (rc == SL_OK)
         to->emit_answer(&ir, out);
     return rc;
@@ -50,6 +57,13 @@ void sl_ir_stream_init(sl_ir_stream *s, const sl_dialect *from, const sl_dialect
     s->include_usage = include_usage;
     s->finish = SL_IR_FINISH_STOP;
     s->out.tool_index = -1;
+}
+
+void sl_ir_stream_free(sl_ir_stream *s)
+{
+    if (s->to && s->to->stream_free && s->out_state)
+        s->to->stream_free(s);
+    s->out_state = NULL;
 }
 
 static void copy_to(char *dst, size_t cap, sl_str v)

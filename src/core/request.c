@@ -189,6 +189,62 @@ static int check_prompt(sl_arena *a, sl_http_error *e, const sl_json *root, cons
     return SL_OK;
 }
 
+/* Text bytes of a Responses `input`: a string, or items (messages with string
+ * or part content, function_call_output items with their output). */
+static size_t input_bytes(const sl_json *in)
+{
+    if (in->type == SL_JSON_STRING)
+        return in->str.len;
+    size_t n = 0;
+    for (const sl_json *it = in->child; it; it = it->next) {
+        const sl_json *c = sl_json_get(it, "content"), *o = sl_json_get(it, "output");
+        if (c && (c->type == SL_JSON_STRING || c->type == SL_JSON_ARRAY))
+            n += content_bytes(c);
+        if (o && o->type == SL_JSON_STRING)
+            n += o->str.len;
+        const sl_json *args = sl_json_get(it, "arguments");
+        if (args && args->type == SL_JSON_STRING)
+            n += args->str.len;
+    }
+    return n;
+}
+
+static int check_responses(sl_arena *a, sl_http_error *e, const sl_json *root, sl_llm_req *out)
+{
+    int rc = check_int(a, e, root, "max_output_tokens", 1, 1e9, &out->max_tokens);
+    rc = rc ? rc : check_type(a, e, root, "instructions", SL_JSON_STRING, "a string");
+    rc = rc ? rc : check_type(a, e, root, "previous_response_id", SL_JSON_STRING, "a string");
+    rc = rc ? rc : check_type(a, e, root, "store", SL_JSON_TRUE, "a boolean");
+    rc = rc ? rc : check_type(a, e, root, "metadata", SL_JSON_OBJECT, "an object");
+    rc = rc ? rc : check_type(a, e, root, "text", SL_JSON_OBJECT, "an object");
+    if (rc)
+        return rc;
+    const char *name = "input";
+    const sl_json *in = sl_json_get(root, name);
+    if (!in)
+        return bad(a, e, "missing_field", name, "Missing required parameter: '%s'.%s", NULL);
+    if (in->type != SL_JSON_STRING && in->type != SL_JSON_ARRAY)
+        return WRONG_TYPE("a string or an array of input items");
+    for (const sl_json *it = in->type == SL_JSON_ARRAY ? in->child : NULL; it; it = it->next) {
+        if (it->type != SL_JSON_OBJECT)
+            return WRONG_TYPE("a string or an array of input items");
+    }
+    out->prompt_bytes = input_bytes(in);
+    const sl_json *ins = sl_json_get(root, "instructions");
+    if (ins && ins->type == SL_JSON_STRING)
+        out->prompt_bytes += ins->str.len;
+    const sl_json *prev = sl_json_get(root, "previous_response_id");
+    if (prev && prev->type == SL_JSON_STRING) {
+        name = "previous_response_id";
+        if (prev->str.len == 0 || prev->str.len > 200)
+            return BAD_VALUE("an id of 1 to 200 characters");
+        out->previous_response_id = prev->str;
+    }
+    const sl_json *store = sl_json_get(root, "store");
+    out->no_store = store && store->type == SL_JSON_FALSE;
+    return SL_OK;
+}
+
 static int check_common(sl_arena *a, sl_http_error *e, const sl_json *root, sl_llm_req *out)
 {
     int rc = check_type(a, e, root, "stream", SL_JSON_TRUE, "a boolean");
@@ -286,6 +342,7 @@ int sl_llm_req_parse(sl_arena *a, sl_api api, const char *body, size_t len,
         if (!sl_json_get(root, name))
             return bad(a, e, "missing_field", name, "Missing required parameter: '%s'.%s", NULL);
         return check_messages(a, e, root, true, out);
+    case SL_API_RESPONSES: return check_responses(a, e, root, out);
     }
     return SL_OK;
 }

@@ -23,6 +23,7 @@
 #include "sluice/dialects.h"
 #include "sluice/log.h"
 #include "sluice/pipeline.h"
+#include "sluice/resp_routes.h"
 #include "sluice/sla.h"
 #include "sluice/triage.h"
 
@@ -34,7 +35,7 @@ static struct {
     int worker; /* index among the workers, 0 without */
 } srv;
 
-enum { M_GET = 1, M_POST = 2 };
+enum { M_GET = 1, M_POST = 2, M_DELETE = 4 };
 
 /* One row per route. `path` is the route's template: it is also the `route`
  * label of the metrics (a client can mint paths, not templates), and a
@@ -62,6 +63,9 @@ static const route routes[] = {
     {LLM("/v1/completions", SL_API_COMPLETIONS)},
     {LLM("/v1/embeddings", SL_API_EMBEDDINGS)},
     {LLM("/v1/messages", SL_API_MESSAGES)},
+    {LLM("/v1/responses", SL_API_RESPONSES)},
+    {SVC("/v1/responses/", M_GET | M_DELETE, sl_responses_route, SL_AUTH_CLIENT), .prefix = true,
+     .label = "/v1/responses/{id}"},
     {OPS("/v1/models", sl_ops_models)},
     {OPS("/health/live", sl_ops_live)},
     {OPS("/health/ready", sl_ops_ready)},
@@ -128,9 +132,13 @@ static void on_request(sl_req *r)
     r->route = rt->label ? rt->label : rt->path;
     unsigned m = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ? M_GET
                  : strcmp(r->method, "POST") == 0                                ? M_POST
+                 : strcmp(r->method, "DELETE") == 0                              ? M_DELETE
                                                                                  : 0;
     if (!(rt->methods & m)) {
-        sl_req_header(r, "Allow", rt->methods & M_POST ? "POST" : "GET");
+        sl_req_header(r, "Allow",
+                      rt->methods & M_POST     ? "POST"
+                      : rt->methods & M_DELETE ? "GET, DELETE"
+                                               : "GET");
         answer_error(
             r, 405, "method_not_allowed",
             sl_arena_printf(&r->arena, "Method %s is not allowed on %s", r->method, r->path));

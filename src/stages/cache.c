@@ -42,6 +42,7 @@
 #include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/redis.h"
+#include "sluice/responses.h"
 #include "sluice/stages.h"
 
 enum { REPLAY_PIECES = 8 };
@@ -246,8 +247,11 @@ static bool serve(sl_req *r, const sl_cache_entry *entry, const char *layer)
     sl_buf sse = {0};
     if (r->llm.stream) {
         sl_buf_init(&sse, 0);
-        if (sl_replay_sse(e.json.p, e.json.len, r->llm.include_usage, REPLAY_PIECES, &sse) !=
-            SL_OK) {
+        int rc =
+            r->llm.api == SL_API_RESPONSES
+                ? sl_responses_replay(e.json.p, e.json.len, &sse)
+                : sl_replay_sse(e.json.p, e.json.len, r->llm.include_usage, REPLAY_PIECES, &sse);
+        if (rc != SL_OK) {
             sl_buf_free(&sse);
             return false;
         }

@@ -39,6 +39,7 @@
 
 #include "sluice/completion.h"
 #include "sluice/redis.h"
+#include "sluice/responses.h"
 #include "sluice/sse.h"
 #include "sluice/stages.h"
 
@@ -170,8 +171,8 @@ static int on_flight_event(void *ud, sl_str event, sl_str data)
 static void flight_asm_start(flight *f)
 {
     sl_req *r = f->leader;
-    if (f->assembler || !f->sse || r->want_assembled)
-        return;
+    if (f->assembler || !f->sse || r->want_assembled || r->llm.api == SL_API_RESPONSES)
+        return; /* the proxy's object: the assembled chat stream, or Responses' final object */
     f->assembler = malloc(sizeof(*f->assembler));
     f->sse_parser = malloc(sizeof(*f->sse_parser));
     if (!f->assembler || !f->sse_parser) {
@@ -271,7 +272,10 @@ static void deliver(flight *f, member *m)
     } else if (!f->sse && m->stream && ok) {
         sl_buf sse;
         sl_buf_init(&sse, 0);
-        if (sl_replay_sse(f->plain.p, f->plain.len, r->llm.include_usage, 8, &sse) == SL_OK) {
+        int rc = r->llm.api == SL_API_RESPONSES
+                     ? sl_responses_replay(f->plain.p, f->plain.len, &sse)
+                     : sl_replay_sse(f->plain.p, f->plain.len, r->llm.include_usage, 8, &sse);
+        if (rc == SL_OK) {
             sl_pipeline_stream_head(r, 200);
             sl_pipeline_stream_data(r, sse.p, sse.len);
         } else {

@@ -13,6 +13,12 @@
  * ends with an error event instead of looking complete. The client's original
  * bytes go upstream untouched.
  *
+ * The Responses API adds conversation state: a previous_response_id is looked
+ * up (resp_state.h) before the first attempt, and each attempt sends the
+ * bytes as they came to the provider that made the previous response, or the
+ * conversation as items to any other; the final object of every answer is
+ * recorded, and the answer's end waits until the record is stored.
+ *
  * Reads:  r->llm, r->body, r->provider_idx, r->want_assembled, r->id.
  * Writes: r->provider_idx, r->provider, r->tried, r->retries,
  *         r->upstream_path, r->t_upstream_start/t_first_byte/t_upstream_end,
@@ -31,6 +37,8 @@
 #include "sluice/dialects.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
+#include "sluice/resp_state.h"
+#include "sluice/responses.h"
 #include "sluice/sse.h"
 #include "sluice/stages.h"
 #include "sluice/upstream.h"
@@ -58,9 +66,157 @@ typedef struct proxy_state { /* the stage's context */
     sl_ir_stream tr;
     sl_ir_usage usage; /* a native stream's usage so far */
     sl_asm *assembler; /* when the cache wants the stream as one object (heap, 13 KiB) */
+    /* the Responses API */
+    bool responses;          /* the client speaks it */
+    int history_rc;          /* previous_response_id looked up: SL_OK, SL_ENOTFOUND, SL_EIO */
+    const sl_json *history;  /* ... its conversation items, when found */
+    sl_str prev_provider;    /* ... and the provider that made it */
+    const sl_json *resolved; /* the request with the history in its input (translations) */
+    sl_ir_echo echo;         /* the id a translated answer gets, and the request it echoes */
+    char resp_id[96];
+    bool state_saved;
+    bool state_pending; /* the record's SET is out: the answer's end waits for it */
+    bool done_deferred; /* ... and the call finished meanwhile: its completion waits too */
+    sl_buf held;        /* the frames held back meanwhile (a stream's last events) */
 } proxy_state;
 
 static void attempt(proxy_state *st);
+static void answer(proxy_state *st);
+
+/* ---- the Responses API's state ---------------------------------------------- */
+
+/* The record is stored (or Redis failed to say so): what was held goes out. */
+static void on_state_stored(void *ud, int status, const char *rec, size_t len)
+{
+    SL_UNUSED(rec);
+    SL_UNUSED(len);
+    proxy_state *st = ud;
+    sl_req *r = st->r;
+    if (status != SL_OK)
+        sl_warn("request %s: the response's state was not confirmed stored", r->id);
+    st->state_pending = false;
+    if (st->held.len && !r->completed)
+        sl_pipeline_stream_data(r, st->held.p, st->held.len);
+    sl_buf_free(&st->held);
+    if (st->done_deferred) {
+        st->done_deferred = false;
+        answer(st);
+    }
+    sl_req_release(r); /* the SET's */
+}
+
+/* A response is final: its record goes to the state store before the client
+ * sees the end of it (the end waits for the SET's answer), and a streamed one
+ * becomes what the cache stores. */
+static void response_final(proxy_state *st, const sl_json *resp)
+{
+    sl_req *r = st->r;
+    if (!resp || resp->type != SL_JSON_OBJECT)
+        return;
+    if (r->want_assembled && r->llm.stream) {
+        sl_buf_reset(&r->assembled);
+        sl_buf_append_str(&r->assembled, resp->raw);
+    }
+    sl_str id = sl_ir_str(sl_json_get(resp, "id"));
+    if (r->llm.no_store || st->state_saved || !id.len)
+        return;
+    sl_buf rec;
+    sl_buf_init(&rec, 0);
+    if (sl_responses_record(&rec, r->provider, r->llm.root, resp, st->history) == SL_OK &&
+        sl_resp_state_put(r->tenant ? r->tenant : "default", id, sl_buf_str(&rec),
+                          r->conf->responses.store_ttl_s, on_state_stored, st)) {
+        st->state_pending = true;
+        sl_req_ref(r); /* the SET's callback holds the request */
+    }
+    sl_buf_free(&rec);
+    st->state_saved = true;
+}
+
+/* Sends frames now, or holds them while the state's SET is out. */
+static void send_or_hold(proxy_state *st, const char *p, size_t n)
+{
+    if (st->state_pending)
+        sl_buf_append(&st->held, p, n);
+    else
+        sl_pipeline_stream_data(st->r, p, n);
+}
+
+static void response_final_text(proxy_state *st, sl_str json)
+{
+    sl_json *root = NULL;
+    sl_json_error err;
+    if (json.len && sl_json_parse(&st->r->arena, json.p, json.len, NULL, &root, &err) == SL_OK)
+        response_final(st, root);
+}
+
+/* The previous response's record: its conversation and provider. */
+static void on_history(void *ud, int status, const char *rec, size_t len)
+{
+    proxy_state *st = ud;
+    sl_req *r = st->r;
+    st->history_rc = status;
+    char *copy = status == SL_OK ? sl_arena_strndup(&r->arena, rec, len) : NULL;
+    sl_json *root = NULL;
+    sl_json_error err;
+    if (copy && sl_json_parse(&r->arena, copy, len, NULL, &root, &err) == SL_OK) {
+        st->history = sl_json_get(root, "conversation");
+        st->prev_provider = sl_ir_str(sl_json_get(root, "provider"));
+    } else if (status == SL_OK) {
+        st->history_rc = SL_EIO;
+    }
+    attempt(st);
+}
+
+/* The request with previous_response_id resolved into its input, parsed. */
+static const sl_json *resolved_request(proxy_state *st)
+{
+    sl_req *r = st->r;
+    if (st->resolved)
+        return st->resolved;
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_responses_resolve(&b, r->llm.root, st->history);
+    char *copy = sl_arena_strndup(&r->arena, b.p ? b.p : "", b.len);
+    sl_json *root = NULL;
+    sl_json_error err;
+    if (copy && sl_json_parse(&r->arena, copy, b.len, NULL, &root, &err) == SL_OK)
+        st->resolved = root;
+    sl_buf_free(&b);
+    return st->resolved;
+}
+
+/* Which request this attempt sends, when the client continues a conversation:
+ * a provider that made the previous response gets the bytes as they came (it
+ * holds the state); any other gets the conversation from sluice's store.
+ * Returns NULL with the error recorded when the conversation is not known. */
+static const sl_json *responses_source(proxy_state *st, const sl_provider_conf *p, bool *resolved)
+{
+    sl_req *r = st->r;
+    *resolved = false;
+    if (!r->llm.previous_response_id.len)
+        return r->llm.root;
+    bool same = st->history_rc != SL_OK || sl_str_eq_c(st->prev_provider, p->name);
+    if (!st->translate && same)
+        return r->llm.root;
+    if (st->history_rc == SL_EIO) {
+        sl_req_error(r, 503, "api_error", "state_unavailable", "previous_response_id",
+                     "the conversation state store cannot be reached; retry the request");
+        return NULL;
+    }
+    if (st->history_rc != SL_OK) {
+        sl_req_error(r, 400, "invalid_request_error", "previous_response_not_found",
+                     "previous_response_id",
+                     sl_arena_printf(&r->arena, "Previous response with id '%.*s' not found.",
+                                     (int)SL_MIN(r->llm.previous_response_id.len, 200),
+                                     r->llm.previous_response_id.p));
+        return NULL;
+    }
+    *resolved = true;
+    const sl_json *root = resolved_request(st);
+    if (!root)
+        sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
+    return root;
+}
 
 /* Meters what a usage reader found, in the provider's own convention. */
 static void take_usage(sl_req *r, const sl_dialect *d, const sl_ir_usage *u, unsigned have)
@@ -107,17 +263,46 @@ static int on_translated_event(proxy_state *st, sl_str event, sl_str data)
     }
     if (st->tr.finished)
         st->done_seen = true;
+    if (st->tr.finished && st->responses) /* stored before the client sees the end */
+        response_final_text(st, sl_responses_stream_final(&st->tr));
     if (frames.len)
-        sl_pipeline_stream_data(r, frames.p, frames.len);
+        send_or_hold(st, frames.p, frames.len);
     return 0;
 }
 
-/* A native stream: each event is relayed as it came, watched for usage and its end. */
+/* A native Responses stream's final event (response.completed / .incomplete),
+ * parsed once for its usage, the state store and the cache; false for others. */
+static bool on_responses_final(proxy_state *st, sl_str event, sl_str data)
+{
+    sl_req *r = st->r;
+    const sl_json *resp = sl_responses_terminal(event, data, &r->arena);
+    if (!resp)
+        return false;
+    sl_ir_usage u = {0};
+    take_usage(r, st->up, &u, st->up->usage(resp, &u));
+    st->usage_seen = st->usage_seen || r->prompt_tokens || r->completion_tokens;
+    st->done_seen = true;
+    response_final(st, resp); /* before the client sees the end */
+    if (!st->state_pending) {
+        forward_event(r, event, data);
+        return true;
+    }
+    sl_buf_append_c(&st->held, "event: ");
+    sl_buf_append_str(&st->held, event.len ? event : SL_STR("response.completed"));
+    sl_buf_append_c(&st->held, "\ndata: ");
+    sl_buf_append_str(&st->held, data);
+    sl_buf_append_c(&st->held, "\n\n");
+    return true;
+}
+
+/* One event: translated, or relayed as it came and watched for usage and its end. */
 static int dispatch_event(proxy_state *st, sl_str event, sl_str data)
 {
     sl_req *r = st->r;
     if (st->translate)
         return on_translated_event(st, event, data);
+    if (st->responses && on_responses_final(st, event, data))
+        return 0;
     unsigned have = 0;
     unsigned f = st->up->watch_event(event, data, &st->usage, &have);
     if (f & SL_WATCH_END)
@@ -187,7 +372,7 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
 static sl_str body_with_usage(sl_req *r)
 {
     if (!r->llm.stream || r->llm.include_usage || r->llm.api == SL_API_EMBEDDINGS ||
-        r->llm.api == SL_API_MESSAGES || !r->llm.root)
+        r->llm.api == SL_API_MESSAGES || r->llm.api == SL_API_RESPONSES || !r->llm.root)
         return r->body;
     sl_buf b;
     sl_buf_init(&b, 0);
@@ -219,9 +404,12 @@ static void hook_status(void *ud, sl_call *c, int status)
         st->stream_mode = true;
         sl_sse_init(&st->sse, r->conf->server.max_response_bytes, on_sse_event, st);
         st->sse_on = true;
-        if (st->translate)
+        if (st->translate) {
+            sl_ir_stream_free(&st->tr);
             sl_ir_stream_init(&st->tr, st->up, st->client, r->llm.include_usage);
-        if (r->want_assembled && !st->translate) {
+            st->tr.echo = &st->echo;
+        }
+        if (r->want_assembled && !st->translate && !st->responses) {
             st->assembler = malloc(sizeof(*st->assembler));
             if (st->assembler) {
                 sl_asm_init(st->assembler, r->llm.api == SL_API_COMPLETIONS,
@@ -229,7 +417,8 @@ static void hook_status(void *ud, sl_call *c, int status)
                 st->asm_on = true;
             }
         }
-        r->want_assembled = st->asm_on; /* what coalesced plain followers can count on */
+        if (!st->responses) /* Responses: the final object is the assembled form */
+            r->want_assembled = st->asm_on; /* what coalesced plain followers can count on */
         sl_req_header(r, "x-sluice-provider", r->provider);
         sl_pipeline_stream_head(r, 200);
     }
@@ -272,7 +461,8 @@ static void translate_answer(proxy_state *st, const sl_json *root, bool ok)
     sl_buf_init(&out, 0);
     int rc = SL_OK;
     if (ok)
-        rc = sl_dialect_answer(st->up, st->client, root, &r->arena, &out);
+        rc = sl_dialect_answer_echo(st->up, st->client, root, &r->arena,
+                                    st->responses ? &st->echo : NULL, &out);
     else
         sl_dialect_error(st->up, st->client, root, &out);
     if (rc != SL_OK) { /* out of memory: never a truncated 200 */
@@ -308,6 +498,10 @@ static void finish_plain(proxy_state *st, int status)
         r->error = NULL;
         if (st->translate)
             translate_answer(st, root, true);
+        if (st->responses && st->translate)
+            response_final_text(st, sl_buf_str(&r->body_out));
+        else if (st->responses)
+            response_final(st, root); /* the provider's object, parsed once */
         return;
     }
     /* Upstream error: keep an OpenAI-shaped body as it is (scrubbed above),
@@ -328,12 +522,23 @@ static void finish_plain(proxy_state *st, int status)
     sl_req_error(r, status, type, "upstream_error", NULL, msg);
 }
 
-static void stream_failed(sl_req *r, int rc, const char *detail)
+static void stream_failed(proxy_state *st, int rc, const char *detail)
 {
+    sl_req *r = st->r;
     const char *msg = sl_arena_printf(&r->arena, "the upstream stream ended early: %s",
                                       detail ? detail : "connection closed");
-    sl_req_error(r, rc == SL_ETIMEDOUT ? 504 : 502, "api_error",
-                 rc == SL_ETIMEDOUT ? "upstream_timeout" : "upstream_stream_error", NULL, msg);
+    const char *code = rc == SL_ETIMEDOUT ? "upstream_timeout" : "upstream_stream_error";
+    sl_req_error(r, rc == SL_ETIMEDOUT ? 504 : 502, "api_error", code, NULL, msg);
+    if (!st->translate || st->tr.finished || st->tr.failed || !r->head_sent)
+        return;
+    /* a translated stream's own emitter writes it: its numbering (Responses) goes on */
+    sl_ir_event ev = {
+        .type = SL_IR_EV_ERROR,
+        .error = {SL_STR("api_error"), sl_str_c(r->error), SL_STR_NULL, sl_str_c(code)}};
+    sl_buf_reset(&r->body_out);
+    st->tr.sink = &r->body_out;
+    st->tr.to->emit_event(&st->tr, &ev);
+    st->tr.sink = NULL;
 }
 
 /* Seconds or an HTTP date; -1 when absent or unreadable. */
@@ -384,8 +589,6 @@ static bool schedule_retry(proxy_state *st, const char *retry_after)
     return true;
 }
 
-static void answer(proxy_state *st);
-
 /* A stream cut short (by the provider, the client or the drain deadline), or
  * from a provider that sends no usage: meter what passed. */
 static void meter_unreported(proxy_state *st)
@@ -430,7 +633,7 @@ static void take_outcome(proxy_state *st, int status, int rc, const char *detail
     meter_unreported(st);
     if (st->stream_mode) {
         if (rc != SL_OK)
-            stream_failed(r, rc, detail);
+            stream_failed(st, rc, detail);
         else if (st->asm_on && sl_asm_result(st->assembler, &r->assembled) != SL_OK)
             sl_buf_reset(&r->assembled);
     } else if (rc == SL_OK) {
@@ -467,6 +670,10 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
     }
     if (ra)
         sl_req_header(r, "Retry-After", sl_arena_strndup(&r->arena, ra, strlen(ra)));
+    if (st->state_pending) { /* the answer's end goes out once its state is stored */
+        st->done_deferred = true;
+        return;
+    }
     answer(st);
 }
 
@@ -553,7 +760,7 @@ static void fail_all_open(proxy_state *st, uint64_t wait_ms)
 static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
 {
     sl_req *r = st->r;
-    st->up = sl_dialect_of_kind(p->kind);
+    st->up = sl_dialect_for(p, r->llm.api);
     st->client = sl_dialect_of_api(r->llm.api);
     st->translate = st->up != st->client;
     st->usage = (sl_ir_usage){0};
@@ -567,12 +774,22 @@ static int prepare_dialect(proxy_state *st, const sl_provider_conf *p)
                                      st->up->name));
         return SL_EINVAL;
     }
+    const sl_json *source = r->llm.root;
+    bool resolved = false;
+    if (st->responses && !(source = responses_source(st, p, &resolved)))
+        return SL_EINVAL;
+    if (st->translate) {
+        sl_responses_make_id(st->resp_id, sizeof st->resp_id, p->name);
+        st->echo = (sl_ir_echo){.id = sl_str_c(st->resp_id), .request = r->llm.root};
+    } else if (resolved) {
+        st->wire = source->raw; /* another native provider: the conversation as items */
+    }
     if (!st->translate)
         return SL_OK;
     sl_buf b;
     sl_buf_init(&b, 0);
     sl_ir_refusal e = {0};
-    int rc = sl_dialect_request(st->client, st->up, r->llm.root, &r->arena, &b, &e);
+    int rc = sl_dialect_request(st->client, st->up, source, &r->arena, &b, &e);
     if (rc == SL_OK) {
         char *copy = sl_arena_strndup(&r->arena, b.p, b.len);
         st->wire = (sl_str){copy ? copy : "", copy ? b.len : 0};
@@ -688,6 +905,12 @@ static sl_step proxy_request(sl_req *r, void *ctx)
     st->body = body_with_usage(r);
     st->next_from = r->provider_idx >= 0 ? r->provider_idx : 0;
     sl_req_ref(r); /* held by the attempts until the answer is complete */
+    st->responses = r->llm.api == SL_API_RESPONSES;
+    if (st->responses && r->llm.previous_response_id.len) { /* attempts start once it is known */
+        sl_resp_state_get(r->tenant ? r->tenant : "default", r->llm.previous_response_id,
+                          on_history, st);
+        return SL_DONE;
+    }
     attempt(st);
     return SL_DONE;
 }
@@ -699,6 +922,7 @@ static void proxy_response(sl_req *r, void *ctx)
     if (st->sse_on)
         sl_sse_free(&st->sse);
     st->sse_on = false;
+    sl_ir_stream_free(&st->tr);
     if (st->asm_on) {
         sl_asm_free(st->assembler);
         free(st->assembler);

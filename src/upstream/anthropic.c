@@ -18,7 +18,8 @@
 
 static const char *a_path(sl_api api)
 {
-    return api == SL_API_CHAT || api == SL_API_MESSAGES ? "/v1/messages" : NULL;
+    return api == SL_API_CHAT || api == SL_API_MESSAGES || api == SL_API_RESPONSES ? "/v1/messages"
+                                                                                   : NULL;
 }
 
 static struct curl_slist *a_headers(struct curl_slist *h, const char *api_key)

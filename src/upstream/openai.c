@@ -20,7 +20,8 @@ static const char *o_path(sl_api api)
     case SL_API_COMPLETIONS: return "/completions";
     case SL_API_EMBEDDINGS: return "/embeddings";
     case SL_API_CHAT:
-    case SL_API_MESSAGES: return "/chat/completions"; /* messages: translated */
+    case SL_API_MESSAGES:
+    case SL_API_RESPONSES: return "/chat/completions"; /* translated */
     }
     return "/chat/completions";
 }

@@ -107,6 +107,15 @@ const cases = {
     const r2 = await client.responses.create({ model: MODEL, input: 'what is my name?', previous_response_id: r1.id });
     return { first: r1.id, second: r2.id, prev: r2.previous_response_id, text: r2.output_text };
   },
+  async responses_state() {
+    const r1 = await client.responses.create({ model: MODEL, input: 'remember me' });
+    const got = await client.responses.retrieve(r1.id);
+    const items = await client.responses.inputItems.list(r1.id);
+    await client.responses.delete(r1.id);
+    let gone = null;
+    try { await client.responses.retrieve(r1.id); } catch (e) { gone = { name: e?.constructor?.name, status: e?.status }; }
+    return { id: r1.id, got: got.id, text: got.output_text, items: items.data.map((i) => i.content?.[0]?.text), gone };
+  },
   async files() {
     const bytes = Buffer.alloc(3000, 0x61);
     const f = await client.files.create({ file: await toFile(bytes, 'data.jsonl'), purpose: 'batch' });

@@ -36,6 +36,29 @@ T_TEST(defaults)
         sl_config_unref(c);
 }
 
+/* providers[].api and responses.store_ttl_s (issue 16). */
+T_TEST(responses_keys)
+{
+    sl_config *c = load("providers:\n"
+                        "  - {name: a, kind: openai, base_url: http://x}\n"
+                        "  - {name: b, kind: openai, api: chat, base_url: http://y}\n");
+    T_CHECK(c != NULL);
+    if (!c)
+        return;
+    T_EQ_INT(c->providers[0].api, SL_PROVIDER_API_RESPONSES);
+    T_EQ_INT(c->providers[1].api, SL_PROVIDER_API_CHAT);
+    T_EQ_INT(c->responses.store_ttl_s, 30 * 86400);
+    sl_config_unref(c);
+    c = load("responses: {store_ttl_s: 60}\n");
+    T_CHECK(c && c->responses.store_ttl_s == 60);
+    if (c)
+        sl_config_unref(c);
+    T_CHECK(load("providers:\n  - {name: a, api: soap, base_url: http://x}\n") == NULL);
+    T_CHECK(strstr(err, "api") && strstr(err, "responses | chat"));
+    T_CHECK(load("responses: {store_ttl_s: 0}\n") == NULL);
+    T_CHECK(load("responses: {keep: 1}\n") == NULL);
+}
+
 T_TEST(example_file_loads)
 {
     unsetenv("OPENAI_API_KEY");
@@ -251,5 +274,6 @@ T_TEST(reload_table_documented)
     }
 }
 
-T_MAIN("config", defaults, example_file_loads, values_and_env, errors_name_file_line_key,
-       model_globs, auth_equal, secrets_collected, reload_marks_and_diff, reload_table_documented)
+T_MAIN("config", defaults, responses_keys, example_file_loads, values_and_env,
+       errors_name_file_line_key, model_globs, auth_equal, secrets_collected, reload_marks_and_diff,
+       reload_table_documented)

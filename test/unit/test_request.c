@@ -149,5 +149,35 @@ T_TEST(json_bounds_name_their_key)
     sl_arena_free(&A);
 }
 
-T_MAIN("request", valid_requests, invalid_requests_name_their_param,
+T_TEST(responses_requests)
+{
+    const char *p;
+    sl_llm_req r;
+    sl_http_error e = {0};
+    const char *ok = "{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":\"hello\"},"
+                     "{\"type\":\"function_call_output\",\"call_id\":\"c\",\"output\":\"ok\"}],"
+                     "\"instructions\":\"be\",\"max_output_tokens\":7,\"store\":false,"
+                     "\"previous_response_id\":\"resp_1\"}";
+    T_EQ_INT(sl_llm_req_parse(&A, SL_API_RESPONSES, ok, strlen(ok), NULL, &r, &e), SL_OK);
+    T_EQ_INT(r.prompt_bytes, 5 + 2 + 2);
+    T_EQ_INT(r.max_tokens, 7);
+    T_CHECK(r.no_store && sl_str_eq_c(r.previous_response_id, "resp_1"));
+    T_EQ_INT(check(SL_API_RESPONSES, "{\"model\":\"m\",\"input\":\"x\",\"stream\":true}", &p), 0);
+    T_EQ_INT(check(SL_API_RESPONSES, "{\"model\":\"m\"}", &p), 400);
+    T_EQ_STR(p, "input");
+    T_EQ_INT(check(SL_API_RESPONSES, "{\"model\":\"m\",\"input\":[1]}", &p), 400);
+    T_EQ_STR(p, "input");
+    T_EQ_INT(check(SL_API_RESPONSES, "{\"model\":\"m\",\"input\":\"x\",\"store\":1}", &p), 400);
+    T_EQ_STR(p, "store");
+    T_EQ_INT(
+        check(SL_API_RESPONSES, "{\"model\":\"m\",\"input\":\"x\",\"max_output_tokens\":0}", &p),
+        400);
+    T_EQ_STR(p, "max_output_tokens");
+    T_EQ_INT(check(SL_API_RESPONSES,
+                   "{\"model\":\"m\",\"input\":\"x\",\"previous_response_id\":\"\"}", &p),
+             400);
+    T_EQ_STR(p, "previous_response_id");
+}
+
+T_MAIN("request", valid_requests, responses_requests, invalid_requests_name_their_param,
        cache_key_invariance_and_sensitivity, json_bounds_name_their_key)
