@@ -199,3 +199,17 @@ def test_slow_embedding_is_skipped_not_waited_for():
     assert 'sluice_cache_lookups_total{result="semantic_skipped"} 1' in raw.decode()
     time.sleep(0.5)  # the late embedding ends after its request: nothing leaks at exit
     s.stop()
+
+
+def test_responses_paraphrase_is_a_semantic_hit():
+    m = Mock()
+    s = Sluice(cfg(m))
+    u = s.url + "/v1/responses"
+    st, h, first, _ = post_json(u, {"model": "gpt-4o-mini", "input": Q, "store": False})
+    assert st == 200 and h["x-sluice-cache"] == "miss", (st, first)
+    st, h, again, _ = post_json(u, {"model": "gpt-4o-mini", "input": PARA, "store": False})
+    assert st == 200 and h["x-sluice-cache"] == "semantic" and again == first, (h, again)
+    st, h, _, _ = post_json(u, {"model": "gpt-4o-mini", "input": "What is not the capital of France?",
+                                "store": False})
+    assert st == 200 and h["x-sluice-cache"] == "miss", h
+    s.stop()
