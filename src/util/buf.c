@@ -142,7 +142,7 @@ int sl_buf_json_str(sl_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     int rc = SL_OK;
-    bool room = !b->err && b->cap > b->len && n + 2 < b->cap - b->len; /* usual: no call */
+    bool room = !b->err && b->cap > b->len && n + 2 < b->cap - b->len; /* the usual case: no call */
     if (!room && (rc = sl_buf_reserve(b, n + 2)))
         return rc;
     size_t plain = plain_prefix(s, n);
