@@ -223,9 +223,55 @@ def ttfb_us(url, body, n=200):
     return samples[len(samples) // 2]
 
 
-def sluice(mock_port, cache, redis_url=None, wrap=None):
+def redis_single():
+    """One redis-server on a free loopback port (unpinned); its port."""
+    port, d = free_port(), tempfile.mkdtemp(prefix="sluice-bench-redis-")
+    spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+           "--dir", d])
+    wait_port(port)
+    return port
+
+
+def _cluster_ports(n):
+    """Free ports P with P + 10000 (the cluster bus) free too."""
+    import random
+    out = []
+    while len(out) < n:
+        p, ok = random.randint(20000, 30000), True
+        for q in (p, p + 10000):
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", q))
+            except OSError:
+                ok = False
+            s.close()
+        ok and p not in out and out.append(p)
+    return out
+
+
+def redis_cluster(masters=3):
+    """A Redis Cluster of `masters` masters (no replicas: the bench measures
+    routing, not replication) on free loopback ports; the ports."""
+    d = tempfile.mkdtemp(prefix="sluice-bench-cluster-")
+    ports = _cluster_ports(masters)
+    for p in ports:
+        spawn(["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+               "--cluster-config-file", "nodes-%d.conf" % p, "--save", "", "--appendonly", "no", "--dir", d])
+        wait_port(p)
+    subprocess.run(["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % p for p in ports] + ["--cluster-yes"],
+                   capture_output=True, timeout=30, check=True)
+    for _ in range(200):
+        if all("cluster_state:ok" in subprocess.run(["redis-cli", "-p", str(p), "cluster", "info"],
+                                                     capture_output=True, text=True).stdout for p in ports):
+            return ports
+        time.sleep(0.05)
+    raise SystemExit("the bench's Redis Cluster never reached cluster_state:ok")
+
+
+def sluice(mock_port, cache, redis_url=None, wrap=None, redis_yaml=None):
     """Starts build/sluice on the SUT core; wrap(dir) may return a command
-    prefix (bench/instructions.py runs it under callgrind)."""
+    prefix (bench/instructions.py runs it under callgrind); redis_yaml: the
+    `redis:` mapping as YAML flow text."""
     port = free_port()
     d = tempfile.mkdtemp(prefix="sluice-bench-")
     conf = os.path.join(d, "sluice.yaml")
@@ -236,6 +282,8 @@ def sluice(mock_port, cache, redis_url=None, wrap=None):
         f.write("server: { max_inflight: 100000 }\n")
         if redis_url:
             f.write("redis: { url: %s }\n" % redis_url)
+        elif redis_yaml:
+            f.write("redis: %s\n" % redis_yaml)
     prefix = wrap(d) if wrap else []
     binary = os.environ.get("SLUICE_BENCH_BIN", os.path.join(ROOT, "build/sluice"))  # a before/after build
     p = spawn(prefix + [binary, "-c", conf], core=None if wrap else 1)
@@ -360,6 +408,25 @@ def main():
     opened = open_streams(sport, n_streams, 6)
     sampler.join()
     post(mock_url + "/_mock/reset", {})
+    import embed_storm  # issue 21: micro-batched embeddings, on and off
+    embed_rows, _ = embed_storm.run(spawn, wait_port, free_port, mock_port, secs=1 if quick else 3)
+
+    # one Redis beside a Redis Cluster (3 masters), in the same run: a cache hit,
+    # and a pass-through with the cache on (every request an L2 miss, a
+    # coalescing lock and a store: the commands the cluster routes)
+    store_rows = {}
+    if shutil.which("redis-server") and shutil.which("redis-cli"):
+        one = "{ url: \"redis://127.0.0.1:%d/0\", timeout_ms: 200 }" % redis_single()
+        many = "{ cluster: [%s], timeout_ms: 200 }" % ", ".join('"127.0.0.1:%d"' % p for p in redis_cluster())
+        for label, yaml in (("one Redis", one), ("Redis Cluster, 3 masters", many)):
+            rp, rport = sluice(mock_port, cache=True, redis_yaml=yaml)
+            rurl = "http://127.0.0.1:%d/v1/chat/completions" % rport
+            time.sleep(0.3)  # connected, and on the slot map
+            post(rurl, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the benchmark"}]})
+            store_rows[label] = (measure("sluice cache hit, %s" % label, rp.pid, rurl, "fixed"),
+                                 measure("sluice pass-through + L2 store, %s" % label, rp.pid, rurl, "unique"))
+            rows += list(store_rows[label])
+            stop_group(rp)
 
     out = []
     out.append("| scenario | req/s | p50 µs | p99 µs | CPU µs/req | RSS MiB |")
@@ -390,6 +457,12 @@ def main():
     checks += [("added p50 ≤ 100 µs", added <= 100), ("added TTFB ≤ 1 ms", ttfb_s - ttfb_d <= 1000),
                ("RSS idle ≤ 8 MiB", idle_rss <= 8192), ("coalescing storm = 1 call", calls == 1),
                ("RSS with 2,000 streams ≤ 64 MiB", rss_streams[0] <= 65536 and opened == n_streams)]
+    if len(store_rows) == 2:
+        (h1, p1), (hc, pc) = store_rows["one Redis"], store_rows["Redis Cluster, 3 masters"]
+        ratios.append("Redis Cluster / one Redis: cache hit %.2f, pass-through + L2 store %.2f"
+                      % (hc["rps"] / h1["rps"], pc["rps"] / p1["rps"]))
+        checks += [("cluster cache hit within 10 % of one Redis", hc["rps"] >= 0.9 * h1["rps"]),
+                   ("cluster pass-through within 10 % of one Redis", pc["rps"] >= 0.9 * p1["rps"])]
     rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     cpu = ""
     try:
@@ -398,7 +471,7 @@ def main():
         pass
     head = "## %s — commit %s — %s, %d cores, %s%s" % (time.strftime("%Y-%m-%d %H:%M"), rev, os.uname().nodename,
                                                        CORES, cpu, " (quick)" if quick else "")
-    text = "\n".join([head, ""] + out + [""] + ["- " + r for r in ratios] + [""] +
+    text = "\n".join([head, ""] + out + [""] + embed_rows + [""] + ["- " + r for r in ratios] + [""] +
                      ["- %s: %s" % (c, "PASS" if ok else "MISS") for c, ok in checks] + [""])
     print(text)
     if os.environ.get("BENCH_RESULTS") != "-":  # "-": print only

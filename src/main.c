@@ -62,6 +62,9 @@ static void banner(const sl_config *c)
     if (c->redis.n_sentinels)
         fprintf(stderr, "  state store: redis master \"%s\" via %zu sentinels\n",
                 c->redis.master_name, c->redis.n_sentinels);
+    else if (c->redis.n_cluster)
+        fprintf(stderr, "  state store: redis cluster via %zu seed nodes%s\n", c->redis.n_cluster,
+                c->redis.read_from_replicas ? " (cache lookups read replicas)" : "");
     else
         fprintf(stderr, "  state store: %s\n",
                 c->redis.url ? sl_redact_url(c->redis.url, shown, sizeof shown)
@@ -240,6 +243,10 @@ static int wire_stores(const sl_config *c)
         app.redis = sl_redis_new_sentinel(app.base, c->redis.sentinels, c->redis.n_sentinels,
                                           c->redis.master_name, c->redis.password, c->redis.db,
                                           c->redis.timeout_ms);
+    else if (c->redis.n_cluster)
+        app.redis =
+            sl_redis_new_cluster(app.base, c->redis.cluster, c->redis.n_cluster, c->redis.password,
+                                 c->redis.timeout_ms, c->redis.read_from_replicas);
     else if (c->redis.host)
         app.redis = sl_redis_new(app.base, c->redis.host, c->redis.port, c->redis.password,
                                  c->redis.db, c->redis.timeout_ms);

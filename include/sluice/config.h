@@ -25,6 +25,8 @@ typedef struct sl_provider_conf {
     size_t n_models;
     int breaker_failures;   /* -1: use breaker.failures */
     int breaker_cooldown_s; /* -1: use breaker.cooldown_s */
+    bool passthrough;       /* other /v1/... routes may go here (default: the first openai-kind) */
+    bool passthrough_set;   /* the file said so (else the default applies) */
 } sl_provider_conf;
 
 typedef struct sl_key_conf {
@@ -71,7 +73,10 @@ typedef struct sl_config {
         char **sentinels; /* "host:port" */
         size_t n_sentinels;
         char *master_name;
-        int min_replica_acks; /* -1: default (1 with sentinels, 0 without) */
+        int min_replica_acks; /* -1: default (1 with sentinels or a cluster, 0 without) */
+        char **cluster;       /* Redis Cluster seed nodes "host:port" */
+        size_t n_cluster;
+        bool read_from_replicas; /* cluster: L2 cache lookups may go to replicas */
     } redis;
 
     struct {
@@ -110,6 +115,20 @@ typedef struct sl_config {
     struct {
         int store_ttl_s; /* how long a stored response (conversation state) lives */
     } responses;
+
+    struct {
+        int ttl_s; /* an Idempotency-Key's answer is kept this long; default 86400 */
+    } idempotency;
+
+    struct {
+        int resume_s;               /* a finished stream stays resumable; 0: off (default 300) */
+        size_t max_resumable_bytes; /* per stream; beyond it a dropped stream is cancelled */
+    } streams;
+
+    struct {
+        int batch_window_ms;     /* embeddings.batch.window_ms; 0: no batching (default 2) */
+        size_t batch_max_inputs; /* embeddings.batch.max_inputs (default 256) */
+    } embeddings;
 
     sl_key_conf *keys;
     size_t n_keys;

@@ -72,6 +72,12 @@ sl_str sl_conn_header(const sl_req *r, const char *name);
  * of it (64 KiB beyond the head). */
 typedef void (*sl_body_fn)(sl_req *r, const char *p, size_t n, bool last, void *ud);
 void sl_conn_body_reader(sl_req *r, sl_body_fn fn, void *ud);
+/* The reader cannot take more now (pause) or can again: while paused the
+ * socket is not read (the client's TCP window closes, only its close is
+ * watched) and no body deadline runs. An answer that ends before the body
+ * did calls fn once more with p NULL and last. Between pieces the deadline is
+ * server.body_timeout_s. */
+void sl_conn_body_pause(sl_req *r, bool pause);
 
 /* Tests and fuzzing: a connection without a socket. Output goes to out(). */
 typedef struct sl_conn sl_conn;

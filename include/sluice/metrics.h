@@ -41,6 +41,10 @@ struct sl_req;
       "Answers metered at 0 because their model has no price.", "model")                           \
     X(COALESCED, "sluice_coalesced_requests_total", "counter",                                     \
       "Requests answered by joining an identical call in flight.", "")                             \
+    X(EMBED_BATCHES, "sluice_embedding_batches_total", "counter",                                  \
+      "Upstream embeddings calls that carried a batch of requests.", "")                           \
+    X(EMBED_BATCH_INPUTS, "sluice_embedding_batch_inputs_total", "counter",                        \
+      "Inputs sent in embedding batches (divided by the batches: inputs per batch).", "")          \
     X(INFLIGHT, "sluice_inflight_requests", "gauge", "Requests being handled now.", "")            \
     X(CONNECTIONS, "sluice_client_connections", "gauge", "Client connections open now.", "")       \
     X(UPSTREAM_INFLIGHT, "sluice_upstream_inflight_calls", "gauge", "Upstream calls in flight.",   \
@@ -54,6 +58,14 @@ struct sl_req;
     X(REDIS_UP, "sluice_redis_up", "gauge", "1 when the Redis state store is connected.", "")      \
     X(REDIS_FAILOVERS, "sluice_redis_failovers_total", "counter",                                  \
       "Sentinel failovers followed to a new master.", "")                                          \
+    X(REDIS_CLUSTER_MASTERS, "sluice_redis_cluster_masters", "gauge",                              \
+      "Masters in the Redis Cluster slot map, by state (up or down).", "state")                    \
+    X(REDIS_CLUSTER_SLOTS, "sluice_redis_cluster_slots_covered", "gauge",                          \
+      "Redis Cluster slots (of 16384) with a known master.", "")                                   \
+    X(REDIS_CLUSTER_REDIRECTS, "sluice_redis_cluster_redirects_total", "counter",                  \
+      "Redis Cluster redirects followed, by kind (moved, ask, tryagain, clusterdown).", "kind")    \
+    X(REDIS_CLUSTER_REFRESHES, "sluice_redis_cluster_map_refreshes_total", "counter",              \
+      "Redis Cluster slot maps read (on a schedule and after errors).", "")                        \
     X(ACCESS_DROPPED, "sluice_access_log_dropped_total", "counter",                                \
       "Access-log lines dropped because the log reader stalled.", "")                              \
     X(SERIES_DROPPED, "sluice_metric_series_dropped_total", "counter",                             \

@@ -64,6 +64,8 @@ struct sl_req {
     const char *cache_ttl;       /* x-sluice-cache-ttl as sent, or NULL (the cache checks it) */
     long ttl_override_s;         /* ... as seconds (clamped to cache.max_ttl_s), -1 absent */
     const char *end_user;        /* x-sluice-user, or NULL (cache.scope: user) */
+    const char *idem_key;        /* Idempotency-Key as sent, or NULL (idempotency.c checks it) */
+    const char *last_event_id;   /* Last-Event-ID as sent, or NULL (resume.c resumes from it) */
     const char *cache_opt;       /* x-sluice-cache as sent ("semantic-off"), or NULL */
     sl_str body;                 /* the client's bytes, as received */
     bool is_llm;                 /* an LLM route: the pipeline runs */
@@ -101,12 +103,16 @@ struct sl_req {
     bool streaming; /* the answer is SSE */
     bool head_sent; /* the sink got its head: no retry, no new status */
     bool client_gone;
-    bool completed;                        /* sl_req_complete ran */
+    bool truncated; /* a streamed body broke off: it ends without its last chunk, closed */
+    bool completed; /* sl_req_complete ran */
     sl_header headers[SL_REQ_MAX_HEADERS]; /* extra response headers */
     int n_headers;
     sl_buf body_out;          /* buffered plain answer (or error body) */
-    const char *content_type; /* plain answers; NULL: application/json */
+    const char *content_type; /* NULL: application/json (plain), text/event-stream (streams) */
+    sl_str head_lines;        /* more header lines, "Name: value\r\n" each (a pass-through's) */
+    struct sl_pass *pass;     /* a pass-through request's state (passthrough.h), else NULL */
     const char *error;        /* short reason for the log, or NULL */
+    struct sl_rec *rec;       /* the recording of this answer (recording.h), or NULL */
 
     /* metering */
     long prompt_tokens;
@@ -174,7 +180,8 @@ int sl_error_json(sl_buf *out, const char *message, const char *type, const char
 /* Records an error answer on r (status, an error body in the client's dialect —
  * OpenAI's shape unless r->dialect says otherwise — in body_out, r->error).
  * When the head was already sent (a stream in progress), it becomes an SSE error
- * event instead and the stream ends without [DONE]. */
+ * event instead and the stream ends without [DONE]; a pass-through's streamed
+ * body (r->pass) is not SSE: it ends without its last chunk (r->truncated). */
 void sl_req_error(sl_req *r, int status, const char *type, const char *code, const char *param,
                   const char *message);
 /* Records that the client left: status 499, no body (the log says why). */

@@ -4,18 +4,27 @@
 
 #include "sluice/pipeline.h"
 
-extern const sl_stage sl_stage_auth;     /* key -> tenant (401) */
-extern const sl_stage sl_stage_parse;    /* body -> validated sl_llm_req (400/413) */
-extern const sl_stage sl_stage_limits;   /* rpm, tpm, budget (429) */
-extern const sl_stage sl_stage_route;    /* model -> provider (404 model_not_found) */
-extern const sl_stage sl_stage_cache;    /* L1 + L2 lookup; store on the way back */
-extern const sl_stage sl_stage_semantic; /* a paraphrase's answer, guarded (semantic.c) */
-extern const sl_stage sl_stage_coalesce; /* identical requests in flight share one call */
-extern const sl_stage sl_stage_proxy;    /* the upstream call, plain or streamed */
+extern const sl_stage sl_stage_auth;        /* key -> tenant (401) */
+extern const sl_stage sl_stage_parse;       /* body -> validated sl_llm_req (400/413) */
+extern const sl_stage sl_stage_resume;      /* SSE ids; Last-Event-ID resumes a stream */
+extern const sl_stage sl_stage_idempotency; /* Idempotency-Key: at most one call per key */
+extern const sl_stage sl_stage_limits;      /* rpm, tpm, budget (429) */
+extern const sl_stage sl_stage_route;       /* model -> provider (404 model_not_found) */
+extern const sl_stage sl_stage_cache;       /* L1 + L2 lookup; store on the way back */
+extern const sl_stage sl_stage_semantic;    /* a paraphrase's answer, guarded (semantic.c) */
+extern const sl_stage sl_stage_coalesce;    /* identical requests in flight share one call */
+extern const sl_stage sl_stage_batch;       /* concurrent embeddings share one call */
+extern const sl_stage sl_stage_proxy;       /* the upstream call, plain or streamed */
+/* other /v1/... routes relayed as they are (passthrough.h); before route: the
+ * stages after it never see a pass-through request */
+extern const sl_stage sl_stage_passthrough;
 
 /* Answers r from a stored cache entry (cache.c; used by cross-instance
  * coalescing); false, with nothing sent, when the bytes are not an entry. */
 bool sl_cache_serve_entry(sl_req *r, const char *entry, size_t len, const char *layer);
+
+/* GET /v1/streams/{request_id}: the stream's events after Last-Event-ID (resume.c). */
+void sl_stream_resume_route(sl_req *r);
 
 /* The L1 fast path (cache.c), asked by the parse stage: true when r's exact
  * bytes name a cached entry, with r->llm (no root) and r->key filled from it;

@@ -30,12 +30,20 @@ typedef struct sl_call_hooks {
      * local port; says nothing about the provider); detail says why (static
      * string or the curl error text) */
     void (*on_done)(void *ud, sl_call *c, int rc, const char *detail);
+    /* optional: each header line of the final answer (status >= 200), before
+     * on_status; name and value trimmed, valid during the call only */
+    void (*on_header)(void *ud, sl_call *c, sl_str name, sl_str value);
+    /* a streamed upload (opts.upload): copy up to cap bytes of the body to p
+     * and set *n (0: the body is complete); return 0, SL_CALL_PAUSE when
+     * nothing is there yet (the upload pauses, no timeout runs, until
+     * sl_call_resume_upload()), anything else aborts the transfer */
+    int (*on_read)(void *ud, sl_call *c, char *p, size_t cap, size_t *n);
 } sl_call_hooks;
 
 typedef struct sl_call_opts {
     const char *url;            /* the whole URL, or its base when url_path is set */
     const char *url_path;       /* url + url_path, parsed once and kept (a provider's routes) */
-    const char *method;         /* NULL: POST when body, else GET */
+    const char *method;         /* NULL: POST when body, else GET; HEAD asks for no body */
     struct curl_slist *headers; /* owned by the call from sl_call_start on */
     /* A header list that does not vary from call to call (from
      * sl_upstream_headers: borrowed, kept by upstream), used instead of
@@ -46,10 +54,12 @@ typedef struct sl_call_opts {
     const char *body; /* borrowed until on_done / cancel */
     size_t body_len;
     int connect_ms;
-    int first_byte_ms; /* 0: none */
-    int idle_ms;       /* longest silence once bytes flow; 0: none */
-    int total_ms;      /* whole transfer; 0: none (streams) */
-    int recv_buffer;   /* curl's receive buffer (CURLOPT_BUFFERSIZE); 0: curl's 16 KiB */
+    int first_byte_ms;  /* 0: none */
+    int idle_ms;        /* longest silence once bytes flow; 0: none */
+    int total_ms;       /* whole transfer; 0: none (streams) */
+    int recv_buffer;    /* curl's receive buffer (CURLOPT_BUFFERSIZE); 0: curl's 16 KiB */
+    bool upload;        /* the body comes from hooks->on_read (body/body_len unused) */
+    int64_t upload_len; /* ... its length, -1: unknown (sent chunked) */
 } sl_call_opts;
 
 int sl_upstream_init(struct event_base *base, int max_inflight);
@@ -72,6 +82,8 @@ const struct curl_slist *sl_upstream_headers(const void *owner, const char *key,
 #define SL_CALL_PAUSE 2
 /* Resumes a call paused by on_data (from the loop, not from a curl callback). */
 void sl_call_resume(sl_call *c);
+/* Resumes an upload paused by on_read (not from a curl callback). */
+void sl_call_resume_upload(sl_call *c);
 
 int sl_call_status(const sl_call *c);
 const char *sl_call_retry_after(const sl_call *c); /* header value or NULL */

@@ -5,6 +5,8 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "sluice/redis_keys.h"
+
 static bool excluded(sl_str key)
 {
     return sl_str_eq_c(key, "stream") || sl_str_eq_c(key, "stream_options") ||
@@ -58,5 +60,5 @@ void sl_cache_key_redis(const sl_cache_key *k, const char *what, char out[80])
 {
     char hex[33];
     sl_cache_key_hex(k, hex);
-    snprintf(out, 80, "sluice:{c:%s}:%s", hex, what);
+    snprintf(out, 80, SL_RK_CACHE, hex, what);
 }

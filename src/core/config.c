@@ -351,6 +351,7 @@ static const field provider_fields[] = {
     {"api_key", F_STR, offsetof(sl_provider_conf, api_key), 0, 0, NULL, LIVE},
     {"models", F_STRLIST, offsetof(sl_provider_conf, models), 0, 0, NULL, LIVE},
     {"breaker", F_STR, 0, 0, 0, NULL, LIVE}, /* handled by hand */
+    {"passthrough", F_BOOL, offsetof(sl_provider_conf, passthrough), 0, 0, NULL, LIVE},
 };
 
 static const field breaker_fields[] = {
@@ -403,6 +404,7 @@ static int one_provider(loader *L, yaml_node_t *n, const char *path, sl_provider
                 return errf(L, k, sub, "unknown key");
             if (set_field(L, f, p, v, sub))
                 return SL_EINVAL;
+            p->passthrough_set |= f->off == offsetof(sl_provider_conf, passthrough);
         }
     }
     if (!p->name || !p->name[0])
@@ -446,6 +448,16 @@ static int sp_providers(loader *L, yaml_node_t *n, const char *path)
             if (strcmp(c->providers[j].name, c->providers[i].name) == 0)
                 return errf(L, item, sub, "duplicate provider name \"%s\"", c->providers[i].name);
         }
+    }
+    /* passthrough defaults to true for the first openai-kind provider only */
+    bool first = true;
+    for (size_t i = 0; i < c->n_providers; i++) {
+        sl_provider_conf *p = &c->providers[i];
+        if (p->kind != SL_PROVIDER_OPENAI)
+            continue;
+        if (!p->passthrough_set)
+            p->passthrough = first;
+        first = false;
     }
     return SL_OK;
 }
@@ -638,6 +650,8 @@ static const field redis_fields[] = {
     {"min_replica_acks", F_INT, OFF(redis.min_replica_acks), 0, 16, NULL, RESTART},
     {"password", F_STR, OFF(redis.password), 0, 0, NULL, RESTART},
     {"db", F_INT, OFF(redis.db), 0, 15, NULL, RESTART},
+    {"cluster", F_STRLIST, OFF(redis.cluster), 0, 0, NULL, RESTART},
+    {"read_from_replicas", F_BOOL, OFF(redis.read_from_replicas), 0, 0, NULL, RESTART},
 };
 static const field log_fields[] = {{"access", F_STR, OFF(log.access), 0, 0, NULL, LIVE}};
 /* cache.scope: tenant (default) | user (the end user joins the cache key). */
@@ -686,6 +700,26 @@ static const field coalesce_fields[] = {
 };
 static const field responses_fields[] = {
     {"store_ttl_s", F_INT, OFF(responses.store_ttl_s), 1, 315360000, NULL, LIVE}, /* <= 10 y */
+};
+static const field idempotency_fields[] = {
+    {"ttl_s", F_INT, OFF(idempotency.ttl_s), 1, 365 * 86400, NULL, LIVE},
+};
+static const field streams_fields[] = {
+    {"resume_s", F_INT, OFF(streams.resume_s), 0, 86400, NULL, LIVE},
+    {"max_resumable_bytes", F_SIZE, OFF(streams.max_resumable_bytes), 0, 0, NULL, LIVE},
+};
+static const field embeddings_batch_fields[] = {
+    {"window_ms", F_INT, OFF(embeddings.batch_window_ms), 0, 1000, NULL, LIVE},
+    {"max_inputs", F_SIZE, OFF(embeddings.batch_max_inputs), 0, 0, NULL, LIVE},
+};
+
+static int sp_embeddings_batch(loader *L, yaml_node_t *n, const char *path)
+{
+    return walk_map(L, n, path, embeddings_batch_fields, NF(embeddings_batch_fields), &L->h->c);
+}
+
+static const field embeddings_fields[] = {
+    {"batch", F_SPECIAL, 0, 0, 0, sp_embeddings_batch, EACH},
 };
 static const field shutdown_fields[] = {
     {"drain_s", F_INT, OFF(shutdown.drain_s), 0, 3600, NULL, LIVE}};
@@ -753,6 +787,9 @@ SECTION(redis, redis_fields)
 SECTION(log, log_fields)
 SECTION(cache, cache_fields)
 SECTION(coalesce, coalesce_fields)
+SECTION(idempotency, idempotency_fields)
+SECTION(streams, streams_fields)
+SECTION(embeddings, embeddings_fields)
 SECTION(shutdown, shutdown_fields)
 
 SECTION(responses, responses_fields)
@@ -772,6 +809,9 @@ static const field root_fields[] = {
     {"providers", F_SPECIAL, 0, 0, 0, sp_providers, LIVE},
     {"cache", F_SPECIAL, 0, 0, 0, sp_cache, EACH},
     {"coalesce", F_SPECIAL, 0, 0, 0, sp_coalesce, EACH},
+    {"idempotency", F_SPECIAL, 0, 0, 0, sp_idempotency, EACH},
+    {"streams", F_SPECIAL, 0, 0, 0, sp_streams, EACH},
+    {"embeddings", F_SPECIAL, 0, 0, 0, sp_embeddings, EACH},
     {"keys", F_SPECIAL, 0, 0, 0, sp_keys, LIVE},
     {"prices", F_SPECIAL, 0, 0, 0, sp_prices, LIVE},
     {"shutdown", F_SPECIAL, 0, 0, 0, sp_shutdown, EACH},
@@ -800,6 +840,11 @@ static const struct section {
     {"cache.", cache_fields, NF(cache_fields)},
     {"cache.semantic.", semantic_fields, NF(semantic_fields)},
     {"coalesce.", coalesce_fields, NF(coalesce_fields)},
+    {"responses.", responses_fields, NF(responses_fields)},
+    {"idempotency.", idempotency_fields, NF(idempotency_fields)},
+    {"streams.", streams_fields, NF(streams_fields)},
+    {"embeddings.", embeddings_fields, NF(embeddings_fields)},
+    {"embeddings.batch.", embeddings_batch_fields, NF(embeddings_batch_fields)},
     {"shutdown.", shutdown_fields, NF(shutdown_fields)},
     {"retries.", retries_fields, NF(retries_fields)},
     {"timeouts.", timeouts_fields, NF(timeouts_fields)},
@@ -886,6 +931,11 @@ static void set_defaults(loader *L)
     c->coalesce.max_waiters = 1000;
     c->coalesce.max_replay_bytes = 8u << 20;
     c->coalesce.lease_ms = 2000;
+    c->idempotency.ttl_s = 86400;
+    c->streams.resume_s = 300;
+    c->streams.max_resumable_bytes = 4u << 20;
+    c->embeddings.batch_window_ms = 2;
+    c->embeddings.batch_max_inputs = 256;
     c->shutdown.drain_s = 30;
     c->retries.max = 2;
     c->retries.base_ms = 100;
@@ -926,12 +976,25 @@ static int check_whole(loader *L, yaml_node_t *root)
     sl_config *c = &L->h->c;
     if (c->redis.url && c->redis.n_sentinels)
         return errf(L, root, "redis", "use either redis.url or redis.sentinels, not both");
+    if (c->redis.n_cluster && (c->redis.url || c->redis.n_sentinels))
+        return errf(L, root, "redis.cluster",
+                    "use one of redis.url, redis.sentinels or redis.cluster, not several");
     if (c->redis.n_sentinels && !c->redis.master_name)
         return errf(L, root, "redis.master_name", "required with redis.sentinels");
+    if (c->redis.read_from_replicas && !c->redis.n_cluster)
+        return errf(L, root, "redis.read_from_replicas", "only with redis.cluster");
+    if (c->redis.n_cluster && c->redis.db)
+        return errf(L, root, "redis.db", "a Redis Cluster has only db 0");
     for (size_t i = 0; i < c->redis.n_sentinels; i++) {
         char *h;
         int p;
         if (parse_hostport(L, root, "redis.sentinels", c->redis.sentinels[i], &h, &p))
+            return SL_EINVAL;
+    }
+    for (size_t i = 0; i < c->redis.n_cluster; i++) {
+        char *h;
+        int p;
+        if (parse_hostport(L, root, "redis.cluster", c->redis.cluster[i], &h, &p))
             return SL_EINVAL;
     }
     if (c->cache.ttl_s > c->cache.max_ttl_s)

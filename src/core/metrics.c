@@ -527,7 +527,8 @@ static struct {
 
 static bool is_state_gauge(sl_metric m)
 {
-    return m == SL_M_BREAKER || m == SL_M_REDIS_UP;
+    return m == SL_M_BREAKER || m == SL_M_REDIS_UP || m == SL_M_REDIS_CLUSTER_MASTERS ||
+           m == SL_M_REDIS_CLUSTER_SLOTS; /* workers see one cluster: not a sum */
 }
 
 static void combine(series *into, sl_metric m, double value, uint64_t count,

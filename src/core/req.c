@@ -180,6 +180,10 @@ void sl_req_error(sl_req *r, int status, const char *type, const char *code, con
     r->error = message;
     sl_buf_reset(&r->body_out);
     r->body_out.max = 0; /* an error body is small and must always fit */
+    if (r->head_sent && r->pass) { /* a pass-through's body is the provider's bytes, not SSE */
+        r->truncated = true;         /* the client sees it broke off instead */
+        return;
+    }
     if (r->head_sent) {
         /* Mid-stream: an SSE error event; the stream ends without [DONE]. */
         if (d)

@@ -69,6 +69,8 @@ enum {
     H_CACHE_CONTROL,
     H_TTL,
     H_USER,
+    H_IDEM,       /* Idempotency-Key */
+    H_LAST_EVENT, /* Last-Event-ID */
     H_CACHE_OPT,
     H_NFACTS
 };
@@ -78,6 +80,7 @@ struct sl_conn {
     c_state state;
     bool test, closed_only, broken, in_process, close_after, served_any, kick, dispatched;
     bool keep_alive, head_only, http10, resp_sse, resp_chunked, too_big, headers_done, msg_done;
+    bool body_paused; /* a streamed body's reader is full: the socket is not read */
     struct event rev, wev, timer;
     bool wev_added;
     sl_conn_out_fn out;
@@ -160,6 +163,13 @@ static sl_str fact(const sl_conn *c, int f)
 {
     int i = c->fact[f];
     return i < 0 ? SL_STR_NULL : slice(c, c->hdr[i].vo, c->hdr[i].vl);
+}
+
+/* A header's value as an arena string, or NULL when absent. */
+static const char *fact_dup(const sl_conn *c, sl_req *r, int f)
+{
+    sl_str v = fact(c, f);
+    return v.p ? sl_arena_strndup(&r->arena, v.p, v.len) : NULL;
 }
 
 static size_t fmt_dec(char *out, size_t v)
@@ -490,7 +500,7 @@ static void build_head(sl_conn *c, sl_req *r, int framing, size_t body_len)
         sl_buf_append(b, " Status\r\n", 9);
     }
     put_n(b, "Date", 4, http_date(), 29);
-    if (c->resp_sse) {
+    if (c->resp_sse && !r->content_type) {
         PUT_LIT(b, "Content-Type", "text/event-stream");
         PUT_LIT(b, "Cache-Control", "no-cache");
     } else if (!r->content_type) {
@@ -504,6 +514,8 @@ static void build_head(sl_conn *c, sl_req *r, int framing, size_t body_len)
         put(b, "x-sluice-cache", cw);
     for (int i = 0; i < r->n_headers; i++)
         put(b, r->headers[i].name, r->headers[i].value);
+    if (r->head_lines.len)
+        sl_buf_append_str(b, r->head_lines);
     if (framing == FRAME_LENGTH) {
         char num[24];
         sl_buf_append(b, "Content-Length: ", 16);
@@ -512,7 +524,9 @@ static void build_head(sl_conn *c, sl_req *r, int framing, size_t body_len)
     } else if (framing == FRAME_CHUNKED) {
         sl_buf_append_c(b, "Transfer-Encoding: chunked\r\n");
     }
-    if (c->close_after || conns.draining || !c->keep_alive || framing == FRAME_EOF) {
+    /* (C_BODY: answered before the body ended; the connection closes after it) */
+    if (c->close_after || conns.draining || !c->keep_alive || framing == FRAME_EOF ||
+        c->state == C_BODY) {
         c->close_after = true;
         sl_buf_append_c(b, "Connection: close\r\n");
     } else if (c->http10) {
@@ -584,6 +598,11 @@ static void http_end(sl_sink *s, sl_req *r)
     sl_conn *c = attached(r);
     if (!c || c->req != r)
         return;
+    if (c->state == C_BODY && c->body_fn) { /* answered before its body ended: it never will */
+        sl_body_fn fn = c->body_fn;
+        c->body_fn = NULL;
+        fn(r, NULL, 0, true, c->body_ud);
+    }
     if (!c->resp_sse) {
         sl_str body = c->plain.p ? c->plain : sl_buf_str(&c->pbuf);
         build_head(c, r, FRAME_LENGTH, body.len);
@@ -594,6 +613,8 @@ static void http_end(sl_sink *s, sl_req *r)
             sl_buf_free(&c->pbuf);
         else
             sl_buf_reset(&c->pbuf);
+    } else if (r->truncated) {
+        c->close_after = true; /* no last chunk: the client sees the body broke off */
     } else if (c->resp_chunked) {
         struct iovec iov = {"0\r\n\r\n", 5};
         send_iov(c, &iov, 1);
@@ -642,6 +663,7 @@ static void reset_request(sl_conn *c)
     c->n_hdr = 0;
     c->body_fn = NULL;
     c->body_len = 0;
+    c->body_paused = false;
 }
 
 /* The answer has been handed to the socket: next request, or close. */
@@ -855,9 +877,11 @@ static int classify(const char *k, size_t n)
         return ieq(k, n, "authorization")   ? H_AUTH
                : ieq(k, n, "cache-control") ? H_CACHE_CONTROL
                : ieq(k, n, "x-sluice-user") ? H_USER
+               : ieq(k, n, "last-event-id") ? H_LAST_EVENT
                                             : -1;
     case 14:
         return ieq(k, n, "content-length") ? -3 : ieq(k, n, "x-sluice-cache") ? H_CACHE_OPT : -1;
+    case 15: return ieq(k, n, "idempotency-key") ? H_IDEM : -1;
     case 16: return ieq(k, n, "content-encoding") ? H_CE : -1;
     case 17: return ieq(k, n, "transfer-encoding") ? H_TE : -1;
     case 18: return ieq(k, n, "x-sluice-cache-ttl") ? H_TTL : -1;
@@ -1003,9 +1027,9 @@ static void read_request(sl_conn *c, sl_req *r)
     sl_str user = fact(c, H_USER);
     if (user.p)
         r->end_user = sl_arena_strndup(&r->arena, user.p, user.len);
-    sl_str opt = fact(c, H_CACHE_OPT);
-    if (opt.p) /* semantic-off skips the semantic level */
-        r->cache_opt = sl_arena_strndup(&r->arena, opt.p, opt.len);
+    r->idem_key = fact_dup(c, r, H_IDEM); /* checked by the idempotency stage */
+    r->last_event_id = fact_dup(c, r, H_LAST_EVENT);
+    r->cache_opt = fact_dup(c, r, H_CACHE_OPT); /* semantic-off skips the semantic level */
 }
 
 /* Framing and header rules http_parser leaves to us, or answers generically.
@@ -1181,6 +1205,8 @@ static bool feed_body(sl_conn *c)
         return false;
     }
     if (c->body_fn && c->parsed > c->rpos) { /* streamed: what was handed over can go */
+        if (!c->body_paused)                 /* the client sends: its deadline starts again */
+            arm(c, conf_now()->server.body_timeout_s * 1000);
         memmove(c->rbuf, c->rbuf + c->parsed, c->rlen - c->parsed);
         c->rlen -= c->parsed;
         c->rpos = c->line = c->parsed = c->body_start = 0;
@@ -1453,6 +1479,28 @@ void sl_conn_body_reader(sl_req *r, sl_body_fn fn, void *ud)
     c->body_ud = ud;
     if (c->state == C_ACTIVE && c->msg_done)
         fn(r, "", 0, true, ud); /* nothing was left to read */
+    else if (c->state == C_BODY)
+        arm(c, conf_now()->server.body_timeout_s * 1000);
+}
+
+void sl_conn_body_pause(sl_req *r, bool pause)
+{
+    sl_conn *c = attached(r);
+    if (!c || c->req != r || c->state != C_BODY || !c->body_fn || c->body_paused == pause)
+        return;
+    c->body_paused = pause;
+    if (c->test)
+        return;
+    if (pause) { /* the client's bytes wait in the kernel: TCP pushes back */
+        event_del(&c->timer);
+        watch_close_only(c);
+        return;
+    }
+    event_del(&c->rev);
+    event_assign(&c->rev, conns.base, c->fd, EV_READ | EV_PERSIST, on_read, c);
+    event_add(&c->rev, NULL);
+    c->closed_only = false;
+    arm(c, conf_now()->server.body_timeout_s * 1000);
 }
 
 /* ---- tests and fuzzing -------------------------------------------------- */

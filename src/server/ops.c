@@ -70,7 +70,8 @@ void sl_ops_health(sl_req *r)
     sl_buf_printf(b, "\"inflight\":%zu,\"upstream_inflight\":%zu,", sl_req_live() - 1,
                   sl_upstream_inflight());
     sl_buf_append_c(b, "\"state_store\":");
-    sl_buf_json_cstr(b, c->redis.host || c->redis.n_sentinels ? "redis" : "embedded");
+    sl_buf_json_cstr(b, c->redis.host || c->redis.n_sentinels || c->redis.n_cluster ? "redis"
+                                                                                    : "embedded");
     sl_ops_health_stores(b);
     health_pending(b);
     sl_buf_append_c(b, ",\"providers\":[");

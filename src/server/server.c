@@ -22,9 +22,11 @@
 #include "sluice/conn.h"
 #include "sluice/dialects.h"
 #include "sluice/log.h"
+#include "sluice/passthrough.h"
 #include "sluice/pipeline.h"
 #include "sluice/resp_routes.h"
 #include "sluice/sla.h"
+#include "sluice/stages.h"
 #include "sluice/triage.h"
 
 static struct {
@@ -35,7 +37,7 @@ static struct {
     int worker; /* index among the workers, 0 without */
 } srv;
 
-enum { M_GET = 1, M_POST = 2, M_DELETE = 4 };
+enum { M_GET = 1, M_POST = 2, M_DELETE = 4, M_ANY = 0xff };
 
 /* One row per route. `path` is the route's template: it is also the `route`
  * label of the metrics (a client can mint paths, not templates), and a
@@ -51,12 +53,16 @@ typedef struct route {
     void (*handler)(sl_req *r);
     bool prefix;
     sl_auth_level auth;
+    bool passthrough; /* relayed to a provider as it is (passthrough.h), any method */
 } route;
 
 /* The fields of the common kinds of rows (each row is braced where used). */
 #define LLM(p, a)       .path = p, .methods = M_POST, .llm = true, .api = a, .auth = SL_AUTH_CLIENT
 #define OPS(p, h)       .path = p, .methods = M_GET, .handler = h, .auth = SL_AUTH_OPEN
 #define SVC(p, m, h, l) .path = p, .methods = m, .handler = h, .auth = l
+#define PASS(p)                                                                                    \
+    .path = p, .label = "/v1/{passthrough}", .methods = M_ANY, .auth = SL_AUTH_CLIENT,             \
+    .passthrough = true
 
 static const route routes[] = {
     {LLM("/v1/chat/completions", SL_API_CHAT)},
@@ -64,9 +70,12 @@ static const route routes[] = {
     {LLM("/v1/embeddings", SL_API_EMBEDDINGS)},
     {LLM("/v1/messages", SL_API_MESSAGES)},
     {LLM("/v1/responses", SL_API_RESPONSES)},
+    {PASS("/v1/responses/input_tokens")}, /* not a response id: the provider counts */
     {SVC("/v1/responses/", M_GET | M_DELETE, sl_responses_route, SL_AUTH_CLIENT), .prefix = true,
      .label = "/v1/responses/{id}"},
     {OPS("/v1/models", sl_ops_models)},
+    {SVC("/v1/streams/", M_GET, sl_stream_resume_route, SL_AUTH_CLIENT), .prefix = true,
+     .label = "/v1/streams/{request_id}"},
     {OPS("/health/live", sl_ops_live)},
     {OPS("/health/ready", sl_ops_ready)},
     {OPS("/health", sl_ops_health)},
@@ -80,11 +89,14 @@ static const route routes[] = {
     {SVC("/sla/alerts/dead", M_GET, sl_sla_dead, SL_AUTH_CLIENT)},
     {SVC("/triage/classify", M_POST, sl_triage_classify, SL_AUTH_CLIENT)},
     {SVC("/triage/respond", M_POST, sl_triage_respond, SL_AUTH_CLIENT)},
+    /* last: every /v1/... path no row above serves */
+    {PASS("/v1/"), .prefix = true},
 };
 
 #undef LLM
 #undef OPS
 #undef SVC
+#undef PASS
 
 /* ---- request intake ----------------------------------------------------- */
 
@@ -107,16 +119,60 @@ static void answer_error(sl_req *r, int status, const char *code, const char *ms
     sl_req_finish(r); /* not an LLM request: no stages, one log line */
 }
 
+static void unknown_url(sl_req *r)
+{
+    sl_req_error(r, 404, "invalid_request_error", "unknown_url", NULL,
+                 sl_arena_printf(&r->arena, "Unknown request URL: %s %.200s", r->method, r->path));
+}
+
 /* conn.c: a request's head is in. A client that waits for 100 Continue
- * learns about a bad key before it uploads the body. */
+ * learns about a bad key before it uploads the body. A pass-through body is
+ * read as it comes (any size: the provider has its own limits). */
 static sl_body_mode on_head(sl_req *r, bool expect_continue)
 {
-    if (!expect_continue)
-        return SL_BODY_WHOLE;
     const route *rt = find_route(r->path);
-    if (!rt || sl_auth_check(r, rt->auth))
-        return SL_BODY_WHOLE; /* sl_auth_check recorded the 401 otherwise */
-    return SL_BODY_REFUSE;
+    if (rt && rt->passthrough && sl_passthrough_provider(sl_server_config()) < 0) {
+        unknown_url(r); /* no provider takes it: as if the row were not there */
+        return SL_BODY_REFUSE;
+    }
+    if (expect_continue && rt && !sl_auth_check(r, rt->auth))
+        return SL_BODY_REFUSE; /* sl_auth_check recorded the 401 */
+    return rt && rt->passthrough ? SL_BODY_STREAM : SL_BODY_WHOLE;
+}
+
+/* The request headers a pass-through forwards (the client's key never). */
+static const char *const forwarded[] = {"Content-Type",    "Accept",      "Content-Encoding",
+                                        "Accept-Encoding", "OpenAI-Beta", "Idempotency-Key",
+                                        "User-Agent"};
+_Static_assert(SL_ARRAY_LEN(forwarded) <= SL_PASS_MAX_FORWARD, "sl_pass_head.lines");
+
+/* Takes what the pass-through needs from the head (whose slices do not
+ * outlive the body's streaming), then reads the body as it comes. */
+static void start_passthrough(sl_req *r)
+{
+    sl_pass_head h = {.body_len = -1};
+    for (size_t i = 0; i < SL_ARRAY_LEN(forwarded); i++) {
+        sl_str v = sl_conn_header(r, forwarded[i]);
+        if (v.p)
+            h.lines[h.n_lines++] =
+                sl_arena_printf(&r->arena, "%s: %.*s", forwarded[i], (int)v.len, v.p);
+    }
+    sl_str cl = sl_conn_header(r, "Content-Length"), te = sl_conn_header(r, "Transfer-Encoding");
+    if (cl.p) {
+        char num[24];
+        snprintf(num, sizeof num, "%.*s", (int)SL_MIN(cl.len, 20), cl.p);
+        h.body_len = strtoll(num, NULL, 10);
+    }
+    h.has_body = te.p || h.body_len > 0;
+    if (sl_passthrough_begin(r, &h, sl_conn_body_pause) != SL_OK) {
+        sl_req_error(r, 500, "api_error", "out_of_memory", NULL, "out of memory");
+        sl_req_finish(r);
+        return;
+    }
+    sl_conn_body_reader(r, sl_passthrough_body, r->pass);
+    r->is_llm = true; /* auth and limits run for it, and it is priced */
+    r->cache = SL_CACHE_BYPASS;
+    sl_pipeline_start(r);
 }
 
 /* conn.c: the request is complete (head and body): route it. */
@@ -124,12 +180,15 @@ static void on_request(sl_req *r)
 {
     const route *rt = find_route(r->path);
     if (!rt) { /* its metrics label stays "unmatched": paths are the client's */
-        answer_error(
-            r, 404, "unknown_url",
-            sl_arena_printf(&r->arena, "Unknown request URL: %s %.200s", r->method, r->path));
+        unknown_url(r);
+        sl_req_finish(r);
         return;
     }
     r->route = rt->label ? rt->label : rt->path;
+    if (rt->passthrough) {
+        start_passthrough(r);
+        return;
+    }
     unsigned m = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ? M_GET
                  : strcmp(r->method, "POST") == 0                                ? M_POST
                  : strcmp(r->method, "DELETE") == 0                              ? M_DELETE

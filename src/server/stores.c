@@ -6,6 +6,46 @@
 #include "sluice/server.h"
 #include "sluice/stages.h"
 
+/* ,"cluster":{...} on a Redis Cluster: what /health and the dashboard show. */
+static void health_cluster(sl_buf *b, sl_redis *redis)
+{
+    sl_redis_cluster_stats st;
+    if (!sl_redis_cluster_stats_get(redis, &st))
+        return;
+    sl_buf_printf(b,
+                  ",\"cluster\":{\"masters\":%zu,\"masters_up\":%zu,\"replicas\":%zu,"
+                  "\"slots_covered\":%zu,\"redirects\":{\"moved\":%llu,\"ask\":%llu,"
+                  "\"tryagain\":%llu,\"clusterdown\":%llu},\"map_refreshes\":%llu,\"nodes\":",
+                  st.masters, st.masters_up, st.replicas, st.slots_covered,
+                  (unsigned long long)st.moved, (unsigned long long)st.ask,
+                  (unsigned long long)st.tryagain, (unsigned long long)st.clusterdown,
+                  (unsigned long long)st.refreshes);
+    sl_redis_cluster_nodes_json(redis, b);
+    sl_buf_append_c(b, "}");
+}
+
+static void metrics_cluster(sl_redis *redis)
+{
+    sl_redis_cluster_stats st;
+    if (!sl_redis_cluster_stats_get(redis, &st))
+        return;
+    sl_metric_set(SL_M_REDIS_CLUSTER_MASTERS, (double)st.masters_up, (const char *const[]){"up"});
+    sl_metric_set(SL_M_REDIS_CLUSTER_MASTERS, (double)(st.masters - st.masters_up),
+                  (const char *const[]){"down"});
+    sl_metric_set(SL_M_REDIS_CLUSTER_SLOTS, (double)st.slots_covered, NULL);
+    const struct {
+        const char *kind;
+        uint64_t n;
+    } kinds[] = {{"moved", st.moved},
+                 {"ask", st.ask},
+                 {"tryagain", st.tryagain},
+                 {"clusterdown", st.clusterdown}};
+    for (size_t i = 0; i < SL_ARRAY_LEN(kinds); i++)
+        sl_metric_set(SL_M_REDIS_CLUSTER_REDIRECTS, (double)kinds[i].n,
+                      (const char *const[]){kinds[i].kind});
+    sl_metric_set(SL_M_REDIS_CLUSTER_REFRESHES, (double)st.refreshes, NULL);
+}
+
 /* The stores are the pipeline's (main wires them through sl_pipeline_init). */
 void sl_ops_health_stores(sl_buf *b)
 {
@@ -40,10 +80,12 @@ void sl_ops_health_stores(sl_buf *b)
     sl_buf_printf(b, "{\"address\":");
     sl_buf_json_cstr(b, sl_redis_describe(redis));
     sl_buf_printf(b, ",\"failovers\":%llu", (unsigned long long)sl_redis_failovers(redis));
-    sl_buf_printf(b, ",\"state\":\"%s\",\"timeouts\":%llu,\"reconnects\":%llu}",
+    sl_buf_printf(b, ",\"state\":\"%s\",\"timeouts\":%llu,\"reconnects\":%llu",
                   sl_redis_state_name(sl_redis_get_state(redis)),
                   (unsigned long long)sl_redis_timeouts(redis),
                   (unsigned long long)sl_redis_reconnects(redis));
+    health_cluster(b, redis);
+    sl_buf_append_c(b, "}");
 }
 
 void sl_ops_metrics_stores(void)
@@ -57,4 +99,5 @@ void sl_ops_metrics_stores(void)
     sl_metric_set(SL_M_CACHE_BYTES, (double)st.bytes, NULL);
     sl_metric_set(SL_M_REDIS_UP, redis && sl_redis_get_state(redis) == SL_REDIS_UP, NULL);
     sl_metric_set(SL_M_REDIS_FAILOVERS, (double)sl_redis_failovers(redis), NULL);
+    metrics_cluster(redis);
 }

@@ -51,7 +51,7 @@ static int replica_acks(const sl_config *c)
 {
     if (c->redis.min_replica_acks >= 0)
         return c->redis.min_replica_acks;
-    return c->redis.n_sentinels ? 1 : 0;
+    return c->redis.n_sentinels || c->redis.n_cluster ? 1 : 0;
 }
 
 static void ingest_finish(ingest *in);

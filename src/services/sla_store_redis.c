@@ -13,15 +13,16 @@
 #include <string.h>
 
 #include "sluice/redis.h"
+#include "sluice/redis_keys.h"
 #include "sluice/sla_store.h"
 
-/* Every SLA key shares the hash tag {sla}: the scripts that touch several of
- * them would run on a Redis Cluster too (all in one slot). */
-#define K_TICKET "sluice:{sla}:t:"
-#define K_RISK   "sluice:{sla}:risk"
-#define K_DUE    "sluice:{sla}:due"
-#define K_IDS    "sluice:{sla}:ids"
-#define K_DEAD   "sluice:{sla}:dead"
+/* Every SLA key shares the hash tag {sla} (redis_keys.h): the scripts that touch
+ * several of them run on a Redis Cluster too, all in one slot. */
+#define K_TICKET SL_RK_SLA_TICKET
+#define K_RISK   SL_RK_SLA_RISK
+#define K_DUE    SL_RK_SLA_DUE
+#define K_IDS    SL_RK_SLA_IDS
+#define K_DEAD   SL_RK_SLA_DEAD
 
 static const char *const UPSERT_SCRIPT =
     "local cur = redis.call('HGET', KEYS[1], 'u')\n"
@@ -41,15 +42,14 @@ static const char *const UPSERT_SCRIPT =
     "if cur then return 2 end\n"
     "return 1\n";
 
-static const char *const ALL_SCRIPT =
-    "local ids = redis.call('SMEMBERS', KEYS[1])\n"
-    "local out = {}\n"
-    "for i, id in ipairs(ids) do\n"
-    "  if i > tonumber(ARGV[1]) then break end\n"
-    "  local j = redis.call('HGET', 'sluice:{sla}:t:' .. id, 'j')\n"
-    "  if j then out[#out + 1] = j end\n"
-    "end\n"
-    "return out\n";
+static const char *const ALL_SCRIPT = "local ids = redis.call('SMEMBERS', KEYS[1])\n"
+                                      "local out = {}\n"
+                                      "for i, id in ipairs(ids) do\n"
+                                      "  if i > tonumber(ARGV[1]) then break end\n"
+                                      "  local j = redis.call('HGET', '" K_TICKET "' .. id, 'j')\n"
+                                      "  if j then out[#out + 1] = j end\n"
+                                      "end\n"
+                                      "return out\n";
 
 /* Pops the members whose instant has come and claims each alert exactly once. */
 static const char *const TICK_SCRIPT =
@@ -60,8 +60,8 @@ static const char *const TICK_SCRIPT =
     "  for _, m in ipairs(ms) do\n"
     "    redis.call('ZREM', z[1], m)\n"
     "    local id = string.sub(m, 3)\n"
-    "    local json = redis.call('HGET', 'sluice:{sla}:t:' .. id, 'j')\n"
-    "    if json and redis.call('SET', 'sluice:{sla}:alert:' .. z[2] .. ':' .. m, '1', 'NX', 'EX', "
+    "    local json = redis.call('HGET', '" K_TICKET "' .. id, 'j')\n"
+    "    if json and redis.call('SET', '" SL_RK_SLA_ALERT "' .. z[2] .. ':' .. m, '1', 'NX', 'EX', "
     "ARGV[3]) then\n"
     "      out[#out + 1] = string.sub(m, 1, 1)\n"
     "      out[#out + 1] = z[2]\n"
@@ -103,10 +103,12 @@ static int issue(redis_store *s, const char *script, int numkeys, int argc, cons
     if (!p)
         return SL_ENOMEM;
     *p = init;
+    /* WAIT (the one command with a timeout of its own) names no key: it goes to
+     * the master of the {sla} slot, where every ticket write went */
     int rc = script ? sl_redis_eval(s->redis, script, numkeys, argc, argv, argl, on_reply, p)
-             : p->timeout_ms
-                 ? sl_redis_cmd_timeout(s->redis, p->timeout_ms, on_reply, p, argc, argv, argl)
-                 : sl_redis_cmd(s->redis, on_reply, p, argc, argv, argl);
+             : p->timeout_ms ? sl_redis_cmd_at(s->redis, K_IDS, strlen(K_IDS), 0, p->timeout_ms,
+                                               on_reply, p, argc, argv, argl)
+                             : sl_redis_cmd(s->redis, on_reply, p, argc, argv, argl);
     if (rc != SL_OK)
         free(p);
     return rc;

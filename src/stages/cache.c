@@ -330,7 +330,9 @@ static sl_step lookup_l2(sl_req *r, cache_state *st)
     size_t argl[] = {3, strlen(key)};
     sl_req_ref(r);
     st->lookup_pending = true;
-    if (sl_redis_cmd(redis, on_l2_reply, st, 2, argv, argl) != SL_OK) {
+    /* a lookup may read a replica (redis.read_from_replicas): a stale miss is harmless */
+    if (sl_redis_cmd_at(redis, key, argl[1], SL_REDIS_REPLICA_OK, 0, on_l2_reply, st, 2, argv,
+                        argl) != SL_OK) {
         st->lookup_pending = false;
         sl_req_release(r);
         sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});

@@ -67,9 +67,10 @@ struct flight {
     struct flight *hnext;
     sl_req *leader;
     coalesce_ctx *leader_ctx;
-    sl_redis *redis;      /* the store the lock lives in (NULL: local only) */
-    sl_sink sink;         /* the fan-out sink installed on the leader */
-    sl_sink *leader_sink; /* the leader's own client sink */
+    sl_redis *redis;               /* the store the lock lives in (NULL: local only) */
+    sl_sink sink;                  /* the fan-out sink installed on the leader */
+    sl_sink *leader_sink;          /* the leader's own client sink */
+    bool (*prev_guard)(sl_req *r); /* the leader's abort guard before ours (a recording's) */
     member *members;
     size_t n_members;
     bool sse; /* the leader's answer is a stream */
@@ -309,9 +310,9 @@ static void fan_end(sl_sink *s, sl_req *r)
         event_free(f->poll_ev);
     if (f->renew_ev)
         event_free(f->renew_ev);
+    r->sink = f->leader_sink; /* before its end: a recording's end restores its own */
+    r->abort_guard = f->prev_guard;
     f->leader_sink->ops->end(f->leader_sink, r);
-    r->sink = f->leader_sink;
-    r->abort_guard = NULL;
     f->leader_ctx->leads = NULL;
     while (f->members) {
         member *m = f->members;
@@ -342,8 +343,10 @@ static bool leader_guard(sl_req *r)
 {
     coalesce_ctx *ctx = sl_pipeline_ctx(r, &sl_stage_coalesce);
     flight *f = ctx ? ctx->leads : NULL;
-    if (!f || f->n_members == 0)
+    if (!f)
         return false;
+    if (f->n_members == 0) /* nobody else waits: whoever guarded before us decides */
+        return f->prev_guard && f->prev_guard(r);
     f->closed = true; /* no new joins onto a leaderless flight */
     return true;
 }
@@ -542,6 +545,7 @@ static sl_step lead(sl_req *r, coalesce_ctx *ctx)
     *b = f;
     flights_live++;
     r->sink = &f->sink;
+    f->prev_guard = r->abort_guard;
     r->abort_guard = leader_guard;
     ctx->leads = f;
     bool fresh_only = r->cache_control && strstr(r->cache_control, "no-cache");
@@ -574,8 +578,8 @@ static void coalesce_abort(sl_req *r, void *vctx)
     flight *f = m->f;
     ctx->joined = NULL;
     unlink_member(f, m);
-    if (f->n_members == 0 && f->leader->client_gone)
-        sl_pipeline_abort_now(f->leader);
+    if (f->n_members == 0 && f->leader->client_gone && !(f->prev_guard && f->prev_guard(f->leader)))
+        sl_pipeline_abort_now(f->leader); /* unless its recording keeps it for a resume */
     sl_req_client_closed(r);
     sl_req_finish(r);
     sl_req_release(r); /* the flight's reference */

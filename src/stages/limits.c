@@ -25,6 +25,7 @@
 #include "sluice/log.h"
 #include "sluice/meter.h"
 #include "sluice/redis.h"
+#include "sluice/redis_keys.h"
 #include "sluice/stages.h"
 
 enum { MAX_TENANTS = 1024, DEFAULT_COMPLETION_ESTIMATE = 256 };
@@ -173,6 +174,8 @@ static sl_step refuse(sl_req *r, long retry_ms, const char *code, const char *ms
 
 static long estimate_tokens(const sl_req *r)
 {
+    if (r->pass)
+        return 0; /* a pass-through counts as a request; tokens only if its answer says */
     long completion = r->llm.max_tokens > 0 ? r->llm.max_tokens : DEFAULT_COMPLETION_ESTIMATE;
     if (r->llm.api == SL_API_EMBEDDINGS)
         completion = 0;
@@ -314,10 +317,10 @@ static int shared_admit(sl_req *r, limits_ticket *tk)
 {
     const sl_key_conf *k = r->key_conf;
     long period = period_now(k->budget_period);
-    snprintf(tk->keys[0], sizeof tk->keys[0], "sluice:{t:%s}:rpm", k->tenant);
-    snprintf(tk->keys[1], sizeof tk->keys[1], "sluice:{t:%s}:tpm", k->tenant);
-    snprintf(tk->keys[2], sizeof tk->keys[2], "sluice:{t:%s}:spend:%d:%ld", k->tenant,
-             (int)k->budget_period, period);
+    snprintf(tk->keys[0], sizeof tk->keys[0], SL_RK_TENANT_RPM, k->tenant);
+    snprintf(tk->keys[1], sizeof tk->keys[1], SL_RK_TENANT_TPM, k->tenant);
+    snprintf(tk->keys[2], sizeof tk->keys[2], SL_RK_TENANT_SPEND, k->tenant, (int)k->budget_period,
+             period);
     char a[6][32];
     snprintf(a[0], 32, "%ld", k->rpm);
     snprintf(a[1], 32, "%ld", k->tpm);

@@ -9,6 +9,8 @@
 static sl_step parse_request(sl_req *r, void *ctx)
 {
     SL_UNUSED(ctx);
+    if (r->pass)
+        return SL_NEXT; /* a pass-through body is the provider's to read (and streams) */
     if (sl_cache_fast(r))
         return SL_NEXT; /* bytes seen before: what the parse would say is known */
     sl_http_error e = {0};

@@ -1,9 +1,11 @@
 /* pipeline.c — the request flow, as two tables, and its driver.
  *
  *   client ─► server: route, read body, request id
- *          ─► auth ─► parse ─► limits ─► route ─► cache ─► semantic ─► coalesce ─► proxy
- *                                                                                    │
- *                                                    sl_req_finish(r) ◄── answer ◄───┘
+ *          ─► auth ─► parse ─► resume ─► idempotency ─► limits ─► route ─► cache
+ *          ─► semantic ─► coalesce ─► batch ─► proxy ─► provider
+ *                                   └─► passthrough ─► provider (other /v1/... routes)
+ *                                                                         │
+ *                                         sl_req_finish(r) ◄── answer ◄───┘
  *                                         (or any stage that answers itself)
  *   client ◄─ sink ◄── on_response hooks, in reverse ◄── price (meter.c)
  *          └─ observers[], once per finished request: access log, metrics, stats
@@ -26,8 +28,9 @@
 #include "sluice/stats.h"
 
 static const sl_stage *const default_stages[] = {
-    &sl_stage_auth,  &sl_stage_parse,    &sl_stage_limits,   &sl_stage_route,
-    &sl_stage_cache, &sl_stage_semantic, &sl_stage_coalesce, &sl_stage_proxy,
+    &sl_stage_auth,     &sl_stage_parse,       &sl_stage_resume, &sl_stage_idempotency,
+    &sl_stage_limits,   &sl_stage_passthrough, &sl_stage_route,  &sl_stage_cache,
+    &sl_stage_semantic, &sl_stage_coalesce,    &sl_stage_batch,  &sl_stage_proxy,
 };
 
 static const sl_observer access_log = {"access_log", sl_access_log_req};

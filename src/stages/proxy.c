@@ -417,7 +417,7 @@ static void hook_status(void *ud, sl_call *c, int status)
                 st->asm_on = true;
             }
         }
-        if (!st->responses) /* Responses: the final object is the assembled form */
+        if (!st->responses)                 /* Responses: the final object is the assembled form */
             r->want_assembled = st->asm_on; /* what coalesced plain followers can count on */
         sl_req_header(r, "x-sluice-provider", r->provider);
         sl_pipeline_stream_head(r, 200);

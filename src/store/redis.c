@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "sluice/log.h"
+#include "sluice/redis_cluster.h"
 #include "sluice/redis_reply.h"
 
 enum {
@@ -41,6 +42,12 @@ struct sl_redis {
     uint64_t paused_until_ms;      /* a failover is under way: write nowhere until it ends */
     struct event *kick;            /* deferred drop after a READONLY reply */
     uint64_t failovers;
+    /* Cluster: the wrapper delegates everything to the runtime; a node connection
+     * of it may send READONLY and tells the runtime when it is up. */
+    sl_cluster *cluster;
+    bool readonly;
+    void (*on_up)(void *arg);
+    void *up_arg;
 };
 
 typedef struct pending_cmd {
@@ -157,6 +164,17 @@ int sl_redis_cmd(sl_redis *r, sl_redis_cb cb, void *ud, int argc, const char **a
     return command(r, r ? r->timeout_ms : 0, cb, ud, argc, argv, argvlen);
 }
 
+int sl_redis_cmd_at(sl_redis *r, const char *key, size_t keylen, int flags, int timeout_ms,
+                    sl_redis_cb cb, void *ud, int argc, const char **argv, const size_t *argvlen)
+{
+    if (r && timeout_ms <= 0)
+        timeout_ms = r->timeout_ms;
+    if (r && r->cluster)
+        return sl_cluster_cmd(r->cluster, key, keylen, flags, timeout_ms, cb, ud, argc, argv,
+                              argvlen);
+    return command(r, timeout_ms, cb, ud, argc, argv, argvlen);
+}
+
 int sl_redis_cmd_timeout(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, int argc,
                          const char **argv, const size_t *argvlen)
 {
@@ -166,6 +184,8 @@ int sl_redis_cmd_timeout(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, 
 static int command(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, int argc,
                    const char **argv, const size_t *argvlen)
 {
+    if (r && r->cluster)
+        return sl_cluster_cmd(r->cluster, NULL, 0, 0, timeout_ms, cb, ud, argc, argv, argvlen);
     if (!r || r->state != SL_REDIS_UP || !r->ctx)
         return SL_EAGAIN;
     pending_cmd *pc = calloc(1, sizeof(*pc));
@@ -224,7 +244,13 @@ static void on_connect(const redisAsyncContext *c, int status)
         const char *argv[] = {"SELECT", db};
         redisAsyncCommandArgv(ac, ignore_reply, NULL, 2, argv, NULL);
     }
+    if (r->readonly) { /* a replica serves reads only on a READONLY connection */
+        const char *argv[] = {"READONLY"};
+        redisAsyncCommandArgv(ac, ignore_reply, NULL, 1, argv, NULL);
+    }
     set_state(r, SL_REDIS_UP, NULL);
+    if (r->on_up)
+        r->on_up(r->up_arg);
 }
 
 static void on_disconnect(const redisAsyncContext *c, int status)
@@ -499,6 +525,11 @@ sl_redis *sl_redis_new_sentinel(struct event_base *base, char *const *sentinels,
 
 uint64_t sl_redis_failovers(const sl_redis *r)
 {
+    if (r && r->cluster) {
+        sl_redis_cluster_stats st;
+        sl_cluster_get_stats(r->cluster, &st);
+        return st.failovers;
+    }
     return r ? r->failovers : 0;
 }
 
@@ -522,10 +553,70 @@ sl_redis *sl_redis_new(struct event_base *base, const char *host, int port, cons
     return r;
 }
 
+sl_redis *sl_redis_new_node(struct event_base *base, const char *host, int port,
+                            const char *password, int timeout_ms, bool readonly,
+                            void (*on_up)(void *arg), void *arg)
+{
+    sl_redis *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->base = base;
+    snprintf(r->host, sizeof r->host, "%s", host);
+    r->port = port;
+    r->timeout_ms = timeout_ms > 0 ? timeout_ms : 50;
+    r->password = password ? strdup(password) : NULL;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    r->readonly = readonly;
+    r->on_up = on_up;
+    r->up_arg = arg;
+    snprintf(r->desc, sizeof r->desc, "%s:%d%s", r->host, r->port, readonly ? " (readonly)" : "");
+    r->reconnect = evtimer_new(base, on_reconnect_timer, r);
+    r->state = SL_REDIS_DOWN;
+    connect_now(r);
+    return r;
+}
+
+sl_redis *sl_redis_new_cluster(struct event_base *base, char *const *seeds, size_t n,
+                               const char *password, int timeout_ms, bool read_from_replicas)
+{
+    sl_redis *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->base = base;
+    r->timeout_ms = timeout_ms > 0 ? timeout_ms : 50;
+    r->cluster = sl_cluster_new(base, seeds, n, password, r->timeout_ms, read_from_replicas);
+    if (!r->cluster) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+bool sl_redis_cluster_stats_get(const sl_redis *r, sl_redis_cluster_stats *out)
+{
+    if (!r || !r->cluster)
+        return false;
+    sl_cluster_get_stats(r->cluster, out);
+    return true;
+}
+
+void sl_redis_cluster_nodes_json(const sl_redis *r, sl_buf *b)
+{
+    if (r && r->cluster)
+        sl_cluster_nodes_json(r->cluster, b);
+    else
+        sl_buf_append_c(b, "[]");
+}
+
 void sl_redis_free(sl_redis *r)
 {
     if (!r)
         return;
+    if (r->cluster) {
+        sl_cluster_free(r->cluster);
+        free(r);
+        return;
+    }
     r->freeing = true;
     if (r->ctx) {
         redisAsyncContext *c = r->ctx;
@@ -549,25 +640,40 @@ void sl_redis_free(sl_redis *r)
     free(r->master_name);
     if (r->kick)
         event_free(r->kick);
-    event_free(r->reconnect);
+    if (r->reconnect)
+        event_free(r->reconnect);
     free(r->password);
     free(r);
 }
 
 sl_redis_state sl_redis_get_state(const sl_redis *r)
 {
+    if (r && r->cluster)
+        return sl_cluster_state(r->cluster);
     return r ? r->state : SL_REDIS_DOWN;
 }
 const char *sl_redis_describe(const sl_redis *r)
 {
+    if (r && r->cluster)
+        return sl_cluster_describe(r->cluster);
     return r ? r->desc : "embedded";
 }
 uint64_t sl_redis_timeouts(const sl_redis *r)
 {
+    if (r && r->cluster) {
+        sl_redis_cluster_stats st;
+        sl_cluster_get_stats(r->cluster, &st);
+        return st.timeouts;
+    }
     return r ? r->timeouts : 0;
 }
 uint64_t sl_redis_reconnects(const sl_redis *r)
 {
+    if (r && r->cluster) {
+        sl_redis_cluster_stats st;
+        sl_cluster_get_stats(r->cluster, &st);
+        return st.reconnects;
+    }
     return r ? r->reconnects : 0;
 }
 
@@ -633,7 +739,7 @@ static void sha1_hex(const char *s, size_t n, char out[41]);
 int sl_redis_eval(sl_redis *r, const char *script, int numkeys, int argc, const char **argv,
                   const size_t *argvlen, sl_redis_cb cb, void *ud)
 {
-    if (!r || r->state != SL_REDIS_UP)
+    if (sl_redis_get_state(r) != SL_REDIS_UP)
         return SL_EAGAIN;
     eval_call *ec = calloc(1, sizeof(*ec));
     int total = argc + 3;

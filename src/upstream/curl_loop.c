@@ -40,7 +40,9 @@ struct sl_call {
     int status;
     int sock_errno; /* why our open_socket failed: sluice's own shortage, not the provider */
     bool got_head;
-    bool paused; /* on_data asked to wait: curl holds the bytes */
+    bool paused;      /* on_data asked to wait: curl holds the bytes */
+    bool send_paused; /* on_read had nothing yet: the upload waits */
+    bool custom;      /* method or upload options beyond the plain call: reset on release */
     bool in_multi;
     bool cancelled;
     bool finished; /* on_done delivered (or about to be) */
@@ -200,9 +202,21 @@ static void arm_timer(sl_call *c, int ms)
     evtimer_add(c->timer, &tv);
 }
 
-/* Back to the pool as it is: the next call sets only what varies. */
-static void release_easy(CURL *e)
+/* Undoes what a pass-through call set beyond the common options. */
+static void reset_custom(CURL *e)
 {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+    curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, NULL);
+    curl_easy_setopt(e, CURLOPT_READDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+}
+
+static void release_easy(CURL *e, bool custom)
+{
+    if (custom)
+        reset_custom(e);
     if (up.n_pool < (int)SL_ARRAY_LEN(up.pool)) {
         curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL); /* the call's buffer goes with it */
@@ -219,10 +233,10 @@ static void destroy(sl_call *c)
         c->in_multi = false;
         up.inflight--;
     }
-    if (c->paused) /* curl may still hold bytes for it: not for the next call */
+    if (c->paused || c->send_paused) /* curl may still hold bytes for it: not for the next call */
         curl_easy_cleanup(c->easy);
     else
-        release_easy(c->easy);
+        release_easy(c->easy, c->custom);
     curl_slist_free_all(c->headers);
     event_free(c->timer);
     event_free(c->reap);
@@ -265,6 +279,20 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Hands one "Name: value" line to on_header, both trimmed. */
+static void relay_header(sl_call *c, const char *p, size_t len)
+{
+    const char *colon = memchr(p, ':', len);
+    if (!colon || colon == p)
+        return;
+    const char *v = colon + 1, *end = p + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    c->hooks->on_header(c->ud, c, (sl_str){p, (size_t)(colon - p)}, (sl_str){v, (size_t)(end - v)});
+}
+
 static size_t header_cb(char *p, size_t size, size_t n, void *ud)
 {
     sl_call *c = ud;
@@ -289,6 +317,8 @@ static size_t header_cb(char *p, size_t size, size_t n, void *ud)
         }
         return len;
     }
+    if (c->hooks->on_header && c->status >= 200)
+        relay_header(c, p, len);
     static const struct {
         const char *name;
         size_t off;
@@ -331,6 +361,28 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud)
     if (rc != 0)
         return 0; /* abort: curl ends the transfer with a write error */
     return len;
+}
+
+/* A streamed upload: the body as the consumer has it. Time spent waiting for
+ * it is not the provider's silence: the timer stops while paused and each
+ * piece sent restarts the first-byte wait. */
+static size_t read_cb(char *p, size_t size, size_t n, void *ud)
+{
+    sl_call *c = ud;
+    if (c->cancelled || c->finished)
+        return CURL_READFUNC_ABORT;
+    size_t got = 0;
+    int rc = c->hooks->on_read(c->ud, c, p, size * n, &got);
+    if (rc == SL_CALL_PAUSE) {
+        c->send_paused = true;
+        evtimer_del(c->timer);
+        return CURL_READFUNC_PAUSE;
+    }
+    if (rc != 0)
+        return CURL_READFUNC_ABORT;
+    if (!c->got_head)
+        arm_timer(c, c->first_byte_ms);
+    return got;
 }
 
 /* curl's socket, opened here so that a failure's errno is ours to read
@@ -564,6 +616,18 @@ static void call_headers(sl_call *c, const sl_call_opts *o, struct curl_slist **
     }
 }
 
+/* A body read piece by piece through on_read, sent as a POST (any other
+ * method is named by CUSTOMREQUEST): with its length, else chunked. */
+static void setup_upload(CURL *e, sl_call *c, const sl_call_opts *o)
+{
+    c->custom = true;
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb);
+    curl_easy_setopt(e, CURLOPT_READDATA, c);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->upload_len);
+}
+
 /* What varies per call; every option set here is set on every call, so
  * nothing of a previous call on the pooled handle survives. */
 static int setup_easy(CURL *e, sl_call *c, const sl_call_opts *o)
@@ -593,7 +657,9 @@ static int setup_easy(CURL *e, sl_call *c, const sl_call_opts *o)
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, o->recv_buffer > 0 ? (long)o->recv_buffer : 16384L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_ms > 0 ? (long)o->connect_ms : 0L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->total_ms > 0 ? (long)o->total_ms : 0L);
-    if (o->body) {
+    if (o->upload) {
+        setup_upload(e, c, o);
+    } else if (o->body) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, o->body);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
@@ -603,8 +669,14 @@ static int setup_easy(CURL *e, sl_call *c, const sl_call_opts *o)
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     }
-    bool custom = o->method && strcmp(o->method, "POST") != 0 && strcmp(o->method, "GET") != 0;
+    bool head = o->method && strcmp(o->method, "HEAD") == 0;
+    bool custom =
+        !head && o->method && strcmp(o->method, "POST") != 0 && strcmp(o->method, "GET") != 0;
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, custom ? o->method : NULL);
+    if (head) { /* NOBODY and the read hook are a pass-through's: reset on release */
+        c->custom = true;
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    }
     return SL_OK;
 }
 
@@ -646,6 +718,15 @@ sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, 
     return c;
 }
 
+/* curl's pause state is one mask for both directions: keep the other one. */
+static void set_pause(sl_call *c)
+{
+    int mask = (c->paused ? CURLPAUSE_RECV : 0) | (c->send_paused ? CURLPAUSE_SEND : 0);
+    up.in_curl++; /* the held bytes may be written (and a cancel asked) from in here */
+    curl_easy_pause(c->easy, mask);
+    up.in_curl--;
+}
+
 void sl_call_resume(sl_call *c)
 {
     if (!c->paused || c->cancelled || c->finished)
@@ -653,9 +734,17 @@ void sl_call_resume(sl_call *c)
     c->paused = false;
     if (c->idle_ms)
         arm_timer(c, c->idle_ms);
-    up.in_curl++; /* the held bytes may be written (and a cancel asked) from in here */
-    curl_easy_pause(c->easy, CURLPAUSE_CONT);
-    up.in_curl--;
+    set_pause(c);
+}
+
+void sl_call_resume_upload(sl_call *c)
+{
+    if (!c->send_paused || c->cancelled || c->finished)
+        return;
+    c->send_paused = false;
+    if (!c->paused)
+        arm_timer(c, c->got_head ? c->idle_ms : c->first_byte_ms);
+    set_pause(c);
 }
 
 void sl_call_cancel(sl_call *c)

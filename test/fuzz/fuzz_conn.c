@@ -41,6 +41,8 @@ static void on_body_piece(sl_req *r, const char *p, size_t n, bool last, void *u
     streamed += n;
     if (p && n && (p[0] == '\0' && p[n - 1] == '\0'))
         streamed++; /* the bytes are readable */
+    if (!last)
+        sl_conn_body_pause(r, n & 1); /* a reader that fills and drains */
     if (last) {
         sl_buf_append_c(&r->body_out, "{\"streamed\":true}");
         r->status = 200;

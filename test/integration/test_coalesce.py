@@ -95,7 +95,8 @@ def test_leader_leaves_followers_complete():
 
 def test_last_waiter_leaving_cancels_upstream():
     m = Mock()
-    s = Sluice(base_config(m, cache={"enabled": True}))
+    # streams.resume_s > 0 (the default) keeps a dropped stream running for a resume
+    s = Sluice(base_config(m, cache={"enabled": True}, streams={"resume_s": 0}))
     m.config(delay_ms=100, stream_chunks=20, chunk_delay_ms=100)
     a = _open_stream(s.port, chat("abandon", stream=True))
     time.sleep(0.05)

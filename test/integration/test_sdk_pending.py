@@ -18,40 +18,7 @@ CLIENT_KEY = base.CLIENT_KEY
 # ---- 1. the Responses API: now real tests, in test_sdk_responses.py ----------------
 
 
-# ---- 2. every other OpenAI route (pass-through) --------------------------------
-
-def pending_openai_files_passthrough():
-    st = base.Stack()
-    r = st.openai("files")
-    assert r["object"] == "file" and r["bytes"] == 3000 and r["filename"] == "data.jsonl", r
-    last = st.oa.last()
-    assert last["path"] == "/v1/files" and last["headers"]["content-type"].startswith("multipart/form-data"), last
-    assert last["headers"]["authorization"] == "Bearer sk-upstream-secret", last["headers"]
-    assert CLIENT_KEY not in json.dumps(last)
-    log = st.s.wait_log(1)[-1]
-    assert log["path"] == "/v1/files" and log["status"] == 200, log
-    st.stop()
-
-
-def pending_openai_transcription_upload():
-    st = base.Stack()
-    r = st.openai("transcription")
-    assert r == {"text": "mock transcription of 48000 bytes"}, r  # the whole upload arrived
-    assert st.oa.last()["path"] == "/v1/audio/transcriptions"
-    st.stop()
-
-
-def pending_openai_speech_binary():
-    st = base.Stack()
-    r = st.openai("speech")
-    assert r == {"bytes": 256 + 32 * len("hello there"), "type": "audio/mpeg", "head": "ID3"}, r
-    st.stop()
-
-
-def pending_openai_moderations_passthrough():
-    st = base.Stack()
-    assert st.openai("moderations") == {"flagged": [False, True]}
-    st.stop()
+# ---- 2. every other OpenAI route: collected in test_sdk_passthrough.py ------------
 
 
 # ---- 3. Anthropic as Anthropic's clients expect it -----------------------------

@@ -1931,6 +1931,149 @@ static bool x_route(struct evhttp_request *req, const char *path, bool post)
 
 /* ==== end of the Responses / tools / cache / uploads block ==== */
 
+/* ==== pass-through probes (sluice's other /v1/... routes) ====
+ *   ANY /v1/pt/echo[?status=N]  what arrived: method, path, query, headers,
+ *                               body length and CRC-32 (the body itself
+ *                               when short); answers with hop-by-hop headers
+ *                               and a nominated one, which sluice must drop
+ *   GET /v1/pt/bytes?n=N        N binary bytes (application/octet-stream)
+ *   POST /v1/pt/usage           a small JSON answer with model and usage */
+
+static const char *pt_method(struct evhttp_request *req)
+{
+    switch (evhttp_request_get_command(req)) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    default: return "OTHER";
+    }
+}
+
+static long pt_query_long(struct evhttp_request *req, const char *name, long dflt)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    struct evkeyvalq kv;
+    long v = dflt;
+    if (q && evhttp_parse_query_str(q, &kv) == 0) {
+        const char *s = evhttp_find_header(&kv, name);
+        if (s)
+            v = atol(s);
+        evhttp_clear_headers(&kv);
+    }
+    return v;
+}
+
+/* CRC-32 (zlib's), so a test checks 25 MB with zlib.crc32 instead of a loop. */
+static unsigned long pt_crc32(unsigned long crc, const unsigned char *p, size_t n)
+{
+    static unsigned long table[256];
+    if (!table[1]) {
+        for (unsigned long i = 0; i < 256; i++) {
+            unsigned long c = i;
+            for (int k = 0; k < 8; k++)
+                c = c & 1 ? 0xedb88320ul ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+    }
+    crc ^= 0xfffffffful;
+    for (size_t i = 0; i < n; i++)
+        crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+    return crc ^ 0xfffffffful;
+}
+
+static void pt_echo(struct evhttp_request *req, const char *path)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    unsigned long h = 0;
+    struct evbuffer_ptr pos;
+    struct evbuffer_iovec v[16];
+    evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET);
+    size_t seen = 0;
+    while (seen < len) { /* no pullup: a 25 MB upload is hashed where it lies */
+        int n = evbuffer_peek(in, -1, &pos, v, 16);
+        for (int i = 0; i < n && i < 16; i++) {
+            h = pt_crc32(h, v[i].iov_base, v[i].iov_len);
+            seen += v[i].iov_len;
+        }
+        if (n <= 0 || evbuffer_ptr_set(in, &pos, seen, EVBUFFER_PTR_SET) < 0)
+            break;
+    }
+    size_t shown = len < 2048 ? len : 0;
+    const char *body = shown ? (const char *)evbuffer_pullup(in, (ev_ssize_t)shown) : "";
+    record_last(req, path, body, shown);
+    m.requests++;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "method", pt_method(req));
+    cJSON_AddStringToObject(o, "path", path);
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    cJSON_AddStringToObject(o, "query", q ? q : "");
+    cJSON_AddNumberToObject(o, "bytes", (double)len);
+    char hex[24];
+    snprintf(hex, sizeof hex, "%08lx", h);
+    cJSON_AddStringToObject(o, "crc32", hex);
+    char *b = malloc(shown + 1);
+    memcpy(b, body, shown);
+    b[shown] = '\0';
+    cJSON_AddStringToObject(o, "body", b);
+    free(b);
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "X-Mock-Echo", "yes");
+    evhttp_add_header(out, "Keep-Alive", "timeout=5");
+    evhttp_add_header(out, "Proxy-Authenticate", "Basic realm=mock");
+    evhttp_add_header(out, "Upgrade", "h2c");
+    evhttp_add_header(out, "X-Mock-Hop", "nominated");
+    evhttp_add_header(out, "Connection", "X-Mock-Hop");
+    evhttp_add_header(out, "X-Sluice-Cache", "hit");
+    char *s = cJSON_PrintUnformatted(o);
+    send_json(req, (int)pt_query_long(req, "status", 200), s);
+    free(s);
+    cJSON_Delete(o);
+}
+
+static void pt_bytes(struct evhttp_request *req)
+{
+    m.requests++;
+    long n = pt_query_long(req, "n", 1024);
+    if (n < 0 || n > (256L << 20))
+        n = 1024;
+    struct evbuffer *b = evbuffer_new();
+    char chunk[65536];
+    for (long at = 0; at < n;) {
+        long k = n - at < (long)sizeof chunk ? n - at : (long)sizeof chunk;
+        for (long i = 0; i < k; i++)
+            chunk[i] = (char)(((at + i) * 31 + 7) & 0xff);
+        evbuffer_add(b, chunk, (size_t)k);
+        at += k;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/octet-stream");
+    evhttp_send_reply(req, 200, NULL, b);
+    evbuffer_free(b);
+}
+
+static bool pt_route(struct evhttp_request *req, const char *path)
+{
+    if (strcmp(path, "/v1/pt/echo") == 0) {
+        pt_echo(req, path);
+    } else if (strcmp(path, "/v1/pt/bytes") == 0) {
+        pt_bytes(req);
+    } else if (strcmp(path, "/v1/pt/usage") == 0) {
+        size_t len;
+        take_body(req, path, &len);
+        send_json(req, 200,
+                  "{\"object\":\"probe\",\"model\":\"gpt-4o-mini\",\"usage\":{\"prompt_tokens\":"
+                  "1000,\"completion_tokens\":2000,\"total_tokens\":3000}}");
+    } else {
+        return false;
+    }
+    return true;
+}
+
 static void handle_config(struct evhttp_request *req)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -2019,7 +2162,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (q)
         *q = '\0';
     bool post = evhttp_request_get_command(req) == EVHTTP_REQ_POST;
-    if (x_route(req, path, post)) {
+    if (pt_route(req, path)) {
+        /* a pass-through probe (above) */
+    } else if (x_route(req, path, post)) {
         /* a route of the Responses / count_tokens / uploads block below */
     } else if (post && strcmp(path, "/v1/chat/completions") == 0) {
         m.by_chat++;
@@ -2082,6 +2227,9 @@ int main(int argc, char **argv)
     m.base = event_base_new();
     struct evhttp *http = evhttp_new(m.base);
     evhttp_set_max_body_size(http, 64 << 20);
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                         EVHTTP_REQ_PATCH);
     evhttp_set_gencb(http, on_request, NULL);
     struct evhttp_bound_socket *bound =
         evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);

@@ -226,7 +226,7 @@ T_TEST(reload_marks_and_diff)
             strncmp(all.keys[i], "redis.", 6) == 0)
             T_CHECK(all.restart[i]);
     }
-    T_EQ_INT(restart, 10); /* listen, workers, the seven redis keys, cache.semantic.max_entries */
+    T_EQ_INT(restart, 12); /* listen, workers, the nine redis keys, cache.semantic.max_entries */
     T_CHECK(found_l1);
     sl_config *a = load("redis: { timeout_ms: 10 }\nlog: { access: off }\n");
     sl_config *b = load("redis: { timeout_ms: 20 }\nlog: { access: stderr }\nworkers: 1\n");
@@ -274,6 +274,59 @@ T_TEST(reload_table_documented)
     }
 }
 
+/* Issue 22: redis.cluster excludes url and sentinels; read_from_replicas needs it. */
+T_TEST(redis_cluster_keys)
+{
+    sl_config *c = load("redis: { cluster: [\"10.0.0.1:7000\", \"10.0.0.2:7000\"], "
+                        "read_from_replicas: true }\n");
+    T_CHECK(c && c->redis.n_cluster == 2 && c->redis.read_from_replicas);
+    T_CHECK(c && strcmp(c->redis.cluster[1], "10.0.0.2:7000") == 0 && !c->redis.url);
+    if (c)
+        sl_config_unref(c);
+    const char *bad[][2] = {
+        {"redis: { url: \"redis://h:1/0\", cluster: [\"h:1\"] }\n", "redis.cluster"},
+        {"redis: { sentinels: [\"h:1\"], master_name: m, cluster: [\"h:1\"] }\n", "redis.cluster"},
+        {"redis: { read_from_replicas: true, url: \"redis://h:1/0\" }\n",
+         "redis.read_from_replicas"},
+        {"redis: { cluster: [\"nohostport\"] }\n", "redis.cluster"},
+        {"redis: { cluster: [\"h:1\"], db: 2 }\n", "redis.db"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        c = load(bad[i][0]);
+        T_CHECK(c == NULL);
+        if (c)
+            sl_config_unref(c);
+        if (!strstr(err, bad[i][1])) {
+            printf("  %s: error \"%s\" does not name %s\n", bad[i][0], err, bad[i][1]);
+            t_failed_now = 1;
+        }
+    }
+}
+
+/* Issue 16 part 2: passthrough defaults to the first openai-kind provider. */
+T_TEST(passthrough_default)
+{
+    sl_config *c = load("providers:\n"
+                        "  - { name: c, kind: anthropic, base_url: http://a }\n"
+                        "  - { name: o1, kind: openai, base_url: http://b/v1 }\n"
+                        "  - { name: o2, kind: openai, base_url: http://c/v1 }\n");
+    T_CHECK(c != NULL);
+    if (!c)
+        return;
+    T_CHECK(!c->providers[0].passthrough && c->providers[1].passthrough);
+    T_CHECK(!c->providers[2].passthrough);
+    sl_config_unref(c);
+    c = load("providers:\n"
+             "  - { name: o1, kind: openai, base_url: http://b/v1, passthrough: false }\n"
+             "  - { name: o2, kind: openai, base_url: http://c/v1, passthrough: true }\n");
+    T_CHECK(c && !c->providers[0].passthrough && c->providers[1].passthrough);
+    if (c)
+        sl_config_unref(c);
+    c = load("providers:\n  - { name: o1, base_url: http://b/v1, passthrough: maybe }\n");
+    T_CHECK(c == NULL && strstr(err, "passthrough") != NULL);
+}
+
 T_MAIN("config", defaults, responses_keys, example_file_loads, values_and_env,
        errors_name_file_line_key, model_globs, auth_equal, secrets_collected, reload_marks_and_diff,
-       reload_table_documented)
+       reload_table_documented, redis_cluster_keys, passthrough_default)

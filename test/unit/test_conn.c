@@ -49,13 +49,33 @@ static sl_body_mode on_head(sl_req *r, bool expect_continue)
     sl_str h = sl_conn_header(r, "X-Probe");
     if (h.p)
         snprintf(seen_header, sizeof seen_header, "%.*s", (int)h.len, h.p);
-    return strcmp(r->path, "/upload") == 0 ? SL_BODY_STREAM : SL_BODY_WHOLE;
+    return strcmp(r->path, "/upload") == 0 || strcmp(r->path, "/early") == 0 ? SL_BODY_STREAM
+                                                                            : SL_BODY_WHOLE;
+}
+
+static int early_calls;
+static bool early_broke;
+
+/* A reader whose request is answered before its body ended. */
+static void on_early(sl_req *r, const char *p, size_t n, bool last, void *ud)
+{
+    (void)r, (void)n, (void)ud;
+    early_calls += last;
+    early_broke = last && p == NULL;
 }
 
 static void on_request(sl_req *r)
 {
     if (strcmp(r->path, "/upload") == 0) {
         sl_conn_body_reader(r, on_piece, NULL);
+        return;
+    }
+    if (strcmp(r->path, "/early") == 0) { /* answers at once, e.g. a refusal */
+        sl_conn_body_reader(r, on_early, NULL);
+        sl_conn_body_pause(r, true); /* (a socketless connection: a flag) */
+        r->status = 403;
+        sl_buf_printf(&r->body_out, "{\"early\":true}");
+        sl_pipeline_start(r);
         return;
     }
     r->status = 200;
@@ -165,6 +185,25 @@ T_TEST(upload_broken_off_is_told_to_the_handler)
     T_EQ_INT(sl_req_live(), 0);
 }
 
+/* The reader of a body the answer did not wait for hears that it ended. */
+T_TEST(answer_before_the_body_tells_the_reader)
+{
+    reset();
+    early_calls = 0;
+    early_broke = false;
+    sl_conn *c = sl_conn_test_new(out);
+    const char *h = "POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc";
+    sl_conn_test_feed(c, h, strlen(h));
+    T_EQ_INT(early_calls, 1);
+    T_CHECK(early_broke);
+    T_CHECK(strstr(output.p, "HTTP/1.1 403") == output.p);
+    T_CHECK(strstr(output.p, "Connection: close") != NULL); /* the body was not read */
+    sl_conn_test_feed(c, "more", 4);
+    T_EQ_INT(early_calls, 1);
+    sl_conn_test_eof(c);
+    T_EQ_INT(sl_req_live(), 0);
+}
+
 T_TEST(pipelined_answers_in_order)
 {
     reset();
@@ -226,5 +265,6 @@ T_TEST(answer_independent_of_the_split)
 }
 
 T_MAIN("test_conn", upload_25mib_streamed_not_held, chunked_upload_25mib_streamed_not_held,
-       upload_broken_off_is_told_to_the_handler, pipelined_answers_in_order,
+       upload_broken_off_is_told_to_the_handler, answer_before_the_body_tells_the_reader,
+       pipelined_answers_in_order,
        answer_independent_of_the_split)
