@@ -9,10 +9,11 @@
 #   make format-check clang-format over the tree
 
 CC      ?= cc
+CXX     := g++
 PKGS    := libevent hiredis libcurl libxxhash yaml-0.1 libcjson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # http_parser (libhttp-parser-dev) ships no pkg-config file
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lm
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lm -lstdc++
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wno-format-nonliteral
 CSTD    := -std=c11 -D_GNU_SOURCE
@@ -22,19 +23,30 @@ CFLAGS_TEST := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer \
                -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all \
                -DSL_TEST_BUILD $(INC) $(PKG_CFLAGS)
 LDFLAGS_TEST := -fsanitize=address,undefined,float-cast-overflow
+# The one C++ file (hnswlib behind include/sluice/vindex.h). The vector
+# kernels use AVX when the building machine has it (sluice is built where it runs).
+SIMD    := $(shell grep -qw avx /proc/cpuinfo 2>/dev/null && echo -mavx)
+CXXFLAGS_COMMON := -std=c++17 -Wall -Wextra -Werror -Wshadow $(SIMD) $(INC)
+CXXFLAGS_REL  := $(CXXFLAGS_COMMON) -O2 -g
+# Under the sanitizers hnswlib's SSE path is off: its prefetches read one link
+# past a node's list (inside malloc's rounding, harmless, but ASan stops there).
+CXXFLAGS_TEST := $(CXXFLAGS_COMMON) -O1 -g -fno-omit-frame-pointer -DNO_MANUAL_VECTORIZATION \
+                 -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
 
 LIB_SRC  := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
+CXX_SRC  := $(shell find src -name '*.cpp' | sort)
 MOCK_SRC := $(shell find test/mock -name '*.c' | sort)
 UNIT_SRC := $(shell find test/unit -name 'test_*.c' | sort)
 FUZZ_SRC := $(shell find test/fuzz -name 'fuzz_*.c' | sort)
 
-REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o)
-TEST_OBJ := $(LIB_SRC:%.c=build/test/obj/%.o)
+REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o) $(CXX_SRC:%.cpp=build/obj/%.o)
+TEST_OBJ := $(LIB_SRC:%.c=build/test/obj/%.o) $(CXX_SRC:%.cpp=build/test/obj/%.o)
+FUZZ_CXX_OBJ := $(CXX_SRC:%.cpp=build/fuzz/obj/%.o)
 UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/unit/%)
 FUZZ_REPLAY := $(FUZZ_SRC:test/fuzz/%.c=build/test/fuzz/%)
 FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all deps test run bench bench-json soak fuzz clean format format-check test-build
+.PHONY: all deps test run bench bench-json bench-vindex soak fuzz clean format format-check test-build
 all: build/sluice build/sluice-mock
 
 deps:
@@ -47,6 +59,20 @@ build/obj/%.o: %.c
 build/test/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_TEST) -MMD -MP -c $< -o $@
+
+build/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_REL) -MMD -MP -c $< -o $@
+
+build/test/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_TEST) -MMD -MP -c $< -o $@
+
+.PRECIOUS: build/fuzz/obj/%.o
+build/fuzz/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	clang++ -std=c++17 -DNO_MANUAL_VECTORIZATION -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+	    -fno-sanitize=vptr,function $(INC) -c $< -o $@
 
 build/sluice: $(REL_OBJ) build/obj/src/main.o
 	$(CC) -o $@ $^ $(PKG_LIBS)
@@ -70,11 +96,11 @@ build/test/fuzz/%: build/test/obj/test/fuzz/%.o build/test/obj/test/fuzz/replay.
 	$(CC) $(LDFLAGS_TEST) -o $@ $^ $(PKG_LIBS)
 
 # Real libFuzzer builds (clang only).
-build/fuzz/%: test/fuzz/%.c $(LIB_SRC)
+build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(FUZZ_CXX_OBJ)
 	@mkdir -p $(dir $@)
 	clang $(CSTD) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	    $(INC) $(PKG_CFLAGS) \
-	    -o $@ $< $(LIB_SRC) $(PKG_LIBS)
+	    -o $@ $< $(LIB_SRC) $(FUZZ_CXX_OBJ) $(PKG_LIBS)
 
 test-build: all build/test/sluice build/test/sluice-mock $(UNIT_BIN) $(FUZZ_REPLAY)
 
@@ -88,7 +114,7 @@ test: deps
 run: deps all
 	@./conf/run-demo.sh
 
-bench: deps all build/bench/json_parse
+bench: deps all build/bench/json_parse build/bench/vindex
 	@./third_party/install.sh third_party/bench-packages.txt
 	@./bench/run.sh
 
@@ -97,6 +123,16 @@ build/bench/json_parse: bench/json_parse.c build/obj/src/core/json.o build/obj/s
                         build/obj/src/util/buf.o build/obj/src/util/util.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_REL) -o $@ $^ $(PKG_LIBS)
+
+# The semantic cache's index: lookup p50/p99, recall@1, memory (issue 20), release build.
+build/bench/vindex: bench/vindex.c build/obj/src/store/hnsw_shim.o build/obj/src/core/semantic.o \
+                    build/obj/src/core/json.o build/obj/src/core/cache_key.o \
+                    build/obj/src/util/arena.o build/obj/src/util/buf.o build/obj/src/util/util.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_REL) -o $@ $^ $(PKG_LIBS)
+
+bench-vindex: build/bench/vindex
+	@./build/bench/vindex
 
 bench-json: build/bench/json_parse
 	@./build/bench/json_parse

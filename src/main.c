@@ -22,6 +22,8 @@
 #include "sluice/pipeline.h"
 #include "sluice/redis.h"
 #include "sluice/resp_state.h"
+#include "sluice/semstore.h"
+#include "sluice/stages.h"
 #include "sluice/stats.h"
 #include "sluice/server.h"
 #include "sluice/sla.h"
@@ -33,6 +35,7 @@ static struct {
     sl_config *boot; /* the configuration the process started with */
     sl_l1 *l1;
     sl_redis *redis;
+    sl_semstore *semantic; /* the semantic cache's index, when the start config enables it */
     const char *conf_path;
     struct event *drain_timer; /* checks whether in-flight work is done */
     struct event *trim_timer;  /* gives memory back after a burst */
@@ -248,7 +251,9 @@ static int wire_stores(const sl_config *c)
         app.redis = sl_redis_new(app.base, c->redis.host, c->redis.port, c->redis.password,
                                  c->redis.db, c->redis.timeout_ms);
     sl_resp_state_setup(app.redis); /* the Responses API's conversation state */
-    sl_env env = {.base = app.base, .l1 = app.l1, .redis = app.redis};
+    if (sl_semantic_wanted(c))
+        app.semantic = sl_semstore_new(app.base, app.redis, (size_t)c->cache.semantic.max_entries);
+    sl_env env = {.base = app.base, .l1 = app.l1, .redis = app.redis, .semantic = app.semantic};
     return sl_pipeline_init(&env);
 }
 
@@ -260,6 +265,7 @@ static void free_all(void)
     sl_sla_stop();
     sl_triage_stop();
     sl_redis_free(app.redis);
+    sl_semstore_free(app.semantic); /* after Redis: its pending callbacks use it */
     sl_resp_state_shutdown();
     sl_l1_free(app.l1);
     sl_upstream_shutdown();

@@ -36,6 +36,8 @@ typedef struct sl_key_conf {
     long tpm;          /* 0: unlimited */
     double budget_usd; /* 0: no budget */
     sl_budget_period budget_period;
+    bool semantic_set; /* keys[].semantic given: it overrides cache.semantic.enabled */
+    bool semantic;
 } sl_key_conf;
 
 typedef struct sl_price_conf {
@@ -94,6 +96,15 @@ typedef struct sl_config {
         bool shared;     /* tenants share entries */
         bool sampled;    /* cache sampled answers too (default); false: temperature 0 only */
         bool scope_user; /* cache.scope: user — the end user joins the key */
+        struct {
+            bool enabled;          /* default false; keys[].semantic overrides per tenant */
+            double threshold;      /* cosine similarity a candidate needs (0.95) */
+            char *embedding_model; /* text-embedding-3-small */
+            int max_entries;       /* in-process index bound, LRU (restart) */
+            int timeout_ms;        /* wait for the embedding at most this long, then skip */
+            char **negations;      /* the guard's negation words (empty: built-in list) */
+            size_t n_negations;
+        } semantic;
     } cache;
 
     struct {

@@ -29,12 +29,14 @@
 
 struct sl_l1;
 struct sl_redis;
+struct sl_semstore;
 
 /* What the stages run against. redis NULL: embedded mode (in-process state). */
 typedef struct sl_env {
     struct event_base *base;
-    struct sl_l1 *l1;       /* the in-process response cache */
-    struct sl_redis *redis; /* shared state, or NULL */
+    struct sl_l1 *l1;             /* the in-process response cache */
+    struct sl_redis *redis;       /* shared state, or NULL */
+    struct sl_semstore *semantic; /* the semantic cache's index, or NULL (off) */
 } sl_env;
 
 typedef enum { SL_NEXT, SL_WAIT, SL_DONE } sl_step;

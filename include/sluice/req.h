@@ -35,6 +35,7 @@ typedef enum {
     SL_CACHE_HIT,
     SL_CACHE_COALESCED,
     SL_CACHE_BYPASS,
+    SL_CACHE_SEMANTIC, /* answered with a paraphrase's entry (stages/semantic.c) */
 } sl_cache_outcome;
 
 typedef struct sl_header {
@@ -67,6 +68,7 @@ struct sl_req {
     const char *last_event_id;   /* Last-Event-ID as sent, or NULL (resume.c resumes from it) */
     const char *anthropic_version; /* the client's anthropic-version / anthropic-beta, */
     const char *anthropic_beta;    /* forwarded to anthropic providers (arena), or NULL */
+    const char *cache_opt;       /* x-sluice-cache as sent ("semantic-off"), or NULL */
     sl_str body;                 /* the client's bytes, as received */
     bool is_llm;                 /* an LLM route: the pipeline runs */
     sl_llm_req llm;              /* parsed view (valid once the parse stage ran) */
@@ -92,6 +94,8 @@ struct sl_req {
     sl_cache_outcome cache;
     const char *cache_detail; /* "l1", "l2" or NULL */
     const char *led_by;       /* coalesced: request id of the leader */
+    const char *served_from;  /* semantic: id of the request whose answer was served */
+    double similarity;        /* semantic: the served entry's cosine similarity (0: none) */
     bool want_assembled;      /* the cache wants a streamed answer as one object */
     sl_buf assembled;         /* ... which the proxy builds here on a clean end */
 
@@ -123,9 +127,11 @@ struct sl_req {
     bool usage_estimated;
     double cost_usd;
     double saved_usd;
-    int64_t cost_pusd;  /* the same two amounts in pico-dollars, exact: what the */
-    int64_t saved_pusd; /* log and x-sluice-cost-usd print (no float formatting) */
-    bool money_inexact; /* the pico amounts overflowed: print the doubles */
+    int64_t cost_pusd;           /* the same two amounts in pico-dollars, exact: what the */
+    int64_t saved_pusd;          /* log and x-sluice-cost-usd print (no float formatting) */
+    bool money_inexact;          /* the pico amounts overflowed: print the doubles */
+    double cache_overhead_usd;   /* the semantic level's embedding cost, counted against saved */
+    int64_t cache_overhead_pusd; /* ... in pico-dollars */
     size_t bytes_out;
 
     /* timings (monotonic µs; 0 = not reached) */
@@ -156,6 +162,12 @@ struct sl_req {
 
 /* Takes a request from the pool (or allocates one); refs = 1, conf pinned. */
 sl_req *sl_req_new(struct event_base *base, sl_config *conf);
+/* A request sluice itself makes on parent's behalf (triage's calls, the
+ * semantic cache's embeddings): id PARENT-suffix, the parent's key (so its
+ * tenant, limits and budget), path and API, a copy of body, answered into
+ * sink. The caller starts it with sl_pipeline_start; NULL: out of memory. */
+sl_req *sl_req_new_internal(sl_req *parent, const char *path, sl_api api, sl_str body,
+                            const char *suffix, sl_sink *sink);
 void sl_req_ref(sl_req *r);
 /* Drops a reference; at zero the owner's hook runs and the request returns to the pool. */
 void sl_req_release(sl_req *r);

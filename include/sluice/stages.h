@@ -11,6 +11,7 @@ extern const sl_stage sl_stage_idempotency; /* Idempotency-Key: at most one call
 extern const sl_stage sl_stage_limits;      /* rpm, tpm, budget (429) */
 extern const sl_stage sl_stage_route;       /* model -> provider (404 model_not_found) */
 extern const sl_stage sl_stage_cache;       /* L1 + L2 lookup; store on the way back */
+extern const sl_stage sl_stage_semantic;    /* a paraphrase's answer, guarded (semantic.c) */
 extern const sl_stage sl_stage_coalesce;    /* identical requests in flight share one call */
 extern const sl_stage sl_stage_batch;       /* concurrent embeddings share one call */
 extern const sl_stage sl_stage_proxy;       /* the upstream call, plain or streamed */
@@ -29,6 +30,9 @@ void sl_stream_resume_route(sl_req *r);
  * bytes name a cached entry, with r->llm (no root) and r->key filled from it;
  * false (nothing changed but r->raw_key) sends r down the full path. */
 bool sl_cache_fast(sl_req *r);
+/* Whether c turns the semantic level on anywhere (cache.semantic.enabled or a
+ * key's semantic: true): main makes its index only then. */
+bool sl_semantic_wanted(const sl_config *c);
 
 uint64_t sl_coalesce_count(void); /* followers served by a flight */
 size_t sl_coalesce_flights(void); /* flights in the air now */

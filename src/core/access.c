@@ -10,6 +10,7 @@ const char *sl_cache_outcome_name(sl_cache_outcome c)
     case SL_CACHE_HIT: return "hit";
     case SL_CACHE_COALESCED: return "coalesced";
     case SL_CACHE_BYPASS: return "bypass";
+    case SL_CACHE_SEMANTIC: return "semantic";
     default: return NULL;
     }
 }
@@ -96,6 +97,12 @@ void sl_access_log_req(const sl_req *r)
     sl_buf_append_i64(b, r->retries);
     FIELD_STR(b, "providers_tried", r->tried[0] ? r->tried : NULL);
     FIELD_STR(b, "led_by", r->led_by);
+    FIELD(b, "similarity");
+    if (r->similarity > 0)
+        sl_buf_json_num(b, (double)(int64_t)(r->similarity * 1000 + 0.5) / 1000);
+    else
+        sl_buf_append(b, "null", 4);
+    FIELD_STR(b, "served_from", r->served_from);
     FIELD(b, "bytes_out");
     sl_buf_append_i64(b, (int64_t)r->bytes_out);
     FIELD_STR(b, "error", r->error);

@@ -469,6 +469,7 @@ static const field key_fields[] = {
     {"tpm", F_INT, 0, 0, 0, NULL, LIVE},
     {"budget_usd", F_DOUBLE, offsetof(sl_key_conf, budget_usd), 0, 1e12, NULL, LIVE},
     {"budget_period", F_STR, 0, 0, 0, NULL, LIVE},
+    {"semantic", F_BOOL, offsetof(sl_key_conf, semantic), 0, 0, NULL, LIVE},
 };
 
 static int one_key(loader *L, yaml_node_t *n, const char *path, sl_key_conf *k)
@@ -508,6 +509,7 @@ static int one_key(loader *L, yaml_node_t *n, const char *path, sl_key_conf *k)
                 return errf(L, kn, sub, "unknown key");
             if (set_field(L, f, k, v, sub))
                 return SL_EINVAL;
+            k->semantic_set |= f->off == offsetof(sl_key_conf, semantic) && f->type == F_BOOL;
         }
     }
     if (!k->key || !k->key[0])
@@ -668,6 +670,20 @@ static int sp_cache_scope(loader *L, yaml_node_t *n, const char *path)
     return SL_OK;
 }
 
+static const field semantic_fields[] = {
+    {"enabled", F_BOOL, OFF(cache.semantic.enabled), 0, 0, NULL, LIVE},
+    {"threshold", F_DOUBLE, OFF(cache.semantic.threshold), 0.5, 1, NULL, LIVE},
+    {"embedding_model", F_STR, OFF(cache.semantic.embedding_model), 0, 0, NULL, LIVE},
+    {"max_entries", F_INT, OFF(cache.semantic.max_entries), 1, 10000000, NULL, RESTART},
+    {"timeout_ms", F_INT, OFF(cache.semantic.timeout_ms), 1, 60000, NULL, LIVE},
+    {"negations", F_STRLIST, OFF(cache.semantic.negations), 0, 0, NULL, LIVE},
+};
+
+static int sp_cache_semantic(loader *L, yaml_node_t *n, const char *path)
+{
+    return walk_map(L, n, path, semantic_fields, NF(semantic_fields), &L->h->c);
+}
+
 static const field cache_fields[] = {
     {"enabled", F_BOOL, OFF(cache.enabled), 0, 0, NULL, LIVE},
     {"ttl_s", F_INT, OFF(cache.ttl_s), 0, 365 * 86400, NULL, LIVE},
@@ -676,6 +692,7 @@ static const field cache_fields[] = {
     {"shared", F_BOOL, OFF(cache.shared), 0, 0, NULL, LIVE},
     {"sampled", F_BOOL, OFF(cache.sampled), 0, 0, NULL, LIVE},
     {"scope", F_SPECIAL, 0, 0, 0, sp_cache_scope, LIVE},
+    {"semantic", F_SPECIAL, 0, 0, 0, sp_cache_semantic, EACH},
 };
 static const field coalesce_fields[] = {
     {"enabled", F_BOOL, OFF(coalesce.enabled), 0, 0, NULL, LIVE},
@@ -825,6 +842,7 @@ static const struct section {
     {"redis.", redis_fields, NF(redis_fields)},
     {"log.", log_fields, NF(log_fields)},
     {"cache.", cache_fields, NF(cache_fields)},
+    {"cache.semantic.", semantic_fields, NF(semantic_fields)},
     {"coalesce.", coalesce_fields, NF(coalesce_fields)},
     {"responses.", responses_fields, NF(responses_fields)},
     {"idempotency.", idempotency_fields, NF(idempotency_fields)},
@@ -909,6 +927,10 @@ static void set_defaults(loader *L)
     c->cache.max_ttl_s = 30 * 86400;
     c->cache.sampled = true;
     c->cache.l1_max_bytes = 64u << 20;
+    c->cache.semantic.threshold = 0.95;
+    c->cache.semantic.embedding_model = adup(L, "text-embedding-3-small", 22);
+    c->cache.semantic.max_entries = 10000;
+    c->cache.semantic.timeout_ms = 1000;
     c->coalesce.enabled = true;
     c->coalesce.max_waiters = 1000;
     c->coalesce.max_replay_bytes = 8u << 20;

@@ -82,10 +82,13 @@ void sl_meter_price(sl_req *r)
         const char *labels[] = {sl_metrics_model_label(r, model, sizeof model)};
         sl_metric_add(SL_M_UNPRICED, 1, labels);
     }
-    bool saved = r->cache == SL_CACHE_HIT || r->cache == SL_CACHE_COALESCED;
-    r->saved_usd = saved ? cost : 0.0;
+    bool saved =
+        r->cache == SL_CACHE_HIT || r->cache == SL_CACHE_COALESCED || r->cache == SL_CACHE_SEMANTIC;
+    /* the semantic level's embedding counts against the money saved (a miss
+     * that embedded saved a negative amount) */
+    r->saved_usd = (saved ? cost : 0.0) - r->cache_overhead_usd;
     r->cost_usd = saved ? 0.0 : cost;
-    r->saved_pusd = saved ? pusd : 0;
+    r->saved_pusd = (saved ? pusd : 0) - r->cache_overhead_pusd;
     r->cost_pusd = saved ? 0 : pusd;
     if (r->head_sent)
         return;

@@ -60,6 +60,28 @@ sl_req *sl_req_new(struct event_base *base, sl_config *conf)
     return r;
 }
 
+sl_req *sl_req_new_internal(sl_req *parent, const char *path, sl_api api, sl_str body,
+                            const char *suffix, sl_sink *sink)
+{
+    sl_req *child = sl_req_new(parent->base, parent->conf);
+    if (!child)
+        return NULL;
+    snprintf(child->id, sizeof child->id, "%.50s-%.8s", parent->id, suffix);
+    child->method = "POST";
+    child->path = path;
+    child->route = path;
+    child->auth_key = parent->auth_key ? sl_arena_strndup(&child->arena, parent->auth_key,
+                                                          strlen(parent->auth_key))
+                                       : NULL;
+    char *copy = sl_arena_strndup(&child->arena, body.p, body.len);
+    child->body = (sl_str){copy ? copy : "", copy ? body.len : 0};
+    child->is_llm = true;
+    child->llm.api = api;
+    child->cache = SL_CACHE_BYPASS;
+    child->sink = sink;
+    return child;
+}
+
 void sl_req_ref(sl_req *r)
 {
     r->refs++;

@@ -31,7 +31,7 @@ enum {
 
 typedef struct bucket {
     int64_t start_s;
-    uint32_t requests, hits, misses, coalesced, errors;
+    uint32_t requests, hits, misses, coalesced, errors, semantic;
 } bucket;
 
 typedef struct row {
@@ -62,8 +62,8 @@ typedef struct history {
     uint32_t err_next;
     row tenants[N_ROWS], models[N_ROWS];
     provider_outcomes providers[N_PROV];
-    uint64_t requests, errors_total, hits, coalesced;
-    int64_t cost_nano, saved_nano;
+    uint64_t requests, errors_total, hits, coalesced, semantic;
+    int64_t cost_nano, saved_nano, semantic_saved_nano;
 } history;
 
 static history local;
@@ -93,6 +93,7 @@ static bucket *current_bucket(int64_t now_s)
         __atomic_store_n(&b->misses, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&b->coalesced, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&b->errors, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&b->semantic, 0, __ATOMIC_RELAXED);
     }
     return b;
 }
@@ -181,6 +182,11 @@ void sl_stats_request(const sl_req *r)
     ADD(b->misses, r->cache == SL_CACHE_MISS);
     ADD(b->coalesced, r->cache == SL_CACHE_COALESCED);
     ADD(b->errors, error);
+    ADD(b->semantic, r->cache == SL_CACHE_SEMANTIC);
+    if (r->cache == SL_CACHE_SEMANTIC) {
+        ADD(st->semantic, 1);
+        ADD(st->semantic_saved_nano, NANO(r->saved_usd));
+    }
     ADD(st->requests, 1);
     ADD(st->hits, r->cache == SL_CACHE_HIT);
     ADD(st->coalesced, r->cache == SL_CACHE_COALESCED);
@@ -191,7 +197,8 @@ void sl_stats_request(const sl_req *r)
     if (r->t_upstream_start && r->t_first_byte > r->t_upstream_start)
         push_latency(st->ttfb_ms, &st->ttfb_next,
                      (double)(r->t_first_byte - r->t_upstream_start) / 1000.0);
-    if (r->provider && r->is_llm && r->cache != SL_CACHE_HIT && r->cache != SL_CACHE_COALESCED)
+    if (r->provider && r->is_llm && r->cache != SL_CACHE_HIT && r->cache != SL_CACHE_COALESCED &&
+        r->cache != SL_CACHE_SEMANTIC)
         note_provider(r->provider, r->status >= 500 || r->status == 429);
     if (r->is_llm)
         note_money(r);
@@ -257,10 +264,11 @@ static void render_series(sl_buf *b)
         bool live = LOAD(k->start_s) == start;
         sl_buf_printf(b,
                       "%s{\"t\":%lld,\"requests\":%u,\"hits\":%u,\"misses\":%u,\"coalesced\":%u,"
-                      "\"errors\":%u}",
+                      "\"errors\":%u,\"semantic\":%u}",
                       i == N_BUCKETS - 1 ? "" : ",", (long long)start, live ? LOAD(k->requests) : 0,
                       live ? LOAD(k->hits) : 0, live ? LOAD(k->misses) : 0,
-                      live ? LOAD(k->coalesced) : 0, live ? LOAD(k->errors) : 0);
+                      live ? LOAD(k->coalesced) : 0, live ? LOAD(k->errors) : 0,
+                      live ? LOAD(k->semantic) : 0);
     }
     sl_buf_append_c(b, "]");
 }
@@ -297,6 +305,9 @@ void sl_stats_render(sl_buf *b)
     sl_buf_json_num(b, (double)LOAD(st->cost_nano) / 1e9);
     sl_buf_append_c(b, ",\"saved_usd\":");
     sl_buf_json_num(b, (double)LOAD(st->saved_nano) / 1e9);
+    sl_buf_printf(b, ",\"semantic_hits\":%llu,\"semantic_saved_usd\":",
+                  (unsigned long long)LOAD(st->semantic));
+    sl_buf_json_num(b, (double)LOAD(st->semantic_saved_nano) / 1e9);
     sl_buf_append_c(b, "},");
     percentiles(b, "latency", st->latency_ms, LOAD(st->lat_next));
     sl_buf_append_c(b, ",");

@@ -74,6 +74,7 @@ enum {
     H_AN_BETA,
     H_IDEM,       /* Idempotency-Key */
     H_LAST_EVENT, /* Last-Event-ID */
+    H_CACHE_OPT,
     H_NFACTS
 };
 
@@ -480,6 +481,7 @@ static const char *cache_word(sl_cache_outcome o)
     case SL_CACHE_MISS: return "miss";
     case SL_CACHE_COALESCED: return "coalesced";
     case SL_CACHE_BYPASS: return "bypass";
+    case SL_CACHE_SEMANTIC: return "semantic";
     default: return NULL;
     }
 }
@@ -885,6 +887,7 @@ static int classify(const char *k, size_t n)
     case 14:
         return ieq(k, n, "content-length")   ? -3
                : ieq(k, n, "anthropic-beta") ? H_AN_BETA
+               : ieq(k, n, "x-sluice-cache") ? H_CACHE_OPT
                                              : -1;
     case 15: return ieq(k, n, "idempotency-key") ? H_IDEM : -1;
     case 16: return ieq(k, n, "content-encoding") ? H_CE : -1;
@@ -1046,6 +1049,7 @@ static void read_request(sl_conn *c, sl_req *r)
         r->anthropic_beta = sl_arena_strndup(&r->arena, ab.p, ab.len);
     r->idem_key = fact_dup(c, r, H_IDEM); /* checked by the idempotency stage */
     r->last_event_id = fact_dup(c, r, H_LAST_EVENT);
+    r->cache_opt = fact_dup(c, r, H_CACHE_OPT); /* semantic-off skips the semantic level */
 }
 
 /* Framing and header rules http_parser leaves to us, or answers generically.

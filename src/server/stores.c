@@ -2,6 +2,7 @@
 #include "sluice/l1.h"
 #include "sluice/metrics.h"
 #include "sluice/redis.h"
+#include "sluice/semstore.h"
 #include "sluice/server.h"
 #include "sluice/stages.h"
 
@@ -62,6 +63,15 @@ void sl_ops_health_stores(sl_buf *b)
         (unsigned long long)st.alias_hits);
     sl_buf_printf(b, ",\"coalescing\":{\"flights\":%zu,\"coalesced\":%llu}", sl_coalesce_flights(),
                   (unsigned long long)sl_coalesce_count());
+    sl_semstore *sem = sl_pipeline_env()->semantic;
+    sl_semstore_stats ss = {0};
+    if (sem)
+        sl_semstore_get_stats(sem, &ss);
+    sl_buf_printf(b,
+                  ",\"semantic\":{\"enabled\":%s,\"entries\":%zu,\"max_entries\":%zu,"
+                  "\"memory_bytes\":%zu,\"learned\":%llu,\"rebuilt\":%s}",
+                  sem ? "true" : "false", ss.entries, ss.max_entries, ss.memory_bytes,
+                  (unsigned long long)ss.learned, ss.rebuilt ? "true" : "false");
     sl_buf_append_c(b, ",\"redis\":");
     if (!redis) {
         sl_buf_append_c(b, "null");

@@ -296,27 +296,17 @@ static void release_child(sl_req *child)
 
 static void submit(sl_req *r, call *k, sl_buf *body)
 {
-    sl_req *child = sl_req_new(r->base, r->conf);
+    sl_internal_sink_init(&k->sink, r->conf->server.max_response_bytes, on_llm_done, k);
+    sl_req *child = sl_req_new_internal(r, "/v1/chat/completions", SL_API_CHAT, sl_buf_str(body),
+                                        "llm", &k->sink.base);
     if (!child) {
+        sl_internal_sink_free(&k->sink);
         sl_req_error(r, 503, "api_error", "out_of_memory", NULL, "out of memory");
         sl_req_finish(r);
         return;
     }
     k->child = child;
-    snprintf(child->id, sizeof child->id, "%.50s-llm", r->id);
-    child->method = "POST";
-    child->path = "/v1/chat/completions";
-    child->route = child->path;
-    child->auth_key =
-        r->auth_key ? sl_arena_strndup(&child->arena, r->auth_key, strlen(r->auth_key)) : NULL;
-    char *copy = sl_arena_strndup(&child->arena, body->p, body->len);
-    child->body = (sl_str){copy ? copy : "", copy ? body->len : 0};
-    child->is_llm = true;
-    child->llm.api = SL_API_CHAT;
-    child->cache = SL_CACHE_BYPASS;
     child->on_release = release_child;
-    sl_internal_sink_init(&k->sink, r->conf->server.max_response_bytes, on_llm_done, k);
-    child->sink = &k->sink.base;
     sl_req_ref(r); /* the parent waits for the child's answer */
     sl_pipeline_start(child);
 }

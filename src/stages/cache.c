@@ -264,7 +264,8 @@ static bool serve(sl_req *r, const sl_cache_entry *entry, const char *layer)
             return false;
         }
     }
-    if (r->cache != SL_CACHE_COALESCED) /* coalescing across instances serves through here too */
+    /* coalescing across instances and the semantic level serve through here too */
+    if (r->cache != SL_CACHE_COALESCED && r->cache != SL_CACHE_SEMANTIC)
         r->cache = SL_CACHE_HIT;
     r->cache_detail = layer;
     int64_t age = (sl_wall_ms() - e.stored_at_ms) / 1000;
@@ -281,8 +282,9 @@ static bool serve(sl_req *r, const sl_cache_entry *entry, const char *layer)
         r->status = 200;
         sl_buf_append(&r->body_out, e.json.p, e.json.len);
     }
-    sl_metric_add(SL_M_CACHE_LOOKUPS, 1,
-                  (const char *const[]){layer[1] == '1' ? "hit_l1" : "hit_l2"});
+    if (r->cache != SL_CACHE_SEMANTIC) /* counted by the semantic stage */
+        sl_metric_add(SL_M_CACHE_LOOKUPS, 1,
+                      (const char *const[]){layer[1] == '1' ? "hit_l1" : "hit_l2"});
     sl_req_finish(r);
     return true;
 }

@@ -2,7 +2,7 @@
  *
  *   client ─► server: route, read body, request id
  *          ─► auth ─► parse ─► resume ─► idempotency ─► limits ─► route ─► cache
- *          ─► coalesce ─► batch ─► proxy ─► provider
+ *          ─► semantic ─► coalesce ─► batch ─► proxy ─► provider
  *                                   └─► passthrough ─► provider (other /v1/... routes)
  *                                                                         │
  *                                         sl_req_finish(r) ◄── answer ◄───┘
@@ -28,9 +28,9 @@
 #include "sluice/stats.h"
 
 static const sl_stage *const default_stages[] = {
-    &sl_stage_auth,        &sl_stage_parse,  &sl_stage_resume, &sl_stage_idempotency,
-    &sl_stage_limits,      &sl_stage_passthrough, &sl_stage_route,  &sl_stage_cache,
-    &sl_stage_coalesce,    &sl_stage_batch,  &sl_stage_proxy,
+    &sl_stage_auth,     &sl_stage_parse,       &sl_stage_resume, &sl_stage_idempotency,
+    &sl_stage_limits,   &sl_stage_passthrough, &sl_stage_route,  &sl_stage_cache,
+    &sl_stage_semantic, &sl_stage_coalesce,    &sl_stage_batch,  &sl_stage_proxy,
 };
 
 static const sl_observer access_log = {"access_log", sl_access_log_req};

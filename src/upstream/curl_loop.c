@@ -557,7 +557,9 @@ static CURLU *interned_url(const char *base, const char *path)
     size_t bl = strlen(base), pl = strlen(path);
     for (int i = 0; i < reuse.n_urls; i++) {
         const char *u = reuse.urls[i].url;
-        if (memcmp(u, base, bl) == 0 && memcmp(u + bl, path, pl + 1) == 0)
+        /* strncmp/strcmp stop at the shorter string: memcmp read past a
+         * shorter interned URL (an /embeddings URL asked for a chat path) */
+        if (strncmp(u, base, bl) == 0 && strcmp(u + bl, path) == 0)
             return reuse.urls[i].u;
     }
     if (reuse.n_urls >= MAX_INTERNED)

@@ -61,7 +61,7 @@ def test_completions_embeddings_models():
     st, _, ev, _ = stream(s.url + "/v1/completions", {"model": "gpt-4o-mini", "prompt": "Say", "stream": True})
     assert st == 200 and ev[-1] == "[DONE]"
     st, _, j, _ = post_json(s.url + "/v1/embeddings", {"model": "text-embedding-3-small", "input": ["a", "b"]})
-    assert st == 200 and len(j["data"]) == 2 and len(j["data"][0]["embedding"]) == 8, j
+    assert st == 200 and len(j["data"]) == 2 and len(j["data"][0]["embedding"]) == 256, j
     st, _, body = request("GET", s.url + "/v1/models")
     ids = [x["id"] for x in json.loads(body)["data"]]
     assert st == 200 and "mock-gpt" in ids, ids

@@ -94,7 +94,7 @@ def test_openai_sdk_tools_to_anthropic_provider():
 def test_openai_sdk_embeddings():
     st = Stack()
     r = st.openai("embeddings")
-    assert r["n"] == 2 and r["dims"] == 8 and r["usage"]["prompt_tokens"] > 0, r
+    assert r["n"] == 2 and r["dims"] == 256 and r["usage"]["prompt_tokens"] > 0, r
     st.stop()
 
 

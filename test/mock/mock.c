@@ -28,6 +28,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <netinet/in.h>
@@ -286,6 +287,65 @@ static void add_logprobs(job *j, cJSON *ch, int from, int to)
     cJSON_AddNullToObject(lp, "refusal");
 }
 
+/* ---- embeddings ---------------------------------------------------------------- */
+
+/* A word's place and weight in a mock embedding. Question words and
+ * articles are dropped and a plural "s" (or a possessive) is cut, so
+ * "What's the capital of France?" and "what is france's capital" embed the
+ * same; negations and numbers weigh little, as they do in real embedding
+ * models (which is why sluice's semantic guard exists: tests rely on a
+ * negated or re-numbered question landing above the threshold). */
+enum { EMBED_DIMS = 256 };
+
+static void embed_word(char *w, size_t n, float *v)
+{
+    static const char *const stop[] = {"what", "whats",  "is",   "are", "the", "a",    "an", "of",
+                                       "s",    "please", "tell", "me",  "do",  "does", "in", "to"};
+    static const char *const light[] = {"not",  "no",     "never",  "without", "dont",
+                                        "isnt", "doesnt", "cannot", "cant"};
+    w[n] = '\0';
+    for (size_t i = 0; i < sizeof stop / sizeof *stop; i++) {
+        if (strcmp(w, stop[i]) == 0)
+            return;
+    }
+    float weight = isdigit((unsigned char)w[0]) ? 0.15f : 1.0f;
+    for (size_t i = 0; i < sizeof light / sizeof *light; i++)
+        weight = strcmp(w, light[i]) == 0 ? 0.15f : weight;
+    if (n > 3 && w[n - 1] == 's' && weight == 1.0f)
+        w[--n] = '\0';
+    unsigned long long h = fnv(w, n);
+    v[h % EMBED_DIMS] += (h >> 32) & 1 ? weight : -weight;
+}
+
+/* A hashed bag of words, normalised: deterministic, paraphrases close. */
+static void embed_item(cJSON *item, cJSON *out)
+{
+    float v[EMBED_DIMS] = {0};
+    char *txt = cJSON_IsString(item) ? strdup(item->valuestring) : cJSON_PrintUnformatted(item);
+    char word[64];
+    size_t n = 0;
+    for (const char *p = txt ? txt : "";; p++) {
+        if (isalnum((unsigned char)*p)) {
+            if (n < sizeof word - 1)
+                word[n++] = (char)tolower((unsigned char)*p);
+        } else if (*p != '\'') {
+            if (n)
+                embed_word(word, n, v);
+            n = 0;
+        }
+        if (!*p)
+            break;
+    }
+    free(txt);
+    double norm = 0;
+    for (int d = 0; d < EMBED_DIMS; d++)
+        norm += (double)v[d] * v[d];
+    if (norm == 0)
+        v[0] = 1, norm = 1;
+    for (int d = 0; d < EMBED_DIMS; d++)
+        cJSON_AddItemToArray(out, cJSON_CreateNumber(v[d] / sqrt(norm)));
+}
+
 /* ---- plain answers ------------------------------------------------------------ */
 
 static void answer_plain(job *j)
@@ -300,16 +360,10 @@ static void answer_plain(job *j)
         int n = cJSON_IsArray(j->input) ? cJSON_GetArraySize(j->input) : 1;
         for (int i = 0; i < n; i++) {
             cJSON *item = cJSON_IsArray(j->input) ? cJSON_GetArrayItem(j->input, i) : j->input;
-            char *txt = cJSON_PrintUnformatted(item);
-            unsigned long long h = fnv(txt, strlen(txt));
-            free(txt);
             cJSON *e = cJSON_CreateObject();
             cJSON_AddStringToObject(e, "object", "embedding");
             cJSON_AddNumberToObject(e, "index", i);
-            cJSON *vec = cJSON_AddArrayToObject(e, "embedding");
-            for (int d = 0; d < 8; d++)
-                cJSON_AddItemToArray(
-                    vec, cJSON_CreateNumber((double)((h >> (d * 8)) & 0xff) / 255.0 - 0.5));
+            embed_item(item, cJSON_AddArrayToObject(e, "embedding"));
             cJSON_AddItemToArray(data, e);
         }
         cJSON_AddStringToObject(o, "model", j->model);

@@ -226,7 +226,7 @@ T_TEST(reload_marks_and_diff)
             strncmp(all.keys[i], "redis.", 6) == 0)
             T_CHECK(all.restart[i]);
     }
-    T_EQ_INT(restart, 11); /* listen, workers and the nine redis keys */
+    T_EQ_INT(restart, 12); /* listen, workers, the nine redis keys, cache.semantic.max_entries */
     T_CHECK(found_l1);
     sl_config *a = load("redis: { timeout_ms: 10 }\nlog: { access: off }\n");
     sl_config *b = load("redis: { timeout_ms: 20 }\nlog: { access: stderr }\nworkers: 1\n");
