@@ -172,6 +172,22 @@ static void metrics_models(const sl_config *c)
         metrics_model(c, names[i]);
 }
 
+/* The cache's outcomes at 0 from the first scrape on, so that a first hit is
+ * an increase Prometheus sees and the dashboards show 0, not "no data". */
+static void zero_cache_series(const sl_config *c)
+{
+    static const char *const exact[] = {"hit_l1", "hit_l2", "miss"};
+    static const char *const semantic[] = {"hit_semantic", "semantic_miss", "semantic_refused",
+                                           "semantic_skipped"};
+    static const char *const saved[] = {"hit", "semantic", "coalesced"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(exact); i++)
+        sl_metric_add(SL_M_CACHE_LOOKUPS, 0, &exact[i]);
+    for (size_t i = 0; sl_semantic_wanted(c) && i < SL_ARRAY_LEN(semantic); i++)
+        sl_metric_add(SL_M_CACHE_LOOKUPS, 0, &semantic[i]);
+    for (size_t i = 0; i < SL_ARRAY_LEN(saved); i++)
+        sl_metric_add(SL_M_CACHE_SAVED, 0, &saved[i]);
+}
+
 /* Registered by main with sl_metrics_on_scrape: runs before every scrape and,
  * with workers, before every snapshot a worker publishes. */
 void sl_ops_metrics_refresh(void)
@@ -192,6 +208,7 @@ void sl_ops_metrics_refresh(void)
     }
     metrics_budgets(c);
     metrics_models(c);
+    zero_cache_series(c);
 }
 
 void sl_ops_metrics(sl_req *r)
