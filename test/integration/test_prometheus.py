@@ -234,3 +234,79 @@ def test_dashboard_and_alerts_against_a_real_prometheus():
     a.stop()
     b.stop()
     assert time.time() - t0 < 60, "took %.1fs" % (time.time() - t0)
+
+
+# ---- promtool: the rules are valid and their unit tests pass (make test runs these) ----
+
+def promtool(*args):
+    tool = shutil.which("promtool")
+    assert tool, "promtool is missing (third_party/packages.txt installs prometheus)"
+    r = subprocess.run([tool] + list(args), capture_output=True, cwd=os.path.dirname(ALERTS), timeout=60)
+    assert r.returncode == 0, (args, r.stdout.decode()[-3000:], r.stderr.decode()[-3000:])
+    return r.stdout.decode()
+
+
+def test_promtool_check_rules():
+    assert "SUCCESS" in promtool("check", "rules", "alerts.yml")
+
+
+def test_promtool_test_rules_cover_every_alert():
+    assert "SUCCESS" in promtool("test", "rules", "alerts_test.yml")
+    tests = yaml.safe_load(open(os.path.join(os.path.dirname(ALERTS), "alerts_test.yml")))
+    fired = {a["alertname"] for t in tests["tests"] for a in t.get("alert_rule_test", []) if a.get("exp_alerts")}
+    names = {n for n, _ in alert_rules()[0]}
+    assert fired == names, ("alerts without a firing unit test", names - fired)
+
+
+def metric(s, pattern):
+    """The value of the one /metrics line matching pattern (a regex for name and labels)."""
+    body = request("GET", s.url + "/metrics")[2].decode()
+    m = re.search(r"^%s (\S+)$" % pattern, body, re.M)
+    assert m, (pattern, body[-3000:])
+    return float(m.group(1))
+
+
+def test_sla_alert_and_delivery_counters():
+    from test_sla import Hook, ingest, sla_conf, ticket
+    hook, m = Hook(always_fail=True), Mock()
+    c = sla_conf(m, None, hook)
+    c["sla"]["retry"] = {"max": 1, "base_ms": 50}
+    s = Sluice(c)
+    assert metric(s, r'sluice_sla_alerts_total\{sla="response",state="breached"\}') == 0  # there from the start
+    assert metric(s, r'sluice_sla_alert_deliveries_total\{result="dead_lettered"\}') == 0
+    ingest(s, [ticket("late", 90)])  # response target 60 min: breached
+    end = time.time() + 6
+    while metric(s, r'sluice_sla_alert_deliveries_total\{result="dead_lettered"\}') < 1:
+        assert time.time() < end, "never dead-lettered"
+        time.sleep(0.1)
+    assert metric(s, r'sluice_sla_alerts_total\{sla="response",state="breached"\}') == 1
+    assert metric(s, r'sluice_sla_alert_deliveries_total\{result="retried"\}') == 1
+    assert metric(s, r'sluice_sla_alert_deliveries_total\{result="delivered"\}') == 0
+    assert hook.calls == 2
+    s.stop()
+    hook.close()
+
+
+def test_worker_restart_is_counted_and_start_time_moves():
+    m = Mock()
+    s = Sluice(base_config(m, workers=2))
+    first = metric(s, "sluice_start_time_seconds")
+    assert metric(s, "sluice_worker_restarts_total") == 0
+    assert abs(first - time.time()) < 30, first
+    pid = json.loads(request("GET", s.url + "/health")[2])["pid"]
+    time.sleep(1.1)  # so that the new worker's start is a later second
+    os.kill(pid, 9)
+    end = time.time() + 10
+    while True:
+        try:
+            if metric(s, "sluice_worker_restarts_total") == 1:
+                break
+        except (AssertionError, OSError):
+            pass  # the dead worker's connection, or a scrape before the first publish
+        assert time.time() < end, "the restart was never counted"
+        time.sleep(0.1)
+    end = time.time() + 5
+    while metric(s, "sluice_start_time_seconds") <= first:  # the group reports its latest start
+        assert time.time() < end, "start time never moved"
+        time.sleep(0.1)
+    s.stop()
