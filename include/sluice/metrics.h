@@ -76,10 +76,9 @@ struct sl_req;
       "Configured spend budget per tenant, in USD, by period (total, monthly, daily).",            \
       "tenant,period")                                                                             \
     X(BUDGET_SPENT, "sluice_budget_spent_usd", "gauge",                                            \
-      "Spend counted against the tenant's budget in the current period, in USD.",                  \
-      "tenant,period")                                                                             \
+      "Spend counted against the tenant's budget in the current period, in USD.", "tenant,period") \
     X(MODEL_PROVIDERS, "sluice_model_providers", "gauge",                                          \
-      "Providers configured to serve a model the configuration names.", "model")                  \
+      "Providers configured to serve a model the configuration names.", "model")                   \
     X(MODEL_PROVIDERS_OPEN, "sluice_model_providers_open", "gauge",                                \
       "Of those, providers whose breaker is not closed (open or half-open).", "model")             \
     X(SLA_ALERTS, "sluice_sla_alerts_total", "counter",                                            \
@@ -89,7 +88,7 @@ struct sl_req;
     X(SLA_DELIVERIES, "sluice_sla_alert_deliveries_total", "counter",                              \
       "SLA webhook delivery outcomes: delivered, retried, dead_lettered.", "result")               \
     X(START_TIME, "sluice_start_time_seconds", "gauge",                                            \
-      "Unix time this process started (with workers: the latest-started worker).", "")            \
+      "Unix time this process started (with workers: the latest-started worker).", "")             \
     X(WORKER_RESTARTS, "sluice_worker_restarts_total", "counter",                                  \
       "Workers the supervisor restarted after they died.", "")                                     \
     X(ACCESS_DROPPED, "sluice_access_log_dropped_total", "counter",                                \

@@ -536,30 +536,34 @@ typedef struct slot {
 } slot;
 
 static struct {
-    slot *slots;       /* shared, one per worker */
+    slot *slots;        /* shared, one per worker */
     uint64_t *restarts; /* shared: written by the supervisor */
     int n, self;
     struct event *timer;
 } group = {.self = -1};
 
+/* Gauges every worker reports of one shared thing: the highest wins, not a
+ * sum (one cluster, one shared budget counter or the worker nearest its
+ * limit, the worker seeing the most breakers open, the latest start, the
+ * supervisor's one restart count). */
 static bool is_state_gauge(sl_metric m)
 {
-    switch (m) {
-    case SL_M_BREAKER:
-    case SL_M_REDIS_UP:
-    case SL_M_REDIS_CONFIGURED:
-    case SL_M_REDIS_CLUSTER_MASTERS:
-    case SL_M_REDIS_CLUSTER_SLOTS: /* workers see one cluster: not a sum */
-    case SL_M_BUDGET:
-    case SL_M_BUDGET_SPENT: /* one shared counter (Redis), or the nearest worker to its limit */
-    case SL_M_MODEL_PROVIDERS:
-    case SL_M_MODEL_PROVIDERS_OPEN: /* the worker that sees the most breakers open */
-    case SL_M_START_TIME:           /* the latest start */
-    case SL_M_WORKER_RESTARTS:      /* every worker reports the supervisor's one count */
-        return true;
-    default:
-        return false;
+    static const sl_metric states[] = {SL_M_BREAKER,
+                                       SL_M_REDIS_UP,
+                                       SL_M_REDIS_CONFIGURED,
+                                       SL_M_REDIS_CLUSTER_MASTERS,
+                                       SL_M_REDIS_CLUSTER_SLOTS,
+                                       SL_M_BUDGET,
+                                       SL_M_BUDGET_SPENT,
+                                       SL_M_MODEL_PROVIDERS,
+                                       SL_M_MODEL_PROVIDERS_OPEN,
+                                       SL_M_START_TIME,
+                                       SL_M_WORKER_RESTARTS};
+    for (size_t i = 0; i < SL_ARRAY_LEN(states); i++) {
+        if (states[i] == m)
+            return true;
     }
+    return false;
 }
 
 static void combine(series *into, sl_metric m, double value, uint64_t count,

@@ -114,8 +114,7 @@ static void metrics_budgets(const sl_config *c)
             continue;
         const char *labels[] = {k->tenant, PERIOD_NAMES[k->budget_period]};
         sl_metric_set(SL_M_BUDGET, k->budget_usd, labels);
-        sl_metric_set(SL_M_BUDGET_SPENT, sl_limits_spent_usd(k->tenant, k->budget_period),
-                      labels);
+        sl_metric_set(SL_M_BUDGET_SPENT, sl_limits_spent_usd(k->tenant, k->budget_period), labels);
     }
 }
 
@@ -194,8 +193,8 @@ void sl_ops_metrics_refresh(void)
 {
     static double start_s; /* once per process: a stable value, so changes() counts starts */
     if (!start_s)
-        start_s = (double)(sl_wall_ms() / 1000) -
-                  (double)((sl_now_ms() - sl_server_started_ms()) / 1000);
+        start_s =
+            (double)(sl_wall_ms() / 1000) - (double)((sl_now_ms() - sl_server_started_ms()) / 1000);
     sl_metric_set(SL_M_START_TIME, start_s, NULL);
     const sl_config *c = sl_server_config();
     if (!c)

@@ -172,7 +172,8 @@ static void on_due(void *ud, int rc, const sl_sla_due *items, size_t n)
             /* Only the state this claim was for: an at-risk instant that comes
              * after the breach itself stays silent (the breach alert covers it). */
             if (sl_sla_alertable(v.state) && v.state == items[i].claimed) {
-                const char *labels[] = {sl_sla_kind_name(items[i].kind), sl_sla_state_name(v.state)};
+                const char *labels[] = {sl_sla_kind_name(items[i].kind),
+                                        sl_sla_state_name(v.state)};
                 sl_metric_add(SL_M_SLA_ALERTS, 1, labels);
                 raise_alert(&t, items[i].kind, v);
             }

@@ -190,8 +190,8 @@ typedef struct limits_ticket {
     sl_req *r;
     tenant_state *t;    /* in-process mode */
     tenant_state *seen; /* shared mode: where the spend Redis reports is kept */
-    bool admitted;   /* taken from the buckets: settle on the way back */
-    bool shared;     /* admitted by Redis: settle there */
+    bool admitted;      /* taken from the buckets: settle on the way back */
+    bool shared;        /* admitted by Redis: settle there */
     long tokens_estimate;
     int64_t cost_estimate_micro;
     char keys[3][160]; /* Redis keys: rpm, tpm, spend */
