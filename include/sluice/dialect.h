@@ -215,6 +215,11 @@ typedef struct sl_ir_stream {
     char model[96];
     sl_ir_finish finish;
     sl_ir_usage usage;
+    /* The prompt's tokens as sluice estimates them (count_tokens' estimate),
+     * for a target that must state them before the provider counted (an
+     * Anthropic message_start translated from an OpenAI stream, whose usage
+     * comes in its last chunk); 0: none. The final counts replace it. */
+    long input_estimate;
     struct {
         bool started;
         bool format;      /* the open block is the tool that carries a response_format */

@@ -861,6 +861,19 @@ static void a_block_stop(sl_ir_stream *s)
     a_event(s->sink, "content_block_stop", j);
 }
 
+/* message_start's input_tokens: the provider's count when its first event
+ * carried one (an Anthropic provider, or an OpenAI-compatible one that sends
+ * usage in every chunk), else sluice's estimate: an OpenAI provider counts in
+ * its last chunk, after message_start must go out. The final message_delta
+ * carries the real counts, which the Anthropic SDKs take over message_start's. */
+static long a_start_input(const sl_ir_stream *s)
+{
+    const sl_ir_usage *u = &s->usage;
+    if (u->input || u->cache_read || u->cache_write)
+        return sl_dialect_prompt_tokens(&sl_dialect_anthropic, u);
+    return s->input_estimate;
+}
+
 static void a_start(sl_ir_stream *s)
 {
     if (s->out.started)
@@ -875,7 +888,7 @@ static void a_start(sl_ir_stream *s)
     sl_buf_printf(&m,
                   ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{"
                   "\"input_tokens\":%ld,\"output_tokens\":0}}}",
-                  sl_dialect_prompt_tokens(&sl_dialect_anthropic, &s->usage));
+                  a_start_input(s));
     a_event(s->sink, "message_start", m.p);
     sl_buf_free(&m);
 }
@@ -889,7 +902,7 @@ static void a_close_text(sl_ir_stream *s)
 }
 
 /* The final message_delta carries the real counts, the prompt's included
- * (message_start went out before an OpenAI provider counted it). */
+ * (message_start may have gone out with an estimate: a_start_input). */
 static void a_finish(sl_ir_stream *s)
 {
     a_start(s);

@@ -653,16 +653,18 @@ static void o_parse_event(sl_ir_stream *s, sl_str event, sl_str data, const sl_j
         sl_ir_stream_put(s, &ev);
         return;
     }
-    if (!s->in.started) {
+    sl_ir_event u = {.type = SL_IR_EV_USAGE};
+    u.have = o_usage(d, &u.usage);
+    if (!s->in.started) { /* a first chunk's usage (some servers send it in each) starts it */
         s->in.started = true;
         sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_START,
                                            .id = sl_ir_str(sl_json_get(d, "id")),
-                                           .model = sl_ir_str(sl_json_get(d, "model"))});
-    }
-    sl_ir_event u = {.type = SL_IR_EV_USAGE};
-    u.have = o_usage(d, &u.usage);
-    if (u.have)
+                                           .model = sl_ir_str(sl_json_get(d, "model")),
+                                           .usage = u.usage,
+                                           .have = u.have});
+    } else if (u.have) {
         sl_ir_stream_put(s, &u);
+    }
     const sl_json *choices = sl_json_get(d, "choices");
     if (choices && choices->type == SL_JSON_ARRAY && choices->child)
         o_parse_delta(s, choices->child);
