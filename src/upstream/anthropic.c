@@ -758,12 +758,9 @@ static unsigned a_watch(sl_str event, sl_str data, sl_ir_usage *u, unsigned *hav
     unsigned f = SL_WATCH_CHUNK | (sl_str_eq_c(event, "message_stop") ? SL_WATCH_END : 0);
     if (!memmem(data.p, data.len, "\"usage\"", 7))
         return f;
-    char first[4096];
-    sl_arena scratch;
-    sl_arena_init(&scratch, first, sizeof first, 1 << 20);
-    sl_json *root = NULL;
-    sl_json_error err;
-    if (sl_json_parse(&scratch, data.p, data.len, NULL, &root, &err) == SL_OK) {
+    sl_ir_scratch sc;
+    const sl_json *root = sl_ir_scratch_parse(&sc, data, 1 << 20);
+    if (root) {
         const sl_json *m = sl_json_get(root, "message");
         const sl_json *us = sl_json_get(m ? m : root, "usage");
         const sl_json *out = sl_json_get(us, "output_tokens");
@@ -772,7 +769,7 @@ static unsigned a_watch(sl_str event, sl_str data, sl_ir_usage *u, unsigned *hav
         if (is_num(out) && !m)
             u->output = sl_ir_count(us, "output_tokens"), *have |= SL_USAGE_OUTPUT;
     }
-    sl_arena_free(&scratch);
+    sl_ir_scratch_free(&sc);
     return f;
 }
 
