@@ -235,6 +235,8 @@ def test_every_messages_answer_is_anthropic_shaped():
     u = s.url + "/v1/messages"
     k = {"x-api-key": "sk-a"}
     assert err_type(post_json(u, MSG, {"x-api-key": "sk-wrong"})) == (401, "authentication_error")
+    assert err_type(post_json(u + "/count_tokens", MSG, {"x-api-key": "sk-wrong"})) == \
+        (401, "authentication_error")  # every /v1/messages* path
     assert err_type(post_json(s.url + "/v1/messages/nope", MSG, k)) == (404, "not_found_error")
     st, h, raw = request("GET", u, headers=k)
     assert err_type((st, h, json.loads(raw), raw)) == (405, "invalid_request_error")
