@@ -254,6 +254,36 @@ def test_responses_two_turns_in_redis_across_a_chat_provider():
     s.stop()
 
 
+
+def test_responses_delete_reaches_the_native_provider():
+    """DELETE of a response a native provider made deletes its copy too (with
+    the provider's key), then sluice's; a provider that fails it leaves both."""
+    m, s = setup(keys=KEYS)
+    u = s.url + "/v1/responses/"
+    st, _, r1, _ = post_json(s.url + "/v1/responses", BODY, A)
+    assert st == 200, r1
+    m.config(status=500)
+    st, _, b = request("DELETE", u + r1["id"], headers=A)
+    assert st == 502 and json.loads(b)["error"]["code"] == "upstream_unavailable", b
+    assert m.last()["path"] == "/v1/responses/" + r1["id"], m.last()
+    assert request("GET", u + r1["id"], headers=A)[0] == 200, "a failed DELETE deletes nothing"
+    m.config(status=200)
+    assert request("DELETE", u + r1["id"], headers=B)[0] == 404  # another tenant: not even asked
+    st, _, b = request("DELETE", u + r1["id"], headers=A)
+    assert st == 200 and json.loads(b) == {"id": r1["id"], "object": "response", "deleted": True}, b
+    last = m.last()
+    assert last["path"] == "/v1/responses/" + r1["id"], last
+    assert last["headers"]["authorization"] == "Bearer sk-prov" and "sk-a" not in json.dumps(last), last
+    assert request("GET", u + r1["id"], headers=A)[0] == 404
+    s.stop()
+    # a translated response lives only in sluice: nothing to ask the provider
+    m, s = setup("anthropic")
+    st, _, r2, _ = post_json(s.url + "/v1/responses", dict(BODY, model="claude-3-5-haiku"))
+    before = m.stats()["requests"]
+    assert request("DELETE", s.url + "/v1/responses/" + r2["id"])[0] == 200
+    assert m.last()["path"] == "/v1/messages" and m.stats()["requests"] == before, m.last()
+    s.stop()
+
 def test_responses_native_state_moves_to_a_fallback_provider():
     """Turn 1 on a native provider; it fails for turn 2, which the fallback answers from
     sluice's copy of the conversation."""
