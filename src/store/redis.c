@@ -677,12 +677,132 @@ uint64_t sl_redis_reconnects(const sl_redis *r)
     return r ? r->reconnects : 0;
 }
 
+/* ---- writes acknowledged by replicas: the write, then WAIT on its connection ------ */
+
+/* WAIT counts the replicas that hold the writes of the connection it is sent
+ * on, so it goes right behind the write, on the connection that took it (on a
+ * cluster: the node that executed it, after any ASK or MOVED). A redirected
+ * write is sent again with a WAIT of its own; the WAITs of earlier sends are
+ * answered and ignored (each names its send). */
+struct sl_acked {
+    sl_redis_cb cb;
+    void *ud;
+    int acks, wait_ms;
+    int refs;  /* the write + each WAIT outstanding */
+    int sends; /* the WAIT that counts is the one of the last send */
+    bool wrote, waited, held, done;
+    redisReply stash; /* the write's reply (a scalar), kept until the WAIT answers */
+};
+
+typedef struct acked_wait {
+    sl_acked *a;
+    int send;
+} acked_wait;
+
+static sl_acked *acked_new(int acks, int wait_ms, sl_redis_cb cb, void *ud)
+{
+    sl_acked *a = calloc(1, sizeof(*a));
+    if (a)
+        *a = (sl_acked){.cb = cb, .ud = ud, .acks = acks, .wait_ms = wait_ms, .refs = 1};
+    return a;
+}
+
+static void acked_release(sl_acked *a)
+{
+    if (--a->refs == 0) {
+        free(a->stash.str);
+        free(a);
+    }
+}
+
+/* Answers once: the write's reply when the replicas hold it, else NULL / SL_EIO. */
+static void acked_deliver(sl_acked *a, const redisReply *reply, int status)
+{
+    if (a->done)
+        return;
+    a->done = true;
+    if (a->cb)
+        a->cb(a->ud, reply, status);
+}
+
+static void acked_maybe_deliver(sl_acked *a)
+{
+    if (a->wrote && a->waited)
+        acked_deliver(a, a->held ? &a->stash : NULL, a->held ? SL_OK : SL_EIO);
+}
+
+void sl_acked_on_write(void *ud, const redisReply *reply, int status)
+{
+    sl_acked *a = ud;
+    bool scalar = reply && reply->type != REDIS_REPLY_ARRAY && reply->type != REDIS_REPLY_ERROR;
+    if (status != SL_OK || !scalar) { /* failed, refused, or nothing a WAIT could keep */
+        acked_deliver(a, reply, status);
+    } else {
+        a->stash = (redisReply){.type = reply->type, .integer = reply->integer};
+        if (reply->str && (a->stash.str = malloc(reply->len + 1))) {
+            memcpy(a->stash.str, reply->str, reply->len + 1);
+            a->stash.len = reply->len;
+        }
+        a->wrote = true;
+        acked_maybe_deliver(a);
+    }
+    acked_release(a);
+}
+
+static void on_acked_wait(void *ud, const redisReply *reply, int status)
+{
+    acked_wait *w = ud;
+    sl_acked *a = w->a;
+    if (w->send == a->sends) {
+        a->waited = true;
+        a->held = status == SL_OK && reply && reply->type == REDIS_REPLY_INTEGER &&
+                  reply->integer >= a->acks;
+        acked_maybe_deliver(a);
+    }
+    free(w);
+    acked_release(a);
+}
+
+void sl_acked_send_wait(sl_acked *a, sl_redis *to)
+{
+    a->sends++;
+    a->waited = false;
+    char n[16], ms[16];
+    snprintf(n, sizeof n, "%d", a->acks);
+    snprintf(ms, sizeof ms, "%d", a->wait_ms);
+    const char *argv[] = {"WAIT", n, ms};
+    acked_wait *w = malloc(sizeof(*w));
+    if (w) {
+        *w = (acked_wait){a, a->sends};
+        a->refs++;
+        if (command(to, 2 * a->wait_ms, on_acked_wait, w, 3, argv, NULL) == SL_OK)
+            return;
+        a->refs--;
+        free(w);
+    }
+    a->waited = true; /* no WAIT: the write cannot be acknowledged */
+    a->held = false;
+}
+
+/* The write through a (one Redis: pipelined here; a cluster: by the runtime). */
+static int command_acked(sl_redis *r, sl_acked *a, int argc, const char **argv,
+                         const size_t *argvlen)
+{
+    if (r && r->cluster)
+        return sl_cluster_cmd_acked(r->cluster, a, r->timeout_ms, argc, argv, argvlen);
+    int rc = command(r, r ? r->timeout_ms : 0, sl_acked_on_write, a, argc, argv, argvlen);
+    if (rc == SL_OK)
+        sl_acked_send_wait(a, r);
+    return rc;
+}
+
 /* ---- scripts: EVALSHA, falling back to EVAL on NOSCRIPT ------------------------- */
 
 typedef struct eval_call {
     sl_redis *r;
     sl_redis_cb cb;
     void *ud;
+    int acks, wait_ms; /* acks > 0: a write acknowledged by replicas */
     int argc;
     char **argv;
     size_t *argvlen;
@@ -695,6 +815,20 @@ static void eval_call_free(eval_call *ec)
     free(ec->argv);
     free(ec->argvlen);
     free(ec);
+}
+
+/* Sends ec's command, through a WAIT when it is an acknowledged write. */
+static int eval_send(eval_call *ec, sl_redis_cb cb)
+{
+    if (ec->acks <= 0)
+        return sl_redis_cmd(ec->r, cb, ec, ec->argc, (const char **)ec->argv, ec->argvlen);
+    sl_acked *a = acked_new(ec->acks, ec->wait_ms, cb, ec);
+    if (!a)
+        return SL_ENOMEM;
+    int rc = command_acked(ec->r, a, ec->argc, (const char **)ec->argv, ec->argvlen);
+    if (rc != SL_OK)
+        acked_release(a);
+    return rc;
 }
 
 static void on_eval_plain(void *ud, const redisReply *reply, int status)
@@ -719,8 +853,7 @@ static void on_evalsha(void *ud, const redisReply *reply, int status)
         ec->argv[1] = script;
         ec->argvlen[1] = strlen(script);
         ec->argv[ec->argc] = NULL;
-        if (sl_redis_cmd(ec->r, on_eval_plain, ec, ec->argc, (const char **)ec->argv,
-                         ec->argvlen) == SL_OK)
+        if (eval_send(ec, on_eval_plain) == SL_OK)
             return;
         if (ec->cb)
             ec->cb(ec->ud, NULL, SL_EIO);
@@ -739,6 +872,13 @@ static void sha1_hex(const char *s, size_t n, char out[41]);
 int sl_redis_eval(sl_redis *r, const char *script, int numkeys, int argc, const char **argv,
                   const size_t *argvlen, sl_redis_cb cb, void *ud)
 {
+    return sl_redis_eval_acked(r, script, numkeys, argc, argv, argvlen, 0, 0, cb, ud);
+}
+
+int sl_redis_eval_acked(sl_redis *r, const char *script, int numkeys, int argc,
+                        const char **argv, const size_t *argvlen, int acks, int wait_ms,
+                        sl_redis_cb cb, void *ud)
+{
     if (sl_redis_get_state(r) != SL_REDIS_UP)
         return SL_EAGAIN;
     eval_call *ec = calloc(1, sizeof(*ec));
@@ -756,6 +896,8 @@ int sl_redis_eval(sl_redis *r, const char *script, int numkeys, int argc, const 
     ec->r = r;
     ec->cb = cb;
     ec->ud = ud;
+    ec->acks = acks;
+    ec->wait_ms = wait_ms;
     ec->argc = total;
     const char *head[] = {"EVALSHA", sha, nk};
     for (int i = 0; i < total; i++) {
@@ -767,7 +909,7 @@ int sl_redis_eval(sl_redis *r, const char *script, int numkeys, int argc, const 
         ec->argvlen[i] = len;
     }
     ec->argv[total] = strdup(script);
-    int rc = sl_redis_cmd(r, on_evalsha, ec, total, (const char **)ec->argv, ec->argvlen);
+    int rc = eval_send(ec, on_evalsha);
     if (rc != SL_OK) {
         free(ec->argv[total]);
         eval_call_free(ec);

@@ -360,6 +360,7 @@ struct ccmd {
     uint64_t deadline_ms;
     int slot, tries, ask_node, sent_node, backoff_ms;
     bool replica_ok;
+    sl_acked *acked; /* a write acknowledged by replicas: WAIT goes behind it */
     int argc;
     const char **argv;
     size_t *argvlen;
@@ -474,8 +475,11 @@ static int send_cmd(ccmd *cc)
         const char *asking[] = {"ASKING"};
         sl_redis_cmd(to, NULL, NULL, 1, asking, NULL);
     }
-    return sl_redis_cmd_timeout(to, (int)(cc->deadline_ms - now), on_reply, cc, cc->argc, cc->argv,
-                                cc->argvlen);
+    int rc = sl_redis_cmd_timeout(to, (int)(cc->deadline_ms - now), on_reply, cc, cc->argc,
+                                  cc->argv, cc->argvlen);
+    if (rc == SL_OK && cc->acked) /* on the node that takes the write, right behind it */
+        sl_acked_send_wait(cc->acked, to);
+    return rc;
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg);
@@ -620,8 +624,9 @@ static ccmd *ccmd_new(sl_cluster *c, int argc, const char **argv, const size_t *
     return cc;
 }
 
-int sl_cluster_cmd(sl_cluster *c, const char *key, size_t keylen, int flags, int timeout_ms,
-                   sl_redis_cb cb, void *ud, int argc, const char **argv, const size_t *argvlen)
+static int submit(sl_cluster *c, const char *key, size_t keylen, int flags, int timeout_ms,
+                  sl_redis_cb cb, void *ud, sl_acked *acked, int argc, const char **argv,
+                  const size_t *argvlen)
 {
     if (!c || c->freeing || argc < 1)
         return SL_EAGAIN;
@@ -639,6 +644,7 @@ int sl_cluster_cmd(sl_cluster *c, const char *key, size_t keylen, int flags, int
     cc->ud = ud;
     cc->slot = slot;
     cc->replica_ok = flags & SL_REDIS_REPLICA_OK;
+    cc->acked = acked;
     cc->deadline_ms = sl_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : c->timeout_ms);
     int rc = send_cmd(cc);
     if (rc != SL_OK) {
@@ -647,6 +653,18 @@ int sl_cluster_cmd(sl_cluster *c, const char *key, size_t keylen, int flags, int
         return rc == SL_ENOMEM ? rc : SL_EAGAIN;
     }
     return SL_OK;
+}
+
+int sl_cluster_cmd(sl_cluster *c, const char *key, size_t keylen, int flags, int timeout_ms,
+                   sl_redis_cb cb, void *ud, int argc, const char **argv, const size_t *argvlen)
+{
+    return submit(c, key, keylen, flags, timeout_ms, cb, ud, NULL, argc, argv, argvlen);
+}
+
+int sl_cluster_cmd_acked(sl_cluster *c, sl_acked *a, int timeout_ms, int argc, const char **argv,
+                         const size_t *argvlen)
+{
+    return submit(c, NULL, 0, 0, timeout_ms, sl_acked_on_write, a, a, argc, argv, argvlen);
 }
 
 /* ---- the map: read, applied, refreshed ------------------------------------------------ */
