@@ -59,7 +59,9 @@ int sl_redis_cmd_timeout(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, 
 enum { SL_REDIS_REPLICA_OK = 1 };
 int sl_redis_cmd_at(sl_redis *r, const char *key, size_t keylen, int flags, int timeout_ms,
                     sl_redis_cb cb, void *ud, int argc, const char **argv, const size_t *argvlen);
-/* EVALSHA of a script registered once, falling back to EVAL on NOSCRIPT. */
+/* EVALSHA of a script registered once, falling back to EVAL on NOSCRIPT.
+ * script: a text that lives, unchanged, as long as the process (a static
+ * string): its SHA1 is computed once and kept by the text's address. */
 int sl_redis_eval(sl_redis *r, const char *script, int numkeys, int argc, const char **argv,
                   const size_t *argvlen, sl_redis_cb cb, void *ud);
 /* The same for a write that must be held by acks replicas before it counts

@@ -96,4 +96,9 @@ sl_redis *sl_redis_new_node(struct event_base *base, const char *host, int port,
                             const char *password, int timeout_ms, bool readonly,
                             void (*on_up)(void *arg), void *arg);
 
+/* redis.c: queues a command already in RESP form (the runtime formats each
+ * command once, and sends the same bytes again after a redirect). */
+int sl_redis_node_send(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, const char *resp,
+                       size_t resp_len);
+
 #endif
