@@ -213,6 +213,33 @@ def test_1_existing_behaviour_across_two_instances():
     hook.close()
 
 
+def test_1c_budget_exact_across_instances():
+    """Issue 22: a tenant's budget (the spend counter in its {t:TENANT} slot,
+    settled by one script) is shared by two instances on the cluster: once it
+    is spent, both refuse, and the spend overshoots by at most what was in
+    flight (here one request at a time: none)."""
+    cl, m = cluster(), Mock()
+    bud = {"key": "sk-bud", "tenant": "bud", "budget_usd": 0.0001}
+    prices = {"gpt-4o-mini": {"input": 1.0, "output": 1.0}}
+    a, b = (Sluice(conf(m, cl, keys=[TENANT_KEY, bud], prices=prices)) for _ in range(2))
+    wait_for(lambda: on_map(a) and on_map(b), 10, "both instances on the slot map")
+    codes = []
+    for i in range(60):
+        st, _, j, _ = post_json((a, b)[i % 2].url + "/v1/chat/completions", chat("bud %d" % i, max_tokens=5),
+                                {"Authorization": "Bearer sk-bud"})
+        codes.append(st)
+        if st == 429:
+            assert j["error"]["code"] == "budget_exceeded", j
+        time.sleep(0.02)  # the spend is settled after the answer
+    first = codes.index(429)
+    assert first > 2 and set(codes[first:]) == {429}, codes  # refused on both, from then on
+    spent = sum(l.get("cost_usd", 0) for s in (a, b) for l in s.wait_log(1))
+    per = spent / codes.count(200)
+    # exact: never over the budget, and refused only when one more would have gone over
+    assert spent <= bud["budget_usd"] * 1.0001 < spent + per * 1.01, (spent, per, codes)
+    a.stop(), b.stop()
+
+
 def test_1b_config_check_refuses_two_modes():
     d = tempfile.mkdtemp(prefix="sluice-conf-")
     for extra, word in (({"url": "redis://127.0.0.1:1/0"}, "redis.cluster"),
