@@ -17,7 +17,7 @@ run_one() { # name, command...
     "$@" > "$log" 2>&1
     rc=$?
     cat "$log" >> "$out"
-    grep -E '^(PASS|FAIL) ' "$log"
+    grep -E '^(PASS|FAIL|NOTE) ' "$log" # NOTE: figures a test reports (not counted)
     if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
         echo "FAIL $name: exited $rc without a FAIL line (crash or sanitizer report):"
         tail -40 "$log"

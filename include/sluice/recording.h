@@ -51,8 +51,6 @@ void sl_rec_set_idem(sl_rec *rc, const sl_cache_key *idem, const sl_cache_key *f
 void sl_rec_set_lock(sl_rec *rc, struct sl_redis *redis, const char *lock_key, const char *token);
 /* The answer is a stored one being replayed: do not store it again. */
 void sl_rec_replayed(sl_rec *rc);
-/* coalesce.lease_ms, the lease of every cross-instance lock. */
-int sl_rec_lease_ms(const sl_config *c);
 /* The live recording leading an idempotency key, or NULL. */
 sl_rec *sl_rec_find_idem(const sl_cache_key *idem);
 /* The live recording of a tenant's request id (streams only), or NULL. */

@@ -59,9 +59,20 @@ int sl_redis_cmd_timeout(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, 
 enum { SL_REDIS_REPLICA_OK = 1 };
 int sl_redis_cmd_at(sl_redis *r, const char *key, size_t keylen, int flags, int timeout_ms,
                     sl_redis_cb cb, void *ud, int argc, const char **argv, const size_t *argvlen);
-/* EVALSHA of a script registered once, falling back to EVAL on NOSCRIPT. */
+/* EVALSHA of a script registered once, falling back to EVAL on NOSCRIPT.
+ * script: a text that lives, unchanged, as long as the process (a static
+ * string): its SHA1 is computed once and kept by the text's address. */
 int sl_redis_eval(sl_redis *r, const char *script, int numkeys, int argc, const char **argv,
                   const size_t *argvlen, sl_redis_cb cb, void *ud);
+/* The same for a write that must be held by acks replicas before it counts
+ * (SLA tickets): WAIT acks wait_ms is pipelined behind the script on the
+ * connection that executes it (on a cluster: the node that took the write,
+ * after any ASK or MOVED). cb gets the script's reply (a scalar) once WAIT
+ * reports acks replicas, else a NULL reply and SL_EIO; an error reply at once.
+ * acks <= 0: as sl_redis_eval. */
+int sl_redis_eval_acked(sl_redis *r, const char *script, int numkeys, int argc,
+                        const char **argv, const size_t *argvlen, int acks, int wait_ms,
+                        sl_redis_cb cb, void *ud);
 sl_redis_state sl_redis_get_state(const sl_redis *r);
 const char *sl_redis_state_name(sl_redis_state s);
 const char *sl_redis_describe(const sl_redis *r); /* "host:port/db", never the password */

@@ -77,6 +77,14 @@ void sl_cluster_free(sl_cluster *c);
 /* Same contract as sl_redis_cmd (redis.h); key NULL: routed by argv (see redis.h). */
 int sl_cluster_cmd(sl_cluster *c, const char *key, size_t keylen, int flags, int timeout_ms,
                    sl_redis_cb cb, void *ud, int argc, const char **argv, const size_t *argvlen);
+/* A write acknowledged by replicas (redis.c, sl_redis_eval_acked): the runtime
+ * sends it with sl_acked_on_write as its callback and, behind it on the same
+ * node connection, the WAIT of sl_acked_send_wait, again after each redirect. */
+typedef struct sl_acked sl_acked;
+void sl_acked_on_write(void *ud, const redisReply *reply, int status);
+void sl_acked_send_wait(sl_acked *a, sl_redis *to);
+int sl_cluster_cmd_acked(sl_cluster *c, sl_acked *a, int timeout_ms, int argc, const char **argv,
+                         const size_t *argvlen);
 sl_redis_state sl_cluster_state(const sl_cluster *c);
 const char *sl_cluster_describe(const sl_cluster *c);
 void sl_cluster_get_stats(const sl_cluster *c, sl_redis_cluster_stats *out);
@@ -87,5 +95,10 @@ void sl_cluster_nodes_json(const sl_cluster *c, sl_buf *b);
 sl_redis *sl_redis_new_node(struct event_base *base, const char *host, int port,
                             const char *password, int timeout_ms, bool readonly,
                             void (*on_up)(void *arg), void *arg);
+
+/* redis.c: queues a command already in RESP form (the runtime formats each
+ * command once, and sends the same bytes again after a redirect). */
+int sl_redis_node_send(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, const char *resp,
+                       size_t resp_len);
 
 #endif

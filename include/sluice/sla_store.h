@@ -74,7 +74,9 @@ enum { SL_SLA_DEAD_MAX = 1000 };
 
 /* In process, volatile; NULL when out of memory. */
 sl_sla_store *sl_sla_store_mem_new(void);
-/* On the shared Redis; every key carries the hash tag {sla}. */
-sl_sla_store *sl_sla_store_redis_new(struct sl_redis *redis);
+/* On the shared Redis; every key carries the hash tag {sla}. acks > 0: every
+ * ticket write answers only once acks replicas hold it (WAIT, up to wait_ms,
+ * behind the write on the node that took it); sync then only checks acks. */
+sl_sla_store *sl_sla_store_redis_new(struct sl_redis *redis, int acks, int wait_ms);
 
 #endif

@@ -359,54 +359,53 @@ static const field breaker_fields[] = {
     {"cooldown_s", F_INT, offsetof(sl_provider_conf, breaker_cooldown_s), 0, 86400, NULL, LIVE},
 };
 
-static int one_provider(loader *L, yaml_node_t *n, const char *path, sl_provider_conf *p)
+/* kind: openai | anthropic; api: responses | chat (keys the table cannot parse). */
+static int provider_enum(loader *L, yaml_node_t *v, const char *sub, const char *key,
+                         sl_provider_conf *p)
 {
-    p->breaker_failures = p->breaker_cooldown_s = -1;
-    p->kind = SL_PROVIDER_OPENAI;
-    if (n->type != YAML_MAPPING_NODE)
-        return errf(L, n, path, "expected a mapping");
-    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
-        yaml_node_t *k = yaml_document_get_node(&L->doc, pr->key);
-        yaml_node_t *v = yaml_document_get_node(&L->doc, pr->value);
-        const char *key = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?";
-        char sub[256];
-        snprintf(sub, sizeof sub, "%s.%s", path, key);
-        if (strcmp(key, "kind") == 0) {
-            char *kind;
-            if (scalar(L, v, sub, &kind))
-                return SL_EINVAL;
-            if (strcmp(kind, "openai") == 0)
-                p->kind = SL_PROVIDER_OPENAI;
-            else if (strcmp(kind, "anthropic") == 0)
-                p->kind = SL_PROVIDER_ANTHROPIC;
-            else
-                return errf(L, v, sub, "unknown kind \"%s\" (openai | anthropic)", kind);
-        } else if (strcmp(key, "api") == 0) {
-            char *api;
-            if (scalar(L, v, sub, &api))
-                return SL_EINVAL;
-            if (strcmp(api, "responses") == 0)
-                p->api = SL_PROVIDER_API_RESPONSES;
-            else if (strcmp(api, "chat") == 0)
-                p->api = SL_PROVIDER_API_CHAT;
-            else
-                return errf(L, v, sub, "unknown api \"%s\" (responses | chat)", api);
-        } else if (strcmp(key, "breaker") == 0) {
-            if (walk_map(L, v, sub, breaker_fields, NF(breaker_fields), p))
-                return SL_EINVAL;
-        } else {
-            const field *f = NULL;
-            for (size_t i = 0; i < NF(provider_fields); i++) {
-                if (strcmp(provider_fields[i].name, key) == 0)
-                    f = &provider_fields[i];
-            }
-            if (!f)
-                return errf(L, k, sub, "unknown key");
-            if (set_field(L, f, p, v, sub))
-                return SL_EINVAL;
-            p->passthrough_set |= f->off == offsetof(sl_provider_conf, passthrough);
-        }
+    char *word;
+    if (scalar(L, v, sub, &word))
+        return SL_EINVAL;
+    bool kind = strcmp(key, "kind") == 0;
+    if (kind && strcmp(word, "openai") == 0)
+        p->kind = SL_PROVIDER_OPENAI;
+    else if (kind && strcmp(word, "anthropic") == 0)
+        p->kind = SL_PROVIDER_ANTHROPIC;
+    else if (kind)
+        return errf(L, v, sub, "unknown kind \"%s\" (openai | anthropic)", word);
+    else if (strcmp(word, "responses") == 0)
+        p->api = SL_PROVIDER_API_RESPONSES;
+    else if (strcmp(word, "chat") == 0)
+        p->api = SL_PROVIDER_API_CHAT;
+    else
+        return errf(L, v, sub, "unknown api \"%s\" (responses | chat)", word);
+    return SL_OK;
+}
+
+/* One key of a provider's mapping. */
+static int provider_key(loader *L, yaml_node_t *k, yaml_node_t *v, const char *sub,
+                        const char *key, sl_provider_conf *p)
+{
+    if (strcmp(key, "kind") == 0 || strcmp(key, "api") == 0)
+        return provider_enum(L, v, sub, key, p);
+    if (strcmp(key, "breaker") == 0)
+        return walk_map(L, v, sub, breaker_fields, NF(breaker_fields), p) ? SL_EINVAL : SL_OK;
+    const field *f = NULL;
+    for (size_t i = 0; i < NF(provider_fields); i++) {
+        if (strcmp(provider_fields[i].name, key) == 0)
+            f = &provider_fields[i];
     }
+    if (!f)
+        return errf(L, k, sub, "unknown key");
+    if (set_field(L, f, p, v, sub))
+        return SL_EINVAL;
+    p->passthrough_set |= f->off == offsetof(sl_provider_conf, passthrough);
+    return SL_OK;
+}
+
+/* A provider read whole: name and base_url required, models "*" by default. */
+static int provider_check(loader *L, yaml_node_t *n, const char *path, sl_provider_conf *p)
+{
     if (!p->name || !p->name[0])
         return errf(L, n, path, "a provider needs a name");
     if (!p->base_url || !p->base_url[0])
@@ -424,6 +423,24 @@ static int one_provider(loader *L, yaml_node_t *n, const char *path, sl_provider
     if (p->n_models == 0)
         return errf(L, n, path, "provider %s serves no models", p->name);
     return SL_OK;
+}
+
+static int one_provider(loader *L, yaml_node_t *n, const char *path, sl_provider_conf *p)
+{
+    p->breaker_failures = p->breaker_cooldown_s = -1;
+    p->kind = SL_PROVIDER_OPENAI;
+    if (n->type != YAML_MAPPING_NODE)
+        return errf(L, n, path, "expected a mapping");
+    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
+        yaml_node_t *k = yaml_document_get_node(&L->doc, pr->key);
+        yaml_node_t *v = yaml_document_get_node(&L->doc, pr->value);
+        const char *key = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?";
+        char sub[256];
+        snprintf(sub, sizeof sub, "%s.%s", path, key);
+        if (provider_key(L, k, v, sub, key, p))
+            return SL_EINVAL;
+    }
+    return provider_check(L, n, path, p);
 }
 
 static size_t seq_len(yaml_node_t *n)
@@ -911,35 +928,14 @@ void sl_config_each_key(sl_config_key_fn fn, const sl_config *a, const sl_config
     }
 }
 
-static void set_defaults(loader *L)
+/* Defaults of the listener, the HTTP server, upstream calls and shutdown. */
+static void defaults_server(loader *L, sl_config *c)
 {
-    sl_config *c = &L->h->c;
     c->listen = adup(L, "127.0.0.1:8080", 14);
     c->listen_host = adup(L, "127.0.0.1", 9);
     c->listen_port = 8080;
     c->workers = 1;
-    c->redis.timeout_ms = 50;
-    c->redis.min_replica_acks = -1;
     c->log.access = adup(L, "stdout", 6);
-    c->cache.enabled = true;
-    c->cache.ttl_s = 3600;
-    c->responses.store_ttl_s = 30 * 86400;
-    c->cache.max_ttl_s = 30 * 86400;
-    c->cache.sampled = true;
-    c->cache.l1_max_bytes = 64u << 20;
-    c->cache.semantic.threshold = 0.95;
-    c->cache.semantic.embedding_model = adup(L, "text-embedding-3-small", 22);
-    c->cache.semantic.max_entries = 10000;
-    c->cache.semantic.timeout_ms = 1000;
-    c->coalesce.enabled = true;
-    c->coalesce.max_waiters = 1000;
-    c->coalesce.max_replay_bytes = 8u << 20;
-    c->coalesce.lease_ms = 2000;
-    c->idempotency.ttl_s = 86400;
-    c->streams.resume_s = 300;
-    c->streams.max_resumable_bytes = 4u << 20;
-    c->embeddings.batch_window_ms = 2;
-    c->embeddings.batch_max_inputs = 256;
     c->shutdown.drain_s = 30;
     c->retries.max = 2;
     c->retries.base_ms = 100;
@@ -959,6 +955,38 @@ static void set_defaults(loader *L)
     c->server.max_response_bytes = 32u << 20;
     c->server.max_json_members = 10000;
     c->server.max_json_values = 1000000;
+}
+
+/* Defaults of what keeps answers: Redis, the caches, coalescing, idempotency,
+ * resumable streams, embedding batches and stored responses. */
+static void defaults_answers(loader *L, sl_config *c)
+{
+    c->redis.timeout_ms = 50;
+    c->redis.min_replica_acks = -1;
+    c->cache.enabled = true;
+    c->cache.ttl_s = 3600;
+    c->responses.store_ttl_s = 30 * 86400;
+    c->cache.max_ttl_s = 30 * 86400;
+    c->cache.sampled = true;
+    c->cache.l1_max_bytes = 64u << 20;
+    c->cache.semantic.threshold = 0.95;
+    c->cache.semantic.embedding_model = adup(L, "text-embedding-3-small", 22);
+    c->cache.semantic.max_entries = 10000;
+    c->cache.semantic.timeout_ms = 1000;
+    c->coalesce.enabled = true;
+    c->coalesce.max_waiters = 1000;
+    c->coalesce.max_replay_bytes = 8u << 20;
+    c->coalesce.lease_ms = 2000;
+    c->idempotency.ttl_s = 86400;
+    c->streams.resume_s = 300;
+    c->streams.max_resumable_bytes = 4u << 20;
+    c->embeddings.batch_window_ms = 2;
+    c->embeddings.batch_max_inputs = 256;
+}
+
+/* Defaults of the services: SLA tracking and triage. */
+static void defaults_services(loader *L, sl_config *c)
+{
     c->sla.evaluate_every_s = 60;
     c->sla.at_risk_ratio = 0.15;
     c->sla.retry_max = 5;
@@ -973,6 +1001,14 @@ static void set_defaults(loader *L)
     c->triage.kb = adup(L, "conf/kb", 7);
     c->triage.top_k = 3;
     c->triage.max_content_bytes = 32u << 10;
+}
+
+static void set_defaults(loader *L)
+{
+    sl_config *c = &L->h->c;
+    defaults_server(L, c);
+    defaults_answers(L, c);
+    defaults_services(L, c);
 }
 
 static int check_whole(loader *L, yaml_node_t *root)

@@ -54,6 +54,12 @@ static int replica_acks(const sl_config *c)
     return c->redis.n_sentinels || c->redis.n_cluster ? 1 : 0;
 }
 
+/* How long a ticket write waits for them. */
+static int replica_wait_ms(const sl_config *c)
+{
+    return SL_MAX(c->redis.timeout_ms, 100);
+}
+
 static void ingest_finish(ingest *in);
 
 static void on_synced(void *ud, int rc)
@@ -71,7 +77,7 @@ static bool wait_for_replicas(ingest *in)
     int need = replica_acks(sla.conf);
     if (need <= 0 || in->store_failed || in->waited || !(in->created || in->updated))
         return false;
-    int wait_ms = SL_MAX(sla.conf->redis.timeout_ms, 100);
+    int wait_ms = replica_wait_ms(sla.conf);
     in->waited = true;
     if (sla.store->ops->sync(sla.store, need, wait_ms, on_synced, in) == SL_OK)
         return true;
@@ -468,7 +474,8 @@ void sl_sla_dead(sl_req *r)
 
 int sl_sla_start(struct event_base *base, struct sl_redis *redis, const sl_config *c)
 {
-    sla.store = redis ? sl_sla_store_redis_new(redis) : sl_sla_store_mem_new();
+    sla.store = redis ? sl_sla_store_redis_new(redis, replica_acks(c), replica_wait_ms(c))
+                      : sl_sla_store_mem_new();
     if (!sla.store)
         return SL_ENOMEM;
     sla.conf = sl_config_ref((sl_config *)c);

@@ -74,6 +74,7 @@ static const char *const TICK_SCRIPT =
 typedef struct redis_store {
     sl_sla_store base;
     sl_redis *redis;
+    int acks, wait_ms; /* every ticket write is held by acks replicas before it answers */
     sl_sla_store *local; /* the in-process copy of the dead letters */
 } redis_store;
 
@@ -85,8 +86,7 @@ typedef struct pending {
     sl_sla_list_cb list_cb;
     sl_sla_due_cb due_cb;
     void *ud;
-    int acks;       /* sync: replicas needed */
-    int timeout_ms; /* sync: its own timeout (WAIT waits on purpose) */
+    bool acked; /* a ticket write: held by the replicas before it answers */
 } pending;
 
 /* The reply is usable: answered in time, not an error, of the expected type. */
@@ -103,12 +103,10 @@ static int issue(redis_store *s, const char *script, int numkeys, int argc, cons
     if (!p)
         return SL_ENOMEM;
     *p = init;
-    /* WAIT (the one command with a timeout of its own) names no key: it goes to
-     * the master of the {sla} slot, where every ticket write went */
-    int rc = script ? sl_redis_eval(s->redis, script, numkeys, argc, argv, argl, on_reply, p)
-             : p->timeout_ms ? sl_redis_cmd_at(s->redis, K_IDS, strlen(K_IDS), 0, p->timeout_ms,
-                                               on_reply, p, argc, argv, argl)
-                             : sl_redis_cmd(s->redis, on_reply, p, argc, argv, argl);
+    int acks = p->acked ? s->acks : 0;
+    int rc = script ? sl_redis_eval_acked(s->redis, script, numkeys, argc, argv, argl, acks,
+                                          s->wait_ms, on_reply, p)
+                    : sl_redis_cmd(s->redis, on_reply, p, argc, argv, argl);
     if (rc != SL_OK)
         free(p);
     return rc;
@@ -154,8 +152,10 @@ static int r_upsert(sl_sla_store *base, const sl_ticket *t, sl_str json, const s
     size_t argl[] = {kl,           strlen(K_RISK), strlen(K_DUE), strlen(K_IDS),
                      json.len,     strlen(upd),    t->id.len,     strlen(v[0]),
                      strlen(v[1]), strlen(v[2]),   strlen(v[3])};
+    /* WAIT right behind the script, on the node that executes it: during a
+     * reshard (ASK) that is not the slot's owner in the map */
     return issue((redis_store *)base, UPSERT_SCRIPT, 4, 11, argv, argl, on_upsert,
-                 (pending){.rc_cb = cb, .ud = ud});
+                 (pending){.rc_cb = cb, .ud = ud, .acked = true});
 }
 
 static void on_get(void *ud, const redisReply *rep, int status)
@@ -280,27 +280,13 @@ static int r_pop_due(sl_sla_store *base, int64_t now, size_t max, int claim_ttl_
 
 /* ---- replication and lifecycle --------------------------------------------------------- */
 
-static void on_wait(void *ud, const redisReply *rep, int status)
-{
-    pending *p = ud;
-    bool held = reply_ok(rep, status, REDIS_REPLY_INTEGER) && rep->integer >= p->acks;
-    p->rc_cb(p->ud, held ? SL_OK : SL_EIO); /* a failover now could lose it */
-    free(p);
-}
-
+/* The upserts waited for their replicas one by one (r_upsert): the writes that
+ * answered are held by s->acks replicas; more cannot be promised. */
 static int r_sync(sl_sla_store *base, int acks, int wait_ms, sl_sla_rc_cb cb, void *ud)
 {
-    redis_store *s = (redis_store *)base;
-    if (acks <= 0) {
-        cb(ud, SL_OK);
-        return SL_OK;
-    }
-    char n[16], ms[16];
-    snprintf(n, sizeof n, "%d", acks);
-    snprintf(ms, sizeof ms, "%d", wait_ms);
-    const char *argv[] = {"WAIT", n, ms};
-    pending p = {.rc_cb = cb, .ud = ud, .acks = acks, .timeout_ms = 2 * wait_ms};
-    return issue(s, NULL, 0, 3, argv, NULL, on_wait, p);
+    SL_UNUSED(wait_ms);
+    cb(ud, acks <= ((redis_store *)base)->acks ? SL_OK : SL_EIO);
+    return SL_OK;
 }
 
 static void r_free(sl_sla_store *base)
@@ -326,13 +312,15 @@ static const sl_sla_store_ops redis_ops = {
     .free = r_free,
 };
 
-sl_sla_store *sl_sla_store_redis_new(sl_redis *redis)
+sl_sla_store *sl_sla_store_redis_new(sl_redis *redis, int acks, int wait_ms)
 {
     redis_store *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     s->base.ops = &redis_ops;
     s->redis = redis;
+    s->acks = acks;
+    s->wait_ms = wait_ms;
     s->local = sl_sla_store_mem_new();
     if (!s->local) {
         free(s);

@@ -38,6 +38,7 @@
 #include <stdio.h>
 
 #include "sluice/completion.h"
+#include "sluice/lease.h"
 #include "sluice/redis.h"
 #include "sluice/responses.h"
 #include "sluice/sse.h"
@@ -86,24 +87,12 @@ struct flight {
     char lock_key[80];
     char value_key[80];
     char token[33];
-    bool lock_held;
+    sl_lease lease; /* held by this instance's leader: renewed while its call runs */
     struct event *poll_ev;
-    struct event *renew_ev; /* the holder's lease renewal, every lease/3 */
     uint64_t wait_until_ms;
 };
 
 enum { POLL_MS = 20 };
-
-static const char *const UNLOCK_SCRIPT =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
-static const char *const RENEW_SCRIPT =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) "
-    "end return 0";
-
-static int lease_ms(const sl_config *c)
-{
-    return c->coalesce.lease_ms >= 100 ? c->coalesce.lease_ms : 2000;
-}
 
 enum { N_BUCKETS = 4096 };
 static flight *buckets[N_BUCKETS];
@@ -307,14 +296,9 @@ static void fan_end(sl_sink *s, sl_req *r)
     f->closed = true;
     unlink_flight(f);
     flights_live--;
-    if (f->lock_held) { /* after the cache queued its SET: pollers find the entry */
-        const char *argv[] = {f->lock_key, f->token};
-        sl_redis_eval(f->redis, UNLOCK_SCRIPT, 1, 2, argv, NULL, NULL, NULL);
-    }
+    sl_lease_release(&f->lease); /* after the cache queued its SET: pollers find the entry */
     if (f->poll_ev)
         event_free(f->poll_ev);
-    if (f->renew_ev)
-        event_free(f->renew_ev);
     r->sink = f->leader_sink; /* before its end: a recording's end restores its own */
     r->abort_guard = f->prev_guard;
     f->leader_sink->ops->end(f->leader_sink, r);
@@ -460,30 +444,6 @@ static void on_poll_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* The holder's call still runs: extend its lease if the lock is still its
- * own. Fire and forget: a renewal lost to a slow Redis is retried at the next
- * tick, and a lock lost to a waiter's take-over is never touched (the token). */
-static void on_renew_timer(evutil_socket_t fd, short what, void *arg)
-{
-    SL_UNUSED(fd);
-    SL_UNUSED(what);
-    flight *f = arg;
-    char px[16];
-    snprintf(px, sizeof px, "%d", lease_ms(f->leader->conf));
-    const char *argv[] = {f->lock_key, f->token, px};
-    sl_redis_eval(f->redis, RENEW_SCRIPT, 1, 3, argv, NULL, NULL, NULL);
-}
-
-static void start_renewal(flight *f)
-{
-    int every = lease_ms(f->leader->conf) / 3;
-    if (!f->renew_ev)
-        f->renew_ev = event_new(f->leader->base, -1, EV_PERSIST, on_renew_timer, f);
-    struct timeval tv = {every / 1000, (every % 1000) * 1000};
-    if (f->renew_ev)
-        event_add(f->renew_ev, &tv);
-}
-
 static void on_lock_reply(void *ud, const redisReply *rep, int status)
 {
     flight *f = ud;
@@ -493,8 +453,9 @@ static void on_lock_reply(void *ud, const redisReply *rep, int status)
         return;
     }
     if (status == SL_OK && rep && rep->type == REDIS_REPLY_STATUS) {
-        f->lock_held = true; /* ours: call upstream, renewing the lease meanwhile */
-        start_renewal(f);
+        /* ours: call upstream, renewing the lease meanwhile */
+        sl_lease_hold(&f->lease, f->leader->base, f->redis, f->lock_key, f->token,
+                      sl_lease_ms(f->leader->conf));
         stop_waiting(f, true);
     } else if (status == SL_OK && rep && rep->type == REDIS_REPLY_NIL) {
         if (!f->poll_ev)
@@ -511,7 +472,7 @@ static int try_lock(flight *f)
 {
     sl_req *r = f->leader;
     const sl_config *c = r->conf;
-    int ttl = lease_ms(c);
+    int ttl = sl_lease_ms(c);
     if (!f->token[0]) {
         uint8_t raw[16];
         sl_random_bytes(raw, sizeof raw);

@@ -29,6 +29,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "sluice/lease.h"
 #include "sluice/recording.h"
 #include "sluice/redis.h"
 #include "sluice/stages.h"
@@ -175,7 +176,7 @@ static int claim(idem_ctx *ctx)
 {
     sl_req *r = ctx->r;
     char px[16];
-    snprintf(px, sizeof px, "%d", sl_rec_lease_ms(r->conf));
+    snprintf(px, sizeof px, "%d", sl_lease_ms(r->conf));
     char value_key[96], lock_key[96];
     sl_answers_redis_key("i", &ctx->key, "v", value_key);
     sl_answers_redis_key("i", &ctx->key, "lock", lock_key);
@@ -190,7 +191,7 @@ static sl_step claim_first(sl_req *r, idem_ctx *ctx)
     for (int i = 0; i < 16; i++)
         snprintf(ctx->token + 2 * i, 3, "%02x", raw[i]);
     ctx->wait_until_ms =
-        sl_now_ms() + (uint64_t)sl_rec_lease_ms(r->conf) + (uint64_t)r->conf->timeouts.total_ms;
+        sl_now_ms() + (uint64_t)sl_lease_ms(r->conf) + (uint64_t)r->conf->timeouts.total_ms;
     sl_req_ref(r); /* held by the claim, then the polls */
     if (claim(ctx) == SL_OK)
         return SL_WAIT;

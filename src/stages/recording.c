@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "sluice/lease.h"
 #include "sluice/redis.h"
 
 typedef struct listener {
@@ -35,8 +36,7 @@ struct sl_rec {
     sl_cache_key idem, fp;
     char lock_key[96];
     char token[33];
-    sl_redis *redis;        /* where the idempotency lock lives */
-    struct event *renew_ev; /* the lock's lease renewal, every lease/3 */
+    sl_lease lease; /* the idempotency lock, renewed while the call runs */
     bool headed, sse, overflow;
     bool replayed; /* the answer came from a stored one: not stored again */
     int status;
@@ -47,12 +47,6 @@ struct sl_rec {
     listener *listeners;
     sl_rec *next, *prev; /* every live recording */
 };
-
-static const char *const UNLOCK_SCRIPT =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
-static const char *const RENEW_SCRIPT =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) "
-    "end return 0";
 
 enum { STORE_BYTES = 32u << 20 }; /* stored answers in process, LRU beyond it */
 
@@ -382,10 +376,7 @@ static void persist(sl_rec *rc, const sl_config *c, bool worth)
         }
     }
     sl_buf_free(&blob);
-    if (rc->lock_key[0] && rc->redis) { /* after the SET, on the same connection */
-        const char *argv[] = {rc->lock_key, rc->token};
-        sl_redis_eval(rc->redis, UNLOCK_SCRIPT, 1, 2, argv, NULL, NULL, NULL);
-    }
+    sl_lease_release(&rc->lease); /* after the SET, on the same connection */
 }
 
 /* The recording's answer, to one listener that waited for all of it. */
@@ -428,8 +419,7 @@ static void rec_free(sl_rec *rc)
         live_recs = rc->next;
     if (rc->next)
         rc->next->prev = rc->prev;
-    if (rc->renew_ev)
-        event_free(rc->renew_ev);
+    sl_lease_stop(&rc->lease);
     sl_buf_free(&rc->body);
     sl_buf_free(&rc->tail);
     free(rc->tenant);
@@ -528,33 +518,6 @@ sl_rec *sl_rec_start(sl_req *r)
     return rc;
 }
 
-int sl_rec_lease_ms(const sl_config *c)
-{
-    return c->coalesce.lease_ms >= 100 ? c->coalesce.lease_ms : 2000;
-}
-
-/* The holder's call still runs: extend its lease while the lock is its own
- * (the same compare-and-renew as coalescing's). */
-static void on_renew(evutil_socket_t fd, short what, void *arg)
-{
-    SL_UNUSED(fd);
-    SL_UNUSED(what);
-    sl_rec *rc = arg;
-    char px[16];
-    snprintf(px, sizeof px, "%d", sl_rec_lease_ms(rc->r->conf));
-    const char *argv[] = {rc->lock_key, rc->token, px};
-    sl_redis_eval(rc->redis, RENEW_SCRIPT, 1, 3, argv, NULL, NULL, NULL);
-}
-
-static void start_renewal(sl_rec *rc)
-{
-    int every = sl_rec_lease_ms(rc->r->conf) / 3;
-    rc->renew_ev = event_new(rc->r->base, -1, EV_PERSIST, on_renew, rc);
-    struct timeval tv = {every / 1000, (every % 1000) * 1000};
-    if (rc->renew_ev)
-        event_add(rc->renew_ev, &tv);
-}
-
 void sl_rec_set_idem(sl_rec *rc, const sl_cache_key *idem, const sl_cache_key *fp)
 {
     rc->has_idem = true;
@@ -566,9 +529,9 @@ void sl_rec_set_lock(sl_rec *rc, sl_redis *redis, const char *lock_key, const ch
 {
     snprintf(rc->lock_key, sizeof rc->lock_key, "%s", lock_key);
     snprintf(rc->token, sizeof rc->token, "%s", token);
-    rc->redis = redis;
-    if (!rc->renew_ev)
-        start_renewal(rc);
+    if (redis && !rc->lease.renew_ev)
+        sl_lease_hold(&rc->lease, rc->r->base, redis, rc->lock_key, rc->token,
+                      sl_lease_ms(rc->r->conf));
 }
 
 void sl_rec_replayed(sl_rec *rc)

@@ -181,11 +181,27 @@ int sl_redis_cmd_timeout(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, 
     return command(r, timeout_ms, cb, ud, argc, argv, argvlen);
 }
 
+static int enqueue(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, int argc,
+                   const char **argv, const size_t *argvlen, const char *resp, size_t resp_len);
+
 static int command(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, int argc,
                    const char **argv, const size_t *argvlen)
 {
     if (r && r->cluster)
         return sl_cluster_cmd(r->cluster, NULL, 0, 0, timeout_ms, cb, ud, argc, argv, argvlen);
+    return enqueue(r, timeout_ms, cb, ud, argc, argv, argvlen, NULL, 0);
+}
+
+int sl_redis_node_send(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, const char *resp,
+                       size_t resp_len)
+{
+    return enqueue(r, timeout_ms, cb, ud, 0, NULL, NULL, resp, resp_len);
+}
+
+/* Queues a command on r's connection: argv, or bytes already in RESP form. */
+static int enqueue(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, int argc,
+                   const char **argv, const size_t *argvlen, const char *resp, size_t resp_len)
+{
     if (!r || r->state != SL_REDIS_UP || !r->ctx)
         return SL_EAGAIN;
     pending_cmd *pc = calloc(1, sizeof(*pc));
@@ -199,7 +215,9 @@ static int command(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, int ar
         free(pc);
         return SL_ENOMEM;
     }
-    if (redisAsyncCommandArgv(r->ctx, on_reply, pc, argc, argv, argvlen) != REDIS_OK) {
+    int sent = resp ? redisAsyncFormattedCommand(r->ctx, on_reply, pc, resp, resp_len)
+                    : redisAsyncCommandArgv(r->ctx, on_reply, pc, argc, argv, argvlen);
+    if (sent != REDIS_OK) {
         /* The callback will never run: answer SL_EIO from the loop instead. */
         pc->hiredis_done = true;
         pc->fail_now = true;
@@ -677,24 +695,152 @@ uint64_t sl_redis_reconnects(const sl_redis *r)
     return r ? r->reconnects : 0;
 }
 
+/* ---- writes acknowledged by replicas: the write, then WAIT on its connection ------ */
+
+/* WAIT counts the replicas that hold the writes of the connection it is sent
+ * on, so it goes right behind the write, on the connection that took it (on a
+ * cluster: the node that executed it, after any ASK or MOVED). A redirected
+ * write is sent again with a WAIT of its own; the WAITs of earlier sends are
+ * answered and ignored (each names its send). */
+struct sl_acked {
+    sl_redis_cb cb;
+    void *ud;
+    int acks, wait_ms;
+    int refs;  /* the write + each WAIT outstanding */
+    int sends; /* the WAIT that counts is the one of the last send */
+    bool wrote, waited, held, done;
+    redisReply stash; /* the write's reply (a scalar), kept until the WAIT answers */
+};
+
+typedef struct acked_wait {
+    sl_acked *a;
+    int send;
+} acked_wait;
+
+static sl_acked *acked_new(int acks, int wait_ms, sl_redis_cb cb, void *ud)
+{
+    sl_acked *a = calloc(1, sizeof(*a));
+    if (a)
+        *a = (sl_acked){.cb = cb, .ud = ud, .acks = acks, .wait_ms = wait_ms, .refs = 1};
+    return a;
+}
+
+static void acked_release(sl_acked *a)
+{
+    if (--a->refs == 0) {
+        free(a->stash.str);
+        free(a);
+    }
+}
+
+/* Answers once: the write's reply when the replicas hold it, else NULL / SL_EIO. */
+static void acked_deliver(sl_acked *a, const redisReply *reply, int status)
+{
+    if (a->done)
+        return;
+    a->done = true;
+    if (a->cb)
+        a->cb(a->ud, reply, status);
+}
+
+static void acked_maybe_deliver(sl_acked *a)
+{
+    if (a->wrote && a->waited)
+        acked_deliver(a, a->held ? &a->stash : NULL, a->held ? SL_OK : SL_EIO);
+}
+
+void sl_acked_on_write(void *ud, const redisReply *reply, int status)
+{
+    sl_acked *a = ud;
+    bool scalar = reply && reply->type != REDIS_REPLY_ARRAY && reply->type != REDIS_REPLY_ERROR;
+    if (status != SL_OK || !scalar) { /* failed, refused, or nothing a WAIT could keep */
+        acked_deliver(a, reply, status);
+    } else {
+        a->stash = (redisReply){.type = reply->type, .integer = reply->integer};
+        if (reply->str && (a->stash.str = malloc(reply->len + 1))) {
+            memcpy(a->stash.str, reply->str, reply->len + 1);
+            a->stash.len = reply->len;
+        }
+        a->wrote = true;
+        acked_maybe_deliver(a);
+    }
+    acked_release(a);
+}
+
+static void on_acked_wait(void *ud, const redisReply *reply, int status)
+{
+    acked_wait *w = ud;
+    sl_acked *a = w->a;
+    if (w->send == a->sends) {
+        a->waited = true;
+        a->held = status == SL_OK && reply && reply->type == REDIS_REPLY_INTEGER &&
+                  reply->integer >= a->acks;
+        acked_maybe_deliver(a);
+    }
+    free(w);
+    acked_release(a);
+}
+
+void sl_acked_send_wait(sl_acked *a, sl_redis *to)
+{
+    a->sends++;
+    a->waited = false;
+    char n[16], ms[16];
+    snprintf(n, sizeof n, "%d", a->acks);
+    snprintf(ms, sizeof ms, "%d", a->wait_ms);
+    const char *argv[] = {"WAIT", n, ms};
+    acked_wait *w = malloc(sizeof(*w));
+    if (w) {
+        *w = (acked_wait){a, a->sends};
+        a->refs++;
+        if (command(to, 2 * a->wait_ms, on_acked_wait, w, 3, argv, NULL) == SL_OK)
+            return;
+        a->refs--;
+        free(w);
+    }
+    a->waited = true; /* no WAIT: the write cannot be acknowledged */
+    a->held = false;
+}
+
+/* The write through a (one Redis: pipelined here; a cluster: by the runtime). */
+static int command_acked(sl_redis *r, sl_acked *a, int argc, const char **argv,
+                         const size_t *argvlen)
+{
+    if (r && r->cluster)
+        return sl_cluster_cmd_acked(r->cluster, a, r->timeout_ms, argc, argv, argvlen);
+    int rc = command(r, r ? r->timeout_ms : 0, sl_acked_on_write, a, argc, argv, argvlen);
+    if (rc == SL_OK)
+        sl_acked_send_wait(a, r);
+    return rc;
+}
+
 /* ---- scripts: EVALSHA, falling back to EVAL on NOSCRIPT ------------------------- */
 
+/* One allocation: the record, the argument table and the argument bytes
+ * (kept for the EVAL after a NOSCRIPT). */
 typedef struct eval_call {
     sl_redis *r;
     sl_redis_cb cb;
     void *ud;
+    int acks, wait_ms;  /* acks > 0: a write acknowledged by replicas */
+    const char *script; /* static text: sent only after NOSCRIPT */
     int argc;
-    char **argv;
+    const char **argv;
     size_t *argvlen;
 } eval_call;
 
-static void eval_call_free(eval_call *ec)
+/* Sends ec's command, through a WAIT when it is an acknowledged write. */
+static int eval_send(eval_call *ec, sl_redis_cb cb)
 {
-    for (int i = 0; i < ec->argc; i++)
-        free(ec->argv[i]);
-    free(ec->argv);
-    free(ec->argvlen);
-    free(ec);
+    if (ec->acks <= 0)
+        return sl_redis_cmd(ec->r, cb, ec, ec->argc, ec->argv, ec->argvlen);
+    sl_acked *a = acked_new(ec->acks, ec->wait_ms, cb, ec);
+    if (!a)
+        return SL_ENOMEM;
+    int rc = command_acked(ec->r, a, ec->argc, ec->argv, ec->argvlen);
+    if (rc != SL_OK)
+        acked_release(a);
+    return rc;
 }
 
 static void on_eval_plain(void *ud, const redisReply *reply, int status)
@@ -702,7 +848,7 @@ static void on_eval_plain(void *ud, const redisReply *reply, int status)
     eval_call *ec = ud;
     if (ec->cb)
         ec->cb(ec->ud, reply, status);
-    eval_call_free(ec);
+    free(ec);
 }
 
 static void on_evalsha(void *ud, const redisReply *reply, int status)
@@ -711,67 +857,103 @@ static void on_evalsha(void *ud, const redisReply *reply, int status)
     if (status == SL_OK && reply && reply->type == REDIS_REPLY_ERROR &&
         strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         /* argv[0] is "EVALSHA", argv[1] the sha: resend as EVAL with the text. */
-        free(ec->argv[0]);
-        ec->argv[0] = strdup("EVAL");
+        ec->argv[0] = "EVAL";
         ec->argvlen[0] = 4;
-        char *script = ec->argv[ec->argc]; /* the text rides after the args */
-        free(ec->argv[1]);
-        ec->argv[1] = script;
-        ec->argvlen[1] = strlen(script);
-        ec->argv[ec->argc] = NULL;
-        if (sl_redis_cmd(ec->r, on_eval_plain, ec, ec->argc, (const char **)ec->argv,
-                         ec->argvlen) == SL_OK)
+        ec->argv[1] = ec->script;
+        ec->argvlen[1] = strlen(ec->script);
+        if (eval_send(ec, on_eval_plain) == SL_OK)
             return;
         if (ec->cb)
             ec->cb(ec->ud, NULL, SL_EIO);
-        eval_call_free(ec);
+        free(ec);
         return;
     }
-    free(ec->argv[ec->argc]);
     if (ec->cb)
         ec->cb(ec->ud, reply, status);
-    eval_call_free(ec);
+    free(ec);
 }
 
 /* SHA1 of the script, computed once per script text (scripts are few). */
 static void sha1_hex(const char *s, size_t n, char out[41]);
 
+/* The SHA1 of a script, computed once per script: the scripts are static
+ * texts, few, and known by their address (an unknown one past the table is
+ * hashed each time, which is only slower). */
+static const char *script_sha(const char *script)
+{
+    static struct {
+        const char *script;
+        char sha[41];
+    } known[32];
+    static char spare[41];
+    for (size_t i = 0; i < SL_ARRAY_LEN(known); i++) {
+        if (known[i].script == script)
+            return known[i].sha;
+        if (!known[i].script) {
+            sha1_hex(script, strlen(script), known[i].sha);
+            known[i].script = script;
+            return known[i].sha;
+        }
+    }
+    sha1_hex(script, strlen(script), spare);
+    return spare;
+}
+
 int sl_redis_eval(sl_redis *r, const char *script, int numkeys, int argc, const char **argv,
                   const size_t *argvlen, sl_redis_cb cb, void *ud)
 {
+    return sl_redis_eval_acked(r, script, numkeys, argc, argv, argvlen, 0, 0, cb, ud);
+}
+
+static eval_call *eval_call_new(const char *sha, int numkeys, int argc, const char **argv,
+                                const size_t *argvlen)
+{
+    char nk[16];
+    snprintf(nk, sizeof nk, "%d", numkeys);
+    const char *head[] = {"EVALSHA", sha, nk};
+    int total = argc + 3;
+    size_t bytes = 0;
+    for (int i = 0; i < total; i++)
+        bytes += (i < 3 ? strlen(head[i]) : argvlen ? argvlen[i - 3] : strlen(argv[i - 3])) + 1;
+    size_t table = (size_t)total * (sizeof(char *) + sizeof(size_t));
+    eval_call *ec = malloc(sizeof(*ec) + table + bytes);
+    if (!ec)
+        return NULL;
+    memset(ec, 0, sizeof(*ec));
+    ec->argc = total;
+    ec->argvlen = (size_t *)(ec + 1);
+    ec->argv = (const char **)(ec->argvlen + total);
+    char *p = (char *)(ec->argv + total);
+    for (int i = 0; i < total; i++) {
+        const char *src = i < 3 ? head[i] : argv[i - 3];
+        size_t len = i < 3 ? strlen(src) : argvlen ? argvlen[i - 3] : strlen(src);
+        memcpy(p, src, len);
+        p[len] = '\0';
+        ec->argv[i] = p;
+        ec->argvlen[i] = len;
+        p += len + 1;
+    }
+    return ec;
+}
+
+int sl_redis_eval_acked(sl_redis *r, const char *script, int numkeys, int argc,
+                        const char **argv, const size_t *argvlen, int acks, int wait_ms,
+                        sl_redis_cb cb, void *ud)
+{
     if (sl_redis_get_state(r) != SL_REDIS_UP)
         return SL_EAGAIN;
-    eval_call *ec = calloc(1, sizeof(*ec));
-    int total = argc + 3;
-    if (!ec || !(ec->argv = calloc((size_t)total + 1, sizeof(char *))) ||
-        !(ec->argvlen = calloc((size_t)total, sizeof(size_t)))) {
-        if (ec)
-            free(ec->argv);
-        free(ec);
+    eval_call *ec = eval_call_new(script_sha(script), numkeys, argc, argv, argvlen);
+    if (!ec)
         return SL_ENOMEM;
-    }
-    char sha[41], nk[16];
-    sha1_hex(script, strlen(script), sha);
-    snprintf(nk, sizeof nk, "%d", numkeys);
     ec->r = r;
     ec->cb = cb;
     ec->ud = ud;
-    ec->argc = total;
-    const char *head[] = {"EVALSHA", sha, nk};
-    for (int i = 0; i < total; i++) {
-        const char *src = i < 3 ? head[i] : argv[i - 3];
-        size_t len = i < 3 ? strlen(src) : (argvlen ? argvlen[i - 3] : strlen(src));
-        ec->argv[i] = malloc(len + 1);
-        memcpy(ec->argv[i], src, len);
-        ec->argv[i][len] = '\0';
-        ec->argvlen[i] = len;
-    }
-    ec->argv[total] = strdup(script);
-    int rc = sl_redis_cmd(r, on_evalsha, ec, total, (const char **)ec->argv, ec->argvlen);
-    if (rc != SL_OK) {
-        free(ec->argv[total]);
-        eval_call_free(ec);
-    }
+    ec->acks = acks;
+    ec->wait_ms = wait_ms;
+    ec->script = script;
+    int rc = eval_send(ec, on_evalsha);
+    if (rc != SL_OK)
+        free(ec);
     return rc;
 }
 

@@ -1,8 +1,9 @@
 /* redis_cluster.c — key slots, slot maps, redirects, and the cluster runtime; see
  * redis_cluster.h. The runtime is a slot table over plain node connections
  * (each an sl_redis with its own timeouts, fail-fast and reconnects); a command
- * in cluster mode carries a copy of its arguments so that MOVED, ASK, TRYAGAIN
- * and CLUSTERDOWN can be followed after the caller's stack is gone. */
+ * in cluster mode is formatted once (RESP, in its own record) so that MOVED,
+ * ASK, TRYAGAIN and CLUSTERDOWN can be followed after the caller's stack is
+ * gone by sending the same bytes again; hiredis then formats nothing. */
 #include "sluice/redis_cluster.h"
 
 #include <event2/event.h>
@@ -360,9 +361,9 @@ struct ccmd {
     uint64_t deadline_ms;
     int slot, tries, ask_node, sent_node, backoff_ms;
     bool replica_ok;
-    int argc;
-    const char **argv;
-    size_t *argvlen;
+    sl_acked *acked; /* a write acknowledged by replicas: WAIT goes behind it */
+    size_t len;      /* the command in RESP form, after the record */
+    char resp[];
 };
 
 static void want_refresh(sl_cluster *c);
@@ -471,11 +472,13 @@ static int send_cmd(ccmd *cc)
     if (now >= cc->deadline_ms)
         return SL_ETIMEDOUT;
     if (cc->ask_node >= 0) { /* ASKING holds for the next command on this connection */
-        const char *asking[] = {"ASKING"};
-        sl_redis_cmd(to, NULL, NULL, 1, asking, NULL);
+        static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
+        sl_redis_node_send(to, c->timeout_ms, NULL, NULL, asking, sizeof asking - 1);
     }
-    return sl_redis_cmd_timeout(to, (int)(cc->deadline_ms - now), on_reply, cc, cc->argc, cc->argv,
-                                cc->argvlen);
+    int rc = sl_redis_node_send(to, (int)(cc->deadline_ms - now), on_reply, cc, cc->resp, cc->len);
+    if (rc == SL_OK && cc->acked) /* on the node that takes the write, right behind it */
+        sl_acked_send_wait(cc->acked, to);
+    return rc;
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg);
@@ -592,36 +595,60 @@ static void route_key(int argc, const char **argv, const size_t *argvlen, const 
     *len = at >= 0 ? (argvlen ? argvlen[at] : strlen(argv[at])) : 0;
 }
 
-/* One allocation: the record, the argument table and the argument bytes. */
+static size_t digits(size_t v)
+{
+    size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* Writes "<c><v>\r\n" at p; returns the end. */
+static char *resp_head(char *p, char c, size_t v)
+{
+    size_t n = digits(v);
+    *p++ = c;
+    for (size_t i = n; i-- > 0; v /= 10)
+        p[i] = (char)('0' + v % 10);
+    p += n;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* One allocation: the record and the command in RESP form (as hiredis would
+ * format it), ready to be sent as often as redirects need. */
 static ccmd *ccmd_new(sl_cluster *c, int argc, const char **argv, const size_t *argvlen)
 {
-    size_t bytes = 0;
-    for (int i = 0; i < argc; i++)
-        bytes += (argvlen ? argvlen[i] : strlen(argv[i])) + 1;
-    size_t head = sizeof(ccmd) + (size_t)argc * (sizeof(char *) + sizeof(size_t));
-    ccmd *cc = malloc(head + bytes);
+    size_t len = 1 + digits((size_t)argc) + 2;
+    for (int i = 0; i < argc; i++) {
+        size_t n = argvlen ? argvlen[i] : strlen(argv[i]);
+        len += 1 + digits(n) + 2 + n + 2;
+    }
+    ccmd *cc = malloc(sizeof(*cc) + len);
     if (!cc)
         return NULL;
     memset(cc, 0, sizeof(*cc));
     cc->c = c;
-    cc->argc = argc;
-    cc->argv = (const char **)(cc + 1);
-    cc->argvlen = (size_t *)(cc->argv + argc);
-    char *p = (char *)(cc->argvlen + argc);
+    cc->len = len;
+    char *p = resp_head(cc->resp, '*', (size_t)argc);
     for (int i = 0; i < argc; i++) {
         size_t n = argvlen ? argvlen[i] : strlen(argv[i]);
+        p = resp_head(p, '$', n);
         memcpy(p, argv[i], n);
-        p[n] = '\0';
-        cc->argv[i] = p;
-        cc->argvlen[i] = n;
-        p += n + 1;
+        p += n;
+        *p++ = '\r';
+        *p++ = '\n';
     }
     cc->ask_node = cc->sent_node = -1;
     return cc;
 }
 
-int sl_cluster_cmd(sl_cluster *c, const char *key, size_t keylen, int flags, int timeout_ms,
-                   sl_redis_cb cb, void *ud, int argc, const char **argv, const size_t *argvlen)
+static int submit(sl_cluster *c, const char *key, size_t keylen, int flags, int timeout_ms,
+                  sl_redis_cb cb, void *ud, sl_acked *acked, int argc, const char **argv,
+                  const size_t *argvlen)
 {
     if (!c || c->freeing || argc < 1)
         return SL_EAGAIN;
@@ -639,6 +666,7 @@ int sl_cluster_cmd(sl_cluster *c, const char *key, size_t keylen, int flags, int
     cc->ud = ud;
     cc->slot = slot;
     cc->replica_ok = flags & SL_REDIS_REPLICA_OK;
+    cc->acked = acked;
     cc->deadline_ms = sl_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : c->timeout_ms);
     int rc = send_cmd(cc);
     if (rc != SL_OK) {
@@ -647,6 +675,18 @@ int sl_cluster_cmd(sl_cluster *c, const char *key, size_t keylen, int flags, int
         return rc == SL_ENOMEM ? rc : SL_EAGAIN;
     }
     return SL_OK;
+}
+
+int sl_cluster_cmd(sl_cluster *c, const char *key, size_t keylen, int flags, int timeout_ms,
+                   sl_redis_cb cb, void *ud, int argc, const char **argv, const size_t *argvlen)
+{
+    return submit(c, key, keylen, flags, timeout_ms, cb, ud, NULL, argc, argv, argvlen);
+}
+
+int sl_cluster_cmd_acked(sl_cluster *c, sl_acked *a, int timeout_ms, int argc, const char **argv,
+                         const size_t *argvlen)
+{
+    return submit(c, NULL, 0, 0, timeout_ms, sl_acked_on_write, a, a, argc, argv, argvlen);
 }
 
 /* ---- the map: read, applied, refreshed ------------------------------------------------ */

@@ -7,7 +7,8 @@
 #include <stdlib.h>
 
 #include "sluice/redis_cluster.h"
-#include "sluice/redis_reply.h"
+
+#include "reply_feed.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -38,22 +39,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (sl_cluster_slot((const char *)data, size) >= SL_CLUSTER_SLOTS)
         abort();
-    redisReader *rd = redisReaderCreateWithFunctions(&sl_redis_bounded_replies);
-    if (!rd)
-        return 0;
-    size_t step = size ? (size_t)data[0] % 13 + 1 : 1;
-    for (size_t off = 0; off < size; off += step) {
-        if (redisReaderFeed(rd, (const char *)data + off, SL_MIN(step, size - off)) != REDIS_OK)
-            break;
-        void *rep = NULL;
-        while (redisReaderGetReply(rd, &rep) == REDIS_OK && rep) {
-            use_reply(rep);
-            freeReplyObject(rep);
-            rep = NULL;
-        }
-        if (rd->err)
-            break;
-    }
-    redisReaderFree(rd);
+    sl_fuzz_feed_replies(data, size, use_reply);
     return 0;
 }

@@ -7,7 +7,8 @@
 #include "sluice/answers.h"
 #include "sluice/cache_entry.h"
 #include "sluice/completion.h"
-#include "sluice/redis_reply.h"
+
+#include "reply_feed.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -46,22 +47,6 @@ static void use_reply(const redisReply *rep)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    redisReader *rd = redisReaderCreateWithFunctions(&sl_redis_bounded_replies);
-    if (!rd)
-        return 0;
-    size_t step = size ? (size_t)data[0] % 13 + 1 : 1;
-    for (size_t off = 0; off < size; off += step) {
-        if (redisReaderFeed(rd, (const char *)data + off, SL_MIN(step, size - off)) != REDIS_OK)
-            break;
-        void *rep = NULL;
-        while (redisReaderGetReply(rd, &rep) == REDIS_OK && rep) {
-            use_reply(rep);
-            freeReplyObject(rep);
-            rep = NULL;
-        }
-        if (rd->err)
-            break;
-    }
-    redisReaderFree(rd);
+    sl_fuzz_feed_replies(data, size, use_reply);
     return 0;
 }

@@ -156,7 +156,7 @@ static sl_sla_store *redis_store(void)
         printf("  FLUSHALL did not answer\n");
         return NULL;
     }
-    return sl_sla_store_redis_new(env.redis);
+    return sl_sla_store_redis_new(env.redis, 0, 0);
 }
 
 static sl_sla_store *mem_store(void)
