@@ -194,6 +194,9 @@ def test_1_existing_behaviour_across_two_instances():
     kinds = sorted((g["ticket_id"], g["state"]) for g in hook.got)
     assert kinds == [("cl-late", "breached"), ("cl-risk", "at_risk")], kinds
     # what /health, /metrics and the dashboard say
+    # a replica is known to a node through gossip: a map read just after the cluster
+    # was created can lack one; the 5 s refresh must then bring it in
+    wait_for(lambda: health(a)["cluster"]["replicas"] == 3, 12, "the map to list every replica")
     h = health(a)["cluster"]
     assert h["masters"] == 3 and h["slots_covered"] == 16384 and h["replicas"] == 3, h
     assert h["map_refreshes"] >= 1 and len(h["nodes"]) == 6, h
