@@ -62,6 +62,11 @@ typedef struct sl_trace_stats {
 } sl_trace_stats;
 
 extern bool sl_trace_on; /* tracing.otlp_endpoint was set at start */
+/* The trace of the request whose stage hook is running (pipeline.c sets it
+ * around each hook), NULL outside one: what a Redis command issued from
+ * there belongs to. */
+extern const sl_trace *sl_trace_current;
+extern uint64_t sl_trace_redis_slow_us; /* tracing.redis_slow_ms */
 
 /* ---- W3C trace context ---------------------------------------------------- */
 

@@ -15,6 +15,8 @@
 #include <time.h>
 
 bool sl_trace_on;
+const sl_trace *sl_trace_current;
+uint64_t sl_trace_redis_slow_us = 20000;
 
 /* ---- ids ------------------------------------------------------------------------ */
 

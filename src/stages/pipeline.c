@@ -168,7 +168,13 @@ static sl_step enter(sl_req *r, int i)
         sl_req_finish(r);
         return SL_DONE;
     }
-    return s->on_request(r, r->stage_ctx[i]);
+    if (!r->trace)
+        return s->on_request(r, r->stage_ctx[i]);
+    const sl_trace *outer = sl_trace_current; /* a hook may start another request's */
+    sl_trace_current = r->trace;
+    sl_step step = s->on_request(r, r->stage_ctx[i]);
+    sl_trace_current = outer;
+    return step;
 }
 
 static void run(sl_req *r)
@@ -314,10 +320,14 @@ static void check_body(sl_req *r)
 
 static void reverse_pass(sl_req *r)
 {
+    const sl_trace *outer = sl_trace_current;
+    if (r->trace) /* the cache's SET, limits' settlement: this request's Redis commands */
+        sl_trace_current = r->trace;
     for (int i = r->reached - 1; i >= 0; i--) {
         if (pl.stages[i]->on_response)
             pl.stages[i]->on_response(r, r->stage_ctx[i]);
     }
+    sl_trace_current = outer;
 }
 
 static void write_out(sl_req *r)

@@ -159,6 +159,7 @@ int sl_trace_export_init(struct event_base *base, const sl_config *c)
     sl_buf_init(&ex.body, 0);
     sl_trace_init(c->tracing.max_queue_spans, c->tracing.service_name);
     sl_trace_on_batch(on_batch);
+    sl_trace_redis_slow_us = (uint64_t)c->tracing.redis_slow_ms * 1000u;
     sl_trace_on = true;
     ex.running = true;
     arm(ex.flush_ms);

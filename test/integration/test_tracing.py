@@ -341,3 +341,57 @@ def test_bad_tracing_config_is_refused():
         p = subprocess.run([SLUICE_BIN, "-t", "-c", f.name], capture_output=True, text=True)
         os.unlink(f.name)
         assert p.returncode == 1 and why in p.stderr, (text, p.stderr)
+
+
+def test_redis_commands_over_the_threshold_get_spans():
+    rcv, m, r = Receiver(), Mock(), Redis()
+    s = Sluice(base_config(m, redis={"url": r.url, "timeout_ms": 500}, cache={"enabled": True},
+                           tracing=tracing(rcv.url, redis_slow_ms=0)))
+    st, h, _, _ = post_json(s.url + "/v1/chat/completions", chat("redis traced"))
+    assert st == 200
+    tid = TP.match(h["traceparent"]).group(1)
+    t = trace_of(rcv.wait(lambda sp: any(x["name"] == "redis GET" for x in trace_of(sp, tid))), tid)
+    srv = [x for x in t if x["kind"] == SERVER][0]
+    get = [x for x in t if x["name"] == "redis GET"][0]
+    assert get["kind"] == CLIENT and get["parentSpanId"] == srv["spanId"]
+    a = get["attributes"]
+    assert a["db.system.name"] == "redis" and a["db.operation.name"] == "GET"
+    assert a["server.port"] == r.port
+    assert "sluice" not in json.dumps(a)  # no key (the cache keys start with sluice)
+    lookup = [x for x in t if x["name"] == "cache lookup"][0]["attributes"]
+    assert lookup["sluice.cache.layer"] == "l2" and lookup["sluice.cache.result"] == "miss"
+    s.stop(); m.stop()
+    # over a threshold nothing is that slow: no Redis spans
+    s = Sluice(base_config(m2 := Mock(), redis={"url": r.url}, cache={"enabled": True},
+                           tracing=tracing(rcv.url, redis_slow_ms=5000)))
+    st, h, _, _ = post_json(s.url + "/v1/chat/completions", chat("redis fast"))
+    tid = TP.match(h["traceparent"]).group(1)
+    t = trace_of(rcv.wait(lambda sp: any(x["kind"] == SERVER for x in trace_of(sp, tid))), tid)
+    time.sleep(0.3)
+    assert not [x for x in trace_of(rcv.spans(), tid) if x["name"].startswith("redis ")]
+    s.stop(); m2.stop(); r.kill(); rcv.stop()
+
+
+def test_service_spans_sla_tick_and_triage():
+    rcv, m = Receiver(), Mock()
+    s = Sluice(base_config(m, sla={"evaluate_every_s": 1}, tracing=tracing(rcv.url)))
+    st, h, j, _ = post_json(s.url + "/triage/classify",
+                            {"ticket_id": "T-1", "subject": "refund", "content": "charged twice"})
+    assert st == 200, j
+    tid = TP.match(h["traceparent"]).group(1)
+    t = trace_of(rcv.wait(lambda sp: any(x["kind"] == CLIENT for x in trace_of(sp, tid))), tid)
+    by = {x["name"]: x for x in t}
+    srv, tri = by["POST /triage/classify"], by["triage classify"]
+    llm = by["sluice /v1/chat/completions"]
+    attempt = [x for x in t if x["kind"] == CLIENT][0]
+    assert tri["parentSpanId"] == srv["spanId"] and llm["parentSpanId"] == tri["spanId"]
+    assert llm["kind"] == INTERNAL and attempt["parentSpanId"] == llm["spanId"]
+    ta = tri["attributes"]
+    assert ta["sluice.triage.ticket_id"] == "T-1" and ta["sluice.triage.fallback"] == j["fallback"]
+    assert ta["sluice.triage.product"] == j["product"] and ta["sluice.triage.urgency"] == j["urgency"]
+    assert "charged twice" not in json.dumps(t)
+    ticks = rcv.wait(lambda sp: any(x["name"] == "sla evaluate" for x in sp), timeout=6)
+    tick = [x for x in ticks if x["name"] == "sla evaluate"][0]
+    assert tick["parentSpanId"] == "" and tick["kind"] == INTERNAL
+    assert tick["attributes"]["sluice.sla.due"] >= 0
+    s.stop(); m.stop(); rcv.stop()
