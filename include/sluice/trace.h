@@ -124,6 +124,7 @@ void sl_trace_on_batch(void (*fn)(void));
 size_t sl_trace_take(sl_buf *out);
 void sl_trace_done(size_t n, bool exported);
 void sl_trace_export_error(void);
+size_t sl_trace_pending(void); /* spans waiting (not in flight) */
 sl_trace_stats sl_trace_get_stats(void);
 /* The observer (pipeline.c's observers[] when tracing is on): the request's
  * SERVER span (INTERNAL for sluice's own requests) and the children the

@@ -558,6 +558,11 @@ void sl_trace_done(size_t n, bool exported)
     sl_metric_set(SL_M_TRACE_QUEUE, (double)(q.n_pending + q.n_inflight), NULL);
 }
 
+size_t sl_trace_pending(void)
+{
+    return q.n_pending;
+}
+
 void sl_trace_export_error(void)
 {
     q.st.export_errors++;

@@ -7,9 +7,15 @@
  * request). The upstream attempts' spans come from the proxy stage, which
  * knows each attempt. Never a key, never a body. */
 #include <stdio.h>
+#include <string.h>
 
 #include "sluice/req.h"
 #include "sluice/trace.h"
+
+static bool t_internal(const sl_req *r)
+{
+    return r->trace->internal;
+}
 
 static const char *cache_word(sl_cache_outcome c)
 {
@@ -70,6 +76,23 @@ static void server_attrs(sl_span *sp, const sl_req *r)
     }
 }
 
+/* "{method} {route}" (HTTP semantic conventions), "sluice {route}" for an
+ * internal request; written by hand (once per request: no printf). */
+static void span_name(const sl_req *r, char *out, size_t cap)
+{
+    const char *a = t_internal(r) ? "sluice" : r->method ? r->method : "HTTP";
+    const char *b = r->route ? r->route : t_internal(r) ? "internal" : NULL;
+    size_t al = SL_MIN(strlen(a), cap - 1), n = al;
+    memcpy(out, a, al);
+    if (b && n + 1 < cap) {
+        out[n++] = ' ';
+        size_t bl = SL_MIN(strlen(b), cap - 1 - n);
+        memcpy(out + n, b, bl);
+        n += bl;
+    }
+    out[n] = '\0';
+}
+
 void sl_trace_request(const sl_req *r)
 {
     const sl_trace *t = r->trace;
@@ -80,12 +103,7 @@ void sl_trace_request(const sl_req *r)
     if (t->t_wait_start && r->led_by)
         wait_span(r, t);
     char name[160];
-    if (t->internal)
-        snprintf(name, sizeof name, "sluice %s", r->route ? r->route : "internal");
-    else if (r->route)
-        snprintf(name, sizeof name, "%s %s", r->method ? r->method : "HTTP", r->route);
-    else
-        snprintf(name, sizeof name, "%s", r->method ? r->method : "HTTP");
+    span_name(r, name, sizeof name);
     sl_span sp;
     sl_span_begin(&sp, t, t->span_id, NULL, name, t->internal ? SL_SPAN_INTERNAL : SL_SPAN_SERVER,
                   r->t_start, r->t_end ? r->t_end : sl_now_us());

@@ -38,6 +38,11 @@ static void arm(int ms)
 
 static void post(void);
 
+static int next_flush_ms(void)
+{
+    return sl_trace_pending() >= SL_TRACE_BATCH ? 0 : ex.flush_ms;
+}
+
 static void on_done(void *ud, sl_call *c, int rc, const char *detail)
 {
     SL_UNUSED(ud);
@@ -46,7 +51,7 @@ static void on_done(void *ud, sl_call *c, int rc, const char *detail)
     if (status >= 200 && status < 300) {
         sl_trace_done(ex.n_spans, true);
         ex.n_spans = 0;
-        arm(ex.flush_ms);
+        arm(next_flush_ms()); /* a batch's worth that queued meanwhile goes at once */
         return;
     }
     sl_trace_export_error();
@@ -58,7 +63,7 @@ static void on_done(void *ud, sl_call *c, int rc, const char *detail)
            status ? "refused them" : detail ? detail : "did not answer");
     sl_trace_done(ex.n_spans, false);
     ex.n_spans = 0;
-    arm(ex.flush_ms);
+    arm(next_flush_ms());
 }
 
 static int on_data(void *ud, sl_call *c, const char *p, size_t n)

@@ -5,6 +5,7 @@
  * loop (the same stack as sluice, so it is never a benchmark's bottleneck).
  * Control: POST /_mock/config, POST /_mock/reset, GET /_mock/stats,
  * GET /_mock/last (the last LLM request: path, headers, body),
+ * POST /v1/traces (an OTLP sink: drops the spans, answers 200),
  * GET /_mock/traceparents (the W3C trace context of the last 256 LLM requests:
  * [{"traceparent","tracestate","request_id"}], null where absent; reset clears it).
  *
@@ -60,6 +61,7 @@ static struct {
     struct event_base *base;
     knobs k;
     long requests, inflight, disconnects;
+    long otlp_exports; /* POST /v1/traces taken (bench) */
     long by_chat, by_completions, by_embeddings, by_messages, by_models;
     char *last; /* JSON of the last LLM request */
     cJSON *traces; /* the trace context each LLM request carried, oldest first */
@@ -2235,6 +2237,13 @@ static void on_request(struct evhttp_request *req, void *arg)
         handle_stats(req);
     } else if (strcmp(path, "/_mock/last") == 0) {
         send_json(req, 200, m.last ? m.last : "{}");
+    } else if (post && strcmp(path, "/v1/traces") == 0) {
+        /* an OTLP/HTTP sink for bench/run.py's tracing-on row: takes and drops
+         * the spans, answers an empty ExportTraceServiceResponse */
+        m.otlp_exports++;
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/x-protobuf");
+        evhttp_send_reply(req, 200, "OK", NULL);
     } else if (strcmp(path, "/_mock/traceparents") == 0) {
         char *t = m.traces ? cJSON_PrintUnformatted(m.traces) : NULL;
         send_json(req, 200, t ? t : "[]");
