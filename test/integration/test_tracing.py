@@ -395,3 +395,19 @@ def test_service_spans_sla_tick_and_triage():
     assert tick["parentSpanId"] == "" and tick["kind"] == INTERNAL
     assert tick["attributes"]["sluice.sla.due"] >= 0
     s.stop(); m.stop(); rcv.stop()
+
+
+def test_passthrough_call_carries_the_request_span():
+    rcv, m = Receiver(), Mock()
+    s = Sluice(base_config(m, tracing=tracing(rcv.url)))
+    st, h, raw = request("GET", s.url + "/v1/pt/echo", headers={"traceparent": CLIENT_TP,
+                                                               "tracestate": "k=v"})
+    assert st == 200, raw
+    mine = TP.match(h["traceparent"])
+    got = m.last()["headers"]
+    up = TP.match(got["traceparent"])
+    assert up.group(1) == CLIENT_TRACE and up.group(2) == mine.group(2)
+    assert got["tracestate"] == "k=v"
+    srv = [x for x in rcv.wait(lambda sp: trace_of(sp, CLIENT_TRACE)) if x["traceId"] == CLIENT_TRACE][0]
+    assert srv["name"] == "GET /v1/{passthrough}" and srv["parentSpanId"] == CLIENT_SPAN
+    s.stop(); m.stop(); rcv.stop()
