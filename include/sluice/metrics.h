@@ -71,7 +71,7 @@ struct sl_req;
     X(ACCESS_DROPPED, "sluice_access_log_dropped_total", "counter",                                \
       "Access-log lines dropped because the log reader stalled.", "")                              \
     X(SERIES_DROPPED, "sluice_metric_series_dropped_total", "counter",                             \
-      "Series not recorded because their family was at its series cap.", "family")                \
+      "Series not recorded because their family was at its series cap.", "family")                 \
     X(TRACE_EXPORTED, "sluice_trace_spans_exported_total", "counter",                              \
       "Spans the OTLP collector accepted.", "")                                                    \
     X(TRACE_DROPPED, "sluice_trace_spans_dropped_total", "counter",                                \

@@ -21,7 +21,7 @@
 #include "sluice/buf.h"
 #include "sluice/util.h"
 
-#define SL_TRACEPARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
+#define SL_TRACEPARENT_LEN 55   /* "00-" 32 hex "-" 16 hex "-" 2 hex */
 #define SL_SPAN_MAX        4096 /* encoded bytes of one span; attributes past it are dropped */
 #define SL_TRACESTATE_MAX  512  /* the W3C limit; a longer one is not carried */
 
@@ -86,7 +86,7 @@ bool sl_tracestate_valid(const char *s, size_t n);
 void sl_trace_begin(sl_trace *t, const char *traceparent, size_t n, double ratio);
 /* A child trace context under parent's span (internal requests). */
 void sl_trace_child(sl_trace *t, const sl_trace *parent);
-void sl_trace_new_id(uint8_t *out, size_t n); /* random, never all zero */
+void sl_trace_new_id(uint8_t *out, size_t n);       /* random, never all zero */
 void sl_hex(char *out, const uint8_t *p, size_t n); /* 2n chars, no NUL */
 
 /* ---- spans ------------------------------------------------------------------ */

@@ -1081,8 +1081,8 @@ static void add_secret(loader *L, sl_str v)
 static void collect_secrets(loader *L)
 {
     sl_config *c = &L->h->c;
-    c->secrets = sl_arena_calloc(&L->h->arena, (2 * c->n_providers + 2 + c->tracing.n_headers) *
-                                                   sizeof(char *));
+    c->secrets = sl_arena_calloc(&L->h->arena,
+                                 (2 * c->n_providers + 2 + c->tracing.n_headers) * sizeof(char *));
     c->n_secrets = 0;
     for (size_t i = 0; i < c->n_providers; i++) {
         add_secret(L, sl_str_c(c->providers[i].api_key));

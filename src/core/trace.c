@@ -157,7 +157,8 @@ void sl_trace_begin(sl_trace *t, const char *traceparent, size_t n, double ratio
     uint8_t flags = 0;
     if (traceparent)
         trim(&traceparent, &n);
-    if (traceparent && sl_traceparent_parse(traceparent, n, t->trace_id, t->parent_id, &flags) == 0) {
+    if (traceparent &&
+        sl_traceparent_parse(traceparent, n, t->trace_id, t->parent_id, &flags) == 0) {
         t->has_parent = true;
         t->sampled = flags & 1;
     } else {
@@ -416,7 +417,7 @@ void sl_span_emit(sl_span *s)
     uint8_t head[12];
     size_t hl = 0;
     head[hl++] = 2 << 3 | WT_LEN; /* ScopeSpans.spans */
-    for (uint64_t v = s->len; ; v >>= 7) {
+    for (uint64_t v = s->len;; v >>= 7) {
         head[hl++] = (uint8_t)(v < 0x80 ? v : (v | 0x80));
         if (v < 0x80)
             break;
@@ -451,8 +452,8 @@ static void encode_resource(const char *service_name)
     sl_span kv = {.active = true};
     attr_head(&kv, "service.name", lenfield_size(strlen(service_name)));
     put_lenfield(&kv, 1, service_name, strlen(service_name));
-    static const char *const fixed[][2] = {
-        {"telemetry.sdk.name", "sluice"}, {"telemetry.sdk.language", "c"}};
+    static const char *const fixed[][2] = {{"telemetry.sdk.name", "sluice"},
+                                           {"telemetry.sdk.language", "c"}};
     for (size_t i = 0; i < SL_ARRAY_LEN(fixed); i++) {
         attr_head(&kv, fixed[i][0], lenfield_size(strlen(fixed[i][1])));
         put_lenfield(&kv, 1, fixed[i][1], strlen(fixed[i][1]));
@@ -471,7 +472,7 @@ static void encode_resource(const char *service_name)
     }
     buf_lenfield(&q.resource, 1, kv.buf, kv.len); /* ResourceSpans.resource */
     sl_span sc = {.active = true};
-    put_lenfield(&sc, 1, "sluice", 6); /* InstrumentationScope { name = 1 } */
+    put_lenfield(&sc, 1, "sluice", 6);         /* InstrumentationScope { name = 1 } */
     buf_lenfield(&q.scope, 1, sc.buf, sc.len); /* ScopeSpans.scope */
 }
 
@@ -520,8 +521,8 @@ size_t sl_trace_take(sl_buf *out)
 {
     if (!q.n_pending)
         return 0;
-    size_t ss = q.scope.len + q.pending.len;                      /* ScopeSpans */
-    size_t rs = q.resource.len + 1 + varint_len(ss) + ss;         /* ResourceSpans */
+    size_t ss = q.scope.len + q.pending.len;              /* ScopeSpans */
+    size_t rs = q.resource.len + 1 + varint_len(ss) + ss; /* ResourceSpans */
     sl_buf_reset(out);
     sl_buf_append(out, "\x0a", 1); /* ExportTraceServiceRequest.resource_spans */
     append_varint(out, rs);

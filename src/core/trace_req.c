@@ -36,7 +36,8 @@ static void cache_span(const sl_req *r, const sl_trace *t)
                   t->t_cache_end ? t->t_cache_end : t->t_cache_start);
     bool hit = r->cache == SL_CACHE_HIT || r->cache == SL_CACHE_SEMANTIC;
     sl_span_cstr(&sp, "sluice.cache.result", hit ? "hit" : "miss");
-    sl_span_cstr(&sp, "sluice.cache.layer", hit && r->cache_detail ? r->cache_detail : t->cache_layer);
+    sl_span_cstr(&sp, "sluice.cache.layer",
+                 hit && r->cache_detail ? r->cache_detail : t->cache_layer);
     if (r->cache == SL_CACHE_SEMANTIC)
         sl_span_double(&sp, "sluice.cache.similarity", r->similarity);
     sl_span_emit(&sp);

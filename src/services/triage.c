@@ -61,8 +61,9 @@ static void triage_span(call *k, sl_str product, sl_str urgency, double confiden
     if (!k->t_start)
         return;
     sl_span sp;
-    sl_span_begin(&sp, r->trace, k->span_id, NULL, k->respond ? "triage respond" : "triage classify",
-                  SL_SPAN_INTERNAL, k->t_start, sl_now_us());
+    sl_span_begin(&sp, r->trace, k->span_id, NULL,
+                  k->respond ? "triage respond" : "triage classify", SL_SPAN_INTERNAL, k->t_start,
+                  sl_now_us());
     sl_span_str(&sp, "sluice.triage.ticket_id", k->t.id);
     sl_span_str(&sp, "sluice.triage.product", product);
     sl_span_str(&sp, "sluice.triage.urgency", urgency);

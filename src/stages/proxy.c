@@ -79,7 +79,9 @@ typedef struct proxy_state { /* the stage's context */
     bool state_pending; /* the record's SET is out: the answer's end waits for it */
     bool done_deferred; /* ... and the call finished meanwhile: its completion waits too */
     sl_buf held;        /* the frames held back meanwhile (a stream's last events) */
-    struct attempt_trace *tr_at; /* tracing on: the attempt's span (arena), else NULL */
+
+    /* tracing on: the span of the attempt (arena), else NULL */
+    struct attempt_trace *tr_at;
 } proxy_state;
 
 /* What the span of the attempt in flight (or the last one) records. */
@@ -238,8 +240,10 @@ static void attempt_span(proxy_state *st, bool final)
     if (r->conf->tracing.capture_content)
         span_content(&sp, st);
     if (a->rc != SL_OK || a->status >= 400 || !a->status) {
-        sl_span_cstr(&sp, "error.type", a->status >= 400 ? sl_arena_printf(&r->arena, "%d", a->status)
-                                        : a->rc == SL_ETIMEDOUT ? "timeout" : "connection_error");
+        sl_span_cstr(&sp, "error.type",
+                     a->status >= 400        ? sl_arena_printf(&r->arena, "%d", a->status)
+                     : a->rc == SL_ETIMEDOUT ? "timeout"
+                                             : "connection_error");
         sl_span_error(&sp, a->detail);
     }
     sl_span_emit(&sp);
@@ -258,7 +262,6 @@ static void attempt_trace_end(proxy_state *st, int status, int rc, const char *d
     a->detail = detail;
     a->pending = true;
 }
-
 
 /* ---- the Responses API's state ---------------------------------------------- */
 
@@ -865,8 +868,8 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
     const char *ra = status == 429 || status == 503 ? sl_call_retry_after(c) : NULL;
     if (failed && !r->head_sent && !r->client_gone && schedule_retry(st, ra)) {
         st->next_from = st->cur + 1;
-        if (st->tr_at && st->tr_at->pending)
-            attempt_span(st, false); /* a retried attempt: no usage of its own */
+        if (st->tr_at && st->tr_at->pending) /* a retried attempt: no usage of its own */
+            attempt_span(st, false);
         return; /* the reference stays with the pending retry */
     }
     if (ra)

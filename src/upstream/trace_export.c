@@ -60,7 +60,9 @@ static void on_done(void *ud, sl_call *c, int rc, const char *detail)
         return;
     }
     sl_log("warn", "tracing: %zu spans dropped: the collector %s", ex.n_spans,
-           status ? "refused them" : detail ? detail : "did not answer");
+           status   ? "refused them"
+           : detail ? detail
+                    : "did not answer");
     sl_trace_done(ex.n_spans, false);
     ex.n_spans = 0;
     arm(next_flush_ms());
