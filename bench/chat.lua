@@ -7,6 +7,7 @@
 --           (wrk builds it once: no Lua per request)
 --   unique  a different prompt per request: never a cache hit, never coalesced
 --   stream  like unique, with "stream": true (an SSE answer)
+--   responses  a Responses API request (POST /v1/responses), unique input
 -- NONCE keeps prompts of one run apart from those of earlier runs on the same
 -- sluice instance (a "unique" prompt must not be a cache hit from before).
 --
@@ -14,11 +15,11 @@
 -- and error counts; bench/run.py parses that line, not wrk's text output.
 
 local FIXED = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}]}'
-local mode, prefix, n = "fixed", "", 0
+local mode, prefix, suffix, n = "fixed", "", '"}]}', 0
 
 local function dynamic_request()
   n = n + 1
-  return wrk.format(nil, nil, nil, prefix .. n .. '"}]}')
+  return wrk.format(nil, nil, nil, prefix .. n .. suffix)
 end
 
 local threads = 0
@@ -39,6 +40,10 @@ function init(args)
     request = dynamic_request
   elseif mode == "unique" then
     prefix = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"bench ' .. nonce .. ' '
+    request = dynamic_request
+  elseif mode == "responses" then
+    prefix = '{"model":"gpt-4o-mini","input":"bench ' .. nonce .. ' '
+    suffix = '"}'
     request = dynamic_request
   elseif mode ~= "fixed" then
     error("chat.lua: unknown mode " .. mode)

@@ -343,6 +343,42 @@ def open_streams(port, n, hold_s):
     return asyncio.run(run_all())
 
 
+def responses_rows(mock, mock_url, sp, sport, chat_sluice, chat_direct):
+    """The pass-through of POST /v1/responses beside /v1/chat/completions, in
+    the same run: the mock answered directly and through sluice (an openai-kind
+    provider speaking Responses natively: the bytes forwarded, the answer
+    relayed, the response kept in the state store), at the run's concurrency
+    and at 1. Returns {"rows", "notes"}; the notes give each route's overhead."""
+    rurl = "http://127.0.0.1:%d/v1/responses" % sport
+    chat_url = "http://127.0.0.1:%d/v1/chat/completions" % sport
+    rd = direct_measure("direct responses (mock)", mock.pid, mock_url + "/v1/responses", "responses")
+    rs = measure("sluice responses pass-through", sp.pid, rurl, "responses")
+    c1 = {}
+    for label, mode, durl, surl in (("chat", "unique", mock_url + "/v1/chat/completions", chat_url),
+                                    ("responses", "responses", mock_url + "/v1/responses", rurl)):
+        c1[label] = (direct_measure("c1 direct %s" % label, mock.pid, durl, mode, conns=1),
+                     measure("c1 sluice %s" % label, sp.pid, surl, mode, conns=1))
+    notes = []
+    for label, d, s_ in (("/v1/chat/completions", chat_direct, chat_sluice), ("/v1/responses", rd, rs)):
+        cd, cs = c1["chat" if "chat" in label else "responses"]
+        notes.append("pass-through overhead of %s: %.2f of direct req/s, sluice %.1f CPU µs/req, "
+                     "added p50 at concurrency 1 %.0f µs" % (label, s_["rps"] / d["rps"], s_["cpu_us_per_req"],
+                                                           cs["p50_us"] - cd["p50_us"]))
+    return {"rows": [rd, rs] + [r for pair in c1.values() for r in pair], "notes": notes}
+
+
+def table(rows):
+    out = ["| scenario | req/s | p50 µs | p99 µs | CPU µs/req | RSS MiB |", "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append("| %s | %.0f | %.0f | %.0f | %.1f | %.1f |" % (r["name"], r["rps"], r["p50_us"], r["p99_us"],
+                                                             r["cpu_us_per_req"], r["rss_kib"] / 1024))
+    return out
+
+
+def print_rows(rows, notes):
+    print("\n".join(table(rows) + [""] + ["- " + n for n in notes]))
+
+
 def main():
     signal.signal(signal.SIGTERM, cleanup)
     quick = os.environ.get("BENCH_QUICK") == "1"
@@ -372,6 +408,11 @@ def main():
     surl = "http://127.0.0.1:%d/v1/chat/completions" % sport
     passthru = measure("sluice pass-through", sp.pid, surl, "unique")
     rows.append(passthru)
+    resp = responses_rows(mock, mock_url, sp, sport, passthru, direct)
+    rows += resp["rows"]
+    if os.environ.get("BENCH_ONLY") == "passthrough":  # the pass-through rows alone (a check)
+        print_rows(rows, resp["notes"])
+        return
     stream_direct = direct_measure("direct stream (mock)", mock.pid, mock_url + "/v1/chat/completions", "stream")
     stream_sluice = measure("sluice stream pass-through", sp.pid, surl, "stream")
     rows += [stream_direct, stream_sluice]
@@ -438,13 +479,8 @@ def main():
             rows += list(store_rows[label])
             stop_group(rp)
 
-    out = []
-    out.append("| scenario | req/s | p50 µs | p99 µs | CPU µs/req | RSS MiB |")
-    out.append("|---|---:|---:|---:|---:|---:|")
-    for r in rows:
-        out.append("| %s | %.0f | %.0f | %.0f | %.1f | %.1f |" % (r["name"], r["rps"], r["p50_us"], r["p99_us"],
-                                                             r["cpu_us_per_req"], r["rss_kib"] / 1024))
-    ratios = []
+    out = table(rows)
+    ratios = list(resp["notes"])
     checks = []
     if have_nginx:
         pr = passthru["rps"] / nproxy["rps"]

@@ -297,6 +297,7 @@ static int run(sl_config *c)
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(sig); i++)
         evsignal_add(sig[i], NULL);
+    sl_metrics_on_scrape(sl_ops_metrics_refresh);
     sl_metrics_worker(app.base, sl_server_worker()); /* a no-op without workers */
     app.trim_timer = event_new(app.base, -1, EV_PERSIST, on_trim_tick, NULL);
     struct timeval trim_every = {10, 0};
@@ -393,6 +394,7 @@ static int supervise(sl_config *c)
                 sl_warn("worker %d (pid %d) died (status %d); restarting", i, (int)dead, st);
                 usleep(100000); /* a crash loop must not spin */
                 pids[i] = start_worker(c, i);
+                sl_metrics_note_restart();
             }
         }
     }

@@ -9,7 +9,7 @@
 
 #include "sluice/request.h"
 
-#define SL_CACHE_KEY_VERSION "v2" /* bump when the key or the entry format changes */
+#define SL_CACHE_KEY_VERSION "v2" /* bump when the key, or the entry format incompatibly, changes */
 
 typedef struct sl_cache_key {
     uint64_t hi, lo;

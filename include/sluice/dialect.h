@@ -215,6 +215,11 @@ typedef struct sl_ir_stream {
     char model[96];
     sl_ir_finish finish;
     sl_ir_usage usage;
+    /* The prompt's tokens as sluice estimates them (count_tokens' estimate),
+     * for a target that must state them before the provider counted (an
+     * Anthropic message_start translated from an OpenAI stream, whose usage
+     * comes in its last chunk); 0: none. The final counts replace it. */
+    long input_estimate;
     struct {
         bool started;
         bool format;      /* the open block is the tool that carries a response_format */
@@ -299,6 +304,18 @@ void sl_ir_stream_put(sl_ir_stream *s, const sl_ir_event *ev);
 
 /* ---- helpers shared by the dialects ---------------------------------------------- */
 
+/* One event's data parsed for a moment (a usage watch, a translated event):
+ * the tree lives in a scratch arena whose first block is on the caller's
+ * stack, so a small event costs no allocation. */
+typedef struct sl_ir_scratch {
+    sl_arena a;
+    char first[8192];
+} sl_ir_scratch;
+/* data parsed into s (at most max bytes of tree); NULL when it is not JSON.
+ * Always pair with sl_ir_scratch_free. */
+const sl_json *sl_ir_scratch_parse(sl_ir_scratch *s, sl_str data, size_t max);
+void sl_ir_scratch_free(sl_ir_scratch *s);
+
 bool sl_ir_is_str(const sl_json *v);
 bool sl_ir_is_num(const sl_json *v);
 /* The decoded string v, or {NULL,0}. */
@@ -315,6 +332,20 @@ sl_ir_part *sl_ir_add_part(sl_arena *a, sl_ir_part ***tail, sl_ir_part_type type
 sl_ir_msg *sl_ir_add_msg(sl_arena *a, sl_ir_msg ***tail, sl_ir_role role, sl_str role_name);
 int sl_ir_nomem(sl_ir_refusal *e);
 int sl_ir_refuse(sl_ir_refusal *e, const char *message, const char *param);
+/* A function tool's name, description and parameters from fn (OpenAI's
+ * `function` member; a Responses tool is its own); refuses a nameless one. */
+int sl_ir_take_function(const sl_json *fn, sl_ir_tool *tool, sl_ir_refusal *e);
+/* tool_choice when it is absent, null or a word (auto / required / none):
+ * sets ir and returns true; false when it is an object the caller reads. */
+bool sl_ir_take_choice_word(const sl_json *tc, sl_ir_req *ir);
+/* Writes a function tool's `"name":…` and, when it has them, `,"description":…`
+ * and `,"parameters":…` (OpenAI's function object's members, a Responses tool's). */
+void sl_ir_put_function(sl_buf *o, const sl_ir_tool *t);
+/* OpenAI's word for a tool_choice that is not a named tool: auto, required, none. */
+const char *sl_ir_choice_word(sl_ir_choice c);
+/* The input and output counts of a usage object under these names into u;
+ * returns SL_USAGE_* for those found. */
+unsigned sl_ir_take_counts(const sl_json *us, const char *in, const char *out, sl_ir_usage *u);
 /* Stop sequences from a string or an array of strings into ir (SL_ENOMEM). */
 int sl_ir_take_stops(const sl_json *v, sl_arena *a, sl_ir_req *ir);
 /* Writes `,"key":[...]` when ir has stop sequences. */

@@ -68,6 +68,29 @@ struct sl_req;
       "Redis Cluster redirects followed, by kind (moved, ask, tryagain, clusterdown).", "kind")    \
     X(REDIS_CLUSTER_REFRESHES, "sluice_redis_cluster_map_refreshes_total", "counter",              \
       "Redis Cluster slot maps read (on a schedule and after errors).", "")                        \
+    X(REDIS_CONFIGURED, "sluice_redis_configured", "gauge",                                        \
+      "1 when a Redis state store is configured (0: embedded state).", "")                         \
+    X(CACHE_SAVED, "sluice_cache_saved_usd_total", "counter",                                      \
+      "Money saved, in USD, by how the answer was served (hit, semantic, coalesced).", "cache")    \
+    X(BUDGET, "sluice_budget_usd", "gauge",                                                        \
+      "Configured spend budget per tenant, in USD, by period (total, monthly, daily).",            \
+      "tenant,period")                                                                             \
+    X(BUDGET_SPENT, "sluice_budget_spent_usd", "gauge",                                            \
+      "Spend counted against the tenant's budget in the current period, in USD.", "tenant,period") \
+    X(MODEL_PROVIDERS, "sluice_model_providers", "gauge",                                          \
+      "Providers configured to serve a model the configuration names.", "model")                   \
+    X(MODEL_PROVIDERS_OPEN, "sluice_model_providers_open", "gauge",                                \
+      "Of those, providers whose breaker is not closed (open or half-open).", "model")             \
+    X(SLA_ALERTS, "sluice_sla_alerts_total", "counter",                                            \
+      "SLA alerts raised (each ticket once per state), by SLA (response, resolution) and state "   \
+      "(at_risk, breached).",                                                                      \
+      "sla,state")                                                                                 \
+    X(SLA_DELIVERIES, "sluice_sla_alert_deliveries_total", "counter",                              \
+      "SLA webhook delivery outcomes: delivered, retried, dead_lettered.", "result")               \
+    X(START_TIME, "sluice_start_time_seconds", "gauge",                                            \
+      "Unix time this process started (with workers: the latest-started worker).", "")             \
+    X(WORKER_RESTARTS, "sluice_worker_restarts_total", "counter",                                  \
+      "Workers the supervisor restarted after they died.", "")                                     \
     X(ACCESS_DROPPED, "sluice_access_log_dropped_total", "counter",                                \
       "Access-log lines dropped because the log reader stalled.", "")                              \
     X(SERIES_DROPPED, "sluice_metric_series_dropped_total", "counter",                             \
@@ -117,6 +140,9 @@ struct event_base;
 int sl_metrics_share(int workers);
 void sl_metrics_worker(struct event_base *base, int index);
 void sl_metrics_worker_stop(void);
+/* The supervisor, after restarting a dead worker: counted in shared memory
+ * (sluice_worker_restarts_total; no-op without sl_metrics_share). */
+void sl_metrics_note_restart(void);
 /* A registered provider of gauges refreshed at scrape time. */
 typedef void (*sl_metrics_refresh_fn)(void);
 void sl_metrics_on_scrape(sl_metrics_refresh_fn fn);

@@ -31,6 +31,9 @@ void sl_ops_ready(sl_req *r);
 void sl_ops_health(sl_req *r);
 void sl_ops_models(sl_req *r);
 void sl_ops_metrics(sl_req *r);
+/* The gauges read from the configuration (breakers, budgets, models, start
+ * time): main registers it with sl_metrics_on_scrape. */
+void sl_ops_metrics_refresh(void);
 void sl_ops_stats(sl_req *r); /* GET /stats: the dashboard's JSON */
 void sl_ops_ui(sl_req *r);    /* GET /ui: the dashboard page (ui.c) */
 /* Keys changed by reloads that wait for a restart: /health's "restart_pending". */

@@ -35,6 +35,10 @@ bool sl_cache_fast(sl_req *r);
 bool sl_semantic_wanted(const sl_config *c);
 
 uint64_t sl_coalesce_count(void); /* followers served by a flight */
+/* What the limits stage counts against tenant's budget in the current period,
+ * in USD: the shared counter as Redis last reported it, or the in-process one
+ * (the larger when both are current); 0 when it has seen none. */
+double sl_limits_spent_usd(const char *tenant, sl_budget_period period);
 size_t sl_coalesce_flights(void); /* flights in the air now */
 
 /* For stages that answer: finish the request and report SL_DONE. */

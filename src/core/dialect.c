@@ -109,20 +109,30 @@ void sl_ir_stream_put(sl_ir_stream *s, const sl_ir_event *ev)
 
 void sl_ir_stream_feed(sl_ir_stream *s, sl_str event, sl_str data, sl_buf *out)
 {
-    char first[8192];
-    sl_arena a;
-    sl_arena_init(&a, first, sizeof first, 4u << 20);
-    sl_json *d = NULL;
-    sl_json_error je;
-    if (sl_json_parse(&a, data.p, data.len, NULL, &d, &je) != SL_OK || d->type != SL_JSON_OBJECT)
+    sl_ir_scratch sc;
+    const sl_json *d = sl_ir_scratch_parse(&sc, data, 4u << 20);
+    if (d && d->type != SL_JSON_OBJECT)
         d = NULL;
     s->sink = out;
     s->from->parse_event(s, event, data, d);
     s->sink = NULL;
-    sl_arena_free(&a);
+    sl_ir_scratch_free(&sc);
 }
 
 /* ---- helpers ------------------------------------------------------------------------ */
+
+const sl_json *sl_ir_scratch_parse(sl_ir_scratch *s, sl_str data, size_t max)
+{
+    sl_arena_init(&s->a, s->first, sizeof s->first, max);
+    sl_json *root = NULL;
+    sl_json_error err;
+    return sl_json_parse(&s->a, data.p, data.len, NULL, &root, &err) == SL_OK ? root : NULL;
+}
+
+void sl_ir_scratch_free(sl_ir_scratch *s)
+{
+    sl_arena_free(&s->a);
+}
 
 bool sl_ir_is_str(const sl_json *v)
 {
@@ -213,6 +223,59 @@ int sl_ir_nomem(sl_ir_refusal *e)
     e->message = "the request is too large to translate";
     e->param = NULL;
     return SL_ENOMEM;
+}
+
+int sl_ir_take_function(const sl_json *fn, sl_ir_tool *tool, sl_ir_refusal *e)
+{
+    const sl_json *name = sl_json_get(fn, "name"), *params = sl_json_get(fn, "parameters");
+    if (!sl_ir_is_str(name))
+        return sl_ir_refuse(e, "a function tool needs a name", "tools");
+    tool->name = name->str;
+    tool->description = sl_ir_str(sl_json_get(fn, "description"));
+    tool->parameters = params && params->type == SL_JSON_OBJECT ? params : NULL;
+    return SL_OK;
+}
+
+bool sl_ir_take_choice_word(const sl_json *tc, sl_ir_req *ir)
+{
+    if (!tc || tc->type == SL_JSON_NULL)
+        return true;
+    if (!sl_ir_is_str(tc))
+        return false;
+    ir->tool_choice = sl_str_eq_c(tc->str, "required") ? SL_IR_CHOICE_ANY
+                      : sl_str_eq_c(tc->str, "none")   ? SL_IR_CHOICE_NONE
+                                                       : SL_IR_CHOICE_AUTO;
+    return true;
+}
+
+void sl_ir_put_function(sl_buf *o, const sl_ir_tool *t)
+{
+    sl_buf_append_c(o, "\"name\":");
+    sl_ir_put_str(o, t->name, "\"\"");
+    if (t->description.p) {
+        sl_buf_append_c(o, ",\"description\":");
+        sl_ir_put_str(o, t->description, "\"\"");
+    }
+    if (t->parameters) {
+        sl_buf_append_c(o, ",\"parameters\":");
+        sl_buf_append_str(o, t->parameters->raw);
+    }
+}
+
+const char *sl_ir_choice_word(sl_ir_choice c)
+{
+    return c == SL_IR_CHOICE_ANY ? "required" : c == SL_IR_CHOICE_NONE ? "none" : "auto";
+}
+
+unsigned sl_ir_take_counts(const sl_json *us, const char *in, const char *out, sl_ir_usage *u)
+{
+    const sl_json *i = sl_json_get(us, in), *o = sl_json_get(us, out);
+    unsigned have = 0;
+    if (sl_ir_is_num(i))
+        u->input = (long)sl_json_int(i, 0, 1e15, 0), have |= SL_USAGE_INPUT;
+    if (sl_ir_is_num(o))
+        u->output = (long)sl_json_int(o, 0, 1e15, 0), have |= SL_USAGE_OUTPUT;
+    return have;
 }
 
 int sl_ir_take_stops(const sl_json *v, sl_arena *a, sl_ir_req *ir)

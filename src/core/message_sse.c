@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "sluice/arena.h"
+#include "sluice/dialect.h"
 #include "sluice/json.h"
 
 enum { MAX_BLOCKS = 128 };
@@ -133,16 +134,13 @@ void sl_msg_asm_event(sl_msg_asm *m, const char *data, size_t len)
 {
     if (!m || m->failed)
         return;
-    char first[8192];
-    sl_arena scratch;
-    sl_arena_init(&scratch, first, sizeof first, 4u << 20);
-    sl_json *ev = NULL;
-    sl_json_error err;
-    if (sl_json_parse(&scratch, data, len, NULL, &ev, &err) != SL_OK || ev->type != SL_JSON_OBJECT)
+    sl_ir_scratch sc;
+    const sl_json *ev = sl_ir_scratch_parse(&sc, (sl_str){data, len}, 4u << 20);
+    if (!ev || ev->type != SL_JSON_OBJECT)
         m->failed = true;
     else
         take_event(m, ev);
-    sl_arena_free(&scratch);
+    sl_ir_scratch_free(&sc);
 }
 
 /* ---- the complete message --------------------------------------------------- */

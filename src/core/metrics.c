@@ -205,6 +205,7 @@ enum {
     RS_TOK_OUT,
     RS_COST,
     RS_SAVED,
+    RS_SAVED_CACHE,
     RS__COUNT
 };
 
@@ -291,7 +292,7 @@ static void observe(series *s, double seconds)
 }
 
 static void llm_series(const sl_req *r, tuple_slot *t, const char *tenant, const char *model,
-                       const char *provider)
+                       const char *provider, const char *cache)
 {
     double d;
     if ((d = secs(r->t_upstream_start, r->t_upstream_end)) >= 0)
@@ -320,8 +321,10 @@ static void llm_series(const sl_req *r, tuple_slot *t, const char *tenant, const
     }
     if (r->cost_usd > 0)
         add_to(resolve(t, RS_COST, SL_M_COST, tm), r->cost_usd);
-    if (r->saved_usd > 0)
+    if (r->saved_usd > 0) {
         add_to(resolve(t, RS_SAVED, SL_M_SAVED, tm), r->saved_usd);
+        add_to(resolve(t, RS_SAVED_CACHE, SL_M_CACHE_SAVED, &cache), r->saved_usd);
+    }
 }
 
 /* ---- the model label ------------------------------------------------------ *
@@ -424,7 +427,7 @@ void sl_metrics_request(const sl_req *r)
         observe(resolve(t, RS_DURATION, SL_M_REQUEST_SECONDS, &route), d);
     if (!r->is_llm)
         return;
-    llm_series(r, t, tenant, model, provider);
+    llm_series(r, t, tenant, model, provider, req_labels[5]);
     if (r->retries)
         sl_metric_add(SL_M_RETRIES, r->retries, NULL);
     if (r->retries && strchr(r->tried, ',') && r->status == 200)
@@ -533,15 +536,34 @@ typedef struct slot {
 } slot;
 
 static struct {
-    slot *slots; /* shared, one per worker */
+    slot *slots;        /* shared, one per worker */
+    uint64_t *restarts; /* shared: written by the supervisor */
     int n, self;
     struct event *timer;
 } group = {.self = -1};
 
+/* Gauges every worker reports of one shared thing: the highest wins, not a
+ * sum (one cluster, one shared budget counter or the worker nearest its
+ * limit, the worker seeing the most breakers open, the latest start, the
+ * supervisor's one restart count). */
 static bool is_state_gauge(sl_metric m)
 {
-    return m == SL_M_BREAKER || m == SL_M_REDIS_UP || m == SL_M_REDIS_CLUSTER_MASTERS ||
-           m == SL_M_REDIS_CLUSTER_SLOTS; /* workers see one cluster: not a sum */
+    static const sl_metric states[] = {SL_M_BREAKER,
+                                       SL_M_REDIS_UP,
+                                       SL_M_REDIS_CONFIGURED,
+                                       SL_M_REDIS_CLUSTER_MASTERS,
+                                       SL_M_REDIS_CLUSTER_SLOTS,
+                                       SL_M_BUDGET,
+                                       SL_M_BUDGET_SPENT,
+                                       SL_M_MODEL_PROVIDERS,
+                                       SL_M_MODEL_PROVIDERS_OPEN,
+                                       SL_M_START_TIME,
+                                       SL_M_WORKER_RESTARTS};
+    for (size_t i = 0; i < SL_ARRAY_LEN(states); i++) {
+        if (states[i] == m)
+            return true;
+    }
+    return false;
 }
 
 static void combine(series *into, sl_metric m, double value, uint64_t count,
@@ -592,12 +614,26 @@ static void publish(void)
     __atomic_add_fetch(&me->seq, 1, __ATOMIC_ACQ_REL);
 }
 
+static void sync_restarts(void)
+{
+    if (group.restarts)
+        sl_metric_set(SL_M_WORKER_RESTARTS,
+                      (double)__atomic_load_n(group.restarts, __ATOMIC_RELAXED), NULL);
+}
+
+void sl_metrics_note_restart(void)
+{
+    if (group.restarts)
+        __atomic_add_fetch(group.restarts, 1, __ATOMIC_RELAXED);
+}
+
 static void on_publish(evutil_socket_t fd, short what, void *arg)
 {
     SL_UNUSED(fd), SL_UNUSED(what), SL_UNUSED(arg);
     for (int i = 0; i < n_refreshers; i++)
         refreshers[i]();
     sync_dropped();
+    sync_restarts();
     publish();
 }
 
@@ -682,6 +718,7 @@ int sl_metrics_render(sl_buf *out)
     for (int i = 0; i < n_refreshers; i++)
         refreshers[i]();
     sync_dropped();
+    sync_restarts();
     int rc = group.slots && group.self >= 0 ? render_group(out) : render_registry(&live, out);
     if (rc)
         sl_buf_reset(out);
@@ -692,11 +729,14 @@ int sl_metrics_share(int workers)
 {
     if (workers < 2 || workers > MAX_WORKERS)
         return SL_EINVAL;
-    void *p = mmap(NULL, (size_t)workers * sizeof(slot), PROT_READ | PROT_WRITE,
+    /* the slots, then one page whose first word counts restarts */
+    size_t bytes = (size_t)workers * sizeof(slot);
+    void *p = mmap(NULL, bytes + 4096, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return SL_ENOMEM;
     group.slots = p;
+    group.restarts = (uint64_t *)((char *)p + bytes);
     group.n = workers;
     return SL_OK;
 }

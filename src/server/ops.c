@@ -10,6 +10,7 @@
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
+#include "sluice/stages.h"
 #include "sluice/stats.h"
 #include "sluice/pipeline.h"
 #include "sluice/server.h"
@@ -101,6 +102,114 @@ void sl_ops_health(sl_req *r)
     sl_req_finish(r);
 }
 
+/* ---- gauges read from the configuration and its state, at scrape time ---- */
+
+static const char *const PERIOD_NAMES[] = {"total", "monthly", "daily"}; /* sl_budget_period */
+
+static void metrics_budgets(const sl_config *c)
+{
+    for (size_t i = 0; i < c->n_keys; i++) {
+        const sl_key_conf *k = &c->keys[i];
+        if (k->budget_usd <= 0 || !k->tenant)
+            continue;
+        const char *labels[] = {k->tenant, PERIOD_NAMES[k->budget_period]};
+        sl_metric_set(SL_M_BUDGET, k->budget_usd, labels);
+        sl_metric_set(SL_M_BUDGET_SPENT, sl_limits_spent_usd(k->tenant, k->budget_period), labels);
+    }
+}
+
+/* One model: how many providers serve it and how many of those are open. */
+static void metrics_model(const sl_config *c, const char *model)
+{
+    double serving = 0, open = 0;
+    sl_str m = {model, strlen(model)};
+    for (size_t i = 0; i < c->n_providers; i++) {
+        const sl_provider_conf *p = &c->providers[i];
+        for (size_t k = 0; k < p->n_models; k++) {
+            if (sl_model_match(p->models[k], m)) {
+                serving++;
+                open += sl_breaker_state_of(p->name) != SL_BREAKER_CLOSED;
+                break;
+            }
+        }
+    }
+    sl_metric_set(SL_M_MODEL_PROVIDERS, serving, &model);
+    sl_metric_set(SL_M_MODEL_PROVIDERS_OPEN, open, &model);
+}
+
+static bool listed(const char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(names[i], name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The models the configuration names (exact names only: the label set is the
+ * configuration's, never a client's), each once. */
+static void metrics_models(const sl_config *c)
+{
+    enum { MAX_MODELS = SL_METRICS_MAX_MODELS };
+    const char *names[MAX_MODELS];
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_providers; i++) {
+        for (size_t k = 0; k < c->providers[i].n_models && n < MAX_MODELS; k++) {
+            const char *m = c->providers[i].models[k];
+            if (!strchr(m, '*') && !listed(names, n, m))
+                names[n++] = m;
+        }
+    }
+    for (size_t i = 0; i < c->n_prices && n < MAX_MODELS; i++) {
+        const char *m = c->prices[i].model;
+        if (!strchr(m, '*') && !listed(names, n, m))
+            names[n++] = m;
+    }
+    if (c->triage.model && n < MAX_MODELS && !listed(names, n, c->triage.model))
+        names[n++] = c->triage.model;
+    for (size_t i = 0; i < n; i++)
+        metrics_model(c, names[i]);
+}
+
+/* The cache's outcomes at 0 from the first scrape on, so that a first hit is
+ * an increase Prometheus sees and the dashboards show 0, not "no data". */
+static void zero_cache_series(const sl_config *c)
+{
+    static const char *const exact[] = {"hit_l1", "hit_l2", "miss"};
+    static const char *const semantic[] = {"hit_semantic", "semantic_miss", "semantic_refused",
+                                           "semantic_skipped"};
+    static const char *const saved[] = {"hit", "semantic", "coalesced"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(exact); i++)
+        sl_metric_add(SL_M_CACHE_LOOKUPS, 0, &exact[i]);
+    for (size_t i = 0; sl_semantic_wanted(c) && i < SL_ARRAY_LEN(semantic); i++)
+        sl_metric_add(SL_M_CACHE_LOOKUPS, 0, &semantic[i]);
+    for (size_t i = 0; i < SL_ARRAY_LEN(saved); i++)
+        sl_metric_add(SL_M_CACHE_SAVED, 0, &saved[i]);
+}
+
+/* Registered by main with sl_metrics_on_scrape: runs before every scrape and,
+ * with workers, before every snapshot a worker publishes. */
+void sl_ops_metrics_refresh(void)
+{
+    static double start_s; /* once per process: a stable value, so changes() counts starts */
+    if (!start_s)
+        start_s =
+            (double)(sl_wall_ms() / 1000) - (double)((sl_now_ms() - sl_server_started_ms()) / 1000);
+    sl_metric_set(SL_M_START_TIME, start_s, NULL);
+    const sl_config *c = sl_server_config();
+    if (!c)
+        return;
+    sl_metric_set(SL_M_REDIS_CONFIGURED,
+                  c->redis.host || c->redis.n_sentinels || c->redis.n_cluster ? 1 : 0, NULL);
+    for (size_t i = 0; i < c->n_providers; i++) {
+        const char *name = c->providers[i].name;
+        sl_metric_set(SL_M_BREAKER, (double)sl_breaker_state_of(name), &name);
+    }
+    metrics_budgets(c);
+    metrics_models(c);
+    zero_cache_series(c);
+}
+
 void sl_ops_metrics(sl_req *r)
 {
     sl_metric_set(SL_M_INFLIGHT, (double)(sl_req_live() - 1), NULL);
@@ -108,10 +217,6 @@ void sl_ops_metrics(sl_req *r)
     sl_metric_set(SL_M_UPSTREAM_INFLIGHT, (double)sl_upstream_inflight(), NULL);
     sl_metric_set(SL_M_ACCESS_DROPPED, (double)sl_access_dropped(), NULL);
     sl_ops_metrics_stores();
-    for (size_t i = 0; i < r->conf->n_providers; i++) {
-        const char *name = r->conf->providers[i].name;
-        sl_metric_set(SL_M_BREAKER, (double)sl_breaker_state_of(name), &name);
-    }
     if (sl_metrics_render(&r->body_out) != SL_OK) {
         /* over server.max_response_bytes or out of memory: no partial text */
         sl_req_error(r, 500, "api_error", "metrics_unavailable", NULL,

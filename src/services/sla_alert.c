@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "sluice/log.h"
+#include "sluice/metrics.h"
 #include "sluice/trace.h"
 #include "sluice/upstream.h"
 
@@ -48,9 +49,15 @@ static void delivery_free(delivery *d)
     free(d);
 }
 
+static void count_delivery(const char *result)
+{
+    sl_metric_add(SL_M_SLA_DELIVERIES, 1, &result);
+}
+
 static void dead_letter(delivery *d)
 {
     al.dead_total++;
+    count_delivery("dead_lettered");
     sl_warn("sla: webhook gave up after %d attempts; alert moved to the dead-letter list",
             d->attempt);
     al.store->ops->dead_push(al.store, (sl_str){d->body, d->len});
@@ -76,6 +83,7 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
     int status = rc == SL_OK ? sl_call_status(c) : 0;
     if (status >= 200 && status < 300) {
         al.delivered++;
+        count_delivery("delivered");
         delivery_free(d);
         return;
     }
@@ -85,6 +93,7 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
         delivery_free(d);
         return;
     }
+    count_delivery("retried");
     long ms = (long)al.conf->sla.retry_base_ms << SL_MIN(d->attempt - 1, 16);
     if (!d->retry)
         d->retry = evtimer_new(al.base, on_retry, d);
@@ -186,8 +195,12 @@ static void on_due(void *ud, int rc, const sl_sla_due *items, size_t n)
             sl_sla_view v = sl_sla_compute(al.conf, &t, items[i].kind, now);
             /* Only the state this claim was for: an at-risk instant that comes
              * after the breach itself stays silent (the breach alert covers it). */
-            if (sl_sla_alertable(v.state) && v.state == items[i].claimed)
+            if (sl_sla_alertable(v.state) && v.state == items[i].claimed) {
+                const char *labels[] = {sl_sla_kind_name(items[i].kind),
+                                        sl_sla_state_name(v.state)};
+                sl_metric_add(SL_M_SLA_ALERTS, 1, labels);
                 raised += raise_alert(&t, items[i].kind, v);
+            }
         }
         sl_arena_free(&a);
     }
@@ -211,6 +224,21 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
+/* Every series at 0 from the start: a first alert is then an increase that
+ * Prometheus sees, and dashboards show 0 rather than no data. */
+static void zero_series(void)
+{
+    static const char *const results[] = {"delivered", "retried", "dead_lettered"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(results); i++)
+        sl_metric_add(SL_M_SLA_DELIVERIES, 0, &results[i]);
+    for (int kind = 0; kind < 2; kind++) {
+        for (int st = SL_SLA_AT_RISK; st <= SL_SLA_BREACHED; st++) {
+            const char *labels[] = {sl_sla_kind_name(kind), sl_sla_state_name((sl_sla_state)st)};
+            sl_metric_add(SL_M_SLA_ALERTS, 0, labels);
+        }
+    }
+}
+
 int sl_sla_alert_start(struct event_base *base, sl_sla_store *store, const sl_config *c)
 {
     al.base = base;
@@ -219,6 +247,7 @@ int sl_sla_alert_start(struct event_base *base, sl_sla_store *store, const sl_co
     al.tick = evtimer_new(base, on_tick, NULL);
     if (!al.tick)
         return SL_ENOMEM;
+    zero_series();
     struct timeval tv = {c->sla.evaluate_every_s, 0};
     evtimer_add(al.tick, &tv);
     return SL_OK;

@@ -277,6 +277,12 @@ static bool serve(sl_req *r, const sl_cache_entry *entry, const char *layer)
     sl_req_header(r, "Age", sl_arena_strndup(&r->arena, num, n));
     r->prompt_tokens = e.prompt_tokens;
     r->completion_tokens = e.completion_tokens;
+    /* the saving is what the call cost: its cache reads and writes at their prices */
+    r->cached_tokens = e.cached_tokens;
+    r->cache_write_tokens = e.cache_write_tokens;
+    r->cache_write_1h_tokens = e.cache_write_1h_tokens;
+    r->reasoning_tokens = e.reasoning_tokens;
+    r->prompt_has_cache = e.prompt_has_cache;
     if (r->llm.stream) {
         sl_pipeline_stream_head(r, 200);
         sl_pipeline_stream_data(r, sse.p, sse.len);
@@ -437,6 +443,11 @@ static void cache_response(sl_req *r, void *ctx)
         .prompt_tokens = (uint32_t)SL_MAX(r->prompt_tokens, 0),
         .completion_tokens = (uint32_t)SL_MAX(r->completion_tokens, 0),
         .json = body,
+        .cached_tokens = (uint32_t)SL_MAX(r->cached_tokens, 0),
+        .cache_write_tokens = (uint32_t)SL_MAX(r->cache_write_tokens, 0),
+        .cache_write_1h_tokens = (uint32_t)SL_MAX(r->cache_write_1h_tokens, 0),
+        .reasoning_tokens = (uint32_t)SL_MAX(r->reasoning_tokens, 0),
+        .prompt_has_cache = r->prompt_has_cache,
     };
     size_t len = sl_cache_entry_size(body.len);
     char *entry = malloc(len);

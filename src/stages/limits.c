@@ -41,6 +41,9 @@ typedef struct tenant_state {
     int64_t spent_micro;    /* settled spend in the current period */
     int64_t reserved_micro; /* admitted, not yet settled */
     long period;            /* day or month number the spend belongs to */
+    int64_t seen_micro;     /* the shared (Redis) spend last read, for /metrics */
+    long seen_period;       /* the period it belongs to */
+    bool seen;
 } tenant_state;
 
 static tenant_state tenants[MAX_TENANTS];
@@ -49,7 +52,7 @@ static int n_tenants;
 /* One atomic step for both buckets and the budget, shared by every instance.
  * KEYS: rpm bucket, tpm bucket, spend counter. ARGV: rpm, tpm, tokens,
  * budget micro-USD (0: none), cost estimate micro-USD, spend TTL seconds.
- * Returns {allowed(1|0|-1 budget), rpm left, tpm left, wait ms}. */
+ * Returns {allowed(1|0|-1 budget), rpm left, tpm left, wait ms, spend micro-USD}. */
 static const char *const LIMIT_SCRIPT =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -71,10 +74,11 @@ static const char *const LIMIT_SCRIPT =
     "local ok2, r2, w2 = take(KEYS[2], tpm, need)\n"
     "if ok2 == 0 then return {0, math.floor(r1), math.floor(r2), w2} end\n"
     "local budget, est = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+    "local spent = 0\n"
     "if budget > 0 then\n"
-    "  local spent = tonumber(redis.call('GET', KEYS[3]) or '0')\n"
-    "  if spent >= budget or spent + est > budget then return {-1, 0, 0, 0} end\n"
-    "  redis.call('INCRBY', KEYS[3], est)\n"
+    "  spent = tonumber(redis.call('GET', KEYS[3]) or '0')\n"
+    "  if spent >= budget or spent + est > budget then return {-1, 0, 0, 0, spent} end\n"
+    "  spent = redis.call('INCRBY', KEYS[3], est)\n"
     "  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[6]))\n"
     "end\n"
     "if rpm > 0 then\n"
@@ -85,7 +89,7 @@ static const char *const LIMIT_SCRIPT =
     "  redis.call('HSET', KEYS[2], 'tokens', r2 - need, 'at', now)\n"
     "  redis.call('PEXPIRE', KEYS[2], 120000)\n"
     "end\n"
-    "return {1, math.floor(r1 - 1), math.floor(r2 - need), 0}\n";
+    "return {1, math.floor(r1 - 1), math.floor(r2 - need), 0, spent}\n";
 
 /* The correction once the answer is known. A bucket or spend key that expired
  * meanwhile (a stream longer than the bucket's 120 s life) is left alone: a
@@ -184,9 +188,10 @@ static long estimate_tokens(const sl_req *r)
 
 typedef struct limits_ticket {
     sl_req *r;
-    tenant_state *t; /* in-process mode */
-    bool admitted;   /* taken from the buckets: settle on the way back */
-    bool shared;     /* admitted by Redis: settle there */
+    tenant_state *t;    /* in-process mode */
+    tenant_state *seen; /* shared mode: where the spend Redis reports is kept */
+    bool admitted;      /* taken from the buckets: settle on the way back */
+    bool shared;        /* admitted by Redis: settle there */
     long tokens_estimate;
     int64_t cost_estimate_micro;
     char keys[3][160]; /* Redis keys: rpm, tpm, spend */
@@ -277,6 +282,19 @@ static long reply_int(const redisReply *rep, size_t i)
                : 0;
 }
 
+/* What Redis says the tenant spent this period (reservations included):
+ * what sluice_budget_spent_usd reports in shared mode. */
+static void note_shared_spend(limits_ticket *tk, long micro)
+{
+    tenant_state *t = tenant_of(tk->r->key_conf->tenant);
+    if (!t)
+        return;
+    t->seen_micro = micro;
+    t->seen_period = period_now(tk->r->key_conf->budget_period);
+    t->seen = true;
+    tk->seen = t;
+}
+
 static void on_limit_reply(void *ud, const redisReply *rep, int status)
 {
     limits_ticket *tk = ud;
@@ -294,6 +312,8 @@ static void on_limit_reply(void *ud, const redisReply *rep, int status)
         step = local_admit(r, tk);
     } else {
         long allowed = reply_int(rep, 0), wait = reply_int(rep, 3);
+        if (k->budget_usd > 0)
+            note_shared_spend(tk, reply_int(rep, 4));
         shared_headers(r, k, reply_int(rep, 1), reply_int(rep, 2), wait);
         if (allowed == 1) {
             tk->shared = true;
@@ -368,6 +388,8 @@ static void settle_shared(limits_ticket *tk, long tokens_delta, int64_t spend_de
         spend_delta = 0;
     if (!tokens_delta && !spend_delta)
         return;
+    if (tk->seen)
+        tk->seen->seen_micro += spend_delta;
     char tv[32], sv[32];
     snprintf(tv, sizeof tv, "%ld", tokens_delta);
     snprintf(sv, sizeof sv, "%lld", (long long)spend_delta);
@@ -404,3 +426,17 @@ const sl_stage sl_stage_limits = {
     .on_request = limits_request,
     .on_response = limits_response,
 };
+
+double sl_limits_spent_usd(const char *tenant, sl_budget_period period)
+{
+    long now = period_now(period);
+    for (int i = 0; i < n_tenants; i++) {
+        const tenant_state *t = &tenants[i];
+        if (strcmp(t->name, tenant) != 0)
+            continue;
+        int64_t local = t->period == now ? t->spent_micro : 0;
+        int64_t shared = t->seen && t->seen_period == now ? t->seen_micro : 0;
+        return (double)SL_MAX(local, shared) / 1e6;
+    }
+    return 0;
+}

@@ -583,6 +583,16 @@ static sl_str body_with_usage(sl_req *r)
     return out;
 }
 
+/* The prompt's tokens when no provider counted them: about four bytes a
+ * token (messages, system, tools), as the limits stage estimates. */
+static long prompt_estimate(sl_req *r)
+{
+    const sl_json *root = r->llm.root, *tools = sl_json_get(root, "tools");
+    size_t bytes = r->llm.prompt_bytes + sl_ir_text_of(sl_json_get(root, "system"), &r->arena).len +
+                   (tools ? tools->raw.len : 0);
+    return (long)(bytes / 4) + 1;
+}
+
 /* ---- call hooks ----------------------------------------------------------- */
 
 static void hook_status(void *ud, sl_call *c, int status)
@@ -599,6 +609,7 @@ static void hook_status(void *ud, sl_call *c, int status)
             sl_ir_stream_free(&st->tr);
             sl_ir_stream_init(&st->tr, st->up, st->client, r->llm.include_usage);
             st->tr.echo = &st->echo;
+            st->tr.input_estimate = prompt_estimate(r); /* until the provider counts */
         }
         if (r->want_assembled && !st->translate && !st->responses) {
             st->assembler = malloc(sizeof(*st->assembler));
@@ -959,16 +970,12 @@ static void fail_all_open(proxy_state *st, uint64_t wait_ms)
     }
 }
 
-/* count_tokens for a model whose provider cannot count: about four bytes a
- * token, as the limits stage estimates, and marked as an estimate. */
+/* count_tokens for a model whose provider cannot count: the estimate, marked as one. */
 static void answer_token_estimate(sl_req *r)
 {
-    const sl_json *root = r->llm.root, *tools = sl_json_get(root, "tools");
-    size_t bytes = r->llm.prompt_bytes + sl_ir_text_of(sl_json_get(root, "system"), &r->arena).len +
-                   (tools ? tools->raw.len : 0);
     r->status = 200;
     r->error = NULL;
-    sl_buf_printf(&r->body_out, "{\"input_tokens\":%ld}", (long)(bytes / 4) + 1);
+    sl_buf_printf(&r->body_out, "{\"input_tokens\":%ld}", prompt_estimate(r));
     sl_req_header(r, "x-sluice-estimated", "true");
 }
 

@@ -758,12 +758,9 @@ static unsigned a_watch(sl_str event, sl_str data, sl_ir_usage *u, unsigned *hav
     unsigned f = SL_WATCH_CHUNK | (sl_str_eq_c(event, "message_stop") ? SL_WATCH_END : 0);
     if (!memmem(data.p, data.len, "\"usage\"", 7))
         return f;
-    char first[4096];
-    sl_arena scratch;
-    sl_arena_init(&scratch, first, sizeof first, 1 << 20);
-    sl_json *root = NULL;
-    sl_json_error err;
-    if (sl_json_parse(&scratch, data.p, data.len, NULL, &root, &err) == SL_OK) {
+    sl_ir_scratch sc;
+    const sl_json *root = sl_ir_scratch_parse(&sc, data, 1 << 20);
+    if (root) {
         const sl_json *m = sl_json_get(root, "message");
         const sl_json *us = sl_json_get(m ? m : root, "usage");
         const sl_json *out = sl_json_get(us, "output_tokens");
@@ -772,7 +769,7 @@ static unsigned a_watch(sl_str event, sl_str data, sl_ir_usage *u, unsigned *hav
         if (is_num(out) && !m)
             u->output = sl_ir_count(us, "output_tokens"), *have |= SL_USAGE_OUTPUT;
     }
-    sl_arena_free(&scratch);
+    sl_ir_scratch_free(&sc);
     return f;
 }
 
@@ -861,6 +858,19 @@ static void a_block_stop(sl_ir_stream *s)
     a_event(s->sink, "content_block_stop", j);
 }
 
+/* message_start's input_tokens: the provider's count when its first event
+ * carried one (an Anthropic provider, or an OpenAI-compatible one that sends
+ * usage in every chunk), else sluice's estimate: an OpenAI provider counts in
+ * its last chunk, after message_start must go out. The final message_delta
+ * carries the real counts, which the Anthropic SDKs take over message_start's. */
+static long a_start_input(const sl_ir_stream *s)
+{
+    const sl_ir_usage *u = &s->usage;
+    if (u->input || u->cache_read || u->cache_write)
+        return sl_dialect_prompt_tokens(&sl_dialect_anthropic, u);
+    return s->input_estimate;
+}
+
 static void a_start(sl_ir_stream *s)
 {
     if (s->out.started)
@@ -875,7 +885,7 @@ static void a_start(sl_ir_stream *s)
     sl_buf_printf(&m,
                   ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{"
                   "\"input_tokens\":%ld,\"output_tokens\":0}}}",
-                  sl_dialect_prompt_tokens(&sl_dialect_anthropic, &s->usage));
+                  a_start_input(s));
     a_event(s->sink, "message_start", m.p);
     sl_buf_free(&m);
 }
@@ -889,7 +899,7 @@ static void a_close_text(sl_ir_stream *s)
 }
 
 /* The final message_delta carries the real counts, the prompt's included
- * (message_start went out before an OpenAI provider counted it). */
+ * (message_start may have gone out with an estimate: a_start_input). */
 static void a_finish(sl_ir_stream *s)
 {
     a_start(s);

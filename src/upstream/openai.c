@@ -170,28 +170,16 @@ static int o_tools(const sl_json *tools, sl_arena *a, sl_ir_req *ir, sl_ir_refus
         tool->type = sl_ir_str(sl_json_get(t, "type"));
         tool->function = sl_str_eq_c(tool->type, "function") && fn;
         tool->cache_control = sl_json_get(t, "cache_control");
-        if (!tool->function)
-            continue;
-        const sl_json *name = sl_json_get(fn, "name"), *params = sl_json_get(fn, "parameters");
-        if (!is_str(name))
-            return sl_ir_refuse(e, "a function tool needs a name", "tools");
-        tool->name = name->str;
-        tool->description = sl_ir_str(sl_json_get(fn, "description"));
-        tool->parameters = params && params->type == SL_JSON_OBJECT ? params : NULL;
+        if (tool->function && sl_ir_take_function(fn, tool, e))
+            return SL_EINVAL;
     }
     return SL_OK;
 }
 
 static int o_tool_choice(const sl_json *tc, sl_ir_req *ir, sl_ir_refusal *e)
 {
-    if (!tc || tc->type == SL_JSON_NULL)
+    if (sl_ir_take_choice_word(tc, ir))
         return SL_OK;
-    if (is_str(tc)) {
-        ir->tool_choice = sl_str_eq_c(tc->str, "required") ? SL_IR_CHOICE_ANY
-                          : sl_str_eq_c(tc->str, "none")   ? SL_IR_CHOICE_NONE
-                                                           : SL_IR_CHOICE_AUTO;
-        return SL_OK;
-    }
     const sl_json *name = sl_json_get(sl_json_get(tc, "function"), "name");
     if (!is_str(name))
         return sl_ir_refuse(e, "tool_choice must name a function", "tool_choice");
@@ -370,16 +358,8 @@ static void o_put_tools(sl_buf *o, const sl_ir_req *ir)
     sl_buf_append_c(o, ",\"tools\":[");
     for (const sl_ir_tool *t = ir->tools; t; t = t->next) {
         sl_buf_append_c(o, t == ir->tools ? "{" : ",{");
-        sl_buf_append_c(o, "\"type\":\"function\",\"function\":{\"name\":");
-        sl_ir_put_str(o, t->name, "\"\"");
-        if (t->description.p) {
-            sl_buf_append_c(o, ",\"description\":");
-            sl_ir_put_str(o, t->description, "\"\"");
-        }
-        if (t->parameters) {
-            sl_buf_append_c(o, ",\"parameters\":");
-            sl_buf_append_str(o, t->parameters->raw);
-        }
+        sl_buf_append_c(o, "\"type\":\"function\",\"function\":{");
+        sl_ir_put_function(o, t);
         sl_buf_append_c(o, "}}");
     }
     sl_buf_append_c(o, "]");
@@ -387,13 +367,10 @@ static void o_put_tools(sl_buf *o, const sl_ir_req *ir)
 
 static void o_put_choice(sl_buf *o, const sl_ir_req *ir)
 {
-    static const char *const names[] = {[SL_IR_CHOICE_AUTO] = "auto",
-                                        [SL_IR_CHOICE_ANY] = "required",
-                                        [SL_IR_CHOICE_NONE] = "none"};
     if (ir->tool_choice == SL_IR_CHOICE_UNSET)
         return;
     if (ir->tool_choice != SL_IR_CHOICE_TOOL) {
-        sl_buf_printf(o, ",\"tool_choice\":\"%s\"", names[ir->tool_choice]);
+        sl_buf_printf(o, ",\"tool_choice\":\"%s\"", sl_ir_choice_word(ir->tool_choice));
         return;
     }
     sl_buf_append_c(o, ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":");
@@ -481,16 +458,8 @@ static unsigned o_usage(const sl_json *root, sl_ir_usage *u)
     const sl_json *us = sl_json_get(root, "usage");
     if (!us || us->type != SL_JSON_OBJECT)
         return 0;
-    static const char *const in_names[] = {"prompt_tokens", "input_tokens"};
-    static const char *const out_names[] = {"completion_tokens", "output_tokens"};
-    unsigned have = 0;
-    for (size_t i = 0; i < 2; i++) {
-        const sl_json *p = sl_json_get(us, in_names[i]), *c = sl_json_get(us, out_names[i]);
-        if (is_num(p))
-            u->input = (long)sl_json_int(p, 0, 1e15, 0), have |= SL_USAGE_INPUT;
-        if (is_num(c))
-            u->output = (long)sl_json_int(c, 0, 1e15, 0), have |= SL_USAGE_OUTPUT;
-    }
+    unsigned have = sl_ir_take_counts(us, "prompt_tokens", "completion_tokens", u);
+    have |= sl_ir_take_counts(us, "input_tokens", "output_tokens", u);
     u->cache_read = sl_ir_count(sl_json_get(us, "prompt_tokens_details"), "cached_tokens");
     u->reasoning = sl_ir_count(sl_json_get(us, "completion_tokens_details"), "reasoning_tokens");
     return have;
@@ -600,18 +569,15 @@ static unsigned o_watch(sl_str event, sl_str data, sl_ir_usage *u, unsigned *hav
     unsigned f = SL_WATCH_CHUNK;
     if (!memmem(data.p, data.len, "\"usage\"", 7))
         return f;
-    char first[4096];
-    sl_arena scratch;
-    sl_arena_init(&scratch, first, sizeof first, 1 << 20);
-    sl_json *root = NULL;
-    sl_json_error err;
-    if (sl_json_parse(&scratch, data.p, data.len, NULL, &root, &err) == SL_OK) {
+    sl_ir_scratch sc;
+    const sl_json *root = sl_ir_scratch_parse(&sc, data, 1 << 20);
+    if (root) {
         *have |= o_usage(root, u);
         const sl_json *ch = sl_json_get(root, "choices");
         if (ch && ch->type == SL_JSON_ARRAY && ch->n == 0)
             f |= SL_WATCH_USAGE_ONLY;
     }
-    sl_arena_free(&scratch);
+    sl_ir_scratch_free(&sc);
     return f;
 }
 
@@ -653,16 +619,18 @@ static void o_parse_event(sl_ir_stream *s, sl_str event, sl_str data, const sl_j
         sl_ir_stream_put(s, &ev);
         return;
     }
-    if (!s->in.started) {
+    sl_ir_event u = {.type = SL_IR_EV_USAGE};
+    u.have = o_usage(d, &u.usage);
+    if (!s->in.started) { /* a first chunk's usage (some servers send it in each) starts it */
         s->in.started = true;
         sl_ir_stream_put(s, &(sl_ir_event){.type = SL_IR_EV_START,
                                            .id = sl_ir_str(sl_json_get(d, "id")),
-                                           .model = sl_ir_str(sl_json_get(d, "model"))});
-    }
-    sl_ir_event u = {.type = SL_IR_EV_USAGE};
-    u.have = o_usage(d, &u.usage);
-    if (u.have)
+                                           .model = sl_ir_str(sl_json_get(d, "model")),
+                                           .usage = u.usage,
+                                           .have = u.have});
+    } else if (u.have) {
         sl_ir_stream_put(s, &u);
+    }
     const sl_json *choices = sl_json_get(d, "choices");
     if (choices && choices->type == SL_JSON_ARRAY && choices->child)
         o_parse_delta(s, choices->child);

@@ -206,32 +206,22 @@ static int r_tools(const sl_json *tools, sl_arena *a, sl_ir_req *ir, sl_ir_refus
                                 "built-in tools cannot be translated for this provider; only "
                                 "function tools",
                                 "tools");
-        const sl_json *name = sl_json_get(t, "name"), *params = sl_json_get(t, "parameters");
-        if (!is_str(name))
-            return sl_ir_refuse(e, "a function tool needs a name", "tools");
         sl_ir_tool *tool = sl_arena_calloc(a, sizeof(*tool));
         if (!tool)
             return sl_ir_nomem(e);
         *tail = tool, tail = &tool->next;
         tool->function = true;
         tool->type = SL_STR("function");
-        tool->name = name->str;
-        tool->description = sl_ir_str(sl_json_get(t, "description"));
-        tool->parameters = params && params->type == SL_JSON_OBJECT ? params : NULL;
+        if (sl_ir_take_function(t, tool, e))
+            return SL_EINVAL;
     }
     return SL_OK;
 }
 
 static int r_tool_choice(const sl_json *tc, sl_ir_req *ir, sl_ir_refusal *e)
 {
-    if (!tc || tc->type == SL_JSON_NULL)
+    if (sl_ir_take_choice_word(tc, ir))
         return SL_OK;
-    if (is_str(tc)) {
-        ir->tool_choice = sl_str_eq_c(tc->str, "required") ? SL_IR_CHOICE_ANY
-                          : sl_str_eq_c(tc->str, "none")   ? SL_IR_CHOICE_NONE
-                                                           : SL_IR_CHOICE_AUTO;
-        return SL_OK;
-    }
     const sl_json *name = sl_json_get(tc, "name");
     if (!sl_str_eq_c(sl_ir_str(sl_json_get(tc, "type")), "function") || !is_str(name))
         return sl_ir_refuse(e, "tool_choice can only name a function tool here", "tool_choice");
@@ -371,23 +361,12 @@ static void r_put_msg_in(sl_buf *o, const sl_ir_msg *m, bool *first)
 
 static void r_put_tools_out(sl_buf *o, const sl_ir_req *ir)
 {
-    static const char *const names[] = {[SL_IR_CHOICE_AUTO] = "auto",
-                                        [SL_IR_CHOICE_ANY] = "required",
-                                        [SL_IR_CHOICE_NONE] = "none"};
     if (ir->tools) {
         sl_buf_append_c(o, ",\"tools\":[");
         for (const sl_ir_tool *t = ir->tools; t; t = t->next) {
-            sl_buf_append_c(o, t == ir->tools ? "{\"type\":\"function\",\"name\":"
-                                              : ",{\"type\":\"function\",\"name\":");
-            sl_ir_put_str(o, t->name, "\"\"");
-            if (t->description.p) {
-                sl_buf_append_c(o, ",\"description\":");
-                sl_ir_put_str(o, t->description, "\"\"");
-            }
-            if (t->parameters) {
-                sl_buf_append_c(o, ",\"parameters\":");
-                sl_buf_append_str(o, t->parameters->raw);
-            }
+            sl_buf_append_c(o, t == ir->tools ? "{\"type\":\"function\","
+                                              : ",{\"type\":\"function\",");
+            sl_ir_put_function(o, t);
             sl_buf_append_c(o, "}");
         }
         sl_buf_append_c(o, "]");
@@ -397,7 +376,7 @@ static void r_put_tools_out(sl_buf *o, const sl_ir_req *ir)
         sl_ir_put_str(o, ir->tool_choice_name, "\"\"");
         sl_buf_append_c(o, "}");
     } else if (ir->tool_choice != SL_IR_CHOICE_UNSET) {
-        sl_buf_printf(o, ",\"tool_choice\":\"%s\"", names[ir->tool_choice]);
+        sl_buf_printf(o, ",\"tool_choice\":\"%s\"", sl_ir_choice_word(ir->tool_choice));
     }
 }
 
@@ -462,12 +441,7 @@ static unsigned r_usage_of(const sl_json *us, sl_ir_usage *u)
 {
     if (!us || us->type != SL_JSON_OBJECT)
         return 0;
-    unsigned have = 0;
-    const sl_json *in = sl_json_get(us, "input_tokens"), *out = sl_json_get(us, "output_tokens");
-    if (is_num(in))
-        u->input = (long)sl_json_int(in, 0, 1e15, 0), have |= SL_USAGE_INPUT;
-    if (is_num(out))
-        u->output = (long)sl_json_int(out, 0, 1e15, 0), have |= SL_USAGE_OUTPUT;
+    unsigned have = sl_ir_take_counts(us, "input_tokens", "output_tokens", u);
     u->cache_read = sl_ir_count(sl_json_get(us, "input_tokens_details"), "cached_tokens");
     u->reasoning = sl_ir_count(sl_json_get(us, "output_tokens_details"), "reasoning_tokens");
     return have;
@@ -714,14 +688,11 @@ static unsigned r_watch(sl_str event, sl_str data, sl_ir_usage *u, unsigned *hav
         return SL_WATCH_END;
     if (!r_terminal_type(t))
         return 0;
-    char first[4096];
-    sl_arena scratch;
-    sl_arena_init(&scratch, first, sizeof first, 4u << 20);
-    sl_json *root = NULL;
-    sl_json_error err;
-    if (sl_json_parse(&scratch, data.p, data.len, NULL, &root, &err) == SL_OK)
+    sl_ir_scratch sc;
+    const sl_json *root = sl_ir_scratch_parse(&sc, data, 4u << 20);
+    if (root)
         *have |= r_usage(sl_json_get(root, "response"), u);
-    sl_arena_free(&scratch);
+    sl_ir_scratch_free(&sc);
     return SL_WATCH_END;
 }
 

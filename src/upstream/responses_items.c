@@ -215,6 +215,19 @@ static void ev_at(replay *rp, const sl_json *item, int index, int part)
         sl_buf_printf(rp->o, ",\"content_index\":%d", part);
 }
 
+/* One event of a content part whose payload is one member, raw JSON. */
+static void ev_member(replay *rp, const char *type, const sl_json *item, int index, int part,
+                      const char *key, sl_str raw, bool logprobs)
+{
+    ev_open(rp, type);
+    ev_at(rp, item, index, part);
+    sl_buf_printf(rp->o, ",\"%s\":", key);
+    sl_buf_append_str(rp->o, raw);
+    if (logprobs)
+        sl_buf_append_c(rp->o, ",\"logprobs\":[]");
+    ev_close(rp);
+}
+
 static void replay_text(replay *rp, const sl_json *item, int index, int part, const sl_json *c)
 {
     static const char *const empty_text[] = {"text", "\"\""};
@@ -225,24 +238,10 @@ static void replay_text(replay *rp, const sl_json *item, int index, int part, co
     put_with(rp->o, c, empty_text, 2);
     ev_close(rp);
     if (text && text->type == SL_JSON_STRING) {
-        ev_open(rp, "response.output_text.delta");
-        ev_at(rp, item, index, part);
-        sl_buf_append_c(rp->o, ",\"delta\":");
-        sl_buf_append_str(rp->o, text->raw);
-        sl_buf_append_c(rp->o, ",\"logprobs\":[]");
-        ev_close(rp);
-        ev_open(rp, "response.output_text.done");
-        ev_at(rp, item, index, part);
-        sl_buf_append_c(rp->o, ",\"text\":");
-        sl_buf_append_str(rp->o, text->raw);
-        sl_buf_append_c(rp->o, ",\"logprobs\":[]");
-        ev_close(rp);
+        ev_member(rp, "response.output_text.delta", item, index, part, "delta", text->raw, true);
+        ev_member(rp, "response.output_text.done", item, index, part, "text", text->raw, true);
     }
-    ev_open(rp, "response.content_part.done");
-    ev_at(rp, item, index, part);
-    sl_buf_append_c(rp->o, ",\"part\":");
-    sl_buf_append_str(rp->o, c->raw);
-    ev_close(rp);
+    ev_member(rp, "response.content_part.done", item, index, part, "part", c->raw, false);
 }
 
 static void replay_item(replay *rp, const sl_json *item, int index)

@@ -235,6 +235,8 @@ def test_every_messages_answer_is_anthropic_shaped():
     u = s.url + "/v1/messages"
     k = {"x-api-key": "sk-a"}
     assert err_type(post_json(u, MSG, {"x-api-key": "sk-wrong"})) == (401, "authentication_error")
+    assert err_type(post_json(u + "/count_tokens", MSG, {"x-api-key": "sk-wrong"})) == \
+        (401, "authentication_error")  # every /v1/messages* path
     assert err_type(post_json(s.url + "/v1/messages/nope", MSG, k)) == (404, "not_found_error")
     st, h, raw = request("GET", u, headers=k)
     assert err_type((st, h, json.loads(raw), raw)) == (405, "invalid_request_error")
@@ -418,6 +420,33 @@ def test_openai_cached_and_reasoning_tokens_priced_once():
         want = ((line["prompt_tokens"] - 64) * 0.15 + 64 * 0.075 + line["completion_tokens"] * 0.60) / 1e6
         assert abs(line["cost_usd"] - want) < 1e-8, (line, want)
     s.stop()
+
+
+def test_cache_hit_saves_what_the_call_cost():
+    """A hit's saved_usd is the miss's cost_usd to the cent: the entry keeps the
+    prompt-cache counts, so cache reads and writes are priced as they were
+    (not the whole prompt as uncached input), plain and streamed, both
+    conventions."""
+    for kind, path, body in (("anthropic", "/v1/messages", MSG),
+                             ("openai", "/v1/chat/completions", chat("hello saved"))):
+        m = Mock()
+        s = Sluice(providers(m, kind, prices=PRICES, cache={"enabled": True, "ttl_s": 60}))
+        m.config(cached_tokens=1000, cache_write_tokens=2000, cache_write_1h_tokens=4000,
+                 reasoning_tokens=5)
+        st, h, _, _ = post_json(s.url + path, body)
+        assert st == 200 and h["x-sluice-cache"] == "miss", h
+        st, h, _, _ = post_json(s.url + path, body)
+        assert h["x-sluice-cache"] == "hit" and float(h["x-sluice-cost-usd"]) == 0, h
+        stream(s.url + path, dict(body, stream=True))  # the entry replayed as events
+        miss, hit, replay = s.wait_log(3)[-3:]
+        assert miss["cost_usd"] > 0 and replay["cache"] == "hit", (miss, replay)
+        for line in (hit, replay):
+            assert line["cached_tokens"] == miss["cached_tokens"] > 0, (kind, line)
+            assert line["cache_write_tokens"] == miss["cache_write_tokens"], (kind, line)
+            assert line["reasoning_tokens"] == miss["reasoning_tokens"], (kind, line)
+            assert abs(line["saved_usd"] - miss["cost_usd"]) < 1e-9, (kind, miss, line)
+        assert m.stats()["requests"] == 1
+        s.stop()
 
 
 def test_messages_coalesced_across_stream_and_plain():

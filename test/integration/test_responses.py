@@ -80,6 +80,38 @@ def test_responses_native_pass_through_plain_and_stream():
     s.stop()
 
 
+
+def test_responses_native_stream_relays_unknown_events_and_numbers():
+    """Native: events sluice does not know (a future type, one without an
+    event: line) reach the client byte for byte, sequence_number as the
+    provider numbered them; usage still comes from response.completed."""
+    m, s = setup()
+    resp = {"id": "resp_future", "object": "response", "status": "completed", "model": "gpt-4o-mini",
+            "output": [{"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                        "content": [{"type": "output_text", "text": "hi", "annotations": []}]}],
+            "usage": {"input_tokens": 11, "output_tokens": 2, "total_tokens": 13,
+                      "input_tokens_details": {"cached_tokens": 0},
+                      "output_tokens_details": {"reasoning_tokens": 0}}}
+    evs = [("response.created", {"type": "response.created", "sequence_number": 7,
+                                 "response": dict(resp, status="in_progress", output=[], usage=None)}),
+           ("response.reasoning_summary_text.delta", {"type": "response.reasoning_summary_text.delta",
+                                                      "sequence_number": 8, "delta": "thinking"}),
+           ("response.sluice_does_not_know_this", {"type": "response.sluice_does_not_know_this",
+                                                    "sequence_number": 10, "x": [1, {"y": None}]}),
+           (None, {"type": "response.output_text.delta", "sequence_number": 11, "delta": "hi",
+                   "item_id": "msg_1", "output_index": 0, "content_index": 0}),
+           ("response.completed", {"type": "response.completed", "sequence_number": 12, "response": resp})]
+    body = "".join(("event: %s\n" % n if n else "") + "data: %s\n\n" % json.dumps(d, separators=(",", ":"))
+                   for n, d in evs)
+    m.config(sse_body=body)
+    st, h, _, raw = stream(s.url + "/v1/responses", dict(BODY, stream=True))
+    # sluice adds only its own `id:` line to each event (resumable streams)
+    got = "".join(l + "\n" for l in raw.decode().split("\n")[:-1] if not l.startswith("id: "))
+    assert st == 200 and got == body, (got, body)
+    log = s.wait_log(1)[-1]
+    assert log["prompt_tokens"] == 11 and log["completion_tokens"] == 2 and log["cost_usd"] > 0, log
+    s.stop()
+
 def test_responses_to_anthropic_provider_plain_and_stream():
     m, s = setup("anthropic")
     body = dict(BODY, model="claude-3-5-haiku", max_output_tokens=60, temperature=0.5,
@@ -221,6 +253,36 @@ def test_responses_two_turns_in_redis_across_a_chat_provider():
     s2.stop()
     s.stop()
 
+
+
+def test_responses_delete_reaches_the_native_provider():
+    """DELETE of a response a native provider made deletes its copy too (with
+    the provider's key), then sluice's; a provider that fails it leaves both."""
+    m, s = setup(keys=KEYS)
+    u = s.url + "/v1/responses/"
+    st, _, r1, _ = post_json(s.url + "/v1/responses", BODY, A)
+    assert st == 200, r1
+    m.config(status=500)
+    st, _, b = request("DELETE", u + r1["id"], headers=A)
+    assert st == 502 and json.loads(b)["error"]["code"] == "upstream_unavailable", b
+    assert m.last()["path"] == "/v1/responses/" + r1["id"], m.last()
+    assert request("GET", u + r1["id"], headers=A)[0] == 200, "a failed DELETE deletes nothing"
+    m.config(status=200)
+    assert request("DELETE", u + r1["id"], headers=B)[0] == 404  # another tenant: not even asked
+    st, _, b = request("DELETE", u + r1["id"], headers=A)
+    assert st == 200 and json.loads(b) == {"id": r1["id"], "object": "response", "deleted": True}, b
+    last = m.last()
+    assert last["path"] == "/v1/responses/" + r1["id"], last
+    assert last["headers"]["authorization"] == "Bearer sk-prov" and "sk-a" not in json.dumps(last), last
+    assert request("GET", u + r1["id"], headers=A)[0] == 404
+    s.stop()
+    # a translated response lives only in sluice: nothing to ask the provider
+    m, s = setup("anthropic")
+    st, _, r2, _ = post_json(s.url + "/v1/responses", dict(BODY, model="claude-3-5-haiku"))
+    before = m.stats()["requests"]
+    assert request("DELETE", s.url + "/v1/responses/" + r2["id"])[0] == 200
+    assert m.last()["path"] == "/v1/messages" and m.stats()["requests"] == before, m.last()
+    s.stop()
 
 def test_responses_native_state_moves_to_a_fallback_provider():
     """Turn 1 on a native provider; it fails for turn 2, which the fallback answers from

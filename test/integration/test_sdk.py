@@ -176,3 +176,16 @@ def test_anthropic_sdk_headers_forwarded():
     assert "authorization" not in h and CLIENT_KEY not in json.dumps(h), h
     assert h["content-type"].startswith("application/json"), h
     st.stop()
+
+
+def test_sdk_missing_client_is_a_failure_not_a_skip():
+    """Without Node.js (or the packages) every SDK test fails saying why."""
+    import os, subprocess, sys, tempfile
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = ("import sys; sys.path.insert(0, %r); import sdk\n"
+            "try:\n    sdk.run('openai', 'chat', 'http://127.0.0.1:9/v1')\n"
+            "except AssertionError as e:\n    print('FAILED:', e)\n") % here
+    with tempfile.TemporaryDirectory() as empty:
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, PATH=empty))
+    assert "FAILED: the SDK tests need Node.js" in p.stdout, (p.stdout, p.stderr)

@@ -96,10 +96,20 @@ def test_anthropic_sdk_stream_usage_through_translation():
     log = st.s.wait_log(1)[-1]
     assert r["usage"]["input_tokens"] == log["prompt_tokens"] > 0, (r["usage"], log)
     assert r["usage"]["output_tokens"] == log["completion_tokens"] > 0, (r["usage"], log)
+    # message_start went out before the provider counted (its last chunk):
+    # sluice's estimate, near the real count, never 0
+    est = r["start_usage"]["input_tokens"]
+    assert 0 < est <= 4 * log["prompt_tokens"] + 8, (r["start_usage"], log)
     st.oa.config(cached_tokens=32)
     r = st.anthropic("stream", env={"SLUICE_MODEL": "gpt-4o-mini"})
     assert r["usage"]["cache_read_input_tokens"] == 32, r["usage"]
     assert r["usage"]["input_tokens"] == st.s.wait_log(2)[-1]["prompt_tokens"] - 32, r["usage"]
+    # natively, message_start carries the provider's own count, cache tokens beside it
+    st.an.config(cached_tokens=16)
+    r = st.anthropic("stream")
+    log = st.s.wait_log(3)[-1]
+    assert r["start_usage"]["input_tokens"] == r["usage"]["input_tokens"] > 0, r
+    assert r["start_usage"]["cache_read_input_tokens"] == 16 == log["cached_tokens"], (r, log)
     st.stop()
 
 
@@ -114,4 +124,21 @@ def test_openai_sdk_structured_output_from_claude():
     assert sent["tool_choice"] == {"type": "tool", "name": "sluice_response_format"}, sent
     assert r["finish"] == "stop" and r["tool_calls"] == [], r
     assert set(r["parsed"]) == {"city", "days"} and isinstance(r["parsed"]["days"], int), r
+    st.stop()
+
+
+def test_openai_sdk_stream_usage_from_anthropic_provider():
+    """The openai client streaming from a Claude model: the usage chunk's
+    prompt_tokens is the whole prompt (message_start's input_tokens plus the
+    cache's reads and writes), cached_tokens the reads."""
+    st = base.Stack()
+    st.an.config(cached_tokens=16, cache_write_tokens=4)
+    r = st.openai("chat_stream", env={"SLUICE_MODEL": "claude-3-5-haiku"})
+    log = st.s.wait_log(1)[-1]  # Anthropic's convention: prompt_tokens beside the cache
+    assert log["cached_tokens"] == 16 and log["cache_write_tokens"] == 4 and log["prompt_tokens"] > 0, log
+    u = r["usage"]
+    assert u["prompt_tokens"] == log["prompt_tokens"] + 16 + 4, (u, log)
+    assert u["prompt_tokens_details"]["cached_tokens"] == 16, u
+    assert u["completion_tokens"] == log["completion_tokens"] == len(r["text"].split()), (u, log)
+    assert u["total_tokens"] == u["prompt_tokens"] + u["completion_tokens"], u
     st.stop()

@@ -4,7 +4,8 @@
  * configurable chunks and delays, and failure injection, all on one libevent
  * loop (the same stack as sluice, so it is never a benchmark's bottleneck).
  * Control: POST /_mock/config, POST /_mock/reset, GET /_mock/stats,
- * GET /_mock/last (the last LLM request: path, headers, body),
+ * GET /_mock/last (the last LLM request: path, headers, body; also DELETE
+ * /v1/responses/{id}, which answers deleted: true),
  * POST /v1/traces (an OTLP sink: drops the spans, answers 200),
  * GET /_mock/traceparents (the W3C trace context of the last 256 LLM requests:
  * [{"traceparent","tracestate","request_id"}], null where absent; reset clears it).
@@ -1946,6 +1947,30 @@ static void speech(struct evhttp_request *req, const char *path)
     cJSON_Delete(root);
 }
 
+/* DELETE /v1/responses/{id}: the provider's copy of a stored response
+ * (recorded for /_mock/last; the `status` knob fails it). */
+static void responses_delete(struct evhttp_request *req, const char *path)
+{
+    record_last(req, path, "", 0);
+    if (m.k.status && m.k.status != 200) {
+        char body[160];
+        snprintf(body, sizeof body,
+                 "{\"error\":{\"message\":\"mock status %d\",\"type\":\"api_error\","
+                 "\"param\":null,\"code\":null}}",
+                 m.k.status);
+        send_json(req, m.k.status, body);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", path + 14);
+    cJSON_AddStringToObject(o, "object", "response");
+    cJSON_AddBoolToObject(o, "deleted", 1);
+    char *out = cJSON_PrintUnformatted(o);
+    send_json(req, 200, out);
+    free(out);
+    cJSON_Delete(o);
+}
+
 static bool x_route(struct evhttp_request *req, const char *path, bool post)
 {
     if (post && strcmp(path, "/v1/responses") == 0) {
@@ -1954,6 +1979,9 @@ static bool x_route(struct evhttp_request *req, const char *path, bool post)
             send_json(req, 404, "{\"detail\":\"Not Found\"}");
         else
             handle_llm(req, API_RESPONSES, path);
+    } else if (evhttp_request_get_command(req) == EVHTTP_REQ_DELETE &&
+               strncmp(path, "/v1/responses/", 14) == 0) {
+        responses_delete(req, path);
     } else if (post && strcmp(path, "/v1/messages/count_tokens") == 0) {
         count_tokens(req, path);
     } else if (!post && strcmp(path, "/v1/models") == 0 && anthropic_headers(req)) {

@@ -24,10 +24,14 @@ const cases = {
     const s = client.messages.stream({ model: MODEL, max_tokens: 64, messages: [{ role: 'user', content: 'stream anthropic sdk' }] });
     let text = '';
     const types = [];
+    let start_usage = null;
     s.on('text', (t) => { text += t; });
-    s.on('streamEvent', (e) => types.push(e.type));
+    s.on('streamEvent', (e) => {
+      types.push(e.type);
+      if (e.type === 'message_start') start_usage = { ...e.message.usage };
+    });
     const final = await s.finalMessage();
-    return { text, types, final_text: final.content[0].text, stop: final.stop_reason, usage: final.usage };
+    return { text, types, final_text: final.content[0].text, stop: final.stop_reason, usage: final.usage, start_usage };
   },
   async tools() {
     const messages = [{ role: 'user', content: 'weather in Paris? MOCK_TOOL' }];

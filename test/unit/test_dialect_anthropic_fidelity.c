@@ -400,7 +400,67 @@ T_TEST(streamed_usage_both_ways)
     sl_arena_free(&TA);
 }
 
+/* message_start must state the prompt before an OpenAI provider counts it (in
+ * its last chunk): sluice's estimate then, the provider's count when its first
+ * chunk carries usage (vLLM's continuous usage stats); the final message_delta
+ * always the real count. */
+T_TEST(message_start_input_tokens)
+{
+    static const char *const late[] = {
+        "",
+        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\","
+        "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},"
+        "\"finish_reason\":null}],\"usage\":null}",
+        "",
+        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\","
+        "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}",
+        "",
+        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\","
+        "\"choices\":[],\"usage\":{\"prompt_tokens\":40,\"completion_tokens\":2,"
+        "\"total_tokens\":42,\"prompt_tokens_details\":{\"cached_tokens\":8}}}",
+        "",
+        "[DONE]",
+    };
+    sl_ir_stream s;
+    sl_ir_stream_init(&s, OA, AN, false);
+    s.input_estimate = 37;
+    const char *sse = tstream(&s, late, SL_ARRAY_LEN(late));
+    const sl_json *f[16];
+    size_t n = tframes(sse, f, 16);
+    T_CHECK(n >= 1 && f[0] && strcmp(tstr(f[0], "type"), "message_start") == 0);
+    T_EQ_INT(n ? tnum(f[0], "message.usage.input_tokens") : -1, 37);
+    const sl_json *delta = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (f[i] && strcmp(tstr(f[i], "type"), "message_delta") == 0)
+            delta = f[i];
+    }
+    T_EQ_INT(tnum(delta, "usage.input_tokens"), 40 - 8);
+    T_EQ_INT(tnum(delta, "usage.cache_read_input_tokens"), 8);
+    /* a first chunk that counts: message_start says the provider's number */
+    static const char *const early[] = {
+        "",
+        "{\"id\":\"cmpl-2\",\"object\":\"chat.completion.chunk\",\"model\":\"qwen\","
+        "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+        "\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":0,"
+        "\"total_tokens\":12}}",
+        "",
+        "{\"id\":\"cmpl-2\",\"object\":\"chat.completion.chunk\",\"model\":\"qwen\","
+        "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hey\"},\"finish_reason\":\"stop\"}],"
+        "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":1,\"total_tokens\":13}}",
+        "",
+        "[DONE]",
+    };
+    sl_ir_stream_init(&s, OA, AN, false);
+    s.input_estimate = 99;
+    sse = tstream(&s, early, SL_ARRAY_LEN(early));
+    n = tframes(sse, f, 16);
+    T_EQ_INT(n && f[0] ? tnum(f[0], "message.usage.input_tokens") : -1, 12);
+    T_EQ_STR(n && f[0] ? tstr(f[0], "message.id") : NULL, "cmpl-2");
+    sl_arena_free(&TA);
+}
+
 T_MAIN("dialect_anthropic_fidelity", tool_choice_four_ways, json_schema_native_structured_outputs,
        json_schema_forced_tool_where_unsupported, one_tool_call_at_a_time,
        what_messages_says_and_chat_cannot, json_schema_with_the_clients_tools, stop_sequences,
-       images_as_content_parts, cache_control_passed_through, streamed_usage_both_ways)
+       images_as_content_parts, cache_control_passed_through, streamed_usage_both_ways,
+       message_start_input_tokens)

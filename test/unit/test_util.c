@@ -178,7 +178,11 @@ T_TEST(timestamps_match_gmtime)
 T_TEST(cache_entries_round_trip_and_refuse_foreign_bytes)
 {
     const char json[] = "{\"id\":\"x\"}\n";
-    sl_cache_entry e = {1700000000000LL, 3, 4, {json, sizeof json - 1}}, d;
+    sl_cache_entry e = {.stored_at_ms = 1700000000000LL,
+                        .prompt_tokens = 3,
+                        .completion_tokens = 4,
+                        .json = {json, sizeof json - 1}},
+                   d;
     char buf[64];
     sl_cache_entry_encode(&e, buf);
     size_t n = sl_cache_entry_size(e.json.len);
@@ -187,6 +191,7 @@ T_TEST(cache_entries_round_trip_and_refuse_foreign_bytes)
     T_EQ_INT(d.prompt_tokens, 3);
     T_EQ_INT(d.completion_tokens, 4);
     T_EQ_INT(d.json.len, e.json.len);
+    T_CHECK(memcmp(d.json.p, json, e.json.len) == 0);
     T_CHECK(sl_cache_entry_decode(buf, 17, &d) != SL_OK);    /* too short */
     T_CHECK(sl_cache_entry_decode("hello", 5, &d) != SL_OK); /* not an entry */
     memcpy(buf + 16, "<html>oops</html>", 17);               /* not JSON */
@@ -195,6 +200,49 @@ T_TEST(cache_entries_round_trip_and_refuse_foreign_bytes)
     sl_cache_entry_encode(&e, buf);
     memcpy(buf, &neg, 8); /* a time before 1970 */
     T_CHECK(sl_cache_entry_decode(buf, n, &d) != SL_OK);
+}
+
+/* A hit prices what it saved as the call was priced: the entry keeps the
+ * prompt-cache counts; an entry written before them (version 1) still reads. */
+T_TEST(cache_entries_keep_cache_counts_and_read_version_1)
+{
+    const char json[] = "{\"id\":\"y\"}";
+    sl_cache_entry e = {.stored_at_ms = 1700000000000LL,
+                        .prompt_tokens = 1200,
+                        .completion_tokens = 40,
+                        .json = {json, sizeof json - 1},
+                        .cached_tokens = 1000,
+                        .cache_write_tokens = 6000,
+                        .cache_write_1h_tokens = 4000,
+                        .reasoning_tokens = 7,
+                        .prompt_has_cache = true},
+                   d;
+    char buf[96];
+    sl_cache_entry_encode(&e, buf);
+    T_EQ_INT(sl_cache_entry_decode(buf, sl_cache_entry_size(e.json.len), &d), SL_OK);
+    T_EQ_INT(d.prompt_tokens, 1200);
+    T_EQ_INT(d.cached_tokens, 1000);
+    T_EQ_INT(d.cache_write_tokens, 6000);
+    T_EQ_INT(d.cache_write_1h_tokens, 4000);
+    T_EQ_INT(d.reasoning_tokens, 7);
+    T_CHECK(d.prompt_has_cache);
+    T_EQ_INT(d.json.len, e.json.len);
+    T_CHECK(d.json.p && d.json.p[0] == '{');
+    /* version 1: stored-at, prompt, completion, then the JSON */
+    char v1[64];
+    int64_t at = 1700000000001LL;
+    uint32_t p = 9, c = 3;
+    memcpy(v1, &at, 8), memcpy(v1 + 8, &p, 4), memcpy(v1 + 12, &c, 4);
+    memcpy(v1 + 16, json, sizeof json - 1);
+    T_EQ_INT(sl_cache_entry_decode(v1, 16 + sizeof json - 1, &d), SL_OK);
+    T_EQ_INT(d.stored_at_ms, at);
+    T_EQ_INT(d.prompt_tokens, 9);
+    T_EQ_INT(d.completion_tokens, 3);
+    T_EQ_INT(d.cached_tokens, 0);
+    T_EQ_INT(d.cache_write_tokens, 0);
+    T_CHECK(!d.prompt_has_cache);
+    T_EQ_INT(d.json.len, sizeof json - 1);
+    T_CHECK(memcmp(d.json.p, json, d.json.len) == 0);
 }
 
 /* Issue 17 item 6: a URL is shown without the password of its userinfo. */
@@ -234,5 +282,6 @@ T_TEST(secrets_scrubbed_in_place)
 
 T_MAIN("util", arena_big_allocation_keeps_the_current_block, arena_limit, numbers_without_printf,
        money_without_printf, json_strings_escape_at_every_offset, timestamps_match_gmtime,
-       cache_entries_round_trip_and_refuse_foreign_bytes, urls_shown_without_passwords,
+       cache_entries_round_trip_and_refuse_foreign_bytes,
+       cache_entries_keep_cache_counts_and_read_version_1, urls_shown_without_passwords,
        secrets_scrubbed_in_place)
