@@ -5,7 +5,7 @@ Unlike req/s, this does not drift with what else the machine is doing: the
 same binary, configuration and requests give the same count. It is how the
 before/after lines of hot-path changes in results.md are measured.
 
-    python3 bench/instructions.py            # cache hit and pass-through
+    python3 bench/instructions.py            # cache hit (tracing off, on) and pass-through
 Each scenario starts sluice under `valgrind --tool=callgrind`, sends one
 request to warm up, then drives wrk (8 connections, INSTR_SECONDS, default 5)
 and divides the program's total instructions by the requests answered (start
@@ -18,14 +18,14 @@ import run as B  # noqa: E402
 SECS = int(os.environ.get("INSTR_SECONDS", "5"))
 
 
-def scenario(name, mock_port, cache, mode):
+def scenario(name, mock_port, cache, mode, tracing_url=None):
     out = []
 
     def under_callgrind(d):
         out.append(os.path.join(d, "callgrind.out"))
         return ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out[0]]
 
-    p, port = B.sluice(mock_port, cache, wrap=under_callgrind)
+    p, port = B.sluice(mock_port, cache, wrap=under_callgrind, tracing_url=tracing_url)
     url = "http://127.0.0.1:%d/v1/chat/completions" % port
     B.post(url, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the benchmark"}]})
     r = B.wrk(url, mode, conns=8, secs=SECS)
@@ -46,6 +46,9 @@ def main():
     B.spawn([os.path.join(B.ROOT, "build/sluice-mock"), "--listen", "127.0.0.1:%d" % mock_port])
     B.wait_port(mock_port)
     rows = [scenario("cache hit", mock_port, True, "fixed"),
+            # every request's spans exported to the mock's OTLP sink (issue 23)
+            scenario("cache hit, tracing on", mock_port, True, "fixed",
+                     tracing_url="http://127.0.0.1:%d" % mock_port),
             scenario("pass-through (cache off)", mock_port, False, "unique")]
     rev = subprocess.run(["git", "-C", B.ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     lines = ["### instructions per request (callgrind) — commit %s — %s" % (rev, time.strftime("%Y-%m-%d %H:%M")), "",

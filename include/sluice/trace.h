@@ -105,6 +105,9 @@ void sl_span_int(sl_span *s, const char *key, int64_t v);
 void sl_span_double(sl_span *s, const char *key, double v);
 void sl_span_bool(sl_span *s, const char *key, bool v);
 void sl_span_strs(sl_span *s, const char *key, const sl_str *v, size_t n); /* string array */
+/* Appends the attributes written into attrs (a span used as a scratch
+ * buffer: active set by hand, len 0): a block encoded once and reused. */
+void sl_span_raw(sl_span *s, const sl_span *attrs);
 /* The span's status: error with a message (NULL: unset status). */
 void sl_span_error(sl_span *s, const char *message);
 /* Queues the span (or counts it dropped when the queue is full). */

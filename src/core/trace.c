@@ -215,7 +215,14 @@ static void put_varint(sl_span *s, uint64_t v)
 
 static void put_bytes(sl_span *s, const void *p, size_t n)
 {
-    memcpy(s->buf + s->len, p, n);
+    uint8_t *d = s->buf + s->len;
+    if (n <= 16) { /* keys and ids: a loop beats a call to memcpy */
+        const uint8_t *q = p;
+        for (size_t i = 0; i < n; i++)
+            d[i] = q[i];
+    } else {
+        memcpy(d, p, n);
+    }
     s->len += n;
 }
 
@@ -376,6 +383,13 @@ void sl_span_strs(sl_span *s, const char *key, const sl_str *v, size_t n)
         put_varint(s, lenfield_size(l));
         put_lenfield(s, 1, v[i].p, l);
     }
+}
+
+void sl_span_raw(sl_span *s, const sl_span *attrs)
+{
+    if (!s->active || !room(s, attrs->len))
+        return;
+    put_bytes(s, attrs->buf, attrs->len);
 }
 
 void sl_span_error(sl_span *s, const char *message)

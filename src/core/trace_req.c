@@ -58,9 +58,15 @@ static void server_attrs(sl_span *sp, const sl_req *r)
     sl_span_cstr(sp, "url.path", r->path);
     sl_span_cstr(sp, "http.route", r->route);
     sl_span_int(sp, "http.response.status_code", r->status);
-    sl_span_cstr(sp, "server.address", r->conf->listen_host);
-    sl_span_int(sp, "server.port", r->conf->listen_port);
-    sl_span_cstr(sp, "url.scheme", "http");
+    /* the same for every request of the process (listen is read at start) */
+    static sl_span fixed;
+    if (!fixed.active) {
+        fixed.active = true;
+        sl_span_cstr(&fixed, "server.address", r->conf->listen_host);
+        sl_span_int(&fixed, "server.port", r->conf->listen_port);
+        sl_span_cstr(&fixed, "url.scheme", "http");
+    }
+    sl_span_raw(sp, &fixed);
     sl_span_cstr(sp, "sluice.request_id", r->id);
     sl_span_cstr(sp, "sluice.tenant", r->tenant);
     if (r->llm.model.len)
