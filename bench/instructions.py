@@ -5,7 +5,7 @@ Unlike req/s, this does not drift with what else the machine is doing: the
 same binary, configuration and requests give the same count. It is how the
 before/after lines of hot-path changes in results.md are measured.
 
-    python3 bench/instructions.py            # cache hit and pass-through
+    python3 bench/instructions.py            # cache hit (tracing off, on) and pass-through
     python3 bench/instructions.py --redis    # the same on one Redis and on a
                                              # Redis Cluster (3 masters), side by side
 Each scenario starts sluice under `valgrind --tool=callgrind`, sends one
@@ -20,14 +20,14 @@ import run as B  # noqa: E402
 SECS = int(os.environ.get("INSTR_SECONDS", "5"))
 
 
-def scenario(name, mock_port, cache, mode, redis_yaml=None, secs=SECS):
+def scenario(name, mock_port, cache, mode, redis_yaml=None, secs=SECS, tracing_url=None):
     out = []
 
     def under_callgrind(d):
         out.append(os.path.join(d, "callgrind.out"))
         return ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out[0]]
 
-    p, port = B.sluice(mock_port, cache, wrap=under_callgrind, redis_yaml=redis_yaml)
+    p, port = B.sluice(mock_port, cache, wrap=under_callgrind, redis_yaml=redis_yaml, tracing_url=tracing_url)
     url = "http://127.0.0.1:%d/v1/chat/completions" % port
     if redis_yaml:
         time.sleep(1.0)  # connected, and on the slot map (slow under valgrind)
@@ -65,6 +65,9 @@ def main():
                 rows.append((name + " (start taken off)", n, total - fixed))
     else:
         rows = [scenario("cache hit", mock_port, True, "fixed"),
+                # every request's spans exported to the mock's OTLP sink (issue 23)
+                scenario("cache hit, tracing on", mock_port, True, "fixed",
+                         tracing_url="http://127.0.0.1:%d" % mock_port),
                 scenario("pass-through (cache off)", mock_port, False, "unique")]
     rev = subprocess.run(["git", "-C", B.ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     lines = ["### instructions per request (callgrind) — commit %s — %s" % (rev, time.strftime("%Y-%m-%d %H:%M")), "",

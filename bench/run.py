@@ -268,7 +268,7 @@ def redis_cluster(masters=3):
     raise SystemExit("the bench's Redis Cluster never reached cluster_state:ok")
 
 
-def sluice(mock_port, cache, redis_url=None, wrap=None, redis_yaml=None):
+def sluice(mock_port, cache, redis_url=None, wrap=None, redis_yaml=None, tracing_url=None):
     """Starts build/sluice on the SUT core; wrap(dir) may return a command
     prefix (bench/instructions.py runs it under callgrind); redis_yaml: the
     `redis:` mapping as YAML flow text."""
@@ -284,6 +284,8 @@ def sluice(mock_port, cache, redis_url=None, wrap=None, redis_yaml=None):
             f.write("redis: { url: %s }\n" % redis_url)
         elif redis_yaml:
             f.write("redis: %s\n" % redis_yaml)
+        if tracing_url:  # every request sampled (the default ratio 1.0)
+            f.write("tracing: { otlp_endpoint: \"%s\" }\n" % tracing_url)
     prefix = wrap(d) if wrap else []
     binary = os.environ.get("SLUICE_BENCH_BIN", os.path.join(ROOT, "build/sluice"))  # a before/after build
     p = spawn(prefix + [binary, "-c", conf], core=None if wrap else 1)
@@ -432,6 +434,14 @@ def main():
     post(curl_, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the benchmark"}]})
     hit = measure("sluice cache hit", cp.pid, curl_, "fixed")
     rows.append(hit)
+    # the same with tracing on (issue 23): every request's spans exported over
+    # OTLP/HTTP to the mock's /v1/traces sink (C, idle during this row)
+    tp, tport = sluice(mock_port, cache=True, tracing_url=mock_url)
+    turl = "http://127.0.0.1:%d/v1/chat/completions" % tport
+    post(turl, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the benchmark"}]})
+    hit_traced = measure("sluice cache hit, tracing on", tp.pid, turl, "fixed")
+    rows.append(hit_traced)
+    stop_group(tp)
     post(mock_url + "/_mock/reset", {})
     post(mock_url + "/_mock/config", {"delay_ms": 500})
     before = json.loads(urllib.request.urlopen(mock_url + "/_mock/stats").read())["requests"]
@@ -480,6 +490,10 @@ def main():
         checks += [("pass-through ÷ nginx proxy ≥ 0.6", pr >= 0.6), ("cache hit ÷ nginx fixed ≥ 0.5", hr >= 0.5)]
     ratios.append("pass-through / direct: %.2f" % (passthru["rps"] / direct["rps"]))
     ratios.append("cache hit / direct: %.2f" % (hit["rps"] / direct["rps"]))
+    traced = hit_traced["rps"] / hit["rps"]
+    ratios.append("cache hit with tracing on / tracing off: %.2f (CPU %.1f vs %.1f µs/req)"
+                  % (traced, hit_traced["cpu_us_per_req"], hit["cpu_us_per_req"]))
+    checks.append(("tracing on costs at most 10 % of cache-hit throughput", traced >= 0.9))
     added = c1_sluice["p50_us"] - c1_direct["p50_us"]
     ratios.append("added p50 latency at concurrency 1: %.0f µs" % added)
     if c1_nginx:

@@ -27,6 +27,7 @@
 #include "sluice/stats.h"
 #include "sluice/server.h"
 #include "sluice/sla.h"
+#include "sluice/trace_export.h"
 #include "sluice/triage.h"
 #include "sluice/upstream.h"
 
@@ -268,6 +269,7 @@ static void free_all(void)
     sl_semstore_free(app.semantic); /* after Redis: its pending callbacks use it */
     sl_resp_state_shutdown();
     sl_l1_free(app.l1);
+    sl_trace_export_shutdown(); /* cancels its call: before the multi handle goes */
     sl_upstream_shutdown();
     sl_access_close();
     sl_req_pool_drain();
@@ -280,6 +282,8 @@ static int run(sl_config *c)
     app.boot = c;
     if (!app.base || sl_upstream_init(app.base, c->server.max_inflight) != SL_OK ||
         sl_access_open(app.base, c->log.access) != SL_OK || sl_server_start(app.base, c) != SL_OK)
+        return 1;
+    if (sl_trace_export_init(app.base, c) != SL_OK) /* before the pipeline: its observer */
         return 1;
     if (wire_stores(c) != SL_OK)
         return 1;

@@ -198,6 +198,20 @@ typedef struct sl_config {
         char *key; /* guards /stats and /ui when keys are set */
     } admin;
 
+    struct {
+        char *otlp_endpoint; /* OTLP/HTTP base URL (POST {it}/v1/traces); NULL: off */
+        double sample_ratio; /* share of new traces recorded; default 1.0 */
+        char **header_names; /* tracing.headers: sent with every export (auth) */
+        char **header_values;
+        size_t n_headers;
+        char *service_name;     /* resource service.name; default "sluice" */
+        size_t max_queue_spans; /* spans queued or in flight; more are dropped (counted) */
+        bool capture_content;   /* prompt and answer text on upstream spans; default false */
+        int redis_slow_ms;      /* a Redis command slower than this gets a span */
+        int flush_ms;           /* batch interval */
+        int timeout_ms;         /* one export call's bound */
+    } tracing;
+
     /* Every credential sluice holds for others (providers' api keys, the
      * passwords in their base_url and in Redis' URL), SL_SECRET_MIN_LEN or
      * longer: scrubbed from provider answers, errors and logs. */

@@ -94,7 +94,16 @@ struct sl_req;
     X(ACCESS_DROPPED, "sluice_access_log_dropped_total", "counter",                                \
       "Access-log lines dropped because the log reader stalled.", "")                              \
     X(SERIES_DROPPED, "sluice_metric_series_dropped_total", "counter",                             \
-      "Series not recorded because their family was at its series cap.", "family")
+      "Series not recorded because their family was at its series cap.", "family")                 \
+    X(TRACE_EXPORTED, "sluice_trace_spans_exported_total", "counter",                              \
+      "Spans the OTLP collector accepted.", "")                                                    \
+    X(TRACE_DROPPED, "sluice_trace_spans_dropped_total", "counter",                                \
+      "Spans not exported, by reason: queue_full (tracing.max_queue_spans) or export_failed.",     \
+      "reason")                                                                                    \
+    X(TRACE_EXPORT_FAILURES, "sluice_trace_export_failures_total", "counter",                      \
+      "OTLP export calls that failed (connect error, timeout, non-2xx); each is retried.", "")     \
+    X(TRACE_QUEUE, "sluice_trace_queue_spans", "gauge",                                            \
+      "Spans waiting for export or in flight to the collector.", "")
 
 typedef enum {
 #define SL_METRIC_ENUM(id, name, type, help, labels) SL_M_##id,

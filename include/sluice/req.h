@@ -69,6 +69,7 @@ struct sl_req {
     const char *anthropic_version; /* the client's anthropic-version / anthropic-beta, */
     const char *anthropic_beta;    /* forwarded to anthropic providers (arena), or NULL */
     const char *cache_opt;       /* x-sluice-cache as sent ("semantic-off"), or NULL */
+    struct sl_trace *trace;      /* tracing on: the request's trace context (arena), else NULL */
     sl_str body;                 /* the client's bytes, as received */
     bool is_llm;                 /* an LLM route: the pipeline runs */
     sl_llm_req llm;              /* parsed view (valid once the parse stage ran) */

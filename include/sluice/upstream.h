@@ -51,6 +51,10 @@ typedef struct sl_call_opts {
      * (copied, at most 127 bytes), sent in front of either. */
     const struct curl_slist *fixed_headers;
     const char *extra_header;
+    /* "traceparent: ..." and "tracestate: ..." lines (NULL: none), borrowed
+     * like body: the trace context the provider continues (trace.h) */
+    const char *traceparent;
+    const char *tracestate;
     const char *body; /* borrowed until on_done / cancel */
     size_t body_len;
     int connect_ms;

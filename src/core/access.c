@@ -1,6 +1,8 @@
 /* access.c — one JSON object per finished request, in the access log. */
 #include "sluice/access.h"
 
+#include "sluice/trace.h"
+
 #include "sluice/log.h"
 
 const char *sl_cache_outcome_name(sl_cache_outcome c)
@@ -61,6 +63,13 @@ void sl_access_log_req(const sl_req *r)
     sl_buf_append(b, ts, tn);
     sl_buf_append(b, "\"", 1);
     FIELD_STR(b, "request_id", r->id);
+    if (r->trace) { /* tracing on: the trace this request belongs to (trace.h) */
+        char hex[32];
+        sl_hex(hex, r->trace->trace_id, 16);
+        sl_buf_append(b, ",\"trace_id\":\"", 13);
+        sl_buf_append(b, hex, 32);
+        sl_buf_append(b, "\"", 1);
+    }
     FIELD_STR(b, "method", r->method);
     FIELD_STR(b, "path", r->path);
     FIELD(b, "status");

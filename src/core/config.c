@@ -804,6 +804,47 @@ static int sp_admin_key(loader *L, yaml_node_t *n, const char *path)
 
 static const field admin_fields[] = {{"key", F_SPECIAL, OFF(admin.key), 0, 0, sp_admin_key, LIVE}};
 
+/* tracing.headers: a map of header name -> value, sent with every export
+ * (a collector's auth). Names are HTTP tokens; values one line. */
+static int sp_tracing_headers(loader *L, yaml_node_t *n, const char *path)
+{
+    if (n->type != YAML_MAPPING_NODE)
+        return errf(L, n, path, "expected a mapping of header name: value");
+    size_t k = map_len(n);
+    sl_config *c = &L->h->c;
+    c->tracing.header_names = sl_arena_calloc(&L->h->arena, (k + 1) * sizeof(char *));
+    c->tracing.header_values = sl_arena_calloc(&L->h->arena, (k + 1) * sizeof(char *));
+    if (!c->tracing.header_names || !c->tracing.header_values)
+        return errf(L, n, path, "out of memory");
+    c->tracing.n_headers = 0;
+    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
+        yaml_node_t *kn = yaml_document_get_node(&L->doc, pr->key);
+        yaml_node_t *vn = yaml_document_get_node(&L->doc, pr->value);
+        char *name, *value;
+        if (scalar(L, kn, path, &name) || scalar(L, vn, path, &value))
+            return SL_EINVAL;
+        if (!name[0] || strcspn(name, "()<>@,;:\\\"/[]?={} \t\r\n") != strlen(name))
+            return errf(L, kn, path, "\"%s\" is not a header name", name);
+        if (strpbrk(value, "\r\n"))
+            return errf(L, vn, path, "the value of %s has a line break", name);
+        c->tracing.header_names[c->tracing.n_headers] = name;
+        c->tracing.header_values[c->tracing.n_headers++] = value;
+    }
+    return SL_OK;
+}
+
+static const field tracing_fields[] = {
+    {"otlp_endpoint", F_STR, OFF(tracing.otlp_endpoint), 0, 0, NULL, RESTART},
+    {"sample_ratio", F_DOUBLE, OFF(tracing.sample_ratio), 0, 1, NULL, LIVE},
+    {"headers", F_SPECIAL, 0, 0, 0, sp_tracing_headers, RESTART},
+    {"service_name", F_STR, OFF(tracing.service_name), 0, 0, NULL, RESTART},
+    {"max_queue_spans", F_SIZE, OFF(tracing.max_queue_spans), 0, 0, NULL, RESTART},
+    {"capture_content", F_BOOL, OFF(tracing.capture_content), 0, 0, NULL, LIVE},
+    {"redis_slow_ms", F_INT, OFF(tracing.redis_slow_ms), 0, 60000, NULL, RESTART},
+    {"flush_ms", F_INT, OFF(tracing.flush_ms), 10, 60000, NULL, RESTART},
+    {"timeout_ms", F_INT, OFF(tracing.timeout_ms), 10, 60000, NULL, RESTART},
+};
+
 SECTION(redis, redis_fields)
 SECTION(log, log_fields)
 SECTION(cache, cache_fields)
@@ -821,6 +862,7 @@ SECTION(server, server_fields)
 SECTION(sla, sla_fields)
 SECTION(triage, triage_fields)
 SECTION(admin, admin_fields)
+SECTION(tracing, tracing_fields)
 
 static const field root_fields[] = {
     {"listen", F_SPECIAL, OFF(listen), 0, 0, sp_listen, RESTART},
@@ -844,6 +886,7 @@ static const field root_fields[] = {
     {"sla", F_SPECIAL, 0, 0, 0, sp_sla, EACH},
     {"triage", F_SPECIAL, 0, 0, 0, sp_triage, EACH},
     {"admin", F_SPECIAL, 0, 0, 0, sp_admin, EACH},
+    {"tracing", F_SPECIAL, 0, 0, 0, sp_tracing, EACH},
 };
 
 /* ---- reload: which keys changed, and how they apply ------------------------ */
@@ -875,6 +918,7 @@ static const struct section {
     {"sla.retry.", sla_retry_fields, NF(sla_retry_fields)},
     {"triage.", triage_fields, NF(triage_fields)},
     {"admin.", admin_fields, NF(admin_fields)},
+    {"tracing.", tracing_fields, NF(tracing_fields)},
 };
 
 static bool str_same(const char *a, const char *b)
@@ -1001,6 +1045,12 @@ static void defaults_services(loader *L, sl_config *c)
     c->triage.kb = adup(L, "conf/kb", 7);
     c->triage.top_k = 3;
     c->triage.max_content_bytes = 32u << 10;
+    c->tracing.sample_ratio = 1.0;
+    c->tracing.service_name = adup(L, "sluice", 6);
+    c->tracing.max_queue_spans = 8192;
+    c->tracing.redis_slow_ms = 20;
+    c->tracing.flush_ms = 1000;
+    c->tracing.timeout_ms = 5000;
 }
 
 static void set_defaults(loader *L)
@@ -1014,6 +1064,10 @@ static void set_defaults(loader *L)
 static int check_whole(loader *L, yaml_node_t *root)
 {
     sl_config *c = &L->h->c;
+    const char *ep = c->tracing.otlp_endpoint;
+    if (ep && ep[0] && strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0)
+        return errf(L, root, "tracing.otlp_endpoint",
+                    "expected an http:// or https:// URL (OTLP/HTTP), got \"%s\"", ep);
     if (c->redis.url && c->redis.n_sentinels)
         return errf(L, root, "redis", "use either redis.url or redis.sentinels, not both");
     if (c->redis.n_cluster && (c->redis.url || c->redis.n_sentinels))
@@ -1063,13 +1117,16 @@ static void add_secret(loader *L, sl_str v)
 static void collect_secrets(loader *L)
 {
     sl_config *c = &L->h->c;
-    c->secrets = sl_arena_calloc(&L->h->arena, (2 * c->n_providers + 2) * sizeof(char *));
+    c->secrets = sl_arena_calloc(&L->h->arena,
+                                 (2 * c->n_providers + 2 + c->tracing.n_headers) * sizeof(char *));
     c->n_secrets = 0;
     for (size_t i = 0; i < c->n_providers; i++) {
         add_secret(L, sl_str_c(c->providers[i].api_key));
         add_secret(L, sl_url_password(c->providers[i].base_url));
     }
     add_secret(L, sl_str_c(c->redis.password));
+    for (size_t i = 0; i < c->tracing.n_headers; i++) /* a collector's auth header */
+        add_secret(L, sl_str_c(c->tracing.header_values[i]));
 }
 
 sl_config *sl_config_load_string(const char *name, const char *yaml, size_t len, char *err,

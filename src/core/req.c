@@ -1,6 +1,8 @@
 /* req.c — request objects: pool, references, headers, error answers. */
 #include "sluice/req.h"
 
+#include "sluice/trace.h"
+
 #include "sluice/dialect.h"
 
 #include <event2/event.h>
@@ -79,6 +81,8 @@ sl_req *sl_req_new_internal(sl_req *parent, const char *path, sl_api api, sl_str
     child->llm.api = api;
     child->cache = SL_CACHE_BYPASS;
     child->sink = sink;
+    if (parent->trace && (child->trace = sl_arena_alloc(&child->arena, sizeof *child->trace)))
+        sl_trace_child(child->trace, parent->trace); /* an INTERNAL span under the parent's */
     return child;
 }
 

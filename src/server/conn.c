@@ -20,6 +20,8 @@
  * Deadlines: one timer per connection, armed per phase. */
 #include "sluice/conn.h"
 
+#include "sluice/trace.h"
+
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -75,6 +77,8 @@ enum {
     H_IDEM,       /* Idempotency-Key */
     H_LAST_EVENT, /* Last-Event-ID */
     H_CACHE_OPT,
+    H_TRACEPARENT, /* W3C trace context (trace.h), read only when tracing is on */
+    H_TRACESTATE,
     H_NFACTS
 };
 
@@ -105,7 +109,7 @@ struct sl_conn {
     unsigned n_hdr;
     int fact[H_NFACTS];
     int cur_fact; /* the fact the header being parsed names */
-    int content_lengths, hosts, authorizations, transfer_encodings;
+    int content_lengths, hosts, authorizations, transfer_encodings, traceparents;
 
     size_t body_start, body_len;
     sl_body_fn body_fn;
@@ -512,6 +516,8 @@ static void build_head(sl_conn *c, sl_req *r, int framing, size_t body_len)
         put(b, "Content-Type", r->content_type);
     }
     put(b, "x-request-id", r->id);
+    if (r->trace)
+        put_n(b, "traceparent", 11, r->trace->header, SL_TRACEPARENT_LEN);
     if (r->dialect == &sl_dialect_anthropic) /* what Anthropic's clients read */
         put(b, "request-id", r->id);
     const char *cw = cache_word(r->cache);
@@ -877,6 +883,8 @@ static int classify(const char *k, size_t n)
     case 4: return ieq(k, n, "host") ? -2 : -1;
     case 6: return ieq(k, n, "expect") ? H_EXPECT : -1;
     case 9: return ieq(k, n, "x-api-key") ? H_API_KEY : -1;
+    case 10: return ieq(k, n, "tracestate") ? H_TRACESTATE : -1;
+    case 11: return ieq(k, n, "traceparent") ? H_TRACEPARENT : -1;
     case 12: return ieq(k, n, "x-request-id") ? H_REQID : -1;
     case 13:
         return ieq(k, n, "authorization")   ? H_AUTH
@@ -915,6 +923,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     c->content_lengths += f == -3;
     c->authorizations += f == H_AUTH;
     c->transfer_encodings += f == H_TE;
+    c->traceparents += f == H_TRACEPARENT;
     c->cur_fact = f;
     if (f >= 0 && c->fact[f] < 0)
         c->fact[f] = (int)c->n_hdr;
@@ -1009,8 +1018,23 @@ static sl_str target_path(sl_str url)
     return url;
 }
 
+/* The request's trace: the client's traceparent continued (two of them, or
+ * a malformed one: a new trace, never an error), its tracestate carried. */
+static void read_trace(sl_conn *c, sl_req *r)
+{
+    if (!(r->trace = sl_arena_alloc(&r->arena, sizeof *r->trace)))
+        return;
+    sl_str tp = c->traceparents == 1 ? fact(c, H_TRACEPARENT) : SL_STR_NULL;
+    sl_trace_begin(r->trace, tp.p, tp.len, r->conf->tracing.sample_ratio);
+    sl_str ts = fact(c, H_TRACESTATE);
+    if (r->trace->has_parent && sl_tracestate_valid(ts.p, ts.len))
+        r->trace->tracestate = sl_arena_strndup(&r->arena, ts.p, ts.len);
+}
+
 static void read_request(sl_conn *c, sl_req *r)
 {
+    if (sl_trace_on)
+        read_trace(c, r);
     r->method = http_method_str((enum http_method)c->hp.method);
     sl_str url = target_path(slice(c, c->url_o, c->url_l));
     const char *q = memchr(url.p, '?', url.len);
@@ -1154,6 +1178,7 @@ static void parse_head(sl_conn *c)
     http_parser_init(&c->hp, HTTP_REQUEST);
     c->hp.data = c;
     c->content_lengths = c->hosts = c->authorizations = c->transfer_encodings = 0;
+    c->traceparents = 0;
     for (int i = 0; i < H_NFACTS; i++)
         c->fact[i] = -1;
     size_t n = http_parser_execute(&c->hp, &settings, c->rbuf + c->rpos, c->line - c->rpos);

@@ -15,6 +15,7 @@
 
 #include "sluice/log.h"
 #include "sluice/metrics.h"
+#include "sluice/trace.h"
 #include "sluice/upstream.h"
 
 enum { TICK_LIMIT = 1000, ALERT_TTL_S = 30 * 86400 };
@@ -25,6 +26,8 @@ static struct {
     sl_config *conf;
     struct event *tick;
     uint64_t delivered, dead_total;
+    sl_trace tick_trace; /* tracing on: the evaluation tick's own trace (a root span) */
+    uint64_t tick_start;
 } al;
 
 /* ---- delivery ---------------------------------------------------------------------- */
@@ -137,21 +140,39 @@ static void alert_json(const sl_ticket *t, int kind, sl_sla_view v, sl_buf *b)
                   prio, sla, sl_sla_state_name(v.state), v.remaining_s);
 }
 
-static void raise_alert(const sl_ticket *t, int kind, sl_sla_view v)
+static bool raise_alert(const sl_ticket *t, int kind, sl_sla_view v)
 {
     if (!al.conf->sla.webhook || !al.conf->sla.webhook[0])
-        return;
+        return false;
     sl_buf b;
     sl_buf_init(&b, 0);
     alert_json(t, kind, v, &b);
     delivery *d = calloc(1, sizeof(*d));
     if (!d) {
         sl_buf_free(&b);
-        return;
+        return false;
     }
     d->body = b.p;
     d->len = b.len;
     deliver(d);
+    return true;
+}
+
+/* Tracing: the tick's span (INTERNAL, a trace of its own), from the tick to
+ * the end of its evaluation; its slow Redis commands are its children. */
+static void tick_span(int rc, size_t due, size_t raised)
+{
+    if (!al.tick_start)
+        return;
+    sl_span sp;
+    sl_span_begin(&sp, &al.tick_trace, al.tick_trace.span_id, NULL, "sla evaluate",
+                  SL_SPAN_INTERNAL, al.tick_start, sl_now_us());
+    sl_span_int(&sp, "sluice.sla.due", (int64_t)due);
+    sl_span_int(&sp, "sluice.sla.alerts_raised", (int64_t)raised);
+    if (rc != SL_OK)
+        sl_span_error(&sp, "the SLA store did not answer");
+    sl_span_emit(&sp);
+    al.tick_start = 0;
 }
 
 /* ---- evaluation ---------------------------------------------------------------------- */
@@ -159,8 +180,11 @@ static void raise_alert(const sl_ticket *t, int kind, sl_sla_view v)
 static void on_due(void *ud, int rc, const sl_sla_due *items, size_t n)
 {
     SL_UNUSED(ud);
-    if (rc != SL_OK || !al.conf)
+    if (rc != SL_OK || !al.conf) {
+        tick_span(rc, 0, 0);
         return;
+    }
+    size_t raised = 0;
     int64_t now = sl_wall_ms();
     for (size_t i = 0; i < n; i++) {
         sl_arena a;
@@ -175,17 +199,25 @@ static void on_due(void *ud, int rc, const sl_sla_due *items, size_t n)
                 const char *labels[] = {sl_sla_kind_name(items[i].kind),
                                         sl_sla_state_name(v.state)};
                 sl_metric_add(SL_M_SLA_ALERTS, 1, labels);
-                raise_alert(&t, items[i].kind, v);
+                raised += raise_alert(&t, items[i].kind, v);
             }
         }
         sl_arena_free(&a);
     }
+    tick_span(SL_OK, n, raised);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     SL_UNUSED(fd), SL_UNUSED(what), SL_UNUSED(arg);
+    const sl_trace *outer = sl_trace_current;
+    if (sl_trace_on && !al.tick_start) {
+        sl_trace_begin(&al.tick_trace, NULL, 0, al.conf->tracing.sample_ratio);
+        al.tick_start = sl_now_us();
+        sl_trace_current = &al.tick_trace; /* its Redis commands */
+    }
     al.store->ops->pop_due(al.store, sl_wall_ms(), TICK_LIMIT, ALERT_TTL_S, on_due, NULL);
+    sl_trace_current = outer;
     struct timeval tv = {al.conf->sla.evaluate_every_s, 0};
     evtimer_add(al.tick, &tv);
 }

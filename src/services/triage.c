@@ -13,6 +13,8 @@
 #include "sluice/pipeline.h"
 #include "sluice/triage.h"
 
+#include "sluice/trace.h"
+
 static const char *const URGENCIES[] = {"critical", "high", "medium", "low"};
 static const char *const FALLBACK_ANSWER =
     "Thank you for reaching out. We could not draft an answer automatically; a member of our "
@@ -47,7 +49,35 @@ typedef struct call {
     ticket_in t;
     sl_kb_hit hits[16]; /* title and path copied into the parent's arena: see own_hits */
     size_t n_hits;
+    uint8_t span_id[8]; /* tracing on: the triage span, parent of the LLM call's */
+    uint64_t t_start;
 } call;
+
+/* Tracing: what triage decided, as a span between the route's SERVER span
+ * and its LLM call (no ticket text unless tracing.capture_content). */
+static void triage_span(call *k, sl_str product, sl_str urgency, double confidence, bool fallback)
+{
+    sl_req *r = k->parent;
+    if (!k->t_start)
+        return;
+    sl_span sp;
+    sl_span_begin(&sp, r->trace, k->span_id, NULL,
+                  k->respond ? "triage respond" : "triage classify", SL_SPAN_INTERNAL, k->t_start,
+                  sl_now_us());
+    sl_span_str(&sp, "sluice.triage.ticket_id", k->t.id);
+    sl_span_str(&sp, "sluice.triage.product", product);
+    sl_span_str(&sp, "sluice.triage.urgency", urgency);
+    if (!k->respond)
+        sl_span_double(&sp, "sluice.triage.confidence", confidence);
+    else
+        sl_span_int(&sp, "sluice.triage.sources", (int64_t)k->n_hits);
+    sl_span_bool(&sp, "sluice.triage.fallback", fallback);
+    sl_span_cstr(&sp, "gen_ai.request.model", r->conf->triage.model);
+    sl_span_double(&sp, "sluice.cost_usd", k->child ? k->child->cost_usd : 0);
+    if (r->conf->tracing.capture_content)
+        sl_span_str(&sp, "sluice.triage.content", k->t.content);
+    sl_span_emit(&sp);
+}
 
 static bool read_ticket(sl_req *r, ticket_in *t)
 {
@@ -245,6 +275,7 @@ static void classify_done(call *k, int status, sl_str body)
                   child->cache == SL_CACHE_HIT ? "true" : "false", why ? "true" : "false");
     sl_buf_json_num(b, child->cost_usd);
     sl_buf_append_c(b, "}");
+    triage_span(k, product, urgency, confidence, why != NULL);
 }
 
 static void respond_done(call *k, int status, sl_str body)
@@ -270,6 +301,7 @@ static void respond_done(call *k, int status, sl_str body)
     sl_buf_printf(b, "],\"fallback\":%s,\"cost_usd\":", fallback ? "true" : "false");
     sl_buf_json_num(b, child->cost_usd);
     sl_buf_append_c(b, "}");
+    triage_span(k, SL_STR_NULL, SL_STR_NULL, 0, fallback);
 }
 
 /* The internal call finished: shape the service's answer and complete it. */
@@ -307,6 +339,11 @@ static void submit(sl_req *r, call *k, sl_buf *body)
     }
     k->child = child;
     child->on_release = release_child;
+    if (child->trace) { /* the LLM call hangs under the triage span */
+        k->t_start = sl_now_us();
+        sl_trace_new_id(k->span_id, 8);
+        memcpy(child->trace->parent_id, k->span_id, 8);
+    }
     sl_req_ref(r); /* the parent waits for the child's answer */
     sl_pipeline_start(child);
 }

@@ -34,6 +34,7 @@
 #include "sluice/l1.h"
 #include "sluice/metrics.h"
 #include "sluice/stages.h"
+#include "sluice/trace.h"
 #include "sluice/upstream.h"
 
 typedef struct batch batch;
@@ -422,6 +423,8 @@ static void flush(batch *b)
         .first_byte_ms = cf->timeouts.first_byte_ms,
         .total_ms = cf->timeouts.total_ms,
     };
+    if (r->trace) /* the batch's call continues its first member's span */
+        o.traceparent = sl_arena_printf(&r->arena, "traceparent: %s", r->trace->header);
     sl_metric_add(SL_M_EMBED_BATCHES, 1, NULL);
     sl_metric_add(SL_M_EMBED_BATCH_INPUTS, (double)b->n_inputs, NULL);
     int err;

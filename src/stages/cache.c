@@ -44,6 +44,7 @@
 #include "sluice/redis.h"
 #include "sluice/responses.h"
 #include "sluice/stages.h"
+#include "sluice/trace.h"
 
 enum { REPLAY_PIECES = 8 };
 
@@ -268,6 +269,8 @@ static bool serve(sl_req *r, const sl_cache_entry *entry, const char *layer)
     if (r->cache != SL_CACHE_COALESCED && r->cache != SL_CACHE_SEMANTIC)
         r->cache = SL_CACHE_HIT;
     r->cache_detail = layer;
+    if (r->trace)
+        r->trace->t_cache_end = sl_now_us();
     int64_t age = (sl_wall_ms() - e.stored_at_ms) / 1000;
     char num[24];
     size_t n = sl_fmt_i64(age > 0 ? age : 0, num);
@@ -303,6 +306,15 @@ static uint64_t remaining_ttl_ms(const sl_req *r, const sl_cache_entry *e)
     return age < 0 ? (uint64_t)ttl : age >= ttl ? 0 : (uint64_t)(ttl - age);
 }
 
+/* Tracing: the lookup ended in a miss at layer (the cache lookup span). */
+static void note_miss(sl_req *r, const char *layer)
+{
+    if (r->trace) {
+        r->trace->t_cache_end = sl_now_us();
+        r->trace->cache_layer = layer;
+    }
+}
+
 static void on_l2_reply(void *ud, const redisReply *reply, int status)
 {
     cache_state *st = ud;
@@ -319,6 +331,7 @@ static void on_l2_reply(void *ud, const redisReply *reply, int status)
             add_alias(r);
     } else {
         sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
+        note_miss(r, "l2");
         sl_pipeline_resume(r);
     }
     sl_req_release(r); /* the lookup's reference */
@@ -336,6 +349,7 @@ static sl_step lookup_l2(sl_req *r, cache_state *st)
     sl_redis *redis = r->env->redis;
     if (!redis) {
         sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
+        note_miss(r, "l1");
         return SL_NEXT;
     }
     char key[80];
@@ -350,6 +364,7 @@ static sl_step lookup_l2(sl_req *r, cache_state *st)
         st->lookup_pending = false;
         sl_req_release(r);
         sl_metric_add(SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
+        note_miss(r, "l2");
         return SL_NEXT; /* Redis down: a miss, no wait */
     }
     return SL_WAIT;
@@ -379,6 +394,8 @@ static sl_step cache_request(sl_req *r, void *ctx)
     r->want_assembled = r->llm.stream;
     if (cache_control_has(r, "no-cache"))
         return SL_NEXT;
+    if (r->trace)
+        r->trace->t_cache_start = sl_now_us();
     const sl_env *env = r->env;
     sl_l1_entry *e = sl_l1_get(env->l1, (sl_l1_key){r->key.hi, r->key.lo});
     if (e) {

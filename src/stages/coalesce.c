@@ -43,6 +43,7 @@
 #include "sluice/responses.h"
 #include "sluice/sse.h"
 #include "sluice/stages.h"
+#include "sluice/trace.h"
 
 typedef struct flight flight;
 typedef struct member member;
@@ -242,6 +243,8 @@ static void fan_data(sl_sink *s, sl_req *r, const char *p, size_t n)
 static void deliver(flight *f, member *m)
 {
     sl_req *leader = f->leader, *r = m->r;
+    if (r->trace)
+        r->trace->t_wait_end = sl_now_us();
     r->prompt_tokens = leader->prompt_tokens;
     r->completion_tokens = leader->completion_tokens;
     r->cached_tokens = leader->cached_tokens;
@@ -367,6 +370,8 @@ static sl_step join(sl_req *r, coalesce_ctx *ctx, flight *f)
     ctx->joined = m;
     r->cache = SL_CACHE_COALESCED;
     r->led_by = f->leader->id;
+    if (r->trace)
+        r->trace->t_wait_start = sl_now_us();
     coalesced_total++;
     if (f->headed && f->sse && !m->stream)
         flight_asm_start(f);

@@ -21,6 +21,7 @@
 #include "sluice/dialects.h"
 #include "sluice/json.h"
 #include "sluice/stages.h"
+#include "sluice/trace.h"
 #include "sluice/upstream.h"
 
 enum { UP_CAP = 128 * 1024, SL_PASS_LOW = 16 * 1024 };
@@ -408,6 +409,11 @@ static sl_step pass_request(sl_req *r, void *ctx)
         .upload = upload,
         .upload_len = st->head->has_body ? st->head->body_len : 0,
     };
+    if (r->trace) { /* the provider continues this request's span */
+        o.traceparent = sl_arena_printf(&r->arena, "traceparent: %s", r->trace->header);
+        if (r->trace->tracestate)
+            o.tracestate = sl_arena_printf(&r->arena, "tracestate: %s", r->trace->tracestate);
+    }
     r->t_upstream_start = sl_now_us();
     int err;
     sl_req_ref(r); /* held by the call */

@@ -26,6 +26,7 @@
 #include "sluice/metrics.h"
 #include "sluice/stages.h"
 #include "sluice/stats.h"
+#include "sluice/trace.h"
 
 static const sl_stage *const default_stages[] = {
     &sl_stage_auth,     &sl_stage_parse,       &sl_stage_resume, &sl_stage_idempotency,
@@ -36,7 +37,10 @@ static const sl_stage *const default_stages[] = {
 static const sl_observer access_log = {"access_log", sl_access_log_req};
 static const sl_observer metrics = {"metrics", sl_metrics_request};
 static const sl_observer stats = {"stats", sl_stats_request};
+static const sl_observer tracing = {"tracing", sl_trace_request};
 static const sl_observer *const default_observers[] = {&access_log, &metrics, &stats};
+/* With tracing on (trace.h), its observer joins; off, it costs nothing. */
+static const sl_observer *const traced_observers[] = {&access_log, &metrics, &stats, &tracing};
 
 enum { MAX_OBSERVERS = 8 };
 
@@ -65,6 +69,8 @@ int sl_pipeline_init_with(const sl_env *env, const sl_stage *const *stages, size
 {
     if (!stages)
         stages = default_stages, n_stages = SL_ARRAY_LEN(default_stages);
+    if (!observers && sl_trace_on)
+        observers = traced_observers, n_observers = SL_ARRAY_LEN(traced_observers);
     if (!observers)
         observers = default_observers, n_observers = SL_ARRAY_LEN(default_observers);
     if (n_stages > SL_REQ_MAX_STAGES || n_observers > MAX_OBSERVERS)
@@ -162,7 +168,13 @@ static sl_step enter(sl_req *r, int i)
         sl_req_finish(r);
         return SL_DONE;
     }
-    return s->on_request(r, r->stage_ctx[i]);
+    if (!r->trace)
+        return s->on_request(r, r->stage_ctx[i]);
+    const sl_trace *outer = sl_trace_current; /* a hook may start another request's */
+    sl_trace_current = r->trace;
+    sl_step step = s->on_request(r, r->stage_ctx[i]);
+    sl_trace_current = outer;
+    return step;
 }
 
 static void run(sl_req *r)
@@ -308,10 +320,14 @@ static void check_body(sl_req *r)
 
 static void reverse_pass(sl_req *r)
 {
+    const sl_trace *outer = sl_trace_current;
+    if (r->trace) /* the cache's SET, limits' settlement: this request's Redis commands */
+        sl_trace_current = r->trace;
     for (int i = r->reached - 1; i >= 0; i--) {
         if (pl.stages[i]->on_response)
             pl.stages[i]->on_response(r, r->stage_ctx[i]);
     }
+    sl_trace_current = outer;
 }
 
 static void write_out(sl_req *r)

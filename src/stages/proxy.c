@@ -41,6 +41,7 @@
 #include "sluice/responses.h"
 #include "sluice/sse.h"
 #include "sluice/stages.h"
+#include "sluice/trace.h"
 #include "sluice/upstream.h"
 
 typedef struct proxy_state { /* the stage's context */
@@ -78,10 +79,189 @@ typedef struct proxy_state { /* the stage's context */
     bool state_pending; /* the record's SET is out: the answer's end waits for it */
     bool done_deferred; /* ... and the call finished meanwhile: its completion waits too */
     sl_buf held;        /* the frames held back meanwhile (a stream's last events) */
+
+    /* tracing on: the span of the attempt (arena), else NULL */
+    struct attempt_trace *tr_at;
 } proxy_state;
+
+/* What the span of the attempt in flight (or the last one) records. */
+typedef struct attempt_trace {
+    uint8_t span_id[8];
+    uint64_t t_start, t_end;
+    char traceparent[14 + SL_TRACEPARENT_LEN]; /* "traceparent: ..." sent upstream */
+    const char *tracestate;                    /* "tracestate: ..." or NULL */
+    const char *breaker;                       /* the breaker's state when admitted */
+    int status, rc;
+    const char *detail;
+    bool pending; /* ended: emitted once its cost is known (proxy_response) */
+    sl_str resp_id, resp_model;
+    sl_str finish[4];
+    size_t n_finish;
+    const sl_json *answer; /* a plain answer's parse (capture_content) */
+} attempt_trace;
 
 static void attempt(proxy_state *st);
 static void answer(proxy_state *st);
+
+/* ---- the attempt's span (tracing on) ---------------------------------------- */
+
+static const char *operation_name(sl_api api)
+{
+    switch (api) {
+    case SL_API_EMBEDDINGS: return "embeddings";
+    case SL_API_COMPLETIONS: return "text_completion";
+    default: return "chat";
+    }
+}
+
+/* A fresh span id for the attempt, and the traceparent naming it upstream. */
+static void attempt_trace_start(proxy_state *st, const sl_provider_conf *p)
+{
+    sl_req *r = st->r;
+    attempt_trace *a = st->tr_at;
+    if (!a && !(a = st->tr_at = sl_arena_calloc(&r->arena, sizeof *a)))
+        return;
+    *a = (attempt_trace){.t_start = sl_now_us()};
+    sl_trace_new_id(a->span_id, 8);
+    memcpy(a->traceparent, "traceparent: ", 13);
+    sl_traceparent_format(a->traceparent + 13, r->trace->trace_id, a->span_id, r->trace->sampled);
+    if (r->trace->tracestate)
+        a->tracestate = sl_arena_printf(&r->arena, "tracestate: %s", r->trace->tracestate);
+    a->breaker = sl_breaker_state_name(sl_breaker_state_of(p->name));
+}
+
+/* The value after `"key":"` in an event's JSON text (a stream's id, model
+ * and finish reason: a look at the bytes, not a parse per chunk). */
+static sl_str json_text_after(sl_str data, const char *key)
+{
+    const char *k = memmem(data.p, data.len, key, strlen(key));
+    if (!k)
+        return SL_STR_NULL;
+    const char *v = k + strlen(key), *end = data.p + data.len;
+    const char *q = memchr(v, '"', (size_t)(end - v));
+    return q && q - v <= 128 ? (sl_str){v, (size_t)(q - v)} : SL_STR_NULL;
+}
+
+static void note_finish(attempt_trace *a, sl_arena *ar, sl_str f)
+{
+    if (!f.p || !f.len || a->n_finish >= SL_ARRAY_LEN(a->finish))
+        return;
+    for (size_t i = 0; i < a->n_finish; i++) {
+        if (sl_str_eq(a->finish[i], f))
+            return;
+    }
+    char *c = sl_arena_strndup(ar, f.p, f.len);
+    if (c)
+        a->finish[a->n_finish++] = (sl_str){c, f.len};
+}
+
+static void note_stream_event(proxy_state *st, sl_str data)
+{
+    attempt_trace *a = st->tr_at;
+    sl_arena *ar = &st->r->arena;
+    if (!a->resp_id.len) {
+        sl_str id = json_text_after(data, "\"id\":\""), m = json_text_after(data, "\"model\":\"");
+        char *ic = id.len ? sl_arena_strndup(ar, id.p, id.len) : NULL;
+        char *mc = m.len ? sl_arena_strndup(ar, m.p, m.len) : NULL;
+        a->resp_id = ic ? (sl_str){ic, id.len} : SL_STR_NULL;
+        a->resp_model = mc ? (sl_str){mc, m.len} : SL_STR_NULL;
+    }
+    note_finish(a, ar, json_text_after(data, "\"finish_reason\":\""));
+    note_finish(a, ar, json_text_after(data, "\"stop_reason\":\""));
+}
+
+/* A plain answer's id, model and finish reasons (OpenAI, Anthropic, Responses). */
+static void note_plain_answer(proxy_state *st, const sl_json *root)
+{
+    attempt_trace *a = st->tr_at;
+    a->answer = root;
+    a->resp_id = sl_ir_str(sl_json_get(root, "id"));
+    a->resp_model = sl_ir_str(sl_json_get(root, "model"));
+    const sl_json *ch = sl_json_get(root, "choices");
+    for (const sl_json *c = ch && ch->type == SL_JSON_ARRAY ? ch->child : NULL; c; c = c->next)
+        note_finish(a, &st->r->arena, sl_ir_str(sl_json_get(c, "finish_reason")));
+    note_finish(a, &st->r->arena, sl_ir_str(sl_json_get(root, "stop_reason")));
+    if (!a->n_finish)
+        note_finish(a, &st->r->arena, sl_ir_str(sl_json_get(root, "status")));
+}
+
+/* The prompt and the answer, only with tracing.capture_content. */
+static void span_content(sl_span *sp, const proxy_state *st)
+{
+    const sl_req *r = st->r;
+    const sl_json *root = r->llm.root;
+    const sl_json *in = root ? sl_json_get(root, "messages") : NULL;
+    if (!in && root)
+        in = sl_json_get(root, "input"); /* Responses, embeddings */
+    if (!in && root)
+        in = sl_json_get(root, "prompt");
+    if (in)
+        sl_span_str(sp, "gen_ai.input.messages", in->raw);
+    const sl_json *ans = st->tr_at->answer;
+    const sl_json *out = ans ? sl_json_get(ans, "choices") : NULL;
+    if (!out && ans)
+        out = sl_json_get(ans, "content");
+    if (!out && ans)
+        out = sl_json_get(ans, "output");
+    if (out)
+        sl_span_str(sp, "gen_ai.output.messages", out->raw);
+}
+
+/* Writes the attempt's CLIENT span: GenAI semantic conventions plus sluice's
+ * retry number, provider, breaker state, cost and cache outcome. */
+static void attempt_span(proxy_state *st, bool final)
+{
+    sl_req *r = st->r;
+    attempt_trace *a = st->tr_at;
+    a->pending = false;
+    const char *op = operation_name(r->llm.api);
+    char name[160];
+    snprintf(name, sizeof name, "%s %.*s", op, (int)SL_MIN(r->llm.model.len, 120), r->llm.model.p);
+    sl_span sp;
+    sl_span_begin(&sp, r->trace, a->span_id, NULL, name, SL_SPAN_CLIENT, a->t_start, a->t_end);
+    sl_span_cstr(&sp, "gen_ai.operation.name", op);
+    sl_span_cstr(&sp, "gen_ai.provider.name", st->up ? st->up->name : NULL);
+    sl_span_str(&sp, "gen_ai.request.model", r->llm.model);
+    sl_span_str(&sp, "gen_ai.response.model", a->resp_model);
+    sl_span_str(&sp, "gen_ai.response.id", a->resp_id);
+    sl_span_strs(&sp, "gen_ai.response.finish_reasons", a->finish, a->n_finish);
+    if (final && (r->prompt_tokens || r->completion_tokens)) {
+        sl_span_int(&sp, "gen_ai.usage.input_tokens", r->prompt_tokens);
+        sl_span_int(&sp, "gen_ai.usage.output_tokens", r->completion_tokens);
+    }
+    sl_span_cstr(&sp, "sluice.provider", r->conf->providers[st->cur].name);
+    sl_span_int(&sp, "sluice.retry", st->attempts - 1);
+    sl_span_cstr(&sp, "sluice.breaker.state", a->breaker);
+    sl_span_double(&sp, "sluice.cost_usd", final ? r->cost_usd : 0.0);
+    sl_span_cstr(&sp, "sluice.cache", r->cache == SL_CACHE_BYPASS ? "bypass" : "miss");
+    sl_span_cstr(&sp, "url.full", r->conf->providers[st->cur].base_url); /* no key: headers */
+    if (a->status)
+        sl_span_int(&sp, "http.response.status_code", a->status);
+    if (r->conf->tracing.capture_content)
+        span_content(&sp, st);
+    if (a->rc != SL_OK || a->status >= 400 || !a->status) {
+        sl_span_cstr(&sp, "error.type",
+                     a->status >= 400        ? sl_arena_printf(&r->arena, "%d", a->status)
+                     : a->rc == SL_ETIMEDOUT ? "timeout"
+                                             : "connection_error");
+        sl_span_error(&sp, a->detail);
+    }
+    sl_span_emit(&sp);
+}
+
+/* The attempt ended: a retried one is written now, the last one once the
+ * answer is priced (proxy_response). */
+static void attempt_trace_end(proxy_state *st, int status, int rc, const char *detail)
+{
+    attempt_trace *a = st->tr_at;
+    if (!a || !a->t_start || a->t_end)
+        return;
+    a->t_end = sl_now_us();
+    a->status = status;
+    a->rc = rc;
+    a->detail = detail;
+    a->pending = true;
+}
 
 /* ---- the Responses API's state ---------------------------------------------- */
 
@@ -359,6 +539,8 @@ static int on_sse_event(void *ud, sl_str event, sl_str data)
 {
     proxy_state *st = ud;
     const sl_config *c = st->r->conf;
+    if (st->tr_at)
+        note_stream_event(st, data);
     if (!c->n_secrets || !is_error_event(event, data) ||
         !sl_has_secret(data.p, data.len, c->secrets, c->n_secrets))
         return dispatch_event(st, event, data);
@@ -519,6 +701,8 @@ static void finish_plain(proxy_state *st, int status)
         }
         sl_ir_usage u = {0};
         take_usage(r, st->up, &u, st->up->usage(root, &u));
+        if (st->tr_at)
+            note_plain_answer(st, root);
         r->status = 200;
         r->error = NULL;
         if (st->translate)
@@ -689,10 +873,14 @@ static void hook_done(void *ud, sl_call *c, int rc, const char *detail)
     if (st->stream_mode && rc == SL_OK && !st->done_seen)
         rc = SL_EIO, detail = "no [DONE] before the connection closed", failed = true;
     report_breaker(st, !failed, local);
+    if (st->tr_at)
+        attempt_trace_end(st, rc == SL_OK ? sl_call_status(c) : 0, rc, detail);
     take_outcome(st, status, rc, detail, local);
     const char *ra = status == 429 || status == 503 ? sl_call_retry_after(c) : NULL;
     if (failed && !r->head_sent && !r->client_gone && schedule_retry(st, ra)) {
         st->next_from = st->cur + 1;
+        if (st->tr_at && st->tr_at->pending) /* a retried attempt: no usage of its own */
+            attempt_span(st, false);
         return; /* the reference stays with the pending retry */
     }
     if (ra)
@@ -905,10 +1093,17 @@ static int start_call(proxy_state *st, const sl_provider_conf *p)
          * (curl allocates it per transfer) instead of 16 KiB each. */
         .recv_buffer = r->llm.stream ? 1024 : 0,
     };
+    if (r->trace) {
+        attempt_trace_start(st, p);
+        o.traceparent = st->tr_at ? st->tr_at->traceparent : NULL;
+        o.tracestate = st->tr_at ? st->tr_at->tracestate : NULL;
+    }
     int err;
     if (!r->t_upstream_start)
         r->t_upstream_start = sl_now_us();
     st->call = sl_call_start(&o, &proxy_hooks, st, &err);
+    if (!st->call && st->tr_at)
+        st->tr_at->t_start = 0; /* never sent: no span */
     if (st->call)
         return SL_OK;
     if (err == SL_EAGAIN) {
@@ -980,6 +1175,8 @@ static void proxy_response(sl_req *r, void *ctx)
 {
     SL_UNUSED(r);
     proxy_state *st = ctx;
+    if (st->tr_at && st->tr_at->pending)
+        attempt_span(st, true); /* priced by now */
     if (st->sse_on)
         sl_sse_free(&st->sse);
     st->sse_on = false;
@@ -1001,6 +1198,8 @@ static void proxy_abort(sl_req *r, void *ctx)
     bool waiting = st->call || (st->backoff && evtimer_pending(st->backoff, NULL));
     if (!waiting)
         return;
+    if (st->call && st->tr_at)
+        attempt_trace_end(st, 0, SL_EIO, "client closed");
     if (st->call) {
         sl_call_cancel(st->call); /* closes the upstream connection: the provider stops */
         sl_breaker_release(&st->ticket);

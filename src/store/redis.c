@@ -1,6 +1,8 @@
 /* redis.c — hiredis async with timeouts, reconnects and fail-fast; see redis.h. */
 #include "sluice/redis.h"
 
+#include "sluice/trace.h"
+
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
@@ -58,6 +60,10 @@ typedef struct pending_cmd {
     bool answered;     /* the user callback ran */
     bool hiredis_done; /* hiredis will not call us again */
     bool fail_now;     /* deferred SL_EIO */
+    bool traced;       /* issued for a sampled request (trace.h): a slow one gets a span */
+    char op[24];       /* ... its command name */
+    uint64_t t_start;
+    sl_trace trace; /* ... the request's ids (the request may be gone at the reply) */
 } pending_cmd;
 
 static void connect_now(sl_redis *r);
@@ -96,6 +102,65 @@ static void maybe_free_cmd(pending_cmd *pc)
     }
 }
 
+/* Tracing: the command of a traced request took over tracing.redis_slow_ms
+ * (or timed out): a CLIENT span under the request's. Never a key or value. */
+static void note_trace(pending_cmd *pc, const char *error)
+{
+    uint64_t now = sl_now_us();
+    if (!pc->traced || (!error && now - pc->t_start < sl_trace_redis_slow_us))
+        return;
+    char name[40];
+    snprintf(name, sizeof name, "redis %s", pc->op);
+    sl_span sp;
+    sl_span_begin(&sp, &pc->trace, NULL, pc->trace.span_id, name, SL_SPAN_CLIENT, pc->t_start, now);
+    sl_span_cstr(&sp, "db.system.name", "redis");
+    sl_span_cstr(&sp, "db.operation.name", pc->op);
+    sl_span_cstr(&sp, "server.address", pc->r->host);
+    sl_span_int(&sp, "server.port", pc->r->port);
+    if (error) {
+        sl_span_cstr(&sp, "error.type", error);
+        sl_span_error(&sp, error);
+    }
+    sl_span_emit(&sp);
+    pc->traced = false;
+}
+
+static void trace_cmd(pending_cmd *pc, const char *op, size_t n)
+{
+    const sl_trace *t = sl_trace_current;
+    if (!t || !t->sampled)
+        return;
+    pc->traced = true;
+    pc->t_start = sl_now_us();
+    pc->trace = *t;
+    pc->trace.tracestate = NULL; /* arena memory of a request that may be gone */
+    n = SL_MIN(n, sizeof pc->op - 1);
+    for (size_t i = 0; i < n; i++)
+        pc->op[i] = (char)((op[i] >= 'a' && op[i] <= 'z') ? op[i] - 32 : op[i]);
+}
+
+/* The command's name for its span: argv[0], or the first bulk string of a
+ * command already in RESP form ("*N\r\n$L\r\nNAME\r\n…", as the cluster sends). */
+static void trace_named(pending_cmd *pc, int argc, const char **argv, const size_t *argvlen,
+                        const char *resp, size_t resp_len)
+{
+    if (argc > 0) {
+        trace_cmd(pc, argv[0], argvlen ? argvlen[0] : strlen(argv[0]));
+        return;
+    }
+    if (!resp)
+        return;
+    const char *end = resp + resp_len, *d = memchr(resp, '$', resp_len);
+    if (!d)
+        return;
+    size_t n = 0;
+    const char *q = d + 1;
+    while (q < end && *q >= '0' && *q <= '9' && n < 64)
+        n = n * 10 + (size_t)(*q++ - '0');
+    if (end - q >= 2 && q[0] == '\r' && q[1] == '\n' && (size_t)(end - q - 2) >= n)
+        trace_cmd(pc, q + 2, n);
+}
+
 static void on_reply(redisAsyncContext *c, void *reply, void *priv)
 {
     SL_UNUSED(c);
@@ -111,6 +176,8 @@ static void on_reply(redisAsyncContext *c, void *reply, void *priv)
     if (!pc->answered) {
         pc->answered = true;
         evtimer_del(pc->timer);
+        if (pc->traced)
+            note_trace(pc, reply ? NULL : "connection_error");
         if (reply)
             r->consecutive_timeouts = 0;
         if (pc->cb)
@@ -147,6 +214,8 @@ static void on_cmd_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     r->timeouts++;
+    if (pc->traced)
+        note_trace(pc, "timeout");
     if (pc->cb)
         pc->cb(pc->ud, NULL, SL_ETIMEDOUT);
     bool hung = ++r->consecutive_timeouts >= HUNG_AFTER_TIMEOUTS;
@@ -215,6 +284,8 @@ static int enqueue(sl_redis *r, int timeout_ms, sl_redis_cb cb, void *ud, int ar
         free(pc);
         return SL_ENOMEM;
     }
+    if (sl_trace_current)
+        trace_named(pc, argc, argv, argvlen, resp, resp_len);
     int sent = resp ? redisAsyncFormattedCommand(r->ctx, on_reply, pc, resp, resp_len)
                     : redisAsyncCommandArgv(r->ctx, on_reply, pc, argc, argv, argvlen);
     if (sent != REDIS_OK) {

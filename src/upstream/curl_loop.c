@@ -35,6 +35,7 @@ struct sl_call {
     struct curl_slist *headers; /* owned (NULL when the fixed list is borrowed) */
     struct curl_slist id_node;  /* the varying header line, in front of the fixed list */
     char id_line[128];
+    struct curl_slist trace_nodes[2]; /* traceparent, tracestate (borrowed lines) */
     int first_byte_ms;
     int idle_ms;
     int status;
@@ -613,6 +614,13 @@ static void call_headers(sl_call *c, const sl_call_opts *o, struct curl_slist **
         c->id_line[n] = '\0';
         c->id_node = (struct curl_slist){c->id_line, *out};
         *out = &c->id_node;
+    }
+    const char *trace[2] = {o->traceparent, o->tracestate};
+    for (int i = 0; i < 2; i++) {
+        if (trace[i]) {
+            c->trace_nodes[i] = (struct curl_slist){(char *)trace[i], *out};
+            *out = &c->trace_nodes[i];
+        }
     }
 }
 

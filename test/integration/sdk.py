@@ -7,7 +7,10 @@ from harness import ROOT
 
 TEST_DIR = os.path.join(ROOT, "test")
 SDK_DIR = os.path.join(TEST_DIR, "sdk")
-PACKAGES = {"openai": 7, "@anthropic-ai/sdk": 1}  # package -> major version wanted
+# package -> major version wanted. otlp-transformer 0.57 is the last line that
+# ships the protobufjs decoders generated from the official OTLP protos
+# (test/sdk/otlp_receiver.mjs decodes sluice's exports with them).
+PACKAGES = {"openai": 7, "@anthropic-ai/sdk": 1, "@opentelemetry/otlp-transformer": 0}
 _installed = {}
 _failed = []
 

@@ -5,7 +5,10 @@
  * loop (the same stack as sluice, so it is never a benchmark's bottleneck).
  * Control: POST /_mock/config, POST /_mock/reset, GET /_mock/stats,
  * GET /_mock/last (the last LLM request: path, headers, body; also DELETE
- * /v1/responses/{id}, which answers deleted: true).
+ * /v1/responses/{id}, which answers deleted: true),
+ * POST /v1/traces (an OTLP sink: drops the spans, answers 200),
+ * GET /_mock/traceparents (the W3C trace context of the last 256 LLM requests:
+ * [{"traceparent","tracestate","request_id"}], null where absent; reset clears it).
  *
  * Routes beyond chat / completions / embeddings / messages / models (the block
  * "Responses API, tool calls, ..." near the end):
@@ -59,8 +62,10 @@ static struct {
     struct event_base *base;
     knobs k;
     long requests, inflight, disconnects;
+    long otlp_exports; /* POST /v1/traces taken (bench) */
     long by_chat, by_completions, by_embeddings, by_messages, by_models;
     char *last; /* JSON of the last LLM request */
+    cJSON *traces; /* the trace context each LLM request carried, oldest first */
 } m;
 
 /* Knobs and counters of the later routes (Responses, count_tokens, uploads,
@@ -729,8 +734,29 @@ static size_t text_of(cJSON *c, char *last, size_t lastcap)
     return n;
 }
 
+static void record_trace(struct evhttp_request *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    if (!m.traces)
+        m.traces = cJSON_CreateArray();
+    if (cJSON_GetArraySize(m.traces) >= 256)
+        cJSON_DeleteItemFromArray(m.traces, 0);
+    cJSON *o = cJSON_CreateObject();
+    const char *names[] = {"traceparent", "tracestate", "x-request-id"};
+    const char *keys[] = {"traceparent", "tracestate", "request_id"};
+    for (int i = 0; i < 3; i++) {
+        const char *v = evhttp_find_header(in, names[i]);
+        if (v)
+            cJSON_AddStringToObject(o, keys[i], v);
+        else
+            cJSON_AddNullToObject(o, keys[i]);
+    }
+    cJSON_AddItemToArray(m.traces, o);
+}
+
 static void record_last(struct evhttp_request *req, const char *path, const char *body, size_t len)
 {
+    record_trace(req);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "path", path);
     cJSON *h = cJSON_AddObjectToObject(o, "headers");
@@ -2231,12 +2257,25 @@ static void on_request(struct evhttp_request *req, void *arg)
     } else if (post && strcmp(path, "/_mock/reset") == 0) {
         reset_knobs();
         m.requests = m.disconnects = 0;
+        cJSON_Delete(m.traces);
+        m.traces = NULL;
         m.by_chat = m.by_completions = m.by_embeddings = m.by_messages = m.by_models = 0;
         send_json(req, 200, "{\"ok\":true}");
     } else if (strcmp(path, "/_mock/stats") == 0) {
         handle_stats(req);
     } else if (strcmp(path, "/_mock/last") == 0) {
         send_json(req, 200, m.last ? m.last : "{}");
+    } else if (post && strcmp(path, "/v1/traces") == 0) {
+        /* an OTLP/HTTP sink for bench/run.py's tracing-on row: takes and drops
+         * the spans, answers an empty ExportTraceServiceResponse */
+        m.otlp_exports++;
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/x-protobuf");
+        evhttp_send_reply(req, 200, "OK", NULL);
+    } else if (strcmp(path, "/_mock/traceparents") == 0) {
+        char *t = m.traces ? cJSON_PrintUnformatted(m.traces) : NULL;
+        send_json(req, 200, t ? t : "[]");
+        free(t);
     } else {
         send_json(req, 404,
                   "{\"error\":{\"message\":\"not "

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the official client libraries of test/package.json (openai,
-# @anthropic-ai/sdk) into test/node_modules from the npm registry, exactly as
+# @anthropic-ai/sdk, @opentelemetry/otlp-transformer for test_tracing's receiver)
+# into test/node_modules from the npm registry, exactly as
 # package-lock.json pins them. Quiet and quick when they are already there.
 # On failure it says why and exits 1; test/integration/test_sdk.py then FAILS
 # (never skips) with the same reason, kept in build/test/sdk-install.log.
@@ -14,7 +15,8 @@ command -v npm >/dev/null 2>&1 || fail "npm is not installed (it comes with Node
 cd "$here" || fail "cannot enter $here"
 stamp=node_modules/.package-lock.json
 if [ -f "$stamp" ] && [ "$stamp" -nt package-lock.json ] &&
-   [ -f node_modules/openai/package.json ] && [ -f node_modules/@anthropic-ai/sdk/package.json ]; then
+   [ -f node_modules/openai/package.json ] && [ -f node_modules/@anthropic-ai/sdk/package.json ] &&
+   [ -f node_modules/@opentelemetry/otlp-transformer/package.json ]; then
     rm -f "$log"
     exit 0
 fi
