@@ -191,10 +191,8 @@ void quantise(const float *v, size_t n, char *out)
         q[i] = static_cast<int8_t>(std::lrintf(v[i] * inv));
 }
 
-unsigned long g_dc;
 float i8_distance(const void *a, const void *b, const void *param)
 {
-    g_dc++;
     size_t n = *static_cast<const size_t *>(param);
     float sa, sb;
     std::memcpy(&sa, a, 4);
@@ -523,8 +521,6 @@ struct sl_vindex {
 };
 
 extern "C" {
-unsigned long sl_vindex_dc(void);
-unsigned long sl_vindex_dc(void) { return g_dc; }
 
 sl_vindex *sl_vindex_new(size_t dim, size_t capacity, size_t ef)
 {

@@ -21,7 +21,7 @@
 
 /* BATCH: entries learned per loop turn (an insert costs ~1-4 ms at 100k
  * entries: the loop is never held for long); READ: stream entries per read. */
-enum { SYNC_MS = 200, SWEEP_TICKS = 50, BATCH = 32, READ = 512, SEARCH_EF = 32 };
+enum { SYNC_MS = 200, SWEEP_TICKS = 50, BATCH = 32, READ = 512, SEARCH_EF = 48 };
 
 typedef struct slot {
     sl_cache_key key, part;
