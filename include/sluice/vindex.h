@@ -42,6 +42,9 @@ size_t sl_vindex_ef(const sl_vindex *ix);
 size_t sl_vindex_count(const sl_vindex *ix);  /* live vectors */
 size_t sl_vindex_memory(const sl_vindex *ix); /* bytes held, approximately */
 size_t sl_vindex_graphs(const sl_vindex *ix); /* partitions big enough to have a graph */
+/* Moves up to n not-yet-added members into their partition's graph (a put
+ * moves two; a timer calls this for the rest); returns how many are left. */
+size_t sl_vindex_step(sl_vindex *ix, size_t n);
 /* v: dim floats, normalised by the caller. 0, or -1 (bad slot, out of memory). */
 int sl_vindex_put(sl_vindex *ix, uint32_t slot, uint64_t partition, const float *v);
 void sl_vindex_del(sl_vindex *ix, uint32_t slot);

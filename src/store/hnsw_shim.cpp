@@ -588,6 +588,24 @@ size_t sl_vindex_memory(const sl_vindex *ix)
     return n;
 }
 
+size_t sl_vindex_step(sl_vindex *ix, size_t n)
+{
+    size_t left = 0;
+    try {
+        for (auto &kv : ix->parts) {
+            Part &p = kv.second;
+            if (p.graph && n) {
+                size_t before = p.backlog.size();
+                ix->drain(p, n);
+                n -= before - p.backlog.size();
+            }
+            left += p.backlog.size();
+        }
+    } catch (...) {
+    }
+    return left;
+}
+
 size_t sl_vindex_graphs(const sl_vindex *ix)
 {
     size_t n = 0;

@@ -233,6 +233,14 @@ T_TEST(index_big_partition_gets_a_graph_and_drops_it)
         agree += slot == i && sim > 0.999f;
     }
     T_CHECK(agree >= (N / 37) * 95 / 100);
+    T_CHECK(sl_vindex_step(ix, 10) > 0); /* the backlog: still scanned beside the graph */
+    T_EQ_INT(sl_vindex_step(ix, N), 0);
+    for (unsigned i = 0, agree2 = 0; i < N; i += 37) {
+        T_EQ_INT(sl_vindex_nearest(ix, 1, v[i], &slot, &sim), 1);
+        agree2 += slot == i;
+        if (i + 37 >= N)
+            T_CHECK(agree2 >= (N / 37) * 95 / 100);
+    }
     for (unsigned i = 0; i < N; i += 2) /* deleted labels are reused by the next puts */
         sl_vindex_del(ix, i);
     for (unsigned i = 0; i < N; i += 4)
