@@ -24,8 +24,10 @@ CFLAGS_TEST := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer \
                -DSL_TEST_BUILD $(INC) $(PKG_CFLAGS)
 LDFLAGS_TEST := -fsanitize=address,undefined,float-cast-overflow
 # The one C++ file (hnswlib behind include/sluice/vindex.h). The vector
-# kernels use AVX when the building machine has it (sluice is built where it runs).
-SIMD    := $(shell grep -qw avx /proc/cpuinfo 2>/dev/null && echo -mavx)
+# kernels (float16 and int8 dot products) use AVX2+FMA+F16C when the building
+# machine has them (sluice is built where it runs); plain C++ loops otherwise.
+SIMD    := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | grep -w avx2 | grep -w fma | \
+             grep -qw f16c && echo -mavx2 -mfma -mf16c)
 CXXFLAGS_COMMON := -std=c++17 -Wall -Wextra -Werror -Wshadow $(SIMD) $(INC)
 CXXFLAGS_REL  := $(CXXFLAGS_COMMON) -O2 -g
 # Under the sanitizers hnswlib's SSE path is off: its prefetches read one link

@@ -1,21 +1,20 @@
-/* vindex.h — nearest neighbours among unit vectors, by cosine similarity.
+/* vindex.h — nearest neighbours among unit vectors, by cosine similarity,
+ * within one partition.
  *
  * A C face on Debian's hnswlib (header-only C++; src/store/hnsw_shim.cpp is
- * the only C++ in sluice). One index holds every partition: each vector
- * carries a 64-bit partition and a search only answers from the query's
- * partition. A partition of at most SL_VINDEX_SCAN_MAX vectors is compared
- * exactly (the library's own distance function over the vectors it stores):
- * hnswlib 0.6.2 has no filtered search, and a graph walk for a small
- * partition would mostly meet other partitions' vectors. A larger one asks
- * the graph for its nearest neighbours and takes the closest in the
- * partition; one that is a small share of a much larger index may then miss
- * its nearest vector — a miss, never another partition's answer.
+ * the only C++ in sluice). A search only ever asks one partition (the
+ * semantic cache's tenant + model + context hash), so each partition is its
+ * own index: up to SL_VINDEX_GRAPH_AT vectors it is scanned exactly; past
+ * that it gets its own hnswlib graph (over int8 copies of its vectors), and
+ * the graph's best answers are re-ranked exactly. Nothing of another
+ * partition is ever looked at. Vectors are kept as float16 (the exact scan
+ * and re-ranking use them; the rounding moves a cosine by ~1e-5).
  *
- * Owns: the graph and a copy of every vector. Slots are the caller's names
- * for entries (0 .. capacity-1): putting into a used slot replaces it;
- * deleting marks it deleted (hnswlib reuses its place on the next put into
- * that slot). Never throws: every C++ exception becomes an error code.
- * Not thread-safe (one loop). */
+ * Owns: every vector, and the graphs. Slots are the caller's names for
+ * entries (0 .. capacity-1): putting into a used slot replaces it (in its
+ * new partition); deleting frees it. A partition that shrinks below half of
+ * SL_VINDEX_GRAPH_AT drops its graph. Never throws: every C++ exception
+ * becomes an error code. Not thread-safe (one loop). */
 #ifndef SLUICE_VINDEX_H
 #define SLUICE_VINDEX_H
 
@@ -26,12 +25,15 @@
 extern "C" {
 #endif
 
-#define SL_VINDEX_SCAN_MAX 512 /* partitions up to this size are scanned exactly */
+/* Partitions up to this size are scanned exactly (~0.2 ms at 1,536 dims,
+ * bench/vindex.c); a bigger one gets a graph, filled a few vectors per put
+ * while its not-yet-added members are scanned beside it. */
+#define SL_VINDEX_GRAPH_AT 2048
 
 typedef struct sl_vindex sl_vindex;
 
-/* dim > 0, capacity > 0 slots; ef: the search breadth and the neighbours a large partition looks at
- * (>= 8). NULL: out of memory. */
+/* dim > 0, capacity > 0 slots; ef: a graph's search breadth (>= 8; its best
+ * min(ef, 64) answers are re-ranked). NULL: out of memory. */
 sl_vindex *sl_vindex_new(size_t dim, size_t capacity, size_t ef);
 void sl_vindex_free(sl_vindex *ix);
 void sl_vindex_set_ef(sl_vindex *ix, size_t ef); /* the search breadth from now on (>= 8) */
@@ -39,6 +41,10 @@ size_t sl_vindex_dim(const sl_vindex *ix);
 size_t sl_vindex_ef(const sl_vindex *ix);
 size_t sl_vindex_count(const sl_vindex *ix);  /* live vectors */
 size_t sl_vindex_memory(const sl_vindex *ix); /* bytes held, approximately */
+size_t sl_vindex_graphs(const sl_vindex *ix); /* partitions big enough to have a graph */
+/* Moves up to n not-yet-added members into their partition's graph (a put
+ * moves two; a timer calls this for the rest); returns how many are left. */
+size_t sl_vindex_step(sl_vindex *ix, size_t n);
 /* v: dim floats, normalised by the caller. 0, or -1 (bad slot, out of memory). */
 int sl_vindex_put(sl_vindex *ix, uint32_t slot, uint64_t partition, const float *v);
 void sl_vindex_del(sl_vindex *ix, uint32_t slot);
@@ -46,7 +52,7 @@ void sl_vindex_del(sl_vindex *ix, uint32_t slot);
  * (cosine, for unit vectors), 0 when the partition is empty, -1 on error. */
 int sl_vindex_nearest(const sl_vindex *ix, uint64_t partition, const float *q, uint32_t *slot,
                       float *similarity);
-/* The same by an exact scan of the partition (the reference for recall). */
+/* The same by an exact scan of the partition's (float16) vectors. */
 int sl_vindex_nearest_exact(const sl_vindex *ix, uint64_t partition, const float *q, uint32_t *slot,
                             float *similarity);
 

@@ -1,88 +1,522 @@
-// hnsw_shim.cpp — sl_vindex over hnswlib (the one C++ file; see vindex.h).
+// hnsw_shim.cpp — sl_vindex: one index per partition, exact scan for small
+// ones, an hnswlib graph for big ones (the one C++ file; see vindex.h).
 //
-// Labels in the graph are the caller's slots, so a slot put again after a
-// delete replaces its vector in place (hnswlib's update path) and the graph
-// never holds more elements than there are slots. The graph's storage grows
-// by doubling up to the capacity, so an index with few entries stays small.
-// Every entry point catches: no exception crosses into C.
+// Every vector is kept once as float16 in a slot-indexed store (3 KB at
+// 1,536 dims, half the float32 size; its rounding moves a cosine by ~1e-5):
+// a small partition is scanned exactly over it, and it re-ranks what a graph
+// answers. A partition that grows past SL_VINDEX_GRAPH_AT gets its own
+// graph over int8 copies (a scale per vector, 1.5 KB): graph walks touch
+// many vectors, and a quarter of the bytes is most of their cost. The graph
+// is filled a few members per put (the backlog): until it holds them all,
+// the backlog is scanned exactly beside it, so a put never holds the loop
+// for a whole build. Labels in a graph are reused after a delete (hnswlib
+// 0.6.2 replaces a deleted label's vector in place), so a graph never holds
+// more elements than its partition's peak. Every entry point catches: no
+// exception crosses into C.
 #include "sluice/vindex.h"
 
 #include <hnswlib/hnswlib.h>
 
+#include <immintrin.h>
+
+#include <cmath>
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <queue>
+#include <memory>
 #include <new>
 #include <unordered_map>
 #include <vector>
 
+#ifndef SL_VINDEX_M
+#define SL_VINDEX_M 24 // graph degree (twice that on the base layer)
+#endif
+#ifndef SL_VINDEX_EFC
+#define SL_VINDEX_EFC 128 // insert breadth: build cost vs. graph quality
+#endif
+
 namespace {
 
-constexpr size_t kM = 16;              // graph degree (32 on the base layer)
-constexpr size_t kEfConstruction = 64; // insert breadth: build cost vs. graph quality
-constexpr size_t kFirstElements = 256;
 constexpr uint32_t kNone = 0xffffffffu;
+constexpr size_t kChunk = 64;       // slots per block of the float16 store
+constexpr size_t kFirstElements = SL_VINDEX_GRAPH_AT * 2;
+constexpr size_t kDrain = 2;        // backlog members moved into the graph per put
+constexpr size_t kRerankMax = 64;   // graph answers re-ranked in float16
+
+size_t pad32(size_t d)
+{
+    return (d + 31) & ~size_t(31);
+}
+
+// ---- kernels (n: a multiple of 32) ------------------------------------------------
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+float dot_half(const float *q, const uint16_t *h, size_t n)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (size_t i = 0; i < n; i += 16) {
+        __m256 h0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(h + i)));
+        __m256 h1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(h + i + 8)));
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), h0, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), h1, a1);
+    }
+    __m256 s = _mm256_add_ps(a0, a1);
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    t = _mm_hadd_ps(t, t);
+    t = _mm_hadd_ps(t, t);
+    return _mm_cvtss_f32(t);
+}
+
+void to_half(const float *v, uint16_t *h, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8)
+        _mm_storeu_si128(reinterpret_cast<__m128i *>(h + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(v + i), _MM_FROUND_TO_NEAREST_INT));
+}
+
+void from_half(const uint16_t *h, float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8)
+        _mm256_storeu_ps(v + i,
+                         _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(h + i))));
+}
+
+int32_t dot_i8(const int8_t *a, const int8_t *b, size_t n)
+{
+    // |a| * sign(b, a): one unsigned operand for maddubs; values stay in
+    // -127..127, so a pair's sum (<= 2 * 127 * 127) never saturates.
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc = _mm256_setzero_si256();
+    for (size_t i = 0; i < n; i += 32) {
+        __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(a + i));
+        __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + i));
+        __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+    }
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    s = _mm_hadd_epi32(s, s);
+    s = _mm_hadd_epi32(s, s);
+    return _mm_cvtsi128_si32(s);
+}
+#else
+uint16_t half_of(float f)
+{
+    uint32_t x;
+    std::memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, e = (x >> 23) & 0xffu, m = x & 0x7fffffu;
+    if (e == 0xff)
+        return static_cast<uint16_t>(sign | 0x7c00u | (m ? 0x200u : 0));
+    int ee = static_cast<int>(e) - 127 + 15;
+    if (ee >= 31)
+        return static_cast<uint16_t>(sign | 0x7c00u);
+    if (ee <= 0) { // subnormal or zero
+        if (ee < -10)
+            return static_cast<uint16_t>(sign);
+        m |= 0x800000u;
+        uint32_t shift = static_cast<uint32_t>(14 - ee);
+        uint32_t r = m >> shift, rest = m & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+        if (rest > halfway || (rest == halfway && (r & 1)))
+            r++;
+        return static_cast<uint16_t>(sign | r);
+    }
+    uint32_t r = (static_cast<uint32_t>(ee) << 10) | (m >> 13), rest = m & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (r & 1)))
+        r++; // may carry into the exponent: still the right rounding
+    return static_cast<uint16_t>(sign | r);
+}
+
+float float_of(uint16_t h)
+{
+    uint32_t sign = (h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, x;
+    if (e == 0) {
+        if (!m) {
+            x = sign;
+        } else {
+            e = 127 - 15 + 1;
+            while (!(m & 0x400u))
+                m <<= 1, e--;
+            x = sign | (e << 23) | ((m & 0x3ffu) << 13);
+        }
+    } else if (e == 31) {
+        x = sign | 0x7f800000u | (m << 13);
+    } else {
+        x = sign | ((e - 15 + 127) << 23) | (m << 13);
+    }
+    float f;
+    std::memcpy(&f, &x, 4);
+    return f;
+}
+
+float dot_half(const float *q, const uint16_t *h, size_t n)
+{
+    float s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += q[i] * float_of(h[i]);
+    return s;
+}
+
+void to_half(const float *v, uint16_t *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h[i] = half_of(v[i]);
+}
+
+void from_half(const uint16_t *h, float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = float_of(h[i]);
+}
+
+int32_t dot_i8(const int8_t *a, const int8_t *b, size_t n)
+{
+    int32_t s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+#endif
+
+// An int8 vector as the graph stores it: [float scale][n int8].
+void quantise(const float *v, size_t n, char *out)
+{
+    float top = 0;
+    for (size_t i = 0; i < n; i++)
+        top = std::fmax(top, std::fabs(v[i]));
+    float scale = top > 0 ? top / 127.0f : 1.0f, inv = 1.0f / scale;
+    std::memcpy(out, &scale, 4);
+    int8_t *q = reinterpret_cast<int8_t *>(out + 4);
+    for (size_t i = 0; i < n; i++)
+        q[i] = static_cast<int8_t>(std::lrintf(v[i] * inv));
+}
+
+float i8_distance(const void *a, const void *b, const void *param)
+{
+    size_t n = *static_cast<const size_t *>(param);
+    float sa, sb;
+    std::memcpy(&sa, a, 4);
+    std::memcpy(&sb, b, 4);
+    const int8_t *x = static_cast<const int8_t *>(a) + 4, *y = static_cast<const int8_t *>(b) + 4;
+    return 1.0f - sa * sb * static_cast<float>(dot_i8(x, y, n));
+}
+
+class I8Space : public hnswlib::SpaceInterface<float> {
+  public:
+    explicit I8Space(size_t n) : n_(n) {}
+    size_t get_data_size() override { return 4 + n_; }
+    hnswlib::DISTFUNC<float> get_dist_func() override { return i8_distance; }
+    void *get_dist_func_param() override { return &n_; }
+
+  private:
+    size_t n_;
+};
+
+void prefetch(const char *p, size_t bytes)
+{
+#if defined(__SSE__)
+    for (size_t o = 0; o < bytes; o += 64)
+        _mm_prefetch(p + o, _MM_HINT_T1); // to L2: measured faster than to L1 here
+#else
+    (void)p, (void)bytes;
+#endif
+}
+
+using Found = std::pair<float, hnswlib::tableint>;
+
+// hnswlib's own search (searchKnn: a greedy descent, then searchBaseLayerST's
+// best-first walk of the base layer keeping the ef closest), over its graph,
+// with one change: the vectors of a node's unvisited neighbours are
+// prefetched whole, a few ahead, before they are compared. The library
+// prefetches one cache line of the next one; a vector is 25 lines, and
+// waiting for memory is most of a walk's time.
+class Walk {
+  public:
+    explicit Walk(const hnswlib::HierarchicalNSW<float> &g)
+        : g_(g), bytes_(g.data_size_), vl_(g.visited_list_pool_->getFreeVisitedList())
+    {
+    }
+    ~Walk() { g_.visited_list_pool_->releaseVisitedList(vl_); }
+    Walk(const Walk &) = delete;
+    Walk &operator=(const Walk &) = delete;
+
+    std::vector<Found> run(const void *q, size_t ef)
+    {
+        hnswlib::tableint at = g_.enterpoint_node_;
+        float d = dist(q, at);
+        for (int level = g_.maxlevel_; level > 0; level--) {
+            for (bool moved = true; moved;) {
+                moved = false;
+                unsigned *ll = g_.get_linklist(at, level);
+                const hnswlib::tableint *nb = reinterpret_cast<hnswlib::tableint *>(ll + 1);
+                for (int i = 0, n = g_.getListCount(ll); i < n; i++) {
+                    float e = dist(q, nb[i]);
+                    if (e < d)
+                        d = e, at = nb[i], moved = true;
+                }
+            }
+        }
+        return base(q, at, d, ef);
+    }
+
+  private:
+    const hnswlib::HierarchicalNSW<float> &g_;
+    size_t bytes_;
+    hnswlib::VisitedList *vl_;
+
+    const char *data(hnswlib::tableint i) const { return g_.getDataByInternalId(i); }
+    float dist(const void *q, hnswlib::tableint i) const
+    {
+        return g_.fstdistfunc_(q, data(i), g_.dist_func_param_);
+    }
+
+    std::vector<Found> base(const void *q, hnswlib::tableint ep, float d, size_t ef)
+    {
+        constexpr size_t kAhead = 2; // vectors ahead: more only fills the queue (measured)
+        std::priority_queue<Found> top; // the ef closest, farthest on top
+        std::priority_queue<Found, std::vector<Found>, std::greater<Found>> next;
+        std::vector<hnswlib::tableint> fresh(g_.maxM0_);
+        hnswlib::vl_type *seen = vl_->mass, tag = vl_->curV;
+        bool deletions = g_.num_deleted_ > 0;
+        float bound = std::numeric_limits<float>::max();
+        if (!deletions || !g_.isMarkedDeleted(ep))
+            top.emplace(d, ep), bound = d;
+        next.emplace(d, ep);
+        seen[ep] = tag;
+        while (!next.empty()) {
+            Found c = next.top();
+            if (c.first > bound && top.size() >= ef)
+                break;
+            next.pop();
+            unsigned *ll = g_.get_linklist0(c.second);
+            const hnswlib::tableint *nb = reinterpret_cast<hnswlib::tableint *>(ll + 1);
+            size_t m = 0;
+            for (size_t i = 0, n = g_.getListCount(ll); i < n; i++) {
+                if (seen[nb[i]] != tag)
+                    seen[nb[i]] = tag, fresh[m++] = nb[i];
+            }
+            for (size_t i = 0; i < m && i < kAhead; i++)
+                prefetch(data(fresh[i]), bytes_);
+            for (size_t i = 0; i < m; i++) {
+                if (i + kAhead < m)
+                    prefetch(data(fresh[i + kAhead]), bytes_);
+                float e = dist(q, fresh[i]);
+                if (top.size() < ef || e < bound) {
+                    next.emplace(e, fresh[i]);
+                    if (!deletions || !g_.isMarkedDeleted(fresh[i]))
+                        top.emplace(e, fresh[i]);
+                    if (top.size() > ef)
+                        top.pop();
+                    if (!top.empty())
+                        bound = top.top().first;
+                }
+            }
+        }
+        std::vector<Found> out;
+        out.reserve(top.size());
+        for (; !top.empty(); top.pop())
+            out.push_back(top.top());
+        return out; // farthest first
+    }
+};
+
+struct Graph {
+    I8Space space;
+    hnswlib::HierarchicalNSW<float> hnsw;
+    std::vector<uint32_t> slot_of;     // label -> slot, kNone: free
+    std::vector<uint32_t> free_labels; // deleted labels, reused first
+    size_t live = 0;
+    explicit Graph(size_t n) : space(n), hnsw(&space, kFirstElements, SL_VINDEX_M, SL_VINDEX_EFC) {}
+};
+
+struct Part {
+    std::vector<uint32_t> members;
+    std::vector<uint32_t> backlog; // members not in the graph yet (only with a graph)
+    std::unique_ptr<Graph> graph;
+};
 
 struct Slot {
     uint64_t partition = 0;
-    uint32_t internal = kNone; // the graph's element id, kNone: never put
-    uint32_t pos = kNone;      // place in its partition's member list, kNone: free
+    uint32_t pos = kNone;   // place in its partition's members, kNone: free
+    uint32_t label = kNone; // in its partition's graph
+    uint32_t bpos = kNone;  // place in its partition's backlog
 };
 
 } // namespace
 
 struct sl_vindex {
-    size_t dim = 0, capacity = 0, ef = 0, live = 0;
-    hnswlib::InnerProductSpace space;
-    hnswlib::HierarchicalNSW<float> graph;
+    size_t dim, np, capacity, ef, live = 0;
     std::vector<Slot> slots;
-    std::unordered_map<uint64_t, std::vector<uint32_t>> parts;
+    std::vector<std::unique_ptr<uint16_t[]>> chunks; // the float16 store
+    std::unordered_map<uint64_t, Part> parts;
+    mutable std::vector<float> qf;  // the query, padded
+    mutable std::vector<char> qi;   // ... as int8
+    std::vector<float> tmp;         // a stored vector back as float
 
     sl_vindex(size_t d, size_t cap, size_t e)
-        : dim(d), capacity(cap), ef(e), space(d),
-          graph(&space, cap < kFirstElements ? cap : kFirstElements, kM, kEfConstruction),
-          slots(cap)
+        : dim(d), np(pad32(d)), capacity(cap), ef(e), slots(cap),
+          chunks((cap + kChunk - 1) / kChunk), qf(np), qi(4 + np), tmp(np)
     {
-        graph.setEf(e);
     }
 
-    const float *vector_of(uint32_t slot) const
+    uint16_t *half_of_slot(uint32_t s) const
     {
-        return reinterpret_cast<const float *>(graph.getDataByInternalId(slots[slot].internal));
+        return chunks[s / kChunk].get() + (s % kChunk) * np;
     }
 
-    void unlink(uint32_t slot)
+    void store(uint32_t s, const float *v)
     {
-        Slot &s = slots[slot];
-        std::vector<uint32_t> &m = parts[s.partition];
-        uint32_t last = m.back();
-        m[s.pos] = last;
-        slots[last].pos = s.pos;
-        m.pop_back();
-        if (m.empty())
-            parts.erase(s.partition);
-        s.pos = kNone;
-        live--;
+        std::unique_ptr<uint16_t[]> &c = chunks[s / kChunk];
+        if (!c)
+            c.reset(new uint16_t[kChunk * np]());
+        std::memcpy(tmp.data(), v, dim * sizeof(float));
+        std::memset(tmp.data() + dim, 0, (np - dim) * sizeof(float));
+        to_half(tmp.data(), half_of_slot(s), np);
     }
 
-    void link(uint32_t slot, uint64_t partition)
+    float sim(const float *q, uint32_t s) const
     {
-        std::vector<uint32_t> &m = parts[partition];
-        slots[slot].partition = partition;
-        slots[slot].pos = static_cast<uint32_t>(m.size());
-        m.push_back(slot);
-        live++;
+        return dot_half(q, half_of_slot(s), np);
     }
 
-    int scan(const std::vector<uint32_t> &m, const float *q, uint32_t *slot, float *sim) const
+    void scan(const std::vector<uint32_t> &m, const float *q, uint32_t *at, float *best) const
     {
-        float best = -2;
-        uint32_t at = kNone;
         for (uint32_t s : m) {
-            float d = 1.0f - graph.fstdistfunc_(q, vector_of(s), graph.dist_func_param_);
-            if (d > best)
-                best = d, at = s;
+            float d = sim(q, s);
+            if (d > *best)
+                *best = d, *at = s;
         }
-        *slot = at;
-        *sim = best;
-        return at == kNone ? 0 : 1;
+    }
+
+    static void swap_pop(std::vector<uint32_t> &v, uint32_t at, std::vector<Slot> &slots,
+                         uint32_t Slot::*pos)
+    {
+        uint32_t last = v.back();
+        v[at] = last;
+        slots[last].*pos = at;
+        v.pop_back();
+    }
+
+    void graph_add(Part &p, uint32_t s)
+    {
+        Graph &g = *p.graph;
+        uint32_t label;
+        if (!g.free_labels.empty()) {
+            label = g.free_labels.back();
+        } else {
+            label = static_cast<uint32_t>(g.slot_of.size());
+            if (g.hnsw.cur_element_count == g.hnsw.max_elements_) // doubling, up to the capacity
+                g.hnsw.resizeIndex(std::min(g.hnsw.max_elements_ * 2, std::max(capacity, label + 1ul)));
+            g.slot_of.reserve(g.slot_of.size() + 1);
+            g.free_labels.reserve(g.slot_of.size() + 1); // unlink's push never allocates
+        }
+        from_half(half_of_slot(s), tmp.data(), np);
+        quantise(tmp.data(), np, qi.data());
+        g.hnsw.addPoint(qi.data(), label, -1); // a deleted label: replaced and undeleted
+        if (label == g.slot_of.size())
+            g.slot_of.push_back(s);
+        else
+            g.free_labels.pop_back(), g.slot_of[label] = s;
+        slots[s].label = label;
+        g.live++;
+    }
+
+    void drain(Part &p, size_t n)
+    {
+        while (n-- && !p.backlog.empty()) {
+            uint32_t s = p.backlog.back();
+            graph_add(p, s); // throws before changing anything but the graph
+            p.backlog.pop_back();
+            slots[s].bpos = kNone;
+        }
+    }
+
+    void backlog_push(Part &p, uint32_t s)
+    {
+        slots[s].bpos = static_cast<uint32_t>(p.backlog.size());
+        p.backlog.push_back(s);
+    }
+
+    void drop_graph(Part &p)
+    {
+        for (uint32_t s : p.members)
+            slots[s].label = kNone, slots[s].bpos = kNone;
+        p.backlog.clear();
+        p.graph.reset();
+    }
+
+    void unlink(uint32_t s)
+    {
+        Slot &e = slots[s];
+        auto it = parts.find(e.partition);
+        Part &p = it->second;
+        if (e.label != kNone) {
+            Graph &g = *p.graph;
+            try {
+                g.hnsw.markDelete(e.label);
+            } catch (...) {
+            }
+            g.slot_of[e.label] = kNone;
+            g.free_labels.push_back(e.label); // reserved by the put that took it
+            g.live--;
+            e.label = kNone;
+        }
+        if (e.bpos != kNone)
+            swap_pop(p.backlog, e.bpos, slots, &Slot::bpos), e.bpos = kNone;
+        swap_pop(p.members, e.pos, slots, &Slot::pos);
+        e.pos = kNone;
+        live--;
+        if (p.members.empty())
+            parts.erase(it);
+        else if (p.graph && p.members.size() < SL_VINDEX_GRAPH_AT / 2)
+            drop_graph(p); // small again: scanned, and the graph's memory back
+    }
+
+    void link(uint32_t s, uint64_t partition)
+    {
+        Part &p = parts[partition];
+        p.members.reserve(p.members.size() + 1);
+        if (p.graph)
+            p.backlog.reserve(p.backlog.size() + 1);
+        slots[s].partition = partition;
+        slots[s].pos = static_cast<uint32_t>(p.members.size());
+        p.members.push_back(s);
+        live++;
+        if (p.graph) {
+            backlog_push(p, s);
+        } else if (p.members.size() > SL_VINDEX_GRAPH_AT) {
+            p.graph.reset(new Graph(np));
+            p.graph->hnsw.setEf(ef);
+            p.backlog.reserve(p.members.size());
+            for (uint32_t m : p.members)
+                backlog_push(p, m);
+        }
+        drain(p, kDrain);
+    }
+
+    int search(const Part &p, const float *q, uint32_t *at, float *best) const
+    {
+        const Graph &g = *p.graph;
+        if (g.live) {
+            quantise(q, np, qi.data());
+            size_t k = ef < kRerankMax ? ef : kRerankMax;
+            std::vector<Found> found = Walk(g.hnsw).run(qi.data(), ef);
+            size_t from = found.size() > k ? found.size() - k : 0; // the k closest
+            for (size_t i = from; i < found.size(); i++) {
+                uint32_t s = g.slot_of[g.hnsw.getExternalLabel(found[i].second)];
+                float d = s == kNone ? -2 : sim(q, s);
+                if (d > *best)
+                    *best = d, *at = s;
+            }
+        }
+        scan(p.backlog, q, at, best);
+        return *at == kNone ? 0 : 1;
+    }
+
+    const float *padded(const float *q) const
+    {
+        std::memcpy(qf.data(), q, dim * sizeof(float));
+        return qf.data();
     }
 };
 
@@ -107,7 +541,10 @@ void sl_vindex_free(sl_vindex *ix)
 void sl_vindex_set_ef(sl_vindex *ix, size_t ef)
 {
     ix->ef = ef < 8 ? 8 : ef;
-    ix->graph.setEf(ix->ef);
+    for (auto &kv : ix->parts) {
+        if (kv.second.graph)
+            kv.second.graph->hnsw.setEf(ix->ef);
+    }
 }
 
 size_t sl_vindex_ef(const sl_vindex *ix)
@@ -125,16 +562,56 @@ size_t sl_vindex_count(const sl_vindex *ix)
     return ix->live;
 }
 
-size_t sl_vindex_memory(const sl_vindex *ix)
+static size_t graph_memory(const Graph &gr)
 {
-    const hnswlib::HierarchicalNSW<float> &g = ix->graph;
+    const hnswlib::HierarchicalNSW<float> &g = gr.hnsw;
     size_t upper = 0;
     for (size_t i = 0; i < g.cur_element_count; i++)
         upper += g.element_levels_[i] > 0 ? g.size_links_per_element_ * g.element_levels_[i] : 0;
     return g.max_elements_ * (g.size_data_per_element_ + sizeof(void *) + sizeof(int) +
                               sizeof(std::mutex) + sizeof(unsigned short)) +
            upper + g.link_list_update_locks_.size() * sizeof(std::mutex) +
-           g.label_lookup_.size() * 32 + ix->slots.size() * sizeof(Slot) + ix->live * 24;
+           g.label_lookup_.size() * 32 + gr.slot_of.capacity() * 4 + gr.free_labels.capacity() * 4;
+}
+
+size_t sl_vindex_memory(const sl_vindex *ix)
+{
+    size_t n = ix->slots.size() * sizeof(Slot) + ix->chunks.size() * sizeof(void *);
+    for (const auto &c : ix->chunks)
+        n += c ? kChunk * ix->np * sizeof(uint16_t) : 0;
+    for (const auto &kv : ix->parts) {
+        const Part &p = kv.second;
+        n += 64 + (p.members.capacity() + p.backlog.capacity()) * 4;
+        if (p.graph)
+            n += graph_memory(*p.graph);
+    }
+    return n;
+}
+
+size_t sl_vindex_step(sl_vindex *ix, size_t n)
+{
+    size_t left = 0;
+    try {
+        for (auto &kv : ix->parts) {
+            Part &p = kv.second;
+            if (p.graph && n) {
+                size_t before = p.backlog.size();
+                ix->drain(p, n);
+                n -= before - p.backlog.size();
+            }
+            left += p.backlog.size();
+        }
+    } catch (...) {
+    }
+    return left;
+}
+
+size_t sl_vindex_graphs(const sl_vindex *ix)
+{
+    size_t n = 0;
+    for (const auto &kv : ix->parts)
+        n += kv.second.graph != nullptr;
+    return n;
 }
 
 int sl_vindex_put(sl_vindex *ix, uint32_t slot, uint64_t partition, const float *v)
@@ -142,19 +619,13 @@ int sl_vindex_put(sl_vindex *ix, uint32_t slot, uint64_t partition, const float 
     if (slot >= ix->capacity)
         return -1;
     try {
-        hnswlib::HierarchicalNSW<float> &g = ix->graph;
-        Slot &s = ix->slots[slot];
-        if (s.pos != kNone)
+        if (ix->slots[slot].pos != kNone)
             ix->unlink(slot);
-        if (s.internal == kNone && g.cur_element_count == g.max_elements_) {
-            size_t grown = g.max_elements_ * 2;
-            g.resizeIndex(grown < ix->capacity ? grown : ix->capacity);
-        }
-        s.internal = g.addPoint(v, slot, -1); // an existing label: replaced and undeleted
-        ix->link(slot, partition);
+        ix->store(slot, v);
+        ix->link(slot, partition); // linked before anything can throw; the graph may lag
         return 0;
     } catch (...) {
-        return -1;
+        return ix->slots[slot].pos != kNone ? 0 : -1;
     }
 }
 
@@ -163,10 +634,6 @@ void sl_vindex_del(sl_vindex *ix, uint32_t slot)
     if (slot >= ix->capacity || ix->slots[slot].pos == kNone)
         return;
     ix->unlink(slot);
-    try {
-        ix->graph.markDelete(slot);
-    } catch (...) {
-    }
 }
 
 int sl_vindex_nearest_exact(const sl_vindex *ix, uint64_t partition, const float *q,
@@ -175,7 +642,11 @@ int sl_vindex_nearest_exact(const sl_vindex *ix, uint64_t partition, const float
     auto it = ix->parts.find(partition);
     if (it == ix->parts.end())
         return 0;
-    return ix->scan(it->second, q, slot, similarity);
+    uint32_t at = kNone;
+    float best = -2;
+    ix->scan(it->second.members, ix->padded(q), &at, &best);
+    *slot = at, *similarity = best;
+    return at == kNone ? 0 : 1;
 }
 
 int sl_vindex_nearest(const sl_vindex *ix, uint64_t partition, const float *q, uint32_t *slot,
@@ -184,26 +655,21 @@ int sl_vindex_nearest(const sl_vindex *ix, uint64_t partition, const float *q, u
     auto it = ix->parts.find(partition);
     if (it == ix->parts.end())
         return 0;
-    if (it->second.size() <= SL_VINDEX_SCAN_MAX)
-        return ix->scan(it->second, q, slot, similarity);
+    const Part &p = it->second;
+    uint32_t at = kNone;
+    float best = -2;
+    const float *qp = ix->padded(q);
     try {
-        size_t k = ix->live < ix->ef ? ix->live : ix->ef; // neighbours examined
-        auto found = ix->graph.searchKnn(q, k); // farthest first
-        float best = -2;
-        uint32_t at = kNone;
-        while (!found.empty()) {
-            auto [dist, label] = found.top();
-            found.pop();
-            const Slot &s = ix->slots[label];
-            if (s.pos != kNone && s.partition == partition)
-                best = 1.0f - dist, at = static_cast<uint32_t>(label);
+        if (p.graph) {
+            ix->search(p, qp, &at, &best);
+        } else {
+            ix->scan(p.members, qp, &at, &best);
         }
-        *slot = at;
-        *similarity = best;
-        return at == kNone ? 0 : 1;
     } catch (...) {
         return -1;
     }
+    *slot = at, *similarity = best;
+    return at == kNone ? 0 : 1;
 }
 
 } // extern "C"

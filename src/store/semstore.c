@@ -21,7 +21,7 @@
 
 /* BATCH: entries learned per loop turn (an insert costs ~1-4 ms at 100k
  * entries: the loop is never held for long); READ: stream entries per read. */
-enum { SYNC_MS = 200, SWEEP_TICKS = 50, BATCH = 32, READ = 512, SEARCH_EF = 32 };
+enum { SYNC_MS = 200, SWEEP_TICKS = 50, BATCH = 32, READ = 512, SEARCH_EF = 48, STEP = 8 };
 
 typedef struct slot {
     sl_cache_key key, part;
@@ -443,6 +443,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     sl_semstore *s = arg;
     if (++s->ticks % SWEEP_TICKS == 0)
         sweep(s);
+    if (s->ix) /* a new graph's backlog: ~0.5-2 ms per vector, a few per tick */
+        sl_vindex_step(s->ix, STEP);
     if (s->redis && !s->busy && sl_redis_get_state(s->redis) == SL_REDIS_UP)
         sync_once(s);
 }

@@ -213,3 +213,30 @@ def test_responses_paraphrase_is_a_semantic_hit():
                                 "store": False})
     assert st == 200 and h["x-sluice-cache"] == "miss", h
     s.stop()
+
+
+def test_messages_paraphrase_is_a_semantic_hit_and_dashboard_counts_it():
+    m = Mock()
+    s = Sluice(cfg(m))
+    u = s.url + "/v1/messages"
+    msg = lambda text: {"model": "gpt-4o-mini", "max_tokens": 50, "system": "be brief",
+                        "messages": [{"role": "user", "content": [{"type": "text", "text": text}]}]}
+    st, h, first, _ = post_json(u, msg(Q))
+    assert st == 200 and h["x-sluice-cache"] == "miss" and first["type"] == "message", (st, first)
+    st, h, again, _ = post_json(u, msg(PARA))
+    assert st == 200 and h["x-sluice-cache"] == "semantic" and again == first, (h, again)
+    assert float(h["x-sluice-similarity"]) >= 0.95, h
+    st, h, ev, raw = stream(u, dict(msg("What is France's capital?"), stream=True))
+    assert st == 200 and h["x-sluice-cache"] == "semantic" and b"event: message_stop" in raw, raw[:300]
+    assert answers(m) == 1
+    log = [l for l in s.wait_log(6) if l["path"] == "/v1/messages"]
+    assert [l["cache"] for l in log] == ["miss", "semantic", "semantic"], log
+    assert log[1]["served_from"] == log[0]["request_id"] and log[1]["similarity"] >= 0.95, log[1]
+    saved = sum(l["saved_usd"] for l in log)  # the hits' savings minus the embeddings' cost
+    totals = json.loads(request("GET", s.url + "/stats")[2])["totals"]
+    assert totals["semantic_hits"] == 2, totals
+    assert abs(totals["semantic_saved_usd"] - (log[1]["saved_usd"] + log[2]["saved_usd"])) < 1e-9, totals
+    assert abs(totals["saved_usd"] - saved) < 1e-9, (totals, saved)
+    ui = request("GET", s.url + "/ui")[2].decode()
+    assert "s.totals.semantic_hits" in ui and "s.totals.semantic_saved_usd" in ui
+    s.stop()

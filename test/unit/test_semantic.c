@@ -207,11 +207,60 @@ T_TEST(index_partitions_replace_delete_and_grow)
     T_EQ_INT(sl_vindex_nearest(ix, 5, v[11], &slot, &sim), 1);
     T_EQ_INT(slot, 11);
     T_EQ_INT(sl_vindex_put(ix, N, 5, v[0]), -1);
-    T_CHECK(sl_vindex_memory(ix) > (size_t)N * DIM * 4);
+    T_CHECK(sl_vindex_memory(ix) > (size_t)N * DIM * 2); /* float16 vectors */
+    T_EQ_INT(sl_vindex_graphs(ix), 0);                   /* two partitions of 1,000: scanned */
     sl_vindex_free(ix);
 }
 
-T_MAIN("semantic", guard_passes_paraphrases, guard_refuses_negations, guard_refuses_numbers,
+/* A partition past SL_VINDEX_GRAPH_AT gets a graph, filled while its backlog
+ * is scanned beside it; every stored vector is still its own nearest, deleted
+ * ones never answer, and the graph goes when the partition shrinks. */
+T_TEST(index_big_partition_gets_a_graph_and_drops_it)
+{
+    enum { DIM = 32, N = SL_VINDEX_GRAPH_AT + 1000 };
+    sl_vindex *ix = sl_vindex_new(DIM, N + 10, 64);
+    static float v[N][DIM];
+    for (unsigned i = 0; i < N; i++) {
+        unit(v[i], DIM, i * 7 + 3);
+        T_EQ_INT(sl_vindex_put(ix, i, 1, v[i]), 0);
+    }
+    T_EQ_INT(sl_vindex_graphs(ix), 1);
+    uint32_t slot, want;
+    float sim, wsim;
+    int agree = 0;
+    for (unsigned i = 0; i < N; i += 37) {
+        T_EQ_INT(sl_vindex_nearest(ix, 1, v[i], &slot, &sim), 1);
+        agree += slot == i && sim > 0.999f;
+    }
+    T_CHECK(agree >= (N / 37) * 95 / 100);
+    T_CHECK(sl_vindex_step(ix, 10) > 0); /* the backlog: still scanned beside the graph */
+    T_EQ_INT(sl_vindex_step(ix, N), 0);
+    for (unsigned i = 0, agree2 = 0; i < N; i += 37) {
+        T_EQ_INT(sl_vindex_nearest(ix, 1, v[i], &slot, &sim), 1);
+        agree2 += slot == i;
+        if (i + 37 >= N)
+            T_CHECK(agree2 >= (N / 37) * 95 / 100);
+    }
+    for (unsigned i = 0; i < N; i += 2) /* deleted labels are reused by the next puts */
+        sl_vindex_del(ix, i);
+    for (unsigned i = 0; i < N; i += 4)
+        T_EQ_INT(sl_vindex_put(ix, i, 1, v[i]), 0);
+    T_EQ_INT(sl_vindex_nearest(ix, 1, v[2], &slot, &sim), 1);
+    T_CHECK(slot % 4 != 2); /* never a deleted vector */
+    T_EQ_INT(sl_vindex_nearest_exact(ix, 1, v[2], &want, &wsim), 1);
+    T_CHECK(sim <= wsim + 1e-6f);
+    for (unsigned i = 0; i < N; i++) /* down to 300: scanned again */
+        if (i >= 400)
+            sl_vindex_del(ix, i);
+    T_EQ_INT(sl_vindex_graphs(ix), 0);
+    T_EQ_INT(sl_vindex_nearest(ix, 1, v[4], &slot, &sim), 1);
+    T_EQ_INT(slot, 4);
+    T_EQ_INT(sl_vindex_nearest(ix, 1, v[6], &slot, &sim), 1);
+    T_CHECK(slot != 6);
+    sl_vindex_free(ix);
+}
+
+T_MAIN("semantic", index_big_partition_gets_a_graph_and_drops_it, guard_passes_paraphrases, guard_refuses_negations, guard_refuses_numbers,
        guard_refuses_quoted_and_capitalised_terms, partition_is_everything_but_the_last_user_turn,
        question_and_eligibility, vector_entry_round_trip_and_refusals,
        index_partitions_replace_delete_and_grow)
