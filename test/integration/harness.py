@@ -1,6 +1,6 @@
 """Integration harness: real sluice, real sluice-mock, real redis-server on free
 loopback ports. Stdlib only. Every process started here is stopped at exit."""
-import atexit, http.client, json, os, signal, socket, subprocess, tempfile, time
+import atexit, http.client, json, os, random, signal, socket, subprocess, tempfile, time
 
 import resp
 
@@ -28,6 +28,24 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def cluster_ports(n):
+    """Free ports P with P + 10000 (the cluster bus) free too."""
+    out = []
+    while len(out) < n:
+        p = random.randint(20000, 30000)
+        ok = True
+        for q in (p, p + 10000):
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", q))
+            except OSError:
+                ok = False
+            s.close()
+        if ok and p not in out:
+            out.append(p)
+    return out
 
 
 def wait_port(port, timeout=10.0):

@@ -3,9 +3,9 @@ Debian's redis-server), two instances on it; resharded and failed over under
 traffic. One cluster serves the module's tests in order (built on first use):
 the reshard moves slots, the failover promotes a replica, the last test takes
 the whole cluster down."""
-import json, os, random, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+import json, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 import resp
-from harness import _procs, REDIS_BIN, Mock, Sluice, base_config, chat, post_json, request
+from harness import _procs, REDIS_BIN, cluster_ports, Mock, Sluice, base_config, chat, post_json, request
 from test_sla import TARGETS, Hook, ticket
 
 REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
@@ -41,24 +41,6 @@ def wait_for(pred, timeout, what, every=0.05):
             pass
         time.sleep(every)
     raise AssertionError("timed out waiting for " + what)
-
-
-def cluster_ports(n):
-    """Free ports P with P + 10000 (the cluster bus) free too."""
-    out = []
-    while len(out) < n:
-        p = random.randint(20000, 30000)
-        ok = True
-        for q in (p, p + 10000):
-            s = socket.socket()
-            try:
-                s.bind(("127.0.0.1", q))
-            except OSError:
-                ok = False
-            s.close()
-        if ok and p not in out:
-            out.append(p)
-    return out
 
 
 class Cluster:

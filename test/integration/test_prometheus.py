@@ -10,7 +10,7 @@ import json, os, re, shutil, subprocess, tempfile, time, urllib.parse
 
 import yaml
 
-from harness import Mock, Redis, Sluice, base_config, chat, free_port, post_json, request, wait_port
+from harness import Mock, Redis, Sluice, base_config, chat, cluster_ports, free_port, post_json, request, wait_port
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PROMETHEUS = os.environ.get("PROMETHEUS_BIN", "/usr/bin/prometheus")
@@ -43,7 +43,9 @@ def config(good, flaky, redis, semantic=False):
 
 
 def one_node_cluster():
-    r = Redis(extra=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+    # a cluster node also listens on port + 10000 (its bus): a free port above
+    # 55535 would make redis-server refuse to start
+    r = Redis(port=cluster_ports(1)[0], extra=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                      "--cluster-announce-ip", "127.0.0.1"])
     r.cmd("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
     end = time.time() + 10
