@@ -111,6 +111,27 @@ def _one_rss(pid):
     return 0
 
 
+def _one_pss(pid):
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pss_kib(pid):
+    """PSS (proportional set size) of the process and its children: shared
+    library pages count divided by the processes mapping them."""
+    return sum(_one_pss(p) for p in tree(pid))
+
+
+def sut_pid(p):
+    return p.pid
+
+
 def cpu_ticks(pid):
     """CPU time of the server under test: the process and its children."""
     return sum(_one_cpu(p) for p in tree(pid))
@@ -314,31 +335,58 @@ def storm(url, n=1000):
     return ok
 
 
-def open_streams(port, n, hold_s):
+def open_streams(port, n, hold_s, when_open=None):
     """Opens n concurrent streaming requests and keeps them open; returns how
-    many got their first event. Bounded: everything closes after hold_s."""
+    many got their first event. when_open() runs once every stream got its
+    first event (or after 20 s). Bounded: everything closes after hold_s."""
     import asyncio
 
-    async def one(i, started):
+    async def one(i, started, all_open):
         try:
             r, w = await asyncio.open_connection("127.0.0.1", port)
             body = json.dumps({"model": "gpt-4o-mini", "stream": True,
-                               "messages": [{"role": "user", "content": "open %d" % i}]}).encode()
+                               "messages": [{"role": "user", "content": "open %d %d" % (os.getpid(), i)}]}).encode()
             w.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
             await w.drain()
             await asyncio.wait_for(r.readuntil(b"data:"), 20)
             started.append(i)
+            if len(started) == n:
+                all_open.set()
             await asyncio.sleep(hold_s)
             w.close()
         except Exception:
             pass
 
+    async def watch(all_open):
+        try:
+            await asyncio.wait_for(all_open.wait(), 20)
+        except asyncio.TimeoutError:
+            pass
+        await asyncio.sleep(0.5)  # the streams' first chunks are through
+        if when_open:
+            when_open()
+
     async def run_all():
-        started = []
-        await asyncio.gather(*(one(i, started) for i in range(n)))
+        started, all_open = [], asyncio.Event()
+        await asyncio.gather(watch(all_open), *(one(i, started, all_open) for i in range(n)))
         return len(started)
     return asyncio.run(run_all())
+
+
+def stream_memory(pid, port, mock_url, n):
+    """Idle RSS/PSS of a warmed sluice, then the RSS with n streams open
+    (the mock drips a chunk every 500 ms): per stream = (open - idle) / n."""
+    url = "http://127.0.0.1:%d/v1/chat/completions" % port
+    post(url, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "warm"}]})
+    time.sleep(0.3)
+    idle_rss, idle_pss = rss_kib(pid), pss_kib(pid)
+    post(mock_url + "/_mock/config", {"stream_chunks": 40, "chunk_delay_ms": 500})
+    got = {}
+    opened = open_streams(port, n, 8, lambda: got.update(rss=rss_kib(pid), pss=pss_kib(pid)))
+    post(mock_url + "/_mock/reset", {})
+    return {"n": n, "opened": opened, "idle_rss_kib": idle_rss, "idle_pss_kib": idle_pss,
+            "open_rss_kib": got.get("rss", 0), "per_stream_kib": (got.get("rss", 0) - idle_rss) / max(opened, 1)}
 
 
 def main():
