@@ -48,6 +48,7 @@ enum {
     LINGER_MS = 1000,
     ACCEPT_PAUSE_MS = 100,
     RBUF_FIRST = 16 * 1024,
+    RBUF_FIT = 1024,         /* a first read is kept in a buffer of its size, rounded up to this */
     CHUNK_SLACK = 64 * 1024, /* framing bytes a chunked body may add */
     OUT_HIGH = 256 * 1024,   /* pending output above which pipelined heads and a stream wait */
     OUT_LOW = 64 * 1024,     /* ... and below which a waiting stream goes on */
@@ -1333,6 +1334,41 @@ static bool make_room(sl_conn *c)
     return true;
 }
 
+/* The first bytes of a request on a connection with nothing buffered: kept
+ * in a read buffer sized to them (rounded up, grown by make_room if more
+ * comes) instead of a RBUF_FIRST one, so an open stream or an idle
+ * keep-alive connection holds about its request, not 16 KiB. A buffer that
+ * fits is reused; a bigger one (grown for a large body) is given back. */
+static bool adopt(sl_conn *c, const char *p, size_t n)
+{
+    size_t want = (n + RBUF_FIT) & ~(size_t)(RBUF_FIT - 1);
+    if (n >= RBUF_FIRST)
+        want = n;
+    if (!c->rbuf || c->rcap < want || c->rcap > 2 * want + RBUF_FIT) {
+        char *b = malloc(want);
+        if (!b)
+            return false;
+        free(c->rbuf);
+        c->rbuf = b;
+        c->rcap = want;
+    }
+    memcpy(c->rbuf, p, n);
+    c->rlen = n;
+    return true;
+}
+
+/* on_read with nothing buffered: recv into a scratch buffer, then adopt. */
+static ssize_t recv_first(sl_conn *c)
+{
+    static char scratch[RBUF_FIRST];
+    ssize_t n = recv(c->fd, scratch, sizeof scratch, 0);
+    if (n > 0 && !adopt(c, scratch, (size_t)n)) {
+        refuse(c, c->req, 503, "server_overloaded", "Out of memory.");
+        return -2;
+    }
+    return n;
+}
+
 static void watch_close_only(sl_conn *c)
 {
     event_del(&c->rev);
@@ -1355,6 +1391,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     settle(c);
     if (c->state == C_LINGER)
         c->rlen = 0; /* read and drop */
+    if (c->state == C_HEAD && c->rlen == 0) {
+        ssize_t n = recv_first(c);
+        if (n > 0)
+            process(c);
+        else if (n != -2 && (n == 0 || (errno != EAGAIN && errno != EINTR)))
+            gone(c);
+        return;
+    }
     if (!make_room(c)) {
         if (c->state == C_ACTIVE)
             watch_close_only(c);
@@ -1566,7 +1610,12 @@ bool sl_conn_test_feed(sl_conn *c, const char *p, size_t n)
         if (c->state == C_CLOSED)
             break;
         size_t take = 0;
-        if (n) {
+        if (n && c->state == C_HEAD && c->rlen == 0) {
+            settle(c);
+            take = n < RBUF_FIRST ? n : RBUF_FIRST;
+            if (!adopt(c, p, take))
+                break;
+        } else if (n) {
             if (!make_room(c)) {
                 if (c->state == C_ACTIVE)
                     return true; /* the test answers itself; the rest is dropped */

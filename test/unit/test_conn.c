@@ -264,7 +264,32 @@ T_TEST(answer_independent_of_the_split)
     T_EQ_INT(sl_req_live(), 0);
 }
 
-T_MAIN("test_conn", upload_25mib_streamed_not_held, chunked_upload_25mib_streamed_not_held,
+/* An open request holds a read buffer about its size, not 16 KiB; a buffer
+ * grown for a big body is given back at the next small request. */
+T_TEST(read_buffer_sized_to_the_request)
+{
+    reset();
+    sl_conn *c = sl_conn_test_new(out);
+    const char small[] = "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+    T_CHECK(sl_conn_test_feed(c, small, sizeof small - 1));
+    T_CHECK(count(output.p, "HTTP/1.1 200 OK") == 1);
+    T_CHECK(sl_conn_test_bufcap(c) <= 1024);
+    static char big[200 * 1024];
+    int hn = snprintf(big, sizeof big, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",
+                      (int)(sizeof big - 100));
+    memset(big + hn, 'a', sizeof big - 100);
+    T_CHECK(sl_conn_test_feed(c, big, (size_t)hn + sizeof big - 100));
+    T_CHECK(count(output.p, "HTTP/1.1 200 OK") == 2);
+    T_CHECK(strstr(output.p, "\"len\":204700") != NULL);
+    T_CHECK(sl_conn_test_bufcap(c) >= 200 * 1024 - 100);
+    T_CHECK(sl_conn_test_feed(c, small, sizeof small - 1));
+    T_CHECK(count(output.p, "HTTP/1.1 200 OK") == 3);
+    T_CHECK(sl_conn_test_bufcap(c) <= 1024);
+    sl_conn_test_eof(c);
+}
+
+T_MAIN("test_conn", read_buffer_sized_to_the_request, upload_25mib_streamed_not_held,
+       chunked_upload_25mib_streamed_not_held,
        upload_broken_off_is_told_to_the_handler, answer_before_the_body_tells_the_reader,
        pipelined_answers_in_order,
        answer_independent_of_the_split)
