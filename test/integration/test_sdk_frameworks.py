@@ -110,6 +110,9 @@ def test_vercel_anthropic_messages():
     _usage_matches(r["usage"], log[0])
     r, log = run("tools", model=CLAUDE, api="messages", calls=2)
     assert r["steps"] == 2 and r["name"] == "get_weather" and r["args"] == TOOL_ARGS, r
+    # the model answers the tool's result (the mock reads tool_result blocks as Anthropic does)
+    assert r["text"].startswith("mock reply to: sunny in mock"), r
+    assert log[1]["prompt_tokens"] > log[0]["prompt_tokens"], log  # the tool_use and its result count
     sent = json.loads(run.st.an.last()["body"])
     assert any(b.get("type") == "tool_result" for m in sent["messages"] if isinstance(m["content"], list)
                for b in m["content"]), sent
@@ -227,6 +230,7 @@ def test_openai_agents_on_a_claude_model():
     _logged(log, "/v1/responses", CLAUDE)
     sent = json.loads(run.st.an.last()["body"])
     assert "sunny in mock for 1 days" in json.dumps(sent["messages"]), sent  # the tool's output reached the model
+    assert r["final"].startswith("mock reply to: sunny in mock for 1 days"), r  # and the model answered it
     r, log = run("stream", model=CLAUDE, calls=2)
     _agent_turns(r, log)
     assert r["text"] == r["final"], r
