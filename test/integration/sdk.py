@@ -10,7 +10,10 @@ SDK_DIR = os.path.join(TEST_DIR, "sdk")
 # package -> major version wanted. otlp-transformer 0.57 is the last line that
 # ships the protobufjs decoders generated from the official OTLP protos
 # (test/sdk/otlp_receiver.mjs decodes sluice's exports with them).
-PACKAGES = {"openai": 7, "@anthropic-ai/sdk": 1, "@opentelemetry/otlp-transformer": 0}
+PACKAGES = {"openai": 7, "@anthropic-ai/sdk": 1, "@opentelemetry/otlp-transformer": 0,
+            "ai": 7, "@ai-sdk/openai": 4, "@ai-sdk/anthropic": 4,  # the Vercel AI SDK 7
+            "@langchain/core": 1, "@langchain/openai": 1, "@langchain/anthropic": 1,
+            "@openai/agents": 0, "zod": 4}
 _installed = {}
 _failed = []
 
@@ -50,7 +53,7 @@ def installed():
 
 
 def run(lib, case, base_url, key="sk-none", env=None, expect_ok=True, timeout=60):
-    """node test/sdk/<lib>.mjs <case> -> the JSON it printed. lib: openai | anthropic."""
+    """node test/sdk/<lib>.mjs <case> -> the JSON it printed. lib: openai | anthropic | vercel | langchain | agents."""
     installed()
     e = dict(os.environ, SLUICE_BASE_URL=base_url, SLUICE_KEY=key)
     e.update(env or {})

@@ -722,7 +722,12 @@ static size_t text_of(cJSON *c, char *last, size_t lastcap)
         cJSON_ArrayForEach(p, c)
         {
             cJSON *t = cJSON_GetObjectItem(p, "text");
-            if (cJSON_IsString(t)) {
+            cJSON *ty = cJSON_GetObjectItem(p, "type");
+            if (cJSON_IsString(ty) && strcmp(ty->valuestring, "tool_result") == 0) {
+                /* Anthropic: the model reads a tool_result's content (a string or
+                 * text blocks) and input_tokens counts it, as the last turn */
+                n += text_of(cJSON_GetObjectItem(p, "content"), last, lastcap);
+            } else if (cJSON_IsString(t)) {
                 n += strlen(t->valuestring);
                 snprintf(last, lastcap, "%s", t->valuestring);
             } else if (cJSON_IsString(p)) {
