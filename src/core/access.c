@@ -52,16 +52,9 @@ static void field_money(sl_buf *b, double usd, int64_t pusd, bool inexact)
         sl_buf_json_pusd(b, pusd);
 }
 
-void sl_access_log_req(const sl_req *r)
+/* Who asked, for what, and who answered: the request's identity fields. */
+static void fields_identity(sl_buf *b, const sl_req *r)
 {
-    sl_buf *b = sl_access_begin();
-    if (!b)
-        return;
-    char ts[32];
-    size_t tn = sl_rfc3339_ms(sl_wall_ms(), ts);
-    sl_buf_append(b, "{\"ts\":\"", 7);
-    sl_buf_append(b, ts, tn);
-    sl_buf_append(b, "\"", 1);
     FIELD_STR(b, "request_id", r->id);
     if (r->trace) { /* tracing on: the trace this request belongs to (trace.h) */
         char hex[32];
@@ -83,10 +76,11 @@ void sl_access_log_req(const sl_req *r)
     FIELD_STR(b, "provider", r->provider);
     FIELD_STR(b, "cache", sl_cache_outcome_name(r->cache));
     FIELD_STR(b, "cache_layer", r->cache_detail);
-    FIELD_BOOL(b, "stream", r->streaming || r->llm.stream);
-    FIELD_MS(b, "latency_ms", r->t_start, r->t_end);
-    FIELD_MS(b, "upstream_ms", r->t_upstream_start, r->t_upstream_end);
-    FIELD_MS(b, "ttfb_ms", r->t_upstream_start, r->t_first_byte);
+}
+
+/* Tokens by kind, and the money they cost or saved. */
+static void fields_usage(sl_buf *b, const sl_req *r)
+{
     FIELD(b, "prompt_tokens");
     sl_buf_append_i64(b, r->prompt_tokens);
     FIELD(b, "completion_tokens");
@@ -102,6 +96,24 @@ void sl_access_log_req(const sl_req *r)
     field_money(b, r->cost_usd, r->cost_pusd, r->money_inexact);
     FIELD(b, "saved_usd");
     field_money(b, r->saved_usd, r->saved_pusd, r->money_inexact);
+}
+
+void sl_access_log_req(const sl_req *r)
+{
+    sl_buf *b = sl_access_begin();
+    if (!b)
+        return;
+    char ts[32];
+    size_t tn = sl_rfc3339_ms(sl_wall_ms(), ts);
+    sl_buf_append(b, "{\"ts\":\"", 7);
+    sl_buf_append(b, ts, tn);
+    sl_buf_append(b, "\"", 1);
+    fields_identity(b, r);
+    FIELD_BOOL(b, "stream", r->streaming || r->llm.stream);
+    FIELD_MS(b, "latency_ms", r->t_start, r->t_end);
+    FIELD_MS(b, "upstream_ms", r->t_upstream_start, r->t_upstream_end);
+    FIELD_MS(b, "ttfb_ms", r->t_upstream_start, r->t_first_byte);
+    fields_usage(b, r);
     FIELD(b, "retries");
     sl_buf_append_i64(b, r->retries);
     FIELD_STR(b, "providers_tried", r->tried[0] ? r->tried : NULL);
