@@ -200,4 +200,8 @@ void sl_req_error_from(sl_req *r, const sl_http_error *e);
 /* Generates a request id into out (at least 33 bytes). */
 void sl_req_make_id(char *out);
 
+/* The end user an answer is cached for under cache.scope: user: the
+ * x-sluice-user header, else the body's "user"; "" when not scoped by user. */
+sl_str sl_req_cache_user(const sl_req *r);
+
 #endif

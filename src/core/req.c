@@ -235,3 +235,13 @@ void sl_req_make_id(char *out)
         out[i] = hex[n & 15];
     out[32] = '\0';
 }
+
+sl_str sl_req_cache_user(const sl_req *r)
+{
+    if (!r->conf->cache.scope_user)
+        return SL_STR("");
+    if (r->end_user && r->end_user[0])
+        return sl_str_c(r->end_user);
+    const sl_json *u = sl_json_get(r->llm.root, "user");
+    return u && u->type == SL_JSON_STRING ? u->str : SL_STR("");
+}

@@ -68,15 +68,7 @@ static int key_scope(sl_req *r, sl_str *out)
                                         r->anthropic_beta ? r->anthropic_beta : "");
         base = b ? b : base;
     }
-    sl_str user = SL_STR("");
-    if (r->conf->cache.scope_user) {
-        const sl_json *u = sl_json_get(r->llm.root, "user");
-        if (r->end_user && r->end_user[0])
-            user = sl_str_c(r->end_user);
-        else if (u && u->type == SL_JSON_STRING)
-            user = u->str;
-    }
-    return sl_cache_scope_user(&r->arena, base, user, out);
+    return sl_cache_scope_user(&r->arena, base, sl_req_cache_user(r), out);
 }
 
 /* cache.sampled: false keeps only answers to temperature 0. Absent means the

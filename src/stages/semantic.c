@@ -82,15 +82,7 @@ static bool enabled_for(const sl_req *r)
 static int scope_of(sl_req *r, sl_str *out)
 {
     const char *base = r->conf->cache.shared ? "-" : r->tenant;
-    sl_str user = SL_STR("");
-    if (r->conf->cache.scope_user) {
-        const sl_json *u = sl_json_get(r->llm.root, "user");
-        if (r->end_user && r->end_user[0])
-            user = sl_str_c(r->end_user);
-        else if (u && u->type == SL_JSON_STRING)
-            user = u->str;
-    }
-    return sl_cache_scope_user(&r->arena, base, user, out);
+    return sl_cache_scope_user(&r->arena, base, sl_req_cache_user(r), out);
 }
 
 /* r goes on to the next stage (a miss, or no semantic answer possible). */
