@@ -116,7 +116,7 @@ test: deps
 run: deps all
 	@./conf/run-demo.sh
 
-bench: deps all build/bench/json_parse build/bench/vindex
+bench: deps all build/bench/json_parse build/bench/vindex build/bench/hop_relay
 	@./third_party/install.sh third_party/bench-packages.txt
 	@./bench/run.sh
 
@@ -132,6 +132,12 @@ build/bench/vindex: bench/vindex.c build/obj/src/store/hnsw_shim.o build/obj/src
                     build/obj/src/util/arena.o build/obj/src/util/buf.o build/obj/src/util/util.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_REL) -o $@ $^ $(PKG_LIBS)
+
+# The floor of one proxy hop (bytes copied both ways, nothing else): the
+# reference for the added latency at concurrency 1 (issue 18).
+build/bench/hop_relay: bench/hop_relay.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_REL) -o $@ $^
 
 bench-vindex: build/bench/vindex
 	@./build/bench/vindex

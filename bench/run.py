@@ -487,6 +487,18 @@ def main():
         c1_nginx = measure("c1 nginx reverse proxy", proxy_p.pid,
                            "http://127.0.0.1:%d/v1/chat/completions" % proxy_port, "unique", conns=1)
         rows.append(c1_nginx)
+    # the floor: bytes copied both ways by bench/hop_relay.c on the SUT core,
+    # in front of the same mock — what one more hop costs on this machine
+    c1_relay = None
+    relay_bin = os.path.join(ROOT, "build/bench/hop_relay")
+    if os.path.exists(relay_bin):
+        relay_port = free_port()
+        relay_p = spawn([relay_bin, str(relay_port), str(mock_port)], core=1)
+        wait_port(relay_port)
+        c1_relay = measure("c1 minimal relay (the floor of one hop)", relay_p.pid,
+                           "http://127.0.0.1:%d/v1/chat/completions" % relay_port, "unique", conns=1)
+        rows.append(c1_relay)
+        stop_group(relay_p)
     body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "ttfb PROMPT"}]}
     on_core(mock.pid, 1)
     ttfb_d = ttfb_us(mock_url, body, 50 if quick else 200)
@@ -571,6 +583,10 @@ def main():
     if c1_nginx:
         ratios.append("added p50 latency at concurrency 1 of nginx reverse proxy (reference): %.0f µs"
                       % (c1_nginx["p50_us"] - c1_direct["p50_us"]))
+    if c1_relay:
+        floor = c1_relay["p50_us"] - c1_direct["p50_us"]
+        ratios.append("added p50 latency at concurrency 1 of a minimal relay (bench/hop_relay.c: the floor of one hop "
+                      "on this machine): %.0f µs; sluice above that floor: %.0f µs" % (floor, added - floor))
     ratios.append("added time to first byte of a stream: %.0f µs (direct %.0f, sluice %.0f)" % (ttfb_s - ttfb_d, ttfb_d, ttfb_s))
     ratios.append("coalescing storm: %d identical concurrent requests -> %d upstream call(s); followers p99 %.0f ms vs upstream 500 ms"
                   % (len(lat), calls, p99_storm / 1000))
