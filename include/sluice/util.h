@@ -64,6 +64,10 @@ size_t sl_fmt_i64(int64_t v, char *out);
 
 /* Case-insensitive ASCII comparison of a slice with a C string. */
 bool sl_str_ieq_c(sl_str a, const char *b);
+/* Length of a prefix of s[0..len) no longer than want that ends on a UTF-8
+ * character boundary (len when want >= len; len when no boundary is found,
+ * so that a caller cutting text into pieces always advances). */
+size_t sl_utf8_prefix(const char *s, size_t len, size_t want);
 
 /* Parses a size such as "64MiB", "512k", "1048576" into bytes. 0 or SL_EINVAL. */
 int sl_parse_size(const char *s, size_t *out);

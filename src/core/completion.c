@@ -499,16 +499,6 @@ static void chunk_close(replay_ctx *x)
     sl_buf_append_c(x->out, "]}\n\n");
 }
 
-/* Length of a prefix of s no longer than want that ends on a UTF-8 boundary. */
-static size_t utf8_cut(const char *s, size_t len, size_t want)
-{
-    if (want >= len)
-        return len;
-    while (want > 0 && ((unsigned char)s[want] & 0xC0) == 0x80)
-        want--;
-    return want ? want : len;
-}
-
 /* What one choice's chunks carry besides its text. */
 typedef struct replay_choice_ctx {
     int index;
@@ -611,7 +601,7 @@ static void replay_choice(replay_ctx *x, const sl_json *ch, int pieces)
         replay_role(x, msg, content, c.index);
     size_t step = text.len / (size_t)(pieces > 0 ? pieces : 1) + 1;
     for (size_t off = 0; off < text.len;) {
-        size_t n = utf8_cut(text.p + off, text.len - off, step);
+        size_t n = sl_utf8_prefix(text.p + off, text.len - off, step);
         replay_piece(x, &c, text.p + off, n, NULL);
         off += n;
     }

@@ -293,15 +293,6 @@ static void event(sl_buf *o, const char *name, const sl_buf *data)
     sl_buf_append_c(o, "\n\n");
 }
 
-static size_t utf8_cut(const char *s, size_t len, size_t want)
-{
-    if (want >= len)
-        return len;
-    while (want > 0 && ((unsigned char)s[want] & 0xC0) == 0x80)
-        want--;
-    return want ? want : len;
-}
-
 /* The block's opening form: everything but the streamed fields, which start empty. */
 static void put_block_start(sl_buf *d, const sl_json *b, const char *acc_key, int index)
 {
@@ -334,7 +325,7 @@ static void replay_text(sl_buf *o, sl_buf *d, int index, const char *type, const
 {
     size_t step = text.len / (size_t)(pieces > 0 ? pieces : 1) + 1;
     for (size_t at = 0; at < text.len;) {
-        size_t n = utf8_cut(text.p + at, text.len - at, step);
+        size_t n = sl_utf8_prefix(text.p + at, text.len - at, step);
         put_delta(o, d, index, type, key, text.p + at, n);
         at += n;
     }

@@ -254,3 +254,12 @@ size_t sl_scrub(char *p, size_t len, char *const *secrets, size_t n_secrets)
         p[len] = '\0'; /* inside the old bytes: keeps a C string or an sl_buf terminated */
     return len;
 }
+
+size_t sl_utf8_prefix(const char *s, size_t len, size_t want)
+{
+    if (want >= len)
+        return len;
+    while (want > 0 && ((unsigned char)s[want] & 0xC0) == 0x80)
+        want--;
+    return want ? want : len;
+}
