@@ -43,6 +43,7 @@ static struct {
     uint64_t trimmed_at;       /* sl_req_served() at the last trim */
     uint64_t drain_deadline_ms;
     uint64_t cut_grace_ms; /* after the cut: requests parked in a stage may still end */
+    uint64_t flush_deadline_ms; /* the last spans' export may take this long (0: not started) */
     bool cut_done;
     int signals_seen;
 } app;
@@ -102,6 +103,13 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
         app.cut_grace_ms = now + 1000;
     }
     if (sl_req_live() == 0 || (app.cut_done && now >= app.cut_grace_ms)) {
+        if (!app.flush_deadline_ms)
+            app.flush_deadline_ms = now + (uint64_t)sl_server_config()->tracing.timeout_ms;
+        if (now < app.flush_deadline_ms && sl_trace_export_flushing()) {
+            struct timeval tv = {0, 20000}; /* the spans of the last requests go out first */
+            evtimer_add(app.drain_timer, &tv);
+            return;
+        }
         if (sl_req_live())
             sl_warn("stopping with %zu requests in flight", sl_req_live());
         /* The last answers may still sit in socket buffers being written:

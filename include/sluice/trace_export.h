@@ -19,6 +19,11 @@ struct event_base;
 /* Starts tracing when c->tracing.otlp_endpoint is set (sl_trace_on); else
  * does nothing. Non-zero: out of memory. */
 int sl_trace_export_init(struct event_base *base, const sl_config *c);
+/* At a clean stop, once no request is in flight: sends what is queued now
+ * (one export at a time, as always). True while something is still to send
+ * or an export is out — the caller keeps the loop running until false, or
+ * until its own deadline (main: tracing.timeout_ms past the drain). */
+bool sl_trace_export_flushing(void);
 /* Stops the timer and cancels an export in flight (at exit). */
 void sl_trace_export_shutdown(void);
 

@@ -173,6 +173,19 @@ int sl_trace_export_init(struct event_base *base, const sl_config *c)
     return SL_OK;
 }
 
+bool sl_trace_export_flushing(void)
+{
+    if (!ex.running)
+        return false;
+    if (ex.call)
+        return true; /* its on_done arms the next batch at once when spans wait */
+    if (!ex.n_spans && !sl_trace_pending())
+        return false;
+    if (!ex.n_spans || ex.attempt == 0) /* not waiting out a retry's backoff */
+        event_active(ex.timer, EV_TIMEOUT, 0);
+    return true;
+}
+
 void sl_trace_export_shutdown(void)
 {
     if (ex.call)

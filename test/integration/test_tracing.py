@@ -411,3 +411,31 @@ def test_passthrough_call_carries_the_request_span():
     srv = [x for x in rcv.wait(lambda sp: trace_of(sp, CLIENT_TRACE)) if x["traceId"] == CLIENT_TRACE][0]
     assert srv["name"] == "GET /v1/{passthrough}" and srv["parentSpanId"] == CLIENT_SPAN
     s.stop(); m.stop(); rcv.stop()
+
+
+def test_spans_still_queued_at_a_clean_stop_are_exported():
+    """A clean stop (SIGTERM) sends the spans queued since the last flush
+    before the process exits: the last requests' traces are not lost."""
+    rcv, m = Receiver(), Mock()
+    s = Sluice(base_config(m, tracing=tracing(rcv.url, flush_ms=60000)))  # no timed flush within the test
+    st, h, _, _ = post_json(s.url + "/v1/chat/completions", chat("the last request"))
+    assert st == 200
+    trace_id = TP.match(h["traceparent"]).group(1)
+    time.sleep(0.3)
+    assert not trace_of(rcv.spans(), trace_id), "exported before the stop: the test proves nothing"
+    s.stop()
+    spans = rcv.wait(lambda sp: any(x["kind"] == SERVER for x in trace_of(sp, trace_id)), timeout=3)
+    assert any(x["kind"] == SERVER for x in trace_of(spans, trace_id)), spans
+    rcv.stop(); m.stop()
+
+
+def test_a_dead_collector_delays_a_stop_by_at_most_its_timeout():
+    m = Mock()
+    dead = "http://127.0.0.1:%d" % free_port()
+    s = Sluice(base_config(m, tracing=tracing(dead, flush_ms=60000, timeout_ms=500)))
+    st, _, _, _ = post_json(s.url + "/v1/chat/completions", chat("nobody listens"))
+    assert st == 200
+    t0 = time.time()
+    s.stop()
+    assert time.time() - t0 < 3, "the stop waited on a collector that is down"
+    m.stop()
