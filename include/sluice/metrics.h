@@ -117,6 +117,10 @@ typedef enum {
 void sl_metric_add(sl_metric m, double v, const char *const *labels);
 /* Sets a gauge. */
 void sl_metric_set(sl_metric m, double v, const char *const *labels);
+/* Hides every series of gauge family m until it is set again: a refresher
+ * that sets the series the configuration names retires the family first, so
+ * that a key or model a reload removed stops being exported. */
+void sl_metric_retire(sl_metric m);
 /* Records one observation in a histogram. */
 void sl_metric_observe(sl_metric m, double seconds, const char *const *labels);
 #define SL_METRICS_MAX_SERIES 10000 /* per family */

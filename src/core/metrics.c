@@ -46,6 +46,7 @@ typedef struct series {
     size_t labels_len;
     double value;   /* counter/gauge value, histogram sum */
     uint64_t count; /* histogram */
+    bool retired;   /* sl_metric_retire: not shown until set again */
     uint64_t buckets[N_BOUNDS];
     char labels[]; /* rendered `a="x",b="y"` */
 } series;
@@ -172,8 +173,19 @@ void sl_metric_add(sl_metric m, double v, const char *const *labels)
 void sl_metric_set(sl_metric m, double v, const char *const *labels)
 {
     series *s = get_series(m, labels);
-    if (s)
+    if (s) {
         s->value = v;
+        s->retired = false;
+    }
+}
+
+/* Hidden, not freed: a series is never freed while the process runs (the
+ * request path keeps pointers to its series), and the family's cap bounds
+ * what a retired one costs. */
+void sl_metric_retire(sl_metric m)
+{
+    for (series *s = live.by_family[m]; s; s = s->fam_next)
+        s->retired = true;
 }
 
 static void observe(series *s, double seconds);
@@ -478,18 +490,25 @@ static int render_series(sl_buf *out, const family *f, const series *s)
     return rc ? rc : sl_buf_append(out, "\n", 1);
 }
 
+static bool shown(const series *s)
+{
+    while (s && s->retired)
+        s = s->fam_next;
+    return s != NULL;
+}
+
 static int render_registry(const registry *g, sl_buf *out)
 {
     int rc = 0;
     for (int m = 0; m < SL_M__COUNT && !rc; m++) {
         const family *f = &families[m];
-        if (!g->by_family[m] && f->labels[0])
-            continue; /* a labelled family with no series yet */
+        if (!shown(g->by_family[m]) && f->labels[0])
+            continue; /* a labelled family with no series (yet, or now) */
         rc = sl_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
         if (!rc && !g->by_family[m])
             rc = sl_buf_printf(out, "%s 0\n", f->name);
         for (const series *s = g->by_family[m]; s && !rc; s = s->fam_next)
-            rc = render_series(out, f, s);
+            rc = s->retired ? 0 : render_series(out, f, s);
     }
     return rc;
 }
@@ -606,6 +625,8 @@ static void publish(void)
     size_t at = 0;
     for (int m = 0; m < SL_M__COUNT; m++) {
         for (const series *s = live.by_family[m]; s; s = s->fam_next) {
+            if (s->retired)
+                continue;
             size_t n = encode_series(s, me->data + at, sizeof me->data - at);
             at += n; /* a series that does not fit is left out: 4 MiB is ~20k series */
         }

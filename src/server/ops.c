@@ -205,6 +205,11 @@ void sl_ops_metrics_refresh(void)
         const char *name = c->providers[i].name;
         sl_metric_set(SL_M_BREAKER, (double)sl_breaker_state_of(name), &name);
     }
+    /* the configuration's series only: a key or model a reload removed goes */
+    sl_metric_retire(SL_M_BUDGET);
+    sl_metric_retire(SL_M_BUDGET_SPENT);
+    sl_metric_retire(SL_M_MODEL_PROVIDERS);
+    sl_metric_retire(SL_M_MODEL_PROVIDERS_OPEN);
     metrics_budgets(c);
     metrics_models(c);
     zero_cache_series(c);

@@ -218,6 +218,31 @@ def test_reload_applies_max_inflight():
     s.stop()
 
 
+def test_reload_drops_the_series_of_removed_keys_and_models():
+    """Gauges the configuration names (budgets, providers per model) follow a
+    reload: a key or model it removed is no longer exported."""
+    m = Mock()
+    prov = lambda models: [{"name": "mock", "kind": "openai", "base_url": m.url + "/v1",
+                            "api_key": "sk-upstream-secret", "models": models}]
+    keys = [{"key": "sk-stay-0001", "tenant": "stays", "budget_usd": 5},
+            {"key": "sk-gone-0001", "tenant": "goes", "budget_usd": 7}]
+    c = base_config(m, keys=keys, providers=prov(["gpt-4o-mini", "gpt-old"]))
+    s = Sluice(c)
+
+    def series():
+        body = request("GET", s.url + "/metrics")[2].decode()
+        return [l for l in body.splitlines() if l.startswith(("sluice_budget_usd{", "sluice_model_providers{"))]
+
+    before = series()
+    assert any('tenant="goes"' in l for l in before) and any('model="gpt-old"' in l for l in before), before
+    reload(s, dict(c, listen="127.0.0.1:%d" % s.port, log={"access": s.access_path},
+                   keys=keys[:1], providers=prov(["gpt-4o-mini"])))
+    after = series()
+    assert not any('tenant="goes"' in l or 'model="gpt-old"' in l for l in after), after
+    assert any('tenant="stays"' in l for l in after) and any('model="gpt-4o-mini"' in l for l in after), after
+    s.stop()
+
+
 def test_reload_shrinks_l1_and_reports_restart_keys():
     m = Mock()
     c = base_config(m, cache={"enabled": True, "l1_max_bytes": "1MiB"})
