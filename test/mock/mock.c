@@ -208,6 +208,15 @@ static void send_json(struct evhttp_request *req, int status, const char *body)
     evbuffer_free(b);
 }
 
+/* Sends o as a JSON answer and frees it. */
+static void send_cjson(struct evhttp_request *req, int status, cJSON *o)
+{
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    send_json(req, status, s ? s : "{}");
+    free(s);
+}
+
 static void split_words(job *j)
 {
     char *copy = strdup(j->reply);
@@ -417,10 +426,7 @@ static void answer_plain(job *j)
     }
     if (j->tool && j->kind != API_RESPONSES)
         tool_plain_fix(j, o);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    send_json(j->req, 200, s);
-    free(s);
+    send_cjson(j->req, 200, o);
     finish(j);
 }
 
@@ -642,10 +648,7 @@ static void respond_echo(job *j)
         send_event(j, j->kind == API_MESSAGES ? "error" : NULL, o);
         evhttp_send_reply_end(j->req);
     } else {
-        char *s = cJSON_PrintUnformatted(o);
-        send_json(j->req, 401, s);
-        free(s);
-        cJSON_Delete(o);
+        send_cjson(j->req, 401, o);
     }
     finish(j);
 }
@@ -1500,10 +1503,7 @@ static bool x_plain(job *j)
 {
     if (j->kind == API_RESPONSES) {
         cJSON *o = response_object(j, true);
-        char *s = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        send_json(j->req, 200, s);
-        free(s);
+        send_cjson(j->req, 200, o);
         finish(j);
         return true;
     }
@@ -1799,10 +1799,7 @@ static void transcription(struct evhttp_request *req, const char *path)
         cJSON_AddNumberToObject(o, "duration", (double)file->len / 32000.0);
     }
     cJSON_AddStringToObject(o, "text", text);
-    char *s = cJSON_PrintUnformatted(o);
-    send_json(req, 200, s);
-    free(s);
-    cJSON_Delete(o);
+    send_cjson(req, 200, o);
 }
 
 static void files_create(struct evhttp_request *req, const char *path)
@@ -1835,10 +1832,7 @@ static void files_create(struct evhttp_request *req, const char *path)
     cJSON_AddNullToObject(o, "expires_at");
     cJSON_AddStringToObject(o, "status", "processed");
     cJSON_AddNullToObject(o, "status_details");
-    char *s = cJSON_PrintUnformatted(o);
-    send_json(req, 200, s);
-    free(s);
-    cJSON_Delete(o);
+    send_cjson(req, 200, o);
 }
 
 static cJSON *moderation_result(const char *text)
@@ -1902,10 +1896,7 @@ static void moderations(struct evhttp_request *req, const char *path)
         }
     }
     free(txt);
-    char *s = cJSON_PrintUnformatted(o);
-    send_json(req, 200, s);
-    free(s);
-    cJSON_Delete(o);
+    send_cjson(req, 200, o);
     cJSON_Delete(root);
 }
 
@@ -1970,10 +1961,7 @@ static void responses_delete(struct evhttp_request *req, const char *path)
     cJSON_AddStringToObject(o, "id", path + 14);
     cJSON_AddStringToObject(o, "object", "response");
     cJSON_AddBoolToObject(o, "deleted", 1);
-    char *out = cJSON_PrintUnformatted(o);
-    send_json(req, 200, out);
-    free(out);
-    cJSON_Delete(o);
+    send_cjson(req, 200, o);
 }
 
 static bool x_route(struct evhttp_request *req, const char *path, bool post)
@@ -2106,10 +2094,7 @@ static void pt_echo(struct evhttp_request *req, const char *path)
     evhttp_add_header(out, "X-Mock-Hop", "nominated");
     evhttp_add_header(out, "Connection", "X-Mock-Hop");
     evhttp_add_header(out, "X-Sluice-Cache", "hit");
-    char *s = cJSON_PrintUnformatted(o);
-    send_json(req, (int)pt_query_long(req, "status", 200), s);
-    free(s);
-    cJSON_Delete(o);
+    send_cjson(req, (int)pt_query_long(req, "status", 200), o);
 }
 
 static void pt_bytes(struct evhttp_request *req)
