@@ -48,6 +48,20 @@ def cluster_ports(n):
     return out
 
 
+def wait_for(pred, timeout, what, every=0.05):
+    """Polls pred() (an exception counts as not yet) until it is true; raises
+    AssertionError naming what after timeout seconds."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            if pred():
+                return
+        except Exception:
+            pass
+        time.sleep(every)
+    raise AssertionError("timed out waiting for " + what)
+
+
 def wait_port(port, timeout=10.0):
     end = time.time() + timeout
     while time.time() < end:

@@ -5,7 +5,7 @@ the reshard moves slots, the failover promotes a replica, the last test takes
 the whole cluster down."""
 import json, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 import resp
-from harness import _procs, REDIS_BIN, cluster_ports, Mock, Sluice, base_config, chat, post_json, request
+from harness import _procs, REDIS_BIN, cluster_ports, Mock, Sluice, base_config, chat, post_json, request, wait_for
 from test_sla import TARGETS, Hook, ticket
 
 REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
@@ -29,18 +29,6 @@ def info(port, section):
 def note(text):
     """A figure for the closing note: test/run.sh shows NOTE lines in `make test`."""
     print("NOTE test_cluster: " + text, file=sys.stderr, flush=True)
-
-
-def wait_for(pred, timeout, what, every=0.05):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if pred():
-                return
-        except Exception:
-            pass
-        time.sleep(every)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class Cluster:

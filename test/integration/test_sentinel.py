@@ -1,6 +1,6 @@
 """Issue 11: Redis Sentinel failover without losing the gateway or a ticket."""
 import json, os, subprocess, tempfile, threading, time
-from harness import _procs, REDIS_BIN, Mock, Redis, Sluice, base_config, chat, free_port, post_json, request, wait_port
+from harness import _procs, REDIS_BIN, Mock, Redis, Sluice, base_config, chat, free_port, post_json, request, wait_for, wait_port
 from test_sla import TARGETS, ticket
 
 
@@ -23,18 +23,6 @@ def sentinel_cmd(port, *args):
     r = Redis.__new__(Redis)
     r.port = port
     return r.cmd(*args)
-
-
-def wait_for(pred, timeout, what):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if pred():
-                return
-        except Exception:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def test_failover_keeps_serving_and_loses_no_ticket():
@@ -86,9 +74,9 @@ def test_failover_keeps_serving_and_loses_no_ticket():
     t.join(10)
     assert set(llm_codes) == {200}, [c for c in llm_codes if c != 200][:5]
     assert set(ing_codes) <= {200, 503}, set(ing_codes)
-    for tid in acked:  # every acknowledged ticket survived the failover
-        st, _, body = request("GET", s.url + "/sla/tickets/" + tid)
-        assert st == 200, (tid, st, body)
+    for tid in acked:  # every acknowledged ticket survived the failover (a lost one is a 404
+        # for good; a read may still meet a 503 while the store settles, under load)
+        wait_for(lambda: request("GET", s.url + "/sla/tickets/" + tid)[0] == 200, 5, "ticket %s" % tid)
     h = json.loads(request("GET", s.url + "/health")[2])["redis"]
     assert str(replica.port) in h["address"] and h["state"] == "up", h
     post_json(s.url + "/v1/chat/completions", chat("after the switch"))
