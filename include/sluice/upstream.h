@@ -72,6 +72,8 @@ void sl_upstream_shutdown(void);
  * that needs it, not at init (it initialises OpenSSL: ~2 MiB of pages an
  * idle instance does not need). sl_call_start calls it; SL_OK when ready. */
 int sl_upstream_need_curl(void);
+/* Whether it ran (/health's upstream_ready). */
+bool sl_upstream_ready(void);
 /* SIGHUP: the new bound applies to calls started from now on (the ones in
  * flight over it finish). */
 void sl_upstream_set_max_inflight(int max_inflight);

@@ -494,6 +494,11 @@ int sl_upstream_need_curl(void)
     return SL_OK;
 }
 
+bool sl_upstream_ready(void)
+{
+    return up.multi != NULL;
+}
+
 int sl_upstream_init(struct event_base *base, int max_inflight)
 {
     up.base = base;
