@@ -49,7 +49,7 @@ enum {
     LINGER_MS = 1000,
     ACCEPT_PAUSE_MS = 100,
     RBUF_FIRST = 16 * 1024,
-    RBUF_FIT = 1024,         /* a first read is kept in a buffer of its size, rounded up to this */
+    RBUF_FIT = 256,          /* a first read is kept in a buffer of its size, rounded up to this */
     CHUNK_SLACK = 64 * 1024, /* framing bytes a chunked body may add */
     OUT_HIGH = 256 * 1024,   /* pending output above which pipelined heads and a stream wait */
     OUT_LOW = 64 * 1024,     /* ... and below which a waiting stream goes on */

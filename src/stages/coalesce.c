@@ -89,10 +89,12 @@ struct flight {
      * leader's proxy does not assemble the stream already (cache off) */
     sl_asm *assembler;
     sl_sse *sse_parser;
-    /* across instances */
-    char lock_key[80];
-    char value_key[80];
-    char token[33];
+    /* across instances (allocated with the first lock taken: Redis only) */
+    struct flight_lock {
+        char lock_key[80];
+        char value_key[80];
+        char token[33];
+    } *lk;
     sl_lease lease; /* held by this instance's leader: renewed while its call runs */
     struct event *poll_ev;
     uint64_t wait_until_ms;
@@ -366,6 +368,7 @@ static void fan_end(sl_sink *s, sl_req *r)
     flight_asm_free(f);
     replay_free(f);
     sl_buf_free(&f->plain);
+    free(f->lk);
     free(f);
 }
 
@@ -495,7 +498,7 @@ static void on_poll_timer(evutil_socket_t fd, short what, void *arg)
     SL_UNUSED(fd);
     SL_UNUSED(what);
     flight *f = arg;
-    const char *argv[] = {"MGET", f->value_key, f->lock_key};
+    const char *argv[] = {"MGET", f->lk->value_key, f->lk->lock_key};
     sl_req_ref(f->leader);
     if (sl_redis_cmd(f->redis, on_poll_reply, f, 3, argv, NULL) != SL_OK) {
         sl_req_release(f->leader);
@@ -514,7 +517,7 @@ static void on_lock_reply(void *ud, const redisReply *rep, int status)
     }
     if (status == SL_OK && rep && rep->type == REDIS_REPLY_STATUS) {
         /* ours: call upstream, renewing the lease meanwhile */
-        sl_lease_hold(&f->lease, f->leader->base, f->redis, f->lock_key, f->token,
+        sl_lease_hold(&f->lease, f->leader->base, f->redis, f->lk->lock_key, f->lk->token,
                       sl_lease_ms(f->leader->conf));
         stop_waiting(f, true);
     } else if (status == SL_OK && rep && rep->type == REDIS_REPLY_NIL) {
@@ -533,19 +536,22 @@ static int try_lock(flight *f)
     sl_req *r = f->leader;
     const sl_config *c = r->conf;
     int ttl = sl_lease_ms(c);
-    if (!f->token[0]) {
+    if (!f->lk) {
+        f->lk = malloc(sizeof(*f->lk));
+        if (!f->lk)
+            return SL_ENOMEM;
         uint8_t raw[16];
         sl_random_bytes(raw, sizeof raw);
         for (int i = 0; i < 16; i++)
-            snprintf(f->token + 2 * i, 3, "%02x", raw[i]);
-        sl_cache_key_redis(&f->key, "lock", f->lock_key);
-        sl_cache_key_redis(&f->key, SL_CACHE_KEY_VERSION, f->value_key);
+            snprintf(f->lk->token + 2 * i, 3, "%02x", raw[i]);
+        sl_cache_key_redis(&f->key, "lock", f->lk->lock_key);
+        sl_cache_key_redis(&f->key, SL_CACHE_KEY_VERSION, f->lk->value_key);
         /* a live holder renews for as long as its call may run */
         f->wait_until_ms = sl_now_ms() + (uint64_t)ttl + (uint64_t)c->timeouts.total_ms;
     }
     char px[16];
     snprintf(px, sizeof px, "%d", ttl);
-    const char *argv[] = {"SET", f->lock_key, f->token, "NX", "PX", px};
+    const char *argv[] = {"SET", f->lk->lock_key, f->lk->token, "NX", "PX", px};
     sl_req_ref(r);
     int rc = sl_redis_cmd(f->redis, on_lock_reply, f, 6, argv, NULL);
     if (rc != SL_OK)
