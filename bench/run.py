@@ -525,14 +525,21 @@ def main():
     post(mock_url + "/_mock/config", {"delay_ms": 0})
     p99_storm = lat[int(len(lat) * 0.99) - 1] if lat else 0
 
-    # 2,000 streams held open at once: the mock drips a chunk every 500 ms
+    # 2,000 streams held open at once on a fresh instance (the one above holds
+    # what the earlier rows left: the in-process Responses store, bounded at
+    # 256 MiB, and the finished streams kept streams.resume_s = 300 s for a
+    # resume, bounded at 32 MiB): the mock drips a chunk every 500 ms
     post(mock_url + "/_mock/config", {"stream_chunks": 40, "chunk_delay_ms": 500})
     n_streams = 200 if quick else 2000
     rss_streams = [0]
-    sampler = threading.Thread(target=lambda: (time.sleep(4), rss_streams.__setitem__(0, rss_kib(sp.pid))))
+    op, oport = sluice(mock_port, cache=False)
+    post("http://127.0.0.1:%d/v1/chat/completions" % oport,
+         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "warm"}]})
+    sampler = threading.Thread(target=lambda: (time.sleep(4), rss_streams.__setitem__(0, rss_kib(op.pid))))
     sampler.start()
-    opened = open_streams(sport, n_streams, 6)
+    opened = open_streams(oport, n_streams, 6)
     sampler.join()
+    stop_group(op)
     post(mock_url + "/_mock/reset", {})
     mem = {}
     for cache in (True, False):  # memory per open stream: fresh instances, 1,000 (quick: 200) streams

@@ -18,6 +18,7 @@ typedef struct sl_arena {
     char *first;            /* caller-provided first block, or NULL */
     size_t first_len;
     size_t total; /* bytes handed out since the last reset */
+    size_t next;  /* the size of the next heap block (0: the first, 4 KiB; doubling to 16 KiB) */
     size_t limit; /* 0: unbounded; else allocations beyond it fail */
 } sl_arena;
 
@@ -30,6 +31,8 @@ char *sl_arena_strndup(sl_arena *a, const char *s, size_t n);
 char *sl_arena_printf(sl_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Frees heap blocks and rewinds to the first block; the arena stays usable. */
 void sl_arena_reset(sl_arena *a);
+/* Bytes of heap blocks the arena holds now (the caller's first block not counted). */
+size_t sl_arena_heap_bytes(const sl_arena *a);
 void sl_arena_free(sl_arena *a);
 
 #endif

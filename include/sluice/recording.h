@@ -59,6 +59,13 @@ const sl_cache_key *sl_rec_fp(const sl_rec *rc);
 const char *sl_rec_tenant(const sl_rec *rc);
 bool sl_rec_is_sse(const sl_rec *rc);
 
+/* What a stream's recording passed on so far, exactly as its producer
+ * wrote it: the kept event frames (without their ids), then a partial event
+ * not yet complete. A coalescing flight replays these to a late joiner
+ * instead of keeping a second copy. False when the recording did not keep
+ * all of it (past streams.max_resumable_bytes) or is not of a stream. */
+bool sl_rec_sofar(const sl_rec *rc, sl_str *frames, sl_str *partial);
+
 /* Called instead of an answer when the recording ended with nothing worth
  * sharing (a failure before any byte reached its client): the duplicate runs
  * on its own. The listener's reference on r is dropped after it returns. */

@@ -14,6 +14,9 @@ typedef int (*sl_sse_cb)(void *ud, sl_str event, sl_str data);
 typedef struct sl_sse {
     sl_buf line;  /* the line being assembled */
     sl_buf data;  /* data of the event being assembled */
+    sl_str slice; /* ... or, while slice_on, its one data line, still in the input
+                   * being fed (the usual case: no copy, no buffer held between events) */
+    bool slice_on;
     sl_buf event; /* its event name */
     bool has_data;
     bool last_cr; /* the previous byte was \r: a following \n is not a new line */

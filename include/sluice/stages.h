@@ -40,6 +40,9 @@ uint64_t sl_coalesce_count(void); /* followers served by a flight */
  * (the larger when both are current); 0 when it has seen none. */
 double sl_limits_spent_usd(const char *tenant, sl_budget_period period);
 size_t sl_coalesce_flights(void); /* flights in the air now */
+/* Bytes the flights hold in replay copies of their own (0 while every
+ * streaming leader has a recording to replay from). */
+size_t sl_coalesce_replay_bytes(void);
 
 /* For stages that answer: finish the request and report SL_DONE. */
 static inline sl_step sl_stage_answer(sl_req *r)

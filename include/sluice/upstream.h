@@ -68,6 +68,12 @@ typedef struct sl_call_opts {
 
 int sl_upstream_init(struct event_base *base, int max_inflight);
 void sl_upstream_shutdown(void);
+/* libcurl made ready (curl_global_init, the multi handle): on the first call
+ * that needs it, not at init (it initialises OpenSSL: ~2 MiB of pages an
+ * idle instance does not need). sl_call_start calls it; SL_OK when ready. */
+int sl_upstream_need_curl(void);
+/* Whether it ran (/health's upstream_ready). */
+bool sl_upstream_ready(void);
 /* SIGHUP: the new bound applies to calls started from now on (the ones in
  * flight over it finish). */
 void sl_upstream_set_max_inflight(int max_inflight);

@@ -45,10 +45,11 @@ enum {
     MAX_URI_BYTES = 8192,
     REQLINE_MAX = MAX_URI_BYTES + 64, /* method, spaces and version around the URI */
     MAX_HEADER_COUNT = 100,
+    HDR_INLINE = 24, /* header slots in the connection (an SDK sends ~17); more: a heap array */
     LINGER_MS = 1000,
     ACCEPT_PAUSE_MS = 100,
     RBUF_FIRST = 16 * 1024,
-    RBUF_FIT = 1024,         /* a first read is kept in a buffer of its size, rounded up to this */
+    RBUF_FIT = 256,          /* a first read is kept in a buffer of its size, rounded up to this */
     CHUNK_SLACK = 64 * 1024, /* framing bytes a chunked body may add */
     OUT_HIGH = 256 * 1024,   /* pending output above which pipelined heads and a stream wait */
     OUT_LOW = 64 * 1024,     /* ... and below which a waiting stream goes on */
@@ -106,8 +107,9 @@ struct sl_conn {
     http_parser hp;
     uint32_t url_o, url_l;
     bool have_url;
-    hslice hdr[MAX_HEADER_COUNT];
-    unsigned n_hdr;
+    hslice *hdr; /* hdr_inline, or MAX_HEADER_COUNT slots on the heap for a larger head */
+    hslice hdr_inline[HDR_INLINE];
+    unsigned n_hdr, hdr_cap;
     int fact[H_NFACTS];
     int cur_fact; /* the fact the header being parsed names */
     int content_lengths, hosts, authorizations, transfer_encodings, traceparents;
@@ -225,6 +227,8 @@ static void conn_free(sl_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     free(c->rbuf);
+    if (c->hdr != c->hdr_inline)
+        free(c->hdr);
     sl_buf_free(&c->wbuf);
     sl_buf_free(&c->pbuf);
     conns.open--;
@@ -673,6 +677,11 @@ static void reset_request(sl_conn *c)
     c->hcount = 0;
     c->hbytes = 0;
     c->n_hdr = 0;
+    if (c->hdr != c->hdr_inline) { /* a large head's slots go back: an open stream holds its conn */
+        free(c->hdr);
+        c->hdr = c->hdr_inline;
+        c->hdr_cap = HDR_INLINE;
+    }
     c->body_fn = NULL;
     c->body_len = 0;
     c->body_paused = false;
@@ -909,11 +918,25 @@ static int classify(const char *k, size_t n)
     }
 }
 
+/* A head with more headers than the inline slots: MAX_HEADER_COUNT on the heap. */
+static bool grow_hdr(sl_conn *c)
+{
+    hslice *h = malloc(MAX_HEADER_COUNT * sizeof(*h));
+    if (!h)
+        return false;
+    memcpy(h, c->hdr, c->n_hdr * sizeof(*h));
+    c->hdr = h;
+    c->hdr_cap = MAX_HEADER_COUNT;
+    return true;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     sl_conn *c = p->data;
     if (c->n_hdr >= MAX_HEADER_COUNT)
         return 1; /* the scan refused such a head already */
+    if (c->n_hdr >= c->hdr_cap && !grow_hdr(c))
+        return 1;
     hslice *h = &c->hdr[c->n_hdr];
     h->no = (uint32_t)(at - c->rbuf);
     h->nl = (uint32_t)n;
@@ -1425,6 +1448,8 @@ static sl_conn *conn_new(int fd)
     if (!c)
         return NULL;
     c->fd = fd;
+    c->hdr = c->hdr_inline;
+    c->hdr_cap = HDR_INLINE;
     c->state = C_HEAD;
     c->keep_alive = true;
     c->next = conns.all;

@@ -61,8 +61,9 @@ void sl_ops_health_stores(sl_buf *b)
         st.entries, st.bytes, st.max_bytes, (unsigned long long)st.hits,
         (unsigned long long)st.misses, (unsigned long long)st.evictions, st.aliases,
         (unsigned long long)st.alias_hits);
-    sl_buf_printf(b, ",\"coalescing\":{\"flights\":%zu,\"coalesced\":%llu}", sl_coalesce_flights(),
-                  (unsigned long long)sl_coalesce_count());
+    sl_buf_printf(b, ",\"coalescing\":{\"flights\":%zu,\"coalesced\":%llu,\"replay_bytes\":%zu}",
+                  sl_coalesce_flights(), (unsigned long long)sl_coalesce_count(),
+                  sl_coalesce_replay_bytes());
     sl_semstore *sem = sl_pipeline_env()->semantic;
     sl_semstore_stats ss = {0};
     if (sem)

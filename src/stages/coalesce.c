@@ -5,7 +5,9 @@
  * produces also reaches every follower. A follower that arrives later attaches
  * to the flight instead of calling upstream:
  *   - a streaming follower of a streaming flight first receives the chunks
- *     already sent (the replay buffer), then the live ones;
+ *     already sent, then the live ones. The chunks sent are replayed from the
+ *     leader's recording (recording.h: every stream has one, for resumes),
+ *     not from a second copy; only a stream without one keeps its own;
  *   - a plain follower of a streaming flight receives the assembled object;
  *   - a streaming follower of a plain flight receives the answer replayed as SSE.
  * A follower leaving only detaches itself. The leader's client leaving does
@@ -39,6 +41,7 @@
 
 #include "sluice/completion.h"
 #include "sluice/lease.h"
+#include "sluice/recording.h"
 #include "sluice/redis.h"
 #include "sluice/responses.h"
 #include "sluice/sse.h"
@@ -77,17 +80,21 @@ struct flight {
     size_t n_members;
     bool sse; /* the leader's answer is a stream */
     bool headed;
-    bool closed;   /* no more joins (replay overflow, ending) */
-    sl_buf replay; /* SSE bytes so far, for late stream joiners */
+    bool closed;        /* no more joins (replay overflow, ending) */
+    size_t replay_len;  /* SSE bytes so far (bounded by coalesce.max_replay_bytes) */
+    size_t replay_max;
+    sl_buf replay;      /* ... kept here only when the leader has no recording */
     sl_buf plain;  /* the plain body, for followers */
     /* stream -> object for plain followers, only when one comes and the
      * leader's proxy does not assemble the stream already (cache off) */
     sl_asm *assembler;
     sl_sse *sse_parser;
-    /* across instances */
-    char lock_key[80];
-    char value_key[80];
-    char token[33];
+    /* across instances (allocated with the first lock taken: Redis only) */
+    struct flight_lock {
+        char lock_key[80];
+        char value_key[80];
+        char token[33];
+    } *lk;
     sl_lease lease; /* held by this instance's leader: renewed while its call runs */
     struct event *poll_ev;
     uint64_t wait_until_ms;
@@ -99,6 +106,7 @@ enum { N_BUCKETS = 4096 };
 static flight *buckets[N_BUCKETS];
 static uint64_t coalesced_total;
 static size_t flights_live;
+static size_t replay_held; /* bytes in the flights' own replay copies */
 
 uint64_t sl_coalesce_count(void)
 {
@@ -107,6 +115,10 @@ uint64_t sl_coalesce_count(void)
 size_t sl_coalesce_flights(void)
 {
     return flights_live;
+}
+size_t sl_coalesce_replay_bytes(void)
+{
+    return replay_held;
 }
 
 static flight **bucket_of(const sl_cache_key *k)
@@ -144,6 +156,43 @@ static void unlink_member(flight *f, member *m)
     f->n_members--;
 }
 
+/* ---- the replay: the stream so far, for late joiners ------------------------- */
+
+/* The bytes the flight passed on so far, as up to two slices: the leader's
+ * recording's (it keeps every stream for resumes), else the flight's own. */
+static bool replay_sofar(const flight *f, sl_str *a, sl_str *b)
+{
+    const sl_rec *rc = f->leader->rec;
+    if (rc)
+        return sl_rec_sofar(rc, a, b);
+    *a = sl_buf_str(&f->replay);
+    *b = (sl_str){"", 0};
+    return true;
+}
+
+/* n more SSE bytes passed (the leader's sinks already took them): past the
+ * bound, or not all kept, the flight takes no more joins. */
+static void replay_kept(flight *f, const char *p, size_t n)
+{
+    sl_str a, b;
+    f->replay_len += n;
+    if (f->replay_max && f->replay_len > f->replay_max) {
+        f->closed = true;
+    } else if (f->leader->rec) {
+        f->closed = !replay_sofar(f, &a, &b);
+    } else {
+        size_t had = f->replay.cap;
+        f->closed = sl_buf_append(&f->replay, p, n) != SL_OK;
+        replay_held += f->replay.cap - had;
+    }
+}
+
+static void replay_free(flight *f)
+{
+    replay_held -= f->replay.cap;
+    sl_buf_free(&f->replay);
+}
+
 /* ---- the fan-out sink ---------------------------------------------------- */
 
 static int on_flight_event(void *ud, sl_str event, sl_str data)
@@ -175,8 +224,11 @@ static void flight_asm_start(flight *f)
     }
     sl_asm_init_for(f->assembler, r->llm.api, r->conf->server.max_response_bytes);
     sl_sse_init(f->sse_parser, r->conf->server.max_response_bytes, on_flight_event, f);
-    if (f->replay.len)
-        sl_sse_feed(f->sse_parser, f->replay.p, f->replay.len);
+    sl_str a, b;
+    if (replay_sofar(f, &a, &b)) {
+        sl_sse_feed(f->sse_parser, a.p, a.len);
+        sl_sse_feed(f->sse_parser, b.p, b.len);
+    }
 }
 
 static void flight_asm_free(flight *f)
@@ -231,8 +283,8 @@ static void fan_data(sl_sink *s, sl_req *r, const char *p, size_t n)
     }
     if (f->sse_parser)
         sl_sse_feed(f->sse_parser, p, n);
-    if (!f->closed && sl_buf_append(&f->replay, p, n) != SL_OK)
-        f->closed = true; /* too much to replay: later arrivals go upstream alone */
+    if (!f->closed)
+        replay_kept(f, p, n); /* too much to replay: later arrivals go upstream alone */
     for (member *m = f->members; m; m = m->next) {
         if (m->live)
             sl_pipeline_stream_data(m->r, p, n);
@@ -314,8 +366,9 @@ static void fan_end(sl_sink *s, sl_req *r)
         sl_req_release(m->r); /* the flight's reference */
     }
     flight_asm_free(f);
-    sl_buf_free(&f->replay);
+    replay_free(f);
     sl_buf_free(&f->plain);
+    free(f->lk);
     free(f);
 }
 
@@ -378,8 +431,13 @@ static sl_step join(sl_req *r, coalesce_ctx *ctx, flight *f)
     if (f->headed && f->sse && m->stream) { /* join mid-stream: replay what was sent */
         m->live = true;
         sl_pipeline_stream_head(r, 200);
-        if (f->replay.len)
-            sl_pipeline_stream_data(r, f->replay.p, f->replay.len);
+        sl_str a, b;
+        if (replay_sofar(f, &a, &b)) { /* (an open flight has all of it) */
+            if (a.len)
+                sl_pipeline_stream_data(r, a.p, a.len);
+            if (b.len)
+                sl_pipeline_stream_data(r, b.p, b.len);
+        }
     }
     return SL_DONE;
 }
@@ -440,7 +498,7 @@ static void on_poll_timer(evutil_socket_t fd, short what, void *arg)
     SL_UNUSED(fd);
     SL_UNUSED(what);
     flight *f = arg;
-    const char *argv[] = {"MGET", f->value_key, f->lock_key};
+    const char *argv[] = {"MGET", f->lk->value_key, f->lk->lock_key};
     sl_req_ref(f->leader);
     if (sl_redis_cmd(f->redis, on_poll_reply, f, 3, argv, NULL) != SL_OK) {
         sl_req_release(f->leader);
@@ -459,7 +517,7 @@ static void on_lock_reply(void *ud, const redisReply *rep, int status)
     }
     if (status == SL_OK && rep && rep->type == REDIS_REPLY_STATUS) {
         /* ours: call upstream, renewing the lease meanwhile */
-        sl_lease_hold(&f->lease, f->leader->base, f->redis, f->lock_key, f->token,
+        sl_lease_hold(&f->lease, f->leader->base, f->redis, f->lk->lock_key, f->lk->token,
                       sl_lease_ms(f->leader->conf));
         stop_waiting(f, true);
     } else if (status == SL_OK && rep && rep->type == REDIS_REPLY_NIL) {
@@ -478,19 +536,22 @@ static int try_lock(flight *f)
     sl_req *r = f->leader;
     const sl_config *c = r->conf;
     int ttl = sl_lease_ms(c);
-    if (!f->token[0]) {
+    if (!f->lk) {
+        f->lk = malloc(sizeof(*f->lk));
+        if (!f->lk)
+            return SL_ENOMEM;
         uint8_t raw[16];
         sl_random_bytes(raw, sizeof raw);
         for (int i = 0; i < 16; i++)
-            snprintf(f->token + 2 * i, 3, "%02x", raw[i]);
-        sl_cache_key_redis(&f->key, "lock", f->lock_key);
-        sl_cache_key_redis(&f->key, SL_CACHE_KEY_VERSION, f->value_key);
+            snprintf(f->lk->token + 2 * i, 3, "%02x", raw[i]);
+        sl_cache_key_redis(&f->key, "lock", f->lk->lock_key);
+        sl_cache_key_redis(&f->key, SL_CACHE_KEY_VERSION, f->lk->value_key);
         /* a live holder renews for as long as its call may run */
         f->wait_until_ms = sl_now_ms() + (uint64_t)ttl + (uint64_t)c->timeouts.total_ms;
     }
     char px[16];
     snprintf(px, sizeof px, "%d", ttl);
-    const char *argv[] = {"SET", f->lock_key, f->token, "NX", "PX", px};
+    const char *argv[] = {"SET", f->lk->lock_key, f->lk->token, "NX", "PX", px};
     sl_req_ref(r);
     int rc = sl_redis_cmd(f->redis, on_lock_reply, f, 6, argv, NULL);
     if (rc != SL_OK)
@@ -509,7 +570,8 @@ static sl_step lead(sl_req *r, coalesce_ctx *ctx)
     f->redis = r->env->redis;
     f->sink.ops = &fan_ops;
     f->leader_sink = r->sink;
-    sl_buf_init(&f->replay, r->conf->coalesce.max_replay_bytes);
+    f->replay_max = r->conf->coalesce.max_replay_bytes;
+    sl_buf_init(&f->replay, f->replay_max);
     sl_buf_init(&f->plain, r->conf->server.max_response_bytes);
     flight **b = bucket_of(&f->key);
     f->hnext = *b;

@@ -85,6 +85,15 @@ bool sl_rec_is_sse(const sl_rec *rc)
     return rc->headed ? rc->sse : rc->r && rc->r->llm.stream;
 }
 
+bool sl_rec_sofar(const sl_rec *rc, sl_str *frames, sl_str *partial)
+{
+    if (!rc->headed || !rc->sse || rc->overflow || rc->body.err || rc->tail.err)
+        return false;
+    *frames = sl_buf_str(&rc->body);
+    *partial = sl_buf_str(&rc->tail);
+    return true;
+}
+
 sl_rec *sl_rec_find_idem(const sl_cache_key *idem)
 {
     for (sl_rec *rc = live_recs; rc; rc = rc->next) {

@@ -63,6 +63,7 @@ static struct {
     int in_curl; /* >0 while curl is on the stack: cancel must defer */
     uint64_t calls_total;
     bool no_proxy; /* no proxy variable in the environment: CURLOPT_PROXY "" */
+    bool global;   /* curl_global_init ran (sl_upstream_need_curl) */
 } up;
 
 typedef struct sock_ctx {
@@ -470,21 +471,41 @@ void sl_upstream_set_max_inflight(int max_inflight)
     up.max_inflight = max_inflight > 0 ? (size_t)max_inflight : 4096;
 }
 
-int sl_upstream_init(struct event_base *base, int max_inflight)
+/* libcurl, made ready on the first call that needs it (issue 18, PSS idle):
+ * curl_global_init initialises OpenSSL whatever flags it is given (libcurl
+ * 7.57+), which touches ~2 MiB of libcrypto and libcurl pages: an idle
+ * instance, or one whose upstreams another client serves, never pays it.
+ * Single-threaded (each worker is a process), so no lock. */
+int sl_upstream_need_curl(void)
 {
-    /* No eager TLS initialisation: OpenSSL sets itself up on the first https
-     * call, so a process talking to plain-http upstreams stays small. */
-    if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK)
+    if (up.multi)
+        return SL_OK;
+    if (!up.base)
+        return SL_EINVAL; /* sl_upstream_init has not run */
+    if (!up.global && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return SL_EIO;
-    up.base = base;
-    up.max_inflight = max_inflight > 0 ? (size_t)max_inflight : 4096;
+    up.global = true;
     up.multi = curl_multi_init();
-    up.timer = evtimer_new(base, on_multi_timer, NULL);
-    if (!up.multi || !up.timer)
+    if (!up.multi)
         return SL_ENOMEM;
     curl_multi_setopt(up.multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(up.multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(up.multi, CURLMOPT_MAXCONNECTS, 1024L);
+    return SL_OK;
+}
+
+bool sl_upstream_ready(void)
+{
+    return up.multi != NULL;
+}
+
+int sl_upstream_init(struct event_base *base, int max_inflight)
+{
+    up.base = base;
+    up.max_inflight = max_inflight > 0 ? (size_t)max_inflight : 4096;
+    up.timer = evtimer_new(base, on_multi_timer, NULL);
+    if (!up.timer)
+        return SL_ENOMEM;
     static const char *const proxy_vars[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
                                              "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
     up.no_proxy = true;
@@ -498,12 +519,13 @@ int sl_upstream_init(struct event_base *base, int max_inflight)
 
 void sl_upstream_shutdown(void)
 {
-    if (!up.multi)
-        return;
-    for (int i = 0; i < up.n_pool; i++)
-        curl_easy_cleanup(up.pool[i]);
-    up.n_pool = 0;
-    curl_multi_cleanup(up.multi);
+    if (up.multi) {
+        for (int i = 0; i < up.n_pool; i++)
+            curl_easy_cleanup(up.pool[i]);
+        up.n_pool = 0;
+        curl_multi_cleanup(up.multi);
+        up.multi = NULL;
+    }
     while (reuse.free_socks) {
         sock_ctx *next = reuse.free_socks->next_free;
         event_free(reuse.free_socks->ev);
@@ -519,9 +541,12 @@ void sl_upstream_shutdown(void)
         curl_slist_free_all(reuse.header_sets[i].list);
     }
     memset(&reuse, 0, sizeof reuse);
-    event_free(up.timer);
-    up.multi = NULL;
-    curl_global_cleanup();
+    if (up.timer)
+        event_free(up.timer);
+    up.timer = NULL;
+    if (up.global)
+        curl_global_cleanup();
+    up.global = false;
 }
 
 /* The options no call changes: set once, when the handle is made. */
@@ -694,6 +719,12 @@ sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, 
     if (up.inflight >= up.max_inflight) {
         curl_slist_free_all(o->headers);
         *err = SL_EAGAIN;
+        return NULL;
+    }
+    int ready = sl_upstream_need_curl();
+    if (ready != SL_OK) {
+        curl_slist_free_all(o->headers);
+        *err = ready == SL_EIO ? SL_EIO : SL_ENOMEM;
         return NULL;
     }
     sl_call *c = calloc(1, sizeof(*c));

@@ -11,7 +11,10 @@ struct sl_arena_block {
     char data[];
 };
 
-enum { SL_ARENA_ALIGN = 16, SL_ARENA_BLOCK = 16384 };
+/* Heap blocks grow 4, 8, 16, 16... KiB: a request that just overflows its
+ * inline first block takes 4 KiB more, not 16 (an open stream holds its
+ * arena for the stream's life); a large one still takes few blocks. */
+enum { SL_ARENA_ALIGN = 16, SL_ARENA_FIRST = 4096, SL_ARENA_BLOCK = 16384 };
 
 void sl_arena_init(sl_arena *a, void *first, size_t first_len, size_t limit)
 {
@@ -21,6 +24,7 @@ void sl_arena_init(sl_arena *a, void *first, size_t first_len, size_t limit)
     a->cur = first;
     a->end = first ? (char *)first + first_len : NULL;
     a->total = 0;
+    a->next = 0;
     a->limit = limit;
 }
 
@@ -38,8 +42,9 @@ void *sl_arena_alloc(sl_arena *a, size_t n)
         return NULL;
     char *p = a->cur ? align_up(a->cur) : NULL;
     if (!p || p > a->end || (size_t)(a->end - p) < n) {
-        bool big = n > SL_ARENA_BLOCK / 2;
-        size_t len = big ? n + SL_ARENA_ALIGN : SL_ARENA_BLOCK;
+        size_t next = a->next ? a->next : SL_ARENA_FIRST;
+        bool big = n > next / 2;
+        size_t len = big ? n + SL_ARENA_ALIGN : next;
         sl_arena_block *b = malloc(sizeof(*b) + len);
         if (!b)
             return NULL;
@@ -52,6 +57,7 @@ void *sl_arena_alloc(sl_arena *a, size_t n)
         }
         p = align_up(b->data);
         a->end = b->data + len;
+        a->next = next < SL_ARENA_BLOCK ? 2 * next : SL_ARENA_BLOCK;
     }
     a->cur = p + n;
     a->total += n;
@@ -103,6 +109,14 @@ void sl_arena_reset(sl_arena *a)
         b = next;
     }
     sl_arena_init(a, a->first, a->first_len, a->limit);
+}
+
+size_t sl_arena_heap_bytes(const sl_arena *a)
+{
+    size_t n = 0;
+    for (const sl_arena_block *b = a->blocks; b; b = b->next)
+        n += b->len;
+    return n;
 }
 
 void sl_arena_free(sl_arena *a)

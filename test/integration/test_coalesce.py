@@ -1,6 +1,6 @@
 """Issue 4: identical in-flight requests share one upstream call."""
 import json, socket, threading, time
-from harness import Mock, Sluice, base_config, chat, post_json, stream
+from harness import Mock, Sluice, base_config, chat, post_json, request, stream
 
 
 def run_parallel(n, fn):
@@ -274,3 +274,57 @@ def test_plain_followers_of_a_stream_get_one_object():
             assert r[2]["object"] == "chat.completion" and r[2]["choices"][0]["message"]["content"] == text, (kind, name, r[2])
         assert m.stats()["requests"] == 1, kind
         s.stop()
+
+
+def _coalescing(s):
+    return json.loads(request("GET", s.url + "/health")[2])["coalescing"]
+
+
+def test_mid_stream_joiner_replayed_from_the_recording():
+    """Issue 18 (memory per open stream): a streaming flight keeps no replay
+    copy of its own: a late joiner is replayed the stream so far from the
+    leader's recording (kept for resumes anyway), then gets the live events.
+    /health's
+    coalescing.replay_bytes counts the flights' own copies: 0 here."""
+    m = Mock()
+    s = Sluice(base_config(m, cache={"enabled": True}))
+    m.config(stream_chunks=8, chunk_delay_ms=150)
+    u = s.url + "/v1/chat/completions"
+    out = {}
+    t = threading.Thread(target=lambda: out.__setitem__("lead", stream(u, chat("replay me", stream=True))))
+    t.start()
+    time.sleep(0.5)  # three or so chunks in
+    co = _coalescing(s)
+    assert co["flights"] == 1 and co["replay_bytes"] == 0, co
+    late = stream(u, chat("replay me", stream=True))
+    t.join(10)
+    lead = out["lead"]
+    assert lead[0] == 200 and late[0] == 200
+    assert late[1]["x-sluice-cache"] == "coalesced", late[1]
+    assert lead[2][-1] == "[DONE]" and late[2] == lead[2], (lead[2], late[2])
+    # the joiner's own ids number every event from 1, the replayed ones too
+    ids = [l for l in late[3].decode().split("\n") if l.startswith("id: ")]
+    assert len(ids) == len(late[2]) and ids[0].endswith("-1") and ids[-1].endswith("-%d" % len(ids)), ids
+    assert m.stats()["requests"] == 1
+    assert _coalescing(s)["flights"] == 0
+    s.stop()
+
+
+def test_replay_bound_still_sends_late_joiners_upstream():
+    """coalesce.max_replay_bytes bounds what a late joiner is replayed (now
+    counted, the bytes being the recording's): past it, a joiner goes upstream
+    on its own, and gets a whole stream."""
+    m = Mock()
+    s = Sluice(base_config(m, cache={"enabled": True}, coalesce={"max_replay_bytes": 200}))
+    m.config(stream_chunks=8, chunk_delay_ms=150)
+    u = s.url + "/v1/chat/completions"
+    out = {}
+    t = threading.Thread(target=lambda: out.__setitem__("lead", stream(u, chat("too long to replay", stream=True))))
+    t.start()
+    time.sleep(0.6)  # a few chunks: more than 200 bytes
+    late = stream(u, chat("too long to replay", stream=True))
+    t.join(10)
+    assert out["lead"][2][-1] == "[DONE]" and late[0] == 200 and late[2][-1] == "[DONE]"
+    assert late[1]["x-sluice-cache"] != "coalesced", late[1]
+    assert m.stats()["requests"] == 2
+    s.stop()

@@ -299,3 +299,22 @@ def test_a_client_that_stops_reading_is_dropped_and_its_upstream_cancelled():
     assert time.time() - t0 < 4, time.time() - t0  # idle_timeout_s after the output stalled
     c.close()
     s.stop()
+
+
+def test_heads_past_the_inline_header_slots():
+    """Issue 18 (memory per connection): a connection has 24 header slots
+    inline and takes 100 on the heap only for a larger head, given back for
+    the next request. Headers past the inline ones are read (x-request-id
+    as the 60th); the next, small head on the connection too; 101 are a 431."""
+    m = Mock()
+    s = Sluice(base_config(m))
+    filler = b"".join(b"X-Fill-%d: v\r\n" % i for i in range(58))
+    c = socket.create_connection(("127.0.0.1", s.port))
+    c.sendall(req(extra=filler + b"x-request-id: big-head\r\n") + req(extra=b"x-request-id: small-head\r\n"))
+    out = read_all(c, 5, lambda b: b"small-head" in b)
+    c.close()
+    assert [int(x) for x in re.findall(rb"HTTP/1\.1 (\d{3}) ", out)] == [200, 200], out
+    assert re.findall(rb"x-request-id: ([a-z-]+)", out) == [b"big-head", b"small-head"], out
+    many = b"".join(b"X-Fill-%d: v\r\n" % i for i in range(101))
+    assert status_of(send_raw(s.port, req(extra=many))) == 431
+    s.stop()

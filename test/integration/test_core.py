@@ -424,3 +424,30 @@ def test_pooled_upstream_handles_carry_nothing_over():
     assert st == 502, (st, j)
     s.stop()
     m2.stop()
+
+
+def _libcrypto_rss_kib(pid):
+    kib, cur = 0, False
+    for line in open("/proc/%d/smaps" % pid):
+        parts = line.split()
+        if len(parts) >= 5 and "-" in parts[0] and not parts[0].endswith(":"):
+            cur = len(parts) > 5 and "libcrypto" in parts[5]
+        elif cur and parts[0] == "Rss:":
+            kib += int(parts[1])
+    return kib
+
+
+def test_curl_made_ready_by_the_first_call():
+    """Issue 18 (PSS idle): libcurl's global init (which initialises OpenSSL
+    whatever its flags) runs on the first upstream call, not at start: an idle
+    instance says upstream_ready false in /health, and true once it called."""
+    m, s = setup()
+    h = json.loads(request("GET", s.url + "/health")[2])
+    assert h["upstream_ready"] is False, h
+    before = _libcrypto_rss_kib(s.proc.pid)
+    st, _, j, _ = post_json(s.url + "/v1/chat/completions", chat("first call"))
+    assert st == 200, j
+    h = json.loads(request("GET", s.url + "/health")[2])
+    assert h["upstream_ready"] is True and h["upstream_inflight"] == 0, h
+    print("NOTE libcrypto RSS idle %d KiB, after the first call %d KiB" % (before, _libcrypto_rss_kib(s.proc.pid)))
+    s.stop()

@@ -53,6 +53,28 @@ T_TEST(byte_at_a_time)
     T_EQ_STR(got, "[|{\"x\":1}][|[DONE]]");
 }
 
+/* Issue 18: an event whose one data line is whole in the input is handed
+ * over from the input (no copy, no buffer held by an open stream between
+ * events); one that ends in a later feed is kept before the input goes. */
+T_TEST(whole_events_not_copied_split_ones_kept)
+{
+    got[0] = '\0';
+    sl_sse s;
+    sl_sse_init(&s, 1024, collect, NULL);
+    const char *whole = "data: {\"a\":1}\n\nevent: e\ndata: {\"b\":2}\n\n";
+    T_EQ_INT(sl_sse_feed(&s, whole, strlen(whole)), 0);
+    T_EQ_STR(got, "[|{\"a\":1}][e|{\"b\":2}]");
+    T_EQ_INT(s.data.cap, 0);
+    char input[32];
+    snprintf(input, sizeof input, "data: {\"c\":3}\n");
+    T_EQ_INT(sl_sse_feed(&s, input, strlen(input)), 0);
+    memset(input, 'X', sizeof input); /* the caller's buffer is reused */
+    T_EQ_INT(sl_sse_feed(&s, "data: more\n\n", 12), 0);
+    T_EQ_STR(got, "[|{\"a\":1}][e|{\"b\":2}][|{\"c\":3}\nmore]");
+    T_CHECK(sl_sse_clean_end(&s));
+    sl_sse_free(&s);
+}
+
 T_TEST(oversized_event)
 {
     sl_sse s;
@@ -61,4 +83,4 @@ T_TEST(oversized_event)
     sl_sse_free(&s);
 }
 
-T_MAIN("sse", events_and_line_ends, byte_at_a_time, oversized_event)
+T_MAIN("sse", whole_events_not_copied_split_ones_kept, events_and_line_ends, byte_at_a_time, oversized_event)

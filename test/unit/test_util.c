@@ -36,6 +36,30 @@ T_TEST(arena_big_allocation_keeps_the_current_block)
     sl_arena_free(&a);
 }
 
+/* Issue 18: heap blocks grow 4, 8, 16 KiB, so a request just past its inline
+ * block holds 4 KiB more, not 16; a reset starts over from 4 KiB. */
+T_TEST(arena_blocks_grow_from_4k)
+{
+    char first[2560];
+    sl_arena a;
+    sl_arena_init(&a, first, sizeof first, 0);
+    for (int round = 0; round < 2; round++) { /* a reset starts over from 4 KiB */
+        const size_t want[] = {4096, 4096 + 8192, 4096 + 8192 + 16384, 4096 + 8192 + 16384 + 16384};
+        size_t seen = 0, held = 0;
+        while (seen < SL_ARRAY_LEN(want)) {
+            T_CHECK(sl_arena_alloc(&a, 100) != NULL);
+            if (sl_arena_heap_bytes(&a) != held) {
+                held = sl_arena_heap_bytes(&a);
+                T_EQ_INT(held, want[seen]);
+                seen++;
+            }
+        }
+        sl_arena_reset(&a);
+        T_EQ_INT(sl_arena_heap_bytes(&a), 0);
+    }
+    sl_arena_free(&a);
+}
+
 T_TEST(arena_limit)
 {
     sl_arena a;
@@ -294,7 +318,7 @@ T_TEST(secrets_scrubbed_in_place)
     T_EQ_STR((sl_scrub(edge, strlen(edge), secrets, 1), edge), "******");
 }
 
-T_MAIN("util", arena_big_allocation_keeps_the_current_block, arena_limit, numbers_without_printf,
+T_MAIN("util", arena_big_allocation_keeps_the_current_block, arena_blocks_grow_from_4k, arena_limit, numbers_without_printf,
        money_without_printf, json_strings_escape_at_every_offset, timestamps_match_gmtime,
        cache_entries_round_trip_and_refuse_foreign_bytes,
        cache_entries_keep_cache_counts_and_read_version_1, urls_shown_without_passwords,
