@@ -382,6 +382,10 @@ static void stats(data_kind kind, const layout *l, const float *v, size_t n, con
     fprintf(stderr, "  data %s, %zu entries, %s (%zu partitions):\n", kind_name(kind), n, l->name,
             l->n_parts);
     pcts("cosine of two random entries", c, PAIRS);
+    int mid = 0;
+    for (int i = 0; i < PAIRS; i++)
+        mid += c[i] >= 0.1f && c[i] <= 0.5f;
+    fprintf(stderr, "    pairs with a cosine in 0.1-0.5: %.2f\n", (double)mid / PAIRS);
     pcts("paraphrase: cosine to its entry", pc, np);
     pcts("new question: nearest entry in its partition", a, nn);
     pcts("new question: second nearest", b, nn);
@@ -429,6 +433,25 @@ static build_cost build(sl_vindex *ix, const layout *l, const float *v, size_t n
     return bc;
 }
 
+/* What a search that compares everything costs: the exact float16 scan of
+ * the whole partition (the floor for recall on data where a graph cannot
+ * tell the nearest from the rest). */
+static void floor_cost(sl_vindex *ix, const queries *qs, size_t n)
+{
+    enum { K = 40 };
+    static double cpu[K];
+    for (int k = 0; k < K; k++) {
+        uint32_t got;
+        float sim;
+        double c = cpu_us();
+        sl_vindex_nearest_exact(ix, 1, &qs->q[(size_t)k * DIM], &got, &sim);
+        cpu[k] = cpu_us() - c;
+    }
+    qsort(cpu, K, sizeof(double), cmp_double);
+    fprintf(stderr, "  exact float16 scan of the %zu-entry partition: CPU p50 %.0f µs, max %.0f µs\n",
+            n, cpu[K / 2], cpu[K - 1]);
+}
+
 static void run(size_t n, data_kind kind, bool one)
 {
     float *v = malloc(n * DIM * sizeof(float));
@@ -452,6 +475,8 @@ static void run(size_t n, data_kind kind, bool one)
         sl_vindex_set_ef(ix, efs[e]);
         measure(ix, kind, &l, n, qs, bc);
     }
+    if (one && n >= 50000)
+        floor_cost(ix, qs, n);
     sl_vindex_free(ix);
     free(l.start);
     free(qs->q);
