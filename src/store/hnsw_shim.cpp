@@ -578,32 +578,51 @@ struct sl_vindex {
             from_half(half_of_slot(s), tmp.data(), np);
             quantise(tmp.data(), np, &q[i * row]);
         }
+        std::vector<char> done(n, 0);
+        std::vector<uint32_t> rest; // allocated before the graph changes
+        rest.reserve(n);
         std::atomic<size_t> next{0};
         std::atomic<bool> failed{false};
         auto work = [&] {
             for (size_t i; (i = next++) < n && !failed;) {
                 try {
                     g.hnsw.addPoint(&q[i * row], first + i, -1);
+                    done[i] = 1;
                 } catch (...) {
                     failed = true;
                 }
             }
         };
         std::vector<std::thread> pool;
-        for (unsigned t = 1; t < threads; t++)
-            pool.emplace_back(work);
+        pool.reserve(threads);
+        for (unsigned t = 1; t < threads; t++) {
+            try {
+                pool.emplace_back(work);
+            } catch (...) { // no thread: fewer of them
+                break;
+            }
+        }
         work();
         for (std::thread &t : pool)
             t.join();
-        if (failed)
-            throw std::bad_alloc();
+        // What failed to go in stays in the backlog (still scanned), its
+        // label free for the next try: nothing throws from here on.
         for (size_t i = 0; i < n; i++) {
             uint32_t s = p.backlog[i];
-            g.slot_of.push_back(s);
-            slots[s].label = static_cast<uint32_t>(first + i), slots[s].bpos = kNone;
+            slots[s].bpos = kNone;
+            if (done[i]) {
+                g.slot_of.push_back(s);
+                slots[s].label = static_cast<uint32_t>(first + i), g.live++;
+            } else {
+                g.slot_of.push_back(kNone);
+                g.free_labels.push_back(static_cast<uint32_t>(first + i)), rest.push_back(s);
+            }
         }
-        g.live += n;
         p.backlog.clear();
+        for (uint32_t s : rest)
+            backlog_push(p, s);
+        if (failed)
+            throw std::bad_alloc();
     }
 
     int search(const Part &p, const float *q, uint32_t *at, float *best) const
