@@ -28,7 +28,8 @@
  *   concentration: no index can tell them apart without comparing nearly as
  *   many as a scan). Paraphrases at cosine ~0.95.
  *
- * Two layouts of the same entries (BENCH_VINDEX_LAYOUTS="one mixed"). "one":
+ * Two layouts of the same entries (BENCH_VINDEX_LAYOUTS="one mixed"; the
+ * random set runs "one" only: its worst case). "one":
  * every entry in one partition (one tenant, model and system prompt: the
  * worst case). "mixed": 30%, 15% and 10% of the entries in three partitions,
  * the rest log-uniform 1..1,500; queries go to a partition in proportion to
