@@ -29,6 +29,9 @@ extern "C" {
  * bench/vindex.c); a bigger one gets a graph, filled a few vectors per put
  * while its not-yet-added members are scanned beside it. */
 #define SL_VINDEX_GRAPH_AT 2048
+/* The search breadth the semantic store runs (semstore.c) and bench/vindex.c
+ * measures. */
+#define SL_VINDEX_EF 48
 
 typedef struct sl_vindex sl_vindex;
 
@@ -48,6 +51,17 @@ size_t sl_vindex_step(sl_vindex *ix, size_t n);
 /* v: dim floats, normalised by the caller. 0, or -1 (bad slot, out of memory). */
 int sl_vindex_put(sl_vindex *ix, uint32_t slot, uint64_t partition, const float *v);
 void sl_vindex_del(sl_vindex *ix, uint32_t slot);
+/* Bulk loading (bench/vindex.c): put without moving anything into a graph,
+ * then sl_vindex_build moves every backlog in with `threads` threads (0 or
+ * -1 on out of memory). The server never calls these: its loop puts one
+ * entry at a time and steps the backlog (sl_vindex_put, sl_vindex_step). */
+int sl_vindex_load(sl_vindex *ix, uint32_t slot, uint64_t partition, const float *v);
+int sl_vindex_build(sl_vindex *ix, unsigned threads);
+/* The graph's kernels, for tests: the int8 dot product of n (a multiple of
+ * 32) values in -127..127, and the cosine of two float vectors as the graph
+ * sees it (each quantised to int8 with its own scale). */
+int32_t sl_vindex_dot_i8(const int8_t *a, const int8_t *b, size_t n);
+float sl_vindex_cosine_i8(const float *a, const float *b, size_t dim);
 /* The most similar vector of partition to q: 1 with *slot and *similarity
  * (cosine, for unit vectors), 0 when the partition is empty, -1 on error. */
 int sl_vindex_nearest(const sl_vindex *ix, uint64_t partition, const float *q, uint32_t *slot,

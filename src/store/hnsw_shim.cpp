@@ -18,6 +18,7 @@
 #include <hnswlib/hnswlib.h>
 
 #include <immintrin.h>
+#include <sys/mman.h>
 
 #include <cmath>
 #include <algorithm>
@@ -27,6 +28,8 @@
 #include <queue>
 #include <memory>
 #include <new>
+#include <thread>
+#include <atomic>
 #include <unordered_map>
 #include <vector>
 
@@ -83,6 +86,38 @@ void from_half(const uint16_t *h, float *v, size_t n)
                          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(h + i))));
 }
 
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+// |a| * sign(b, a) as with maddubs below, but vpdpbusd multiplies, sums four
+// pairs and accumulates in one instruction, 64 bytes at a time (no
+// saturation: int32 sums). Values are -127..127, so |a| fits a u8.
+int32_t dot_i8(const int8_t *a, const int8_t *b, size_t n)
+{
+    __m512i acc = _mm512_setzero_si512();
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i x = _mm512_loadu_si512(a + i), y = _mm512_loadu_si512(b + i);
+        __mmask64 neg = _mm512_movepi8_mask(x);
+        y = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
+        acc = _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(x), y);
+    }
+    alignas(64) int32_t lanes[16]; // (GCC 12 warns inside _mm512_reduce_add_epi32)
+    _mm512_store_si512(lanes, acc);
+    int32_t s = 0;
+    for (int32_t l : lanes)
+        s += l;
+    if (i < n) { // n is a multiple of 32: one half-width step left
+        __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(a + i));
+        __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + i));
+        __m256i t = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(x, x),
+                                        _mm256_sign_epi8(y, x));
+        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+        h = _mm_hadd_epi32(h, h);
+        h = _mm_hadd_epi32(h, h);
+        s += _mm_cvtsi128_si32(h);
+    }
+    return s;
+}
+#else
 int32_t dot_i8(const int8_t *a, const int8_t *b, size_t n)
 {
     // |a| * sign(b, a): one unsigned operand for maddubs; values stay in
@@ -100,6 +135,7 @@ int32_t dot_i8(const int8_t *a, const int8_t *b, size_t n)
     s = _mm_hadd_epi32(s, s);
     return _mm_cvtsi128_si32(s);
 }
+#endif
 #else
 uint16_t half_of(float f)
 {
@@ -320,13 +356,40 @@ class Walk {
     }
 };
 
+// A walk reads vectors all over the graph's level-0 block (150 MB at 100k):
+// with 4 KB pages nearly every read is also a TLB miss and a page walk.
+// Transparent huge pages for the block (the kernel's "madvise" mode, the
+// default here) take most of that away; the block is untouched when this
+// runs (just allocated or reallocated), so its pages fault in huge.
+void advise_huge(const hnswlib::HierarchicalNSW<float> &h)
+{
+#ifdef MADV_HUGEPAGE
+    constexpr uintptr_t k2M = uintptr_t(1) << 21;
+    uintptr_t from = reinterpret_cast<uintptr_t>(h.data_level0_memory_);
+    uintptr_t to = (from + h.max_elements_ * h.size_data_per_element_) & ~(k2M - 1);
+    from = (from + k2M - 1) & ~(k2M - 1);
+    if (to > from)
+        (void)madvise(reinterpret_cast<void *>(from), to - from, MADV_HUGEPAGE); // a hint
+#else
+    (void)h;
+#endif
+}
+
 struct Graph {
     I8Space space;
     hnswlib::HierarchicalNSW<float> hnsw;
     std::vector<uint32_t> slot_of;     // label -> slot, kNone: free
     std::vector<uint32_t> free_labels; // deleted labels, reused first
     size_t live = 0;
-    explicit Graph(size_t n) : space(n), hnsw(&space, kFirstElements, SL_VINDEX_M, SL_VINDEX_EFC) {}
+    explicit Graph(size_t n) : space(n), hnsw(&space, kFirstElements, SL_VINDEX_M, SL_VINDEX_EFC)
+    {
+        advise_huge(hnsw);
+    }
+    void resize(size_t n)
+    {
+        hnsw.resizeIndex(n);
+        advise_huge(hnsw);
+    }
 };
 
 struct Part {
@@ -406,7 +469,7 @@ struct sl_vindex {
         } else {
             label = static_cast<uint32_t>(g.slot_of.size());
             if (g.hnsw.cur_element_count == g.hnsw.max_elements_) // doubling, up to the capacity
-                g.hnsw.resizeIndex(std::min(g.hnsw.max_elements_ * 2, std::max(capacity, label + 1ul)));
+                g.resize(std::min(g.hnsw.max_elements_ * 2, std::max(capacity, label + 1ul)));
             g.slot_of.reserve(g.slot_of.size() + 1);
             g.free_labels.reserve(g.slot_of.size() + 1); // unlink's push never allocates
         }
@@ -472,7 +535,7 @@ struct sl_vindex {
             drop_graph(p); // small again: scanned, and the graph's memory back
     }
 
-    void link(uint32_t s, uint64_t partition)
+    void link(uint32_t s, uint64_t partition, size_t drain_n)
     {
         Part &p = parts[partition];
         p.members.reserve(p.members.size() + 1);
@@ -491,7 +554,75 @@ struct sl_vindex {
             for (uint32_t m : p.members)
                 backlog_push(p, m);
         }
-        drain(p, kDrain);
+        drain(p, drain_n);
+    }
+
+    // The whole backlog of p into its graph, `threads` inserts at a time
+    // (hnswlib's addPoint is safe across threads for distinct new labels;
+    // the graph is sized first, since resizing is not).
+    void build(Part &p, unsigned threads)
+    {
+        Graph &g = *p.graph;
+        if (!g.free_labels.empty() || threads < 2) {
+            drain(p, p.backlog.size());
+            return;
+        }
+        size_t n = p.backlog.size(), first = g.slot_of.size(), row = 4 + np;
+        if (first + n > g.hnsw.max_elements_)
+            g.resize(first + n);
+        std::vector<char> q(n * row);
+        g.slot_of.reserve(first + n);
+        g.free_labels.reserve(first + n);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t s = p.backlog[i];
+            from_half(half_of_slot(s), tmp.data(), np);
+            quantise(tmp.data(), np, &q[i * row]);
+        }
+        std::vector<char> done(n, 0);
+        std::vector<uint32_t> rest; // allocated before the graph changes
+        rest.reserve(n);
+        std::atomic<size_t> next{0};
+        std::atomic<bool> failed{false};
+        auto work = [&] {
+            for (size_t i; (i = next++) < n && !failed;) {
+                try {
+                    g.hnsw.addPoint(&q[i * row], first + i, -1);
+                    done[i] = 1;
+                } catch (...) {
+                    failed = true;
+                }
+            }
+        };
+        std::vector<std::thread> pool;
+        pool.reserve(threads);
+        for (unsigned t = 1; t < threads; t++) {
+            try {
+                pool.emplace_back(work);
+            } catch (...) { // no thread: fewer of them
+                break;
+            }
+        }
+        work();
+        for (std::thread &t : pool)
+            t.join();
+        // What failed to go in stays in the backlog (still scanned), its
+        // label free for the next try: nothing throws from here on.
+        for (size_t i = 0; i < n; i++) {
+            uint32_t s = p.backlog[i];
+            slots[s].bpos = kNone;
+            if (done[i]) {
+                g.slot_of.push_back(s);
+                slots[s].label = static_cast<uint32_t>(first + i), g.live++;
+            } else {
+                g.slot_of.push_back(kNone);
+                g.free_labels.push_back(static_cast<uint32_t>(first + i)), rest.push_back(s);
+            }
+        }
+        p.backlog.clear();
+        for (uint32_t s : rest)
+            backlog_push(p, s);
+        if (failed)
+            throw std::bad_alloc();
     }
 
     int search(const Part &p, const float *q, uint32_t *at, float *best) const
@@ -622,11 +753,56 @@ int sl_vindex_put(sl_vindex *ix, uint32_t slot, uint64_t partition, const float 
         if (ix->slots[slot].pos != kNone)
             ix->unlink(slot);
         ix->store(slot, v);
-        ix->link(slot, partition); // linked before anything can throw; the graph may lag
+        ix->link(slot, partition, kDrain); // linked before anything can throw; the graph may lag
         return 0;
     } catch (...) {
         return ix->slots[slot].pos != kNone ? 0 : -1;
     }
+}
+
+int sl_vindex_load(sl_vindex *ix, uint32_t slot, uint64_t partition, const float *v)
+{
+    if (slot >= ix->capacity)
+        return -1;
+    try {
+        if (ix->slots[slot].pos != kNone)
+            ix->unlink(slot);
+        ix->store(slot, v);
+        ix->link(slot, partition, 0);
+        return 0;
+    } catch (...) {
+        return ix->slots[slot].pos != kNone ? 0 : -1;
+    }
+}
+
+int sl_vindex_build(sl_vindex *ix, unsigned threads)
+{
+    try {
+        for (auto &kv : ix->parts) {
+            if (kv.second.graph)
+                ix->build(kv.second, threads);
+        }
+    } catch (...) {
+        return -1;
+    }
+    return 0;
+}
+
+int32_t sl_vindex_dot_i8(const int8_t *a, const int8_t *b, size_t n)
+{
+    return dot_i8(a, b, n);
+}
+
+float sl_vindex_cosine_i8(const float *a, const float *b, size_t dim)
+{
+    size_t np = pad32(dim);
+    std::vector<float> x(np), y(np);
+    std::vector<char> qa(4 + np), qb(4 + np);
+    std::memcpy(x.data(), a, dim * sizeof(float));
+    std::memcpy(y.data(), b, dim * sizeof(float));
+    quantise(x.data(), np, qa.data());
+    quantise(y.data(), np, qb.data());
+    return 1.0f - i8_distance(qa.data(), qb.data(), &np);
 }
 
 void sl_vindex_del(sl_vindex *ix, uint32_t slot)

@@ -21,7 +21,7 @@
 
 /* BATCH: entries learned per loop turn (an insert costs ~1-4 ms at 100k
  * entries: the loop is never held for long); READ: stream entries per read. */
-enum { SYNC_MS = 200, SWEEP_TICKS = 50, BATCH = 32, READ = 512, SEARCH_EF = 48, STEP = 8 };
+enum { SYNC_MS = 200, SWEEP_TICKS = 50, BATCH = 32, READ = 512, STEP = 8 };
 
 typedef struct slot {
     sl_cache_key key, part;
@@ -180,7 +180,7 @@ static uint32_t take_slot(sl_semstore *s)
 
 static int add_local(sl_semstore *s, const sl_sem_entry *e)
 {
-    if (!s->ix && !(s->ix = sl_vindex_new(e->dim, s->cap, SEARCH_EF)))
+    if (!s->ix && !(s->ix = sl_vindex_new(e->dim, s->cap, SL_VINDEX_EF)))
         return SL_ENOMEM;
     if (sl_vindex_dim(s->ix) != e->dim)
         return SL_EINVAL; /* another embedding model's size: not comparable */

@@ -260,7 +260,95 @@ T_TEST(index_big_partition_gets_a_graph_and_drops_it)
     sl_vindex_free(ix);
 }
 
-T_MAIN("semantic", index_big_partition_gets_a_graph_and_drops_it, guard_passes_paraphrases, guard_refuses_negations, guard_refuses_numbers,
+/* The graph's int8 kernel (AVX-512 VNNI, AVX2 or plain, whichever this
+ * machine built) against a scalar reference: exact, at every length the
+ * index uses (multiples of 32, with and without a half-width tail), and at
+ * the extremes (-127 * -127 in every lane: no saturation). */
+T_TEST(index_int8_dot_matches_a_scalar_reference)
+{
+    static const size_t lens[] = {32, 64, 96, 1536, 1568};
+    static int8_t a[1568], b[1568];
+    unsigned seed = 7;
+    for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+        size_t n = lens[l];
+        for (int round = 0; round < 3; round++) {
+            long long want = 0;
+            for (size_t i = 0; i < n; i++) {
+                seed = seed * 1103515245u + 12345u;
+                a[i] = (int8_t)((int)((seed >> 8) % 255) - 127);
+                seed = seed * 1103515245u + 12345u;
+                b[i] = (int8_t)((int)((seed >> 8) % 255) - 127);
+                if (round == 1)
+                    a[i] = -127, b[i] = (int8_t)(i % 2 ? 127 : -127);
+                if (round == 2)
+                    a[i] = b[i] = -127;
+                want += (long long)a[i] * b[i];
+            }
+            T_EQ_INT(sl_vindex_dot_i8(a, b, n), want);
+        }
+    }
+}
+
+/* ... and the cosine the graph sees (both sides quantised with their own
+ * scale) stays within 0.01 of the float one, also for a dimension that is
+ * not a multiple of 32 (padded). */
+T_TEST(index_int8_cosine_close_to_float)
+{
+    enum { DIM = 1536 };
+    static float x[DIM], y[DIM];
+    static const size_t dims[] = {1536, 1000, 32};
+    for (size_t d = 0; d < 3; d++) {
+        for (unsigned k = 0; k < 20; k++) {
+            unit(x, dims[d], k * 2 + 1);
+            unit(y, dims[d], k * 2 + 2);
+            for (size_t i = 0; i < dims[d] && k % 2; i++) /* a near neighbour too */
+                y[i] = x[i] + y[i] * 0.2f;
+            if (k % 2)
+                sl_sem_normalise(y, (uint32_t)dims[d]);
+            double want = 0;
+            for (size_t i = 0; i < dims[d]; i++)
+                want += (double)x[i] * y[i];
+            T_CHECK(fabs(sl_vindex_cosine_i8(x, y, dims[d]) - want) < 0.01);
+        }
+    }
+}
+
+/* Bulk loading (what bench/vindex.c does): nothing is graphed until
+ * sl_vindex_build, which graphs every backlog with two threads; the result
+ * answers like one built a put at a time, and puts keep working after. */
+T_TEST(index_bulk_load_and_threaded_build)
+{
+    enum { DIM = 32, N = SL_VINDEX_GRAPH_AT + 1500 };
+    sl_vindex *ix = sl_vindex_new(DIM, N + 10, 64);
+    static float v[N][DIM];
+    for (unsigned i = 0; i < N; i++) {
+        unit(v[i], DIM, i * 11 + 5);
+        T_EQ_INT(sl_vindex_load(ix, i, 3, v[i]), 0);
+    }
+    T_EQ_INT(sl_vindex_graphs(ix), 1);
+    T_EQ_INT(sl_vindex_step(ix, 0), N); /* all of it waiting, scanned meanwhile */
+    T_EQ_INT(sl_vindex_build(ix, 2), 0);
+    T_EQ_INT(sl_vindex_step(ix, 0), 0);
+    uint32_t slot;
+    float sim;
+    int agree = 0, asked = 0;
+    for (unsigned i = 0; i < N; i += 13, asked++) {
+        T_EQ_INT(sl_vindex_nearest(ix, 3, v[i], &slot, &sim), 1);
+        agree += slot == i && sim > 0.999f;
+    }
+    T_CHECK(agree >= asked * 95 / 100);
+    sl_vindex_del(ix, 5); /* a free label: the next build reuses it, one thread */
+    T_EQ_INT(sl_vindex_load(ix, N, 3, v[5]), 0);
+    T_EQ_INT(sl_vindex_put(ix, N + 1, 3, v[7]), 0);
+    T_EQ_INT(sl_vindex_build(ix, 2), 0);
+    T_EQ_INT(sl_vindex_step(ix, 0), 0);
+    T_EQ_INT(sl_vindex_nearest(ix, 3, v[5], &slot, &sim), 1);
+    T_EQ_INT(slot, N);
+    sl_vindex_free(ix);
+}
+
+T_MAIN("semantic", index_int8_dot_matches_a_scalar_reference, index_int8_cosine_close_to_float,
+       index_bulk_load_and_threaded_build, index_big_partition_gets_a_graph_and_drops_it, guard_passes_paraphrases, guard_refuses_negations, guard_refuses_numbers,
        guard_refuses_quoted_and_capitalised_terms, partition_is_everything_but_the_last_user_turn,
        question_and_eligibility, vector_entry_round_trip_and_refusals,
        index_partitions_replace_delete_and_grow)
