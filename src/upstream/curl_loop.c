@@ -1,4 +1,5 @@
-/* curl_loop.c — libcurl multi on the libevent loop; see upstream.h.
+/* curl_loop.c — libcurl multi on the libevent loop: the https / proxy / host-name
+ * transport behind upstream.h (call.c splits; see upstream_transport.h).
  *
  * The classic socket-action pattern: curl tells us which sockets to watch
  * (socket_cb) and when to wake it (timer_cb); we tell curl what happened
@@ -14,6 +15,7 @@
  * proxy lookup is off unless a proxy variable is set; socket contexts and
  * their events are reused from a free list. */
 #include "sluice/upstream.h"
+#include "sluice/upstream_transport.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -27,6 +29,7 @@
 #include "sluice/log.h"
 
 struct sl_call {
+    sl_transport transport; /* SL_TRANSPORT_CURL: first, read by call.c */
     CURL *easy;
     const sl_call_hooks *hooks;
     void *ud;
@@ -59,7 +62,6 @@ static struct {
     CURL *pool[64];
     int n_pool;
     size_t inflight;
-    size_t max_inflight;
     int in_curl; /* >0 while curl is on the stack: cancel must defer */
     uint64_t calls_total;
     bool no_proxy; /* no proxy variable in the environment: CURLOPT_PROXY "" */
@@ -465,19 +467,13 @@ static void check_done(void)
 
 /* ---- public ------------------------------------------------------------ */
 
-void sl_upstream_set_max_inflight(int max_inflight)
-{
-    up.max_inflight = max_inflight > 0 ? (size_t)max_inflight : 4096;
-}
-
-int sl_upstream_init(struct event_base *base, int max_inflight)
+int sl_curl_init(struct event_base *base)
 {
     /* No eager TLS initialisation: OpenSSL sets itself up on the first https
      * call, so a process talking to plain-http upstreams stays small. */
     if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK)
         return SL_EIO;
     up.base = base;
-    up.max_inflight = max_inflight > 0 ? (size_t)max_inflight : 4096;
     up.multi = curl_multi_init();
     up.timer = evtimer_new(base, on_multi_timer, NULL);
     if (!up.multi || !up.timer)
@@ -496,7 +492,7 @@ int sl_upstream_init(struct event_base *base, int max_inflight)
     return SL_OK;
 }
 
-void sl_upstream_shutdown(void)
+void sl_curl_shutdown(void)
 {
     if (!up.multi)
         return;
@@ -688,14 +684,9 @@ static int setup_easy(CURL *e, sl_call *c, const sl_call_opts *o)
     return SL_OK;
 }
 
-sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, int *err)
+sl_call *sl_curl_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, int *err)
 {
     *err = SL_OK;
-    if (up.inflight >= up.max_inflight) {
-        curl_slist_free_all(o->headers);
-        *err = SL_EAGAIN;
-        return NULL;
-    }
     sl_call *c = calloc(1, sizeof(*c));
     CURL *e = c ? take_easy() : NULL;
     if (!e) {
@@ -704,6 +695,7 @@ sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, 
         *err = SL_ENOMEM;
         return NULL;
     }
+    c->transport = SL_TRANSPORT_CURL;
     c->easy = e;
     c->headers = o->headers;
     c->hooks = h;
@@ -735,7 +727,7 @@ static void set_pause(sl_call *c)
     up.in_curl--;
 }
 
-void sl_call_resume(sl_call *c)
+void sl_curl_resume(sl_call *c)
 {
     if (!c->paused || c->cancelled || c->finished)
         return;
@@ -745,7 +737,7 @@ void sl_call_resume(sl_call *c)
     set_pause(c);
 }
 
-void sl_call_resume_upload(sl_call *c)
+void sl_curl_resume_upload(sl_call *c)
 {
     if (!c->send_paused || c->cancelled || c->finished)
         return;
@@ -755,7 +747,7 @@ void sl_call_resume_upload(sl_call *c)
     set_pause(c);
 }
 
-void sl_call_cancel(sl_call *c)
+void sl_curl_cancel(sl_call *c)
 {
     if (!c || c->cancelled)
         return;
@@ -770,23 +762,23 @@ void sl_call_cancel(sl_call *c)
     destroy(c);
 }
 
-int sl_call_status(const sl_call *c)
+int sl_curl_status(const sl_call *c)
 {
     return c->status;
 }
-const char *sl_call_retry_after(const sl_call *c)
+const char *sl_curl_retry_after(const sl_call *c)
 {
     return c->retry_after[0] ? c->retry_after : NULL;
 }
-const char *sl_call_content_type(const sl_call *c)
+const char *sl_curl_content_type(const sl_call *c)
 {
     return c->content_type[0] ? c->content_type : NULL;
 }
-size_t sl_upstream_inflight(void)
+size_t sl_curl_inflight(void)
 {
     return up.inflight;
 }
-uint64_t sl_upstream_calls_total(void)
+uint64_t sl_curl_calls_total(void)
 {
     return up.calls_total;
 }
