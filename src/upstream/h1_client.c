@@ -1141,7 +1141,8 @@ static bool build_head(sl_h1_call *c, const sl_call_opts *o, const char *method,
     c->wlen = 0;
     put(c, method, strlen(method));
     put(c, " ", 1);
-    if (*path != '/')
+    const char *first = *path ? path : o->url_path ? o->url_path : "";
+    if (*first != '/')
         put(c, "/", 1); /* "" or "?q": the root */
     put(c, path, strlen(path));
     if (o->url_path)
