@@ -223,9 +223,11 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
             conn_close(p->idle_tail);
     }
     if (!h1.n_idle) {
-        event_del(&h1.sweep);
         h1.sweep_on = false;
+        return;
     }
+    struct timeval tv = {SWEEP_MS / 1000, 0};
+    event_add(&h1.sweep, &tv);
 }
 
 /* A connection whose answer was read to its end: back to its pool, or closed. */
@@ -456,9 +458,13 @@ static int emit_header(sl_h1_call *c)
     return c->cancelled ? -1 : 0;
 }
 
+/* Header callbacks after the final head are a chunked body's trailers: not
+ * relayed (their bytes may already have moved in the read buffer). */
 static int on_header_field(http_parser *hp, const char *at, size_t n)
 {
     sl_h1_call *c = hp->data;
+    if (c->got_head)
+        return 0;
     if (c->in_value && emit_header(c) != 0)
         return -1;
     if (!c->field_len)
@@ -470,6 +476,8 @@ static int on_header_field(http_parser *hp, const char *at, size_t n)
 static int on_header_value(http_parser *hp, const char *at, size_t n)
 {
     sl_h1_call *c = hp->data;
+    if (c->got_head)
+        return 0;
     if (!c->in_value) {
         c->in_value = true;
         c->value_off = (size_t)(at - c->rbuf);
