@@ -1,10 +1,13 @@
-/* upstream.h — HTTP calls to providers: libcurl multi driven by the event loop.
+/* upstream.h — HTTP calls to providers on the event loop: sluice's own HTTP/1.1
+ * client for plain-http upstreams, libcurl multi for https and proxies
+ * (the split: src/upstream/call.c, upstream_transport.h).
  *
- * Owns: the curl multi handle, one persistent event per upstream socket, one
- * timer, a pool of easy handles, and every sl_call until it is finished or
- * cancelled. Knows nothing of requests or providers: the proxy stage adapts.
+ * Owns: every sl_call until it is finished or cancelled, and below it each
+ * transport's own (the native client's connection pools; curl's multi
+ * handle, socket events and easy handles). Knows nothing of requests or
+ * providers: the proxy stage adapts.
  *
- * Callback rules: on_status and on_data run inside curl callbacks — they must
+ * Callback rules: on_status and on_data run inside the transport — they must
  * not start or cancel calls synchronously (sl_call_cancel is safe: it defers).
  * on_done runs from the loop, exactly once per call that was not cancelled;
  * after sl_call_cancel() returns no hook of that call runs again. */

@@ -1,4 +1,5 @@
-/* curl_loop.c — libcurl multi on the libevent loop; see upstream.h.
+/* curl_loop.c — libcurl multi on the libevent loop: the https / proxy / host-name
+ * transport behind upstream.h (call.c splits; see upstream_transport.h).
  *
  * The classic socket-action pattern: curl tells us which sockets to watch
  * (socket_cb) and when to wake it (timer_cb); we tell curl what happened
@@ -14,6 +15,7 @@
  * proxy lookup is off unless a proxy variable is set; socket contexts and
  * their events are reused from a free list. */
 #include "sluice/upstream.h"
+#include "sluice/upstream_transport.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -27,6 +29,7 @@
 #include "sluice/log.h"
 
 struct sl_call {
+    sl_transport transport; /* SL_TRANSPORT_CURL: first, read by call.c */
     CURL *easy;
     const sl_call_hooks *hooks;
     void *ud;
@@ -59,7 +62,6 @@ static struct {
     CURL *pool[64];
     int n_pool;
     size_t inflight;
-    size_t max_inflight;
     int in_curl; /* >0 while curl is on the stack: cancel must defer */
     uint64_t calls_total;
     bool no_proxy; /* no proxy variable in the environment: CURLOPT_PROXY "" */
@@ -466,15 +468,10 @@ static void check_done(void)
 
 /* ---- public ------------------------------------------------------------ */
 
-void sl_upstream_set_max_inflight(int max_inflight)
-{
-    up.max_inflight = max_inflight > 0 ? (size_t)max_inflight : 4096;
-}
-
 /* libcurl, made ready on the first call that needs it (issue 18, PSS idle):
  * curl_global_init initialises OpenSSL whatever flags it is given (libcurl
  * 7.57+), which touches ~2 MiB of libcrypto and libcurl pages: an idle
- * instance, or one whose upstreams another client serves, never pays it.
+ * instance, or one whose upstreams the native client serves, never pays it.
  * Single-threaded (each worker is a process), so no lock. */
 int sl_upstream_need_curl(void)
 {
@@ -499,10 +496,9 @@ bool sl_upstream_ready(void)
     return up.multi != NULL;
 }
 
-int sl_upstream_init(struct event_base *base, int max_inflight)
+int sl_curl_init(struct event_base *base)
 {
     up.base = base;
-    up.max_inflight = max_inflight > 0 ? (size_t)max_inflight : 4096;
     up.timer = evtimer_new(base, on_multi_timer, NULL);
     if (!up.timer)
         return SL_ENOMEM;
@@ -517,7 +513,7 @@ int sl_upstream_init(struct event_base *base, int max_inflight)
     return SL_OK;
 }
 
-void sl_upstream_shutdown(void)
+void sl_curl_shutdown(void)
 {
     if (up.multi) {
         for (int i = 0; i < up.n_pool; i++)
@@ -713,14 +709,9 @@ static int setup_easy(CURL *e, sl_call *c, const sl_call_opts *o)
     return SL_OK;
 }
 
-sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, int *err)
+sl_call *sl_curl_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, int *err)
 {
     *err = SL_OK;
-    if (up.inflight >= up.max_inflight) {
-        curl_slist_free_all(o->headers);
-        *err = SL_EAGAIN;
-        return NULL;
-    }
     int ready = sl_upstream_need_curl();
     if (ready != SL_OK) {
         curl_slist_free_all(o->headers);
@@ -735,6 +726,7 @@ sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, 
         *err = SL_ENOMEM;
         return NULL;
     }
+    c->transport = SL_TRANSPORT_CURL;
     c->easy = e;
     c->headers = o->headers;
     c->hooks = h;
@@ -766,7 +758,7 @@ static void set_pause(sl_call *c)
     up.in_curl--;
 }
 
-void sl_call_resume(sl_call *c)
+void sl_curl_resume(sl_call *c)
 {
     if (!c->paused || c->cancelled || c->finished)
         return;
@@ -776,7 +768,7 @@ void sl_call_resume(sl_call *c)
     set_pause(c);
 }
 
-void sl_call_resume_upload(sl_call *c)
+void sl_curl_resume_upload(sl_call *c)
 {
     if (!c->send_paused || c->cancelled || c->finished)
         return;
@@ -786,7 +778,7 @@ void sl_call_resume_upload(sl_call *c)
     set_pause(c);
 }
 
-void sl_call_cancel(sl_call *c)
+void sl_curl_cancel(sl_call *c)
 {
     if (!c || c->cancelled)
         return;
@@ -801,23 +793,23 @@ void sl_call_cancel(sl_call *c)
     destroy(c);
 }
 
-int sl_call_status(const sl_call *c)
+int sl_curl_status(const sl_call *c)
 {
     return c->status;
 }
-const char *sl_call_retry_after(const sl_call *c)
+const char *sl_curl_retry_after(const sl_call *c)
 {
     return c->retry_after[0] ? c->retry_after : NULL;
 }
-const char *sl_call_content_type(const sl_call *c)
+const char *sl_curl_content_type(const sl_call *c)
 {
     return c->content_type[0] ? c->content_type : NULL;
 }
-size_t sl_upstream_inflight(void)
+size_t sl_curl_inflight(void)
 {
     return up.inflight;
 }
-uint64_t sl_upstream_calls_total(void)
+uint64_t sl_curl_calls_total(void)
 {
     return up.calls_total;
 }

@@ -441,7 +441,11 @@ def test_curl_made_ready_by_the_first_call():
     """Issue 18 (PSS idle): libcurl's global init (which initialises OpenSSL
     whatever its flags) runs on the first upstream call, not at start: an idle
     instance says upstream_ready false in /health, and true once it called."""
-    m, s = setup()
+    m = Mock()
+    # a host name: curl's (the native client takes IP literals only)
+    s = Sluice(base_config(m, providers=[{"name": "mock", "kind": "openai",
+                                          "base_url": m.url.replace("127.0.0.1", "localhost") + "/v1",
+                                          "api_key": "sk-upstream-secret", "models": ["*"]}]))
     h = json.loads(request("GET", s.url + "/health")[2])
     assert h["upstream_ready"] is False, h
     before = _libcrypto_rss_kib(s.proc.pid)

@@ -62,6 +62,7 @@ static struct {
     struct event_base *base;
     knobs k;
     long requests, inflight, disconnects;
+    long connections; /* accepted since start or the last reset: keep-alive reuse is visible */
     long otlp_exports; /* POST /v1/traces taken (bench) */
     long by_chat, by_completions, by_embeddings, by_messages, by_models;
     char *last; /* JSON of the last LLM request */
@@ -2191,11 +2192,12 @@ static void handle_stats(struct evhttp_request *req)
     char body[512];
     snprintf(
         body, sizeof body,
-        "{\"requests\":%ld,\"inflight\":%ld,\"disconnects\":%ld,\"by_path\":{\"/v1/chat/"
+        "{\"requests\":%ld,\"inflight\":%ld,\"disconnects\":%ld,\"connections\":%ld,"
+        "\"by_path\":{\"/v1/chat/"
         "completions\":%ld,"
         "\"/v1/completions\":%ld,\"/v1/embeddings\":%ld,\"/v1/messages\":%ld,\"/v1/models\":%ld,"
         "\"/v1/responses\":%ld,\"/v1/messages/count_tokens\":%ld,\"uploads\":%ld,\"other\":%ld}}",
-        m.requests, m.inflight, m.disconnects, m.by_chat, m.by_completions, m.by_embeddings,
+        m.requests, m.inflight, m.disconnects, m.connections, m.by_chat, m.by_completions, m.by_embeddings,
         m.by_messages, m.by_models, mx.by_responses, mx.by_count_tokens, mx.by_uploads,
         mx.by_other);
     send_json(req, 200, body);
@@ -2246,7 +2248,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         handle_config(req);
     } else if (post && strcmp(path, "/_mock/reset") == 0) {
         reset_knobs();
-        m.requests = m.disconnects = 0;
+        m.requests = m.disconnects = m.connections = 0;
         cJSON_Delete(m.traces);
         m.traces = NULL;
         m.by_chat = m.by_completions = m.by_embeddings = m.by_messages = m.by_models = 0;
@@ -2271,6 +2273,15 @@ static void on_request(struct evhttp_request *req, void *arg)
                   "{\"error\":{\"message\":\"not "
                   "found\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}");
     }
+}
+
+/* Every accepted connection gets its bufferevent here: the count is how
+ * tests see keep-alive reuse (or its absence) on sluice's upstream side. */
+static struct bufferevent *count_connection(struct event_base *base, void *arg)
+{
+    (void)arg;
+    m.connections++;
+    return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -2306,6 +2317,7 @@ int main(int argc, char **argv)
                                          EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                                          EVHTTP_REQ_PATCH);
     evhttp_set_gencb(http, on_request, NULL);
+    evhttp_set_bevcb(http, count_connection, NULL);
     struct evhttp_bound_socket *bound =
         evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);
     if (!bound) {
