@@ -42,7 +42,7 @@ static struct {
     struct event *trim_timer;  /* gives memory back after a burst */
     uint64_t trimmed_at;       /* sl_req_served() at the last trim */
     uint64_t drain_deadline_ms;
-    uint64_t cut_grace_ms; /* after the cut: requests parked in a stage may still end */
+    uint64_t cut_grace_ms;      /* after the cut: requests parked in a stage may still end */
     uint64_t flush_deadline_ms; /* the last spans' export may take this long (0: not started) */
     bool cut_done;
     int signals_seen;

@@ -9,7 +9,8 @@
 
 #include "sluice/request.h"
 
-#define SL_CACHE_KEY_VERSION "v2" /* bump when the key, or the entry format incompatibly, changes */
+/* bump when the key, or the entry format incompatibly, changes */
+#define SL_CACHE_KEY_VERSION "v2"
 
 typedef struct sl_cache_key {
     uint64_t hi, lo;

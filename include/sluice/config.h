@@ -19,9 +19,9 @@ typedef struct sl_provider_conf {
     char *name;
     sl_provider_kind kind;
     sl_provider_api api; /* openai kind: responses (default) | chat */
-    char *base_url; /* without trailing slash */
-    char *api_key;  /* may be NULL or empty */
-    char **models;  /* exact names, "*" or globs ("claude-*") */
+    char *base_url;      /* without trailing slash */
+    char *api_key;       /* may be NULL or empty */
+    char **models;       /* exact names, "*" or globs ("claude-*") */
     size_t n_models;
     int breaker_failures;   /* -1: use breaker.failures */
     int breaker_cooldown_s; /* -1: use breaker.cooldown_s */

@@ -70,9 +70,8 @@ int sl_redis_eval(sl_redis *r, const char *script, int numkeys, int argc, const 
  * after any ASK or MOVED). cb gets the script's reply (a scalar) once WAIT
  * reports acks replicas, else a NULL reply and SL_EIO; an error reply at once.
  * acks <= 0: as sl_redis_eval. */
-int sl_redis_eval_acked(sl_redis *r, const char *script, int numkeys, int argc,
-                        const char **argv, const size_t *argvlen, int acks, int wait_ms,
-                        sl_redis_cb cb, void *ud);
+int sl_redis_eval_acked(sl_redis *r, const char *script, int numkeys, int argc, const char **argv,
+                        const size_t *argvlen, int acks, int wait_ms, sl_redis_cb cb, void *ud);
 sl_redis_state sl_redis_get_state(const sl_redis *r);
 const char *sl_redis_state_name(sl_redis_state s);
 const char *sl_redis_describe(const sl_redis *r); /* "host:port/db", never the password */

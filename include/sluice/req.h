@@ -24,9 +24,9 @@ struct event;
 struct sl_env;
 struct sl_dialect;
 
-#define SL_REQ_MAGIC        0x534c5251u /* "SLRQ" */
-#define SL_REQ_MAX_HEADERS  24
-#define SL_REQ_MAX_STAGES   12
+#define SL_REQ_MAGIC       0x534c5251u /* "SLRQ" */
+#define SL_REQ_MAX_HEADERS 24
+#define SL_REQ_MAX_STAGES  12
 /* The inline first arena block: what a stream needs (2.3 KiB measured for a
  * short chat stream; a plain pass-through needs ~4 KiB and takes a 4 KiB heap
  * block more, arena.c), held for as long as the stream is open. */
@@ -57,27 +57,27 @@ struct sl_req {
     sl_req *pool_next; /* free-list link while pooled */
 
     /* identity and input */
-    char id[64];                 /* x-request-id: the client's, else generated */
-    const char *method;          /* "GET", "POST", ... (static strings) */
-    const char *path;            /* path without query (arena) */
-    const char *query;           /* query string or NULL (arena) */
-    const char *route;           /* the matched route's template (static), NULL: none */
-    const char *auth_key;        /* the client's API key, never logged (arena) */
-    const char *cache_control;   /* the client's Cache-Control header, or NULL */
-    const char *cache_ttl;       /* x-sluice-cache-ttl as sent, or NULL (the cache checks it) */
-    long ttl_override_s;         /* ... as seconds (clamped to cache.max_ttl_s), -1 absent */
-    const char *end_user;        /* x-sluice-user, or NULL (cache.scope: user) */
-    const char *idem_key;        /* Idempotency-Key as sent, or NULL (idempotency.c checks it) */
-    const char *last_event_id;   /* Last-Event-ID as sent, or NULL (resume.c resumes from it) */
+    char id[64];                   /* x-request-id: the client's, else generated */
+    const char *method;            /* "GET", "POST", ... (static strings) */
+    const char *path;              /* path without query (arena) */
+    const char *query;             /* query string or NULL (arena) */
+    const char *route;             /* the matched route's template (static), NULL: none */
+    const char *auth_key;          /* the client's API key, never logged (arena) */
+    const char *cache_control;     /* the client's Cache-Control header, or NULL */
+    const char *cache_ttl;         /* x-sluice-cache-ttl as sent, or NULL (the cache checks it) */
+    long ttl_override_s;           /* ... as seconds (clamped to cache.max_ttl_s), -1 absent */
+    const char *end_user;          /* x-sluice-user, or NULL (cache.scope: user) */
+    const char *idem_key;          /* Idempotency-Key as sent, or NULL (idempotency.c checks it) */
+    const char *last_event_id;     /* Last-Event-ID as sent, or NULL (resume.c resumes from it) */
     const char *anthropic_version; /* the client's anthropic-version / anthropic-beta, */
     const char *anthropic_beta;    /* forwarded to anthropic providers (arena), or NULL */
-    const char *cache_opt;       /* x-sluice-cache as sent ("semantic-off"), or NULL */
-    struct sl_trace *trace;      /* tracing on: the request's trace context (arena), else NULL */
-    sl_str body;                 /* the client's bytes, as received */
-    bool is_llm;                 /* an LLM route: the pipeline runs */
-    sl_llm_req llm;              /* parsed view (valid once the parse stage ran) */
-    const char *tenant;          /* "default" in open mode */
-    const sl_key_conf *key_conf; /* the matched key (limits, budget), or NULL */
+    const char *cache_opt;         /* x-sluice-cache as sent ("semantic-off"), or NULL */
+    struct sl_trace *trace;        /* tracing on: the request's trace context (arena), else NULL */
+    sl_str body;                   /* the client's bytes, as received */
+    bool is_llm;                   /* an LLM route: the pipeline runs */
+    sl_llm_req llm;                /* parsed view (valid once the parse stage ran) */
+    const char *tenant;            /* "default" in open mode */
+    const sl_key_conf *key_conf;   /* the matched key (limits, budget), or NULL */
 
     /* the client's wire format */
     const struct sl_dialect *dialect; /* its error shape; NULL: OpenAI's */

@@ -11,8 +11,8 @@ typedef enum {
     SL_API_CHAT = 0,
     SL_API_COMPLETIONS,
     SL_API_EMBEDDINGS,
-    SL_API_MESSAGES,  /* Anthropic /v1/messages */
-    SL_API_RESPONSES, /* OpenAI /v1/responses */
+    SL_API_MESSAGES,     /* Anthropic /v1/messages */
+    SL_API_RESPONSES,    /* OpenAI /v1/responses */
     SL_API_COUNT_TOKENS, /* Anthropic /v1/messages/count_tokens */
 } sl_api;
 

@@ -7,9 +7,8 @@ enum { MARK_AT = SL_CACHE_ENTRY_HEADER_V1, COUNTS_AT = MARK_AT + 4, N_COUNTS = 5
 
 void sl_cache_entry_encode(const sl_cache_entry *e, char *out)
 {
-    uint32_t counts[N_COUNTS] = {e->cached_tokens, e->cache_write_tokens,
-                                 e->cache_write_1h_tokens, e->reasoning_tokens,
-                                 e->prompt_has_cache ? 1u : 0u};
+    uint32_t counts[N_COUNTS] = {e->cached_tokens, e->cache_write_tokens, e->cache_write_1h_tokens,
+                                 e->reasoning_tokens, e->prompt_has_cache ? 1u : 0u};
     memcpy(out, &e->stored_at_ms, 8);
     memcpy(out + 8, &e->prompt_tokens, 4);
     memcpy(out + 12, &e->completion_tokens, 4);

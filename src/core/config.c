@@ -383,8 +383,8 @@ static int provider_enum(loader *L, yaml_node_t *v, const char *sub, const char 
 }
 
 /* One key of a provider's mapping. */
-static int provider_key(loader *L, yaml_node_t *k, yaml_node_t *v, const char *sub,
-                        const char *key, sl_provider_conf *p)
+static int provider_key(loader *L, yaml_node_t *k, yaml_node_t *v, const char *sub, const char *key,
+                        sl_provider_conf *p)
 {
     if (strcmp(key, "kind") == 0 || strcmp(key, "api") == 0)
         return provider_enum(L, v, sub, key, p);

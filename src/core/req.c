@@ -183,9 +183,9 @@ void sl_req_error(sl_req *r, int status, const char *type, const char *code, con
     sl_ir_error e = {sl_str_c(type), sl_str_c(message), sl_str_c(param), sl_str_c(code), status};
     r->error = message;
     sl_buf_reset(&r->body_out);
-    r->body_out.max = 0; /* an error body is small and must always fit */
+    r->body_out.max = 0;           /* an error body is small and must always fit */
     if (r->head_sent && r->pass) { /* a pass-through's body is the provider's bytes, not SSE */
-        r->truncated = true;         /* the client sees it broke off instead */
+        r->truncated = true;       /* the client sees it broke off instead */
         return;
     }
     if (r->head_sent) {

@@ -69,7 +69,8 @@ void sl_ops_health(sl_req *r)
                   (unsigned long long)((sl_now_ms() - sl_server_started_ms()) / 1000));
     sl_buf_printf(b, "\"worker\":%d,", sl_server_worker());
     sl_buf_printf(b, "\"inflight\":%zu,\"upstream_inflight\":%zu,\"upstream_ready\":%s,",
-                  sl_req_live() - 1, sl_upstream_inflight(), sl_upstream_ready() ? "true" : "false");
+                  sl_req_live() - 1, sl_upstream_inflight(),
+                  sl_upstream_ready() ? "true" : "false");
     sl_buf_append_c(b, "\"state_store\":");
     sl_buf_json_cstr(b, c->redis.host || c->redis.n_sentinels || c->redis.n_cluster ? "redis"
                                                                                     : "embedded");

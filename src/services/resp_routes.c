@@ -236,7 +236,7 @@ void sl_responses_route(sl_req *r)
     }
     const char *tenant = r->tenant ? r->tenant : "default";
     sl_req_ref(r); /* the store's callback releases it */
-    if (del) /* the record first: it says which provider made the response */
+    if (del)       /* the record first: it says which provider made the response */
         sl_resp_state_get(tenant, id, on_del_record, r);
     else
         sl_resp_state_get(tenant, id, on_record, r);

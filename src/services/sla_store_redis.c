@@ -74,7 +74,7 @@ static const char *const TICK_SCRIPT =
 typedef struct redis_store {
     sl_sla_store base;
     sl_redis *redis;
-    int acks, wait_ms; /* every ticket write is held by acks replicas before it answers */
+    int acks, wait_ms;   /* every ticket write is held by acks replicas before it answers */
     sl_sla_store *local; /* the in-process copy of the dead letters */
 } redis_store;
 

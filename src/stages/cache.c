@@ -166,7 +166,8 @@ bool sl_cache_fast(sl_req *r)
     raw_key(r);
     size_t len;
     sl_l1_key k;
-    const char *p = sl_l1_alias_get(r->env->l1, (sl_l1_key){r->raw_key.hi, r->raw_key.lo}, &len, &k);
+    const char *p =
+        sl_l1_alias_get(r->env->l1, (sl_l1_key){r->raw_key.hi, r->raw_key.lo}, &len, &k);
     fast_meta m;
     if (!p || len < sizeof m)
         return false;
@@ -248,10 +249,10 @@ static bool serve(sl_req *r, const sl_cache_entry *entry, const char *layer)
     sl_buf sse = {0};
     if (r->llm.stream) {
         sl_buf_init(&sse, 0);
-        int rc =
-            r->llm.api == SL_API_RESPONSES
-                ? sl_responses_replay(e.json.p, e.json.len, &sse)
-                : sl_replay_sse_for(r->llm.api, e.json.p, e.json.len, r->llm.include_usage, REPLAY_PIECES, &sse);
+        int rc = r->llm.api == SL_API_RESPONSES
+                     ? sl_responses_replay(e.json.p, e.json.len, &sse)
+                     : sl_replay_sse_for(r->llm.api, e.json.p, e.json.len, r->llm.include_usage,
+                                         REPLAY_PIECES, &sse);
         if (rc != SL_OK) {
             sl_buf_free(&sse);
             return false;
@@ -369,7 +370,8 @@ static sl_step cache_request(sl_req *r, void *ctx)
     st->r = r;
     if (!ttl_header_ok(r))
         return sl_stage_answer(r);
-    if (r->llm.api == SL_API_COUNT_TOKENS || !c->cache.enabled || cache_control_has(r, "no-store") ||
+    if (r->llm.api == SL_API_COUNT_TOKENS || !c->cache.enabled ||
+        cache_control_has(r, "no-store") ||
         (!c->cache.sampled && !r->fast_path && sampled(r))) { /* the fast path checked */
         r->cache = SL_CACHE_BYPASS;
         return SL_NEXT;

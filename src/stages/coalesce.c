@@ -80,10 +80,10 @@ struct flight {
     size_t n_members;
     bool sse; /* the leader's answer is a stream */
     bool headed;
-    bool closed;        /* no more joins (replay overflow, ending) */
-    size_t replay_len;  /* SSE bytes so far (bounded by coalesce.max_replay_bytes) */
+    bool closed;       /* no more joins (replay overflow, ending) */
+    size_t replay_len; /* SSE bytes so far (bounded by coalesce.max_replay_bytes) */
     size_t replay_max;
-    sl_buf replay;      /* ... kept here only when the leader has no recording */
+    sl_buf replay; /* ... kept here only when the leader has no recording */
     sl_buf plain;  /* the plain body, for followers */
     /* stream -> object for plain followers, only when one comes and the
      * leader's proxy does not assemble the stream already (cache off) */
@@ -94,7 +94,7 @@ struct flight {
         char lock_key[80];
         char value_key[80];
         char token[33];
-    } *lk;
+    } * lk;
     sl_lease lease; /* held by this instance's leader: renewed while its call runs */
     struct event *poll_ev;
     uint64_t wait_until_ms;
@@ -324,7 +324,8 @@ static void deliver(flight *f, member *m)
         sl_buf_init(&sse, 0);
         int rc = r->llm.api == SL_API_RESPONSES
                      ? sl_responses_replay(f->plain.p, f->plain.len, &sse)
-                     : sl_replay_sse_for(r->llm.api, f->plain.p, f->plain.len, r->llm.include_usage, 8, &sse);
+                     : sl_replay_sse_for(r->llm.api, f->plain.p, f->plain.len, r->llm.include_usage,
+                                         8, &sse);
         if (rc == SL_OK) {
             sl_pipeline_stream_head(r, 200);
             sl_pipeline_stream_data(r, sse.p, sse.len);

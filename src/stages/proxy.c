@@ -1081,7 +1081,9 @@ static int start_call(proxy_state *st, const sl_provider_conf *p)
         .url = p->base_url,
         .url_path = r->upstream_path,
         .fixed_headers = fixed,
-        .headers = fixed ? NULL : client_an ? anthropic_client_headers(st, key) : build_fixed(st->up, key),
+        .headers = fixed       ? NULL
+                   : client_an ? anthropic_client_headers(st, key)
+                               : build_fixed(st->up, key),
         .extra_header = idline,
         .body = st->wire.p,
         .body_len = st->wire.len,

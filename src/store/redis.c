@@ -1007,9 +1007,8 @@ static eval_call *eval_call_new(const char *sha, int numkeys, int argc, const ch
     return ec;
 }
 
-int sl_redis_eval_acked(sl_redis *r, const char *script, int numkeys, int argc,
-                        const char **argv, const size_t *argvlen, int acks, int wait_ms,
-                        sl_redis_cb cb, void *ud)
+int sl_redis_eval_acked(sl_redis *r, const char *script, int numkeys, int argc, const char **argv,
+                        const size_t *argvlen, int acks, int wait_ms, sl_redis_cb cb, void *ud)
 {
     if (sl_redis_get_state(r) != SL_REDIS_UP)
         return SL_EAGAIN;

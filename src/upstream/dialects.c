@@ -9,8 +9,8 @@ const sl_dialect *sl_dialect_of_kind(sl_provider_kind kind)
 const sl_dialect *sl_dialect_of_api(sl_api api)
 {
     return api == SL_API_MESSAGES || api == SL_API_COUNT_TOKENS ? &sl_dialect_anthropic
-           : api == SL_API_RESPONSES ? &sl_dialect_responses
-                                     : &sl_dialect_openai;
+           : api == SL_API_RESPONSES                            ? &sl_dialect_responses
+                                                                : &sl_dialect_openai;
 }
 
 const sl_dialect *sl_dialect_for(const sl_provider_conf *p, sl_api api)

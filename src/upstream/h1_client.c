@@ -44,9 +44,9 @@
 enum {
     MAX_POOLS = 64,
     MAX_IDLE_PER_POOL = 256,
-    IDLE_MS = 60 * 1000,     /* an idle connection older than this is closed */
-    SWEEP_MS = 1000,         /* how often the idle sweep looks */
-    HEAD_CAP = 64 * 1024,    /* answer head bytes (1xx heads included) */
+    IDLE_MS = 60 * 1000,      /* an idle connection older than this is closed */
+    SWEEP_MS = 1000,          /* how often the idle sweep looks */
+    HEAD_CAP = 64 * 1024,     /* answer head bytes (1xx heads included) */
     RBUF_DEFAULT = 16 * 1024, /* read buffer when the call names none */
     RBUF_MIN = 1024,
     UPLOAD_PIECE = 16 * 1024, /* one on_read piece, chunk framing included */
@@ -64,10 +64,10 @@ typedef struct h1_conn {
     short watching; /* EV_READ / EV_WRITE now in ev (0: not added) */
     conn_state state;
     sl_h1_pool *pool;
-    sl_h1_call *call;             /* the call on it (NULL when idle) */
-    struct h1_conn *prev, *next;  /* the pool's idle list (next: free list too) */
-    uint64_t idle_since;          /* ms */
-    unsigned served;              /* answers completed on it: a reused one may be stale */
+    sl_h1_call *call;            /* the call on it (NULL when idle) */
+    struct h1_conn *prev, *next; /* the pool's idle list (next: free list too) */
+    uint64_t idle_since;         /* ms */
+    unsigned served;             /* answers completed on it: a reused one may be stale */
 } h1_conn;
 
 struct sl_h1_pool {
@@ -105,8 +105,8 @@ struct sl_h1_call {
     uint64_t up_taken;   /* bytes taken from on_read (then no retry) */
     /* the answer */
     char *rbuf;
-    size_t rcap, rlen, rpos; /* rpos: the next byte for the parser */
-    size_t rwant;            /* the call's read buffer size */
+    size_t rcap, rlen, rpos;   /* rpos: the next byte for the parser */
+    size_t rwant;              /* the call's read buffer size */
     size_t pend_off, pend_len; /* a body slice on_data has not taken yet */
     size_t field_off, field_len, value_off, value_len;
     int status;
@@ -917,8 +917,8 @@ static void on_connected(sl_h1_call *c)
     if (getsockopt(c->conn->fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
         e = errno;
     if (e) {
-        snprintf(c->errbuf, sizeof c->errbuf, "Failed to connect to %s port %u: %s",
-                 c->pool->host, c->pool->port, strerror(e));
+        snprintf(c->errbuf, sizeof c->errbuf, "Failed to connect to %s port %u: %s", c->pool->host,
+                 c->pool->port, strerror(e));
         finish(c, local_errno(e) ? SL_ENOMEM : SL_EIO, c->errbuf);
         return;
     }
@@ -1016,7 +1016,8 @@ static sl_h1_pool *pool_for(const char *host, size_t hl, unsigned port, bool v6)
         free(p);
         return NULL;
     }
-    int n = port == 80 ? snprintf(p->hosthdr, sizeof p->hosthdr, v6 ? "Host: [%s]\r\n" : "Host: %s\r\n", p->host)
+    int n = port == 80 ? snprintf(p->hosthdr, sizeof p->hosthdr,
+                                  v6 ? "Host: [%s]\r\n" : "Host: %s\r\n", p->host)
                        : snprintf(p->hosthdr, sizeof p->hosthdr,
                                   v6 ? "Host: [%s]:%u\r\n" : "Host: %s:%u\r\n", p->host, port);
     p->hosthdr_len = (size_t)n;

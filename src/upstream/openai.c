@@ -22,7 +22,7 @@ static const char *o_path(sl_api api)
     case SL_API_CHAT:
     case SL_API_MESSAGES:
     case SL_API_RESPONSES: return "/chat/completions"; /* translated */
-    case SL_API_COUNT_TOKENS: return NULL; /* sluice estimates (proxy.c) */
+    case SL_API_COUNT_TOKENS: return NULL;             /* sluice estimates (proxy.c) */
     }
     return "/chat/completions";
 }

@@ -50,8 +50,8 @@
 
 typedef struct knobs {
     int status, delay_ms, stream_chunks, chunk_delay_ms, fail_next, drop_after_chunks;
-    int echo_key; /* 1 (true): a 401 quoting the credential received; 2 ("stream"): a
-                     stream whose first event is an error quoting it */
+    int echo_key;  /* 1 (true): a 401 quoting the credential received; 2 ("stream"): a
+                      stream whose first event is an error quoting it */
     int chunk_pad; /* bytes of "x_pad" in every streamed OpenAI chunk (big streams) */
     char retry_after[64];
     char *body;
@@ -62,10 +62,10 @@ static struct {
     struct event_base *base;
     knobs k;
     long requests, inflight, disconnects;
-    long connections; /* accepted since start or the last reset: keep-alive reuse is visible */
+    long connections;  /* accepted since start or the last reset: keep-alive reuse is visible */
     long otlp_exports; /* POST /v1/traces taken (bench) */
     long by_chat, by_completions, by_embeddings, by_messages, by_models;
-    char *last; /* JSON of the last LLM request */
+    char *last;    /* JSON of the last LLM request */
     cJSON *traces; /* the trace context each LLM request carried, oldest first */
 } m;
 
@@ -2197,9 +2197,9 @@ static void handle_stats(struct evhttp_request *req)
         "completions\":%ld,"
         "\"/v1/completions\":%ld,\"/v1/embeddings\":%ld,\"/v1/messages\":%ld,\"/v1/models\":%ld,"
         "\"/v1/responses\":%ld,\"/v1/messages/count_tokens\":%ld,\"uploads\":%ld,\"other\":%ld}}",
-        m.requests, m.inflight, m.disconnects, m.connections, m.by_chat, m.by_completions, m.by_embeddings,
-        m.by_messages, m.by_models, mx.by_responses, mx.by_count_tokens, mx.by_uploads,
-        mx.by_other);
+        m.requests, m.inflight, m.disconnects, m.connections, m.by_chat, m.by_completions,
+        m.by_embeddings, m.by_messages, m.by_models, mx.by_responses, mx.by_count_tokens,
+        mx.by_uploads, mx.by_other);
     send_json(req, 200, body);
 }
 

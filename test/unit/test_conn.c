@@ -50,7 +50,7 @@ static sl_body_mode on_head(sl_req *r, bool expect_continue)
     if (h.p)
         snprintf(seen_header, sizeof seen_header, "%.*s", (int)h.len, h.p);
     return strcmp(r->path, "/upload") == 0 || strcmp(r->path, "/early") == 0 ? SL_BODY_STREAM
-                                                                            : SL_BODY_WHOLE;
+                                                                             : SL_BODY_WHOLE;
 }
 
 static int early_calls;
@@ -289,7 +289,6 @@ T_TEST(read_buffer_sized_to_the_request)
 }
 
 T_MAIN("test_conn", read_buffer_sized_to_the_request, upload_25mib_streamed_not_held,
-       chunked_upload_25mib_streamed_not_held,
-       upload_broken_off_is_told_to_the_handler, answer_before_the_body_tells_the_reader,
-       pipelined_answers_in_order,
+       chunked_upload_25mib_streamed_not_held, upload_broken_off_is_told_to_the_handler,
+       answer_before_the_body_tells_the_reader, pipelined_answers_in_order,
        answer_independent_of_the_split)

@@ -348,7 +348,8 @@ T_TEST(index_bulk_load_and_threaded_build)
 }
 
 T_MAIN("semantic", index_int8_dot_matches_a_scalar_reference, index_int8_cosine_close_to_float,
-       index_bulk_load_and_threaded_build, index_big_partition_gets_a_graph_and_drops_it, guard_passes_paraphrases, guard_refuses_negations, guard_refuses_numbers,
+       index_bulk_load_and_threaded_build, index_big_partition_gets_a_graph_and_drops_it,
+       guard_passes_paraphrases, guard_refuses_negations, guard_refuses_numbers,
        guard_refuses_quoted_and_capitalised_terms, partition_is_everything_but_the_last_user_turn,
        question_and_eligibility, vector_entry_round_trip_and_refusals,
        index_partitions_replace_delete_and_grow)

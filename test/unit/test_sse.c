@@ -83,4 +83,5 @@ T_TEST(oversized_event)
     sl_sse_free(&s);
 }
 
-T_MAIN("sse", whole_events_not_copied_split_ones_kept, events_and_line_ends, byte_at_a_time, oversized_event)
+T_MAIN("sse", whole_events_not_copied_split_ones_kept, events_and_line_ends, byte_at_a_time,
+       oversized_event)

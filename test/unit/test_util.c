@@ -12,9 +12,9 @@ T_TEST(utf8_prefix_ends_on_a_character_boundary)
     const char *s = "a\xc3\xa9\xe2\x82\xac!"; /* a, é (2 bytes), € (3 bytes), ! */
     size_t len = strlen(s);
     T_EQ_INT(sl_utf8_prefix(s, len, 1), 1);
-    T_EQ_INT(sl_utf8_prefix(s, len, 2), 1);       /* inside é: back to its start */
+    T_EQ_INT(sl_utf8_prefix(s, len, 2), 1); /* inside é: back to its start */
     T_EQ_INT(sl_utf8_prefix(s, len, 3), 3);
-    T_EQ_INT(sl_utf8_prefix(s, len, 5), 3);       /* inside €: back to its start */
+    T_EQ_INT(sl_utf8_prefix(s, len, 5), 3); /* inside €: back to its start */
     T_EQ_INT(sl_utf8_prefix(s, len, 6), 6);
     T_EQ_INT(sl_utf8_prefix(s, len, 100), len);
     T_EQ_INT(sl_utf8_prefix(s + 1, len - 1, 1), len - 1); /* no boundary inside: all of it */
@@ -318,8 +318,8 @@ T_TEST(secrets_scrubbed_in_place)
     T_EQ_STR((sl_scrub(edge, strlen(edge), secrets, 1), edge), "******");
 }
 
-T_MAIN("util", arena_big_allocation_keeps_the_current_block, arena_blocks_grow_from_4k, arena_limit, numbers_without_printf,
-       money_without_printf, json_strings_escape_at_every_offset, timestamps_match_gmtime,
-       cache_entries_round_trip_and_refuse_foreign_bytes,
+T_MAIN("util", arena_big_allocation_keeps_the_current_block, arena_blocks_grow_from_4k, arena_limit,
+       numbers_without_printf, money_without_printf, json_strings_escape_at_every_offset,
+       timestamps_match_gmtime, cache_entries_round_trip_and_refuse_foreign_bytes,
        cache_entries_keep_cache_counts_and_read_version_1, urls_shown_without_passwords,
        secrets_scrubbed_in_place, utf8_prefix_ends_on_a_character_boundary)
