@@ -61,6 +61,9 @@ size_t sl_rfc3339_ms(int64_t wall_ms, char *out);
 /* Decimal text of v into out (at least 21 bytes); returns its length. No
  * printf: this runs several times per request. */
 size_t sl_fmt_i64(int64_t v, char *out);
+/* v in lower-case hexadecimal into out (at least 17 bytes), NUL-terminated;
+ * returns the length (a chunk size line, HTTP/1.1 chunked framing). */
+size_t sl_fmt_hex(uint64_t v, char *out);
 
 /* Case-insensitive ASCII comparison of a slice with a C string. */
 bool sl_str_ieq_c(sl_str a, const char *b);

@@ -182,33 +182,6 @@ static const char *fact_dup(const sl_conn *c, sl_req *r, int f)
     return v.p ? sl_arena_strndup(&r->arena, v.p, v.len) : NULL;
 }
 
-static size_t fmt_dec(char *out, size_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
-}
-
-static size_t fmt_hex(char *out, size_t v)
-{
-    static const char digits[] = "0123456789abcdef";
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = digits[v & 15];
-        v >>= 4;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
-}
-
 /* ---- lifetime ----------------------------------------------------------- */
 
 static void conn_free(sl_conn *c)
@@ -508,7 +481,7 @@ static void build_head(sl_conn *c, sl_req *r, int framing, size_t body_len)
     } else {
         char code[24];
         sl_buf_append(b, "HTTP/1.1 ", 9);
-        sl_buf_append(b, code, fmt_dec(code, (size_t)(c->resp_status > 0 ? c->resp_status : 500)));
+        sl_buf_append(b, code, sl_fmt_i64(c->resp_status > 0 ? c->resp_status : 500, code));
         sl_buf_append(b, " Status\r\n", 9);
     }
     put_n(b, "Date", 4, http_date(), 29);
@@ -535,7 +508,7 @@ static void build_head(sl_conn *c, sl_req *r, int framing, size_t body_len)
     if (framing == FRAME_LENGTH) {
         char num[24];
         sl_buf_append(b, "Content-Length: ", 16);
-        sl_buf_append(b, num, fmt_dec(num, body_len));
+        sl_buf_append(b, num, sl_fmt_i64((int64_t)body_len, num));
         sl_buf_append(b, "\r\n", 2);
     } else if (framing == FRAME_CHUNKED) {
         sl_buf_append_c(b, "Transfer-Encoding: chunked\r\n");
@@ -599,7 +572,7 @@ static void http_data(sl_sink *s, sl_req *r, const char *p, size_t n)
         return;
     }
     char size[24];
-    size_t sn = fmt_hex(size, n);
+    size_t sn = sl_fmt_hex(n, size);
     size[sn++] = '\r';
     size[sn++] = '\n';
     struct iovec iov[3] = {{size, sn}, {(void *)p, n}, {"\r\n", 2}};

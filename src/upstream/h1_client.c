@@ -346,8 +346,9 @@ static void call_put(sl_h1_call *c)
     h1.n_free_calls++;
 }
 
-/* Frees the call without hooks; an unfinished answer's connection is closed. */
-static void destroy(sl_h1_call *c)
+/* Stops the call's timers, closes a connection not read to a clean end and
+ * leaves the in-flight count: what both ends of a call (finish, destroy) do. */
+static void detach(sl_h1_call *c)
 {
     evtimer_del(&c->timer);
     event_del(&c->later);
@@ -358,6 +359,12 @@ static void destroy(sl_h1_call *c)
         c->counted = false;
         h1.inflight--;
     }
+}
+
+/* Frees the call without hooks; an unfinished answer's connection is closed. */
+static void destroy(sl_h1_call *c)
+{
+    detach(c);
     call_put(c);
 }
 
@@ -372,15 +379,7 @@ static void finish(sl_h1_call *c, int rc, const char *detail)
         return;
     }
     c->finished = true;
-    evtimer_del(&c->timer);
-    event_del(&c->later);
-    if (c->conn)
-        conn_close(c->conn);
-    c->conn = NULL;
-    if (c->counted) {
-        c->counted = false;
-        h1.inflight--;
-    }
+    detach(c);
     if (!c->cancelled)
         c->hooks->on_done(c->ud, (sl_call *)(void *)c, rc, detail);
     call_put(c);
@@ -775,13 +774,10 @@ static bool fill_upload(sl_h1_call *c)
         c->upload_done = true;
         return true;
     }
-    char hex[CHUNK_HEAD];
-    int hl = 0;
-    for (size_t v = got; v; v >>= 4)
-        hex[hl++] = "0123456789abcdef"[v & 15];
-    c->uoff = CHUNK_HEAD - (size_t)hl - 2;
-    for (int i = 0; i < hl; i++)
-        c->ubuf[c->uoff + (size_t)i] = hex[hl - 1 - i];
+    char hex[24];
+    size_t hl = sl_fmt_hex(got, hex);
+    c->uoff = CHUNK_HEAD - hl - 2;
+    memcpy(c->ubuf + c->uoff, hex, hl);
     memcpy(c->ubuf + CHUNK_HEAD - 2, "\r\n", 2);
     memcpy(c->ubuf + CHUNK_HEAD + got, "\r\n", 2);
     c->ulen = CHUNK_HEAD + got + 2;
@@ -1117,19 +1113,6 @@ static void put_line(sl_h1_call *c, const char *line)
     put(c, "\r\n", 2);
 }
 
-static size_t put_u64(char *out, uint64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
-}
-
 static const struct curl_slist *call_list(const sl_call_opts *o)
 {
     return o->fixed_headers ? o->fixed_headers : o->headers;
@@ -1168,7 +1151,7 @@ static bool build_head(sl_h1_call *c, const sl_call_opts *o, const char *method,
         put(c, "Transfer-Encoding: chunked\r\n", 28);
     } else if (c->upload || o->body) {
         put(c, "Content-Length: ", 16);
-        c->wlen += put_u64(c->wbuf + c->wlen, c->upload ? (uint64_t)c->upload_left : o->body_len);
+        c->wlen += sl_fmt_i64(c->upload ? c->upload_left : (int64_t)o->body_len, c->wbuf + c->wlen);
         put(c, "\r\n", 2);
     }
     put(c, "\r\n", 2);

@@ -255,6 +255,20 @@ size_t sl_scrub(char *p, size_t len, char *const *secrets, size_t n_secrets)
     return len;
 }
 
+size_t sl_fmt_hex(uint64_t v, char *out)
+{
+    char tmp[16];
+    size_t n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
 size_t sl_utf8_prefix(const char *s, size_t len, size_t want)
 {
     if (want >= len)

@@ -6,8 +6,21 @@
 #include "sluice/cache_entry.h"
 #include "t.h"
 
+/* Chunk size lines (the server's answers and the upstream client's uploads). */
+T_TEST(hex_without_printf)
+{
+    const unsigned long long cases[] = {
+        0, 1, 9, 10, 15, 16, 255, 4096, 16384, 0xdeadbeefULL, 18446744073709551615ULL};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char want[32], out[32];
+        snprintf(want, sizeof want, "%llx", cases[i]);
+        T_EQ_INT(sl_fmt_hex(cases[i], out), strlen(want));
+        T_EQ_STR(out, want);
+    }
+}
+
 /* A cut never splits a UTF-8 sequence, and always advances. */
-T_TEST(utf8_prefix_ends_on_a_character_boundary)
+T_TEST(utf8_prefix_ends_on_a_character_boundary, hex_without_printf)
 {
     const char *s = "a\xc3\xa9\xe2\x82\xac!"; /* a, é (2 bytes), € (3 bytes), ! */
     size_t len = strlen(s);
