@@ -484,7 +484,10 @@ int sl_upstream_need_curl(void)
         return SL_EINVAL; /* sl_upstream_init has not run */
     char why[256];
     if (sl_curl_load(why, sizeof why) != SL_OK) {
-        sl_err("upstream: %s (https, host names and proxies need libcurl)", why);
+        static bool said; /* once: every such call fails the same way */
+        if (!said)
+            sl_err("upstream: %s (https, host names and proxies need libcurl)", why);
+        said = true;
         return SL_EIO;
     }
     if (!up.global && sl_curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
