@@ -180,6 +180,20 @@ static void apply_live_keys(const sl_config *old, const sl_config *c)
         sl_l1_set_max_bytes(app.l1, c->cache.l1_max_bytes);
 }
 
+/* libcurl loaded now when the configuration names a URL that only curl
+ * serves (https, a host name, a proxy in the environment): at start or
+ * reload, not on the loop at the first call; an http-only configuration
+ * never maps it (upstream.h). */
+static int prepare_upstreams(const sl_config *c, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < c->n_providers; i++)
+        if (sl_upstream_prepare(c->providers[i].base_url, err, errlen) != SL_OK)
+            return SL_EIO;
+    if (sl_upstream_prepare(c->sla.webhook, err, errlen) != SL_OK)
+        return SL_EIO;
+    return sl_upstream_prepare(c->tracing.otlp_endpoint, err, errlen);
+}
+
 static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 {
     SL_UNUSED(sig);
@@ -189,6 +203,11 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
     sl_config *c = sl_config_load(app.conf_path, err, sizeof err);
     if (!c) {
         sl_err("reload refused, keeping the running configuration: %s", err);
+        return;
+    }
+    if (prepare_upstreams(c, err, sizeof err) != SL_OK) {
+        sl_err("reload refused, keeping the running configuration: %s", err);
+        sl_config_unref(c);
         return;
     }
     sl_log_set_secrets(c->secrets, c->n_secrets);
@@ -207,6 +226,11 @@ static int check_only(const char *path)
     sl_config *c = sl_config_load(path, err, sizeof err);
     if (!c) {
         fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (prepare_upstreams(c, err, sizeof err) != SL_OK) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        sl_config_unref(c);
         return 1;
     }
     fprintf(stderr, "%s: configuration ok (%zu providers)\n", path, c->n_providers);
@@ -288,6 +312,11 @@ static int run(sl_config *c)
 {
     app.base = new_base();
     app.boot = c;
+    char err[1024];
+    if (prepare_upstreams(c, err, sizeof err) != SL_OK) {
+        sl_err("%s", err);
+        return 1;
+    }
     if (!app.base || sl_upstream_init(app.base, c->server.max_inflight) != SL_OK ||
         sl_access_open(app.base, c->log.access) != SL_OK || sl_server_start(app.base, c) != SL_OK)
         return 1;

@@ -71,12 +71,22 @@ typedef struct sl_call_opts {
 
 int sl_upstream_init(struct event_base *base, int max_inflight);
 void sl_upstream_shutdown(void);
-/* libcurl made ready (curl_global_init, the multi handle): on the first call
- * that needs it, not at init (it initialises OpenSSL: ~2 MiB of pages an
- * idle instance does not need). sl_call_start calls it; SL_OK when ready. */
+/* libcurl made ready (loaded, curl_global_init, the multi handle): on the
+ * first call that needs it, not at init (loading it maps ~5.5 MiB of
+ * libraries, its init ~2 MiB of OpenSSL pages, that an instance whose
+ * upstreams the native client serves never uses: curl_api.h).
+ * sl_call_start calls it; SL_OK when ready, SL_EIO when libcurl cannot be
+ * loaded (why in the log). */
 int sl_upstream_need_curl(void);
 /* Whether it ran (/health's upstream_ready). */
 bool sl_upstream_ready(void);
+/* Whether a call to url goes to libcurl (https, a host name, user info, a
+ * proxy in the environment) rather than the native client. */
+bool sl_upstream_url_needs_curl(const char *url);
+/* Loads libcurl now (start, reload, `sluice -t`) when url (NULL: none)
+ * needs it, so that a first https call does not wait on the loop for the
+ * load. SL_OK (also when nothing needs it), else SL_EIO with why in err. */
+int sl_upstream_prepare(const char *url, char *err, size_t errlen);
 /* SIGHUP: the new bound applies to calls started from now on (the ones in
  * flight over it finish). */
 void sl_upstream_set_max_inflight(int max_inflight);
@@ -89,6 +99,13 @@ void sl_call_cancel(sl_call *c);
  * until sl_upstream_shutdown (a provider's auth and content type: a reload
  * that changes a key gets a list of its own). NULL when the table is full
  * or build failed: the caller sends owned headers instead. */
+/* Header lists are curl's `struct curl_slist` (what CURLOPT_HTTPHEADER
+ * reads, and what the native client walks), allocated by sluice so that a
+ * list is built without libcurl loaded. Same contract as
+ * curl_slist_append: the list with line (copied) at its end, or NULL when
+ * out of memory (list is left as it was: the caller still frees it). */
+struct curl_slist *sl_header_list_append(struct curl_slist *list, const char *line);
+void sl_header_list_free(struct curl_slist *list);
 const struct curl_slist *sl_upstream_headers(const void *owner, const char *key,
                                              struct curl_slist *(*build)(const void *owner,
                                                                          const char *key));

@@ -37,6 +37,8 @@ void sl_h1_shutdown(void);
  * literal host, no user info, a path without spaces or control bytes),
  * else NULL: curl's. */
 sl_h1_pool *sl_h1_route(const sl_call_opts *o);
+/* The same judgement on a URL alone (no pool made): configuration checks. */
+bool sl_h1_takes_url(const char *url);
 sl_h1_call *sl_h1_start(sl_h1_pool *p, const sl_call_opts *o, const sl_call_hooks *h, void *ud,
                         int *err);
 void sl_h1_cancel(sl_h1_call *c);

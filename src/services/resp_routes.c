@@ -187,7 +187,7 @@ static bool delete_upstream(sl_req *r, const sl_provider_conf *p, sl_str id)
         if (sl_call_start(&o, &del_hooks, d, &err))
             return true;
     } else {
-        curl_slist_free_all(o.headers);
+        sl_header_list_free(o.headers);
     }
     sl_req_error(r, 503, "api_error", err == SL_EAGAIN ? "overloaded" : "out_of_memory", NULL,
                  "the provider's copy cannot be deleted now; nothing was deleted, retry");

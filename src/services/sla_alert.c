@@ -106,8 +106,8 @@ static const sl_call_hooks webhook_hooks = {.on_data = hook_data, .on_done = hoo
 static void deliver(delivery *d)
 {
     d->attempt++;
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:");
+    struct curl_slist *h = sl_header_list_append(NULL, "Content-Type: application/json");
+    h = sl_header_list_append(h, "Expect:");
     sl_call_opts o = {
         .url = al.conf->sla.webhook,
         .headers = h,

@@ -394,15 +394,15 @@ static const sl_call_hooks batch_hooks = {.on_data = on_data, .on_done = on_done
 
 static struct curl_slist *batch_headers(const sl_req *r, const sl_provider_conf *p)
 {
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:");
+    struct curl_slist *h = sl_header_list_append(NULL, "Content-Type: application/json");
+    h = sl_header_list_append(h, "Expect:");
     char line[1024];
     if (p->api_key && p->api_key[0]) {
         snprintf(line, sizeof line, "Authorization: Bearer %s", p->api_key);
-        h = curl_slist_append(h, line);
+        h = sl_header_list_append(h, line);
     }
     snprintf(line, sizeof line, "X-Request-Id: %s", r->id);
-    return curl_slist_append(h, line);
+    return sl_header_list_append(h, line);
 }
 
 static void flush(batch *b)
@@ -431,7 +431,7 @@ static void flush(batch *b)
     b->call = b->body.err ? NULL : sl_call_start(&o, &batch_hooks, b, &err);
     if (!b->call) {
         if (b->body.err)
-            curl_slist_free_all(o.headers);
+            sl_header_list_free(o.headers);
         each_alone(b);
     }
 }

@@ -353,17 +353,17 @@ static struct curl_slist *build_headers(sl_pass *st, const sl_provider_conf *p)
 {
     sl_req *r = st->r;
     struct curl_slist *h = sl_dialect_openai.headers(NULL, p->api_key);
-    h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip on big bodies */
+    h = sl_header_list_append(h, "Expect:"); /* no 100-continue round trip on big bodies */
     bool has_ct = false;
     for (int i = 0; i < st->head->n_lines; i++) {
-        h = curl_slist_append(h, st->head->lines[i]);
+        h = sl_header_list_append(h, st->head->lines[i]);
         has_ct |= strncasecmp(st->head->lines[i], "content-type:", 13) == 0;
     }
     if (!has_ct) /* no made-up form type on a POST */
-        h = curl_slist_append(h, "Content-Type:");
+        h = sl_header_list_append(h, "Content-Type:");
     char idline[96];
     snprintf(idline, sizeof idline, "X-Request-Id: %s", r->id);
-    return curl_slist_append(h, idline);
+    return sl_header_list_append(h, idline);
 }
 
 /* base_url (which ends in /v1 for OpenAI) + the client's path after /v1 + its query. */

@@ -905,10 +905,10 @@ static const sl_call_hooks proxy_hooks = {
 static struct curl_slist *build_fixed(const void *owner, const char *api_key)
 {
     const sl_dialect *up = owner;
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    struct curl_slist *t = h ? curl_slist_append(h, "Expect:") : NULL; /* no 100-continue */
+    struct curl_slist *h = sl_header_list_append(NULL, "Content-Type: application/json");
+    struct curl_slist *t = h ? sl_header_list_append(h, "Expect:") : NULL; /* no 100-continue */
     if (!t) {
-        curl_slist_free_all(h);
+        sl_header_list_free(h);
         return NULL;
     }
     return up->headers(t, api_key[0] ? api_key : NULL);
@@ -1051,14 +1051,14 @@ static const sl_provider_conf *begin_attempt(proxy_state *st, int idx)
 static struct curl_slist *anthropic_client_headers(proxy_state *st, const char *key)
 {
     sl_req *r = st->r;
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    h = h ? curl_slist_append(h, "Expect:") : NULL;
+    struct curl_slist *h = sl_header_list_append(NULL, "Content-Type: application/json");
+    h = h ? sl_header_list_append(h, "Expect:") : NULL;
     char line[1024];
     const char *v = r->anthropic_version, *beta = r->anthropic_beta;
     if (h && v && snprintf(line, sizeof line, "anthropic-version: %s", v) < (int)sizeof line)
-        h = curl_slist_append(h, line);
+        h = sl_header_list_append(h, line);
     if (h && beta && snprintf(line, sizeof line, "anthropic-beta: %s", beta) < (int)sizeof line)
-        h = curl_slist_append(h, line);
+        h = sl_header_list_append(h, line);
     return h ? st->up->headers(h, key[0] ? key : NULL) : NULL;
 }
 

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "sluice/dialects.h"
+#include "sluice/upstream.h"
 
 #define is_str            sl_ir_is_str
 #define is_num            sl_ir_is_num
@@ -35,13 +36,13 @@ static struct curl_slist *a_headers(struct curl_slist *h, const char *api_key)
     if (api_key && api_key[0]) {
         char line[1024];
         snprintf(line, sizeof line, "x-api-key: %s", api_key);
-        h = curl_slist_append(h, line);
+        h = sl_header_list_append(h, line);
     }
     for (const struct curl_slist *l = h; l; l = l->next) {
         if (strncasecmp(l->data, "anthropic-version:", 18) == 0)
             return h;
     }
-    return curl_slist_append(h, "anthropic-version: " ANTHROPIC_VERSION);
+    return sl_header_list_append(h, "anthropic-version: " ANTHROPIC_VERSION);
 }
 
 /* ---- request -> IR --------------------------------------------------------------------- */

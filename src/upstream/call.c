@@ -8,9 +8,10 @@
  * in-flight bound and the counters cover both. See upstream_transport.h. */
 #include "sluice/upstream.h"
 
-#include <curl/curl.h>
+#include <stdio.h>
 #include <stdlib.h>
 
+#include "sluice/curl_api.h"
 #include "sluice/upstream_transport.h"
 
 static struct {
@@ -33,6 +34,22 @@ static bool proxy_in_env(void)
             return true;
     }
     return false;
+}
+
+bool sl_upstream_url_needs_curl(const char *url)
+{
+    return url && (proxy_in_env() || !sl_h1_takes_url(url));
+}
+
+int sl_upstream_prepare(const char *url, char *err, size_t errlen)
+{
+    if (!sl_upstream_url_needs_curl(url))
+        return SL_OK;
+    char why[256];
+    if (sl_curl_load(why, sizeof why) == SL_OK)
+        return SL_OK;
+    snprintf(err, errlen, "%s needs libcurl (Debian: libcurl4), which did not load: %s", url, why);
+    return SL_EIO;
 }
 
 void sl_upstream_set_max_inflight(int max_inflight)
@@ -58,7 +75,7 @@ sl_call *sl_call_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, 
 {
     *err = SL_OK;
     if (sl_upstream_inflight() >= disp.max_inflight) {
-        curl_slist_free_all(o->headers);
+        sl_header_list_free(o->headers);
         *err = SL_EAGAIN;
         return NULL;
     }

@@ -26,6 +26,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "sluice/curl_api.h"
 #include "sluice/log.h"
 
 struct sl_call {
@@ -102,7 +103,7 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg)
     int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
     int running;
     up.in_curl++;
-    curl_multi_socket_action(up.multi, fd, flags, &running);
+    sl_curl.multi_socket_action(up.multi, fd, flags, &running);
     up.in_curl--;
     check_done();
 }
@@ -114,7 +115,7 @@ static void on_multi_timer(evutil_socket_t fd, short what, void *arg)
     SL_UNUSED(arg);
     int running;
     up.in_curl++;
-    curl_multi_socket_action(up.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    sl_curl.multi_socket_action(up.multi, CURL_SOCKET_TIMEOUT, 0, &running);
     up.in_curl--;
     check_done();
 }
@@ -159,7 +160,7 @@ static int socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sock
     sock_ctx *ctx = sockp;
     if (what == CURL_POLL_REMOVE) {
         if (ctx) {
-            curl_multi_assign(up.multi, s, NULL);
+            sl_curl.multi_assign(up.multi, s, NULL);
             sock_put(ctx);
         }
         return 0;
@@ -169,7 +170,7 @@ static int socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sock
     if (!ctx) {
         if (!(ctx = sock_get()))
             return -1;
-        curl_multi_assign(up.multi, s, ctx);
+        sl_curl.multi_assign(up.multi, s, ctx);
     } else if (ctx->kind == kind) {
         return 0; /* already waiting for exactly that */
     } else {
@@ -209,12 +210,12 @@ static void arm_timer(sl_call *c, int ms)
 /* Undoes what a pass-through call set beyond the common options. */
 static void reset_custom(CURL *e)
 {
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
-    curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
-    curl_easy_setopt(e, CURLOPT_READFUNCTION, NULL);
-    curl_easy_setopt(e, CURLOPT_READDATA, NULL);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    sl_curl.easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+    sl_curl.easy_setopt(e, CURLOPT_NOBODY, 0L);
+    sl_curl.easy_setopt(e, CURLOPT_READFUNCTION, NULL);
+    sl_curl.easy_setopt(e, CURLOPT_READDATA, NULL);
+    sl_curl.easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+    sl_curl.easy_setopt(e, CURLOPT_HTTPGET, 1L);
 }
 
 static void release_easy(CURL *e, bool custom)
@@ -222,26 +223,26 @@ static void release_easy(CURL *e, bool custom)
     if (custom)
         reset_custom(e);
     if (up.n_pool < (int)SL_ARRAY_LEN(up.pool)) {
-        curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
-        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL); /* the call's buffer goes with it */
+        sl_curl.easy_setopt(e, CURLOPT_PRIVATE, NULL);
+        sl_curl.easy_setopt(e, CURLOPT_ERRORBUFFER, NULL); /* the call's buffer goes with it */
         up.pool[up.n_pool++] = e;
     } else {
-        curl_easy_cleanup(e);
+        sl_curl.easy_cleanup(e);
     }
 }
 
 static void destroy(sl_call *c)
 {
     if (c->in_multi) {
-        curl_multi_remove_handle(up.multi, c->easy); /* closes an unfinished connection */
+        sl_curl.multi_remove_handle(up.multi, c->easy); /* closes an unfinished connection */
         c->in_multi = false;
         up.inflight--;
     }
     if (c->paused || c->send_paused) /* curl may still hold bytes for it: not for the next call */
-        curl_easy_cleanup(c->easy);
+        sl_curl.easy_cleanup(c->easy);
     else
         release_easy(c->easy, c->custom);
-    curl_slist_free_all(c->headers);
+    sl_header_list_free(c->headers);
     event_free(c->timer);
     event_free(c->reap);
     free(c);
@@ -254,7 +255,7 @@ static void finish(sl_call *c, int rc, const char *detail)
     c->finished = true;
     evtimer_del(c->timer);
     if (c->in_multi) {
-        curl_multi_remove_handle(up.multi, c->easy);
+        sl_curl.multi_remove_handle(up.multi, c->easy);
         c->in_multi = false;
         up.inflight--;
     }
@@ -413,7 +414,7 @@ static bool local_failure(sl_call *c, CURLcode res)
 {
     long os_errno = 0;
     if (!c->sock_errno && (res == CURLE_COULDNT_CONNECT || res == CURLE_FAILED_INIT))
-        curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &os_errno);
+        sl_curl.easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &os_errno);
     long e = c->sock_errno ? c->sock_errno : os_errno;
     if (local_errno(e)) {
         snprintf(c->errbuf, sizeof c->errbuf, "no local socket for the upstream call: %s",
@@ -431,14 +432,14 @@ static void check_done(void)
 {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(up.multi, &left))) {
+    while ((msg = sl_curl.multi_info_read(up.multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         /* Copy before removal: msg is invalid afterwards. */
         CURL *e = msg->easy_handle;
         CURLcode res = msg->data.result;
         sl_call *c = NULL;
-        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&c);
+        sl_curl.easy_getinfo(e, CURLINFO_PRIVATE, (char **)&c);
         if (!c)
             continue;
         if (c->cancelled) {
@@ -448,7 +449,7 @@ static void check_done(void)
         if (res == CURLE_OK) {
             if (!c->got_head) { /* e.g. a body-less answer: still report the status */
                 long code = 0;
-                curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+                sl_curl.easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
                 c->status = (int)code;
                 c->got_head = true;
                 if (c->hooks->on_status)
@@ -461,7 +462,7 @@ static void check_done(void)
         } else if (local_failure(c, res)) {
             finish(c, SL_ENOMEM, c->errbuf);
         } else {
-            finish(c, SL_EIO, c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
+            finish(c, SL_EIO, c->errbuf[0] ? c->errbuf : sl_curl.easy_strerror(res));
         }
     }
 }
@@ -469,9 +470,11 @@ static void check_done(void)
 /* ---- public ------------------------------------------------------------ */
 
 /* libcurl, made ready on the first call that needs it (issue 18, PSS idle):
- * curl_global_init initialises OpenSSL whatever flags it is given (libcurl
- * 7.57+), which touches ~2 MiB of libcrypto and libcurl pages: an idle
- * instance, or one whose upstreams the native client serves, never pays it.
+ * loading it maps its dependency tree (curl_api.h), and curl_global_init
+ * initialises OpenSSL whatever flags it is given (libcurl 7.57+), which
+ * touches ~2 MiB more: an idle instance, or one whose upstreams the native
+ * client serves, pays neither. The load itself is usually done already, at
+ * start or reload (sl_upstream_prepare), so that it does not block the loop.
  * Single-threaded (each worker is a process), so no lock. */
 int sl_upstream_need_curl(void)
 {
@@ -479,15 +482,23 @@ int sl_upstream_need_curl(void)
         return SL_OK;
     if (!up.base)
         return SL_EINVAL; /* sl_upstream_init has not run */
-    if (!up.global && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    char why[256];
+    if (sl_curl_load(why, sizeof why) != SL_OK) {
+        static bool said; /* once: every such call fails the same way */
+        if (!said)
+            sl_err("upstream: %s (https, host names and proxies need libcurl)", why);
+        said = true;
+        return SL_EIO;
+    }
+    if (!up.global && sl_curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return SL_EIO;
     up.global = true;
-    up.multi = curl_multi_init();
+    up.multi = sl_curl.multi_init();
     if (!up.multi)
         return SL_ENOMEM;
-    curl_multi_setopt(up.multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(up.multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(up.multi, CURLMOPT_MAXCONNECTS, 1024L);
+    sl_curl.multi_setopt(up.multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    sl_curl.multi_setopt(up.multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    sl_curl.multi_setopt(up.multi, CURLMOPT_MAXCONNECTS, 1024L);
     return SL_OK;
 }
 
@@ -517,9 +528,9 @@ void sl_curl_shutdown(void)
 {
     if (up.multi) {
         for (int i = 0; i < up.n_pool; i++)
-            curl_easy_cleanup(up.pool[i]);
+            sl_curl.easy_cleanup(up.pool[i]);
         up.n_pool = 0;
-        curl_multi_cleanup(up.multi);
+        sl_curl.multi_cleanup(up.multi);
         up.multi = NULL;
     }
     while (reuse.free_socks) {
@@ -530,39 +541,39 @@ void sl_curl_shutdown(void)
     }
     for (int i = 0; i < reuse.n_urls; i++) {
         free(reuse.urls[i].url);
-        curl_url_cleanup(reuse.urls[i].u);
+        sl_curl.url_cleanup(reuse.urls[i].u);
     }
     for (int i = 0; i < reuse.n_header_sets; i++) {
         free(reuse.header_sets[i].key);
-        curl_slist_free_all(reuse.header_sets[i].list);
+        sl_header_list_free(reuse.header_sets[i].list);
     }
     memset(&reuse, 0, sizeof reuse);
     if (up.timer)
         event_free(up.timer);
     up.timer = NULL;
     if (up.global)
-        curl_global_cleanup();
+        sl_curl.global_cleanup();
     up.global = false;
 }
 
 /* The options no call changes: set once, when the handle is made. */
 static CURL *new_easy(void)
 {
-    CURL *e = curl_easy_init();
+    CURL *e = sl_curl.easy_init();
     if (!e)
         return NULL;
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* pass bodies through as sent */
+    sl_curl.easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    sl_curl.easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    sl_curl.easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    sl_curl.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    sl_curl.easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    sl_curl.easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    sl_curl.easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    sl_curl.easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    sl_curl.easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* pass bodies through as sent */
     if (up.no_proxy) { /* no environment lookups per transfer (proxy, then no_proxy) */
-        curl_easy_setopt(e, CURLOPT_PROXY, "");
-        curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+        sl_curl.easy_setopt(e, CURLOPT_PROXY, "");
+        sl_curl.easy_setopt(e, CURLOPT_NOPROXY, "");
     }
     return e;
 }
@@ -587,13 +598,13 @@ static CURLU *interned_url(const char *base, const char *path)
     if (reuse.n_urls >= MAX_INTERNED)
         return NULL;
     char *url = malloc(bl + pl + 1);
-    CURLU *u = url ? curl_url() : NULL;
+    CURLU *u = url ? sl_curl.url() : NULL;
     if (u) {
         memcpy(url, base, bl);
         memcpy(url + bl, path, pl + 1);
     }
-    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
-        curl_url_cleanup(u);
+    if (!u || sl_curl.url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+        sl_curl.url_cleanup(u);
         free(url);
         return NULL;
     }
@@ -650,11 +661,11 @@ static void call_headers(sl_call *c, const sl_call_opts *o, struct curl_slist **
 static void setup_upload(CURL *e, sl_call *c, const sl_call_opts *o)
 {
     c->custom = true;
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
-    curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb);
-    curl_easy_setopt(e, CURLOPT_READDATA, c);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->upload_len);
+    sl_curl.easy_setopt(e, CURLOPT_POST, 1L);
+    sl_curl.easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+    sl_curl.easy_setopt(e, CURLOPT_READFUNCTION, read_cb);
+    sl_curl.easy_setopt(e, CURLOPT_READDATA, c);
+    sl_curl.easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->upload_len);
 }
 
 /* What varies per call; every option set here is set on every call, so
@@ -662,49 +673,49 @@ static void setup_upload(CURL *e, sl_call *c, const sl_call_opts *o)
 static int setup_easy(CURL *e, sl_call *c, const sl_call_opts *o)
 {
     CURLU *u = o->url_path ? interned_url(o->url, o->url_path) : NULL;
-    curl_easy_setopt(e, CURLOPT_CURLU, u);
+    sl_curl.easy_setopt(e, CURLOPT_CURLU, u);
     if (!u && o->url_path) {
         char *url = malloc(strlen(o->url) + strlen(o->url_path) + 1);
         if (!url)
             return SL_ENOMEM;
         strcpy(url, o->url);
         strcat(url, o->url_path);
-        curl_easy_setopt(e, CURLOPT_URL, url); /* curl copies it */
+        sl_curl.easy_setopt(e, CURLOPT_URL, url); /* curl copies it */
         free(url);
     } else if (!u) {
-        curl_easy_setopt(e, CURLOPT_URL, o->url);
+        sl_curl.easy_setopt(e, CURLOPT_URL, o->url);
     }
     struct curl_slist *headers;
     call_headers(c, o, &headers);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, c);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
+    sl_curl.easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    sl_curl.easy_setopt(e, CURLOPT_PRIVATE, c);
+    sl_curl.easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    sl_curl.easy_setopt(e, CURLOPT_HEADERDATA, c);
+    sl_curl.easy_setopt(e, CURLOPT_WRITEDATA, c);
+    sl_curl.easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
     /* the receive buffer is allocated per transfer, freed when it ends */
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, o->recv_buffer > 0 ? (long)o->recv_buffer : 16384L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_ms > 0 ? (long)o->connect_ms : 0L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->total_ms > 0 ? (long)o->total_ms : 0L);
+    sl_curl.easy_setopt(e, CURLOPT_BUFFERSIZE, o->recv_buffer > 0 ? (long)o->recv_buffer : 16384L);
+    sl_curl.easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_ms > 0 ? (long)o->connect_ms : 0L);
+    sl_curl.easy_setopt(e, CURLOPT_TIMEOUT_MS, o->total_ms > 0 ? (long)o->total_ms : 0L);
     if (o->upload) {
         setup_upload(e, c, o);
     } else if (o->body) {
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, o->body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+        sl_curl.easy_setopt(e, CURLOPT_POST, 1L);
+        sl_curl.easy_setopt(e, CURLOPT_POSTFIELDS, o->body);
+        sl_curl.easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
     } else {
         /* POSTFIELDS makes the method POST, so it is undone first */
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        sl_curl.easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+        sl_curl.easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+        sl_curl.easy_setopt(e, CURLOPT_HTTPGET, 1L);
     }
     bool head = o->method && strcmp(o->method, "HEAD") == 0;
     bool custom =
         !head && o->method && strcmp(o->method, "POST") != 0 && strcmp(o->method, "GET") != 0;
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, custom ? o->method : NULL);
+    sl_curl.easy_setopt(e, CURLOPT_CUSTOMREQUEST, custom ? o->method : NULL);
     if (head) { /* NOBODY and the read hook are a pass-through's: reset on release */
         c->custom = true;
-        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+        sl_curl.easy_setopt(e, CURLOPT_NOBODY, 1L);
     }
     return SL_OK;
 }
@@ -714,14 +725,14 @@ sl_call *sl_curl_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, 
     *err = SL_OK;
     int ready = sl_upstream_need_curl();
     if (ready != SL_OK) {
-        curl_slist_free_all(o->headers);
+        sl_header_list_free(o->headers);
         *err = ready == SL_EIO ? SL_EIO : SL_ENOMEM;
         return NULL;
     }
     sl_call *c = calloc(1, sizeof(*c));
     CURL *e = c ? take_easy() : NULL;
     if (!e) {
-        curl_slist_free_all(o->headers);
+        sl_header_list_free(o->headers);
         free(c);
         *err = SL_ENOMEM;
         return NULL;
@@ -736,7 +747,7 @@ sl_call *sl_curl_start(const sl_call_opts *o, const sl_call_hooks *h, void *ud, 
     c->timer = evtimer_new(up.base, on_call_timer, c);
     c->reap = event_new(up.base, -1, 0, on_reap, c);
     if (!c->timer || !c->reap || setup_easy(e, c, o) != SL_OK ||
-        curl_multi_add_handle(up.multi, e) != CURLM_OK) {
+        sl_curl.multi_add_handle(up.multi, e) != CURLM_OK) {
         c->finished = true;
         destroy(c);
         *err = SL_ENOMEM;
@@ -754,7 +765,7 @@ static void set_pause(sl_call *c)
 {
     int mask = (c->paused ? CURLPAUSE_RECV : 0) | (c->send_paused ? CURLPAUSE_SEND : 0);
     up.in_curl++; /* the held bytes may be written (and a cancel asked) from in here */
-    curl_easy_pause(c->easy, mask);
+    sl_curl.easy_pause(c->easy, mask);
     up.in_curl--;
 }
 

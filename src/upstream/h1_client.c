@@ -322,7 +322,7 @@ static void call_put(sl_h1_call *c)
         h1.live = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    curl_slist_free_all(c->headers);
+    sl_header_list_free(c->headers);
     c->headers = NULL;
     if (c->rcap > RBUF_DEFAULT) {
         free(c->rbuf);
@@ -1059,6 +1059,27 @@ static bool split_url(const char *url, const char **host, size_t *hl, unsigned *
     return *hl > 0;
 }
 
+static bool ip_literal(const char *host, size_t hl, bool v6)
+{
+    char name[INET6_ADDRSTRLEN + 1];
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (hl >= sizeof name)
+        return false;
+    memcpy(name, host, hl);
+    name[hl] = '\0';
+    return inet_pton(v6 ? AF_INET6 : AF_INET, name, addr) == 1;
+}
+
+bool sl_h1_takes_url(const char *url)
+{
+    const char *host, *path;
+    size_t hl;
+    unsigned port;
+    bool v6;
+    return url && split_url(url, &host, &hl, &port, &v6, &path) && path_ok(path) &&
+           ip_literal(host, hl, v6);
+}
+
 sl_h1_pool *sl_h1_route(const sl_call_opts *o)
 {
     if (!h1.ready)
@@ -1230,7 +1251,7 @@ sl_h1_call *sl_h1_start(sl_h1_pool *p, const sl_call_opts *o, const sl_call_hook
     *err = SL_OK;
     sl_h1_call *c = call_get();
     if (!c) {
-        curl_slist_free_all(o->headers);
+        sl_header_list_free(o->headers);
         *err = SL_ENOMEM;
         return NULL;
     }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "sluice/dialects.h"
+#include "sluice/upstream.h"
 
 #define is_str sl_ir_is_str
 #define is_num sl_ir_is_num
@@ -33,7 +34,7 @@ static struct curl_slist *o_headers(struct curl_slist *h, const char *api_key)
         return h;
     char line[1024];
     snprintf(line, sizeof line, "Authorization: Bearer %s", api_key);
-    return curl_slist_append(h, line);
+    return sl_header_list_append(h, line);
 }
 
 /* ---- request -> IR --------------------------------------------------------------------- */

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 #include "sluice/dialects.h"
+#include "sluice/upstream.h"
 #include "sluice/responses.h"
 
 #define is_str sl_ir_is_str
@@ -47,7 +48,7 @@ static struct curl_slist *r_headers(struct curl_slist *h, const char *api_key)
         return h;
     char line[1024];
     snprintf(line, sizeof line, "Authorization: Bearer %s", api_key);
-    return curl_slist_append(h, line);
+    return sl_header_list_append(h, line);
 }
 
 /* ---- request -> IR --------------------------------------------------------------------- */

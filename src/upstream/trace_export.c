@@ -78,12 +78,12 @@ static const sl_call_hooks hooks = {.on_data = on_data, .on_done = on_done};
 
 static struct curl_slist *header_list(void)
 {
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/x-protobuf");
-    h = h ? curl_slist_append(h, "Expect:") : NULL;
+    struct curl_slist *h = sl_header_list_append(NULL, "Content-Type: application/x-protobuf");
+    h = h ? sl_header_list_append(h, "Expect:") : NULL;
     for (size_t i = 0; h && i < ex.n_headers; i++) {
-        struct curl_slist *t = curl_slist_append(h, ex.headers[i]);
+        struct curl_slist *t = sl_header_list_append(h, ex.headers[i]);
         if (!t)
-            curl_slist_free_all(h);
+            sl_header_list_free(h);
         h = t;
     }
     return h;

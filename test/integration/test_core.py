@@ -1,7 +1,7 @@
 """Issue 2: the gateway core, seen from a client."""
 import json, os, signal, subprocess, threading, time
 from harness import (Mock, Sluice, SLUICE_BIN, base_config, chat, post_json, post_status_or_closed,
-                     free_port, request, send_raw, sse_events, stream)
+                     free_port, request, send_raw, sse_events, stream, wait_for, yaml_dump)
 
 ERROR_KEYS = {"message", "type", "param", "code"}
 
@@ -455,3 +455,65 @@ def test_curl_made_ready_by_the_first_call():
     assert h["upstream_ready"] is True and h["upstream_inflight"] == 0, h
     print("NOTE libcrypto RSS idle %d KiB, after the first call %d KiB" % (before, _libcrypto_rss_kib(s.proc.pid)))
     s.stop()
+
+
+def _mapped(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return f.read()
+
+
+def _hostname_provider(m):
+    return [{"name": "mock", "kind": "openai", "base_url": m.url.replace("127.0.0.1", "localhost") + "/v1",
+             "api_key": "sk-upstream-secret", "models": ["*"]}]
+
+
+def test_an_http_only_instance_never_maps_libcurl():
+    """Issue 18 (PSS idle): sluice does not link libcurl. An instance whose
+    upstreams the native client serves never maps it, nor OpenSSL or GnuTLS
+    under it; one whose configuration names a host name loads it at start,
+    before its first call (so that call does not wait for the load)."""
+    m = Mock()
+    s = Sluice(base_config(m))
+    st, _, j, _ = post_json(s.url + "/v1/chat/completions", chat("native only"))
+    assert st == 200, j
+    st, _, events, _ = stream(s.url + "/v1/chat/completions", chat("native stream", stream=True))
+    assert st == 200 and events[-1] == "[DONE]", events
+    maps = _mapped(s.proc.pid)
+    for lib in ("libcurl", "libssl", "libcrypto", "libgnutls"):
+        assert lib not in maps, "%s mapped by an http-only instance" % lib
+    s.stop()
+    s = Sluice(base_config(m, providers=_hostname_provider(m)))
+    assert "libcurl" in _mapped(s.proc.pid)  # at start, no call yet
+    assert json.loads(request("GET", s.url + "/health")[2])["upstream_ready"] is False
+    st, _, j, _ = post_json(s.url + "/v1/chat/completions", chat("through curl"))
+    assert st == 200 and "through curl" in j["choices"][0]["message"]["content"], j
+    s.stop()
+
+
+def test_without_libcurl_only_what_needs_it_is_refused():
+    """libcurl missing (SLUICE_LIBCURL names a file that is not there): an
+    http-only configuration checks, starts and serves; one that names a host
+    name fails `sluice -t` and start with the URL and why, and a reload to
+    it is refused while the running configuration keeps serving."""
+    m = Mock()
+    env = {"SLUICE_LIBCURL": "/nonexistent/libcurl.so.4"}
+    s = Sluice(base_config(m), env=env)
+    r = subprocess.run([SLUICE_BIN, "-t", "-c", s.conf_path], capture_output=True, env=dict(os.environ, **env))
+    assert r.returncode == 0, r.stderr
+    assert post_json(s.url + "/v1/chat/completions", chat("still native"))[0] == 200
+    bad = s.conf_path + ".curl"
+    cfg = base_config(m, providers=_hostname_provider(m))
+    cfg.update(listen="127.0.0.1:%d" % s.port, log={"access": s.access_path})
+    with open(bad, "w") as f:
+        f.write(yaml_dump(cfg) + "\n")
+    r = subprocess.run([SLUICE_BIN, "-t", "-c", bad], capture_output=True, env=dict(os.environ, **env))
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "localhost" in err and "needs libcurl" in err, err
+    os.replace(bad, s.conf_path)  # reload to it: refused
+    s.signal(signal.SIGHUP)
+    wait_for(lambda: "reload refused" in s.stderr(), 5, "the reload refused")
+    st, h, j, _ = post_json(s.url + "/v1/chat/completions", chat("old config"))
+    assert st == 200 and h["x-sluice-provider"] == "mock", j
+    s.stop()
+    r = subprocess.run([SLUICE_BIN, "-c", s.conf_path], capture_output=True, env=dict(os.environ, **env), timeout=10)
+    assert r.returncode == 1 and b"needs libcurl" in r.stderr, r.stderr

@@ -1,6 +1,7 @@
 /* test_dialect_anthropic.c — src/upstream/anthropic.c on the Anthropic API reference's bodies. */
 #include <curl/curl.h>
 
+#include "sluice/upstream.h"
 #include "t_dialect.h"
 
 /* docs.anthropic.com/en/api/messages, the request example. */
@@ -350,7 +351,7 @@ T_TEST(paths_and_headers)
     struct curl_slist *h = AN->headers(NULL, "sk-ant");
     T_CHECK(h && strcmp(h->data, "x-api-key: sk-ant") == 0);
     T_CHECK(h && h->next && strcmp(h->next->data, "anthropic-version: 2023-06-01") == 0);
-    curl_slist_free_all(h);
+    sl_header_list_free(h);
     T_CHECK(sl_dialect_of_kind(SL_PROVIDER_ANTHROPIC) == AN);
     T_CHECK(sl_dialect_of_api(SL_API_MESSAGES) == AN);
     sl_arena_free(&TA);

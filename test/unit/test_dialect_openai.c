@@ -1,6 +1,7 @@
 /* test_dialect_openai.c — src/upstream/openai.c on the OpenAI API reference's bodies. */
 #include <curl/curl.h>
 
+#include "sluice/upstream.h"
 #include "t_dialect.h"
 
 /* platform.openai.com/docs/api-reference/chat/create, example "Default". */
@@ -292,11 +293,29 @@ T_TEST(paths_and_headers)
     struct curl_slist *h = OA->headers(NULL, "sk-test");
     T_CHECK(h != NULL);
     T_CHECK(OA->headers(NULL, "") == NULL);
-    curl_slist_free_all(h);
+    sl_header_list_free(h);
     T_CHECK(sl_dialect_of_kind(SL_PROVIDER_OPENAI) == OA && sl_dialect_of_api(SL_API_CHAT) == OA);
     sl_arena_free(&TA);
 }
 
+/* sluice allocates curl's list shape itself (libcurl is loaded at run time):
+ * lines in order, each copied, one free for the whole list. */
+T_TEST(header_lists_without_libcurl)
+{
+    char line[32] = "X-One: 1";
+    struct curl_slist *h = sl_header_list_append(NULL, line);
+    T_CHECK(h != NULL);
+    line[0] = 'Y'; /* copied: the caller's buffer is its own */
+    T_CHECK(sl_header_list_append(h, "X-Two: 2") == h);
+    T_CHECK(sl_header_list_append(h, "") == h);
+    T_EQ_STR(h->data, "X-One: 1");
+    T_EQ_STR(h->next->data, "X-Two: 2");
+    T_EQ_STR(h->next->next->data, "");
+    T_CHECK(h->next->next->next == NULL);
+    sl_header_list_free(h);
+    sl_header_list_free(NULL);
+}
+
 T_MAIN("dialect_openai", parse_reference_requests, request_round_trip, round_trip_through_anthropic,
        answers, usage_and_cache, stream_to_anthropic, stream_round_trip, watch_native_stream,
-       errors, paths_and_headers)
+       errors, paths_and_headers, header_lists_without_libcurl)
