@@ -666,6 +666,16 @@ static void on_eof(sl_h1_call *c)
                        : "upstream closed the connection without an answer");
 }
 
+/* What the socket should be watched for now. */
+static void update_interest(sl_h1_call *c)
+{
+    if (!c->conn || c->conn->state != K_ACTIVE)
+        return;
+    short what = (short)((c->paused || c->pending ? 0 : EV_READ) |
+                         (!c->sent && !c->send_paused ? EV_WRITE : 0));
+    set_interest(c->conn, what);
+}
+
 static void on_readable(sl_h1_call *c)
 {
     if (!make_room(c)) {
@@ -676,7 +686,9 @@ static void on_readable(sl_h1_call *c)
     if (n > 0) {
         c->rlen += (size_t)n;
         c->got_byte = true;
-        parse_buffered(c);
+        if (parse_buffered(c))
+            update_interest(c); /* paused by on_data: unwatched until resume (level-triggered:
+                                   bytes left in the socket would wake the loop forever) */
         return;
     }
     if (n == 0) {
@@ -691,16 +703,6 @@ static void on_readable(sl_h1_call *c)
         return;
     }
     fail_errno(c, "upstream receive failure", e);
-}
-
-/* What the socket should be watched for now. */
-static void update_interest(sl_h1_call *c)
-{
-    if (!c->conn || c->conn->state != K_ACTIVE)
-        return;
-    short what = (short)((c->paused || c->pending ? 0 : EV_READ) |
-                         (!c->sent && !c->send_paused ? EV_WRITE : 0));
-    set_interest(c->conn, what);
 }
 
 /* Bytes on_data declined, offered again; then the parser goes on. false:

@@ -1,7 +1,7 @@
 """Issue 18: sluice's own HTTP/1.1 connection layer (src/server/conn.c).
 Every refusal is an OpenAI-shaped JSON error with an access-log line; pipelining,
 HTTP/1.0, HEAD, 100-continue, client-gone and drain behave as specified."""
-import json, re, signal, socket, threading, time
+import json, os, re, signal, socket, threading, time
 from harness import Mock, Sluice, base_config, chat, send_raw
 
 
@@ -263,9 +263,23 @@ def test_slow_reader_pauses_a_coalescing_leader_too():
     _slow_reader(cache=True)  # the cache on: the answer runs through the flight's fan-out sink
 
 
-def _slow_reader(cache):
+def test_slow_reader_pauses_a_curl_upstream_too():
+    _slow_reader(cache=False, host="localhost")  # a host name: the call goes through libcurl
+
+
+def _cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _slow_reader(cache, host=None):
     m = Mock()
-    s = Sluice(base_config(m, cache={"enabled": cache}))
+    over = {"cache": {"enabled": cache}}
+    if host:
+        over["providers"] = [{"name": "mock", "kind": "openai", "base_url": m.url.replace("127.0.0.1", host) + "/v1",
+                              "api_key": "sk-upstream-secret", "models": ["*"]}]
+    s = Sluice(base_config(m, **over))
     chunks = 300
     m.config(stream_chunks=chunks, chunk_pad=20000)  # a 6 MB stream
     body = json.dumps(chat("MOCK_REPLY:" + " ".join("w%d" % i for i in range(chunks)), stream=True)).encode()
@@ -273,7 +287,14 @@ def _slow_reader(cache):
     c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # a slow reader: a small window
     c.connect(("127.0.0.1", s.port))
     c.sendall(req("/v1/chat/completions", "POST", body=body))
-    time.sleep(2.0)  # not reading: sluice must not read the whole stream into memory
+    time.sleep(0.5)
+    cpu0 = _cpu_seconds(s.proc.pid)
+    time.sleep(1.5)  # not reading: sluice must not read the whole stream into memory
+    # ... nor spin while the upstream call waits for it: a paused call's socket
+    # is not watched (it had bytes ready: level-triggered, it woke the loop
+    # at once, again and again, a core burnt until the client read)
+    busy = _cpu_seconds(s.proc.pid) - cpu0
+    assert busy < 0.5, "sluice used %.2f s of CPU in 1.5 s while its client read nothing" % busy
     assert s.access_log() == [], "the stream completed while the client read nothing"
     out = read_all(c, 10, lambda b: b.endswith(b"0\r\n\r\n"))
     c.close()
