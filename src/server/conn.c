@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "sluice/dialects.h"
+#include "sluice/head.h"
 #include "sluice/log.h"
 #include "sluice/pipeline.h"
 
@@ -59,9 +60,7 @@ enum {
 
 typedef enum { C_HEAD, C_BODY, C_ACTIVE, C_LINGER, C_CLOSED } c_state;
 
-typedef struct hslice {
-    uint32_t no, nl, vo, vl; /* name and value: offsets into rbuf and lengths */
-} hslice;
+typedef sl_head_field hslice; /* name and value: offsets into rbuf and lengths */
 
 /* Headers the layer or sluice reads, found while parsing (index into hdr, -1 none). */
 enum {
@@ -104,7 +103,9 @@ struct sl_conn {
     unsigned hcount;
     size_t hbytes;
 
-    http_parser hp;
+    http_parser hp; /* (a head the fast parser took: only its fields, filled in by hand) */
+    bool fast;      /* ... and the body is framed here, by its Content-Length */
+    uint64_t body_left;
     uint32_t url_o, url_l;
     bool have_url;
     hslice *hdr; /* hdr_inline, or MAX_HEADER_COUNT slots on the heap for a larger head */
@@ -903,6 +904,20 @@ static bool grow_hdr(sl_conn *c)
     return true;
 }
 
+/* Header i's name is known: count the ones the rules limit, note the facts. */
+static void note_field(sl_conn *c, unsigned i)
+{
+    int f = classify(c->rbuf + c->hdr[i].no, c->hdr[i].nl);
+    c->hosts += f == -2;
+    c->content_lengths += f == -3;
+    c->authorizations += f == H_AUTH;
+    c->transfer_encodings += f == H_TE;
+    c->traceparents += f == H_TRACEPARENT;
+    c->cur_fact = f;
+    if (f >= 0 && c->fact[f] < 0)
+        c->fact[f] = (int)i;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     sl_conn *c = p->data;
@@ -915,15 +930,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     h->nl = (uint32_t)n;
     h->vo = h->no + h->nl;
     h->vl = 0;
-    int f = classify(at, n);
-    c->hosts += f == -2;
-    c->content_lengths += f == -3;
-    c->authorizations += f == H_AUTH;
-    c->transfer_encodings += f == H_TE;
-    c->traceparents += f == H_TRACEPARENT;
-    c->cur_fact = f;
-    if (f >= 0 && c->fact[f] < 0)
-        c->fact[f] = (int)c->n_hdr;
+    note_field(c, c->n_hdr);
     c->n_hdr++;
     return 0;
 }
@@ -1159,13 +1166,43 @@ static void start_body(sl_conn *c, sl_req *r, bool stream, bool has_body, bool w
     c->state = C_BODY;
     if (has_body)
         arm(c, conf_now()->server.body_timeout_s * 1000);
-    http_parser_pause(&c->hp, 0);
+    if (!c->fast)
+        http_parser_pause(&c->hp, 0);
     if (stream) {
         c->dispatched = true;
         r->body = SL_STR("");
         event_del(&c->timer);
         conns.hooks.on_request(r);
     }
+}
+
+/* A plain head (head.h) without http_parser: what its callbacks would have
+ * recorded, and the parser's fields the rules below read. False: not plain. */
+static bool parse_fast(sl_conn *c)
+{
+    sl_head h;
+    if (!sl_head_parse(c->rbuf + c->rpos, c->line - c->rpos, &h, c->hdr, c->hdr_cap))
+        return false;
+    uint32_t base = (uint32_t)c->rpos;
+    for (unsigned i = 0; i < h.n_fields; i++) {
+        c->hdr[i].no += base;
+        c->hdr[i].vo += base;
+        note_field(c, i);
+    }
+    c->n_hdr = h.n_fields;
+    c->url_o = base + h.url_o;
+    c->url_l = h.url_l;
+    c->have_url = c->headers_done = true;
+    c->hp.method = h.method & 0xff;
+    c->hp.http_major = 1;
+    c->hp.http_minor = (unsigned short)h.http_minor;
+    c->hp.content_length = h.content_length;
+    c->hp.flags = (h.conn_close ? F_CONNECTION_CLOSE : 0) |
+                  (h.conn_keep_alive ? F_CONNECTION_KEEP_ALIVE : 0) |
+                  (h.content_length != ULLONG_MAX ? F_CONTENTLENGTH : 0);
+    c->body_left = h.content_length == ULLONG_MAX ? 0 : h.content_length;
+    c->parsed = c->line;
+    return true;
 }
 
 /* The whole head is in [rpos, line): parse it, check it, ask the server how
@@ -1178,9 +1215,13 @@ static void parse_head(sl_conn *c)
     c->traceparents = 0;
     for (int i = 0; i < H_NFACTS; i++)
         c->fact[i] = -1;
-    size_t n = http_parser_execute(&c->hp, &settings, c->rbuf + c->rpos, c->line - c->rpos);
-    c->parsed = c->rpos + n;
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->hp);
+    enum http_errno e = HPE_PAUSED;
+    c->fast = parse_fast(c);
+    if (!c->fast) {
+        size_t n = http_parser_execute(&c->hp, &settings, c->rbuf + c->rpos, c->line - c->rpos);
+        c->parsed = c->rpos + n;
+        e = HTTP_PARSER_ERRNO(&c->hp);
+    }
     sl_req *r = new_req(c);
     if (!r) {
         start_linger(c);
@@ -1224,14 +1265,36 @@ static void dispatch(sl_conn *c)
     conns.hooks.on_request(r);
 }
 
+/* A fast head's body: Content-Length bytes (or none), handed over as
+ * http_parser's on_body and on_message_complete would. */
+static void frame_fast(sl_conn *c)
+{
+    size_t avail = c->rlen - c->parsed;
+    size_t take = avail < c->body_left ? avail : (size_t)c->body_left;
+    const char *at = c->rbuf + c->parsed;
+    c->parsed += take;
+    c->body_left -= take;
+    if (take)
+        on_body(&c->hp, at, take);
+    if (!c->body_left)
+        c->msg_done = true;
+}
+
 /* Feeds what arrived of the body to the parser; true when the request went on. */
 static bool feed_body(sl_conn *c)
 {
-    if (c->parsed >= c->rlen)
-        return false; /* (no bytes: http_parser would take it for the end of input) */
-    size_t n = http_parser_execute(&c->hp, &settings, c->rbuf + c->parsed, c->rlen - c->parsed);
-    c->parsed += n;
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->hp);
+    enum http_errno e = HPE_OK;
+    if (c->fast) {
+        if (c->parsed >= c->rlen && c->body_left)
+            return false;
+        frame_fast(c);
+    } else {
+        if (c->parsed >= c->rlen)
+            return false; /* (no bytes: http_parser would take it for the end of input) */
+        size_t n = http_parser_execute(&c->hp, &settings, c->rbuf + c->parsed, c->rlen - c->parsed);
+        c->parsed += n;
+        e = HTTP_PARSER_ERRNO(&c->hp);
+    }
     if (c->state != C_BODY)
         return false; /* a streaming handler answered and closed meanwhile */
     bool raw_big =

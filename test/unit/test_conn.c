@@ -231,11 +231,8 @@ T_TEST(pipelined_answers_in_order)
 }
 
 /* The same bytes split at every offset give the same answer. */
-T_TEST(answer_independent_of_the_split)
+static void split_everywhere(const char *raw)
 {
-    const char *raw = "POST /s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                      "3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\nT: 1\r\n\r\n"
-                      "GET /t HTTP/1.1\r\nHost: x\r\n\r\n";
     size_t n = strlen(raw);
     char whole[1024];
     reset();
@@ -262,6 +259,22 @@ T_TEST(answer_independent_of_the_split)
         }
     }
     T_EQ_INT(sl_req_live(), 0);
+}
+
+/* (a chunked body: http_parser frames it) */
+T_TEST(answer_independent_of_the_split)
+{
+    split_everywhere("POST /s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\nT: 1\r\n\r\n"
+                     "GET /t HTTP/1.1\r\nHost: x\r\n\r\n");
+}
+
+/* (plain heads: the fast parser reads them, conn.c frames the body) */
+T_TEST(fast_head_answer_independent_of_the_split)
+{
+    split_everywhere("POST /s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 7\r\n\r\nabcdefg"
+                     "GET /t HTTP/1.1\r\nHost: x\r\n\r\n");
 }
 
 /* An open request holds a read buffer about its size, not 16 KiB; a buffer
@@ -291,4 +304,4 @@ T_TEST(read_buffer_sized_to_the_request)
 T_MAIN("test_conn", read_buffer_sized_to_the_request, upload_25mib_streamed_not_held,
        chunked_upload_25mib_streamed_not_held, upload_broken_off_is_told_to_the_handler,
        answer_before_the_body_tells_the_reader, pipelined_answers_in_order,
-       answer_independent_of_the_split)
+       answer_independent_of_the_split, fast_head_answer_independent_of_the_split)
