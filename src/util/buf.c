@@ -197,10 +197,13 @@ size_t sl_json_str_to(char *out, const char *s, size_t n)
 {
     char *o = out;
     *o++ = '"';
-    size_t plain = plain_prefix(s, n);
-    memcpy(o, s, plain);
-    o += plain;
-    for (size_t i = plain; i < n; i++) {
+    size_t i = 0;
+    if (n >= 16) { /* long: eight bytes a test, then one copy */
+        i = plain_prefix(s, n);
+        memcpy(o, s, i);
+        o += i;
+    }
+    for (; i < n; i++) { /* short (most of a log line's): byte by byte, no call */
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             *o++ = (char)c;
