@@ -105,8 +105,10 @@ struct sl_conn {
     unsigned hcount;
     size_t hbytes;
 
-    http_parser hp; /* (a head the fast parser took: only its fields, filled in by hand) */
-    bool fast;      /* ... and the body is framed here, by its Content-Length */
+    http_parser hp;  /* (a head the fast parser took: only its fields, filled in by hand) */
+    bool fast;       /* ... and the body is framed here, by its Content-Length */
+    bool head_ready; /* head: parsed already, by head_at_once */
+    sl_head head;
     uint64_t body_left;
     uint32_t url_o, url_l;
     bool have_url;
@@ -181,9 +183,18 @@ static void disarm(sl_conn *c)
     c->deadline = 0; /* a pending timer finds no deadline and goes */
 }
 
+/* p[0..n) equals the lower-case literal lit, ASCII case folded (as
+ * strncasecmp in the C locale; inline: it runs for every header name). */
 static bool ieq(const char *p, size_t n, const char *lit)
 {
-    return strlen(lit) == n && strncasecmp(p, lit, n) == 0;
+    if (strlen(lit) != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i] >= 'A' && p[i] <= 'Z' ? (char)(p[i] + 32) : p[i];
+        if (ch != lit[i])
+            return false;
+    }
+    return true;
 }
 
 static sl_str slice(const sl_conn *c, uint32_t off, uint32_t len)
@@ -1040,6 +1051,8 @@ static bool valid_request_id(sl_str v)
 /* The path of the request target; the absolute form (a proxy's) is accepted. */
 static sl_str target_path(sl_str url)
 {
+    if (url.len && url.p[0] == '/')
+        return url; /* the origin form: what every client sends */
     if (url.len > 7 && (strncasecmp(url.p, "http://", 7) == 0 ||
                         (url.len > 8 && strncasecmp(url.p, "https://", 8) == 0))) {
         size_t skip = url.p[4] == ':' ? 7 : 8;
@@ -1210,8 +1223,10 @@ static void start_body(sl_conn *c, sl_req *r, bool stream, bool has_body, bool w
  * recorded, and the parser's fields the rules below read. False: not plain. */
 static bool parse_fast(sl_conn *c)
 {
-    sl_head h;
-    if (!sl_head_parse(c->rbuf + c->rpos, c->line - c->rpos, &h, c->hdr, c->hdr_cap))
+    sl_head h = c->head;
+    bool ready = c->head_ready;
+    c->head_ready = false;
+    if (!ready && !sl_head_parse(c->rbuf + c->rpos, c->line - c->rpos, &h, c->hdr, c->hdr_cap))
         return false;
     uint32_t base = (uint32_t)c->rpos;
     for (unsigned i = 0; i < h.n_fields; i++) {
@@ -1360,6 +1375,33 @@ static bool feed_body(sl_conn *c)
 
 /* ---- reading ------------------------------------------------------------ */
 
+/* The whole head arrived at once and is plain (head.h): the fast parser's
+ * byte classes take in every check the line scan makes (no NUL, a CR only
+ * before an LF, no fold, nothing between a name and its colon), so the scan
+ * is skipped and only its limits are checked here. A head in pieces, one
+ * past a limit, or one not plain: false, and the scan goes as before. */
+static bool head_at_once(sl_conn *c)
+{
+    const char *p = c->rbuf + c->rpos, *end = c->rbuf + c->rlen;
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl || (size_t)(nl - p) > REQLINE_MAX + 1)
+        return false;
+    const char *fields = nl + 1;
+    while (!(end - nl > 2 && nl[1] == '\r' && nl[2] == '\n')) { /* the blank line */
+        if (end - nl <= 2 || !(nl = memchr(nl + 1, '\n', (size_t)(end - nl - 1))))
+            return false;
+    }
+    size_t n = (size_t)(nl + 3 - p), hbytes = (size_t)(nl + 1 - fields);
+    if (hbytes > conf_now()->server.max_header_bytes ||
+        !sl_head_parse(p, n, &c->head, c->hdr, c->hdr_cap))
+        return false;
+    c->line = c->rpos + n;
+    c->have_reqline = c->head_ready = true;
+    c->hcount = c->head.n_fields;
+    c->hbytes = hbytes;
+    return true;
+}
+
 static void process(sl_conn *c)
 {
     c->in_process = true;
@@ -1376,7 +1418,7 @@ static void process(sl_conn *c)
                 start_linger(c);
                 break;
             }
-            if (scan_head(c) <= 0)
+            if (!(c->line == c->rpos && head_at_once(c)) && scan_head(c) <= 0)
                 break;
             parse_head(c);
         } else if (c->state == C_BODY) {

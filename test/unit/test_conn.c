@@ -277,6 +277,38 @@ T_TEST(fast_head_answer_independent_of_the_split)
                      "GET /t HTTP/1.1\r\nHost: x\r\n\r\n");
 }
 
+/* A whole plain head in one piece skips the line scan (head_at_once): its
+ * limits still hold exactly where the scan puts them — header bytes up to
+ * server.max_header_bytes (16 KiB here) pass, one more is 431; a request
+ * line of 8 KiB + 64 passes the 414 check, one more byte is 414. */
+static int status_for(const char *head_fmt, size_t pad)
+{
+    static char big[40000], fill[20000];
+    memset(fill, 'a', pad);
+    fill[pad] = '\0';
+    int n = snprintf(big, sizeof big, head_fmt, fill);
+    reset();
+    sl_conn *c = sl_conn_test_new(out);
+    sl_conn_test_feed(c, big, (size_t)n);
+    sl_conn_test_eof(c);
+    int status = 0;
+    sscanf(output.p ? output.p : "", "HTTP/1.1 %d", &status);
+    return status;
+}
+
+T_TEST(whole_head_limits_as_the_scan_puts_them)
+{
+    /* header bytes: "Host: x\r\n" (9) + "X-Big: " (7) + pad + CRLF (2) */
+    const char *hdr = "GET /p HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n";
+    T_EQ_INT(status_for(hdr, 16384 - 18), 200);
+    T_EQ_INT(status_for(hdr, 16384 - 17), 431);
+    /* request line: "GET /" (5) + pad + " HTTP/1.1" (9) */
+    const char *line = "GET /%s HTTP/1.1\r\nHost: x\r\n\r\n";
+    T_CHECK(status_for(line, 8192 + 64 - 14) != 414);
+    T_EQ_INT(status_for(line, 8192 + 64 - 13), 414);
+    T_EQ_INT(sl_req_live(), 0);
+}
+
 /* An open request holds a read buffer about its size, not 16 KiB; a buffer
  * grown for a big body is given back at the next small request. */
 T_TEST(read_buffer_sized_to_the_request)
@@ -304,4 +336,5 @@ T_TEST(read_buffer_sized_to_the_request)
 T_MAIN("test_conn", read_buffer_sized_to_the_request, upload_25mib_streamed_not_held,
        chunked_upload_25mib_streamed_not_held, upload_broken_off_is_told_to_the_handler,
        answer_before_the_body_tells_the_reader, pipelined_answers_in_order,
-       answer_independent_of_the_split, fast_head_answer_independent_of_the_split)
+       answer_independent_of_the_split, fast_head_answer_independent_of_the_split,
+       whole_head_limits_as_the_scan_puts_them)
