@@ -467,28 +467,6 @@ static const char *status_line(int status)
     }
 }
 
-static void put_n(sl_buf *b, const char *name, size_t nl, const char *value, size_t vl)
-{
-    if (sl_buf_reserve(b, nl + vl + 4) != SL_OK)
-        return;
-    char *o = b->p + b->len;
-    memcpy(o, name, nl);
-    o[nl] = ':';
-    o[nl + 1] = ' ';
-    memcpy(o + nl + 2, value, vl);
-    o[nl + 2 + vl] = '\r';
-    o[nl + 3 + vl] = '\n';
-    b->len += nl + vl + 4;
-    b->p[b->len] = '\0';
-}
-
-static void put(sl_buf *b, const char *name, const char *value)
-{
-    put_n(b, name, strlen(name), value, strlen(value));
-}
-
-#define PUT_LIT(b, name, value) put_n((b), name, sizeof(name) - 1, value, sizeof(value) - 1)
-
 static const char *cache_word(sl_cache_outcome o)
 {
     switch (o) {
@@ -503,58 +481,107 @@ static const char *cache_word(sl_cache_outcome o)
 
 enum { FRAME_LENGTH, FRAME_CHUNKED, FRAME_EOF };
 
-/* Builds the answer's head into conns.head. */
+/* "name: value\r\n" at o; the end. */
+static char *hline(char *o, const char *name, size_t nl, const char *value, size_t vl)
+{
+    memcpy(o, name, nl);
+    o += nl;
+    *o++ = ':';
+    *o++ = ' ';
+    memcpy(o, value, vl);
+    o += vl;
+    *o++ = '\r';
+    *o++ = '\n';
+    return o;
+}
+#define HLINE_LIT(o, name, value) hline((o), name, sizeof(name) - 1, value, sizeof(value) - 1)
+#define LIT(o, lit)               (memcpy((o), lit, sizeof(lit) - 1), (o) += sizeof(lit) - 1)
+
+enum { HEAD_FIXED_MAX = 512 }; /* status line, Date, the literal lines, numbers: with room */
+
+/* The status line; a code without a reason phrase of its own gets "Status". */
+static char *put_status(char *o, int status)
+{
+    const char *sl = status_line(status);
+    if (sl) {
+        size_t n = strlen(sl);
+        memcpy(o, sl, n);
+        return o + n;
+    }
+    LIT(o, "HTTP/1.1 ");
+    o += sl_fmt_i64(status > 0 ? status : 500, o);
+    LIT(o, " Status\r\n");
+    return o;
+}
+
+/* The lines sluice adds for r: type, ids, cache outcome, the request's own. */
+static char *put_sluice_lines(char *o, sl_conn *c, sl_req *r, size_t id_len, const size_t *hl)
+{
+    if (c->resp_sse && !r->content_type) {
+        o = HLINE_LIT(o, "Content-Type", "text/event-stream");
+        o = HLINE_LIT(o, "Cache-Control", "no-cache");
+    } else if (!r->content_type) {
+        o = HLINE_LIT(o, "Content-Type", "application/json");
+    } else {
+        o = hline(o, "Content-Type", 12, r->content_type, hl[0]);
+    }
+    o = hline(o, "x-request-id", 12, r->id, id_len);
+    if (r->trace)
+        o = hline(o, "traceparent", 11, r->trace->header, SL_TRACEPARENT_LEN);
+    if (r->dialect == &sl_dialect_anthropic) /* what Anthropic's clients read */
+        o = hline(o, "request-id", 10, r->id, id_len);
+    const char *cw = cache_word(r->cache);
+    if (cw)
+        o = hline(o, "x-sluice-cache", 14, cw, strlen(cw));
+    for (int i = 0; i < r->n_headers; i++)
+        o = hline(o, r->headers[i].name, hl[1 + 2 * i], r->headers[i].value, hl[2 + 2 * i]);
+    if (r->head_lines.len) {
+        memcpy(o, r->head_lines.p, r->head_lines.len);
+        o += r->head_lines.len;
+    }
+    return o;
+}
+
+/* Builds the answer's head into conns.head: its largest size is known first
+ * (fixed lines, and the lengths of the variable ones), so it is reserved once
+ * and written through a cursor. */
 static void build_head(sl_conn *c, sl_req *r, int framing, size_t body_len)
 {
     sl_buf *b = &conns.head;
     sl_buf_reset(b);
-    const char *sl = status_line(c->resp_status);
-    if (sl) {
-        sl_buf_append_c(b, sl);
-    } else {
-        char code[24];
-        sl_buf_append(b, "HTTP/1.1 ", 9);
-        sl_buf_append(b, code, sl_fmt_i64(c->resp_status > 0 ? c->resp_status : 500, code));
-        sl_buf_append(b, " Status\r\n", 9);
+    size_t hl[1 + 2 * SL_REQ_MAX_HEADERS], id_len = strlen(r->id);
+    hl[0] = r->content_type ? strlen(r->content_type) : 0;
+    size_t need = HEAD_FIXED_MAX + hl[0] + 2 * id_len + r->head_lines.len;
+    for (int i = 0; i < r->n_headers; i++) {
+        hl[1 + 2 * i] = strlen(r->headers[i].name);
+        hl[2 + 2 * i] = strlen(r->headers[i].value);
+        need += hl[1 + 2 * i] + hl[2 + 2 * i] + 4;
     }
-    put_n(b, "Date", 4, http_date(), 29);
-    if (c->resp_sse && !r->content_type) {
-        PUT_LIT(b, "Content-Type", "text/event-stream");
-        PUT_LIT(b, "Cache-Control", "no-cache");
-    } else if (!r->content_type) {
-        PUT_LIT(b, "Content-Type", "application/json");
-    } else {
-        put(b, "Content-Type", r->content_type);
+    if (sl_buf_reserve(b, need) != SL_OK) {
+        on_broken(c); /* out of memory: nothing more goes out, the connection closes */
+        return;
     }
-    put(b, "x-request-id", r->id);
-    if (r->trace)
-        put_n(b, "traceparent", 11, r->trace->header, SL_TRACEPARENT_LEN);
-    if (r->dialect == &sl_dialect_anthropic) /* what Anthropic's clients read */
-        put(b, "request-id", r->id);
-    const char *cw = cache_word(r->cache);
-    if (cw)
-        put(b, "x-sluice-cache", cw);
-    for (int i = 0; i < r->n_headers; i++)
-        put(b, r->headers[i].name, r->headers[i].value);
-    if (r->head_lines.len)
-        sl_buf_append_str(b, r->head_lines);
+    char *o = put_status(b->p, c->resp_status);
+    o = hline(o, "Date", 4, http_date(), 29);
+    o = put_sluice_lines(o, c, r, id_len, hl);
     if (framing == FRAME_LENGTH) {
-        char num[24];
-        sl_buf_append(b, "Content-Length: ", 16);
-        sl_buf_append(b, num, sl_fmt_i64((int64_t)body_len, num));
-        sl_buf_append(b, "\r\n", 2);
+        LIT(o, "Content-Length: ");
+        o += sl_fmt_i64((int64_t)body_len, o);
+        LIT(o, "\r\n");
     } else if (framing == FRAME_CHUNKED) {
-        sl_buf_append_c(b, "Transfer-Encoding: chunked\r\n");
+        LIT(o, "Transfer-Encoding: chunked\r\n");
     }
     /* (C_BODY: answered before the body ended; the connection closes after it) */
     if (c->close_after || conns.draining || !c->keep_alive || framing == FRAME_EOF ||
         c->state == C_BODY) {
         c->close_after = true;
-        sl_buf_append_c(b, "Connection: close\r\n");
+        LIT(o, "Connection: close\r\n");
     } else if (c->http10) {
-        sl_buf_append_c(b, "Connection: keep-alive\r\n");
+        LIT(o, "Connection: keep-alive\r\n");
     }
-    sl_buf_append(b, "\r\n", 2);
+    LIT(o, "\r\n");
+    b->len = (size_t)(o - b->p);
+    b->p[b->len] = '\0';
 }
 
 static sl_conn *attached(sl_req *r)

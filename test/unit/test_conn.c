@@ -78,6 +78,16 @@ static void on_request(sl_req *r)
         sl_pipeline_start(r);
         return;
     }
+    if (strcmp(r->path, "/hdr") == 0) { /* an answer with every kind of head line */
+        r->status = r->query ? atoi(r->query) : 200;
+        r->content_type = "text/plain";
+        r->cache = SL_CACHE_HIT;
+        sl_req_header(r, "Age", "3");
+        sl_req_header(r, "x-extra", "v");
+        sl_buf_append_c(&r->body_out, "ok");
+        sl_pipeline_start(r);
+        return;
+    }
     r->status = 200;
     sl_buf_printf(&r->body_out, "{\"path\":\"%s\",\"len\":%zu}", r->path, r->body.len);
     sl_pipeline_start(r);
@@ -309,6 +319,39 @@ T_TEST(whole_head_limits_as_the_scan_puts_them)
     T_EQ_INT(sl_req_live(), 0);
 }
 
+/* The answer's head, byte for byte (the Date line's value aside). */
+static const char *answer_to(const char *request)
+{
+    reset();
+    sl_conn *c = sl_conn_test_new(out);
+    sl_conn_test_feed(c, request, strlen(request));
+    sl_conn_test_eof(c);
+    static char got[1024];
+    const char *date = strstr(output.p, "Date: "), *eol = date ? strstr(date, "\r\n") : NULL;
+    if (!eol || eol - date != 35)
+        return "(no Date line of 29 bytes)";
+    snprintf(got, sizeof got, "%.*sDate: -%s", (int)(date - output.p), output.p, eol);
+    return got;
+}
+
+T_TEST(answer_head_byte_for_byte)
+{
+    T_EQ_STR(answer_to("GET /hdr HTTP/1.1\r\nHost: x\r\nx-request-id: rid-1\r\n\r\n"),
+             "HTTP/1.1 200 OK\r\nDate: -\r\nContent-Type: text/plain\r\nx-request-id: rid-1\r\n"
+             "x-sluice-cache: hit\r\nAge: 3\r\nx-extra: v\r\nContent-Length: 2\r\n\r\nok");
+    T_EQ_STR(
+        answer_to("GET /hdr?299 HTTP/1.0\r\nConnection: keep-alive\r\nx-request-id: r2\r\n\r\n"),
+        "HTTP/1.1 299 Status\r\nDate: -\r\nContent-Type: text/plain\r\nx-request-id: r2\r\n"
+        "x-sluice-cache: hit\r\nAge: 3\r\nx-extra: v\r\nContent-Length: 2\r\n"
+        "Connection: keep-alive\r\n\r\nok");
+    T_EQ_STR(answer_to("GET /hdr?404 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                       "x-request-id: r3\r\n\r\n"),
+             "HTTP/1.1 404 Not Found\r\nDate: -\r\nContent-Type: text/plain\r\nx-request-id: r3\r\n"
+             "x-sluice-cache: hit\r\nAge: 3\r\nx-extra: v\r\nContent-Length: 2\r\n"
+             "Connection: close\r\n\r\nok");
+    T_EQ_INT(sl_req_live(), 0);
+}
+
 /* An open request holds a read buffer about its size, not 16 KiB; a buffer
  * grown for a big body is given back at the next small request. */
 T_TEST(read_buffer_sized_to_the_request)
@@ -337,4 +380,4 @@ T_MAIN("test_conn", read_buffer_sized_to_the_request, upload_25mib_streamed_not_
        chunked_upload_25mib_streamed_not_held, upload_broken_off_is_told_to_the_handler,
        answer_before_the_body_tells_the_reader, pipelined_answers_in_order,
        answer_independent_of_the_split, fast_head_answer_independent_of_the_split,
-       whole_head_limits_as_the_scan_puts_them)
+       whole_head_limits_as_the_scan_puts_them, answer_head_byte_for_byte)
