@@ -194,7 +194,7 @@ void sl_access_log_req(const sl_req *r)
     measure(r, s);
     size_t need = LINE_FIXED_MAX;
     for (int i = 0; i < S_N; i++)
-        need += 6 * s[i].len + 2;
+        need += 6 * s[i].len + 4; /* quoted and escaped, or null */
     if (sl_buf_reserve(b, need) != SL_OK) {
         sl_access_commit(); /* (it drops the line and counts it) */
         return;
