@@ -46,9 +46,13 @@ int sl_buf_printf(sl_buf *b, const char *fmt, ...) __attribute__((format(printf,
 /* Appends s as a JSON string literal (quotes included, control bytes escaped). */
 int sl_buf_json_str(sl_buf *b, const char *s, size_t n);
 int sl_buf_json_cstr(sl_buf *b, const char *s); /* NULL writes null */
+/* The same literal written to out, which has room for 6 * n + 2 bytes (every
+ * byte escaped); its length. For a writer that reserved a whole line at once. */
+size_t sl_json_str_to(char *out, const char *s, size_t n);
 int sl_buf_append_i64(sl_buf *b, int64_t v);
 /* Microseconds as milliseconds with three decimals ("12.345"). */
 int sl_buf_append_ms(sl_buf *b, uint64_t us);
+size_t sl_fmt_ms(uint64_t us, char out[32]); /* the same into out; its length */
 /* Appends a double in the shortest form that round-trips ("%.17g" trimmed). */
 int sl_buf_json_num(sl_buf *b, double v);
 /* Money on the request path is an integer of pico-dollars (1e-12 USD: a token
@@ -58,6 +62,7 @@ int sl_buf_json_num(sl_buf *b, double v);
  *   ("%g" shape: 0.0001, 1.5e-06, 12.5);
  * - with exactly 8 decimals, rounded half up ("%.8f": 0.00001350). */
 int sl_buf_json_pusd(sl_buf *b, int64_t pusd);
+size_t sl_fmt_pusd(int64_t pusd, char out[48]); /* the same into out; its length */
 size_t sl_fmt_pusd_fixed8(int64_t pusd, char out[32]);
 void sl_buf_consume(sl_buf *b, size_t n); /* drop n bytes from the front */
 /* Keeps the first n bytes (n <= len) and clears the error: a writer rolls back

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "sluice/dialects.h"
+#include "sluice/head.h"
 #include "sluice/log.h"
 #include "sluice/pipeline.h"
 
@@ -59,9 +60,7 @@ enum {
 
 typedef enum { C_HEAD, C_BODY, C_ACTIVE, C_LINGER, C_CLOSED } c_state;
 
-typedef struct hslice {
-    uint32_t no, nl, vo, vl; /* name and value: offsets into rbuf and lengths */
-} hslice;
+typedef sl_head_field hslice; /* name and value: offsets into rbuf and lengths */
 
 /* Headers the layer or sluice reads, found while parsing (index into hdr, -1 none). */
 enum {
@@ -91,6 +90,8 @@ struct sl_conn {
     bool keep_alive, head_only, http10, resp_sse, resp_chunked, too_big, headers_done, msg_done;
     bool body_paused; /* a streamed body's reader is full: the socket is not read */
     struct event rev, wev, timer;
+    uint64_t deadline; /* monotonic ms of the phase's deadline, 0: none (see arm) */
+    uint64_t timer_at; /* ... and when the pending timer fires, 0: not pending */
     bool wev_added;
     sl_conn_out_fn out;
     sl_conn *prev, *next;
@@ -104,7 +105,11 @@ struct sl_conn {
     unsigned hcount;
     size_t hbytes;
 
-    http_parser hp;
+    http_parser hp;  /* (a head the fast parser took: only its fields, filled in by hand) */
+    bool fast;       /* ... and the body is framed here, by its Content-Length */
+    bool head_ready; /* head: parsed already, by head_at_once */
+    sl_head head;
+    uint64_t body_left;
     uint32_t url_o, url_l;
     bool have_url;
     hslice *hdr; /* hdr_inline, or MAX_HEADER_COUNT slots on the heap for a larger head */
@@ -153,15 +158,43 @@ static const sl_config *conf_now(void)
     return conns.hooks.config();
 }
 
-static void arm(sl_conn *c, int ms)
+static void set_timer(sl_conn *c, uint64_t at, uint64_t ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     event_add(&c->timer, &tv);
+    c->timer_at = at;
 }
 
+/* Deadlines are lazy: the one pending timer fires no later than the deadline,
+ * and moving the deadline later — what every request on a kept-alive
+ * connection does, phase after phase — costs no event_add (libevent's heap
+ * work was ~650 instructions a request); a timer that fires before the
+ * deadline re-arms itself for what is left. */
+static void arm(sl_conn *c, int ms)
+{
+    uint64_t at = sl_now_ms() + (uint64_t)ms;
+    c->deadline = at;
+    if (!c->timer_at || c->timer_at > at)
+        set_timer(c, at, (uint64_t)ms);
+}
+
+static void disarm(sl_conn *c)
+{
+    c->deadline = 0; /* a pending timer finds no deadline and goes */
+}
+
+/* p[0..n) equals the lower-case literal lit, ASCII case folded (as
+ * strncasecmp in the C locale; inline: it runs for every header name). */
 static bool ieq(const char *p, size_t n, const char *lit)
 {
-    return strlen(lit) == n && strncasecmp(p, lit, n) == 0;
+    if (strlen(lit) != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i] >= 'A' && p[i] <= 'Z' ? (char)(p[i] + 32) : p[i];
+        if (ch != lit[i])
+            return false;
+    }
+    return true;
 }
 
 static sl_str slice(const sl_conn *c, uint32_t off, uint32_t len)
@@ -192,7 +225,7 @@ static void conn_free(sl_conn *c)
         event_del(&c->wev);
         close(c->fd);
     }
-    event_del(&c->timer);
+    event_del(&c->timer); /* (for real: c goes) */
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -371,7 +404,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     event_del(&c->wev);
     c->wev_added = false;
     if (c->state == C_ACTIVE && c->req) {
-        event_del(&c->timer); /* the request runs: no deadline while it does */
+        disarm(c); /* the request runs: no deadline while it does */
     } else if (c->state == C_HEAD) {
         const sl_config *conf = conf_now(); /* back to the keep-alive deadline */
         arm(c, (conf->server.idle_timeout_s + conf->server.header_timeout_s) * 1000);
@@ -434,28 +467,6 @@ static const char *status_line(int status)
     }
 }
 
-static void put_n(sl_buf *b, const char *name, size_t nl, const char *value, size_t vl)
-{
-    if (sl_buf_reserve(b, nl + vl + 4) != SL_OK)
-        return;
-    char *o = b->p + b->len;
-    memcpy(o, name, nl);
-    o[nl] = ':';
-    o[nl + 1] = ' ';
-    memcpy(o + nl + 2, value, vl);
-    o[nl + 2 + vl] = '\r';
-    o[nl + 3 + vl] = '\n';
-    b->len += nl + vl + 4;
-    b->p[b->len] = '\0';
-}
-
-static void put(sl_buf *b, const char *name, const char *value)
-{
-    put_n(b, name, strlen(name), value, strlen(value));
-}
-
-#define PUT_LIT(b, name, value) put_n((b), name, sizeof(name) - 1, value, sizeof(value) - 1)
-
 static const char *cache_word(sl_cache_outcome o)
 {
     switch (o) {
@@ -470,58 +481,107 @@ static const char *cache_word(sl_cache_outcome o)
 
 enum { FRAME_LENGTH, FRAME_CHUNKED, FRAME_EOF };
 
-/* Builds the answer's head into conns.head. */
+/* "name: value\r\n" at o; the end. */
+static char *hline(char *o, const char *name, size_t nl, const char *value, size_t vl)
+{
+    memcpy(o, name, nl);
+    o += nl;
+    *o++ = ':';
+    *o++ = ' ';
+    memcpy(o, value, vl);
+    o += vl;
+    *o++ = '\r';
+    *o++ = '\n';
+    return o;
+}
+#define HLINE_LIT(o, name, value) hline((o), name, sizeof(name) - 1, value, sizeof(value) - 1)
+#define LIT(o, lit)               (memcpy((o), lit, sizeof(lit) - 1), (o) += sizeof(lit) - 1)
+
+enum { HEAD_FIXED_MAX = 512 }; /* status line, Date, the literal lines, numbers: with room */
+
+/* The status line; a code without a reason phrase of its own gets "Status". */
+static char *put_status(char *o, int status)
+{
+    const char *sl = status_line(status);
+    if (sl) {
+        size_t n = strlen(sl);
+        memcpy(o, sl, n);
+        return o + n;
+    }
+    LIT(o, "HTTP/1.1 ");
+    o += sl_fmt_i64(status > 0 ? status : 500, o);
+    LIT(o, " Status\r\n");
+    return o;
+}
+
+/* The lines sluice adds for r: type, ids, cache outcome, the request's own. */
+static char *put_sluice_lines(char *o, sl_conn *c, sl_req *r, size_t id_len, const size_t *hl)
+{
+    if (c->resp_sse && !r->content_type) {
+        o = HLINE_LIT(o, "Content-Type", "text/event-stream");
+        o = HLINE_LIT(o, "Cache-Control", "no-cache");
+    } else if (!r->content_type) {
+        o = HLINE_LIT(o, "Content-Type", "application/json");
+    } else {
+        o = hline(o, "Content-Type", 12, r->content_type, hl[0]);
+    }
+    o = hline(o, "x-request-id", 12, r->id, id_len);
+    if (r->trace)
+        o = hline(o, "traceparent", 11, r->trace->header, SL_TRACEPARENT_LEN);
+    if (r->dialect == &sl_dialect_anthropic) /* what Anthropic's clients read */
+        o = hline(o, "request-id", 10, r->id, id_len);
+    const char *cw = cache_word(r->cache);
+    if (cw)
+        o = hline(o, "x-sluice-cache", 14, cw, strlen(cw));
+    for (int i = 0; i < r->n_headers; i++)
+        o = hline(o, r->headers[i].name, hl[1 + 2 * i], r->headers[i].value, hl[2 + 2 * i]);
+    if (r->head_lines.len) {
+        memcpy(o, r->head_lines.p, r->head_lines.len);
+        o += r->head_lines.len;
+    }
+    return o;
+}
+
+/* Builds the answer's head into conns.head: its largest size is known first
+ * (fixed lines, and the lengths of the variable ones), so it is reserved once
+ * and written through a cursor. */
 static void build_head(sl_conn *c, sl_req *r, int framing, size_t body_len)
 {
     sl_buf *b = &conns.head;
     sl_buf_reset(b);
-    const char *sl = status_line(c->resp_status);
-    if (sl) {
-        sl_buf_append_c(b, sl);
-    } else {
-        char code[24];
-        sl_buf_append(b, "HTTP/1.1 ", 9);
-        sl_buf_append(b, code, sl_fmt_i64(c->resp_status > 0 ? c->resp_status : 500, code));
-        sl_buf_append(b, " Status\r\n", 9);
+    size_t hl[1 + 2 * SL_REQ_MAX_HEADERS], id_len = strlen(r->id);
+    hl[0] = r->content_type ? strlen(r->content_type) : 0;
+    size_t need = HEAD_FIXED_MAX + hl[0] + 2 * id_len + r->head_lines.len;
+    for (int i = 0; i < r->n_headers; i++) {
+        hl[1 + 2 * i] = strlen(r->headers[i].name);
+        hl[2 + 2 * i] = strlen(r->headers[i].value);
+        need += hl[1 + 2 * i] + hl[2 + 2 * i] + 4;
     }
-    put_n(b, "Date", 4, http_date(), 29);
-    if (c->resp_sse && !r->content_type) {
-        PUT_LIT(b, "Content-Type", "text/event-stream");
-        PUT_LIT(b, "Cache-Control", "no-cache");
-    } else if (!r->content_type) {
-        PUT_LIT(b, "Content-Type", "application/json");
-    } else {
-        put(b, "Content-Type", r->content_type);
+    if (sl_buf_reserve(b, need) != SL_OK) {
+        on_broken(c); /* out of memory: nothing more goes out, the connection closes */
+        return;
     }
-    put(b, "x-request-id", r->id);
-    if (r->trace)
-        put_n(b, "traceparent", 11, r->trace->header, SL_TRACEPARENT_LEN);
-    if (r->dialect == &sl_dialect_anthropic) /* what Anthropic's clients read */
-        put(b, "request-id", r->id);
-    const char *cw = cache_word(r->cache);
-    if (cw)
-        put(b, "x-sluice-cache", cw);
-    for (int i = 0; i < r->n_headers; i++)
-        put(b, r->headers[i].name, r->headers[i].value);
-    if (r->head_lines.len)
-        sl_buf_append_str(b, r->head_lines);
+    char *o = put_status(b->p, c->resp_status);
+    o = hline(o, "Date", 4, http_date(), 29);
+    o = put_sluice_lines(o, c, r, id_len, hl);
     if (framing == FRAME_LENGTH) {
-        char num[24];
-        sl_buf_append(b, "Content-Length: ", 16);
-        sl_buf_append(b, num, sl_fmt_i64((int64_t)body_len, num));
-        sl_buf_append(b, "\r\n", 2);
+        LIT(o, "Content-Length: ");
+        o += sl_fmt_i64((int64_t)body_len, o);
+        LIT(o, "\r\n");
     } else if (framing == FRAME_CHUNKED) {
-        sl_buf_append_c(b, "Transfer-Encoding: chunked\r\n");
+        LIT(o, "Transfer-Encoding: chunked\r\n");
     }
     /* (C_BODY: answered before the body ended; the connection closes after it) */
     if (c->close_after || conns.draining || !c->keep_alive || framing == FRAME_EOF ||
         c->state == C_BODY) {
         c->close_after = true;
-        sl_buf_append_c(b, "Connection: close\r\n");
+        LIT(o, "Connection: close\r\n");
     } else if (c->http10) {
-        sl_buf_append_c(b, "Connection: keep-alive\r\n");
+        LIT(o, "Connection: keep-alive\r\n");
     }
-    sl_buf_append(b, "\r\n", 2);
+    LIT(o, "\r\n");
+    b->len = (size_t)(o - b->p);
+    b->p[b->len] = '\0';
 }
 
 static sl_conn *attached(sl_req *r)
@@ -710,6 +770,15 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     SL_UNUSED(fd), SL_UNUSED(what);
     sl_conn *c = arg;
+    c->timer_at = 0;
+    if (!c->deadline)
+        return; /* disarmed since */
+    uint64_t now = sl_now_ms();
+    if (now < c->deadline) { /* the deadline moved later since this was set */
+        set_timer(c, c->deadline, c->deadline - now);
+        return;
+    }
+    c->deadline = 0;
     switch (c->state) {
     case C_HEAD:
         if (c->wbuf.len > c->wpos) {
@@ -758,7 +827,7 @@ static void refuse(sl_conn *c, sl_req *r, int status, const char *code, const ch
         c->close_after = true;
         sl_body_fn broke = c->state == C_BODY ? c->body_fn : NULL;
         c->state = C_ACTIVE;
-        event_del(&c->timer);
+        disarm(c);
         if (broke)
             broke(c->req, NULL, 0, true, c->body_ud);
         return;
@@ -773,7 +842,7 @@ static void refuse(sl_conn *c, sl_req *r, int status, const char *code, const ch
     }
     c->close_after = true;
     c->state = C_ACTIVE;
-    event_del(&c->timer);
+    disarm(c);
     sl_req_error(r, status, "invalid_request_error", code, NULL, msg);
     sl_req_finish(r);
 }
@@ -903,6 +972,20 @@ static bool grow_hdr(sl_conn *c)
     return true;
 }
 
+/* Header i's name is known: count the ones the rules limit, note the facts. */
+static void note_field(sl_conn *c, unsigned i)
+{
+    int f = classify(c->rbuf + c->hdr[i].no, c->hdr[i].nl);
+    c->hosts += f == -2;
+    c->content_lengths += f == -3;
+    c->authorizations += f == H_AUTH;
+    c->transfer_encodings += f == H_TE;
+    c->traceparents += f == H_TRACEPARENT;
+    c->cur_fact = f;
+    if (f >= 0 && c->fact[f] < 0)
+        c->fact[f] = (int)i;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     sl_conn *c = p->data;
@@ -915,15 +998,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     h->nl = (uint32_t)n;
     h->vo = h->no + h->nl;
     h->vl = 0;
-    int f = classify(at, n);
-    c->hosts += f == -2;
-    c->content_lengths += f == -3;
-    c->authorizations += f == H_AUTH;
-    c->transfer_encodings += f == H_TE;
-    c->traceparents += f == H_TRACEPARENT;
-    c->cur_fact = f;
-    if (f >= 0 && c->fact[f] < 0)
-        c->fact[f] = (int)c->n_hdr;
+    note_field(c, c->n_hdr);
     c->n_hdr++;
     return 0;
 }
@@ -1003,6 +1078,8 @@ static bool valid_request_id(sl_str v)
 /* The path of the request target; the absolute form (a proxy's) is accepted. */
 static sl_str target_path(sl_str url)
 {
+    if (url.len && url.p[0] == '/')
+        return url; /* the origin form: what every client sends */
     if (url.len > 7 && (strncasecmp(url.p, "http://", 7) == 0 ||
                         (url.len > 8 && strncasecmp(url.p, "https://", 8) == 0))) {
         size_t skip = url.p[4] == ':' ? 7 : 8;
@@ -1159,13 +1236,45 @@ static void start_body(sl_conn *c, sl_req *r, bool stream, bool has_body, bool w
     c->state = C_BODY;
     if (has_body)
         arm(c, conf_now()->server.body_timeout_s * 1000);
-    http_parser_pause(&c->hp, 0);
+    if (!c->fast)
+        http_parser_pause(&c->hp, 0);
     if (stream) {
         c->dispatched = true;
         r->body = SL_STR("");
-        event_del(&c->timer);
+        disarm(c);
         conns.hooks.on_request(r);
     }
+}
+
+/* A plain head (head.h) without http_parser: what its callbacks would have
+ * recorded, and the parser's fields the rules below read. False: not plain. */
+static bool parse_fast(sl_conn *c)
+{
+    sl_head h = c->head;
+    bool ready = c->head_ready;
+    c->head_ready = false;
+    if (!ready && !sl_head_parse(c->rbuf + c->rpos, c->line - c->rpos, &h, c->hdr, c->hdr_cap))
+        return false;
+    uint32_t base = (uint32_t)c->rpos;
+    for (unsigned i = 0; i < h.n_fields; i++) {
+        c->hdr[i].no += base;
+        c->hdr[i].vo += base;
+        note_field(c, i);
+    }
+    c->n_hdr = h.n_fields;
+    c->url_o = base + h.url_o;
+    c->url_l = h.url_l;
+    c->have_url = c->headers_done = true;
+    c->hp.method = h.method & 0xff;
+    c->hp.http_major = 1;
+    c->hp.http_minor = (unsigned short)h.http_minor;
+    c->hp.content_length = h.content_length;
+    c->hp.flags = (h.conn_close ? F_CONNECTION_CLOSE : 0) |
+                  (h.conn_keep_alive ? F_CONNECTION_KEEP_ALIVE : 0) |
+                  (h.content_length != ULLONG_MAX ? F_CONTENTLENGTH : 0);
+    c->body_left = h.content_length == ULLONG_MAX ? 0 : h.content_length;
+    c->parsed = c->line;
+    return true;
 }
 
 /* The whole head is in [rpos, line): parse it, check it, ask the server how
@@ -1178,9 +1287,13 @@ static void parse_head(sl_conn *c)
     c->traceparents = 0;
     for (int i = 0; i < H_NFACTS; i++)
         c->fact[i] = -1;
-    size_t n = http_parser_execute(&c->hp, &settings, c->rbuf + c->rpos, c->line - c->rpos);
-    c->parsed = c->rpos + n;
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->hp);
+    enum http_errno e = HPE_PAUSED;
+    c->fast = parse_fast(c);
+    if (!c->fast) {
+        size_t n = http_parser_execute(&c->hp, &settings, c->rbuf + c->rpos, c->line - c->rpos);
+        c->parsed = c->rpos + n;
+        e = HTTP_PARSER_ERRNO(&c->hp);
+    }
     sl_req *r = new_req(c);
     if (!r) {
         start_linger(c);
@@ -1203,7 +1316,7 @@ static void parse_head(sl_conn *c)
     if (mode == SL_BODY_REFUSE) {
         c->close_after = has_body; /* the body was not read: the connection cannot go on */
         c->state = C_ACTIVE;
-        event_del(&c->timer);
+        disarm(c);
         sl_req_finish(r); /* the refusal the hook recorded (401) */
         return;
     }
@@ -1218,20 +1331,42 @@ static void dispatch(sl_conn *c)
 {
     sl_req *r = c->req;
     c->state = C_ACTIVE;
-    event_del(&c->timer);
+    disarm(c);
     r->body = c->body_len ? (sl_str){c->rbuf + c->body_start, c->body_len} : SL_STR("");
     c->dispatched = true;
     conns.hooks.on_request(r);
 }
 
+/* A fast head's body: Content-Length bytes (or none), handed over as
+ * http_parser's on_body and on_message_complete would. */
+static void frame_fast(sl_conn *c)
+{
+    size_t avail = c->rlen - c->parsed;
+    size_t take = avail < c->body_left ? avail : (size_t)c->body_left;
+    const char *at = c->rbuf + c->parsed;
+    c->parsed += take;
+    c->body_left -= take;
+    if (take)
+        on_body(&c->hp, at, take);
+    if (!c->body_left)
+        c->msg_done = true;
+}
+
 /* Feeds what arrived of the body to the parser; true when the request went on. */
 static bool feed_body(sl_conn *c)
 {
-    if (c->parsed >= c->rlen)
-        return false; /* (no bytes: http_parser would take it for the end of input) */
-    size_t n = http_parser_execute(&c->hp, &settings, c->rbuf + c->parsed, c->rlen - c->parsed);
-    c->parsed += n;
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->hp);
+    enum http_errno e = HPE_OK;
+    if (c->fast) {
+        if (c->parsed >= c->rlen && c->body_left)
+            return false;
+        frame_fast(c);
+    } else {
+        if (c->parsed >= c->rlen)
+            return false; /* (no bytes: http_parser would take it for the end of input) */
+        size_t n = http_parser_execute(&c->hp, &settings, c->rbuf + c->parsed, c->rlen - c->parsed);
+        c->parsed += n;
+        e = HTTP_PARSER_ERRNO(&c->hp);
+    }
     if (c->state != C_BODY)
         return false; /* a streaming handler answered and closed meanwhile */
     bool raw_big =
@@ -1267,6 +1402,33 @@ static bool feed_body(sl_conn *c)
 
 /* ---- reading ------------------------------------------------------------ */
 
+/* The whole head arrived at once and is plain (head.h): the fast parser's
+ * byte classes take in every check the line scan makes (no NUL, a CR only
+ * before an LF, no fold, nothing between a name and its colon), so the scan
+ * is skipped and only its limits are checked here. A head in pieces, one
+ * past a limit, or one not plain: false, and the scan goes as before. */
+static bool head_at_once(sl_conn *c)
+{
+    const char *p = c->rbuf + c->rpos, *end = c->rbuf + c->rlen;
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl || (size_t)(nl - p) > REQLINE_MAX + 1)
+        return false;
+    const char *fields = nl + 1;
+    while (!(end - nl > 2 && nl[1] == '\r' && nl[2] == '\n')) { /* the blank line */
+        if (end - nl <= 2 || !(nl = memchr(nl + 1, '\n', (size_t)(end - nl - 1))))
+            return false;
+    }
+    size_t n = (size_t)(nl + 3 - p), hbytes = (size_t)(nl + 1 - fields);
+    if (hbytes > conf_now()->server.max_header_bytes ||
+        !sl_head_parse(p, n, &c->head, c->hdr, c->hdr_cap))
+        return false;
+    c->line = c->rpos + n;
+    c->have_reqline = c->head_ready = true;
+    c->hcount = c->head.n_fields;
+    c->hbytes = hbytes;
+    return true;
+}
+
 static void process(sl_conn *c)
 {
     c->in_process = true;
@@ -1283,7 +1445,7 @@ static void process(sl_conn *c)
                 start_linger(c);
                 break;
             }
-            if (scan_head(c) <= 0)
+            if (!(c->line == c->rpos && head_at_once(c)) && scan_head(c) <= 0)
                 break;
             parse_head(c);
         } else if (c->state == C_BODY) {
@@ -1579,7 +1741,7 @@ void sl_conn_body_pause(sl_req *r, bool pause)
     if (c->test)
         return;
     if (pause) { /* the client's bytes wait in the kernel: TCP pushes back */
-        event_del(&c->timer);
+        disarm(c);
         watch_close_only(c);
         return;
     }

@@ -73,16 +73,21 @@ int sl_buf_append_i64(sl_buf *b, int64_t v)
     return sl_buf_append(b, tmp, sl_fmt_i64(v, tmp));
 }
 
+size_t sl_fmt_ms(uint64_t us, char out[32])
+{
+    size_t n = sl_fmt_i64((int64_t)(us / 1000), out);
+    unsigned frac = (unsigned)(us % 1000);
+    out[n++] = '.';
+    out[n++] = (char)('0' + frac / 100);
+    out[n++] = (char)('0' + frac / 10 % 10);
+    out[n++] = (char)('0' + frac % 10);
+    return n;
+}
+
 int sl_buf_append_ms(sl_buf *b, uint64_t us)
 {
     char tmp[32];
-    size_t n = sl_fmt_i64((int64_t)(us / 1000), tmp);
-    unsigned frac = (unsigned)(us % 1000);
-    tmp[n++] = '.';
-    tmp[n++] = (char)('0' + frac / 100);
-    tmp[n++] = (char)('0' + frac / 10 % 10);
-    tmp[n++] = (char)('0' + frac % 10);
-    return sl_buf_append(b, tmp, n);
+    return sl_buf_append(b, tmp, sl_fmt_ms(us, tmp));
 }
 
 int sl_buf_printf(sl_buf *b, const char *fmt, ...)
@@ -138,9 +143,27 @@ static size_t plain_prefix(const char *s, size_t n)
     return i;
 }
 
-int sl_buf_json_str(sl_buf *b, const char *s, size_t n)
+/* The escape sequence of one byte JSON must escape, into esc; its length. */
+static size_t escape(unsigned char c, char esc[6])
 {
     static const char hex[] = "0123456789abcdef";
+    esc[0] = '\\';
+    switch (c) {
+    case '"': esc[1] = '"'; return 2;
+    case '\\': esc[1] = '\\'; return 2;
+    case '\n': esc[1] = 'n'; return 2;
+    case '\r': esc[1] = 'r'; return 2;
+    case '\t': esc[1] = 't'; return 2;
+    default:
+        memcpy(esc + 1, "u00", 3);
+        esc[4] = hex[c >> 4];
+        esc[5] = hex[c & 15];
+        return 6;
+    }
+}
+
+int sl_buf_json_str(sl_buf *b, const char *s, size_t n)
+{
     int rc = SL_OK;
     bool room = !b->err && b->cap > b->len && n + 2 < b->cap - b->len; /* the usual case: no call */
     if (!room && (rc = sl_buf_reserve(b, n + 2)))
@@ -161,37 +184,34 @@ int sl_buf_json_str(sl_buf *b, const char *s, size_t n)
         if ((rc = sl_buf_append(b, s + run, i - run)))
             return rc;
         run = i + 1;
-        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-        size_t elen = 6;
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            elen = 2;
-            break;
-        case '\\':
-            esc[1] = '\\';
-            elen = 2;
-            break;
-        case '\n':
-            esc[1] = 'n';
-            elen = 2;
-            break;
-        case '\r':
-            esc[1] = 'r';
-            elen = 2;
-            break;
-        case '\t':
-            esc[1] = 't';
-            elen = 2;
-            break;
-        default: break;
-        }
-        if ((rc = sl_buf_append(b, esc, elen)))
+        char esc[6];
+        if ((rc = sl_buf_append(b, esc, escape(c, esc))))
             return rc;
     }
     if ((rc = sl_buf_append(b, s + run, n - run)))
         return rc;
     return sl_buf_append(b, "\"", 1);
+}
+
+size_t sl_json_str_to(char *out, const char *s, size_t n)
+{
+    char *o = out;
+    *o++ = '"';
+    size_t i = 0;
+    if (n >= 16) { /* long: eight bytes a test, then one copy */
+        i = plain_prefix(s, n);
+        memcpy(o, s, i);
+        o += i;
+    }
+    for (; i < n; i++) { /* short (most of a log line's): byte by byte, no call */
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            *o++ = (char)c;
+        else
+            o += escape(c, o);
+    }
+    *o++ = '"';
+    return (size_t)(o - out);
 }
 
 int sl_buf_json_cstr(sl_buf *b, const char *s)
@@ -232,9 +252,17 @@ enum { PUSD_SCALE = 12 }; /* decimals of a pico-dollar amount */
 
 int sl_buf_json_pusd(sl_buf *b, int64_t pusd)
 {
-    if (pusd == 0)
-        return sl_buf_append(b, "0", 1);
-    char d[20], out[48];
+    char out[48];
+    return sl_buf_append(b, out, sl_fmt_pusd(pusd, out));
+}
+
+size_t sl_fmt_pusd(int64_t pusd, char out[48])
+{
+    if (pusd == 0) {
+        out[0] = '0';
+        return 1;
+    }
+    char d[20];
     size_t o = 0;
     uint64_t u = pusd < 0 ? (uint64_t)0 - (uint64_t)pusd : (uint64_t)pusd;
     if (pusd < 0)
@@ -269,7 +297,7 @@ int sl_buf_json_pusd(sl_buf *b, int64_t pusd)
         for (size_t i = whole; i < sig; i++)
             out[o++] = d[i];
     }
-    return sl_buf_append(b, out, o);
+    return o;
 }
 
 size_t sl_fmt_pusd_fixed8(int64_t pusd, char out[32])

@@ -339,3 +339,30 @@ def test_heads_past_the_inline_header_slots():
     many = b"".join(b"X-Fill-%d: v\r\n" % i for i in range(101))
     assert status_of(send_raw(s.port, req(extra=many))) == 431
     s.stop()
+
+
+def test_keepalive_deadline_moves_with_each_request():
+    """Deadlines are lazy (conn.c's arm): a request on a kept-alive connection
+    moves its deadline later without re-arming the timer, which fires at the
+    old time and re-arms itself. The connection must live until idle +
+    header timeout after its *last* answer, not its first, and be reaped then."""
+    m = Mock()
+    s = Sluice(base_config(m, server={"header_timeout_s": 1, "idle_timeout_s": 1}))
+    c = socket.create_connection(("127.0.0.1", s.port))
+    t_last = None
+    for _ in range(3):  # at 0, 1.4 and 2.8 s: past the first answer's deadline (2 s)
+        c.sendall(req())
+        out = read_all(c, 2, lambda b: b.endswith(b"}"))
+        assert status_of(out) == 200, out[:200]
+        t_last = time.time()
+        time.sleep(1.4)
+    c.settimeout(4)
+    try:
+        got = c.recv(65536)  # nothing more, then the close: reaped silently
+    except ConnectionResetError:
+        got = b""
+    waited = time.time() - t_last
+    assert got == b"", got[:100]
+    assert 1.8 < waited < 3.2, waited  # 2 s after the last answer
+    c.close()
+    s.stop()

@@ -78,6 +78,16 @@ static void on_request(sl_req *r)
         sl_pipeline_start(r);
         return;
     }
+    if (strcmp(r->path, "/hdr") == 0) { /* an answer with every kind of head line */
+        r->status = r->query ? atoi(r->query) : 200;
+        r->content_type = "text/plain";
+        r->cache = SL_CACHE_HIT;
+        sl_req_header(r, "Age", "3");
+        sl_req_header(r, "x-extra", "v");
+        sl_buf_append_c(&r->body_out, "ok");
+        sl_pipeline_start(r);
+        return;
+    }
     r->status = 200;
     sl_buf_printf(&r->body_out, "{\"path\":\"%s\",\"len\":%zu}", r->path, r->body.len);
     sl_pipeline_start(r);
@@ -231,11 +241,8 @@ T_TEST(pipelined_answers_in_order)
 }
 
 /* The same bytes split at every offset give the same answer. */
-T_TEST(answer_independent_of_the_split)
+static void split_everywhere(const char *raw)
 {
-    const char *raw = "POST /s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                      "3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\nT: 1\r\n\r\n"
-                      "GET /t HTTP/1.1\r\nHost: x\r\n\r\n";
     size_t n = strlen(raw);
     char whole[1024];
     reset();
@@ -261,6 +268,87 @@ T_TEST(answer_independent_of_the_split)
             break;
         }
     }
+    T_EQ_INT(sl_req_live(), 0);
+}
+
+/* (a chunked body: http_parser frames it) */
+T_TEST(answer_independent_of_the_split)
+{
+    split_everywhere("POST /s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\nT: 1\r\n\r\n"
+                     "GET /t HTTP/1.1\r\nHost: x\r\n\r\n");
+}
+
+/* (plain heads: the fast parser reads them, conn.c frames the body) */
+T_TEST(fast_head_answer_independent_of_the_split)
+{
+    split_everywhere("POST /s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 7\r\n\r\nabcdefg"
+                     "GET /t HTTP/1.1\r\nHost: x\r\n\r\n");
+}
+
+/* A whole plain head in one piece skips the line scan (head_at_once): its
+ * limits still hold exactly where the scan puts them — header bytes up to
+ * server.max_header_bytes (16 KiB here) pass, one more is 431; a request
+ * line of 8 KiB + 64 passes the 414 check, one more byte is 414. */
+static int status_for(const char *head_fmt, size_t pad)
+{
+    static char big[40000], fill[20000];
+    memset(fill, 'a', pad);
+    fill[pad] = '\0';
+    int n = snprintf(big, sizeof big, head_fmt, fill);
+    reset();
+    sl_conn *c = sl_conn_test_new(out);
+    sl_conn_test_feed(c, big, (size_t)n);
+    sl_conn_test_eof(c);
+    int status = 0;
+    sscanf(output.p ? output.p : "", "HTTP/1.1 %d", &status);
+    return status;
+}
+
+T_TEST(whole_head_limits_as_the_scan_puts_them)
+{
+    /* header bytes: "Host: x\r\n" (9) + "X-Big: " (7) + pad + CRLF (2) */
+    const char *hdr = "GET /p HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n";
+    T_EQ_INT(status_for(hdr, 16384 - 18), 200);
+    T_EQ_INT(status_for(hdr, 16384 - 17), 431);
+    /* request line: "GET /" (5) + pad + " HTTP/1.1" (9) */
+    const char *line = "GET /%s HTTP/1.1\r\nHost: x\r\n\r\n";
+    T_CHECK(status_for(line, 8192 + 64 - 14) != 414);
+    T_EQ_INT(status_for(line, 8192 + 64 - 13), 414);
+    T_EQ_INT(sl_req_live(), 0);
+}
+
+/* The answer's head, byte for byte (the Date line's value aside). */
+static const char *answer_to(const char *request)
+{
+    reset();
+    sl_conn *c = sl_conn_test_new(out);
+    sl_conn_test_feed(c, request, strlen(request));
+    sl_conn_test_eof(c);
+    static char got[1024];
+    const char *date = strstr(output.p, "Date: "), *eol = date ? strstr(date, "\r\n") : NULL;
+    if (!eol || eol - date != 35)
+        return "(no Date line of 29 bytes)";
+    snprintf(got, sizeof got, "%.*sDate: -%s", (int)(date - output.p), output.p, eol);
+    return got;
+}
+
+T_TEST(answer_head_byte_for_byte)
+{
+    T_EQ_STR(answer_to("GET /hdr HTTP/1.1\r\nHost: x\r\nx-request-id: rid-1\r\n\r\n"),
+             "HTTP/1.1 200 OK\r\nDate: -\r\nContent-Type: text/plain\r\nx-request-id: rid-1\r\n"
+             "x-sluice-cache: hit\r\nAge: 3\r\nx-extra: v\r\nContent-Length: 2\r\n\r\nok");
+    T_EQ_STR(
+        answer_to("GET /hdr?299 HTTP/1.0\r\nConnection: keep-alive\r\nx-request-id: r2\r\n\r\n"),
+        "HTTP/1.1 299 Status\r\nDate: -\r\nContent-Type: text/plain\r\nx-request-id: r2\r\n"
+        "x-sluice-cache: hit\r\nAge: 3\r\nx-extra: v\r\nContent-Length: 2\r\n"
+        "Connection: keep-alive\r\n\r\nok");
+    T_EQ_STR(answer_to("GET /hdr?404 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                       "x-request-id: r3\r\n\r\n"),
+             "HTTP/1.1 404 Not Found\r\nDate: -\r\nContent-Type: text/plain\r\nx-request-id: r3\r\n"
+             "x-sluice-cache: hit\r\nAge: 3\r\nx-extra: v\r\nContent-Length: 2\r\n"
+             "Connection: close\r\n\r\nok");
     T_EQ_INT(sl_req_live(), 0);
 }
 
@@ -291,4 +379,5 @@ T_TEST(read_buffer_sized_to_the_request)
 T_MAIN("test_conn", read_buffer_sized_to_the_request, upload_25mib_streamed_not_held,
        chunked_upload_25mib_streamed_not_held, upload_broken_off_is_told_to_the_handler,
        answer_before_the_body_tells_the_reader, pipelined_answers_in_order,
-       answer_independent_of_the_split)
+       answer_independent_of_the_split, fast_head_answer_independent_of_the_split,
+       whole_head_limits_as_the_scan_puts_them, answer_head_byte_for_byte)
