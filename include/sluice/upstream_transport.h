@@ -14,6 +14,10 @@
 
 typedef enum { SL_TRANSPORT_CURL = 1, SL_TRANSPORT_H1 = 2 } sl_transport;
 
+/* A proxy variable (http_proxy, https_proxy, all_proxy, either case) is set:
+ * curl honours it, so curl takes every call (call.c). */
+bool sl_upstream_proxy_in_env(void);
+
 /* libcurl multi (curl_loop.c) */
 int sl_curl_init(struct event_base *base);
 void sl_curl_shutdown(void);

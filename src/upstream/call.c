@@ -24,7 +24,7 @@ static sl_transport tag(const sl_call *c)
     return *(const sl_transport *)(const void *)c;
 }
 
-static bool proxy_in_env(void)
+bool sl_upstream_proxy_in_env(void)
 {
     static const char *const vars[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
                                        "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
@@ -38,7 +38,7 @@ static bool proxy_in_env(void)
 
 bool sl_upstream_url_needs_curl(const char *url)
 {
-    return url && (proxy_in_env() || !sl_h1_takes_url(url));
+    return url && (sl_upstream_proxy_in_env() || !sl_h1_takes_url(url));
 }
 
 int sl_upstream_prepare(const char *url, char *err, size_t errlen)
@@ -60,7 +60,7 @@ void sl_upstream_set_max_inflight(int max_inflight)
 int sl_upstream_init(struct event_base *base, int max_inflight)
 {
     sl_upstream_set_max_inflight(max_inflight);
-    disp.proxy_env = proxy_in_env();
+    disp.proxy_env = sl_upstream_proxy_in_env();
     int rc = sl_curl_init(base);
     return rc != SL_OK ? rc : sl_h1_init(base);
 }

@@ -513,14 +513,7 @@ int sl_curl_init(struct event_base *base)
     up.timer = evtimer_new(base, on_multi_timer, NULL);
     if (!up.timer)
         return SL_ENOMEM;
-    static const char *const proxy_vars[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
-                                             "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
-    up.no_proxy = true;
-    for (size_t i = 0; i < SL_ARRAY_LEN(proxy_vars); i++) {
-        const char *v = getenv(proxy_vars[i]);
-        if (v && v[0])
-            up.no_proxy = false; /* configured: curl keeps honouring it */
-    }
+    up.no_proxy = !sl_upstream_proxy_in_env(); /* set: curl keeps honouring it */
     return SL_OK;
 }
 

@@ -122,14 +122,21 @@ def ask(s):
     return request("POST", s.url + "/v1/chat/completions", chat("hi"))
 
 
+def ask_ok(s, n, content="raw says hi"):
+    """n calls in a row, each a 200 (carrying content, unless None)."""
+    for _ in range(n):
+        st, _, body = ask(s)
+        assert st == 200, body
+        if content is not None:
+            assert json.loads(body)["choices"][0]["message"]["content"] == content, body
+
+
 def test_h1_keepalive_reuses_one_upstream_connection():
     mock = Mock()
     s = Sluice(base_config(mock))
     try:
         before = mock.stats()["connections"]
-        for _ in range(20):
-            st, _, body = ask(s)
-            assert st == 200, body
+        ask_ok(s, 20, content=None)
         after = mock.stats()["connections"]
         # one connection for sluice's 20 calls, one for each stats request
         assert after - before <= 2, (before, after)
@@ -143,10 +150,7 @@ def test_h1_stale_pooled_connection_is_retried_transparently():
     # keep-alive ran out as the request arrived); later connections answer
     up, s = raw_stack(lambda conn, req: (None, True) if conn == 0 and req == 1 else (fixed(), False))
     try:
-        for _ in range(3):
-            st, _, body = ask(s)
-            assert st == 200, body
-            assert json.loads(body)["choices"][0]["message"]["content"] == "raw says hi"
+        ask_ok(s, 3)
         assert up.connections == 2, up.connections
     finally:
         s.stop()
@@ -169,9 +173,7 @@ def test_h1_fresh_connection_dropped_is_an_error_not_a_retry():
 def test_h1_connection_close_answers_are_not_reused():
     up, s = raw_stack(lambda conn, req: (fixed(extra=b"Connection: close\r\n"), True))
     try:
-        for _ in range(4):
-            st, _, body = ask(s)
-            assert st == 200, body
+        ask_ok(s, 4, content=None)
         assert up.connections == 4, up.connections
     finally:
         s.stop()
@@ -181,10 +183,7 @@ def test_h1_connection_close_answers_are_not_reused():
 def test_h1_chunked_answer_and_reuse():
     up, s = raw_stack(lambda conn, req: (chunked(), False))
     try:
-        for _ in range(3):
-            st, _, body = ask(s)
-            assert st == 200, body
-            assert json.loads(body)["choices"][0]["message"]["content"] == "raw says hi"
+        ask_ok(s, 3)
         assert up.connections == 1, up.connections
     finally:
         s.stop()
@@ -195,10 +194,7 @@ def test_h1_close_delimited_answer():
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
     up, s = raw_stack(lambda conn, req: (head + ANSWER, True))
     try:
-        for _ in range(2):
-            st, _, body = ask(s)
-            assert st == 200, body
-            assert json.loads(body)["choices"][0]["message"]["content"] == "raw says hi"
+        ask_ok(s, 2)
         assert up.connections == 2, up.connections
     finally:
         s.stop()
@@ -267,8 +263,7 @@ def test_h1_idle_connection_closed_by_upstream_is_dropped_from_the_pool():
     up.serve = serve_then_close
     try:
         for _ in range(3):
-            st, _, body = ask(s)
-            assert st == 200, body
+            ask_ok(s, 1, content=None)
             time.sleep(0.6)  # the upstream's 0.3 s idle timeout closes it
         assert up.connections == 3, up.connections
     finally:
