@@ -745,7 +745,9 @@ size_t sl_vindex_graphs(const sl_vindex *ix)
     return n;
 }
 
-int sl_vindex_put(sl_vindex *ix, uint32_t slot, uint64_t partition, const float *v)
+// put and load differ only in how much graph work the insert drains now.
+static int put_drained(sl_vindex *ix, uint32_t slot, uint64_t partition, const float *v,
+                       size_t drain)
 {
     if (slot >= ix->capacity)
         return -1;
@@ -753,26 +755,21 @@ int sl_vindex_put(sl_vindex *ix, uint32_t slot, uint64_t partition, const float 
         if (ix->slots[slot].pos != kNone)
             ix->unlink(slot);
         ix->store(slot, v);
-        ix->link(slot, partition, kDrain); // linked before anything can throw; the graph may lag
+        ix->link(slot, partition, drain); // linked before anything can throw; the graph may lag
         return 0;
     } catch (...) {
         return ix->slots[slot].pos != kNone ? 0 : -1;
     }
 }
 
+int sl_vindex_put(sl_vindex *ix, uint32_t slot, uint64_t partition, const float *v)
+{
+    return put_drained(ix, slot, partition, v, kDrain);
+}
+
 int sl_vindex_load(sl_vindex *ix, uint32_t slot, uint64_t partition, const float *v)
 {
-    if (slot >= ix->capacity)
-        return -1;
-    try {
-        if (ix->slots[slot].pos != kNone)
-            ix->unlink(slot);
-        ix->store(slot, v);
-        ix->link(slot, partition, 0);
-        return 0;
-    } catch (...) {
-        return ix->slots[slot].pos != kNone ? 0 : -1;
-    }
+    return put_drained(ix, slot, partition, v, 0);
 }
 
 int sl_vindex_build(sl_vindex *ix, unsigned threads)
