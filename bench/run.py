@@ -221,30 +221,41 @@ def sidecar_rows(mock, mock_port, sp, surl):
     gateway on a core of its own every hop adds two cross-core wake-ups (the
     minimal relay's floor), beside its client only two same-core switches.
     Direct, sluice, nginx and the minimal relay are measured in the same
-    placement, one after the other."""
+    placement, in turns. Returns {name: [row per round]}."""
     on_core(mock.pid, 1)
-    rows = {"direct": measure("c1 sidecar placement: direct", mock.pid,
-                              "http://127.0.0.1:%d/v1/chat/completions" % mock_port, "unique", conns=1)}
-    all_on_core(sp.pid, 0)
-    rows["sluice"] = measure("c1 sidecar placement: sluice", sp.pid, surl, "unique", conns=1)
-    all_on_core(sp.pid, 1)
+    measures = {"direct": lambda: measure("c1 sidecar placement: direct", mock.pid,
+                                          "http://127.0.0.1:%d/v1/chat/completions" % mock_port, "unique", conns=1)}
+
+    def sluice_beside_client():
+        all_on_core(sp.pid, 0)
+        try:
+            return measure("c1 sidecar placement: sluice", sp.pid, surl, "unique", conns=1)
+        finally:
+            all_on_core(sp.pid, 1)
+    measures["sluice"] = sluice_beside_client
+    servers = []
     if shutil.which("nginx"):
         np_, nport = nginx("upstream m { server 127.0.0.1:%d; keepalive 8; }\n"
                            "server { listen 127.0.0.1:PORT; location / { proxy_pass http://m; proxy_http_version 1.1;"
                            " proxy_set_header Connection \"\"; } }" % mock_port, core=0)
-        rows["nginx"] = measure("c1 sidecar placement: nginx reverse proxy", np_.pid,
-                                "http://127.0.0.1:%d/v1/chat/completions" % nport, "unique", conns=1)
-        stop_group(np_)
+        servers.append(np_)
+        measures["nginx"] = lambda: measure("c1 sidecar placement: nginx reverse proxy", np_.pid,
+                                            "http://127.0.0.1:%d/v1/chat/completions" % nport, "unique", conns=1)
     relay_bin = os.path.join(ROOT, "build/bench/hop_relay")
     if os.path.exists(relay_bin):
         relay_port = free_port()
         relay_p = spawn([relay_bin, str(relay_port), str(mock_port)], core=0)
         wait_port(relay_port)
-        rows["relay"] = measure("c1 sidecar placement: minimal relay", relay_p.pid,
-                                "http://127.0.0.1:%d/v1/chat/completions" % relay_port, "unique", conns=1)
-        stop_group(relay_p)
-    on_core(mock.pid, 0)
-    return rows
+        servers.append(relay_p)
+        measures["relay"] = lambda: measure("c1 sidecar placement: minimal relay", relay_p.pid,
+                                            "http://127.0.0.1:%d/v1/chat/completions" % relay_port, "unique", conns=1)
+    try:
+        runs = in_turns(list(measures.values()))
+    finally:
+        for p in servers:
+            stop_group(p)
+        on_core(mock.pid, 0)
+    return dict(zip(measures.keys(), runs))
 
 
 def post(url, body):
@@ -288,22 +299,34 @@ def nginx_fixed_logged():
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
-def interleaved(contenders, rounds=ROUNDS):
-    """contenders: (name, pid, url) of fixed-request servers, measured in turns
+def in_turns(measures, rounds=ROUNDS):
+    """measures: functions that each measure one row, called in turns
     (A B C, A B C, ...) rather than minutes apart: on this VM one server's
-    throughput drifts by ±15 % over a run, which two rows taken at different
-    times read as a ratio. Returns each contender's rows, one per round."""
-    runs = [[] for _ in contenders]
+    throughput drifts by ±15 % over a run, and a c1 p50 by tens of µs, which
+    two rows taken at different times read as a ratio or a difference.
+    Returns each function's rows, one per round."""
+    runs = [[] for _ in measures]
     for _ in range(rounds):
-        for i, (name, pid, url) in enumerate(contenders):
-            runs[i].append(measure(name, pid, url, "fixed"))
+        for i, m in enumerate(measures):
+            runs[i].append(m())
     return runs
 
 
-def median_row(rows):
-    r = dict(sorted(rows, key=lambda x: x["rps"])[len(rows) // 2])
+def interleaved(contenders, rounds=ROUNDS):
+    """contenders: (name, pid, url) of fixed-request servers, in turns."""
+    return in_turns([lambda c=c: measure(c[0], c[1], c[2], "fixed") for c in contenders], rounds)
+
+
+def median_row(rows, key="rps"):
+    r = dict(sorted(rows, key=lambda x: x[key])[len(rows) // 2])
     r["name"] += " (median of %d rounds)" % len(rows)
     return r
+
+
+def median_added(runs, direct_runs):
+    """The median over rounds of a row's p50 minus the direct p50 of the same round."""
+    per = sorted(r["p50_us"] - d["p50_us"] for r, d in zip(runs, direct_runs))
+    return per[len(per) // 2]
 
 
 def median_ratio(a, b):
@@ -570,28 +593,27 @@ def main():
     stream_direct = direct_measure("direct stream (mock)", mock.pid, mock_url + "/v1/chat/completions", "stream")
     stream_sluice = measure("sluice stream pass-through", sp.pid, surl, "stream")
     rows += [stream_direct, stream_sluice]
-    c1_direct = direct_measure("c1 direct", mock.pid, mock_url + "/v1/chat/completions", "unique", conns=1)
-    c1_sluice = measure("c1 sluice", sp.pid, surl, "unique", conns=1)
-    rows += [c1_direct, c1_sluice]
-    c1_nginx = None
+    c1 = {"direct": lambda: direct_measure("c1 direct", mock.pid, mock_url + "/v1/chat/completions", "unique", conns=1),
+          "sluice": lambda: measure("c1 sluice", sp.pid, surl, "unique", conns=1)}
     if have_nginx:  # the reference: what one proxy hop costs on this machine
-        c1_nginx = measure("c1 nginx reverse proxy", proxy_p.pid,
-                           "http://127.0.0.1:%d/v1/chat/completions" % proxy_port, "unique", conns=1)
-        rows.append(c1_nginx)
+        c1["nginx"] = lambda: measure("c1 nginx reverse proxy", proxy_p.pid,
+                                      "http://127.0.0.1:%d/v1/chat/completions" % proxy_port, "unique", conns=1)
     # the floor: bytes copied both ways by bench/hop_relay.c on the SUT core,
     # in front of the same mock — what one more hop costs on this machine
-    c1_relay = None
     relay_bin = os.path.join(ROOT, "build/bench/hop_relay")
+    relay_p = None
     if os.path.exists(relay_bin):
         relay_port = free_port()
         relay_p = spawn([relay_bin, str(relay_port), str(mock_port)], core=1)
         wait_port(relay_port)
-        c1_relay = measure("c1 minimal relay (the floor of one hop)", relay_p.pid,
-                           "http://127.0.0.1:%d/v1/chat/completions" % relay_port, "unique", conns=1)
-        rows.append(c1_relay)
+        c1["relay"] = lambda: measure("c1 minimal relay (the floor of one hop)", relay_p.pid,
+                                      "http://127.0.0.1:%d/v1/chat/completions" % relay_port, "unique", conns=1)
+    c1_runs = dict(zip(c1.keys(), in_turns(list(c1.values()))))
+    if relay_p:
         stop_group(relay_p)
+    rows += [median_row(r, "p50_us") for r in c1_runs.values()]
     side = sidecar_rows(mock, mock_port, sp, surl)
-    rows += list(side.values())
+    rows += [median_row(r, "p50_us") for r in side.values()]
     body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "ttfb PROMPT"}]}
     on_core(mock.pid, 1)
     ttfb_d = ttfb_us(mock_url, body, 50 if quick else 200)
@@ -691,18 +713,26 @@ def main():
     ratios.append("cache hit with tracing on / tracing off: %.2f (CPU %.1f vs %.1f µs/req)"
                   % (traced, hit_traced["cpu_us_per_req"], hit["cpu_us_per_req"]))
     checks.append(("tracing on costs at most 10 % of cache-hit throughput", traced >= 0.9))
-    added = c1_sluice["p50_us"] - c1_direct["p50_us"]
-    ratios.append("added p50 latency at concurrency 1: %.0f µs" % added)
-    if c1_nginx:
-        ratios.append("added p50 latency at concurrency 1 of nginx reverse proxy (reference): %.0f µs"
-                      % (c1_nginx["p50_us"] - c1_direct["p50_us"]))
-    if c1_relay:
-        floor = c1_relay["p50_us"] - c1_direct["p50_us"]
+    added = median_added(c1_runs["sluice"], c1_runs["direct"])
+
+    def rounds(name, runs):
+        return "%s (rounds: %s)" % (name, ", ".join("%.0f" % (r["p50_us"] - d["p50_us"])
+                                                      for r, d in zip(runs[name], runs["direct"])))
+    ratios.append("added p50 latency at concurrency 1: %.0f µs, the median of %d rounds in turns; %s"
+                  % (added, len(c1_runs["direct"]), rounds("sluice", c1_runs)))
+    if "nginx" in c1_runs:
+        ratios.append("added p50 latency at concurrency 1 of nginx reverse proxy (reference): %.0f µs; %s"
+                      % (median_added(c1_runs["nginx"], c1_runs["direct"]), rounds("nginx", c1_runs)))
+    if "relay" in c1_runs:
+        floor = median_added(c1_runs["relay"], c1_runs["direct"])
         ratios.append("added p50 latency at concurrency 1 of a minimal relay (bench/hop_relay.c: the floor of one hop "
-                      "on this machine): %.0f µs; sluice above that floor: %.0f µs" % (floor, added - floor))
-    side_added = {k: side[k]["p50_us"] - side["direct"]["p50_us"] for k in side if k != "direct"}
+                      "on this machine): %.0f µs; sluice above that floor: %.0f µs; %s"
+                      % (floor, added - floor, rounds("relay", c1_runs)))
+    side_added = {k: median_added(side[k], side["direct"]) for k in side if k != "direct"}
     ratios.append("added p50 latency at concurrency 1, sidecar placement (gateway on the client's core, provider on "
-                  "the other): " + ", ".join("%s %.0f µs" % (k, v) for k, v in side_added.items()))
+                  "the other), medians of rounds in turns: " +
+                  ", ".join("%s %.0f µs" % (k, v) for k, v in side_added.items()) +
+                  "; " + rounds("sluice", side))
     ratios.append("added time to first byte of a stream: %.0f µs (direct %.0f, sluice %.0f)" % (ttfb_s - ttfb_d, ttfb_d, ttfb_s))
     ratios.append("coalescing storm: %d identical concurrent requests -> %d upstream call(s); followers p99 %.0f ms vs upstream 500 ms"
                   % (len(lat), calls, p99_storm / 1000))
