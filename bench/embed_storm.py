@@ -2,25 +2,9 @@
 requests from 200 connections, against sluice with micro-batching on
 (embeddings.batch defaults) and off (window_ms: 0) in the same run. Reports
 requests, upstream calls, req/s and p99 of each."""
-import json, os, re, subprocess, tempfile, time, urllib.request
+import json, os, re, subprocess, time, urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-
-
-def _sluice(spawn, wait_port, free_port, mock_port, window_ms):
-    port = free_port()
-    d = tempfile.mkdtemp(prefix="sluice-bench-embed-")
-    conf = os.path.join(d, "sluice.yaml")
-    with open(conf, "w") as f:
-        f.write("listen: 127.0.0.1:%d\nlog: { access: %s/access.log }\n" % (port, d))
-        f.write("providers:\n  - { name: mock, kind: openai, base_url: \"http://127.0.0.1:%d/v1\", "
-                "api_key: sk-bench, models: [\"*\"] }\n" % mock_port)
-        f.write("cache: { enabled: false }\nserver: { max_inflight: 100000 }\n")
-        f.write("embeddings: { batch: { window_ms: %d } }\n" % window_ms)
-    p = spawn([os.path.join(ROOT, "build/sluice"), "-c", conf], core=1)
-    wait_port(port)
-    return p, port
 
 
 def _mock_requests(mock_url):
@@ -41,12 +25,14 @@ def _wrk(port, secs, conns, nonce):
     return total, rps, p99_us, int(bad.group(1)) if bad else 0
 
 
-def run(spawn, wait_port, free_port, mock_port, secs=2, conns=200):
-    """-> (table rows, notes): batching on and off, one after the other."""
+def run(start_sluice, mock_port, secs=2, conns=200):
+    """start_sluice(extra_yaml) -> (process, port): bench/run.py's sluice() in
+    front of the mock. -> (table rows, notes): batching on and off, one after
+    the other."""
     mock_url = "http://127.0.0.1:%d" % mock_port
     rows, notes = [], []
     for name, window in (("on (window 2 ms)", 2), ("off (window 0)", 0)):
-        p, port = _sluice(spawn, wait_port, free_port, mock_port, window)
+        p, port = start_sluice("embeddings: { batch: { window_ms: %d } }\n" % window)
         before = _mock_requests(mock_url)
         total, rps, p99, bad = _wrk(port, secs, conns, "%d-%d" % (os.getpid(), window))
         calls = _mock_requests(mock_url) - before

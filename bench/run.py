@@ -72,9 +72,20 @@ def stop_group(p, timeout=5.0):
         time.sleep(0.02)
 
 
+dirs = []  # bench_dir()'s: logs of a run reach gigabytes; gone at cleanup
+
+
+def bench_dir(prefix):
+    d = tempfile.mkdtemp(prefix=prefix)
+    dirs.append(d)
+    return d
+
+
 def cleanup(*_):
     for p in procs:
         stop_group(p)
+    while dirs:
+        shutil.rmtree(dirs.pop(), ignore_errors=True)
 
 
 def tree(pid):
@@ -264,7 +275,7 @@ def post(url, body):
 
 
 def nginx(conf_body, core=1):
-    d = tempfile.mkdtemp(prefix="sluice-bench-nginx-")
+    d = bench_dir("sluice-bench-nginx-")
     port = free_port()
     conf = ("worker_processes 1; pid %s/nginx.pid; error_log %s/error.log; daemon off;\n"
             "events { worker_connections 4096; }\n"
@@ -290,10 +301,13 @@ NGINX_JSON_LOG = ("log_format sl escape=json '{\"ts\":\"$time_iso8601\",\"reques
                   "\"served_from\":null,\"bytes_out\":$body_bytes_sent,\"error\":null}';")
 
 
-def nginx_fixed_logged():
-    d = tempfile.mkdtemp(prefix="sluice-bench-nginx-log-")
-    return nginx("%s\nserver { listen 127.0.0.1:PORT; access_log %s/access.log sl buffer=64k flush=100ms;"
-                 " location / { default_type application/json; return 200 '%s'; } }" % (NGINX_JSON_LOG, d, FIXED))
+def nginx_fixed(core=1, json_log=False):
+    """nginx answering FIXED to every request; json_log: writing NGINX_JSON_LOG's line per request."""
+    log = ""
+    if json_log:
+        log = "access_log %s/access.log sl buffer=64k flush=100ms;" % bench_dir("sluice-bench-nginx-log-")
+    return nginx("%sserver { listen 127.0.0.1:PORT; %s location / { default_type application/json; return 200 '%s'; } }"
+                 % (NGINX_JSON_LOG + "\n" if json_log else "", log, FIXED), core=core)
 
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -317,22 +331,26 @@ def interleaved(contenders, rounds=ROUNDS):
     return in_turns([lambda c=c: measure(c[0], c[1], c[2], "fixed") for c in contenders], rounds)
 
 
+def middle(values, key=None):
+    """The median of an odd number of rounds (of an even number, the upper one): a value that was measured."""
+    return sorted(values, key=key)[len(values) // 2]
+
+
 def median_row(rows, key="rps"):
-    r = dict(sorted(rows, key=lambda x: x[key])[len(rows) // 2])
+    r = dict(middle(rows, key=lambda x: x[key]))
     r["name"] += " (median of %d rounds)" % len(rows)
     return r
 
 
 def median_added(runs, direct_runs):
     """The median over rounds of a row's p50 minus the direct p50 of the same round."""
-    per = sorted(r["p50_us"] - d["p50_us"] for r, d in zip(runs, direct_runs))
-    return per[len(per) // 2]
+    return middle([r["p50_us"] - d["p50_us"] for r, d in zip(runs, direct_runs)])
 
 
 def median_ratio(a, b):
     """The median of the rounds' req/s ratios, and the ratios themselves."""
     per = [x["rps"] / y["rps"] for x, y in zip(a, b)]
-    return sorted(per)[len(per) // 2], per
+    return middle(per), per
 
 
 def ttfb_us(url, body, n=200):
@@ -361,7 +379,7 @@ def ttfb_us(url, body, n=200):
 
 def redis_single():
     """One redis-server on a free loopback port (unpinned); its port."""
-    port, d = free_port(), tempfile.mkdtemp(prefix="sluice-bench-redis-")
+    port, d = free_port(), bench_dir("sluice-bench-redis-")
     spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
            "--dir", d])
     wait_port(port)
@@ -388,7 +406,7 @@ def _cluster_ports(n):
 def redis_cluster(masters=3):
     """A Redis Cluster of `masters` masters (no replicas: the bench measures
     routing, not replication) on free loopback ports; the ports."""
-    d = tempfile.mkdtemp(prefix="sluice-bench-cluster-")
+    d = bench_dir("sluice-bench-cluster-")
     ports = _cluster_ports(masters)
     for p in ports:
         spawn(["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
@@ -410,7 +428,7 @@ def sluice(mock_port, cache, redis_url=None, wrap=None, redis_yaml=None, tracing
     prefix (bench/instructions.py runs it under callgrind); redis_yaml: the
     `redis:` mapping as YAML flow text."""
     port = free_port()
-    d = tempfile.mkdtemp(prefix="sluice-bench-")
+    d = bench_dir("sluice-bench-")
     conf = os.path.join(d, "sluice.yaml")
     with open(conf, "w") as f:
         f.write("listen: 127.0.0.1:%d\nlog: { access: %s/access.log }\n" % (port, d))
@@ -561,13 +579,11 @@ def main():
     rows.append(direct)
     have_nginx = shutil.which("nginx") is not None
     if have_nginx:
-        fixed_p, fixed_port = nginx("server { listen 127.0.0.1:PORT; location / { default_type application/json; return 200 '%s'; } }" % FIXED)
-        logged_p, logged_port = nginx_fixed_logged()
+        fixed_p, fixed_port = nginx_fixed()
         # The upstream of both proxies in the pass-through comparison: a fixed
         # nginx answer on the load core (beside wrk), as cheap as an upstream
         # gets, so that the proxy under test (on the SUT core) is what saturates.
-        up_p, up_port = nginx("server { listen 127.0.0.1:PORT; location / { default_type application/json; return 200 '%s'; } }"
-                              % FIXED, core=0)
+        up_p, up_port = nginx_fixed(core=0)
         proxy_p, proxy_port = nginx("upstream m { server 127.0.0.1:%d; keepalive 64; }\n"
                                     "server { listen 127.0.0.1:PORT; location / { proxy_pass http://m; proxy_http_version 1.1;"
                                     " proxy_set_header Connection \"\"; } }" % up_port)
@@ -623,6 +639,7 @@ def main():
     curl_ = "http://127.0.0.1:%d/v1/chat/completions" % cport
     post(curl_, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the benchmark"}]})
     if have_nginx:  # the ratio's two sides (and nginx logging as sluice does) in turns
+        logged_p, logged_port = nginx_fixed(json_log=True)
         hit_runs, nfixed_runs, nlogged_runs = interleaved(
             [("sluice cache hit", cp.pid, curl_),
              ("nginx fixed response", fixed_p.pid, "http://127.0.0.1:%d/v1/chat/completions" % fixed_port),
@@ -671,7 +688,8 @@ def main():
         mem[cache] = stream_memory(mp.pid, mport, mock_url, 200 if quick else 1000)
         stop_group(mp)
     import embed_storm  # issue 21: micro-batched embeddings, on and off
-    embed_rows, _ = embed_storm.run(spawn, wait_port, free_port, mock_port, secs=1 if quick else 3)
+    embed_rows, _ = embed_storm.run(lambda extra: sluice(mock_port, cache=False, extra=extra), mock_port,
+                                    secs=1 if quick else 3)
 
     # one Redis beside a Redis Cluster (3 masters), in the same run: a cache hit,
     # and a pass-through with the cache on (every request an L2 miss, a
@@ -715,24 +733,24 @@ def main():
     checks.append(("tracing on costs at most 10 % of cache-hit throughput", traced >= 0.9))
     added = median_added(c1_runs["sluice"], c1_runs["direct"])
 
-    def rounds(name, runs):
+    def per_round(name, runs):
         return "%s (rounds: %s)" % (name, ", ".join("%.0f" % (r["p50_us"] - d["p50_us"])
                                                       for r, d in zip(runs[name], runs["direct"])))
     ratios.append("added p50 latency at concurrency 1: %.0f µs, the median of %d rounds in turns; %s"
-                  % (added, len(c1_runs["direct"]), rounds("sluice", c1_runs)))
+                  % (added, len(c1_runs["direct"]), per_round("sluice", c1_runs)))
     if "nginx" in c1_runs:
         ratios.append("added p50 latency at concurrency 1 of nginx reverse proxy (reference): %.0f µs; %s"
-                      % (median_added(c1_runs["nginx"], c1_runs["direct"]), rounds("nginx", c1_runs)))
+                      % (median_added(c1_runs["nginx"], c1_runs["direct"]), per_round("nginx", c1_runs)))
     if "relay" in c1_runs:
         floor = median_added(c1_runs["relay"], c1_runs["direct"])
         ratios.append("added p50 latency at concurrency 1 of a minimal relay (bench/hop_relay.c: the floor of one hop "
                       "on this machine): %.0f µs; sluice above that floor: %.0f µs; %s"
-                      % (floor, added - floor, rounds("relay", c1_runs)))
+                      % (floor, added - floor, per_round("relay", c1_runs)))
     side_added = {k: median_added(side[k], side["direct"]) for k in side if k != "direct"}
     ratios.append("added p50 latency at concurrency 1, sidecar placement (gateway on the client's core, provider on "
                   "the other), medians of rounds in turns: " +
                   ", ".join("%s %.0f µs" % (k, v) for k, v in side_added.items()) +
-                  "; " + rounds("sluice", side))
+                  "; " + per_round("sluice", side))
     ratios.append("added time to first byte of a stream: %.0f µs (direct %.0f, sluice %.0f)" % (ttfb_s - ttfb_d, ttfb_d, ttfb_s))
     ratios.append("coalescing storm: %d identical concurrent requests -> %d upstream call(s); followers p99 %.0f ms vs upstream 500 ms"
                   % (len(lat), calls, p99_storm / 1000))
