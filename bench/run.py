@@ -246,9 +246,7 @@ def sidecar_rows(mock, mock_port, sp, surl):
     measures["sluice"] = sluice_beside_client
     servers = []
     if shutil.which("nginx"):
-        np_, nport = nginx("upstream m { server 127.0.0.1:%d; keepalive 8; }\n"
-                           "server { listen 127.0.0.1:PORT; location / { proxy_pass http://m; proxy_http_version 1.1;"
-                           " proxy_set_header Connection \"\"; } }" % mock_port, core=0)
+        np_, nport = nginx_proxy(mock_port, core=0)
         servers.append(np_)
         measures["nginx"] = lambda: measure("c1 sidecar placement: nginx reverse proxy", np_.pid,
                                             "http://127.0.0.1:%d/v1/chat/completions" % nport, "unique", conns=1)
@@ -289,6 +287,13 @@ def nginx(conf_body, core=1):
     return p, port
 
 
+def nginx_proxy(upstream_port, core=1):
+    """nginx as a keep-alive reverse proxy in front of upstream_port."""
+    return nginx("upstream m { server 127.0.0.1:%d; keepalive 64; }\n"
+                 "server { listen 127.0.0.1:PORT; location / { proxy_pass http://m; proxy_http_version 1.1;"
+                 " proxy_set_header Connection \"\"; } }" % upstream_port, core=core)
+
+
 # The JSON line sluice writes for a cache hit, as an nginx log_format: the
 # like-for-like reference row (nginx's own rows run with access_log off).
 NGINX_JSON_LOG = ("log_format sl escape=json '{\"ts\":\"$time_iso8601\",\"request_id\":\"$request_id\","
@@ -301,13 +306,15 @@ NGINX_JSON_LOG = ("log_format sl escape=json '{\"ts\":\"$time_iso8601\",\"reques
                   "\"served_from\":null,\"bytes_out\":$body_bytes_sent,\"error\":null}';")
 
 
-def nginx_fixed(core=1, json_log=False):
-    """nginx answering FIXED to every request; json_log: writing NGINX_JSON_LOG's line per request."""
+def nginx_fixed(core=1, json_log=False, body=FIXED):
+    """nginx answering body (FIXED unless told) to every request; json_log:
+    writing NGINX_JSON_LOG's line per request."""
     log = ""
     if json_log:
         log = "access_log %s/access.log sl buffer=64k flush=100ms;" % bench_dir("sluice-bench-nginx-log-")
     return nginx("%sserver { listen 127.0.0.1:PORT; %s location / { default_type application/json; return 200 '%s'; } }"
-                 % (NGINX_JSON_LOG + "\n" if json_log else "", log, FIXED), core=core)
+                 % (NGINX_JSON_LOG + "\n" if json_log else "", log,
+                    body.replace("\\", "\\\\").replace("'", "\\'")), core=core)
 
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -579,14 +586,11 @@ def main():
     rows.append(direct)
     have_nginx = shutil.which("nginx") is not None
     if have_nginx:
-        fixed_p, fixed_port = nginx_fixed()
         # The upstream of both proxies in the pass-through comparison: a fixed
         # nginx answer on the load core (beside wrk), as cheap as an upstream
         # gets, so that the proxy under test (on the SUT core) is what saturates.
         up_p, up_port = nginx_fixed(core=0)
-        proxy_p, proxy_port = nginx("upstream m { server 127.0.0.1:%d; keepalive 64; }\n"
-                                    "server { listen 127.0.0.1:PORT; location / { proxy_pass http://m; proxy_http_version 1.1;"
-                                    " proxy_set_header Connection \"\"; } }" % up_port)
+        proxy_p, proxy_port = nginx_proxy(up_port)
         nproxy = measure("nginx reverse proxy (upstream: fixed nginx)", proxy_p.pid,
                          "http://127.0.0.1:%d/v1/chat/completions" % proxy_port, "unique")
         rows.append(nproxy)
@@ -611,9 +615,12 @@ def main():
     rows += [stream_direct, stream_sluice]
     c1 = {"direct": lambda: direct_measure("c1 direct", mock.pid, mock_url + "/v1/chat/completions", "unique", conns=1),
           "sluice": lambda: measure("c1 sluice", sp.pid, surl, "unique", conns=1)}
-    if have_nginx:  # the reference: what one proxy hop costs on this machine
-        c1["nginx"] = lambda: measure("c1 nginx reverse proxy", proxy_p.pid,
-                                      "http://127.0.0.1:%d/v1/chat/completions" % proxy_port, "unique", conns=1)
+    c1_proxy = None
+    if have_nginx:  # the reference: what one proxy hop costs on this machine, in
+        # front of the same mock as sluice and the relay (not the fixed nginx)
+        c1_proxy, c1_proxy_port = nginx_proxy(mock_port)
+        c1["nginx"] = lambda: measure("c1 nginx reverse proxy", c1_proxy.pid,
+                                      "http://127.0.0.1:%d/v1/chat/completions" % c1_proxy_port, "unique", conns=1)
     # the floor: bytes copied both ways by bench/hop_relay.c on the SUT core,
     # in front of the same mock — what one more hop costs on this machine
     relay_bin = os.path.join(ROOT, "build/bench/hop_relay")
@@ -625,8 +632,9 @@ def main():
         c1["relay"] = lambda: measure("c1 minimal relay (the floor of one hop)", relay_p.pid,
                                       "http://127.0.0.1:%d/v1/chat/completions" % relay_port, "unique", conns=1)
     c1_runs = dict(zip(c1.keys(), in_turns(list(c1.values()))))
-    if relay_p:
-        stop_group(relay_p)
+    for p in (relay_p, c1_proxy):
+        if p:
+            stop_group(p)
     rows += [median_row(r, "p50_us") for r in c1_runs.values()]
     side = sidecar_rows(mock, mock_port, sp, surl)
     rows += [median_row(r, "p50_us") for r in side.values()]
@@ -637,9 +645,11 @@ def main():
     ttfb_s = ttfb_us("http://127.0.0.1:%d" % sport, body, 50 if quick else 200)
     cp, cport = sluice(mock_port, cache=True)
     curl_ = "http://127.0.0.1:%d/v1/chat/completions" % cport
-    post(curl_, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the benchmark"}]})
-    if have_nginx:  # the ratio's two sides (and nginx logging as sluice does) in turns
-        logged_p, logged_port = nginx_fixed(json_log=True)
+    cached = post(curl_, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the benchmark"}]})
+    if have_nginx:  # the ratio's two sides (and nginx logging as sluice does) in turns,
+        # nginx answering the very body the hit answers (the mock's, 498 bytes)
+        fixed_p, fixed_port = nginx_fixed(body=cached.decode())
+        logged_p, logged_port = nginx_fixed(json_log=True, body=cached.decode())
         hit_runs, nfixed_runs, nlogged_runs = interleaved(
             [("sluice cache hit", cp.pid, curl_),
              ("nginx fixed response", fixed_p.pid, "http://127.0.0.1:%d/v1/chat/completions" % fixed_port),
