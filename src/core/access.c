@@ -201,7 +201,7 @@ void sl_access_log_req(const sl_req *r)
     }
     char *o = b->p + b->len;
     LIT(o, "{\"ts\":\"");
-    o += sl_rfc3339_ms(sl_wall_ms(), o);
+    o += sl_rfc3339_ms(sl_wall_ms_at(r->t_end ? r->t_end : sl_now_us()), o); /* when it ended */
     *o++ = '"';
     o = fields_identity(o, r, s);
     o = fields_usage(b, o, r);

@@ -175,7 +175,7 @@ void sl_stats_request(const sl_req *r)
 {
     if (!r->is_llm && r->status < 400)
         return; /* health checks and scrapes are not traffic */
-    bucket *b = current_bucket(sl_wall_ms() / 1000);
+    bucket *b = current_bucket(sl_wall_coarse_ms() / 1000);
     bool error = r->status >= 400 || r->error;
     ADD(b->requests, 1);
     ADD(b->hits, r->cache == SL_CACHE_HIT);

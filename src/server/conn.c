@@ -172,7 +172,7 @@ static void set_timer(sl_conn *c, uint64_t at, uint64_t ms)
  * deadline re-arms itself for what is left. */
 static void arm(sl_conn *c, int ms)
 {
-    uint64_t at = sl_now_ms() + (uint64_t)ms;
+    uint64_t at = sl_coarse_ms() + (uint64_t)ms; /* phases last seconds: a tick is nothing */
     c->deadline = at;
     if (!c->timer_at || c->timer_at > at)
         set_timer(c, at, (uint64_t)ms);
@@ -424,7 +424,7 @@ static const char *http_date(void)
 {
     static char text[40];
     static int64_t at_s = -1;
-    int64_t now_s = sl_wall_ms() / 1000;
+    int64_t now_s = sl_wall_coarse_ms() / 1000;
     if (now_s != at_s) {
         time_t t = (time_t)now_s;
         struct tm tm;
@@ -773,7 +773,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     c->timer_at = 0;
     if (!c->deadline)
         return; /* disarmed since */
-    uint64_t now = sl_now_ms();
+    uint64_t now = sl_coarse_ms();
     if (now < c->deadline) { /* the deadline moved later since this was set */
         set_timer(c, c->deadline, c->deadline - now);
         return;

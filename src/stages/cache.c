@@ -264,7 +264,7 @@ static bool serve(sl_req *r, const sl_cache_entry *entry, const char *layer)
     r->cache_detail = layer;
     if (r->trace)
         r->trace->t_cache_end = sl_now_us();
-    int64_t age = (sl_wall_ms() - e.stored_at_ms) / 1000;
+    int64_t age = (sl_wall_coarse_ms() - e.stored_at_ms) / 1000; /* whole seconds */
     char num[24];
     size_t n = sl_fmt_i64(age > 0 ? age : 0, num);
     sl_req_header(r, "Age", sl_arena_strndup(&r->arena, num, n));

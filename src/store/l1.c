@@ -40,11 +40,11 @@ struct sl_l1 {
 
 enum { ENTRY_OVERHEAD = sizeof(sl_l1_entry) + 16, ALIAS_OVERHEAD = sizeof(alias) + 16 };
 
-static uint64_t (*clock_ms)(void) = sl_now_ms;
+static uint64_t (*clock_ms)(void) = sl_coarse_ms; /* TTLs are seconds */
 
 void sl_l1_set_clock(uint64_t (*now_ms)(void))
 {
-    clock_ms = now_ms ? now_ms : sl_now_ms;
+    clock_ms = now_ms ? now_ms : sl_coarse_ms;
 }
 
 sl_l1 *sl_l1_new(size_t max_bytes)

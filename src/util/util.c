@@ -29,6 +29,33 @@ int64_t sl_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+uint64_t sl_coarse_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int64_t sl_wall_coarse_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t sl_wall_ms_at(uint64_t mono_us)
+{
+    static uint64_t synced_us; /* when the offset was read (monotonic) */
+    static int64_t offset_us;  /* wall - monotonic */
+    if (!synced_us || mono_us >= synced_us + 1000000u) {
+        struct timespec w;
+        clock_gettime(CLOCK_REALTIME, &w);
+        synced_us = sl_now_us();
+        offset_us = ((int64_t)w.tv_sec * 1000000 + w.tv_nsec / 1000) - (int64_t)synced_us;
+    }
+    return ((int64_t)mono_us + offset_us) / 1000;
+}
+
 /* The date and time part changes once a second: it is formatted then, and
  * every call in between only writes the milliseconds (the access log stamps
  * every line). */

@@ -331,8 +331,31 @@ T_TEST(secrets_scrubbed_in_place)
     T_EQ_STR((sl_scrub(edge, strlen(edge), secrets, 1), edge), "******");
 }
 
+/* The cheap clocks agree with the precise ones to a tick (4 ms at HZ=250,
+ * allow 20), and a wall stamp taken from a monotonic instant is the wall
+ * clock of that instant, also for an instant a while back. */
+T_TEST(cheap_clocks_agree_with_the_precise_ones)
+{
+    uint64_t mono = sl_now_ms(), coarse = sl_coarse_ms();
+    T_CHECK(coarse <= mono + 1 && mono - coarse <= 20);
+    int64_t wall = sl_wall_ms(), wall_coarse = sl_wall_coarse_ms();
+    T_CHECK(wall_coarse <= wall + 1 && wall - wall_coarse <= 20);
+    uint64_t at = sl_now_us();
+    int64_t w = sl_wall_ms(), stamp = sl_wall_ms_at(at);
+    T_CHECK(stamp <= w + 1 && w - stamp <= 2);
+    T_CHECK(sl_wall_ms_at(at - 1500000) - stamp == -1500 || sl_wall_ms_at(at - 1500000) - stamp == -1499 ||
+            sl_wall_ms_at(at - 1500000) - stamp == -1501);
+    struct timespec pause = {0, 30 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    uint64_t later = sl_now_us();
+    int64_t w2 = sl_wall_ms(), stamp2 = sl_wall_ms_at(later);
+    T_CHECK(stamp2 <= w2 + 1 && w2 - stamp2 <= 2);
+    T_CHECK(stamp2 - stamp >= 29);
+}
+
 T_MAIN("util", arena_big_allocation_keeps_the_current_block, arena_blocks_grow_from_4k, arena_limit,
        numbers_without_printf, money_without_printf, json_strings_escape_at_every_offset,
        timestamps_match_gmtime, cache_entries_round_trip_and_refuse_foreign_bytes,
        cache_entries_keep_cache_counts_and_read_version_1, urls_shown_without_passwords,
-       secrets_scrubbed_in_place, utf8_prefix_ends_on_a_character_boundary, hex_without_printf)
+       secrets_scrubbed_in_place, utf8_prefix_ends_on_a_character_boundary, hex_without_printf,
+       cheap_clocks_agree_with_the_precise_ones)
