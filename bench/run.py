@@ -185,9 +185,9 @@ def read_bench_json(out, url="?"):
             "p99_us": float(j["p99_us"]), "non2xx": int(j["err_status"])}
 
 
-def measure(name, pid, url, mode, conns=CONNS):
+def measure(name, pid, url, mode, conns=CONNS, secs=None):
     t0 = cpu_ticks(pid)
-    r = wrk(url, mode, conns)
+    r = wrk(url, mode, conns, secs or SECS)
     ticks = cpu_ticks(pid) - t0
     r["cpu_us_per_req"] = ticks * (1e6 / os.sysconf("SC_CLK_TCK")) / max(r["total"], 1)
     r["rss_kib"] = rss_kib(pid)
@@ -318,6 +318,11 @@ def nginx_fixed(core=1, json_log=False, body=FIXED):
 
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+# The cache hit and its nginx references: more, shorter turns (7 x 3 s, as
+# long as 3 x 6 s and a third), so that each round's two sides see the same
+# neighbours: on a VM whose throughput swings by a fifth from one minute to
+# the next, a ratio of rows taken seconds apart is what holds still.
+HIT_ROUNDS = int(os.environ.get("BENCH_HIT_ROUNDS", "7"))
 
 
 def in_turns(measures, rounds=ROUNDS):
@@ -333,9 +338,10 @@ def in_turns(measures, rounds=ROUNDS):
     return runs
 
 
-def interleaved(contenders, rounds=ROUNDS):
-    """contenders: (name, pid, url) of fixed-request servers, in turns."""
-    return in_turns([lambda c=c: measure(c[0], c[1], c[2], "fixed") for c in contenders], rounds)
+def interleaved(contenders, rounds=HIT_ROUNDS):
+    """contenders: (name, pid, url) of fixed-request servers, in turns of half a row's seconds."""
+    secs = max(SECS // 2, 1)
+    return in_turns([lambda c=c: measure(c[0], c[1], c[2], "fixed", secs=secs) for c in contenders], rounds)
 
 
 def middle(values, key=None):
