@@ -60,17 +60,24 @@ UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/unit/%)
 FUZZ_REPLAY := $(FUZZ_SRC:test/fuzz/%.c=build/test/fuzz/%)
 FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all deps test run bench bench-json bench-vindex soak fuzz clean format format-check test-build
+.PHONY: all deps have-deps test run bench bench-json bench-vindex soak fuzz clean format format-check test-build
 all: build/sluice build/sluice-mock
 
 deps:
 	@./third_party/install.sh third_party/packages.txt
 
-build/obj/%.o: %.c
+# A bare `make` on a machine without the packages says what to run instead
+# of failing on a missing header (make run / test / bench install them).
+have-deps:
+	@pkg-config --exists $(LINK_PKGS) 2>/dev/null && test -f /usr/include/http_parser.h || \
+	{ echo "sluice: the build's Debian packages are not installed: run 'make deps' first" \
+	       "(make run, make test and make bench do it themselves)" >&2; exit 1; }
+
+build/obj/%.o: %.c | have-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_REL) -MMD -MP -c $< -o $@
 
-build/test/obj/%.o: %.c
+build/test/obj/%.o: %.c | have-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_TEST) -MMD -MP -c $< -o $@
 
