@@ -69,7 +69,7 @@ deps:
 # A bare `make` on a machine without the packages says what to run instead
 # of failing on a missing header (make run / test / bench install them).
 have-deps:
-	@pkg-config --exists $(LINK_PKGS) 2>/dev/null && test -f /usr/include/http_parser.h || \
+	@pkg-config --exists $(PKGS) 2>/dev/null && test -f /usr/include/http_parser.h || \
 	{ echo "sluice: the build's Debian packages are not installed: run 'make deps' first" \
 	       "(make run, make test and make bench do it themselves)" >&2; exit 1; }
 
@@ -81,11 +81,11 @@ build/test/obj/%.o: %.c | have-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_TEST) -MMD -MP -c $< -o $@
 
-build/obj/%.o: %.cpp
+build/obj/%.o: %.cpp | have-deps
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS_REL) -MMD -MP -c $< -o $@
 
-build/test/obj/%.o: %.cpp
+build/test/obj/%.o: %.cpp | have-deps
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS_TEST) -MMD -MP -c $< -o $@
 

@@ -156,8 +156,10 @@ def rss_kib(pid):
 _nonce = [0]
 
 
-def wrk(url, mode, conns=CONNS, secs=SECS):
-    """mode: fixed | unique | stream (see bench/chat.lua)."""
+def wrk(url, mode, conns=CONNS, secs=None):
+    """mode: fixed | unique | stream (see bench/chat.lua); secs: SECS as it
+    is when called (quick mode lowers it after this is defined)."""
+    secs = secs or SECS
     _nonce[0] += 1
     nonce = "%d-%d" % (os.getpid(), _nonce[0])
     cmd = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % secs, "--latency", "-s",
@@ -187,7 +189,7 @@ def read_bench_json(out, url="?"):
 
 def measure(name, pid, url, mode, conns=CONNS, secs=None):
     t0 = cpu_ticks(pid)
-    r = wrk(url, mode, conns, secs or SECS)
+    r = wrk(url, mode, conns, secs)
     ticks = cpu_ticks(pid) - t0
     r["cpu_us_per_req"] = ticks * (1e6 / os.sysconf("SC_CLK_TCK")) / max(r["total"], 1)
     r["rss_kib"] = rss_kib(pid)

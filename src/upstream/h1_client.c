@@ -148,13 +148,6 @@ static bool pump_write(sl_h1_call *c);
 static bool start_connect(sl_h1_call *c);
 static void fail_later(sl_h1_call *c, int rc, const char *detail);
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Errors that are this process's or this host's, not the provider's. */
 static bool local_errno(int e)
 {
@@ -216,7 +209,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     SL_UNUSED(fd);
     SL_UNUSED(what);
     SL_UNUSED(arg);
-    uint64_t now = now_ms();
+    uint64_t now = sl_coarse_ms();
     for (int i = 0; i < h1.n_pools; i++) {
         sl_h1_pool *p = h1.pools[i];
         while (p->idle_tail && now - p->idle_tail->idle_since >= IDLE_MS)
@@ -241,7 +234,7 @@ static void conn_release(h1_conn *k, bool reusable)
     }
     k->served++;
     k->state = K_IDLE;
-    k->idle_since = now_ms();
+    k->idle_since = sl_coarse_ms();
     k->prev = NULL;
     k->next = p->idle;
     if (p->idle)
@@ -299,7 +292,7 @@ static void rearm(sl_h1_call *c)
     }
     if (!next || (c->timer_at && c->timer_at <= next))
         return;
-    uint64_t now = now_ms();
+    uint64_t now = sl_coarse_ms();
     uint64_t ms = next > now ? next - now : 0;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     evtimer_add(&c->timer, &tv);
@@ -308,7 +301,7 @@ static void rearm(sl_h1_call *c)
 
 static void set_phase(sl_h1_call *c, int ms)
 {
-    c->dl_phase = ms > 0 ? now_ms() + (uint64_t)ms : 0;
+    c->dl_phase = ms > 0 ? sl_coarse_ms() + (uint64_t)ms : 0;
     rearm(c);
 }
 
@@ -410,7 +403,7 @@ static void on_call_timer(evutil_socket_t fd, short what, void *arg)
     c->timer_at = 0;
     if (c->cancelled)
         return;
-    uint64_t now = now_ms();
+    uint64_t now = sl_coarse_ms();
     if (c->dl_connect && now >= c->dl_connect)
         finish(c, SL_ETIMEDOUT, "upstream connect timeout");
     else if (c->dl_phase && now >= c->dl_phase)
@@ -528,7 +521,7 @@ static int deliver(sl_h1_call *c, const char *at, size_t n)
         return -1;
     }
     if (c->idle_ms)
-        c->dl_phase = now_ms() + (uint64_t)c->idle_ms;
+        c->dl_phase = sl_coarse_ms() + (uint64_t)c->idle_ms;
     return 0;
 }
 
@@ -903,7 +896,7 @@ static bool start_connect(sl_h1_call *c)
         return false;
     }
     set_interest(k, EV_WRITE); /* writable: connected, or refused (SO_ERROR) */
-    c->dl_connect = c->connect_ms > 0 ? now_ms() + (uint64_t)c->connect_ms : 0;
+    c->dl_connect = c->connect_ms > 0 ? sl_coarse_ms() + (uint64_t)c->connect_ms : 0;
     rearm(c);
     return true;
 }
@@ -1273,7 +1266,7 @@ sl_h1_call *sl_h1_start(sl_h1_pool *p, const sl_call_opts *o, const sl_call_hook
     c->counted = true;
     h1.inflight++;
     h1.calls_total++;
-    uint64_t now = now_ms();
+    uint64_t now = sl_coarse_ms();
     c->dl_total = o->total_ms > 0 ? now + (uint64_t)o->total_ms : 0;
     c->dl_phase = o->first_byte_ms > 0 ? now + (uint64_t)o->first_byte_ms : 0;
     c->in_start = true;

@@ -10,11 +10,16 @@
 #include <time.h>
 #include <unistd.h>
 
-uint64_t sl_now_us(void)
+static int64_t read_us(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+uint64_t sl_now_us(void)
+{
+    return (uint64_t)read_us(CLOCK_MONOTONIC);
 }
 
 uint64_t sl_now_ms(void)
@@ -24,23 +29,17 @@ uint64_t sl_now_ms(void)
 
 int64_t sl_wall_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return read_us(CLOCK_REALTIME) / 1000;
 }
 
 uint64_t sl_coarse_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)read_us(CLOCK_MONOTONIC_COARSE) / 1000u;
 }
 
 int64_t sl_wall_coarse_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return read_us(CLOCK_REALTIME_COARSE) / 1000;
 }
 
 int64_t sl_wall_ms_at(uint64_t mono_us)
@@ -48,10 +47,9 @@ int64_t sl_wall_ms_at(uint64_t mono_us)
     static uint64_t synced_us; /* when the offset was read (monotonic) */
     static int64_t offset_us;  /* wall - monotonic */
     if (!synced_us || mono_us >= synced_us + 1000000u) {
-        struct timespec w;
-        clock_gettime(CLOCK_REALTIME, &w);
+        int64_t wall_us = read_us(CLOCK_REALTIME);
         synced_us = sl_now_us();
-        offset_us = ((int64_t)w.tv_sec * 1000000 + w.tv_nsec / 1000) - (int64_t)synced_us;
+        offset_us = wall_us - (int64_t)synced_us;
     }
     return ((int64_t)mono_us + offset_us) / 1000;
 }
