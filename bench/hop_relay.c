@@ -1,6 +1,6 @@
 /* hop_relay.c — the floor of one proxy hop on this machine (bench only).
  *
- *   build/bench/hop_relay LISTEN_PORT UPSTREAM_PORT
+ *   build/bench/hop_relay LISTEN_PORT UPSTREAM_PORT [busy]
  *
  * Accepts on 127.0.0.1:LISTEN_PORT; each accepted client gets its own
  * connection to 127.0.0.1:UPSTREAM_PORT, and bytes are copied both ways as
@@ -8,13 +8,17 @@
  * accept. It is not a proxy (it cannot route, retry or log): it is what any
  * proxy must at least pay per request, two more socket reads, two more
  * writes and two more wake-ups, so that `make bench` can say how much of
- * sluice's added latency is the hop itself. Stops by itself after 600 s. */
+ * sluice's added latency is the hop itself. With `busy` it never sleeps:
+ * epoll_wait with a zero timeout, spinning as sluice does while traffic flows
+ * under server.busy_poll_us (the floor of a hop whose core never halts).
+ * Stops by itself after 600 s. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -102,10 +106,11 @@ static void relay(int ep, int fd)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: hop_relay LISTEN_PORT UPSTREAM_PORT\n");
+    if (argc < 3 || argc > 4 || (argc == 4 && strcmp(argv[3], "busy") != 0)) {
+        fprintf(stderr, "usage: hop_relay LISTEN_PORT UPSTREAM_PORT [busy]\n");
         return 2;
     }
+    int wait_ms = argc == 4 ? 0 : 1000;
     int port = atoi(argv[1]), up_port = atoi(argv[2]);
     int ls = tcp_socket(), one = 1;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -119,7 +124,7 @@ int main(int argc, char **argv)
     time_t end = time(NULL) + 600;
     while (time(NULL) < end) {
         struct epoll_event evs[64];
-        int n = epoll_wait(ep, evs, 64, 1000);
+        int n = epoll_wait(ep, evs, 64, wait_ms);
         for (int i = 0; i < n; i++) {
             if (evs[i].data.fd == ls)
                 accept_one(ep, ls, up_port);

@@ -83,6 +83,9 @@ static void banner(const sl_config *c)
     if (c->n_providers == 0)
         fprintf(stderr, "  no providers configured: LLM routes answer 404\n");
     fprintf(stderr, "  access log: %s\n", c->log.access ? c->log.access : "off");
+    if (c->server.busy_poll_us)
+        fprintf(stderr, "  busy polling: %d us after socket work (spends the core it runs on)\n",
+                c->server.busy_poll_us);
 }
 
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
@@ -308,6 +311,31 @@ static void free_all(void)
     event_base_free(app.base);
 }
 
+/* The event loop. With server.busy_poll_us at 0 (the default) it is libevent's
+ * own: epoll_wait sleeps until a socket or timer is ready. Otherwise, for
+ * that long after the last socket work, the loop polls with a zero timeout
+ * instead of sleeping, as HAProxy's busy-polling does: on a VM whose idle
+ * vCPU halts, waking it costs ~30 us a hop (docs/ARCHITECTURE.md), more than
+ * a request's own work. It spends the core it runs on, so it is for a
+ * gateway with a core of its own; an idle gateway still sleeps. Read live:
+ * a SIGHUP can turn it on or off. */
+static void run_loop(struct event_base *base)
+{
+    uint64_t seen = sl_loop_work, last_work_us = 0;
+    for (;;) {
+        int window = sl_server_config()->server.busy_poll_us;
+        uint64_t now = window ? sl_now_us() : 0;
+        bool spin = window && now - last_work_us < (uint64_t)window;
+        if (event_base_loop(base, spin ? EVLOOP_ONCE | EVLOOP_NONBLOCK : EVLOOP_ONCE) != 0 ||
+            event_base_got_exit(base) || event_base_got_break(base))
+            return;
+        if (sl_loop_work != seen) {
+            seen = sl_loop_work;
+            last_work_us = window ? now : 0;
+        }
+    }
+}
+
 static int run(sl_config *c)
 {
     app.base = new_base();
@@ -341,7 +369,7 @@ static int run(sl_config *c)
     if (app.trim_timer)
         event_add(app.trim_timer, &trim_every);
     banner(c);
-    event_base_dispatch(app.base);
+    run_loop(app.base);
     sl_metrics_worker_stop();
 
     bool clean = sl_req_live() == 0;

@@ -170,6 +170,7 @@ typedef struct sl_config {
         size_t max_response_bytes; /* upstream answer bound; default 32 MiB */
         int max_json_members;      /* members of one object in a request body; default 10000 */
         int max_json_values;       /* values in one request body; default 1000000 */
+        int busy_poll_us;          /* spin this long after socket work before sleeping; 0 */
     } server;
 
     struct {

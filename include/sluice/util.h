@@ -66,6 +66,15 @@ int64_t sl_wall_coarse_ms(void);
  * (a request's end, for its log line): the clocks' offset is read again once
  * a second, so a stamp costs no read of its own. */
 int64_t sl_wall_ms_at(uint64_t mono_us);
+/* Socket work done by the event loop: bumped by the callbacks that move a
+ * request's bytes (client connections, upstream connections), read by the
+ * busy-polling loop in main.c to know the loop is not idle. A plain counter:
+ * one thread per process. */
+extern uint64_t sl_loop_work;
+static inline void sl_loop_worked(void)
+{
+    sl_loop_work++;
+}
 /* Writes an RFC 3339 UTC timestamp with milliseconds ("2026-11-24T03:33:22.123Z"),
  * NUL-terminated, into out (at least 25 bytes). Returns its length. */
 size_t sl_rfc3339_ms(int64_t wall_ms, char *out);

@@ -769,6 +769,7 @@ static const field server_fields[] = {
     {"max_response_bytes", F_SIZE, OFF(server.max_response_bytes), 0, 0, NULL, LIVE},
     {"max_json_members", F_INT, OFF(server.max_json_members), 1, 1e8, NULL, LIVE},
     {"max_json_values", F_INT, OFF(server.max_json_values), 1, 1e9, NULL, LIVE},
+    {"busy_poll_us", F_INT, OFF(server.busy_poll_us), 0, 1000000, NULL, LIVE},
 };
 static const field sla_fields[] = {
     {"evaluate_every_s", F_INT, OFF(sla.evaluate_every_s), 1, 86400, NULL, LIVE},
@@ -999,6 +1000,7 @@ static void defaults_server(loader *L, sl_config *c)
     c->server.max_response_bytes = 32u << 20;
     c->server.max_json_members = 10000;
     c->server.max_json_values = 1000000;
+    c->server.busy_poll_us = 0; /* sleep in epoll_wait as soon as there is nothing to do */
 }
 
 /* Defaults of what keeps answers: Redis, the caches, coalescing, idempotency,

@@ -385,6 +385,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     SL_UNUSED(what);
     sl_conn *c = arg;
+    sl_loop_worked();
     ssize_t w = send(fd, c->wbuf.p + c->wpos, c->wbuf.len - c->wpos, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w < 0) {
         if (errno != EAGAIN && errno != EINTR)
@@ -1538,6 +1539,7 @@ static void watch_close_only(sl_conn *c)
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     sl_conn *c = arg;
+    sl_loop_worked();
     if (c->broken || (what & EV_CLOSED)) {
         gone(c);
         return;

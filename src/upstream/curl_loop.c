@@ -100,6 +100,7 @@ static void check_done(void);
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
     SL_UNUSED(arg);
+    sl_loop_worked();
     int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
     int running;
     up.in_curl++;

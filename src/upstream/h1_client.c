@@ -923,6 +923,7 @@ static void on_connected(sl_h1_call *c)
 static void on_conn_event(evutil_socket_t fd, short what, void *arg)
 {
     SL_UNUSED(fd);
+    sl_loop_worked();
     h1_conn *k = arg;
     sl_h1_call *c = k->call;
     if (k->state == K_IDLE || !c) { /* closed by the upstream, or a byte nobody asked for */

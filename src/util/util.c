@@ -17,6 +17,8 @@ static int64_t read_us(clockid_t clock)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+uint64_t sl_loop_work;
+
 uint64_t sl_now_us(void)
 {
     return (uint64_t)read_us(CLOCK_MONOTONIC);

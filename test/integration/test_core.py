@@ -517,3 +517,44 @@ def test_without_libcurl_only_what_needs_it_is_refused():
     s.stop()
     r = subprocess.run([SLUICE_BIN, "-c", s.conf_path], capture_output=True, env=dict(os.environ, **env), timeout=10)
     assert r.returncode == 1 and b"needs libcurl" in r.stderr, r.stderr
+
+
+def _cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_over(pid, secs):
+    t0 = _cpu_s(pid)
+    time.sleep(secs)
+    return _cpu_s(pid) - t0
+
+
+def test_busy_polling_spins_after_work_and_sleeps_when_idle():
+    """server.busy_poll_us: the loop polls instead of sleeping for that long
+    after socket work (it spends its core), answers as it always does, sleeps
+    again once idle, and a SIGHUP turns it off."""
+    m = Mock()
+    cfg = base_config(m, server={"busy_poll_us": 400000})
+    s = Sluice(cfg)
+    assert "busy polling: 400000 us" in s.stderr()
+    pid = s.proc.pid
+    time.sleep(0.5)  # past the window that the harness's port probe opened
+    assert _cpu_over(pid, 0.5) < 0.1, "an idle gateway must sleep"
+    st, _, j, _ = post_json(s.url + "/v1/chat/completions", chat("spin"))
+    assert st == 200 and j["choices"][0]["message"]["content"], j
+    spent = _cpu_over(pid, 0.3)
+    assert spent > 0.1, "no busy polling after a request: %.3f s of CPU in 0.3 s" % spent
+    time.sleep(0.3)
+    assert _cpu_over(pid, 0.5) < 0.1, "still spinning after the window"
+    status, _, events, raw = stream(s.url + "/v1/chat/completions", chat("spin stream", stream=True))
+    assert status == 200 and raw.rstrip().endswith(b"data: [DONE]") and len(events) > 2, raw
+    cfg["server"] = {"busy_poll_us": 0}
+    s.write_config(dict(cfg, listen="127.0.0.1:%d" % s.port, log={"access": s.access_path}))
+    s.signal(signal.SIGHUP)
+    time.sleep(0.3)
+    assert post_json(s.url + "/v1/chat/completions", chat("no spin"))[0] == 200
+    assert _cpu_over(pid, 0.3) < 0.1, "busy polling still on after the reload turned it off"
+    assert [l["status"] for l in s.wait_log(3)] == [200, 200, 200]
+    s.stop()
