@@ -62,7 +62,13 @@ typedef struct sl_json_limits {
 int sl_json_parse(sl_arena *a, const char *p, size_t n, const sl_json_limits *lim, sl_json **out,
                   sl_json_error *err);
 /* Member by name; NULL when absent or obj is not an object. */
-const sl_json *sl_json_get(const sl_json *obj, const char *key);
+const sl_json *sl_json_get_n(const sl_json *obj, const char *key, size_t n);
+/* Inline so that a literal key's length is the compiler's (a request asks
+ * for some thirty members). */
+static inline const sl_json *sl_json_get(const sl_json *obj, const char *key)
+{
+    return sl_json_get_n(obj, key, strlen(key));
+}
 /* Appends the canonical form of v: members sorted by key, no whitespace,
  * strings re-escaped deterministically, numbers as their source text.
  * skip_top, when set, drops top-level members it returns true for. */

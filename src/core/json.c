@@ -505,13 +505,12 @@ int sl_json_parse(sl_arena *a, const char *p, size_t n, const sl_json_limits *li
     return SL_OK;
 }
 
-const sl_json *sl_json_get(const sl_json *obj, const char *key)
+const sl_json *sl_json_get_n(const sl_json *obj, const char *key, size_t n)
 {
     if (!obj || obj->type != SL_JSON_OBJECT)
         return NULL;
-    size_t n = strlen(key);
     for (const sl_json *m = obj->child; m; m = m->next) {
-        if (m->key.len == n && memcmp(m->key.p, key, n) == 0)
+        if (m->key.len == n && (n == 0 || (m->key.p[0] == key[0] && memcmp(m->key.p, key, n) == 0)))
             return m;
     }
     return NULL;
