@@ -199,6 +199,9 @@ static bool room(sl_span *s, size_t n)
     return s->len + n <= sizeof s->buf;
 }
 
+/* The writers keep the length in a local while they store bytes: a byte
+ * store may alias s->len as far as the compiler knows, so writing through
+ * s->buf[s->len++] reloaded and stored the length once per byte. */
 static void put_byte(sl_span *s, uint8_t b)
 {
     s->buf[s->len++] = b;
@@ -206,11 +209,14 @@ static void put_byte(sl_span *s, uint8_t b)
 
 static void put_varint(sl_span *s, uint64_t v)
 {
+    uint8_t *b = s->buf;
+    size_t n = s->len;
     while (v >= 0x80) {
-        put_byte(s, (uint8_t)(v | 0x80));
+        b[n++] = (uint8_t)(v | 0x80);
         v >>= 7;
     }
-    put_byte(s, (uint8_t)v);
+    b[n++] = (uint8_t)v;
+    s->len = n;
 }
 
 static void put_bytes(sl_span *s, const void *p, size_t n)
@@ -228,8 +234,10 @@ static void put_bytes(sl_span *s, const void *p, size_t n)
 
 static void put_fixed64(sl_span *s, uint64_t v)
 {
-    for (int i = 0; i < 8; i++)
-        put_byte(s, (uint8_t)(v >> (8 * i)));
+    uint8_t *d = s->buf + s->len;
+    for (int i = 0; i < 8; i++) /* little-endian, whatever the host */
+        d[i] = (uint8_t)(v >> (8 * i));
+    s->len += 8;
 }
 
 static void put_tag(sl_span *s, unsigned field, unsigned wt)
