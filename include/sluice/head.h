@@ -1,8 +1,12 @@
-/* head.h — the fast parser of a plain HTTP/1.1 request head.
+/* head.h — the fast parser of a plain HTTP/1.1 head: a request's (for the
+ * connection layer) or an answer's (for the upstream client, h1_client.c).
  *
- * Owns nothing: it reads a complete head (request line, header lines, the
- * blank line) that conn.c's scan already checked line by line (CRLF endings,
- * no NUL, no obs-fold, no space before a colon), and gives offsets into it.
+ * Owns nothing: it reads a complete head (first line, header lines, the
+ * blank line) and gives offsets into it. Every byte is in one of its
+ * classes or ends the fast path (a bare CR or LF, a NUL, an obs-fold, a space
+ * before a colon), so an answer's head needs no scan before it (test_head
+ * compares answers unscanned); a request's head has passed conn.c's line
+ * scan first, for the connection layer's own refusals.
  *
  * It takes only the shape every SDK and load tool sends: a known method, an
  * origin-form target, HTTP/1.0 or 1.1, token header names, printable values,
@@ -23,7 +27,8 @@ typedef struct sl_head_field {
 } sl_head_field;
 
 typedef struct sl_head {
-    unsigned method; /* enum http_method */
+    unsigned method; /* enum http_method (a request) */
+    unsigned status; /* 200..599 (an answer) */
     unsigned http_minor;
     uint32_t url_o, url_l;
     uint64_t content_length; /* ULLONG_MAX: no Content-Length header */
@@ -35,5 +40,7 @@ typedef struct sl_head {
  * max fields; false when the head is not in the plain shape (or has more than
  * max fields): parse it the general way. */
 bool sl_head_parse(const char *p, size_t n, sl_head *h, sl_head_field *fields, unsigned max);
+/* The same for an answer head: a final status (2xx-5xx), "HTTP/1.x SSS reason". */
+bool sl_head_parse_answer(const char *p, size_t n, sl_head *h, sl_head_field *fields, unsigned max);
 
 #endif

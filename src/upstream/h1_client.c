@@ -28,6 +28,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <http_parser.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sluice/head.h"
 #include "sluice/upstream_transport.h"
 
 enum {
@@ -109,6 +111,7 @@ struct sl_h1_call {
     size_t rwant;              /* the call's read buffer size */
     size_t pend_off, pend_len; /* a body slice on_data has not taken yet */
     size_t field_off, field_len, value_off, value_len;
+    uint64_t plain_left; /* a plain head's body bytes still to come */
     int status;
     uint64_t dl_connect, dl_phase, dl_total, timer_at; /* deadlines, ms (0: none) */
     int connect_ms, first_byte_ms, idle_ms;
@@ -116,6 +119,9 @@ struct sl_h1_call {
     const char *deferred_detail;
     bool upload, upload_done, chunked, sent;
     bool head_req, got_byte, got_head, in_value, pending, msg_done, keep_alive;
+    bool plain;      /* the head was plain (head.h): no http_parser for this answer */
+    bool plain_ka;   /* and says the connection stays open */
+    bool parser_fed; /* http_parser has seen bytes of this answer: it reads it all */
     bool paused, send_paused, cancelled, finished, retried, counted, in_start;
     char retry_after[64];
     char content_type[96];
@@ -424,20 +430,9 @@ static void keep_value(char *dst, size_t cap, sl_str v)
     dst[n] = '\0';
 }
 
-/* One header line of the answer, complete: trimmed, captured, relayed. */
-static int emit_header(sl_h1_call *c)
+/* One header of a final answer: captured, relayed. -1: cancelled from the hook. */
+static int relay_header(sl_h1_call *c, sl_str name, sl_str value)
 {
-    c->in_value = false;
-    sl_str name = {c->rbuf + c->field_off, c->field_len};
-    const char *v = c->rbuf + c->value_off, *end = v + c->value_len;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-        end--;
-    sl_str value = {v, (size_t)(end - v)};
-    c->field_len = 0;
-    if (c->hp.status_code < 200 || !name.len)
-        return 0;
     if (name.len == 11 && strncasecmp(name.p, "retry-after", 11) == 0)
         keep_value(c->retry_after, sizeof c->retry_after, value);
     else if (name.len == 12 && strncasecmp(name.p, "content-type", 12) == 0)
@@ -448,6 +443,38 @@ static int emit_header(sl_h1_call *c)
     c->hooks->on_header(c->ud, (sl_call *)(void *)c, name, value);
     h1.in_hooks--;
     return c->cancelled ? -1 : 0;
+}
+
+/* One header line from http_parser, complete: trimmed, then relayed. */
+static int emit_header(sl_h1_call *c)
+{
+    c->in_value = false;
+    sl_str name = {c->rbuf + c->field_off, c->field_len};
+    const char *v = c->rbuf + c->value_off, *end = v + c->value_len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+        end--;
+    c->field_len = 0;
+    if (c->hp.status_code < 200 || !name.len)
+        return 0;
+    return relay_header(c, name, (sl_str){v, (size_t)(end - v)});
+}
+
+/* The final head is in: the status goes to the hooks. -1: cancelled. */
+static int head_done(sl_h1_call *c, int status)
+{
+    c->status = status;
+    c->got_head = true;
+    set_phase(c, c->idle_ms);
+    if (c->hooks->on_status) {
+        h1.in_hooks++;
+        c->hooks->on_status(c->ud, (sl_call *)(void *)c, c->status);
+        h1.in_hooks--;
+        if (c->cancelled)
+            return -1;
+    }
+    return 0;
 }
 
 /* Header callbacks after the final head are a chunked body's trailers: not
@@ -486,16 +513,8 @@ static int on_headers_complete(http_parser *hp)
         return -1;
     if (hp->status_code < 200)
         return 0; /* 1xx: no body; the final answer follows */
-    c->status = hp->status_code;
-    c->got_head = true;
-    set_phase(c, c->idle_ms);
-    if (c->hooks->on_status) {
-        h1.in_hooks++;
-        c->hooks->on_status(c->ud, (sl_call *)(void *)c, c->status);
-        h1.in_hooks--;
-        if (c->cancelled)
-            return -1;
-    }
+    if (head_done(c, hp->status_code) != 0)
+        return -1;
     return c->head_req ? 1 : 0; /* 1: HEAD, no body whatever the head says */
 }
 
@@ -563,10 +582,77 @@ static void complete(sl_h1_call *c)
     finish(c, SL_OK, NULL);
 }
 
+enum { PLAIN_FIELDS = 32 };
+
+/* The answer's whole head in the first bytes, and plain (head.h: a final
+ * status, token names, printable values, one Content-Length, no
+ * Transfer-Encoding or Upgrade): read without http_parser — its headers
+ * relayed as the callbacks would relay them, its body counted off its
+ * Content-Length. Saves http_parser's byte-by-byte walk of the head (~2.5k
+ * instructions a call). 1: taken; 0: http_parser reads this answer, from its
+ * first byte (not plain, a 204 / 304 or a HEAD's, or the head not whole yet);
+ * -1: cancelled from a hook. */
+static int take_plain_head(sl_h1_call *c)
+{
+    const char *p = c->rbuf + c->rpos;
+    const char *blank = c->head_req ? NULL : memmem(p, c->rlen - c->rpos, "\r\n\r\n", 4);
+    sl_head h;
+    sl_head_field f[PLAIN_FIELDS];
+    size_t n = blank ? (size_t)(blank - p) + 4 : 0;
+    if (!blank || !sl_head_parse_answer(p, n, &h, f, PLAIN_FIELDS) ||
+        h.content_length == ULLONG_MAX || h.status == 204 || h.status == 304)
+        return 0;
+    c->plain = true;
+    c->plain_left = h.content_length;
+    c->plain_ka = h.http_minor == 1 ? !h.conn_close : h.conn_keep_alive;
+    c->rpos += n;
+    for (unsigned i = 0; i < h.n_fields; i++) {
+        sl_str name = {p + f[i].no, f[i].nl}, value = {p + f[i].vo, f[i].vl};
+        if (relay_header(c, name, value) != 0)
+            return -1;
+    }
+    return head_done(c, (int)h.status) != 0 ? -1 : 1;
+}
+
+/* A plain head's body: on_data gets what arrived, up to its Content-Length.
+ * false: the call ended (or was cancelled). */
+static bool take_plain_body(sl_h1_call *c)
+{
+    while (c->plain_left && c->rpos < c->rlen && !c->paused) {
+        size_t n = (size_t)SL_MIN((uint64_t)(c->rlen - c->rpos), c->plain_left);
+        const char *at = c->rbuf + c->rpos;
+        c->rpos += n; /* counted as read when paused too: offered again on resume */
+        c->plain_left -= n;
+        int rc = deliver(c, at, n);
+        if (c->cancelled)
+            return false;
+        if (rc == SL_CALL_PAUSE)
+            return true;
+        if (rc != 0) {
+            finish(c, SL_EIO, c->errbuf);
+            return false;
+        }
+    }
+    if (c->plain_left || c->paused)
+        return true;
+    c->msg_done = true;
+    c->keep_alive = c->plain_ka;
+    complete(c);
+    return false;
+}
+
 /* Feeds the buffered bytes to the parser. false: the call ended (or was
  * cancelled from a hook: the loop frees it). */
 static bool parse_buffered(sl_h1_call *c)
 {
+    if (!c->plain && !c->parser_fed && c->rpos < c->rlen) {
+        int taken = take_plain_head(c);
+        if (taken < 0)
+            return false;
+        c->parser_fed = taken == 0;
+    }
+    if (c->plain)
+        return take_plain_body(c);
     while (c->rpos < c->rlen && !c->paused && !c->msg_done) {
         size_t n = http_parser_execute(&c->hp, &settings, c->rbuf + c->rpos, c->rlen - c->rpos);
         c->rpos += n;
@@ -635,6 +721,7 @@ static bool retry(sl_h1_call *c)
     c->woff = 0;
     c->rlen = c->rpos = 0;
     c->sent = false;
+    c->plain = c->parser_fed = false;
     http_parser_init(&c->hp, HTTP_RESPONSE);
     c->hp.data = c;
     return start_connect(c);
@@ -646,7 +733,8 @@ static void on_eof(sl_h1_call *c)
         retry(c);
         return;
     }
-    http_parser_execute(&c->hp, &settings, NULL, 0); /* a close-delimited body ends here */
+    if (!c->plain)
+        http_parser_execute(&c->hp, &settings, NULL, 0); /* a close-delimited body ends here */
     if (c->cancelled)
         return;
     if (c->msg_done) {

@@ -97,7 +97,10 @@ class RawUpstream:
                 req_no += 1
                 if out is None:
                     return
-                c.sendall(out)
+                for piece in (out if isinstance(out, list) else [out]):
+                    c.sendall(piece)
+                    if isinstance(out, list):
+                        time.sleep(0.01)  # its own read on the other side
                 if close:
                     return
         except OSError:
@@ -283,3 +286,28 @@ def test_h1_passthrough_head_has_no_body():
     finally:
         s.stop()
         mock.stop()
+
+
+def test_h1_plain_heads_and_parsed_heads_read_alike():
+    """A plain head that arrives whole is read without http_parser (head.h),
+    its body counted off its Content-Length; a head in pieces, or one outside
+    the plain shape, goes through http_parser. Either way: the same answer,
+    and the connection kept exactly when HTTP/1.x says so."""
+    whole = fixed()
+    at = whole.index(b"\r\n\r\n") + 4
+    cases = [
+        ("plain head, body in three pieces", [whole[:at + 5], whole[at + 5:at + 40], whole[at + 40:]], False, 1),
+        ("head in pieces (http_parser)", [whole[:10], whole[10:at - 3], whole[at - 3:]], False, 1),
+        ("obs-text in a value (http_parser)", [fixed(extra=b"X-Note: caf\xe9\r\n")], False, 1),
+        ("HTTP/1.0 keep-alive", [fixed().replace(b"HTTP/1.1", b"HTTP/1.0", 1)
+                                 .replace(b"\r\n\r\n", b"\r\nConnection: keep-alive\r\n\r\n", 1)], False, 1),
+        ("HTTP/1.0, no keep-alive", [fixed().replace(b"HTTP/1.1", b"HTTP/1.0", 1)], True, 3),
+    ]
+    for name, pieces, close, conns in cases:
+        up, s = raw_stack(lambda conn, req, p=pieces, c=close: (list(p), c))
+        try:
+            ask_ok(s, 3)
+            assert up.connections == conns, (name, up.connections)
+        finally:
+            s.stop()
+            up.stop()

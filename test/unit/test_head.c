@@ -1,4 +1,4 @@
-/* test_head.c — the fast head parser (server/head.c) against http_parser.
+/* test_head.c — the fast head parser (core/head.c) against http_parser.
  *
  * Wherever sl_head_parse accepts a head, http_parser must accept it too and
  * read the same method, version, target, header slices, Content-Length and
@@ -200,4 +200,93 @@ T_TEST(fast_path_agrees_with_http_parser_on_mutations)
            accepted);
 }
 
-T_MAIN("test_head", client_heads_take_the_fast_path, fast_path_agrees_with_http_parser_on_mutations)
+/* ---- answer heads (h1_client.c): compared unscanned, as they come off the socket ---- */
+
+static long answers_accepted;
+
+static bool agree_answer(const char *p, size_t n)
+{
+    sl_head h;
+    sl_head_field f[MAXF];
+    if (!sl_head_parse_answer(p, n, &h, f, MAXF))
+        return true;
+    answers_accepted++;
+    static http_parser_settings s = {
+        .on_header_field = r_field, .on_header_value = r_value, .on_headers_complete = r_done};
+    http_parser hp;
+    ref r = {.base = p};
+    http_parser_init(&hp, HTTP_RESPONSE);
+    hp.data = &r;
+    http_parser_execute(&hp, &s, p, n);
+    bool same = r.done && HTTP_PARSER_ERRNO(&hp) == HPE_PAUSED && !r.overflow &&
+                hp.http_major == 1 && hp.http_minor == h.http_minor && hp.status_code == h.status &&
+                r.n == h.n_fields && hp.content_length == h.content_length &&
+                !(hp.flags & (F_CHUNKED | F_UPGRADE | F_CONNECTION_UPGRADE)) && !hp.upgrade &&
+                !!(hp.flags & F_CONNECTION_CLOSE) == h.conn_close &&
+                !!(hp.flags & F_CONNECTION_KEEP_ALIVE) == h.conn_keep_alive &&
+                !!(hp.flags & F_CONTENTLENGTH) == (h.content_length != ULLONG_MAX);
+    for (unsigned i = 0; same && i < h.n_fields; i++)
+        same = memcmp(&r.f[i], &f[i], sizeof f[i]) == 0;
+    if (!same)
+        printf("  answer disagreement (http_parser: %s) on: %.*s\n",
+               http_errno_name(HTTP_PARSER_ERRNO(&hp)), (int)n, p);
+    return same;
+}
+
+static const char *answers[] = {
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 478\r\n\r\n",
+    "HTTP/1.1 200 OK\r\ndate: Tue, 01 Dec 2026 10:00:00 GMT\r\ncontent-type: "
+    "application/json\r\ncontent-length: 1024\r\nconnection: keep-alive\r\nopenai-organization: "
+    "org-x\r\nopenai-processing-ms: 412\r\nx-request-id: req_abc123\r\nx-ratelimit-remaining-"
+    "requests: 9999\r\nretry-after: 1\r\n\r\n",
+    "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 20\r\nContent-Length: 0\r\n\r\n",
+    "HTTP/1.0 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 2\r\n\r\n",
+    "HTTP/1.1 200 \r\nContent-Length: 5\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+    "HTTP/1.1 100 Continue\r\n\r\n",
+    "HTTP/1.1 200\r\nContent-Length: 5\r\n\r\n",
+};
+
+/* The answers providers send go the fast way (the last three: http_parser's);
+ * each byte of each replaced, deleted or doubled: never a disagreement. */
+T_TEST(answer_heads_agree_with_http_parser)
+{
+    for (size_t i = 0; i < sizeof answers / sizeof *answers; i++) {
+        sl_head h;
+        sl_head_field f[MAXF];
+        T_CHECK(sl_head_parse_answer(answers[i], strlen(answers[i]), &h, f, MAXF) == (i < 5));
+    }
+    sl_head h;
+    sl_head_field f[MAXF];
+    T_CHECK(sl_head_parse_answer(answers[2], strlen(answers[2]), &h, f, MAXF));
+    T_CHECK(h.status == 429 && h.content_length == 0 && h.n_fields == 2 && h.http_minor == 1);
+    answers_accepted = 0;
+    static char m[2048];
+    long bad = 0;
+    for (size_t a = 0; a < sizeof answers / sizeof *answers; a++) {
+        const char *p = answers[a];
+        size_t n = strlen(p);
+        bad += !agree_answer(p, n);
+        for (size_t i = 0; i < n && bad < 5; i++) {
+            for (size_t k = 0; k < sizeof awkward - 1; k++) {
+                memcpy(m, p, n);
+                m[i] = awkward[k];
+                bad += !agree_answer(m, n);
+            }
+            memcpy(m, p, i);
+            memcpy(m + i, p + i + 1, n - i - 1);
+            bad += !agree_answer(m, n - 1);
+            memcpy(m, p, i + 1);
+            memcpy(m + i + 1, p + i, n - i);
+            bad += !agree_answer(m, n + 1);
+        }
+    }
+    T_EQ_INT(bad, 0);
+    T_CHECK(answers_accepted > 2000);
+    printf("NOTE test_head: %ld mutated answer heads taken by the fast path, all as http_parser "
+           "reads them\n",
+           answers_accepted);
+}
+
+T_MAIN("test_head", client_heads_take_the_fast_path, fast_path_agrees_with_http_parser_on_mutations,
+       answer_heads_agree_with_http_parser)
