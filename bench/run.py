@@ -239,21 +239,14 @@ def sidecar_rows(mock, mock_port, sp, surl, bp, burl):
     measures = {"direct": lambda: measure("c1 sidecar placement: direct", mock.pid,
                                           "http://127.0.0.1:%d/v1/chat/completions" % mock_port, "unique", conns=1)}
 
-    def sluice_beside_client():
-        all_on_core(sp.pid, 0)
+    def beside_client(name, p, url):  # moved to the client's core for its row only
+        all_on_core(p.pid, 0)
         try:
-            return measure("c1 sidecar placement: sluice", sp.pid, surl, "unique", conns=1)
+            return measure("c1 sidecar placement: " + name, p.pid, url, "unique", conns=1)
         finally:
-            all_on_core(sp.pid, 1)
-    measures["sluice"] = sluice_beside_client
-
-    def busy_beside_client():
-        all_on_core(bp.pid, 0)
-        try:
-            return measure("c1 sidecar placement: sluice, busy polling", bp.pid, burl, "unique", conns=1)
-        finally:
-            all_on_core(bp.pid, 1)
-    measures["sluice, busy polling"] = busy_beside_client
+            all_on_core(p.pid, 1)
+    measures["sluice"] = lambda: beside_client("sluice", sp, surl)
+    measures["sluice, busy polling"] = lambda: beside_client("sluice, busy polling", bp, burl)
     servers = []
     if shutil.which("nginx"):
         np_, nport = nginx_proxy(mock_port, core=0)
