@@ -1,9 +1,13 @@
 /* test_access.c — the access log's line, byte for byte (after "ts"), for a
  * cache hit, a request with every optional field and strings to escape, and
  * one with inexact money; and every line of a batch reaches the file at a
- * flush, in order. */
+ * flush, in order; and a file log does not keep what it wrote in the page
+ * cache. */
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sluice/access.h"
@@ -186,4 +190,55 @@ T_TEST(batched_lines_all_reach_the_file)
     T_EQ_INT(strlen(text) % N, 0); /* every line the same length: none cut */
 }
 
-T_MAIN("test_access", line_byte_for_byte, batched_lines_all_reach_the_file)
+/* Pages of path in the page cache (mincore over a mapping of the file). */
+static size_t cached_bytes(void)
+{
+    int fd = open(path, O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size == 0)
+        return 0;
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    long page = sysconf(_SC_PAGESIZE);
+    size_t pages = ((size_t)st.st_size + (size_t)page - 1) / (size_t)page, in = 0;
+    unsigned char *vec = malloc(pages);
+    if (m != MAP_FAILED && vec && mincore(m, (size_t)st.st_size, vec) == 0)
+        for (size_t i = 0; i < pages; i++)
+            in += vec[i] & 1;
+    free(vec);
+    if (m != MAP_FAILED)
+        munmap(m, (size_t)st.st_size);
+    return in * (size_t)page;
+}
+
+/* 96 MiB of lines: every one reaches the file, and the file keeps at most
+ * a few chunks of them cached (without the bound: all 96 MiB). The pauses
+ * give writeback time to finish, as the seconds between chunks do in use. */
+T_TEST(a_file_log_keeps_its_page_cache_bounded)
+{
+    enum { LINE = 511, TOTAL = 96 << 20 };
+    setup();
+    unlink(path);
+    sl_access_open(NULL, path);
+    char line[LINE];
+    memset(line, 'x', sizeof line);
+    size_t n = 0;
+    for (size_t done = 0; done < TOTAL; done += LINE + 1, n++) {
+        sl_buf *b = sl_access_begin();
+        sl_buf_append(b, line, sizeof line);
+        sl_access_commit();
+        if (done % (4 << 20) < LINE + 1)
+            nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+    }
+    sl_access_close();
+    struct stat st;
+    T_CHECK(stat(path, &st) == 0 && (size_t)st.st_size == n * (LINE + 1));
+    size_t cached = cached_bytes();
+    printf("NOTE test_access: %zu MiB written, %zu MiB of it cached\n", (size_t)st.st_size >> 20,
+           cached >> 20);
+    T_CHECK(cached <= 40 << 20);
+    unlink(path);
+}
+
+T_MAIN("test_access", line_byte_for_byte, batched_lines_all_reach_the_file,
+       a_file_log_keeps_its_page_cache_bounded)
