@@ -99,12 +99,21 @@ void sl_span_begin(sl_span *s, const sl_trace *t, const uint8_t *span_id, const 
 /* A root span of its own trace (a service tick), sampled at the ratio. */
 void sl_span_begin_root(sl_span *s, const char *name, uint64_t start_us, uint64_t end_us,
                         double ratio);
-void sl_span_str(sl_span *s, const char *key, sl_str v); /* empty or NULL: skipped */
-void sl_span_cstr(sl_span *s, const char *key, const char *v);
-void sl_span_int(sl_span *s, const char *key, int64_t v);
-void sl_span_double(sl_span *s, const char *key, double v);
-void sl_span_bool(sl_span *s, const char *key, bool v);
-void sl_span_strs(sl_span *s, const char *key, const sl_str *v, size_t n); /* string array */
+/* Attributes. The key is a string literal (the macros insist: "" key), so
+ * its length is a constant where it is written, not a strlen per request. */
+#define SL_SPAN_KEY(key) ("" key), (sizeof("" key) - 1)
+#define sl_span_str(s, key, v)     sl_span_str_k((s), SL_SPAN_KEY(key), (v)) /* empty or NULL: skipped */
+#define sl_span_cstr(s, key, v)    sl_span_cstr_k((s), SL_SPAN_KEY(key), (v))
+#define sl_span_int(s, key, v)     sl_span_int_k((s), SL_SPAN_KEY(key), (v))
+#define sl_span_double(s, key, v)  sl_span_double_k((s), SL_SPAN_KEY(key), (v))
+#define sl_span_bool(s, key, v)    sl_span_bool_k((s), SL_SPAN_KEY(key), (v))
+#define sl_span_strs(s, key, v, n) sl_span_strs_k((s), SL_SPAN_KEY(key), (v), (n)) /* string array */
+void sl_span_str_k(sl_span *s, const char *key, size_t kl, sl_str v);
+void sl_span_cstr_k(sl_span *s, const char *key, size_t kl, const char *v);
+void sl_span_int_k(sl_span *s, const char *key, size_t kl, int64_t v);
+void sl_span_double_k(sl_span *s, const char *key, size_t kl, double v);
+void sl_span_bool_k(sl_span *s, const char *key, size_t kl, bool v);
+void sl_span_strs_k(sl_span *s, const char *key, size_t kl, const sl_str *v, size_t n);
 /* Appends the attributes written into attrs (a span used as a scratch
  * buffer: active set by hand, len 0): a block encoded once and reused. */
 void sl_span_raw(sl_span *s, const sl_span *attrs);

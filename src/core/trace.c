@@ -53,10 +53,33 @@ void sl_trace_new_id(uint8_t *out, size_t n)
     } while (all_zero(out, n));
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* 4 bytes to 8 lowercase hex digits in a register: each byte spread to a
+ * 16-bit lane, its nibbles swapped into print order, then '0' added to every
+ * nibble and 39 more ('a' - '0' - 10) to those above 9. */
+static void hex4(char *out, const uint8_t *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    uint64_t x = w;
+    x = (x | x << 16) & 0x0000FFFF0000FFFFull;
+    x = (x | x << 8) & 0x00FF00FF00FF00FFull;
+    x = (x >> 4 & 0x000F000F000F000Full) | (x & 0x000F000F000F000Full) << 8;
+    uint64_t above9 = ((x + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
+    x += 0x3030303030303030ull + above9 * 39;
+    memcpy(out, &x, 8);
+}
+#endif
+
 void sl_hex(char *out, const uint8_t *p, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; i + 4 <= n; i += 4)
+        hex4(out + 2 * i, p + i);
+#endif
+    for (; i < n; i++) {
         out[2 * i] = hex[p[i] >> 4];
         out[2 * i + 1] = hex[p[i] & 15];
     }
@@ -219,15 +242,26 @@ static void put_varint(sl_span *s, uint64_t v)
     s->len = n;
 }
 
-static void put_bytes(sl_span *s, const void *p, size_t n)
+/* Keys, ids and most values are 4-32 bytes: two overlapping fixed-size
+ * copies (inlined moves) instead of a byte loop or a call to memcpy. */
+static inline void put_bytes(sl_span *s, const void *p, size_t n)
 {
     uint8_t *d = s->buf + s->len;
-    if (n <= 16) { /* keys and ids: a loop beats a call to memcpy */
-        const uint8_t *q = p;
+    const uint8_t *q = p;
+    if (n >= 16 && n <= 32) {
+        memcpy(d, q, 16);
+        memcpy(d + n - 16, q + n - 16, 16);
+    } else if (n >= 8 && n < 16) {
+        memcpy(d, q, 8);
+        memcpy(d + n - 8, q + n - 8, 8);
+    } else if (n >= 4 && n < 8) {
+        memcpy(d, q, 4);
+        memcpy(d + n - 4, q + n - 4, 4);
+    } else if (n < 4) {
         for (size_t i = 0; i < n; i++)
             d[i] = q[i];
     } else {
-        memcpy(d, p, n);
+        memcpy(d, q, n);
     }
     s->len += n;
 }
@@ -235,8 +269,12 @@ static void put_bytes(sl_span *s, const void *p, size_t n)
 static void put_fixed64(sl_span *s, uint64_t v)
 {
     uint8_t *d = s->buf + s->len;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(d, &v, 8);
+#else
     for (int i = 0; i < 8; i++) /* little-endian, whatever the host */
         d[i] = (uint8_t)(v >> (8 * i));
+#endif
     s->len += 8;
 }
 
@@ -318,11 +356,10 @@ void sl_span_begin_root(sl_span *s, const char *name, uint64_t start_us, uint64_
 
 /* Span.attributes (9) = KeyValue { key = 1; value = 2 (AnyValue, `vlen` bytes) };
  * writes the heads and returns true when the whole attribute fits. */
-static bool attr_head(sl_span *s, const char *key, size_t vlen)
+static bool attr_head(sl_span *s, const char *key, size_t kl, size_t vlen)
 {
     if (!s->active)
         return false;
-    size_t kl = strlen(key);
     size_t kv = lenfield_size(kl) + lenfield_size(vlen);
     if (!room(s, lenfield_size(kv))) {
         s->dropped++;
@@ -336,31 +373,32 @@ static bool attr_head(sl_span *s, const char *key, size_t vlen)
     return true;
 }
 
-void sl_span_str(sl_span *s, const char *key, sl_str v)
+void sl_span_str_k(sl_span *s, const char *key, size_t kl, sl_str v)
 {
     if (!v.p || !v.len)
         return;
     v.len = SL_MIN(v.len, 2048); /* a captured message is cut, not dropped */
-    if (attr_head(s, key, lenfield_size(v.len)))
+    if (attr_head(s, key, kl, lenfield_size(v.len)))
         put_lenfield(s, 1, v.p, v.len); /* AnyValue.string_value */
 }
 
-void sl_span_cstr(sl_span *s, const char *key, const char *v)
+void sl_span_cstr_k(sl_span *s, const char *key, size_t kl, const char *v)
 {
-    sl_span_str(s, key, v ? sl_str_c(v) : SL_STR_NULL);
+    if (s->active && v)
+        sl_span_str_k(s, key, kl, sl_str_c(v));
 }
 
-void sl_span_int(sl_span *s, const char *key, int64_t v)
+void sl_span_int_k(sl_span *s, const char *key, size_t kl, int64_t v)
 {
-    if (!attr_head(s, key, 1 + varint_len((uint64_t)v)))
+    if (!attr_head(s, key, kl, 1 + varint_len((uint64_t)v)))
         return;
     put_tag(s, 3, WT_VARINT); /* AnyValue.int_value */
     put_varint(s, (uint64_t)v);
 }
 
-void sl_span_double(sl_span *s, const char *key, double v)
+void sl_span_double_k(sl_span *s, const char *key, size_t kl, double v)
 {
-    if (!attr_head(s, key, 9))
+    if (!attr_head(s, key, kl, 9))
         return;
     uint64_t bits;
     memcpy(&bits, &v, 8);
@@ -368,20 +406,20 @@ void sl_span_double(sl_span *s, const char *key, double v)
     put_fixed64(s, bits);
 }
 
-void sl_span_bool(sl_span *s, const char *key, bool v)
+void sl_span_bool_k(sl_span *s, const char *key, size_t kl, bool v)
 {
-    if (!attr_head(s, key, 2))
+    if (!attr_head(s, key, kl, 2))
         return;
     put_tag(s, 2, WT_VARINT); /* AnyValue.bool_value */
     put_byte(s, v ? 1 : 0);
 }
 
-void sl_span_strs(sl_span *s, const char *key, const sl_str *v, size_t n)
+void sl_span_strs_k(sl_span *s, const char *key, size_t kl, const sl_str *v, size_t n)
 {
     size_t arr = 0;
     for (size_t i = 0; i < n; i++)
         arr += lenfield_size(lenfield_size(SL_MIN(v[i].len, 256)));
-    if (!n || !attr_head(s, key, lenfield_size(arr)))
+    if (!n || !attr_head(s, key, kl, lenfield_size(arr)))
         return;
     put_tag(s, 5, WT_LEN); /* AnyValue.array_value = ArrayValue { values = 1 } */
     put_varint(s, arr);
@@ -472,12 +510,12 @@ static void buf_lenfield(sl_buf *b, unsigned field, const void *p, size_t n)
 static void encode_resource(const char *service_name)
 {
     sl_span kv = {.active = true};
-    attr_head(&kv, "service.name", lenfield_size(strlen(service_name)));
+    attr_head(&kv, SL_SPAN_KEY("service.name"), lenfield_size(strlen(service_name)));
     put_lenfield(&kv, 1, service_name, strlen(service_name));
     static const char *const fixed[][2] = {{"telemetry.sdk.name", "sluice"},
                                            {"telemetry.sdk.language", "c"}};
     for (size_t i = 0; i < SL_ARRAY_LEN(fixed); i++) {
-        attr_head(&kv, fixed[i][0], lenfield_size(strlen(fixed[i][1])));
+        attr_head(&kv, fixed[i][0], strlen(fixed[i][0]), lenfield_size(strlen(fixed[i][1])));
         put_lenfield(&kv, 1, fixed[i][1], strlen(fixed[i][1]));
     }
     /* the attributes were written as Span field 9; in Resource they are field 1 */

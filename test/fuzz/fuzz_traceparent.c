@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     assert(strlen(tr.header) == SL_TRACEPARENT_LEN);
     sl_span sp;
     sl_span_begin(&sp, &tr, NULL, NULL, "fuzz", SL_SPAN_INTERNAL, 1, 2);
-    sl_span_str(&sp, "input", (sl_str){s, size});
+    sl_span_str(&sp, "input", ((sl_str){s, size}));
     sl_str parts[3] = {{s, size / 2}, {s, size}, {s + size / 2, size - size / 2}};
     sl_span_strs(&sp, "parts", parts, 3);
     assert(sp.len <= SL_SPAN_MAX);

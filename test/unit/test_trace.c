@@ -54,6 +54,24 @@ T_TEST(format_round_trip)
     T_CHECK(memcmp(t, t2, 16) == 0 && memcmp(p, p2, 8) == 0 && f == 0);
 }
 
+/* sl_hex's word-at-a-time digits against snprintf's, every byte value in
+ * every position of a word, and the odd tails. */
+T_TEST(hex_is_lowercase_two_digits_a_byte)
+{
+    uint8_t in[23];
+    char got[47], want[47];
+    for (int v = 0; v < 256; v++) {
+        for (size_t n = 0; n <= sizeof in; n++) {
+            for (size_t i = 0; i < sizeof in; i++)
+                in[i] = (uint8_t)(v + 37 * i);
+            sl_hex(got, in, n);
+            for (size_t i = 0; i < n; i++)
+                snprintf(want + 2 * i, 3, "%02x", in[i]);
+            T_CHECK(memcmp(got, want, 2 * n) == 0);
+        }
+    }
+}
+
 T_TEST(begin_continues_or_starts)
 {
     sl_trace tr;
@@ -146,7 +164,7 @@ T_TEST(span_encoding_and_queue)
     char big[2048];
     memset(big, 'x', sizeof big);
     for (int i = 0; i < 5; i++)
-        sl_span_str(&s, "k", (sl_str){big, sizeof big});
+        sl_span_str(&s, "k", ((sl_str){big, sizeof big}));
     T_CHECK(s.dropped > 0 && s.len <= SL_SPAN_MAX);
     sl_span_emit(&s);
     sl_span_begin(&s, &tr, NULL, NULL, "third", SL_SPAN_INTERNAL, 10, 20);
@@ -175,5 +193,6 @@ T_TEST(span_encoding_and_queue)
     sl_trace_fini();
 }
 
-T_MAIN("trace", traceparent_strict, format_round_trip, begin_continues_or_starts,
+T_MAIN("trace", traceparent_strict, format_round_trip, hex_is_lowercase_two_digits_a_byte,
+       begin_continues_or_starts,
        span_encoding_and_queue)
