@@ -244,10 +244,8 @@ static void put_varint(sl_span *s, uint64_t v)
 
 /* Keys, ids and most values are 4-32 bytes: two overlapping fixed-size
  * copies (inlined moves) instead of a byte loop or a call to memcpy. */
-static inline void put_bytes(sl_span *s, const void *p, size_t n)
+static inline void copy_small(uint8_t *d, const uint8_t *q, size_t n)
 {
-    uint8_t *d = s->buf + s->len;
-    const uint8_t *q = p;
     if (n >= 16 && n <= 32) {
         memcpy(d, q, 16);
         memcpy(d + n - 16, q + n - 16, 16);
@@ -263,6 +261,11 @@ static inline void put_bytes(sl_span *s, const void *p, size_t n)
     } else {
         memcpy(d, q, n);
     }
+}
+
+static inline void put_bytes(sl_span *s, const void *p, size_t n)
+{
+    copy_small(s->buf + s->len, p, n);
     s->len += n;
 }
 
@@ -373,13 +376,41 @@ static bool attr_head(sl_span *s, const char *key, size_t kl, size_t vlen)
     return true;
 }
 
+/* The common attribute, written in one go: when the whole KeyValue is below
+ * 128 bytes every length is a one-byte varint. Writes the heads and returns
+ * where the AnyValue's anyvalue_len bytes go; NULL: the general path (which
+ * also counts an attribute that does not fit). The bytes are attr_head's. */
+static uint8_t *small_attr(sl_span *s, const char *key, size_t kl, size_t anyvalue_len)
+{
+    size_t kv = 2 + kl + 2 + anyvalue_len;
+    if (kv >= 0x80 || !room(s, 2 + kv))
+        return NULL;
+    uint8_t *d = s->buf + s->len;
+    d[0] = 9 << 3 | WT_LEN; /* Span.attributes */
+    d[1] = (uint8_t)kv;
+    d[2] = 1 << 3 | WT_LEN; /* KeyValue.key */
+    d[3] = (uint8_t)kl;
+    copy_small(d + 4, (const uint8_t *)key, kl);
+    d += 4 + kl;
+    d[0] = 2 << 3 | WT_LEN; /* KeyValue.value */
+    d[1] = (uint8_t)anyvalue_len;
+    s->len += 2 + kv;
+    return d + 2;
+}
+
 void sl_span_str_k(sl_span *s, const char *key, size_t kl, sl_str v)
 {
-    if (!v.p || !v.len)
+    if (!v.p || !v.len || !s->active)
         return;
     v.len = SL_MIN(v.len, 2048); /* a captured message is cut, not dropped */
-    if (attr_head(s, key, kl, lenfield_size(v.len)))
-        put_lenfield(s, 1, v.p, v.len); /* AnyValue.string_value */
+    uint8_t *d = small_attr(s, key, kl, 2 + v.len);
+    if (d) {
+        d[0] = 1 << 3 | WT_LEN; /* AnyValue.string_value */
+        d[1] = (uint8_t)v.len;
+        copy_small(d + 2, (const uint8_t *)v.p, v.len);
+    } else if (attr_head(s, key, kl, lenfield_size(v.len))) {
+        put_lenfield(s, 1, v.p, v.len);
+    }
 }
 
 void sl_span_cstr_k(sl_span *s, const char *key, size_t kl, const char *v)
@@ -390,10 +421,20 @@ void sl_span_cstr_k(sl_span *s, const char *key, size_t kl, const char *v)
 
 void sl_span_int_k(sl_span *s, const char *key, size_t kl, int64_t v)
 {
-    if (!attr_head(s, key, kl, 1 + varint_len((uint64_t)v)))
+    if (!s->active)
         return;
-    put_tag(s, 3, WT_VARINT); /* AnyValue.int_value */
-    put_varint(s, (uint64_t)v);
+    uint64_t u = (uint64_t)v;
+    size_t vl = varint_len(u);
+    uint8_t *d = small_attr(s, key, kl, 1 + vl);
+    if (d) {
+        d[0] = 3 << 3 | WT_VARINT; /* AnyValue.int_value */
+        for (size_t i = 1; i < vl; i++, u >>= 7)
+            d[i] = (uint8_t)(u | 0x80);
+        d[vl] = (uint8_t)u;
+    } else if (attr_head(s, key, kl, 1 + vl)) {
+        put_tag(s, 3, WT_VARINT);
+        put_varint(s, u);
+    }
 }
 
 void sl_span_double_k(sl_span *s, const char *key, size_t kl, double v)

@@ -137,6 +137,75 @@ static bool walk(const uint8_t *p, size_t n, unsigned f, int *count)
     return i == n;
 }
 
+static uint64_t varint_at(const uint8_t *p, size_t *i)
+{
+    uint64_t v = 0;
+    for (int sh = 0; sh < 64; sh += 7) {
+        v |= (uint64_t)(p[*i] & 0x7f) << sh;
+        if (!(p[(*i)++] & 0x80))
+            break;
+    }
+    return v;
+}
+
+/* The one attribute a span holds after its head (at `at`): KeyValue { key,
+ * AnyValue { string_value | int_value } }, each length as its bytes say. */
+static bool one_attr(const sl_span *s, size_t at, const char *key, const char *str, int64_t num)
+{
+    size_t i = at;
+    if (s->buf[i++] != (9 << 3 | 2))
+        return false;
+    size_t kv_end = (size_t)varint_at(s->buf, &i);
+    kv_end += i;
+    size_t kl = (s->buf[i++] == (1 << 3 | 2)) ? (size_t)varint_at(s->buf, &i) : (size_t)-1;
+    if (kl != strlen(key) || memcmp(s->buf + i, key, kl) != 0)
+        return false;
+    i += kl;
+    if (s->buf[i++] != (2 << 3 | 2))
+        return false;
+    size_t av_end = (size_t)varint_at(s->buf, &i);
+    av_end += i;
+    if (str) {
+        size_t vl = (s->buf[i++] == (1 << 3 | 2)) ? (size_t)varint_at(s->buf, &i) : (size_t)-1;
+        if (vl != strlen(str) || memcmp(s->buf + i, str, vl) != 0)
+            return false;
+        i += vl;
+    } else if (s->buf[i++] != (3 << 3 | 0) || (int64_t)varint_at(s->buf, &i) != num) {
+        return false;
+    }
+    return i == av_end && i == kv_end && i == s->len;
+}
+
+/* Attributes whose lengths cross the one-byte varint (127/128) read back
+ * whole, whichever path wrote them. */
+T_TEST(attribute_lengths_on_both_sides_of_one_byte)
+{
+    sl_trace_init(4, "svc");
+    sl_trace_on = true;
+    sl_trace tr;
+    sl_trace_begin(&tr, ok_tp, strlen(ok_tp), 1.0);
+    static char big[300];
+    for (size_t n = 0; n < sizeof big - 1; n++) {
+        memset(big, 'v', n);
+        big[n] = '\0';
+        sl_span s;
+        sl_span_begin(&s, &tr, tr.span_id, NULL, "x", SL_SPAN_SERVER, 10, 20);
+        size_t head = s.len;
+        sl_span_cstr(&s, "gen_ai.request.model", big);
+        T_CHECK(n == 0 ? s.len == head : one_attr(&s, head, "gen_ai.request.model", big, 0));
+    }
+    static const int64_t nums[] = {0, 1, 127, 128, 16383, 16384, -1, INT64_MAX, INT64_MIN};
+    for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++) {
+        sl_span s;
+        sl_span_begin(&s, &tr, tr.span_id, NULL, "x", SL_SPAN_SERVER, 10, 20);
+        size_t head = s.len;
+        sl_span_int(&s, "n", nums[k]);
+        T_CHECK(one_attr(&s, head, "n", NULL, nums[k]));
+    }
+    sl_trace_on = false;
+    sl_trace_fini();
+}
+
 T_TEST(span_encoding_and_queue)
 {
     sl_trace_init(2, "svc");
@@ -194,5 +263,5 @@ T_TEST(span_encoding_and_queue)
 }
 
 T_MAIN("trace", traceparent_strict, format_round_trip, hex_is_lowercase_two_digits_a_byte,
-       begin_continues_or_starts,
+       begin_continues_or_starts, attribute_lengths_on_both_sides_of_one_byte,
        span_encoding_and_queue)
