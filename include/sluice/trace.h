@@ -86,7 +86,7 @@ bool sl_tracestate_valid(const char *s, size_t n);
 void sl_trace_begin(sl_trace *t, const char *traceparent, size_t n, double ratio);
 /* A child trace context under parent's span (internal requests). */
 void sl_trace_child(sl_trace *t, const sl_trace *parent);
-void sl_trace_new_id(uint8_t *out, size_t n);       /* random, never all zero */
+void sl_trace_new_id(uint8_t *out, size_t n);       /* n 8 or 16: random, never all zero */
 void sl_hex(char *out, const uint8_t *p, size_t n); /* 2n chars, no NUL */
 
 /* ---- spans ------------------------------------------------------------------ */

@@ -43,14 +43,18 @@ static bool all_zero(const uint8_t *p, size_t n)
     return true;
 }
 
+/* Ids are 8 or 16 bytes: whole random words, and a word of zeros (never
+ * seen in practice: splitmix64 maps exactly one state to 0) drawn again, so
+ * that no id is all zero. */
 void sl_trace_new_id(uint8_t *out, size_t n)
 {
-    do {
-        for (size_t i = 0; i < n; i += 8) {
-            uint64_t v = next_rand();
-            memcpy(out + i, &v, SL_MIN(8, n - i));
-        }
-    } while (all_zero(out, n));
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t v;
+        do
+            v = next_rand();
+        while (!v);
+        memcpy(out + i, &v, SL_MIN(8, n - i));
+    }
 }
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
