@@ -187,10 +187,33 @@ def read_bench_json(out, url="?"):
             "p99_us": float(j["p99_us"]), "non2xx": int(j["err_status"])}
 
 
+def core_ticks():
+    """Per core of the bench (0 and 1): (steal, all) clock ticks from /proc/stat."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3:4].isdigit():
+                name, *v = line.split()
+                v = [int(x) for x in v[:8]]
+                out[int(name[3:])] = (v[7], sum(v))
+    return out
+
+
+def steal_pct(before, after):
+    """The largest share of a bench core's time the host gave to someone else
+    (steal) between two core_ticks(): what a row cannot be read through."""
+    worst = 0.0
+    for c in (0, 1):
+        if c in before and c in after and after[c][1] > before[c][1]:
+            worst = max(worst, 100.0 * (after[c][0] - before[c][0]) / (after[c][1] - before[c][1]))
+    return worst
+
+
 def measure(name, pid, url, mode, conns=CONNS, secs=None):
-    t0 = cpu_ticks(pid)
+    t0, c0 = cpu_ticks(pid), core_ticks()
     r = wrk(url, mode, conns, secs)
     ticks = cpu_ticks(pid) - t0
+    r["steal_pct"] = steal_pct(c0, core_ticks())
     r["cpu_us_per_req"] = ticks * (1e6 / os.sysconf("SC_CLK_TCK")) / max(r["total"], 1)
     r["rss_kib"] = rss_kib(pid)
     r["name"] = name
@@ -331,6 +354,15 @@ BUSY_POLL_US = 1000
 HIT_ROUNDS = int(os.environ.get("BENCH_HIT_ROUNDS", "7"))
 
 
+# A round in which the host took more than this share of a bench core
+# (steal time in /proc/stat) is measured again, at most REDO_MAX times:
+# on this VM a neighbour's burst once turned one round's hit ÷ nginx into
+# 5.34 and the next into 0.17.
+STEAL_MAX = float(os.environ.get("BENCH_STEAL_MAX", "3"))
+REDO_MAX = 2
+redone = [0, 0]  # rounds measured again, rounds kept although stolen from
+
+
 def in_turns(measures, rounds=ROUNDS):
     """measures: functions that each measure one row, called in turns
     (A B C, A B C, ...) rather than minutes apart: on this VM one server's
@@ -339,8 +371,16 @@ def in_turns(measures, rounds=ROUNDS):
     Returns each function's rows, one per round."""
     runs = [[] for _ in measures]
     for _ in range(rounds):
-        for i, m in enumerate(measures):
-            runs[i].append(m())
+        for attempt in range(REDO_MAX + 1):
+            got = [m() for m in measures]
+            if max(r.get("steal_pct", 0) for r in got) <= STEAL_MAX:
+                break
+            if attempt < REDO_MAX:
+                redone[0] += 1
+            else:
+                redone[1] += 1
+        for i, r in enumerate(got):
+            runs[i].append(r)
     return runs
 
 
@@ -556,12 +596,12 @@ def responses_rows(mock, mock_url, sp, sport, chat_sluice, chat_direct):
 
 
 def table(rows):
-    out = ["| scenario | req/s | p50 µs | p99 µs | CPU µs/req | SUT CPU % | RSS MiB |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+    out = ["| scenario | req/s | p50 µs | p99 µs | CPU µs/req | SUT CPU % | RSS MiB | steal % |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:  # SUT CPU %: the server under test's CPU time / wall time (100: its core saturated)
-        out.append("| %s | %.0f | %.0f | %.0f | %.1f | %.0f | %.1f |" % (
+        out.append("| %s | %.0f | %.0f | %.0f | %.1f | %.0f | %.1f | %.1f |" % (
             r["name"], r["rps"], r["p50_us"], r["p99_us"], r["cpu_us_per_req"],
-            r["cpu_us_per_req"] * r["rps"] / 1e4, r["rss_kib"] / 1024))
+            r["cpu_us_per_req"] * r["rps"] / 1e4, r["rss_kib"] / 1024, r.get("steal_pct", 0)))
     return out
 
 
@@ -758,6 +798,9 @@ def main():
 
     out = table(rows)
     ratios = list(resp["notes"])
+    ratios.append("steal %%: the largest share of a bench core the host took during the row (/proc/stat); rounds "
+                  "in turns measured again because the host took more than %.0f %% of a core: %d (kept although "
+                  "stolen from, after %d tries: %d)" % (STEAL_MAX, redone[0], REDO_MAX + 1, redone[1]))
     checks = []
     if have_nginx:
         pr = passthru_fixed["rps"] / nproxy["rps"]

@@ -115,6 +115,14 @@ typedef enum {
 /* Adds v to the series of metric m with the given label values (as many as the
  * family declares, in order). */
 void sl_metric_add(sl_metric m, double v, const char *const *labels);
+/* The same as sl_metric_add for a hot path whose label values never change
+ * (string constants): the series is looked up once and kept in *ref (zero
+ * it to start), not rendered and hashed per call. */
+typedef struct sl_metric_ref {
+    void *series;
+    unsigned generation; /* the registry's, when series was resolved */
+} sl_metric_ref;
+void sl_metric_add_ref(sl_metric_ref *ref, sl_metric m, double v, const char *const *labels);
 /* Sets a gauge. */
 void sl_metric_set(sl_metric m, double v, const char *const *labels);
 /* Hides every series of gauge family m until it is set again: a refresher

@@ -170,6 +170,20 @@ void sl_metric_add(sl_metric m, double v, const char *const *labels)
         s->value += v;
 }
 
+/* Bumped when the registry is freed: a kept series pointer of an older one
+ * is resolved again (series are otherwise never freed). */
+static unsigned generation = 1;
+
+void sl_metric_add_ref(sl_metric_ref *ref, sl_metric m, double v, const char *const *labels)
+{
+    if (!ref->series || ref->generation != generation) {
+        ref->series = get_series(m, labels); /* NULL at the cap: tried again next time */
+        ref->generation = generation;
+    }
+    if (ref->series)
+        ((series *)ref->series)->value += v;
+}
+
 void sl_metric_set(sl_metric m, double v, const char *const *labels)
 {
     series *s = get_series(m, labels);
@@ -542,6 +556,7 @@ void sl_metrics_free(void)
 {
     tuples_free(); /* it points into the live registry */
     registry_free(&live);
+    generation++; /* and so may an sl_metric_ref */
 }
 
 /* ---- the process group ---------------------------------------------------- */

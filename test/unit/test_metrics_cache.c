@@ -98,4 +98,24 @@ T_TEST(capped_series_count_every_drop)
     sl_config_unref(c);
 }
 
-T_MAIN("metrics_cache", many_tuples_count_exactly, capped_series_count_every_drop)
+/* A kept series counts into the very line sl_metric_add does, and a freed
+ * registry makes the ref resolve again (ASan: no use of the freed series). */
+T_TEST(a_kept_series_counts_with_the_looked_up_one)
+{
+    static sl_metric_ref ref;
+    const char *const hit[] = {"hit_l1"};
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 3; i++)
+            sl_metric_add_ref(&ref, SL_M_CACHE_LOOKUPS, 1, hit);
+        sl_metric_add(SL_M_CACHE_LOOKUPS, 1, hit);
+        sl_buf b;
+        sl_buf_init(&b, 0);
+        sl_metrics_render(&b);
+        T_CHECK(has_line(b.p, "sluice_cache_lookups_total{result=\"hit_l1\"} 4"));
+        sl_buf_free(&b);
+        sl_metrics_free(); /* the second round starts on a new registry */
+    }
+}
+
+T_MAIN("metrics_cache", many_tuples_count_exactly, capped_series_count_every_drop,
+       a_kept_series_counts_with_the_looked_up_one)
