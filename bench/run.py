@@ -288,7 +288,7 @@ def sidecar_rows(mock, mock_port, sp, surl, bp, burl):
         runs = in_turns(list(measures.values()))
     finally:
         for p in servers:
-            stop_group(p)
+            stop_group(proc)
         on_core(mock.pid, 0)
     return dict(zip(measures.keys(), runs))
 
@@ -651,7 +651,8 @@ def main():
         passthru_fixed = measure("sluice pass-through (upstream: fixed nginx)", fp.pid,
                                  "http://127.0.0.1:%d/v1/chat/completions" % fport, "unique")
         rows.append(passthru_fixed)
-        stop_group(fp)
+        for proc in (fp, proxy_p, up_p):  # idle from here on: none holds a port or a worker through later rows
+            stop_group(proc)
     sp, sport = sluice(mock_port, cache=False)
     time.sleep(0.3)
     idle_rss, idle_pss = rss_kib(sp.pid), pss_kib(sp.pid)
@@ -704,7 +705,7 @@ def main():
     c1_runs = dict(zip(c1.keys(), in_turns(list(c1.values()))))
     for p in (relay_p, c1_proxy):
         if p:
-            stop_group(p)
+            stop_group(proc)
     rows += [median_row(r, "p50_us") for r in c1_runs.values()]
     side = sidecar_rows(mock, mock_port, sp, surl, bp, burl)
     rows += [median_row(r, "p50_us") for r in side.values()]
