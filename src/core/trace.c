@@ -273,15 +273,39 @@ static inline void put_bytes(sl_span *s, const void *p, size_t n)
     s->len += n;
 }
 
-static void put_fixed64(sl_span *s, uint64_t v)
+/* The writers at a pointer: each returns the byte after what it wrote. */
+static inline uint8_t *varint_at(uint8_t *d, uint64_t v)
 {
-    uint8_t *d = s->buf + s->len;
+    while (v >= 0x80) {
+        *d++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *d++ = (uint8_t)v;
+    return d;
+}
+
+static inline uint8_t *fixed64_at(uint8_t *d, uint64_t v)
+{
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     memcpy(d, &v, 8);
 #else
     for (int i = 0; i < 8; i++) /* little-endian, whatever the host */
         d[i] = (uint8_t)(v >> (8 * i));
 #endif
+    return d + 8;
+}
+
+static inline uint8_t *lenfield_at(uint8_t *d, unsigned field, const void *p, size_t n)
+{
+    *d++ = (uint8_t)(field << 3 | WT_LEN); /* fields below 16: a one-byte tag */
+    d = varint_at(d, n);
+    copy_small(d, p, n);
+    return d + n;
+}
+
+static void put_fixed64(sl_span *s, uint64_t v)
+{
+    fixed64_at(s->buf + s->len, v);
     s->len += 8;
 }
 
@@ -361,60 +385,39 @@ void sl_span_begin_root(sl_span *s, const char *name, uint64_t start_us, uint64_
     sl_span_begin(s, &t, t.span_id, NULL, name, SL_SPAN_INTERNAL, start_us, end_us);
 }
 
-/* Span.attributes (9) = KeyValue { key = 1; value = 2 (AnyValue, `vlen` bytes) };
- * writes the heads and returns true when the whole attribute fits. */
-static bool attr_head(sl_span *s, const char *key, size_t kl, size_t vlen)
+/* Span.attributes (9) = KeyValue { key = 1; value = 2 (AnyValue, `vlen` bytes) }.
+ * Writes the heads in one pass through a pointer (no per-byte length
+ * reloads, no call per field) and returns where the AnyValue's vlen bytes
+ * go, already counted in s->len; NULL when the span is inactive or the
+ * attribute does not fit (counted dropped). The caller writes exactly vlen
+ * bytes there. */
+static uint8_t *attr_head(sl_span *s, const char *key, size_t kl, size_t vlen)
 {
     if (!s->active)
-        return false;
+        return NULL;
     size_t kv = lenfield_size(kl) + lenfield_size(vlen);
     if (!room(s, lenfield_size(kv))) {
         s->dropped++;
-        return false;
-    }
-    put_tag(s, 9, WT_LEN);
-    put_varint(s, kv);
-    put_lenfield(s, 1, key, kl);
-    put_tag(s, 2, WT_LEN);
-    put_varint(s, vlen);
-    return true;
-}
-
-/* The common attribute, written in one go: when the whole KeyValue is below
- * 128 bytes every length is a one-byte varint. Writes the heads and returns
- * where the AnyValue's anyvalue_len bytes go; NULL: the general path (which
- * also counts an attribute that does not fit). The bytes are attr_head's. */
-static uint8_t *small_attr(sl_span *s, const char *key, size_t kl, size_t anyvalue_len)
-{
-    size_t kv = 2 + kl + 2 + anyvalue_len;
-    if (kv >= 0x80 || !room(s, 2 + kv))
         return NULL;
+    }
     uint8_t *d = s->buf + s->len;
-    d[0] = 9 << 3 | WT_LEN; /* Span.attributes */
-    d[1] = (uint8_t)kv;
-    d[2] = 1 << 3 | WT_LEN; /* KeyValue.key */
-    d[3] = (uint8_t)kl;
-    copy_small(d + 4, (const uint8_t *)key, kl);
-    d += 4 + kl;
-    d[0] = 2 << 3 | WT_LEN; /* KeyValue.value */
-    d[1] = (uint8_t)anyvalue_len;
-    s->len += 2 + kv;
-    return d + 2;
+    *d++ = 9 << 3 | WT_LEN;
+    d = varint_at(d, kv);
+    d = lenfield_at(d, 1, key, kl);
+    *d++ = 2 << 3 | WT_LEN;
+    d = varint_at(d, vlen);
+    s->len = (size_t)(d - s->buf) + vlen;
+    return d;
 }
 
 void sl_span_str_k(sl_span *s, const char *key, size_t kl, sl_str v)
 {
-    if (!v.p || !v.len || !s->active)
+    if (!v.p || !v.len)
         return;
     v.len = SL_MIN(v.len, 2048); /* a captured message is cut, not dropped */
-    uint8_t *d = small_attr(s, key, kl, 2 + v.len);
-    if (d) {
-        d[0] = 1 << 3 | WT_LEN; /* AnyValue.string_value */
-        d[1] = (uint8_t)v.len;
-        copy_small(d + 2, (const uint8_t *)v.p, v.len);
-    } else if (attr_head(s, key, kl, lenfield_size(v.len))) {
-        put_lenfield(s, 1, v.p, v.len);
-    }
+    uint8_t *d = attr_head(s, key, kl, lenfield_size(v.len));
+    if (d)
+        lenfield_at(d, 1, v.p, v.len); /* AnyValue.string_value */
 }
 
 void sl_span_cstr_k(sl_span *s, const char *key, size_t kl, const char *v)
@@ -425,38 +428,31 @@ void sl_span_cstr_k(sl_span *s, const char *key, size_t kl, const char *v)
 
 void sl_span_int_k(sl_span *s, const char *key, size_t kl, int64_t v)
 {
-    if (!s->active)
-        return;
-    uint64_t u = (uint64_t)v;
-    size_t vl = varint_len(u);
-    uint8_t *d = small_attr(s, key, kl, 1 + vl);
+    uint8_t *d = attr_head(s, key, kl, 1 + varint_len((uint64_t)v));
     if (d) {
-        d[0] = 3 << 3 | WT_VARINT; /* AnyValue.int_value */
-        for (size_t i = 1; i < vl; i++, u >>= 7)
-            d[i] = (uint8_t)(u | 0x80);
-        d[vl] = (uint8_t)u;
-    } else if (attr_head(s, key, kl, 1 + vl)) {
-        put_tag(s, 3, WT_VARINT);
-        put_varint(s, u);
+        *d++ = 3 << 3 | WT_VARINT; /* AnyValue.int_value */
+        varint_at(d, (uint64_t)v);
     }
 }
 
 void sl_span_double_k(sl_span *s, const char *key, size_t kl, double v)
 {
-    if (!attr_head(s, key, kl, 9))
-        return;
-    uint64_t bits;
-    memcpy(&bits, &v, 8);
-    put_tag(s, 4, WT_I64); /* AnyValue.double_value */
-    put_fixed64(s, bits);
+    uint8_t *d = attr_head(s, key, kl, 9);
+    if (d) {
+        uint64_t bits;
+        memcpy(&bits, &v, 8);
+        *d++ = 4 << 3 | WT_I64; /* AnyValue.double_value */
+        fixed64_at(d, bits);
+    }
 }
 
 void sl_span_bool_k(sl_span *s, const char *key, size_t kl, bool v)
 {
-    if (!attr_head(s, key, kl, 2))
-        return;
-    put_tag(s, 2, WT_VARINT); /* AnyValue.bool_value */
-    put_byte(s, v ? 1 : 0);
+    uint8_t *d = attr_head(s, key, kl, 2);
+    if (d) {
+        d[0] = 2 << 3 | WT_VARINT; /* AnyValue.bool_value */
+        d[1] = v ? 1 : 0;
+    }
 }
 
 void sl_span_strs_k(sl_span *s, const char *key, size_t kl, const sl_str *v, size_t n)
@@ -464,15 +460,16 @@ void sl_span_strs_k(sl_span *s, const char *key, size_t kl, const sl_str *v, siz
     size_t arr = 0;
     for (size_t i = 0; i < n; i++)
         arr += lenfield_size(lenfield_size(SL_MIN(v[i].len, 256)));
-    if (!n || !attr_head(s, key, kl, lenfield_size(arr)))
+    uint8_t *d = n ? attr_head(s, key, kl, lenfield_size(arr)) : NULL;
+    if (!d)
         return;
-    put_tag(s, 5, WT_LEN); /* AnyValue.array_value = ArrayValue { values = 1 } */
-    put_varint(s, arr);
+    *d++ = 5 << 3 | WT_LEN; /* AnyValue.array_value = ArrayValue { values = 1 } */
+    d = varint_at(d, arr);
     for (size_t i = 0; i < n; i++) {
         size_t l = SL_MIN(v[i].len, 256);
-        put_tag(s, 1, WT_LEN);
-        put_varint(s, lenfield_size(l));
-        put_lenfield(s, 1, v[i].p, l);
+        *d++ = 1 << 3 | WT_LEN; /* ArrayValue.values: AnyValue { string_value = 1 } */
+        d = varint_at(d, lenfield_size(l));
+        d = lenfield_at(d, 1, v[i].p, l);
     }
 }
 
@@ -555,14 +552,9 @@ static void buf_lenfield(sl_buf *b, unsigned field, const void *p, size_t n)
 static void encode_resource(const char *service_name)
 {
     sl_span kv = {.active = true};
-    attr_head(&kv, SL_SPAN_KEY("service.name"), lenfield_size(strlen(service_name)));
-    put_lenfield(&kv, 1, service_name, strlen(service_name));
-    static const char *const fixed[][2] = {{"telemetry.sdk.name", "sluice"},
-                                           {"telemetry.sdk.language", "c"}};
-    for (size_t i = 0; i < SL_ARRAY_LEN(fixed); i++) {
-        attr_head(&kv, fixed[i][0], strlen(fixed[i][0]), lenfield_size(strlen(fixed[i][1])));
-        put_lenfield(&kv, 1, fixed[i][1], strlen(fixed[i][1]));
-    }
+    sl_span_cstr(&kv, "service.name", service_name);
+    sl_span_cstr(&kv, "telemetry.sdk.name", "sluice");
+    sl_span_cstr(&kv, "telemetry.sdk.language", "c");
     /* the attributes were written as Span field 9; in Resource they are field 1 */
     for (size_t i = 0; i < kv.len;) {
         kv.buf[i] = 1 << 3 | WT_LEN;

@@ -177,7 +177,7 @@ static bool one_attr(const sl_span *s, size_t at, const char *key, const char *s
 }
 
 /* Attributes whose lengths cross the one-byte varint (127/128) read back
- * whole, whichever path wrote them. */
+ * whole: every length as its bytes say. */
 T_TEST(attribute_lengths_on_both_sides_of_one_byte)
 {
     sl_trace_init(4, "svc");
