@@ -24,9 +24,9 @@ static struct {
     struct event *flush_ev; /* once per loop iteration */
     bool flush_pending;
     uint64_t dropped;
-    /* A regular file's offsets: written, handed to writeback, still cached from. */
+    /* A regular file's offsets: bytes written, and how far writeback was asked for. */
     bool regular;
-    uint64_t written, synced, cached_from;
+    uint64_t written, synced;
 } acc = {.fd = -1};
 
 /* The secrets of the running configuration (copies): no log line shows one. */
@@ -99,7 +99,7 @@ static void use_fd(struct event_base *base, int fd, bool own)
     }
     struct stat st;
     acc.regular = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-    acc.written = acc.synced = acc.cached_from = acc.regular ? (uint64_t)st.st_size : 0;
+    acc.written = acc.synced = acc.regular ? (uint64_t)st.st_size : 0;
     if (base && !acc.flush_ev)
         acc.flush_ev = event_new(base, -1, 0, flush_cb, NULL);
 }
@@ -118,12 +118,12 @@ static void bound_page_cache(void)
         return;
     (void)sync_file_range(acc.fd, (off_t)acc.synced, (off_t)(acc.written - acc.synced),
                           SYNC_FILE_RANGE_WRITE);
-    /* from two chunks further back: pages still under writeback last time
-     * were skipped then (the drop never waits), and go now */
-    uint64_t from = acc.cached_from > 2 * ACCESS_CACHE_CHUNK ? acc.cached_from - 2 * ACCESS_CACHE_CHUNK : 0;
+    /* what was handed to writeback before, and two chunks further back:
+     * pages still being written last time were skipped (the drop never
+     * waits), and go now */
+    uint64_t back = 3 * ACCESS_CACHE_CHUNK, from = acc.synced > back ? acc.synced - back : 0;
     if (acc.synced > from)
         (void)posix_fadvise(acc.fd, (off_t)from, (off_t)(acc.synced - from), POSIX_FADV_DONTNEED);
-    acc.cached_from = acc.synced;
     acc.synced = acc.written;
 }
 

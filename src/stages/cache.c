@@ -50,11 +50,15 @@ enum { REPLAY_PIECES = 8 };
 
 static bool serve(sl_req *r, const sl_cache_entry *e, const char *layer);
 
-/* sluice_cache_lookups_total{result="miss"}, its series kept */
-static void count_miss(void)
+/* sluice_cache_lookups_total{result}: the stage's three results, each
+ * series kept (LOOKUP_*: an index into both tables) */
+enum { LOOKUP_HIT_L1, LOOKUP_HIT_L2, LOOKUP_MISS };
+
+static void count_lookup(int result)
 {
-    static sl_metric_ref miss;
-    sl_metric_add_ref(&miss, SL_M_CACHE_LOOKUPS, 1, (const char *const[]){"miss"});
+    static const char *const names[] = {"hit_l1", "hit_l2", "miss"};
+    static sl_metric_ref series[SL_ARRAY_LEN(names)];
+    sl_metric_add_ref(&series[result], SL_M_CACHE_LOOKUPS, 1, &names[result]);
 }
 
 typedef struct cache_state { /* the stage's context */
@@ -291,12 +295,8 @@ static bool serve(sl_req *r, const sl_cache_entry *entry, const char *layer)
         r->status = 200;
         sl_buf_append(&r->body_out, e.json.p, e.json.len);
     }
-    static sl_metric_ref hit_l1, hit_l2;
-    if (r->cache != SL_CACHE_SEMANTIC) { /* counted by the semantic stage */
-        bool l1 = layer[1] == '1';
-        sl_metric_add_ref(l1 ? &hit_l1 : &hit_l2, SL_M_CACHE_LOOKUPS, 1,
-                          (const char *const[]){l1 ? "hit_l1" : "hit_l2"});
-    }
+    if (r->cache != SL_CACHE_SEMANTIC) /* counted by the semantic stage */
+        count_lookup(layer[1] == '1' ? LOOKUP_HIT_L1 : LOOKUP_HIT_L2);
     sl_req_finish(r);
     return true;
 }
@@ -333,7 +333,7 @@ static void on_l2_reply(void *ud, const redisReply *reply, int status)
                                     reply->len, 0, ttl_ms) == SL_OK)
             add_alias(r);
     } else {
-        count_miss();
+        count_lookup(LOOKUP_MISS);
         note_miss(r, "l2");
         sl_pipeline_resume(r);
     }
@@ -351,7 +351,7 @@ static sl_step lookup_l2(sl_req *r, cache_state *st)
 {
     sl_redis *redis = r->env->redis;
     if (!redis) {
-        count_miss();
+        count_lookup(LOOKUP_MISS);
         note_miss(r, "l1");
         return SL_NEXT;
     }
@@ -366,7 +366,7 @@ static sl_step lookup_l2(sl_req *r, cache_state *st)
                         argl) != SL_OK) {
         st->lookup_pending = false;
         sl_req_release(r);
-        count_miss();
+        count_lookup(LOOKUP_MISS);
         note_miss(r, "l2");
         return SL_NEXT; /* Redis down: a miss, no wait */
     }
