@@ -288,7 +288,7 @@ def sidecar_rows(mock, mock_port, sp, surl, bp, burl):
         runs = in_turns(list(measures.values()))
     finally:
         for p in servers:
-            stop_group(proc)
+            stop_group(p)
         on_core(mock.pid, 0)
     return dict(zip(measures.keys(), runs))
 
@@ -705,7 +705,7 @@ def main():
     c1_runs = dict(zip(c1.keys(), in_turns(list(c1.values()))))
     for p in (relay_p, c1_proxy):
         if p:
-            stop_group(proc)
+            stop_group(p)
     rows += [median_row(r, "p50_us") for r in c1_runs.values()]
     side = sidecar_rows(mock, mock_port, sp, surl, bp, burl)
     rows += [median_row(r, "p50_us") for r in side.values()]
